@@ -1,0 +1,2 @@
+//! The `saddle` command line; everything lives in [`saddle::cli`].
+fn main() {}
