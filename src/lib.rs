@@ -10,3 +10,20 @@
 #![warn(missing_docs)]
 
 pub mod syntax;
+pub mod check;
+
+pub use check::Theory;
+pub use syntax::{Diagnostic, Diagnostics};
+
+/// The front end in one call: parse and check `source` (named `file_name` in messages).
+///
+/// ```
+/// let source = std::fs::read_to_string("examples/deep_erf.action").unwrap();
+/// let theory = saddle::compile(&source, "deep_erf.action").unwrap();
+/// assert_eq!(theory.name, "deep_erf");
+/// assert_eq!(theory.fields[0].name, "C");
+/// ```
+pub fn compile(source: &str, file_name: &str) -> Result<Theory, Diagnostics> {
+    let file = syntax::parse(source, file_name)?;
+    check::check(&file).map_err(|items| Diagnostics::new(file_name, source, items))
+}

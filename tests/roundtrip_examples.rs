@@ -31,3 +31,13 @@ fn every_example_round_trips_through_the_canonical_printer() {
         assert_eq!(print_file(&reparsed), printed, "{name}: printing is not idempotent");
     }
 }
+
+#[test]
+fn every_example_checks() {
+    for (name, text) in examples() {
+        let theory = saddle::compile(&text, &name).unwrap_or_else(|d| panic!("{name}:\n{}", d.render(false)));
+        assert!(!theory.fields.is_empty(), "{name}: no fields");
+        assert!(!theory.conjugates.is_empty(), "{name}: no conjugates");
+        assert!(theory.action.body.shape.is_scalar());
+    }
+}

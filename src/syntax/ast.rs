@@ -202,6 +202,14 @@ pub enum ExprKind {
         /// The arguments.
         args: Vec<Expr>,
     },
+    /// `ln E[…]`: a built-in applied to one factor without parentheses (kept apart from
+    /// [`ExprKind::Call`] only to print it back as written).
+    Prefix {
+        /// The built-in's name.
+        func: Ident,
+        /// Its argument.
+        arg: Box<Expr>,
+    },
     /// `-a`
     Neg(Box<Expr>),
     /// `a op b`

@@ -180,6 +180,8 @@ fn rule_words(rule: Rule) -> &'static str {
         | Rule::primary
         | Rule::paren
         | Rule::call
+        | Rule::application
+        | Rule::prefix_function
         | Rule::indexed
         | Rule::sum
         | Rule::expectation

@@ -368,6 +368,15 @@ impl Builder {
                     ExprKind::Index { base: name, indices: args }
                 }
             }
+            Rule::application => {
+                let mut parts = inner.into_inner();
+                let func = parts.next().map_or_else(|| Ident { name: String::new(), span }, ident);
+                let arg = match parts.find(|p| p.as_rule() == Rule::power) {
+                    Some(p) => self.power(p),
+                    None => Expr::new(ExprKind::Number(0.0), span),
+                };
+                ExprKind::Prefix { func, arg: Box::new(arg) }
+            }
             Rule::sum => {
                 let mut bindings = Vec::new();
                 let mut body = None;

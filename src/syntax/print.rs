@@ -167,7 +167,7 @@ pub fn format_number(value: f64) -> String {
 fn precedence(expr: &Expr) -> u8 {
     match &expr.kind {
         ExprKind::Binary { op, .. } => op.precedence(),
-        ExprKind::Neg(_) => NEG_PRECEDENCE,
+        ExprKind::Neg(_) | ExprKind::Prefix { .. } => NEG_PRECEDENCE,
         ExprKind::Transpose(_) => 5,
         _ => 6,
     }
@@ -184,6 +184,7 @@ pub fn print_expr(expr: &Expr) -> String {
         ExprKind::Call { func, args } => {
             format!("{}({})", func.name, args.iter().map(print_expr).collect::<Vec<_>>().join(", "))
         }
+        ExprKind::Prefix { func, arg } => format!("{} {}", func.name, wrap(arg, precedence(arg) <= NEG_PRECEDENCE)),
         ExprKind::Neg(inner) => format!("-{}", wrap(inner, precedence(inner) <= NEG_PRECEDENCE)),
         ExprKind::Transpose(inner) => format!("{}^T", wrap(inner, precedence(inner) < 5)),
         ExprKind::Binary { op, lhs, rhs } => {

@@ -1,0 +1,544 @@
+//! The checked theory: every name resolved, every expression shaped, every index affine.
+//!
+//! Shapes are `rows × cols` over the sizes a theory knows: 1, the number of patterns P, the
+//! input dimension d and the number of outputs D. A scalar is 1×1, a pattern vector P×1,
+//! a kernel P×P, the data `X` P×d and the targets `Y` P×D.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::syntax::{Span, ast};
+
+pub use crate::syntax::ast::{FieldKind, ParamType};
+
+/// One size a matrix dimension can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dim {
+    /// 1
+    One,
+    /// P, the number of patterns.
+    Patterns,
+    /// d, the input dimension.
+    Inputs,
+    /// D, the number of outputs (target columns).
+    Outputs,
+}
+
+impl Dim {
+    fn symbol(self) -> &'static str {
+        match self {
+            Dim::One => "1",
+            Dim::Patterns => "P",
+            Dim::Inputs => "d",
+            Dim::Outputs => "D",
+        }
+    }
+}
+
+/// The shape of a value: `rows × cols`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// Number of rows.
+    pub rows: Dim,
+    /// Number of columns.
+    pub cols: Dim,
+}
+
+impl Shape {
+    /// A scalar.
+    pub const SCALAR: Shape = Shape { rows: Dim::One, cols: Dim::One };
+    /// A P-vector (column).
+    pub const VECTOR: Shape = Shape { rows: Dim::Patterns, cols: Dim::One };
+    /// A P×P matrix.
+    pub const KERNEL: Shape = Shape { rows: Dim::Patterns, cols: Dim::Patterns };
+
+    /// `rows × cols`.
+    pub fn new(rows: Dim, cols: Dim) -> Shape {
+        Shape { rows, cols }
+    }
+
+    /// Whether this is a 1×1 scalar.
+    pub fn is_scalar(self) -> bool {
+        self == Shape::SCALAR
+    }
+
+    /// Whether rows and columns have the same size.
+    pub fn is_square(self) -> bool {
+        self.rows == self.cols
+    }
+
+    /// The shape of the transpose.
+    pub fn transposed(self) -> Shape {
+        Shape::new(self.cols, self.rows)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.rows, self.cols) {
+            (Dim::One, Dim::One) => f.write_str("a scalar"),
+            (Dim::Patterns, Dim::One) => f.write_str("a P-vector"),
+            (Dim::One, Dim::Patterns) => f.write_str("a row P-vector"),
+            (r, c) => write!(f, "a {}×{} matrix", r.symbol(), c.symbol()),
+        }
+    }
+}
+
+/// Index of a parameter in [`Theory::params`].
+pub type ParamId = usize;
+/// Index of a field in [`Theory::fields`].
+pub type FieldId = usize;
+/// Index of a conjugate field in [`Theory::conjugates`].
+pub type ConjId = usize;
+/// Index of a user function in [`Theory::functions`].
+pub type FunctionId = usize;
+
+/// A scalar parameter with its default value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// Its name.
+    pub name: String,
+    /// Real or integer.
+    pub ty: ParamType,
+    /// The value written in the file.
+    pub default: f64,
+    /// The declaration.
+    pub span: Span,
+}
+
+/// A user-defined scalar function, applied entry-wise to vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    /// Its name.
+    pub name: String,
+    /// Its parameter names; the body refers to them as [`ExprKind::FunctionArg`].
+    pub params: Vec<String>,
+    /// Its body (a scalar).
+    pub body: Expr,
+    /// The declaration.
+    pub span: Span,
+}
+
+/// The data a theory is trained on: `data X, Y`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Data {
+    /// The name of the P×d input matrix.
+    pub inputs: Option<String>,
+    /// The name of the P×D target matrix.
+    pub targets: Option<String>,
+}
+
+/// The two data matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataRole {
+    /// `X`, P×d.
+    Inputs,
+    /// `Y`, P×D.
+    Targets,
+}
+
+/// A size known once the data are: P, d or D.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// `P`
+    Patterns,
+    /// `d`
+    Inputs,
+    /// `D`
+    Outputs,
+}
+
+/// An affine integer expression in index variables and integer parameters:
+/// `constant + Σ coefficient · atom`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexExpr {
+    /// The constant term.
+    pub constant: i64,
+    /// Non-zero coefficients, ordered by atom.
+    pub terms: BTreeMap<IndexAtom, i64>,
+}
+
+/// What an index expression may depend on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IndexAtom {
+    /// A bound index variable (`l`, `t`), by name.
+    Var(String),
+    /// An integer parameter (`L`, `T`).
+    Param(ParamId),
+}
+
+impl IndexExpr {
+    /// The constant `c`.
+    pub fn constant(c: i64) -> Self {
+        IndexExpr { constant: c, terms: BTreeMap::new() }
+    }
+
+    /// `1 · atom`.
+    pub fn atom(atom: IndexAtom) -> Self {
+        let mut terms = BTreeMap::new();
+        terms.insert(atom, 1);
+        IndexExpr { constant: 0, terms }
+    }
+
+    /// `self + sign · other`.
+    pub fn add(mut self, other: &IndexExpr, sign: i64) -> Self {
+        self.constant += sign * other.constant;
+        for (atom, c) in &other.terms {
+            let entry = self.terms.entry(atom.clone()).or_insert(0);
+            *entry += sign * c;
+        }
+        self.terms.retain(|_, c| *c != 0);
+        self
+    }
+
+    /// `factor · self`.
+    pub fn scale(mut self, factor: i64) -> Self {
+        self.constant *= factor;
+        for c in self.terms.values_mut() {
+            *c *= factor;
+        }
+        self.terms.retain(|_, c| *c != 0);
+        self
+    }
+
+    /// The value for given variable and parameter values (`None` if one is missing).
+    pub fn eval(&self, var: &dyn Fn(&str) -> Option<i64>, param: &dyn Fn(ParamId) -> i64) -> Option<i64> {
+        let mut value = self.constant;
+        for (atom, c) in &self.terms {
+            let v = match atom {
+                IndexAtom::Var(name) => var(name)?,
+                IndexAtom::Param(id) => param(*id),
+            };
+            value += c * v;
+        }
+        Some(value)
+    }
+
+    /// Whether it depends on the variable `name`.
+    pub fn mentions(&self, name: &str) -> bool {
+        self.terms.keys().any(|a| matches!(a, IndexAtom::Var(v) if v == name))
+    }
+}
+
+/// An inclusive range of integers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRange {
+    /// First value.
+    pub lower: IndexExpr,
+    /// Last value.
+    pub upper: IndexExpr,
+}
+
+/// An index variable with its range: `l in 1..=L`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexBinding {
+    /// The variable's name.
+    pub var: String,
+    /// Its values.
+    pub range: IndexRange,
+}
+
+/// An order parameter: a kernel (P×P) or a mean field (P-vector), possibly indexed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// Its name.
+    pub name: String,
+    /// Kernel or mean.
+    pub kind: FieldKind,
+    /// Its index variables with their ranges.
+    pub indices: Vec<IndexBinding>,
+    /// The declaration.
+    pub span: Span,
+}
+
+impl Field {
+    /// The shape of one entry of the field.
+    pub fn shape(&self) -> Shape {
+        match self.kind {
+            FieldKind::Kernel => Shape::KERNEL,
+            FieldKind::Mean => Shape::VECTOR,
+        }
+    }
+}
+
+/// A conjugate field `conj Ct[l] of C[l] for l in 1..=L`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conjugate {
+    /// Its name.
+    pub name: String,
+    /// The field it is conjugate to.
+    pub of: FieldId,
+    /// Its index variables (the same as the field's) with their ranges.
+    pub indices: Vec<IndexBinding>,
+    /// The declaration.
+    pub span: Span,
+}
+
+/// `C[0, s] = … for s in 1..=T`: entries of a field fixed by an expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    /// The field defined.
+    pub field: FieldId,
+    /// Which entries, as index expressions in the bindings' variables.
+    pub indices: Vec<IndexExpr>,
+    /// The `for` clause.
+    pub bindings: Vec<IndexBinding>,
+    /// The value.
+    pub body: Expr,
+    /// The declaration.
+    pub span: Span,
+}
+
+/// The action `S`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    /// Its name.
+    pub name: String,
+    /// Its value (a scalar).
+    pub body: Expr,
+}
+
+/// A shaped expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// What it computes.
+    pub kind: ExprKind,
+    /// Its shape.
+    pub shape: Shape,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// Entry-wise built-in functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Builtin {
+    /// `exp`
+    Exp,
+    /// `ln`
+    Ln,
+    /// `sqrt`
+    Sqrt,
+    /// `erf`
+    Erf,
+    /// `tanh`
+    Tanh,
+    /// `asin`
+    Asin,
+    /// `acos`
+    Acos,
+    /// `atan`
+    Atan,
+    /// `relu` = max(0, x)
+    Relu,
+    /// `step` = 1 if x > 0 else 0
+    Step,
+    /// `sign`
+    Sign,
+    /// `abs`
+    Abs,
+}
+
+impl Builtin {
+    /// All entry-wise built-ins with their names.
+    pub const ALL: [(&'static str, Builtin); 12] = [
+        ("exp", Builtin::Exp),
+        ("ln", Builtin::Ln),
+        ("sqrt", Builtin::Sqrt),
+        ("erf", Builtin::Erf),
+        ("tanh", Builtin::Tanh),
+        ("asin", Builtin::Asin),
+        ("acos", Builtin::Acos),
+        ("atan", Builtin::Atan),
+        ("relu", Builtin::Relu),
+        ("step", Builtin::Step),
+        ("sign", Builtin::Sign),
+        ("abs", Builtin::Abs),
+    ];
+
+    /// The built-in called `name`.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    }
+
+    /// Its name in `.action` source.
+    pub fn name(self) -> &'static str {
+        Builtin::ALL.iter().find(|(_, b)| *b == self).map_or("?", |(n, _)| n)
+    }
+}
+
+/// Matrix built-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatrixFunction {
+    /// `tr`
+    Trace,
+    /// `inv`
+    Inverse,
+    /// `logdet`
+    LogDet,
+}
+
+impl MatrixFunction {
+    /// The matrix built-in called `name`.
+    pub fn from_name(name: &str) -> Option<MatrixFunction> {
+        match name {
+            "tr" => Some(MatrixFunction::Trace),
+            "inv" => Some(MatrixFunction::Inverse),
+            "logdet" => Some(MatrixFunction::LogDet),
+            _ => None,
+        }
+    }
+}
+
+/// The function in an entry-wise application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callee {
+    /// A built-in.
+    Builtin(Builtin),
+    /// A user function.
+    User(FunctionId),
+}
+
+/// The covariance of a Gaussian expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Covariance {
+    /// A P×P matrix: the random variable is one P-vector.
+    Matrix(Box<Expr>),
+    /// A two-index kernel family `C`: the random variable is a family `h[t]` with
+    /// covariance blocks `C[t, s]`.
+    Family(FieldId),
+}
+
+/// The kinds of checked expressions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// A literal.
+    Number(f64),
+    /// π
+    Pi,
+    /// A parameter.
+    Param(ParamId),
+    /// P, d or D.
+    Size(Size),
+    /// An index variable or integer expression used as a number.
+    Index(IndexExpr),
+    /// The P×P identity `I`.
+    Identity,
+    /// The P×P all-ones matrix `ones`.
+    Ones,
+    /// `X` or `Y`.
+    Data(DataRole),
+    /// `C[l - 1]`
+    Field {
+        /// Which field.
+        field: FieldId,
+        /// Which entry.
+        indices: Vec<IndexExpr>,
+    },
+    /// `Ct[l]`
+    Conjugate {
+        /// Which conjugate field.
+        conj: ConjId,
+        /// Which entry.
+        indices: Vec<IndexExpr>,
+    },
+    /// The random variable of an enclosing expectation (`h`, or `h[t - 1]` for a family).
+    RandomVar {
+        /// Its name.
+        name: String,
+        /// The time index of a family member.
+        time: Option<IndexExpr>,
+    },
+    /// The `i`-th parameter of the user function being defined.
+    FunctionArg(usize),
+    /// `-a`
+    Neg(Box<Expr>),
+    /// `a + b` (a scalar added to a P×P matrix adds to every entry).
+    Add(Box<Expr>, Box<Expr>),
+    /// `a - b`
+    Sub(Box<Expr>, Box<Expr>),
+    /// `a * b`, `a b`: scalar or matrix product.
+    Mul(Box<Expr>, Box<Expr>),
+    /// `a / s` with a scalar `s`.
+    Div(Box<Expr>, Box<Expr>),
+    /// `a ^ b` of scalars.
+    Pow(Box<Expr>, Box<Expr>),
+    /// `a^T`
+    Transpose(Box<Expr>),
+    /// Entry-wise function application.
+    Apply {
+        /// The function.
+        callee: Callee,
+        /// Its arguments.
+        args: Vec<Expr>,
+    },
+    /// `tr`, `inv`, `logdet`.
+    Matrix(MatrixFunction, Box<Expr>),
+    /// `sum(l in a..=b, body)`
+    Sum {
+        /// Summation indices.
+        bindings: Vec<IndexBinding>,
+        /// The summand.
+        body: Box<Expr>,
+    },
+    /// `E[ body | var ~ N(mean, cov) ]`
+    Expectation {
+        /// The random variable's name.
+        var: String,
+        /// The integrand.
+        body: Box<Expr>,
+        /// The mean (a scalar broadcast to every entry, or a P-vector).
+        mean: Box<Expr>,
+        /// The covariance.
+        cov: Covariance,
+    },
+}
+
+/// A checked theory, ready for the symbolic stage and the solvers.
+#[derive(Debug, Clone)]
+pub struct Theory {
+    /// `theory NAME`.
+    pub name: String,
+    /// Parameters in declaration order.
+    pub params: Vec<Param>,
+    /// User functions in declaration order.
+    pub functions: Vec<Function>,
+    /// The data declaration.
+    pub data: Data,
+    /// Kernel and mean fields.
+    pub fields: Vec<Field>,
+    /// Conjugate fields.
+    pub conjugates: Vec<Conjugate>,
+    /// Definitions of field entries.
+    pub definitions: Vec<Definition>,
+    /// The action.
+    pub action: Action,
+    /// The syntax tree it was checked from (for printing).
+    pub syntax: ast::File,
+}
+
+impl Theory {
+    /// The parameter called `name`.
+    pub fn param(&self, name: &str) -> Option<ParamId> {
+        self.params.iter().position(|p| p.name == name)
+    }
+
+    /// The field called `name`.
+    pub fn field(&self, name: &str) -> Option<FieldId> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// The conjugate field called `name`.
+    pub fn conjugate(&self, name: &str) -> Option<ConjId> {
+        self.conjugates.iter().position(|c| c.name == name)
+    }
+
+    /// The conjugate of field `field`, if it has one.
+    pub fn conjugate_of(&self, field: FieldId) -> Option<ConjId> {
+        self.conjugates.iter().position(|c| c.of == field)
+    }
+
+    /// Default values of the integer parameters, by id (real parameters give 0).
+    pub fn default_int_params(&self) -> Vec<i64> {
+        self.params.iter().map(|p| if p.ty == ParamType::Int { p.default as i64 } else { 0 }).collect()
+    }
+}
