@@ -99,9 +99,9 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::index_count",
-                    format!("`{}` takes {} index(es), but {} are given", declared.name, declared.indices.len(), d.indices.len()),
+                    format!("`{}` takes {}, but {} given", declared.name, super::plural(declared.indices.len(), "index", "indices"), super::plural_verb(d.indices.len())),
                     d.target.span,
-                    format!("{} index(es)", d.indices.len()),
+                    super::plural(d.indices.len(), "index", "indices"),
                 )
                 .with_related(declared.span, "declared here"),
             );

@@ -268,9 +268,9 @@ impl Checker {
                 Diagnostic::new(
                     "saddle::conjugate_indices",
                     format!(
-                        "`{}` has {} index(es) [{}], so its conjugate must be written `{}[{}] of {}[{}]`",
+                        "`{}` has {} [{}], so its conjugate must be written `{}[{}] of {}[{}]`",
                         field.name,
-                        field.indices.len(),
+                        super::plural(field.indices.len(), "index", "indices"),
                         field.indices.iter().map(|b| b.var.as_str()).collect::<Vec<_>>().join(", "),
                         c.name.name,
                         own.join(", "),
@@ -329,11 +329,12 @@ impl Checker {
             }
             match ranges.iter().find(|b| b.var.name == index.name) {
                 Some(binding) => {
-                    if let Some(range) = self.index_range(binding) {
-                        out.push(IndexBinding { var: index.name.clone(), range });
-                    }
+                    let range = self.index_range(binding).unwrap_or_else(super::indices::unbounded_range);
+                    out.push(IndexBinding { var: index.name.clone(), range });
                 }
-                None => self.error(
+                None => {
+                    out.push(IndexBinding { var: index.name.clone(), range: super::indices::unbounded_range() });
+                    self.error(
                     Diagnostic::new(
                         "saddle::missing_range",
                         format!("the index `{}` of `{}` has no range", index.name, name.name),
@@ -341,7 +342,8 @@ impl Checker {
                         "needs a range",
                     )
                     .with_help(format!("add `for {} in 0..=L` (with your own bounds)", index.name)),
-                ),
+                    )
+                }
             }
         }
         for binding in ranges {

@@ -113,7 +113,7 @@ impl Checker {
                 self.error(
                     Diagnostic::new(
                         "saddle::missing_index",
-                        format!("`{name}` has {} index(es); write `{name}[{}]`", vars.len(), example.join(", ")),
+                        format!("`{name}` has {}; write `{name}[{}]`", super::plural(vars.len(), "index", "indices"), example.join(", ")),
                         span,
                         "needs indices",
                     )
@@ -199,9 +199,9 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::index_count",
-                    format!("`{name}` takes {} index(es), but {} are given", bindings.len(), indices.len()),
+                    format!("`{name}` takes {}, but {} given", super::plural(bindings.len(), "index", "indices"), super::plural_verb(indices.len())),
                     span,
-                    format!("{} index(es)", indices.len()),
+                    super::plural(indices.len(), "index", "indices"),
                 )
                 .with_related(declared, "declared here"),
             );
@@ -325,9 +325,9 @@ impl Checker {
         }
         self.error(Diagnostic::new(
             "saddle::argument_count",
-            format!("`{name}` takes {expected} argument(s), but {given} are given"),
+            format!("`{name}` takes {}, but {} given", super::plural(expected, "argument", "arguments"), super::plural_verb(given)),
             span,
-            format!("{given} argument(s)"),
+            super::plural(given, "argument", "arguments"),
         ));
         None
     }
@@ -498,7 +498,7 @@ impl Checker {
                     self.error(
                         Diagnostic::new(
                             "saddle::missing_index",
-                            format!("`{}` has {n} index(es): pick one kernel, e.g. `{}[…]`", field.name, field.name),
+                            format!("`{}` has {}: pick one kernel, e.g. `{}[…]`", field.name, super::plural(n, "index", "indices"), field.name),
                             cov.span,
                             "needs indices",
                         )

@@ -11,6 +11,14 @@ use crate::syntax::{Diagnostic, Span};
 use super::ir::{IndexAtom, IndexBinding, IndexExpr, IndexRange, ParamType};
 use super::{Checker, ScopedIndex, Symbol};
 
+/// The range given to an index whose declared range could not be checked.
+const UNBOUNDED: (i64, i64) = (-(1 << 40), 1 << 40);
+
+/// A range that contains every index (stands in for a range with a reported problem).
+pub(super) fn unbounded_range() -> IndexRange {
+    IndexRange { lower: IndexExpr::constant(UNBOUNDED.0), upper: IndexExpr::constant(UNBOUNDED.1) }
+}
+
 impl Checker {
     /// `l in a..=b` → a checked range (bounds must be integer expressions without variables
     /// that are not in scope).
@@ -30,6 +38,9 @@ impl Checker {
                 IndexAtom::Param(p) => (self.int_default(*p), self.int_default(*p)),
                 IndexAtom::Var(name) => {
                     let var = self.index_scope.iter().rev().find(|v| &v.name == name)?;
+                    if (var.lower, var.upper) == UNBOUNDED {
+                        return None; // its range was already reported
+                    }
                     (var.lower, var.upper)
                 }
             };
@@ -70,13 +81,14 @@ impl Checker {
                     )
                     .with_help("give the index a fresh name"),
                 );
-                continue;
             }
-            let Some(range) = self.index_range(binding) else { continue };
-            let (lower, upper) = self.range_values(&range).unwrap_or((0, -1));
+            // A variable whose range has a problem still enters the scope (with every value
+            // allowed), so that its uses are not reported a second time.
+            let range = self.index_range(binding);
+            let (lower, upper) = range.as_ref().and_then(|r| self.range_values(r)).unwrap_or((UNBOUNDED.0, UNBOUNDED.1));
             self.index_scope.push(ScopedIndex { name: name.clone(), lower, upper });
             pushed += 1;
-            out.push(IndexBinding { var: name.clone(), range });
+            out.push(IndexBinding { var: name.clone(), range: range.unwrap_or_else(unbounded_range) });
         }
         (out, pushed)
     }

@@ -92,3 +92,13 @@ impl Checker {
         self.params.get(id).map_or(0, |p| if p.ty == ir::ParamType::Int { p.default as i64 } else { 0 })
     }
 }
+
+/// "1 index", "2 indices".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "1 is", "2 are".
+fn plural_verb(n: usize) -> String {
+    format!("{n} {}", if n == 1 { "is" } else { "are" })
+}

@@ -127,9 +127,13 @@ fn found_token(source: &str, pos: usize) -> String {
 
 /// Hints for frequent slips.
 fn hint_for(source: &str, pos: usize, found: &str) -> Option<String> {
-    let line_start = source[..pos.min(source.len())].rfind('\n').map_or(0, |i| i + 1);
-    let at_line_start = source[line_start..pos].trim().is_empty();
-    if at_line_start && found.chars().next().is_some_and(|c| c.is_alphabetic()) {
+    let pos = pos.min(source.len());
+    let line_start = source[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = source[pos..].find('\n').map_or(source.len(), |i| pos + i);
+    let line = source[line_start..line_end].trim();
+    let first_word: String = line.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    let starts_with_name = !first_word.is_empty() && !RESERVED_WORDS.contains(&first_word.as_str());
+    if starts_with_name && !line.contains('=') && line_start > 0 {
         return Some(
             "a product written by juxtaposition must stay on one line; to continue an expression \
              on the next line, start that line with an operator (`+`, `-`, `*`)"
@@ -137,8 +141,7 @@ fn hint_for(source: &str, pos: usize, found: &str) -> Option<String> {
         );
     }
     match found {
-        "=" => Some("a definition is `NAME = …` or `NAME[i] = …` at the start of a line".to_string()),
-        "**" | "*" => Some("powers are written with `^`".to_string()),
+        "*" if source[pos..].starts_with("**") => Some("powers are written with `^`".to_string()),
         "{" | "}" => Some("group with parentheses `( … )`".to_string()),
         _ => None,
     }

@@ -1,0 +1,24 @@
+//! Numerical kernels of the theory: Gaussian expectations $\langle\phi(u)\phi(v)\rangle$ and their
+//! derivatives for $(u,v)\sim\mathcal N\big(0,\begin{psmallmatrix}a&c\\c&b\end{psmallmatrix}\big)$
+//! (THEORY.md §2), written once and generic over `D: DualNum<f64> + Copy` so that num-dual gives
+//! $\partial K/\partial C$ (the Jacobian $G$) and higher derivatives.
+//!
+//! * [`special`]: $\operatorname{erf}$, $\Phi$, $\varphi$ on dual numbers (exact to all orders).
+//! * [`activation`]: $\phi$, $\phi'$, $\phi''$ of the activations.
+//! * [`pair`], [`pair_derivative`]: closed forms of $K_\phi$, $\langle\phi'\phi'\rangle$,
+//!   $\langle\phi''\phi\rangle$ and the diagonal $\frac{d}{dq}\langle\phi^2\rangle$.
+//! * [`bvn`]: bivariate normal CDF $\Phi_2(h,k;\rho)$ (threshold units, THEORY.md §7).
+//! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;
+//!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
+//! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
+
+pub mod activation;
+pub mod bvn;
+pub mod monte_carlo;
+pub mod pair;
+pub mod pair_derivative;
+pub mod quad;
+#[cfg(test)]
+mod reference_values;
+pub mod special;
+pub mod tanh_sinh;

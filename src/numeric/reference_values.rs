@@ -1,0 +1,174 @@
+//! THEORY.md reference values (T1, T2 tanh column, T3, the Jacobian $G^{(1)}$ of §2 and the
+//! 4-point tensor $V^{(1)}$ of §4.5) checked through the public API of the numeric module.
+//! Test-only.
+
+use crate::numeric::activation::Activation;
+use crate::numeric::pair::{
+    PairError, diagonal_expectation, diagonal_expectation_or_quadrature, pair_expectation,
+    pair_expectation_or_quadrature,
+};
+use crate::numeric::pair_derivative::{
+    diagonal_derivative_expectation, pair_derivative_expectation, pair_second_derivative_expectation,
+};
+use crate::numeric::quad::GaussHermite;
+use nalgebra::{SMatrix, SVector};
+use num_dual::{DualNum, first_derivative, jacobian};
+
+/// $C^{(0)}$ of T1 as $[C_{11},C_{12},C_{22}]$.
+const C0: [f64; 3] = [1.0, 0.6, 1.5];
+
+/// One NNGP layer $C'=gK_\phi(C)+g_b$ on a $2\times2$ kernel $[C_{11},C_{12},C_{22}]$.
+fn layer(act: &Activation, [c11, c12, c22]: [f64; 3], g: f64, gb: f64, gh: &GaussHermite) -> [f64; 3] {
+    let diag = |q| diagonal_expectation_or_quadrature(act, q, gh).unwrap();
+    let off = pair_expectation_or_quadrature(act, c11, c22, c12, gh).unwrap();
+    [g * diag(c11) + gb, g * off + gb, g * diag(c22) + gb]
+}
+
+#[test]
+fn t1_three_layers() {
+    let table: [(Activation, [[f64; 3]; 3], f64); 7] = [
+        (Activation::Linear, [[1.6, 1.0, 2.35], [2.5, 1.6, 3.625], [3.85, 2.5, 5.5375]], 1e-12),
+        (
+            Activation::unit_slope_erf(),
+            [[0.72771607, 0.41191432, 0.84318640], [0.63724070, 0.38086324, 0.67893239], [0.60026876, 0.38516726, 0.61782974]],
+            1e-8,
+        ),
+        (
+            Activation::Erf { s: 1.0 },
+            [[0.79683858, 0.43779835, 0.90983963], [0.73186249, 0.41485850, 0.76986504], [0.70748751, 0.42286236, 0.72198959]],
+            1e-8,
+        ),
+        (
+            Activation::Relu,
+            [[0.85, 0.65323115, 1.225], [0.7375, 0.64044805, 1.01875], [0.653125, 0.60672452, 0.8640625]],
+            1e-8,
+        ),
+        (Activation::Sign, [[1.6, 0.58889790, 1.6], [1.6, 0.45993492, 1.6], [1.6, 0.37843184, 1.6]], 1e-8),
+        (
+            Activation::heaviside(),
+            [[0.85, 0.59722448, 0.85], [0.85, 0.66098895, 0.85], [0.85, 0.68768525, 0.85]],
+            1e-8,
+        ),
+        (
+            Activation::Tanh,
+            [[0.69144174, 0.39485741, 0.80243232], [0.59255771, 0.36032386, 0.63194194], [0.55276978, 0.36309976, 0.56921400]],
+            1e-7,
+        ),
+    ];
+    let gh = GaussHermite::new(120).unwrap();
+    for (act, layers, tolerance) in &table {
+        let mut kernel = C0;
+        for (l, want) in layers.iter().enumerate() {
+            kernel = layer(act, kernel, 1.5, 0.1, &gh);
+            for (got, want) in kernel.iter().zip(want) {
+                assert!((got - want).abs() < *tolerance, "{} layer {}: {kernel:?} vs {want:?}", act.name(), l + 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn t2_tanh_column_by_gauss_hermite() {
+    let gh = GaussHermite::new(100).unwrap();
+    let column = [(-0.5, -0.1863244132), (0.0, 0.0), (0.3, 0.1106683855), (0.9, 0.3492033506), (0.99, 0.3896653013)];
+    for (rho, want) in column {
+        let got = pair_expectation_or_quadrature(&Activation::Tanh, 1.0, 1.0, rho, &gh).unwrap();
+        assert!((got - want).abs() < 1e-9, "rho={rho}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn t3_fixed_point_and_chi1() {
+    let erf = Activation::unit_slope_erf();
+    let table = [
+        (0.0, 0.5, 0.0, 0.5),
+        (0.0, 1.5, 0.3386199657, 1.0441354093),
+        (0.0, 2.0, 0.7038587338, 1.1160760462),
+        (0.0, 3.0, 1.4781243287, 1.2628176968),
+        (0.1, 0.5, 0.1664602252, 0.4051605484),
+        (0.1, 1.5, 0.5696772779, 0.8980757687),
+        (0.1, 2.0, 0.8943028437, 1.0246935388),
+        (0.1, 3.0, 1.6341877207, 1.2112981760),
+    ];
+    for (gb, g, q_want, chi_want) in table {
+        // Newton on F(q) = g K(q, q, q) + gb - q with F' from num-dual; halve steps into q < 0.
+        let residual = |q| diagonal_expectation(&erf, q).map(|k| k * g + gb - q);
+        let mut q = 1.0;
+        for _ in 0..100 {
+            let (f, df): (f64, f64) = first_derivative(residual, q).unwrap();
+            let mut next = q - f / df;
+            while next < 0.0 {
+                next = 0.5 * (next + q).max(0.0);
+            }
+            let done = (next - q).abs() < 1e-15;
+            q = next;
+            if done {
+                break;
+            }
+        }
+        let chi = g * pair_derivative_expectation(&erf, q, q, q).unwrap();
+        assert!((q - q_want).abs() < 1e-8, "g={g} gb={gb}: q*={q} vs {q_want}");
+        assert!((chi - chi_want).abs() < 1e-8, "g={g} gb={gb}: chi={chi} vs {chi_want}");
+        assert!((chi - g / (1.0 + std::f64::consts::PI * q).sqrt()).abs() < 1e-14);
+    }
+}
+
+/// $K(\mathrm{sym}(C))$ on the ordered basis $(11,12,21,22)$, entries of $C$ independent.
+fn kernel_full_matrix<D: DualNum<Primitive = f64> + Copy>(act: &Activation, c: &SVector<D, 4>) -> Result<SVector<D, 4>, PairError> {
+    let sym = (c[1] + c[2]) * 0.5;
+    let off = pair_expectation(act, c[0], c[3], sym)?;
+    Ok(SVector::from([pair_expectation(act, c[0], c[0], c[0])?, off, off, pair_expectation(act, c[3], c[3], c[3])?]))
+}
+
+#[test]
+fn g_matrix_by_autodiff_of_the_closed_form() {
+    let (g, act) = (1.5, Activation::unit_slope_erf());
+    let c0 = SVector::from([C0[0], C0[1], C0[1], C0[2]]);
+    let (_, jac) = jacobian(|c| kernel_full_matrix(&act, &c), &c0).unwrap();
+    let gmat: SMatrix<f64, 4, 4> = jac * g;
+    let printed = [
+        [0.28670806, 0.0, 0.0, 0.0],
+        [-0.09883234, 0.26958493, 0.26958493, -0.07570414],
+        [-0.09883234, 0.26958493, 0.26958493, -0.07570414],
+        [0.0, 0.0, 0.0, 0.18699726],
+    ];
+    for (i, row) in printed.iter().enumerate() {
+        for (j, want) in row.iter().enumerate() {
+            assert!((gmat[(i, j)] - want).abs() < 1e-7, "G[{i}][{j}] = {} vs {want}", gmat[(i, j)]);
+        }
+    }
+    // Full-matrix Price: off-diagonal entries are halves of the closed-form expectations.
+    let (a, b, c) = (C0[0], C0[2], C0[1]);
+    let half_slope = 0.5 * g * pair_derivative_expectation(&act, a, b, c).unwrap();
+    let half_curv = 0.5 * g * pair_second_derivative_expectation(&act, a, b, c).unwrap();
+    let half_curv_b = 0.5 * g * pair_second_derivative_expectation(&act, b, a, c).unwrap();
+    let diag = g * diagonal_derivative_expectation(&act, a).unwrap();
+    for (got, want) in [(gmat[(1, 1)], half_slope), (gmat[(1, 0)], half_curv), (gmat[(1, 3)], half_curv_b), (gmat[(0, 0)], diag)] {
+        assert!((got - want).abs() < 1e-14);
+    }
+}
+
+#[test]
+fn v_tensor_by_gauss_hermite() {
+    // V_{(ab),(cd)} = <phi_a phi_b phi_c phi_d> - K_ab K_cd at C0, unit-slope erf (THEORY.md §4.5).
+    let act = Activation::unit_slope_erf();
+    let gh = GaussHermite::new(64).unwrap();
+    let (a, b, c) = (C0[0], C0[2], C0[1]);
+    let basis = [(0, 0), (0, 1), (1, 0), (1, 1)];
+    let k = [[pair_expectation(&act, a, a, a).unwrap(), pair_expectation(&act, a, b, c).unwrap()], [0.0, pair_expectation(&act, b, b, b).unwrap()]];
+    let kernel = |i: usize, j: usize| if i == 1 && j == 0 { k[0][1] } else { k[i][j] };
+    let printed = [
+        [0.11147038, 0.06504878, 0.06504878, 0.01883835],
+        [0.06504878, 0.18293591, 0.18293591, 0.06414086],
+        [0.06504878, 0.18293591, 0.18293591, 0.06414086],
+        [0.01883835, 0.06414086, 0.06414086, 0.12575151],
+    ];
+    for (row, &(p, q)) in basis.iter().enumerate() {
+        for (col, &(r, s)) in basis.iter().enumerate() {
+            let ones = [p, q, r, s].iter().filter(|&&i| i == 0).count() as i32;
+            let moment = gh.expect_2d(|u: f64| act.value(u).powi(ones), |v: f64| act.value(v).powi(4 - ones), a, b, c).unwrap();
+            let v = moment - kernel(p, q) * kernel(r, s);
+            assert!((v - printed[row][col]).abs() < 1e-7, "V[{row}][{col}] = {v}");
+        }
+    }
+}
