@@ -9,8 +9,11 @@
 
 #![warn(missing_docs)]
 
-pub mod syntax;
 pub mod check;
+#[cfg(feature = "runtime")]
+pub mod cli;
+pub mod render;
+pub mod syntax;
 
 pub use check::Theory;
 pub use syntax::{Diagnostic, Diagnostics};

@@ -1,2 +1,5 @@
 //! The `saddle` command line; everything lives in [`saddle::cli`].
-fn main() {}
+
+fn main() -> std::process::ExitCode {
+    saddle::cli::run()
+}

@@ -38,9 +38,14 @@ impl Checker {
             }
             Some((_, declared)) => {
                 self.error(
-                    Diagnostic::new("saddle::not_a_field", format!("`{}` is not a kernel or mean field", ident.name), ident.span, "not a field")
-                        .with_related(declared, "declared here")
-                        .with_help("declare it with `kernel` or `mean`"),
+                    Diagnostic::new(
+                        "saddle::not_a_field",
+                        format!("`{}` is not a kernel or mean field", ident.name),
+                        ident.span,
+                        "not a field",
+                    )
+                    .with_related(declared, "declared here")
+                    .with_help("declare it with `kernel` or `mean`"),
                 );
                 None
             }
@@ -52,10 +57,17 @@ impl Checker {
                     ident.span,
                     "unknown field",
                 );
-                diagnostic = match super::suggest::closest(&ident.name, candidates.iter().map(String::as_str)) {
+                diagnostic = match super::suggest::closest(
+                    &ident.name,
+                    candidates.iter().map(String::as_str),
+                ) {
                     Some(best) => diagnostic.with_help(format!("did you mean `{best}`?")),
-                    None if candidates.is_empty() => diagnostic.with_help("declare it first: `kernel C[l] for l in 0..=L`"),
-                    None => diagnostic.with_help(format!("the fields are: {}", candidates.join(", "))),
+                    None if candidates.is_empty() => {
+                        diagnostic.with_help("declare it first: `kernel C[l] for l in 0..=L`")
+                    }
+                    None => {
+                        diagnostic.with_help(format!("the fields are: {}", candidates.join(", ")))
+                    }
                 };
                 self.error(diagnostic);
                 None
@@ -70,7 +82,10 @@ impl Checker {
                 self.error(
                     Diagnostic::new(
                         "saddle::defines_conjugate",
-                        format!("`{}` is a conjugate field; the saddle point determines it", d.target.name),
+                        format!(
+                            "`{}` is a conjugate field; the saddle point determines it",
+                            d.target.name
+                        ),
                         d.target.span,
                         "cannot be defined",
                     )
@@ -99,7 +114,12 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::index_count",
-                    format!("`{}` takes {}, but {} given", declared.name, super::plural(declared.indices.len(), "index", "indices"), super::plural_verb(d.indices.len())),
+                    format!(
+                        "`{}` takes {}, but {} given",
+                        declared.name,
+                        super::plural(declared.indices.len(), "index", "indices"),
+                        super::plural_verb(d.indices.len())
+                    ),
                     d.target.span,
                     super::plural(d.indices.len(), "index", "indices"),
                 )
@@ -111,7 +131,13 @@ impl Checker {
         for (index, binding) in d.indices.iter().zip(&declared.indices) {
             let value = self.int_expr(index, "an index");
             if let Some(value) = &value {
-                self.check_index_in_range(value, index.span, &declared.name, binding, declared.span);
+                self.check_index_in_range(
+                    value,
+                    index.span,
+                    &declared.name,
+                    binding,
+                    declared.span,
+                );
             }
             indices.push(value);
         }
@@ -121,16 +147,31 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::definition_shape",
-                    format!("`{}` is {}, but its definition is {}", declared.name, declared.shape(), body.shape),
+                    format!(
+                        "`{}` is {}, but its definition is {}",
+                        declared.name,
+                        declared.shape(),
+                        body.shape
+                    ),
                     d.body.span,
                     format!("{}", body.shape),
                 )
                 .with_related(declared.span, format!("declared as {}", declared.shape()))
-                .with_help(if declared.shape() == Shape::KERNEL { "a kernel is P×P, e.g. `g0 / d * X X^T + gb0`" } else { "a mean field is a P-vector" }),
+                .with_help(if declared.shape() == Shape::KERNEL {
+                    "a kernel is P×P, e.g. `g0 / d * X X^T + gb0`"
+                } else {
+                    "a mean field is a P-vector"
+                }),
             );
             return None;
         }
-        Some(Definition { field, indices, bindings, body, span })
+        Some(Definition {
+            field,
+            indices,
+            bindings,
+            body,
+            span,
+        })
     }
 
     /// Every field entry is defined once or conjugated, and definitions have no cycles.
@@ -138,12 +179,19 @@ impl Checker {
         let mut defined: BTreeMap<Entry, usize> = BTreeMap::new();
         for (i, def) in definitions.iter().enumerate() {
             for env in self.assignments(&def.bindings) {
-                let Some(entry) = self.entry(def.field, &def.indices, &env) else { continue };
+                let Some(entry) = self.entry(def.field, &def.indices, &env) else {
+                    continue;
+                };
                 if let Some(&first) = defined.get(&entry) {
                     let name = self.entry_name(&entry);
                     self.error(
-                        Diagnostic::new("saddle::defined_twice", format!("`{name}` is defined twice"), def.span, "second definition")
-                            .with_related(definitions[first].span, "first definition"),
+                        Diagnostic::new(
+                            "saddle::defined_twice",
+                            format!("`{name}` is defined twice"),
+                            def.span,
+                            "second definition",
+                        )
+                        .with_related(definitions[first].span, "first definition"),
                     );
                     return;
                 }
@@ -152,8 +200,11 @@ impl Checker {
         }
         let mut conjugated: BTreeMap<Entry, Span> = BTreeMap::new();
         for conj in &self.conjugates.clone() {
-            let indices: Vec<ir::IndexExpr> =
-                conj.indices.iter().map(|b| ir::IndexExpr::atom(ir::IndexAtom::Var(b.var.clone()))).collect();
+            let indices: Vec<ir::IndexExpr> = conj
+                .indices
+                .iter()
+                .map(|b| ir::IndexExpr::atom(ir::IndexAtom::Var(b.var.clone())))
+                .collect();
             for env in self.assignments(&conj.indices) {
                 if let Some(entry) = self.entry(conj.of, &indices, &env) {
                     if let Some(&def) = defined.get(&entry) {
@@ -175,10 +226,15 @@ impl Checker {
             }
         }
         for (id, field) in self.fields.clone().iter().enumerate() {
-            let vars: Vec<ir::IndexExpr> =
-                field.indices.iter().map(|b| ir::IndexExpr::atom(ir::IndexAtom::Var(b.var.clone()))).collect();
+            let vars: Vec<ir::IndexExpr> = field
+                .indices
+                .iter()
+                .map(|b| ir::IndexExpr::atom(ir::IndexAtom::Var(b.var.clone())))
+                .collect();
             for env in self.assignments(&field.indices) {
-                let Some(entry) = self.entry(id, &vars, &env) else { continue };
+                let Some(entry) = self.entry(id, &vars, &env) else {
+                    continue;
+                };
                 if !defined.contains_key(&entry) && !conjugated.contains_key(&entry) {
                     let name = self.entry_name(&entry);
                     self.error(
@@ -201,10 +257,17 @@ impl Checker {
         let mut edges: BTreeMap<Entry, Vec<Entry>> = BTreeMap::new();
         for def in definitions {
             for env in self.assignments(&def.bindings) {
-                let Some(entry) = self.entry(def.field, &def.indices, &env) else { continue };
+                let Some(entry) = self.entry(def.field, &def.indices, &env) else {
+                    continue;
+                };
                 let mut refs = Vec::new();
                 self.field_references(&def.body, &mut env.clone(), &mut refs);
-                edges.insert(entry, refs.into_iter().filter(|r| defined.contains_key(r)).collect());
+                edges.insert(
+                    entry,
+                    refs.into_iter()
+                        .filter(|r| defined.contains_key(r))
+                        .collect(),
+                );
             }
         }
         // Depth-first search with colours: 1 = on the stack, 2 = done.
@@ -213,11 +276,16 @@ impl Checker {
             let mut path = Vec::new();
             if let Some(cycle) = dfs(start, &edges, &mut colour, &mut path) {
                 let names: Vec<String> = cycle.iter().map(|e| self.entry_name(e)).collect();
-                let def = defined.get(&cycle[0]).map_or(Span::default(), |&i| definitions[i].span);
+                let def = defined
+                    .get(&cycle[0])
+                    .map_or(Span::default(), |&i| definitions[i].span);
                 self.error(
                     Diagnostic::new(
                         "saddle::definition_cycle",
-                        format!("the definitions depend on each other in a cycle: {}", names.join(" → ")),
+                        format!(
+                            "the definitions depend on each other in a cycle: {}",
+                            names.join(" → ")
+                        ),
                         def,
                         "part of the cycle",
                     )
@@ -234,8 +302,12 @@ impl Checker {
         for binding in bindings {
             let mut next = Vec::new();
             for env in &out {
-                let get = |e: &ir::IndexExpr| e.eval(&|v| env.get(v).copied(), &|p| self.int_default(p));
-                let (Some(lo), Some(hi)) = (get(&binding.range.lower), get(&binding.range.upper)) else { continue };
+                let get =
+                    |e: &ir::IndexExpr| e.eval(&|v| env.get(v).copied(), &|p| self.int_default(p));
+                let (Some(lo), Some(hi)) = (get(&binding.range.lower), get(&binding.range.upper))
+                else {
+                    continue;
+                };
                 for value in lo..=hi {
                     if next.len() >= MAX_ENTRIES {
                         break;
@@ -250,9 +322,16 @@ impl Checker {
         out
     }
 
-    fn entry(&self, field: ir::FieldId, indices: &[ir::IndexExpr], env: &HashMap<String, i64>) -> Option<Entry> {
-        let values: Option<Vec<i64>> =
-            indices.iter().map(|i| i.eval(&|v| env.get(v).copied(), &|p| self.int_default(p))).collect();
+    fn entry(
+        &self,
+        field: ir::FieldId,
+        indices: &[ir::IndexExpr],
+        env: &HashMap<String, i64>,
+    ) -> Option<Entry> {
+        let values: Option<Vec<i64>> = indices
+            .iter()
+            .map(|i| i.eval(&|v| env.get(v).copied(), &|p| self.int_default(p)))
+            .collect();
         Some((field, values?))
     }
 
@@ -261,7 +340,14 @@ impl Checker {
         if values.is_empty() {
             name.clone()
         } else {
-            format!("{name}[{}]", values.iter().map(i64::to_string).collect::<Vec<_>>().join(", "))
+            format!(
+                "{name}[{}]",
+                values
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
     }
 
@@ -273,9 +359,18 @@ impl Checker {
                     out.push(entry);
                 }
             }
-            ExprKind::Expectation { cov: ir::Covariance::Family(field), body, mean, .. } => {
+            ExprKind::Expectation {
+                cov: ir::Covariance::Family(field),
+                body,
+                mean,
+                ..
+            } => {
                 let f = &self.fields[*field];
-                let vars: Vec<ir::IndexExpr> = f.indices.iter().map(|b| ir::IndexExpr::atom(ir::IndexAtom::Var(b.var.clone()))).collect();
+                let vars: Vec<ir::IndexExpr> = f
+                    .indices
+                    .iter()
+                    .map(|b| ir::IndexExpr::atom(ir::IndexAtom::Var(b.var.clone())))
+                    .collect();
                 for assignment in self.assignments(&f.indices) {
                     if let Some(entry) = self.entry(*field, &vars, &assignment) {
                         out.push(entry);
@@ -300,13 +395,19 @@ impl Checker {
 pub(crate) fn for_each_child(e: &Expr, mut f: impl FnMut(&Expr)) {
     match &e.kind {
         ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => f(a),
-        ExprKind::Add(a, b) | ExprKind::Sub(a, b) | ExprKind::Mul(a, b) | ExprKind::Div(a, b) | ExprKind::Pow(a, b) => {
+        ExprKind::Add(a, b)
+        | ExprKind::Sub(a, b)
+        | ExprKind::Mul(a, b)
+        | ExprKind::Div(a, b)
+        | ExprKind::Pow(a, b) => {
             f(a);
             f(b);
         }
         ExprKind::Apply { args, .. } => args.iter().for_each(f),
         ExprKind::Sum { body, .. } => f(body),
-        ExprKind::Expectation { body, mean, cov, .. } => {
+        ExprKind::Expectation {
+            body, mean, cov, ..
+        } => {
             f(body);
             f(mean);
             if let ir::Covariance::Matrix(c) = cov {
@@ -317,7 +418,12 @@ pub(crate) fn for_each_child(e: &Expr, mut f: impl FnMut(&Expr)) {
     }
 }
 
-fn dfs(node: &Entry, edges: &BTreeMap<Entry, Vec<Entry>>, colour: &mut HashMap<Entry, u8>, path: &mut Vec<Entry>) -> Option<Vec<Entry>> {
+fn dfs(
+    node: &Entry,
+    edges: &BTreeMap<Entry, Vec<Entry>>,
+    colour: &mut HashMap<Entry, u8>,
+    path: &mut Vec<Entry>,
+) -> Option<Vec<Entry>> {
     match colour.get(node) {
         Some(2) => return None,
         Some(1) => {

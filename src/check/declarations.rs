@@ -52,7 +52,12 @@ impl Checker {
                 ItemKind::Field(f) => {
                     let id = self.fields.len();
                     if self.declare(&f.name.name, f.name.span, Symbol::Field(id)) {
-                        self.fields.push(Field { name: f.name.name.clone(), kind: f.kind, indices: Vec::new(), span: f.name.span });
+                        self.fields.push(Field {
+                            name: f.name.name.clone(),
+                            kind: f.kind,
+                            indices: Vec::new(),
+                            span: f.name.span,
+                        });
                     }
                 }
                 ItemKind::Function(f) => {
@@ -60,15 +65,29 @@ impl Checker {
                     if self.declare(&f.name.name, f.name.span, Symbol::Function(id)) {
                         self.function_arity.push(f.params.len());
                         self.function_calls.push(Vec::new());
-                        let body = ir::Expr { kind: ir::ExprKind::Number(0.0), shape: Shape::SCALAR, span: f.body.span };
+                        let body = ir::Expr {
+                            kind: ir::ExprKind::Number(0.0),
+                            shape: Shape::SCALAR,
+                            span: f.body.span,
+                        };
                         let params = f.params.iter().map(|p| p.name.clone()).collect();
-                        self.functions.push(Function { name: f.name.name.clone(), params, body, span: f.name.span });
+                        self.functions.push(Function {
+                            name: f.name.name.clone(),
+                            params,
+                            body,
+                            span: f.name.span,
+                        });
                     }
                 }
                 ItemKind::Conj(c) => {
                     let id = self.conjugates.len();
                     if self.declare(&c.name.name, c.name.span, Symbol::Conj(id)) {
-                        self.conjugates.push(Conjugate { name: c.name.name.clone(), of: usize::MAX, indices: Vec::new(), span: c.name.span });
+                        self.conjugates.push(Conjugate {
+                            name: c.name.name.clone(),
+                            of: usize::MAX,
+                            indices: Vec::new(),
+                            span: c.name.span,
+                        });
                     }
                 }
                 ItemKind::Action(a) => {
@@ -92,18 +111,34 @@ impl Checker {
                 ItemKind::Definition(_) => {}
             }
         }
-        let end = file.items.last().map_or(Span::default(), |i| Span::new(i.span.end, i.span.end));
+        let end = file
+            .items
+            .last()
+            .map_or(Span::default(), |i| Span::new(i.span.end, i.span.end));
         if theory_name.is_none() {
-            let at = file.items.first().map_or(end, |i| Span::new(i.span.start, i.span.start));
+            let at = file
+                .items
+                .first()
+                .map_or(end, |i| Span::new(i.span.start, i.span.start));
             self.error(
-                Diagnostic::new("saddle::missing_theory", "the file has no `theory NAME` line", at, "expected `theory NAME` here")
-                    .with_help("start the file with `theory my_network`"),
+                Diagnostic::new(
+                    "saddle::missing_theory",
+                    "the file has no `theory NAME` line",
+                    at,
+                    "expected `theory NAME` here",
+                )
+                .with_help("start the file with `theory my_network`"),
             );
         }
         if action.is_none() {
             self.error(
-                Diagnostic::new("saddle::missing_action", "the theory has no action", end, "expected `action S = …`")
-                    .with_help("write the large-deviation action: `action S = …`"),
+                Diagnostic::new(
+                    "saddle::missing_action",
+                    "the theory has no action",
+                    end,
+                    "expected `action S = …`",
+                )
+                .with_help("write the large-deviation action: `action S = …`"),
             );
         }
         // Pass 2: ranges of fields and conjugates (they need the integer parameters).
@@ -111,12 +146,18 @@ impl Checker {
         let mut conj_index = 0;
         for item in &file.items {
             match &item.kind {
-                ItemKind::Field(f) if self.names.get(&f.name.name).map(|s| s.0) == Some(Symbol::Field(field_index)) => {
+                ItemKind::Field(f)
+                    if self.names.get(&f.name.name).map(|s| s.0)
+                        == Some(Symbol::Field(field_index)) =>
+                {
                     let indices = self.index_declaration(&f.name, &f.indices, &f.ranges);
                     self.fields[field_index].indices = indices;
                     field_index += 1;
                 }
-                ItemKind::Conj(c) if self.names.get(&c.name.name).map(|s| s.0) == Some(Symbol::Conj(conj_index)) => {
+                ItemKind::Conj(c)
+                    if self.names.get(&c.name.name).map(|s| s.0)
+                        == Some(Symbol::Conj(conj_index)) =>
+                {
                     self.conjugate_declaration(conj_index, c);
                     conj_index += 1;
                 }
@@ -128,7 +169,10 @@ impl Checker {
         let mut definitions = Vec::new();
         for item in &file.items {
             match &item.kind {
-                ItemKind::Function(f) if self.names.get(&f.name.name).map(|s| s.0) == Some(Symbol::Function(function_index)) => {
+                ItemKind::Function(f)
+                    if self.names.get(&f.name.name).map(|s| s.0)
+                        == Some(Symbol::Function(function_index)) =>
+                {
                     self.function_body(function_index, f);
                     function_index += 1;
                 }
@@ -146,7 +190,10 @@ impl Checker {
             self.check_coverage(&definitions);
         }
         let (name, _) = theory_name?;
-        let action = ir::Action { name: action?.name.name.clone(), body: action_body? };
+        let action = ir::Action {
+            name: action?.name.name.clone(),
+            body: action_body?,
+        };
         Some(Theory {
             name,
             params: std::mem::take(&mut self.params),
@@ -164,24 +211,39 @@ impl Checker {
     pub(super) fn declare(&mut self, name: &str, span: Span, symbol: Symbol) -> bool {
         if let Some((_, meaning)) = BUILTIN_NAMES.iter().find(|(n, _)| *n == name) {
             self.error(
-                Diagnostic::new("saddle::builtin_redeclared", format!("`{name}` is {meaning} and cannot be declared"), span, "built-in name")
-                    .with_help(format!("choose another name than `{name}`")),
+                Diagnostic::new(
+                    "saddle::builtin_redeclared",
+                    format!("`{name}` is {meaning} and cannot be declared"),
+                    span,
+                    "built-in name",
+                )
+                .with_help(format!("choose another name than `{name}`")),
             );
             return false;
         }
         if ir::Builtin::from_name(name).is_some() {
             self.error(
-                Diagnostic::new("saddle::builtin_redeclared", format!("`{name}` is a built-in function and cannot be declared"), span, "built-in name")
-                    .with_help(format!("choose another name than `{name}`")),
+                Diagnostic::new(
+                    "saddle::builtin_redeclared",
+                    format!("`{name}` is a built-in function and cannot be declared"),
+                    span,
+                    "built-in name",
+                )
+                .with_help(format!("choose another name than `{name}`")),
             );
             return false;
         }
         if let Some((_, first)) = self.names.get(name) {
             let first = *first;
             self.error(
-                Diagnostic::new("saddle::duplicate_name", format!("`{name}` is declared twice"), span, "declared again here")
-                    .with_related(first, "first declared here")
-                    .with_help("every parameter, field, function and data matrix needs its own name"),
+                Diagnostic::new(
+                    "saddle::duplicate_name",
+                    format!("`{name}` is declared twice"),
+                    span,
+                    "declared again here",
+                )
+                .with_related(first, "first declared here")
+                .with_help("every parameter, field, function and data matrix needs its own name"),
             );
             return false;
         }
@@ -195,7 +257,10 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::int_param_not_integer",
-                    format!("`{}` is an `int` parameter, but its default `{}` is not an integer", p.name.name, p.default.value),
+                    format!(
+                        "`{}` is an `int` parameter, but its default `{}` is not an integer",
+                        p.name.name, p.default.value
+                    ),
                     p.default.span,
                     "not an integer",
                 )
@@ -204,16 +269,26 @@ impl Checker {
         }
         let id = self.params.len();
         if self.declare(&p.name.name, p.name.span, Symbol::Param(id)) {
-            self.params.push(Param { name: p.name.name.clone(), ty, default: p.default.value, span: p.name.span });
+            self.params.push(Param {
+                name: p.name.name.clone(),
+                ty,
+                default: p.default.value,
+                span: p.name.span,
+            });
         }
     }
 
     fn declare_data(&mut self, names: &[ast::Ident], span: Span) {
         if let Some(first) = self.data_declared {
             self.error(
-                Diagnostic::new("saddle::duplicate_data", "the data are declared twice", span, "second `data` line")
-                    .with_related(first, "first declared here")
-                    .with_help("declare inputs and targets together: `data X, Y`"),
+                Diagnostic::new(
+                    "saddle::duplicate_data",
+                    "the data are declared twice",
+                    span,
+                    "second `data` line",
+                )
+                .with_related(first, "first declared here")
+                .with_help("declare inputs and targets together: `data X, Y`"),
             );
             return;
         }
@@ -222,7 +297,10 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::too_many_data",
-                    format!("`data` takes the inputs and the targets, but {} names are given", names.len()),
+                    format!(
+                        "`data` takes the inputs and the targets, but {} names are given",
+                        names.len()
+                    ),
                     names[2].span.to(names[names.len() - 1].span),
                     "not expected",
                 )
@@ -244,7 +322,9 @@ impl Checker {
     fn conjugate_declaration(&mut self, id: usize, c: &ast::ConjDecl) {
         let indices = self.index_declaration(&c.name, &c.indices, &c.ranges);
         self.conjugates[id].indices = indices.clone();
-        let Some(field_id) = self.resolve_field_name(&c.of) else { return };
+        let Some(field_id) = self.resolve_field_name(&c.of) else {
+            return;
+        };
         self.conjugates[id].of = field_id;
         if let Some(other) = self.conjugates[..id].iter().find(|o| o.of == field_id) {
             let other_span = other.span;
@@ -263,7 +343,9 @@ impl Checker {
         let written: Vec<&str> = c.of_indices.iter().map(|i| i.name.as_str()).collect();
         let own: Vec<&str> = c.indices.iter().map(|i| i.name.as_str()).collect();
         if field.indices.len() != c.indices.len() || written != own {
-            let at = c.of_indices.first().map_or(c.of.span, |f| f.span.to(c.of_indices[c.of_indices.len() - 1].span));
+            let at = c.of_indices.first().map_or(c.of.span, |f| {
+                f.span.to(c.of_indices[c.of_indices.len() - 1].span)
+            });
             self.error(
                 Diagnostic::new(
                     "saddle::conjugate_indices",
@@ -271,7 +353,12 @@ impl Checker {
                         "`{}` has {} [{}], so its conjugate must be written `{}[{}] of {}[{}]`",
                         field.name,
                         super::plural(field.indices.len(), "index", "indices"),
-                        field.indices.iter().map(|b| b.var.as_str()).collect::<Vec<_>>().join(", "),
+                        field
+                            .indices
+                            .iter()
+                            .map(|b| b.var.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         c.name.name,
                         own.join(", "),
                         field.name,
@@ -284,9 +371,14 @@ impl Checker {
             );
             return;
         }
-        let defaults: Vec<i64> = (0..self.params.len()).map(|p| self.int_default(p)).collect();
-        for (conj_binding, (field_binding, ident)) in indices.iter().zip(field.indices.iter().zip(&c.indices)) {
-            let get = |r: &ir::IndexExpr| r.eval(&|_| None, &|p| defaults.get(p).copied().unwrap_or(0));
+        let defaults: Vec<i64> = (0..self.params.len())
+            .map(|p| self.int_default(p))
+            .collect();
+        for (conj_binding, (field_binding, ident)) in
+            indices.iter().zip(field.indices.iter().zip(&c.indices))
+        {
+            let get =
+                |r: &ir::IndexExpr| r.eval(&|_| None, &|p| defaults.get(p).copied().unwrap_or(0));
             let (Some(lo), Some(hi), Some(flo), Some(fhi)) = (
                 get(&conj_binding.range.lower),
                 get(&conj_binding.range.upper),
@@ -296,7 +388,11 @@ impl Checker {
                 continue;
             };
             if lo < flo || hi > fhi {
-                let span = c.ranges.iter().find(|b| b.var.name == ident.name).map_or(c.name.span, |b| b.lower.span.to(b.upper.span));
+                let span = c
+                    .ranges
+                    .iter()
+                    .find(|b| b.var.name == ident.name)
+                    .map_or(c.name.span, |b| b.lower.span.to(b.upper.span));
                 self.error(
                     Diagnostic::new(
                         "saddle::conjugate_out_of_range",
@@ -315,13 +411,21 @@ impl Checker {
     }
 
     /// Index variables of a field or conjugate with the ranges from its `for` clause.
-    fn index_declaration(&mut self, name: &ast::Ident, indices: &[ast::Ident], ranges: &[ast::Binding]) -> Vec<IndexBinding> {
+    fn index_declaration(
+        &mut self,
+        name: &ast::Ident,
+        indices: &[ast::Ident],
+        ranges: &[ast::Binding],
+    ) -> Vec<IndexBinding> {
         let mut out = Vec::new();
         for (i, index) in indices.iter().enumerate() {
             if indices[..i].iter().any(|o| o.name == index.name) {
                 self.error(Diagnostic::new(
                     "saddle::duplicate_index",
-                    format!("the index `{}` appears twice in `{}`", index.name, name.name),
+                    format!(
+                        "the index `{}` appears twice in `{}`",
+                        index.name, name.name
+                    ),
                     index.span,
                     "repeated index",
                 ));
@@ -329,19 +433,30 @@ impl Checker {
             }
             match ranges.iter().find(|b| b.var.name == index.name) {
                 Some(binding) => {
-                    let range = self.index_range(binding).unwrap_or_else(super::indices::unbounded_range);
-                    out.push(IndexBinding { var: index.name.clone(), range });
+                    let range = self
+                        .index_range(binding)
+                        .unwrap_or_else(super::indices::unbounded_range);
+                    out.push(IndexBinding {
+                        var: index.name.clone(),
+                        range,
+                    });
                 }
                 None => {
-                    out.push(IndexBinding { var: index.name.clone(), range: super::indices::unbounded_range() });
+                    out.push(IndexBinding {
+                        var: index.name.clone(),
+                        range: super::indices::unbounded_range(),
+                    });
                     self.error(
-                    Diagnostic::new(
-                        "saddle::missing_range",
-                        format!("the index `{}` of `{}` has no range", index.name, name.name),
-                        index.span,
-                        "needs a range",
-                    )
-                    .with_help(format!("add `for {} in 0..=L` (with your own bounds)", index.name)),
+                        Diagnostic::new(
+                            "saddle::missing_range",
+                            format!("the index `{}` of `{}` has no range", index.name, name.name),
+                            index.span,
+                            "needs a range",
+                        )
+                        .with_help(format!(
+                            "add `for {} in 0..=L` (with your own bounds)",
+                            index.name
+                        )),
                     )
                 }
             }
@@ -358,7 +473,11 @@ impl Checker {
                     .with_help(format!(
                         "the indices of `{}` are [{}]",
                         name.name,
-                        indices.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                        indices
+                            .iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                 );
             }
@@ -371,7 +490,10 @@ impl Checker {
             if f.params[..i].iter().any(|o| o.name == p.name) {
                 self.error(Diagnostic::new(
                     "saddle::duplicate_index",
-                    format!("the parameter `{}` appears twice in `{}`", p.name, f.name.name),
+                    format!(
+                        "the parameter `{}` appears twice in `{}`",
+                        p.name, f.name.name
+                    ),
                     p.span,
                     "repeated",
                 ));
@@ -386,7 +508,10 @@ impl Checker {
             if !body.shape.is_scalar() {
                 self.error(Diagnostic::new(
                     "saddle::function_not_scalar",
-                    format!("the function `{}` must return a scalar, but its body is {}", f.name.name, body.shape),
+                    format!(
+                        "the function `{}` must return a scalar, but its body is {}",
+                        f.name.name, body.shape
+                    ),
                     f.body.span,
                     format!("{}", body.shape),
                 ));
@@ -423,8 +548,15 @@ impl Checker {
                     if callee == start {
                         let name = self.functions[start].name.clone();
                         self.error(
-                            Diagnostic::new("saddle::recursive_function", format!("the function `{name}` calls itself"), span, "recursive call")
-                                .with_help("functions are formulas, not programs: write the expression out"),
+                            Diagnostic::new(
+                                "saddle::recursive_function",
+                                format!("the function `{name}` calls itself"),
+                                span,
+                                "recursive call",
+                            )
+                            .with_help(
+                                "functions are formulas, not programs: write the expression out",
+                            ),
                         );
                         return;
                     }

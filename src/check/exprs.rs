@@ -9,7 +9,9 @@
 use crate::syntax::ast::{self, BinaryOp, ExprKind as A};
 use crate::syntax::{Diagnostic, Span};
 
-use super::ir::{self, Builtin, Callee, Covariance, Dim, Expr, ExprKind, MatrixFunction, Shape, Size};
+use super::ir::{
+    self, Builtin, Callee, Covariance, Dim, Expr, ExprKind, MatrixFunction, Shape, Size,
+};
 use super::{Checker, ScopedRandom, Symbol};
 
 fn node(kind: ExprKind, shape: Shape, span: Span) -> Option<Expr> {
@@ -47,9 +49,21 @@ impl Checker {
                 self.pop_bindings(pushed);
                 let body = body?;
                 let shape = body.shape;
-                node(ExprKind::Sum { bindings, body: Box::new(body) }, shape, span)
+                node(
+                    ExprKind::Sum {
+                        bindings,
+                        body: Box::new(body),
+                    },
+                    shape,
+                    span,
+                )
             }
-            A::Expectation { body, var, mean, cov } => self.expectation(body, var, mean, cov, span),
+            A::Expectation {
+                body,
+                var,
+                mean,
+                cov,
+            } => self.expectation(body, var, mean, cov, span),
         }
     }
 
@@ -59,12 +73,20 @@ impl Checker {
             let index = ir::IndexExpr::atom(ir::IndexAtom::Var(name.to_string()));
             return node(ExprKind::Index(index), Shape::SCALAR, span);
         }
-        if let Some(random) = self.random_scope.iter().rev().find(|r| r.name == name).cloned() {
+        if let Some(random) = self
+            .random_scope
+            .iter()
+            .rev()
+            .find(|r| r.name == name)
+            .cloned()
+        {
             if random.family.is_some() {
                 self.error(
                     Diagnostic::new(
                         "saddle::family_needs_time",
-                        format!("`{name}` is a family of vectors over time; pick one with `{name}[t]`"),
+                        format!(
+                            "`{name}` is a family of vectors over time; pick one with `{name}[t]`"
+                        ),
                         span,
                         "needs a time index",
                     )
@@ -72,7 +94,14 @@ impl Checker {
                 );
                 return None;
             }
-            return node(ExprKind::RandomVar { name: name.to_string(), time: None }, Shape::VECTOR, span);
+            return node(
+                ExprKind::RandomVar {
+                    name: name.to_string(),
+                    time: None,
+                },
+                Shape::VECTOR,
+                span,
+            );
         }
         if let Some(i) = self.function_params.iter().position(|p| p == name) {
             return node(ExprKind::FunctionArg(i), Shape::SCALAR, span);
@@ -92,16 +121,38 @@ impl Checker {
         match symbol {
             Symbol::Param(id) => node(ExprKind::Param(id), Shape::SCALAR, span),
             Symbol::Data(role) => {
-                let cols = if role == ir::DataRole::Inputs { Dim::Inputs } else { Dim::Outputs };
+                let cols = if role == ir::DataRole::Inputs {
+                    Dim::Inputs
+                } else {
+                    Dim::Outputs
+                };
                 node(ExprKind::Data(role), Shape::new(Dim::Patterns, cols), span)
             }
             Symbol::Field(id) if self.fields[id].indices.is_empty() => {
                 let shape = self.fields[id].shape();
-                node(ExprKind::Field { field: id, indices: Vec::new() }, shape, span)
+                node(
+                    ExprKind::Field {
+                        field: id,
+                        indices: Vec::new(),
+                    },
+                    shape,
+                    span,
+                )
             }
             Symbol::Conj(id) if self.conjugates[id].indices.is_empty() => {
-                let shape = self.conjugates.get(id).and_then(|c| self.fields.get(c.of)).map_or(Shape::KERNEL, |f| f.shape());
-                node(ExprKind::Conjugate { conj: id, indices: Vec::new() }, shape, span)
+                let shape = self
+                    .conjugates
+                    .get(id)
+                    .and_then(|c| self.fields.get(c.of))
+                    .map_or(Shape::KERNEL, |f| f.shape());
+                node(
+                    ExprKind::Conjugate {
+                        conj: id,
+                        indices: Vec::new(),
+                    },
+                    shape,
+                    span,
+                )
             }
             Symbol::Field(_) | Symbol::Conj(_) => {
                 let vars = match symbol {
@@ -113,7 +164,11 @@ impl Checker {
                 self.error(
                     Diagnostic::new(
                         "saddle::missing_index",
-                        format!("`{name}` has {}; write `{name}[{}]`", super::plural(vars.len(), "index", "indices"), example.join(", ")),
+                        format!(
+                            "`{name}` has {}; write `{name}[{}]`",
+                            super::plural(vars.len(), "index", "indices"),
+                            example.join(", ")
+                        ),
                         span,
                         "needs indices",
                     )
@@ -123,8 +178,13 @@ impl Checker {
             }
             Symbol::Function(_) => {
                 self.error(
-                    Diagnostic::new("saddle::function_as_value", format!("`{name}` is a function; call it: `{name}(x)`"), span, "not called")
-                        .with_related(declared, "defined here"),
+                    Diagnostic::new(
+                        "saddle::function_as_value",
+                        format!("`{name}` is a function; call it: `{name}(x)`"),
+                        span,
+                        "not called",
+                    )
+                    .with_related(declared, "defined here"),
                 );
                 None
             }
@@ -147,10 +207,19 @@ impl Checker {
             _ => (Size::Outputs, self.data.targets.is_some()),
         };
         if !present {
-            let what = if name == "d" { "the input dimension, but no inputs" } else { "the number of outputs, but no targets" };
+            let what = if name == "d" {
+                "the input dimension, but no inputs"
+            } else {
+                "the number of outputs, but no targets"
+            };
             self.error(
-                Diagnostic::new("saddle::size_without_data", format!("`{name}` is {what} are declared"), span, "undefined size")
-                    .with_help("declare the data: `data X, Y`"),
+                Diagnostic::new(
+                    "saddle::size_without_data",
+                    format!("`{name}` is {what} are declared"),
+                    span,
+                    "undefined size",
+                )
+                .with_help("declare the data: `data X, Y`"),
             );
             return None;
         }
@@ -159,14 +228,27 @@ impl Checker {
 
     fn indexed(&mut self, base: &ast::Ident, indices: &[ast::Expr], span: Span) -> Option<Expr> {
         let name = base.name.as_str();
-        if let Some(random) = self.random_scope.iter().rev().find(|r| r.name == name).cloned() {
+        if let Some(random) = self
+            .random_scope
+            .iter()
+            .rev()
+            .find(|r| r.name == name)
+            .cloned()
+        {
             return self.family_member(&random, indices, span);
         }
         let symbol = self.names.get(name).copied();
         let (bindings, declared, shape) = match symbol {
-            Some((Symbol::Field(id), declared)) => (self.fields[id].indices.clone(), declared, self.fields[id].shape()),
+            Some((Symbol::Field(id), declared)) => (
+                self.fields[id].indices.clone(),
+                declared,
+                self.fields[id].shape(),
+            ),
             Some((Symbol::Conj(id), declared)) => {
-                let shape = self.fields.get(self.conjugates[id].of).map_or(Shape::KERNEL, |f| f.shape());
+                let shape = self
+                    .fields
+                    .get(self.conjugates[id].of)
+                    .map_or(Shape::KERNEL, |f| f.shape());
                 (self.conjugates[id].indices.clone(), declared, shape)
             }
             Some((_, declared)) => {
@@ -182,7 +264,9 @@ impl Checker {
                 return None;
             }
             None => {
-                if self.index_scope.iter().any(|v| v.name == name) || self.function_params.iter().any(|p| p == name) {
+                if self.index_scope.iter().any(|v| v.name == name)
+                    || self.function_params.iter().any(|p| p == name)
+                {
                     self.error(Diagnostic::new(
                         "saddle::not_indexable",
                         format!("`{name}` is a number and cannot be indexed"),
@@ -199,7 +283,11 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::index_count",
-                    format!("`{name}` takes {}, but {} given", super::plural(bindings.len(), "index", "indices"), super::plural_verb(indices.len())),
+                    format!(
+                        "`{name}` takes {}, but {} given",
+                        super::plural(bindings.len(), "index", "indices"),
+                        super::plural_verb(indices.len())
+                    ),
                     span,
                     super::plural(indices.len(), "index", "indices"),
                 )
@@ -214,14 +302,25 @@ impl Checker {
             checked.push(value);
         }
         let kind = match symbol {
-            Some((Symbol::Field(id), _)) => ExprKind::Field { field: id, indices: checked },
-            Some((Symbol::Conj(id), _)) => ExprKind::Conjugate { conj: id, indices: checked },
+            Some((Symbol::Field(id), _)) => ExprKind::Field {
+                field: id,
+                indices: checked,
+            },
+            Some((Symbol::Conj(id), _)) => ExprKind::Conjugate {
+                conj: id,
+                indices: checked,
+            },
             _ => return None,
         };
         node(kind, shape, span)
     }
 
-    fn family_member(&mut self, random: &ScopedRandom, indices: &[ast::Expr], span: Span) -> Option<Expr> {
+    fn family_member(
+        &mut self,
+        random: &ScopedRandom,
+        indices: &[ast::Expr],
+        span: Span,
+    ) -> Option<Expr> {
         let Some((field, lo, hi)) = random.family else {
             self.error(
                 Diagnostic::new(
@@ -237,7 +336,11 @@ impl Checker {
         if indices.len() != 1 {
             self.error(Diagnostic::new(
                 "saddle::index_count",
-                format!("`{}` takes one time index, but {} are given", random.name, indices.len()),
+                format!(
+                    "`{}` takes one time index, but {} are given",
+                    random.name,
+                    indices.len()
+                ),
                 span,
                 "one index expected",
             ));
@@ -245,12 +348,25 @@ impl Checker {
         }
         let time = self.int_expr(&indices[0], "a time index")?;
         let binding = ir::IndexBinding {
-            var: self.fields[field].indices.first().map_or_else(|| "t".to_string(), |b| b.var.clone()),
-            range: ir::IndexRange { lower: ir::IndexExpr::constant(lo), upper: ir::IndexExpr::constant(hi) },
+            var: self.fields[field]
+                .indices
+                .first()
+                .map_or_else(|| "t".to_string(), |b| b.var.clone()),
+            range: ir::IndexRange {
+                lower: ir::IndexExpr::constant(lo),
+                upper: ir::IndexExpr::constant(hi),
+            },
         };
         let declared = self.fields[field].span;
         self.check_index_in_range(&time, indices[0].span, &random.name, &binding, declared);
-        node(ExprKind::RandomVar { name: random.name.clone(), time: Some(time) }, Shape::VECTOR, span)
+        node(
+            ExprKind::RandomVar {
+                name: random.name.clone(),
+                time: Some(time),
+            },
+            Shape::VECTOR,
+            span,
+        )
     }
 
     fn call(&mut self, func: &ast::Ident, args: &[ast::Expr], span: Span) -> Option<Expr> {
@@ -263,15 +379,26 @@ impl Checker {
                 self.error(
                     Diagnostic::new(
                         "saddle::needs_square_matrix",
-                        format!("`{name}` needs a square matrix, but its argument is {}", arg.shape),
+                        format!(
+                            "`{name}` needs a square matrix, but its argument is {}",
+                            arg.shape
+                        ),
                         arg.span,
                         format!("{}", arg.shape),
                     )
-                    .with_help(if arg.shape.is_scalar() { "a scalar needs no trace, inverse or determinant" } else { "form a square matrix first, e.g. `X X^T`" }),
+                    .with_help(if arg.shape.is_scalar() {
+                        "a scalar needs no trace, inverse or determinant"
+                    } else {
+                        "form a square matrix first, e.g. `X X^T`"
+                    }),
                 );
                 return None;
             }
-            let shape = if matrix == MatrixFunction::Inverse { arg.shape } else { Shape::SCALAR };
+            let shape = if matrix == MatrixFunction::Inverse {
+                arg.shape
+            } else {
+                Shape::SCALAR
+            };
             return node(ExprKind::Matrix(matrix, Box::new(arg)), shape, span);
         }
         let callee = if let Some(builtin) = Builtin::from_name(name) {
@@ -288,9 +415,14 @@ impl Checker {
                 }
                 Some((_, declared)) => {
                     self.error(
-                        Diagnostic::new("saddle::not_a_function", format!("`{name}` is not a function"), func.span, "called here")
-                            .with_related(declared, "declared here")
-                            .with_help("to multiply, write `*` or leave a blank: `g * (…)`"),
+                        Diagnostic::new(
+                            "saddle::not_a_function",
+                            format!("`{name}` is not a function"),
+                            func.span,
+                            "called here",
+                        )
+                        .with_related(declared, "declared here")
+                        .with_help("to multiply, write `*` or leave a blank: `g * (…)`"),
                     );
                     return None;
                 }
@@ -325,7 +457,11 @@ impl Checker {
         }
         self.error(Diagnostic::new(
             "saddle::argument_count",
-            format!("`{name}` takes {}, but {} given", super::plural(expected, "argument", "arguments"), super::plural_verb(given)),
+            format!(
+                "`{name}` takes {}, but {} given",
+                super::plural(expected, "argument", "arguments"),
+                super::plural_verb(given)
+            ),
             span,
             super::plural(given, "argument", "arguments"),
         ));
@@ -336,16 +472,25 @@ impl Checker {
         let mut candidates: Vec<String> = Builtin::ALL.iter().map(|(n, _)| n.to_string()).collect();
         candidates.extend(["tr", "inv", "logdet"].map(String::from));
         candidates.extend(self.functions.iter().map(|f| f.name.clone()));
-        let mut diagnostic =
-            Diagnostic::new("saddle::unknown_function", format!("unknown function `{}`", func.name), func.span, "not defined");
-        diagnostic = match super::suggest::closest(&func.name, candidates.iter().map(String::as_str)) {
-            Some(best) => diagnostic.with_help(format!("did you mean `{best}`?")),
-            None => diagnostic.with_help(format!(
-                "define it (`{}(x) = …`) or use a built-in: {}, tr, inv, logdet",
-                func.name,
-                Builtin::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-            )),
-        };
+        let mut diagnostic = Diagnostic::new(
+            "saddle::unknown_function",
+            format!("unknown function `{}`", func.name),
+            func.span,
+            "not defined",
+        );
+        diagnostic =
+            match super::suggest::closest(&func.name, candidates.iter().map(String::as_str)) {
+                Some(best) => diagnostic.with_help(format!("did you mean `{best}`?")),
+                None => diagnostic.with_help(format!(
+                    "define it (`{}(x) = …`) or use a built-in: {}, tr, inv, logdet",
+                    func.name,
+                    Builtin::ALL
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
         self.error(diagnostic);
     }
 
@@ -356,10 +501,16 @@ impl Checker {
             BinaryOp::Add | BinaryOp::Sub => {
                 let shape = if ls == rs {
                     ls
-                } else if (ls.is_scalar() && rs == Shape::KERNEL) || (rs.is_scalar() && ls == Shape::KERNEL) {
+                } else if (ls.is_scalar() && rs == Shape::KERNEL)
+                    || (rs.is_scalar() && ls == Shape::KERNEL)
+                {
                     Shape::KERNEL
                 } else {
-                    let verb = if op == BinaryOp::Add { "add" } else { "subtract" };
+                    let verb = if op == BinaryOp::Add {
+                        "add"
+                    } else {
+                        "subtract"
+                    };
                     self.error(
                         Diagnostic::new("saddle::shape_mismatch", format!("cannot {verb} {ls} and {rs}"), span, format!("{ls} {} {rs}", op.symbol()))
                             .with_related(l.span, format!("{ls}"))
@@ -368,7 +519,11 @@ impl Checker {
                     );
                     return None;
                 };
-                let kind = if op == BinaryOp::Add { ExprKind::Add(l, r) } else { ExprKind::Sub(l, r) };
+                let kind = if op == BinaryOp::Add {
+                    ExprKind::Add(l, r)
+                } else {
+                    ExprKind::Sub(l, r)
+                };
                 node(kind, shape, span)
             }
             BinaryOp::Mul | BinaryOp::Juxtapose => {
@@ -397,8 +552,13 @@ impl Checker {
             BinaryOp::Div => {
                 if !rs.is_scalar() {
                     self.error(
-                        Diagnostic::new("saddle::divide_by_matrix", format!("cannot divide by {rs}"), r.span, format!("{rs}"))
-                            .with_help("multiply by `inv(…)` instead"),
+                        Diagnostic::new(
+                            "saddle::divide_by_matrix",
+                            format!("cannot divide by {rs}"),
+                            r.span,
+                            format!("{rs}"),
+                        )
+                        .with_help("multiply by `inv(…)` instead"),
                     );
                     return None;
                 }
@@ -438,7 +598,10 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::shadowed_name",
-                    format!("the random variable `{}` hides a name that is already in use", var.name),
+                    format!(
+                        "the random variable `{}` hides a name that is already in use",
+                        var.name
+                    ),
                     var.span,
                     "already means something here",
                 )
@@ -452,24 +615,35 @@ impl Checker {
         if !(mean.shape.is_scalar() || mean.shape == Shape::VECTOR) {
             self.error(Diagnostic::new(
                 "saddle::expectation_shape",
-                format!("the mean of the Gaussian must be a P-vector (or 0), but this is {}", mean.shape),
+                format!(
+                    "the mean of the Gaussian must be a P-vector (or 0), but this is {}",
+                    mean.shape
+                ),
                 mean.span,
                 format!("{}", mean.shape),
             ));
             return None;
         }
-        self.random_scope.push(ScopedRandom { name: var.name.clone(), family });
+        self.random_scope.push(ScopedRandom {
+            name: var.name.clone(),
+            family,
+        });
         let body = self.expr(body);
         self.random_scope.pop();
         let body = body?;
         let shape = body.shape;
-        let kind = ExprKind::Expectation { var: var.name.clone(), body: Box::new(body), mean: Box::new(mean), cov };
+        let kind = ExprKind::Expectation {
+            var: var.name.clone(),
+            body: Box::new(body),
+            mean: Box::new(mean),
+            cov,
+        };
         node(kind, shape, span)
     }
 
     /// The covariance of an expectation: a P×P expression, or a bare two-index kernel name
     /// (a family over time).
-    fn covariance(&mut self, cov: &ast::Expr) -> Option<(Covariance, Option<(ir::FieldId, i64, i64)>)> {
+    fn covariance(&mut self, cov: &ast::Expr) -> Option<(Covariance, Option<super::FamilyRange>)> {
         if let A::Name(ident) = &cov.kind
             && let Some((Symbol::Field(id), declared)) = self.names.get(&ident.name).copied()
         {
@@ -479,7 +653,10 @@ impl Checker {
                 2 => {
                     let first = &field.indices[0].range;
                     let second = &field.indices[1].range;
-                    let (Some(a), Some(b)) = (self.range_values(first), self.range_values(second)) else { return None };
+                    let (Some(a), Some(b)) = (self.range_values(first), self.range_values(second))
+                    else {
+                        return None;
+                    };
                     if a != b || field.shape() != Shape::KERNEL {
                         self.error(
                             Diagnostic::new(
@@ -514,7 +691,10 @@ impl Checker {
             self.error(
                 Diagnostic::new(
                     "saddle::expectation_shape",
-                    format!("the covariance of the Gaussian must be a P×P matrix, but this is {}", cov.shape),
+                    format!(
+                        "the covariance of the Gaussian must be a P×P matrix, but this is {}",
+                        cov.shape
+                    ),
                     cov.span,
                     format!("{}", cov.shape),
                 )

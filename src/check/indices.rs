@@ -16,7 +16,10 @@ const UNBOUNDED: (i64, i64) = (-(1 << 40), 1 << 40);
 
 /// A range that contains every index (stands in for a range with a reported problem).
 pub(super) fn unbounded_range() -> IndexRange {
-    IndexRange { lower: IndexExpr::constant(UNBOUNDED.0), upper: IndexExpr::constant(UNBOUNDED.1) }
+    IndexRange {
+        lower: IndexExpr::constant(UNBOUNDED.0),
+        upper: IndexExpr::constant(UNBOUNDED.1),
+    }
 }
 
 impl Checker {
@@ -25,7 +28,10 @@ impl Checker {
     pub(super) fn index_range(&mut self, binding: &ast::Binding) -> Option<IndexRange> {
         let lower = self.int_expr(&binding.lower, "a range bound");
         let upper = self.int_expr(&binding.upper, "a range bound");
-        Some(IndexRange { lower: lower?, upper: upper? })
+        Some(IndexRange {
+            lower: lower?,
+            upper: upper?,
+        })
     }
 
     /// The values of an index expression at the default parameters, over the variables in
@@ -63,7 +69,10 @@ impl Checker {
     }
 
     /// Puts bindings in scope (checking their ranges); returns how many were pushed.
-    pub(super) fn push_bindings(&mut self, bindings: &[ast::Binding]) -> (Vec<IndexBinding>, usize) {
+    pub(super) fn push_bindings(
+        &mut self,
+        bindings: &[ast::Binding],
+    ) -> (Vec<IndexBinding>, usize) {
         let mut out = Vec::new();
         let mut pushed = 0;
         for binding in bindings {
@@ -85,10 +94,20 @@ impl Checker {
             // A variable whose range has a problem still enters the scope (with every value
             // allowed), so that its uses are not reported a second time.
             let range = self.index_range(binding);
-            let (lower, upper) = range.as_ref().and_then(|r| self.range_values(r)).unwrap_or((UNBOUNDED.0, UNBOUNDED.1));
-            self.index_scope.push(ScopedIndex { name: name.clone(), lower, upper });
+            let (lower, upper) = range
+                .as_ref()
+                .and_then(|r| self.range_values(r))
+                .unwrap_or((UNBOUNDED.0, UNBOUNDED.1));
+            self.index_scope.push(ScopedIndex {
+                name: name.clone(),
+                lower,
+                upper,
+            });
             pushed += 1;
-            out.push(IndexBinding { var: name.clone(), range: range.unwrap_or_else(unbounded_range) });
+            out.push(IndexBinding {
+                var: name.clone(),
+                range: range.unwrap_or_else(unbounded_range),
+            });
         }
         (out, pushed)
     }
@@ -129,19 +148,25 @@ impl Checker {
                         self.error(
                             Diagnostic::new(
                                 "saddle::real_param_as_index",
-                                format!("{what} must be an integer, but `{name}` is a real parameter"),
+                                format!(
+                                    "{what} must be an integer, but `{name}` is a real parameter"
+                                ),
                                 expr.span,
                                 "real parameter",
                             )
                             .with_related(span, "declared here")
-                            .with_help(format!("declare it as an integer: `param {name}: int = …`")),
+                            .with_help(format!(
+                                "declare it as an integer: `param {name}: int = …`"
+                            )),
                         );
                         None
                     }
                     Some(_) => {
                         self.error(Diagnostic::new(
                             "saddle::index_not_integer",
-                            format!("{what} must be an integer, but `{name}` is not an integer quantity"),
+                            format!(
+                                "{what} must be an integer, but `{name}` is not an integer quantity"
+                            ),
                             expr.span,
                             "not an integer",
                         ));
@@ -154,12 +179,20 @@ impl Checker {
                 }
             }
             ExprKind::Neg(inner) => Some(self.int_expr(inner, what)?.scale(-1)),
-            ExprKind::Binary { op: op @ (BinaryOp::Add | BinaryOp::Sub), lhs, rhs } => {
+            ExprKind::Binary {
+                op: op @ (BinaryOp::Add | BinaryOp::Sub),
+                lhs,
+                rhs,
+            } => {
                 let l = self.int_expr(lhs, what);
                 let r = self.int_expr(rhs, what);
                 Some(l?.add(&r?, if *op == BinaryOp::Add { 1 } else { -1 }))
             }
-            ExprKind::Binary { op: BinaryOp::Mul | BinaryOp::Juxtapose, lhs, rhs } => {
+            ExprKind::Binary {
+                op: BinaryOp::Mul | BinaryOp::Juxtapose,
+                lhs,
+                rhs,
+            } => {
                 let l = self.int_expr(lhs, what)?;
                 let r = self.int_expr(rhs, what)?;
                 match (l.terms.is_empty(), r.terms.is_empty()) {
@@ -204,7 +237,9 @@ impl Checker {
         binding: &IndexBinding,
         declared_at: Span,
     ) {
-        let (Some((lo, hi)), Some((flo, fhi))) = (self.index_bounds(index), self.range_values(&binding.range)) else {
+        let (Some((lo, hi)), Some((flo, fhi))) =
+            (self.index_bounds(index), self.range_values(&binding.range))
+        else {
             return;
         };
         if lo >= flo && hi <= fhi {
@@ -243,6 +278,10 @@ impl Checker {
                 IndexAtom::Param(_) => None,
             })
             .collect();
-        if vars.is_empty() { String::new() } else { format!(" (at {})", vars.join(", ")) }
+        if vars.is_empty() {
+            String::new()
+        } else {
+            format!(" (at {})", vars.join(", "))
+        }
     }
 }

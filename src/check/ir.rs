@@ -46,11 +46,20 @@ pub struct Shape {
 
 impl Shape {
     /// A scalar.
-    pub const SCALAR: Shape = Shape { rows: Dim::One, cols: Dim::One };
+    pub const SCALAR: Shape = Shape {
+        rows: Dim::One,
+        cols: Dim::One,
+    };
     /// A P-vector (column).
-    pub const VECTOR: Shape = Shape { rows: Dim::Patterns, cols: Dim::One };
+    pub const VECTOR: Shape = Shape {
+        rows: Dim::Patterns,
+        cols: Dim::One,
+    };
     /// A P×P matrix.
-    pub const KERNEL: Shape = Shape { rows: Dim::Patterns, cols: Dim::Patterns };
+    pub const KERNEL: Shape = Shape {
+        rows: Dim::Patterns,
+        cols: Dim::Patterns,
+    };
 
     /// `rows × cols`.
     pub fn new(rows: Dim, cols: Dim) -> Shape {
@@ -170,7 +179,10 @@ pub enum IndexAtom {
 impl IndexExpr {
     /// The constant `c`.
     pub fn constant(c: i64) -> Self {
-        IndexExpr { constant: c, terms: BTreeMap::new() }
+        IndexExpr {
+            constant: c,
+            terms: BTreeMap::new(),
+        }
     }
 
     /// `1 · atom`.
@@ -202,7 +214,11 @@ impl IndexExpr {
     }
 
     /// The value for given variable and parameter values (`None` if one is missing).
-    pub fn eval(&self, var: &dyn Fn(&str) -> Option<i64>, param: &dyn Fn(ParamId) -> i64) -> Option<i64> {
+    pub fn eval(
+        &self,
+        var: &dyn Fn(&str) -> Option<i64>,
+        param: &dyn Fn(ParamId) -> i64,
+    ) -> Option<i64> {
         let mut value = self.constant;
         for (atom, c) in &self.terms {
             let v = match atom {
@@ -216,7 +232,9 @@ impl IndexExpr {
 
     /// Whether it depends on the variable `name`.
     pub fn mentions(&self, name: &str) -> bool {
-        self.terms.keys().any(|a| matches!(a, IndexAtom::Var(v) if v == name))
+        self.terms
+            .keys()
+            .any(|a| matches!(a, IndexAtom::Var(v) if v == name))
     }
 }
 
@@ -357,12 +375,18 @@ impl Builtin {
 
     /// The built-in called `name`.
     pub fn from_name(name: &str) -> Option<Builtin> {
-        Builtin::ALL.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+        Builtin::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
     }
 
     /// Its name in `.action` source.
     pub fn name(self) -> &'static str {
-        Builtin::ALL.iter().find(|(_, b)| *b == self).map_or("?", |(n, _)| n)
+        Builtin::ALL
+            .iter()
+            .find(|(_, b)| *b == self)
+            .map_or("?", |(n, _)| n)
     }
 }
 
@@ -539,6 +563,15 @@ impl Theory {
 
     /// Default values of the integer parameters, by id (real parameters give 0).
     pub fn default_int_params(&self) -> Vec<i64> {
-        self.params.iter().map(|p| if p.ty == ParamType::Int { p.default as i64 } else { 0 }).collect()
+        self.params
+            .iter()
+            .map(|p| {
+                if p.ty == ParamType::Int {
+                    p.default as i64
+                } else {
+                    0
+                }
+            })
+            .collect()
     }
 }

@@ -52,12 +52,15 @@ struct ScopedIndex {
     upper: i64,
 }
 
+/// A two-index kernel family with the range of its time index (default parameters).
+type FamilyRange = (ir::FieldId, i64, i64);
+
 /// The random variable of an enclosing expectation.
 #[derive(Debug, Clone)]
 struct ScopedRandom {
     name: String,
     /// For a family `h ~ N(0, C)` with a two-index kernel: the field and its time range.
-    family: Option<(ir::FieldId, i64, i64)>,
+    family: Option<FamilyRange>,
 }
 
 /// Collects declarations and problems while walking a file.
@@ -89,7 +92,13 @@ impl Checker {
 
     /// Default value of an integer parameter (0 for others).
     fn int_default(&self, id: ir::ParamId) -> i64 {
-        self.params.get(id).map_or(0, |p| if p.ty == ir::ParamType::Int { p.default as i64 } else { 0 })
+        self.params.get(id).map_or(0, |p| {
+            if p.ty == ir::ParamType::Int {
+                p.default as i64
+            } else {
+                0
+            }
+        })
     }
 }
 

@@ -60,7 +60,8 @@ impl Checker {
         if let Some(best) = closest(&ident.name, names.iter().map(String::as_str)) {
             diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
         } else {
-            diagnostic = diagnostic.with_help("declare it with `param`, `kernel`, `mean`, `conj` or `data`");
+            diagnostic =
+                diagnostic.with_help("declare it with `param`, `kernel`, `mean`, `conj` or `data`");
         }
         self.error(diagnostic);
     }

@@ -156,7 +156,13 @@ mod tests {
     fn bad_field_names_line_and_column() {
         let err = parse("1,2,3\n4, x5,6\n").unwrap_err();
         match &err {
-            DataError::CsvField { line, column, field, text, .. } => {
+            DataError::CsvField {
+                line,
+                column,
+                field,
+                text,
+                ..
+            } => {
                 assert_eq!((*line, *column, *field, text.as_str()), (2, 4, 2, "x5"));
             }
             other => panic!("wrong error {other:?}"),
@@ -167,16 +173,49 @@ mod tests {
     #[test]
     fn nan_and_inf_are_rejected_with_position() {
         let err = parse("1,2\n3,NaN\n").unwrap_err();
-        assert!(matches!(err, DataError::CsvField { line: 2, column: 3, field: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::CsvField {
+                    line: 2,
+                    column: 3,
+                    field: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = parse("-inf,2\n").unwrap_err();
-        assert!(matches!(err, DataError::CsvField { line: 1, column: 1, field: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::CsvField {
+                    line: 1,
+                    column: 1,
+                    field: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("not finite"), "{err}");
     }
 
     #[test]
     fn empty_field_and_trailing_comma_are_errors() {
         let err = parse("1,,3\n").unwrap_err();
-        assert!(matches!(err, DataError::CsvField { line: 1, column: 3, field: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::CsvField {
+                    line: 1,
+                    column: 3,
+                    field: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = parse("1,2,\n").unwrap_err();
         assert!(matches!(err, DataError::CsvField { field: 3, .. }), "{err}");
     }
@@ -185,7 +224,16 @@ mod tests {
     fn ragged_rows_are_errors() {
         let err = parse("1,2,3\n4,5,6\n7,8\n").unwrap_err();
         assert!(
-            matches!(err, DataError::CsvRagged { line: 3, first_line: 1, expected: 3, found: 2, .. }),
+            matches!(
+                err,
+                DataError::CsvRagged {
+                    line: 3,
+                    first_line: 1,
+                    expected: 3,
+                    found: 2,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(err.to_string().starts_with("in.csv:3:"), "{err}");
@@ -194,8 +242,14 @@ mod tests {
     #[test]
     fn interior_blank_line_and_empty_file_are_errors() {
         let err = parse("1,2\n\n3,4\n").unwrap_err();
-        assert!(matches!(err, DataError::CsvBlankLine { line: 2, .. }), "{err}");
-        assert!(matches!(parse("\n \n").unwrap_err(), DataError::Empty { .. }));
+        assert!(
+            matches!(err, DataError::CsvBlankLine { line: 2, .. }),
+            "{err}"
+        );
+        assert!(matches!(
+            parse("\n \n").unwrap_err(),
+            DataError::Empty { .. }
+        ));
     }
 
     #[test]

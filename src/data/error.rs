@@ -31,7 +31,9 @@ pub enum DataError {
     },
 
     /// A `.npy` file whose element type is neither float64 nor float32.
-    #[error("`{path}` holds elements of dtype {dtype_found}; expected float64 ('<f8') or float32 ('<f4')")]
+    #[error(
+        "`{path}` holds elements of dtype {dtype_found}; expected float64 ('<f8') or float32 ('<f4')"
+    )]
     NpyDtype {
         /// The file concerned.
         path: PathBuf,
@@ -99,7 +101,9 @@ pub enum DataError {
     },
 
     /// An IDX payload whose size disagrees with the sizes in its header.
-    #[error("`{path}`: the IDX header announces {expected} payload bytes but the file holds {found}")]
+    #[error(
+        "`{path}`: the IDX header announces {expected} payload bytes but the file holds {found}"
+    )]
     IdxPayload {
         /// The file concerned.
         path: PathBuf,
@@ -143,7 +147,9 @@ pub enum DataError {
     },
 
     /// A row with zero variance, which per-sample standardisation cannot scale to unit variance.
-    #[error("`{name}` row {row} (0-based) is constant, so it cannot be standardised to unit variance")]
+    #[error(
+        "`{name}` row {row} (0-based) is constant, so it cannot be standardised to unit variance"
+    )]
     ConstantRow {
         /// The parameter the array came from.
         name: String,

@@ -63,10 +63,21 @@ fn parse_header<'a>(
     expected_magic: u32,
     path: &Path,
 ) -> Result<(Vec<usize>, &'a [u8]), DataError> {
-    let magic = read_u32(bytes, 0)
-        .ok_or_else(|| header_error(path, format!("file is {} bytes, too short for a magic number", bytes.len())))?;
+    let magic = read_u32(bytes, 0).ok_or_else(|| {
+        header_error(
+            path,
+            format!(
+                "file is {} bytes, too short for a magic number",
+                bytes.len()
+            ),
+        )
+    })?;
     if magic != expected_magic {
-        let what = if expected_magic == IMAGES_MAGIC { "an image" } else { "a label" };
+        let what = if expected_magic == IMAGES_MAGIC {
+            "an image"
+        } else {
+            "a label"
+        };
         return Err(header_error(
             path,
             format!("magic number {magic:#010x}, expected {expected_magic:#010x} for {what} file"),
@@ -76,7 +87,10 @@ fn parse_header<'a>(
     let mut dims = Vec::with_capacity(ndim);
     for axis in 0..ndim {
         let size = read_u32(bytes, 4 + 4 * axis).ok_or_else(|| {
-            header_error(path, format!("header ends before the size of dimension {axis}"))
+            header_error(
+                path,
+                format!("header ends before the size of dimension {axis}"),
+            )
         })?;
         dims.push(size as usize);
     }
@@ -151,7 +165,10 @@ mod tests {
     fn parses_images_row_major() {
         let payload: Vec<u8> = (0..12).collect();
         let images = parse_idx_images(&images_bytes(2, 2, 3, &payload), p()).expect("parse");
-        assert_eq!((images.rows, images.cols, images.pixels.dim()), (2, 3, (2, 6)));
+        assert_eq!(
+            (images.rows, images.cols, images.pixels.dim()),
+            (2, 3, (2, 6))
+        );
         assert_eq!(images.pixels.row(1).to_vec(), vec![6, 7, 8, 9, 10, 11]);
     }
 
@@ -160,14 +177,21 @@ mod tests {
         let mut bytes = LABELS_MAGIC.to_be_bytes().to_vec();
         bytes.extend_from_slice(&3u32.to_be_bytes());
         bytes.extend_from_slice(&[7, 0, 9]);
-        assert_eq!(parse_idx_labels(&bytes, p()).expect("parse").to_vec(), vec![7, 0, 9]);
+        assert_eq!(
+            parse_idx_labels(&bytes, p()).expect("parse").to_vec(),
+            vec![7, 0, 9]
+        );
     }
 
     #[test]
     fn bad_magic_is_rejected() {
         let mut bytes = images_bytes(1, 1, 1, &[0]);
         let err = parse_idx_labels(&bytes, p()).unwrap_err();
-        assert!(err.to_string().contains("magic number 0x00000803, expected 0x00000801"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("magic number 0x00000803, expected 0x00000801"),
+            "{err}"
+        );
         bytes[2] = 0x0d; // float type code
         let err = parse_idx_images(&bytes, p()).unwrap_err();
         assert!(matches!(err, DataError::IdxHeader { .. }), "{err}");
@@ -181,11 +205,31 @@ mod tests {
         let err = parse_idx_images(&bytes[..10], p()).unwrap_err();
         assert!(err.to_string().contains("header ends"), "{err}");
         let err = parse_idx_images(&bytes[..bytes.len() - 1], p()).unwrap_err();
-        assert!(matches!(err, DataError::IdxPayload { expected: 8, found: 7, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::IdxPayload {
+                    expected: 8,
+                    found: 7,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let mut long = bytes.clone();
         long.push(0);
         let err = parse_idx_images(&long, p()).unwrap_err();
-        assert!(matches!(err, DataError::IdxPayload { expected: 8, found: 9, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::IdxPayload {
+                    expected: 8,
+                    found: 9,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -210,6 +254,15 @@ mod tests {
         // A corrupt gzip stream is an I/O error naming the file, not a panic.
         std::fs::write(&gz_path, [0x1f, 0x8b, 8, 0, 1, 2, 3]).expect("write");
         let err = read_idx_images(&gz_path).unwrap_err();
-        assert!(matches!(err, DataError::Io { action: "decompress", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::Io {
+                    action: "decompress",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

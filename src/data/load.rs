@@ -45,12 +45,25 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let csv = dir.join("x.CSV");
         std::fs::write(&csv, "1,2\n3,4\n").expect("write");
-        assert_eq!(load_matrix(&csv).expect("csv"), array![[1.0, 2.0], [3.0, 4.0]]);
+        assert_eq!(
+            load_matrix(&csv).expect("csv"),
+            array![[1.0, 2.0], [3.0, 4.0]]
+        );
 
         let npy = dir.join("x.npy");
         write_npy_matrix(&npy, &array![[1.0, f64::NAN]]).expect("write");
         let err = load_matrix(&npy).unwrap_err();
-        assert!(matches!(err, DataError::NonFinite { row: 0, column: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::NonFinite {
+                    row: 0,
+                    column: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("x.npy"), "{err}");
 
         let err = load_matrix(&dir.join("x.txt")).unwrap_err();

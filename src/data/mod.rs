@@ -12,7 +12,8 @@
 //! | [`npy`] | float64 / float32 `.npy` in, float64 `.npy` out |
 //! | [`csv`] | headerless comma-separated numbers, errors with `file:line:column` |
 //! | [`idx`] | IDX images / labels, raw or gzip |
-//! | [`mnist`] | the bundled 10 000-digit subset, balanced class subsets, targets, standardisation |
+//! | [`mnist`] | the bundled 10 000-digit subset and its two- and ten-class tasks |
+//! | [`preprocess`] | per-sample standardisation, centred one-hot targets, balanced subsets |
 //! | [`validate`] | checks shared by all loaders: non-empty, finite, consistent shapes |
 
 pub mod csv;
@@ -21,6 +22,7 @@ pub mod idx;
 pub mod load;
 pub mod mnist;
 pub mod npy;
+pub mod preprocess;
 pub mod validate;
 
 pub use error::DataError;

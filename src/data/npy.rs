@@ -35,11 +35,11 @@ pub fn read_npy_matrix(path: &Path) -> Result<Array2<f64>, DataError> {
         },
     };
     let shape = array.shape().to_vec();
-    match shape.as_slice() {
-        &[rows] => Ok(array
+    match *shape.as_slice() {
+        [rows] => Ok(array
             .into_shape_with_order((rows, 1))
             .map_err(|e| npy_format(path, e.to_string()))?),
-        &[_, _] => Ok(array
+        [_, _] => Ok(array
             .into_dimensionality::<Ix2>()
             .map_err(|e| npy_format(path, e.to_string()))?),
         _ => Err(DataError::NpyShape {
@@ -141,7 +141,10 @@ mod tests {
     fn vector_becomes_a_column() {
         let path = temp_path("vec.npy");
         write_npy(&path, &Array1::from(vec![1.0f64, 2.0, 3.0])).expect("write");
-        assert_eq!(read_npy_matrix(&path).expect("read"), array![[1.0], [2.0], [3.0]]);
+        assert_eq!(
+            read_npy_matrix(&path).expect("read"),
+            array![[1.0], [2.0], [3.0]]
+        );
     }
 
     #[test]
@@ -149,7 +152,10 @@ mod tests {
         let path = temp_path("int.npy");
         write_npy(&path, &array![[1i64, 2], [3, 4]]).expect("write");
         let err = read_npy_matrix(&path).unwrap_err();
-        assert!(matches!(&err, DataError::NpyDtype { dtype_found, .. } if dtype_found.contains("i8")), "{err}");
+        assert!(
+            matches!(&err, DataError::NpyDtype { dtype_found, .. } if dtype_found.contains("i8")),
+            "{err}"
+        );
         assert!(err.to_string().contains("int.npy"), "{err}");
     }
 
@@ -158,7 +164,10 @@ mod tests {
         let path = temp_path("cube.npy");
         write_npy(&path, &Array3::<f64>::zeros((2, 3, 4))).expect("write");
         let err = read_npy_matrix(&path).unwrap_err();
-        assert!(matches!(&err, DataError::NpyShape { shape, .. } if shape == &[2, 3, 4]), "{err}");
+        assert!(
+            matches!(&err, DataError::NpyShape { shape, .. } if shape == &[2, 3, 4]),
+            "{err}"
+        );
     }
 
     #[test]

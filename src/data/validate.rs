@@ -60,7 +60,12 @@ pub fn validate_training_set(
 ) -> Result<(), DataError> {
     validate_matrix("x", inputs)?;
     validate_matrix("y", targets)?;
-    validate_rows("y", targets, inputs.nrows(), "one target row per input pattern")
+    validate_rows(
+        "y",
+        targets,
+        inputs.nrows(),
+        "one target row per input pattern",
+    )
 }
 
 fn check_axis(
@@ -98,7 +103,14 @@ mod tests {
     fn empty_matrix_is_named() {
         let x = Array2::<f64>::zeros((0, 3));
         let err = validate_matrix("x_test", x.view()).unwrap_err();
-        assert!(matches!(err, DataError::Empty { rows: 0, cols: 3, .. }));
+        assert!(matches!(
+            err,
+            DataError::Empty {
+                rows: 0,
+                cols: 3,
+                ..
+            }
+        ));
         assert!(err.to_string().contains("x_test"), "{err}");
     }
 
@@ -106,10 +118,22 @@ mod tests {
     fn nan_and_inf_are_located() {
         let x = array![[1.0, 2.0], [3.0, f64::NAN]];
         let err = validate_matrix("x", x.view()).unwrap_err();
-        assert!(matches!(err, DataError::NonFinite { row: 1, column: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::NonFinite {
+                    row: 1,
+                    column: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let y = array![[f64::NEG_INFINITY], [0.0]];
         let err = validate_matrix("y", y.view()).unwrap_err();
-        assert!(matches!(err, DataError::NonFinite { row: 0, column: 0, value, .. } if value == f64::NEG_INFINITY));
+        assert!(
+            matches!(err, DataError::NonFinite { row: 0, column: 0, value, .. } if value == f64::NEG_INFINITY)
+        );
     }
 
     #[test]
@@ -117,8 +141,19 @@ mod tests {
         let x = Array2::<f64>::zeros((3, 2));
         let y = Array2::<f64>::zeros((2, 1));
         let err = validate_training_set(x.view(), y.view()).unwrap_err();
-        assert!(matches!(err, DataError::ShapeMismatch { expected: 3, found: 2, .. }));
-        assert!(err.to_string().contains("`y` has 2 rows but 3 are required"), "{err}");
+        assert!(matches!(
+            err,
+            DataError::ShapeMismatch {
+                expected: 3,
+                found: 2,
+                ..
+            }
+        ));
+        assert!(
+            err.to_string()
+                .contains("`y` has 2 rows but 3 are required"),
+            "{err}"
+        );
         let xt = Array2::<f64>::zeros((4, 5));
         let err = validate_columns("x_test", xt.view(), 2, "feature dimension of x").unwrap_err();
         assert!(err.to_string().contains("x_test"), "{err}");

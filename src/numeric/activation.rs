@@ -29,8 +29,14 @@ pub struct CustomActivation {
 
 impl CustomActivation {
     /// Wraps `jet`, which maps $x$ to $[\phi(x),\phi'(x),\phi''(x)]$.
-    pub fn new(name: impl Into<String>, jet: impl Fn(f64) -> [f64; 3] + Send + Sync + 'static) -> Self {
-        Self { name: name.into(), jet: Arc::new(jet) }
+    pub fn new(
+        name: impl Into<String>,
+        jet: impl Fn(f64) -> [f64; 3] + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            jet: Arc::new(jet),
+        }
     }
 
     /// The name given at construction.
@@ -41,7 +47,9 @@ impl CustomActivation {
 
 impl fmt::Debug for CustomActivation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CustomActivation").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("CustomActivation")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,7 +80,9 @@ pub enum Activation {
 
 /// Evaluating an activation on a dual number needs more derivatives than it provides.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("activation `{name}` provides derivatives up to order {available}, order {requested} was requested")]
+#[error(
+    "activation `{name}` provides derivatives up to order {available}, order {requested} was requested"
+)]
 pub struct DerivativeOrderError {
     /// Name of the activation.
     pub name: String,
@@ -85,7 +95,9 @@ pub struct DerivativeOrderError {
 impl Activation {
     /// The unit-slope erf $\operatorname{erf}(\sqrt\pi x/2)$, $\phi'(0)=1$.
     pub fn unit_slope_erf() -> Self {
-        Activation::Erf { s: 0.5 * std::f64::consts::PI.sqrt() }
+        Activation::Erf {
+            s: 0.5 * std::f64::consts::PI.sqrt(),
+        }
     }
 
     /// The Heaviside step $\mathbb 1[x>0]$.
@@ -168,7 +180,11 @@ impl Activation {
         let custom = matches!(self, Activation::Custom(_));
         let requested = if custom { order + D::NDERIV } else { order };
         if requested > 2 {
-            return Err(DerivativeOrderError { name: self.name(), requested, available: 2 });
+            return Err(DerivativeOrderError {
+                name: self.name(),
+                requested,
+                available: 2,
+            });
         }
         let piecewise = |jet: [f64; 3]| D::from(jet[order]);
         Ok(match self {
@@ -183,12 +199,20 @@ impl Activation {
                     0 => sx.erf(),
                     _ => {
                         let slope = (-sx.clone() * sx).exp() * (s * FRAC_2_SQRT_PI);
-                        if order == 1 { slope } else { slope * x.clone() * (-2.0 * s * s) }
+                        if order == 1 {
+                            slope
+                        } else {
+                            slope * x.clone() * (-2.0 * s * s)
+                        }
                     }
                 }
             }
             Activation::Relu if order == 0 => {
-                if x.re() > 0.0 { x.clone() } else { D::zero() }
+                if x.re() > 0.0 {
+                    x.clone()
+                } else {
+                    D::zero()
+                }
             }
             Activation::Relu | Activation::Sign | Activation::Step { .. } => {
                 piecewise(self.jet(x.re()))
@@ -212,7 +236,7 @@ impl Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use num_dual::{Dual2_64, Dual3_64, Dual64, DualNum};
+    use num_dual::{Dual2_64, Dual3_64, Dual64};
 
     fn all() -> Vec<Activation> {
         vec![
@@ -236,10 +260,16 @@ mod tests {
         // formulas for erf and tanh, lifted jet for the custom function).
         for act in all().iter().filter(|a| !matches!(a, Activation::Custom(_))) {
             for &x in &[-1.7, -0.2, 0.3, 0.9, 2.4] {
-                let d = act.eval_dual(&Dual2_64::from_re(x).derivative(), 0).unwrap();
+                let d = act
+                    .eval_dual(&Dual2_64::from_re(x).derivative(), 0)
+                    .unwrap();
                 let [v, d1, d2] = act.jet(x);
                 assert!((d.re - v).abs() < 1e-15, "{}", act.name());
-                assert!((d.v1 - d1).abs() < 1e-15 && (d.v2 - d2).abs() < 1e-14, "{}", act.name());
+                assert!(
+                    (d.v1 - d1).abs() < 1e-15 && (d.v2 - d2).abs() < 1e-14,
+                    "{}",
+                    act.name()
+                );
                 let first = act.eval_dual(&Dual64::from_re(x).derivative(), 1).unwrap();
                 assert!((first.re - d1).abs() < 1e-15 && (first.eps - d2).abs() < 1e-14);
             }
@@ -250,7 +280,9 @@ mod tests {
     fn custom_jet_is_checked_and_lifted() {
         let softplus = all().pop().unwrap();
         let x = 0.4;
-        let d = softplus.eval_dual(&Dual2_64::from_re(x).derivative(), 0).unwrap();
+        let d = softplus
+            .eval_dual(&Dual2_64::from_re(x).derivative(), 0)
+            .unwrap();
         let sig = 1.0 / (1.0 + (-x).exp());
         assert!((d.v1 - sig).abs() < 1e-15 && (d.v2 - sig * (1.0 - sig)).abs() < 1e-15);
         let err = softplus.eval_dual(&Dual3_64::from_re(x), 0).unwrap_err();
@@ -267,7 +299,9 @@ mod tests {
         assert_eq!(Activation::heaviside().value(0.0), 0.0);
         assert_eq!(Activation::Step { theta: 0.5 }.value(0.6), 1.0);
         assert_eq!(Activation::Relu.jet(-2.0), [0.0, 0.0, 0.0]);
-        assert!(Activation::Relu.value(f64::NAN) == 0.0 && Activation::Tanh.value(f64::NAN).is_nan());
+        assert!(
+            Activation::Relu.value(f64::NAN) == 0.0 && Activation::Tanh.value(f64::NAN).is_nan()
+        );
         assert!(!Activation::Relu.is_smooth() && Activation::Tanh.is_smooth());
     }
 }

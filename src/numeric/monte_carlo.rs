@@ -96,7 +96,11 @@ where
         sum_sq_dev += delta * (y - mean);
     }
     let variance = sum_sq_dev / (samples - 1) as f64;
-    Ok(MonteCarloEstimate { mean, std_error: (variance / samples as f64).sqrt(), samples })
+    Ok(MonteCarloEstimate {
+        mean,
+        std_error: (variance / samples as f64).sqrt(),
+        samples,
+    })
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //!
 //! With $\rho=c/\sqrt{ab}$, $\theta=\arccos\rho$:
 //! * linear: $c$; $\;\operatorname{erf}(sx)$: $\frac2\pi\arcsin\frac{2s^2c}{\sqrt{(1+2s^2a)(1+2s^2b)}}$;
-//! * ReLU: $\frac1{2\pi}\big[w+(\pi-\theta)c\big]$, $w=\sqrt{ab-c^2}$, $\theta=\operatorname{atan2}(w,c)$
-//!   (the arc-cosine kernel $\frac{\sqrt{ab}}{2\pi}[\sin\theta+(\pi-\theta)\cos\theta]$ written so
-//!   that no $\arccos$ derivative is taken);
+//! * ReLU: $\frac1{2\pi}\big[w+(\tfrac\pi2+\arctan\tfrac cw)c\big]$, $w=\sqrt{ab-c^2}$ (the
+//!   arc-cosine kernel $\frac{\sqrt{ab}}{2\pi}[\sin\theta+(\pi-\theta)\cos\theta]$ written so that
+//!   no $\arccos$ derivative is taken; $c/2$ or $0$ on the boundary $w=0$);
 //! * sign: $\frac2\pi\arcsin\rho$; $\;\mathbb 1[x>\theta]$: $\Phi_2(-\theta/\sqrt a,-\theta/\sqrt b;\rho)$
 //!   ($\frac14+\frac{\arcsin\rho}{2\pi}$ at $\theta=0$).
 //!
@@ -22,7 +22,7 @@ use crate::numeric::bvn::{BvnError, bvn_cdf};
 use crate::numeric::quad::{GaussHermite, QuadError};
 use crate::numeric::special::ErfDual;
 use num_dual::DualNum;
-use std::f64::consts::{FRAC_2_PI, PI, TAU};
+use std::f64::consts::{FRAC_2_PI, FRAC_PI_2, TAU};
 
 /// Relative tolerance on $c^2\le ab$ (rounding of kernels built from data).
 const PSD_TOLERANCE: f64 = 1e-12;
@@ -78,7 +78,11 @@ pub enum PairError {
 }
 
 /// Checks $a,b\ge0$, finiteness and $c^2\le ab\,(1+10^{-12})$.
-pub(crate) fn check_covariance<D: DualNum<Primitive = f64>>(a: &D, b: &D, c: &D) -> Result<(), PairError> {
+pub(crate) fn check_covariance<D: DualNum<Primitive = f64>>(
+    a: &D,
+    b: &D,
+    c: &D,
+) -> Result<(), PairError> {
     let (a, b, c) = (a.re(), b.re(), c.re());
     let finite = a.is_finite() && b.is_finite() && c.is_finite();
     if !finite || a < 0.0 || b < 0.0 || c * c > a * b * (1.0 + PSD_TOLERANCE) {
@@ -88,11 +92,19 @@ pub(crate) fn check_covariance<D: DualNum<Primitive = f64>>(a: &D, b: &D, c: &D)
 }
 
 /// Checks $a,b>0$ for discontinuous activations.
-pub(crate) fn check_positive<D: DualNum<Primitive = f64>>(act: &Activation, a: &D, b: &D) -> Result<(), PairError> {
+pub(crate) fn check_positive<D: DualNum<Primitive = f64>>(
+    act: &Activation,
+    a: &D,
+    b: &D,
+) -> Result<(), PairError> {
     if a.re() > 0.0 && b.re() > 0.0 {
         Ok(())
     } else {
-        Err(PairError::ZeroVariance { activation: act.name(), a: a.re(), b: b.re() })
+        Err(PairError::ZeroVariance {
+            activation: act.name(),
+            a: a.re(),
+            b: b.re(),
+        })
     }
 }
 
@@ -108,8 +120,24 @@ pub(crate) fn clamped_correlation<D: DualNum<Primitive = f64> + Copy>(a: D, b: D
     }
 }
 
+/// $\arcsin\rho$, the constant $\pm\pi/2$ for $|\rho|\ge1$ (asin of a dual at $\pm1$ would
+/// multiply a zero derivative by an infinite slope).
+pub(crate) fn arcsin_correlation<D: DualNum<Primitive = f64> + Copy>(a: D, b: D, c: D) -> D {
+    let rho = clamped_correlation(a, b, c);
+    if rho.re().abs() >= 1.0 {
+        D::from(FRAC_PI_2 * rho.re())
+    } else {
+        rho.asin()
+    }
+}
+
 /// $K_\phi(a,b,c)=\langle\phi(u)\phi(v)\rangle$ in closed form (see the module docs).
-pub fn pair_expectation<D: DualNum<Primitive = f64> + Copy>(act: &Activation, a: D, b: D, c: D) -> Result<D, PairError> {
+pub fn pair_expectation<D: DualNum<Primitive = f64> + Copy>(
+    act: &Activation,
+    a: D,
+    b: D,
+    c: D,
+) -> Result<D, PairError> {
     check_covariance(&a, &b, &c)?;
     match act {
         Activation::Linear => Ok(c),
@@ -124,20 +152,20 @@ pub fn pair_expectation<D: DualNum<Primitive = f64> + Copy>(act: &Activation, a:
                 // Boundary: v = ±sqrt(b/a) u; gives the correct one-sided first derivatives.
                 return Ok(if c.re() > 0.0 { c * 0.5 } else { D::zero() });
             }
+            // pi - theta = pi/2 + atan(c / w) for w > 0 (num-dual's atan2 divides by c).
             let w = gap.sqrt();
-            let theta = w.atan2(c);
-            Ok((w + (-theta + PI) * c) / TAU)
+            Ok((w + ((c / w).atan() + FRAC_PI_2) * c) / TAU)
         }
         Activation::Sign => {
             check_positive(act, &a, &b)?;
-            Ok(clamped_correlation(a, b, c).asin() * FRAC_2_PI)
+            Ok(arcsin_correlation(a, b, c) * FRAC_2_PI)
         }
         Activation::Step { theta } => {
             check_positive(act, &a, &b)?;
-            let rho = clamped_correlation(a, b, c);
             if *theta == 0.0 {
-                return Ok(rho.asin() / TAU + 0.25);
+                return Ok(arcsin_correlation(a, b, c) / TAU + 0.25);
             }
+            let rho = clamped_correlation(a, b, c);
             let h = -a.sqrt().recip() * *theta;
             let k = -b.sqrt().recip() * *theta;
             Ok(bvn_cdf(h, k, rho)?)
@@ -151,7 +179,10 @@ pub fn pair_expectation<D: DualNum<Primitive = f64> + Copy>(act: &Activation, a:
 
 /// $\langle\phi(u)^2\rangle$ for $u\sim\mathcal N(0,q)$ in closed form; equals
 /// `pair_expectation(act, q, q, q)` but is cheaper.
-pub fn diagonal_expectation<D: DualNum<Primitive = f64> + Copy>(act: &Activation, q: D) -> Result<D, PairError> {
+pub fn diagonal_expectation<D: DualNum<Primitive = f64> + Copy>(
+    act: &Activation,
+    q: D,
+) -> Result<D, PairError> {
     check_covariance(&q, &q, &q)?;
     match act {
         Activation::Linear => Ok(q),
@@ -213,7 +244,7 @@ mod tests {
     use super::*;
     use crate::numeric::monte_carlo::pair_expectation_mc;
     use crate::numeric::tanh_sinh::integrate;
-    use num_dual::{Dual64, DualNum};
+    use num_dual::Dual64;
 
     pub(crate) fn closed_form_activations() -> Vec<Activation> {
         vec![
@@ -228,8 +259,13 @@ mod tests {
         ]
     }
 
-    const COVARIANCES: [(f64, f64, f64); 5] =
-        [(1.0, 1.5, 0.6), (0.7, 2.0, -1.1), (1.0, 1.0, 0.99), (2.5, 0.4, 0.0), (0.3, 0.3, -0.29)];
+    const COVARIANCES: [(f64, f64, f64); 5] = [
+        (1.0, 1.5, 0.6),
+        (0.7, 2.0, -1.1),
+        (1.0, 1.0, 0.99),
+        (2.5, 0.4, 0.0),
+        (0.3, 0.3, -0.29),
+    ];
 
     /// $\langle\phi(u)\,\mathbb E[\phi(v)\mid u]\rangle$ by tanh–sinh over $u$, split at the kinks;
     /// the conditional expectation of a kinked $\phi$ of $v\mid u\sim\mathcal N(\mu,\sigma^2)$ is
@@ -257,16 +293,41 @@ mod tests {
     fn theory_t2_closed_form_columns() {
         let rhos = [-0.5, 0.0, 0.3, 0.9, 0.99];
         let columns: [(Activation, [f64; 5]); 5] = [
-            (Activation::Relu, [0.0544988905, 0.1591549431, 0.2413721419, 0.4547691994, 0.4951501279]),
-            (Activation::Sign, [-0.3333333333, 0.0, 0.1939733680, 0.7128674137, 0.9098931727]),
-            (Activation::heaviside(), [0.1666666667, 0.25, 0.2984933420, 0.4282168534, 0.4774732932]),
-            (Activation::Erf { s: 1.0 }, [-0.2163468959, 0.0, 0.1281884337, 0.4096655294, 0.4588874755]),
-            (Activation::unit_slope_erf(), [-0.1976523674, 0.0, 0.1173589478, 0.3706789772, 0.4135780974]),
+            (
+                Activation::Relu,
+                [
+                    0.0544988905,
+                    0.1591549431,
+                    0.2413721419,
+                    0.4547691994,
+                    0.4951501279,
+                ],
+            ),
+            (
+                Activation::Sign,
+                [-0.3333333333, 0.0, 0.1939733680, 0.7128674137, 0.9098931727],
+            ),
+            (
+                Activation::heaviside(),
+                [0.1666666667, 0.25, 0.2984933420, 0.4282168534, 0.4774732932],
+            ),
+            (
+                Activation::Erf { s: 1.0 },
+                [-0.2163468959, 0.0, 0.1281884337, 0.4096655294, 0.4588874755],
+            ),
+            (
+                Activation::unit_slope_erf(),
+                [-0.1976523674, 0.0, 0.1173589478, 0.3706789772, 0.4135780974],
+            ),
         ];
         for (act, values) in &columns {
             for (&rho, &want) in rhos.iter().zip(values) {
                 let got = pair_expectation(act, 1.0, 1.0, rho).unwrap();
-                assert!((got - want).abs() < 1e-10, "{} rho={rho}: {got} vs {want}", act.name());
+                assert!(
+                    (got - want).abs() < 1e-10,
+                    "{} rho={rho}: {got} vs {want}",
+                    act.name()
+                );
             }
         }
     }
@@ -279,12 +340,17 @@ mod tests {
             for &cov in &COVARIANCES {
                 let got = pair_expectation(&act, cov.0, cov.1, cov.2).unwrap();
                 let want = if act.is_smooth() {
-                    gh.expect_2d(|u| act.value(u), |v| act.value(v), cov.0, cov.1, cov.2).unwrap()
+                    gh.expect_2d(|u| act.value(u), |v| act.value(v), cov.0, cov.1, cov.2)
+                        .unwrap()
                 } else {
                     by_conditional_integration(&act, cov)
                 };
                 worst = worst.max((got - want).abs());
-                assert!((got - want).abs() < 1e-12, "{} {cov:?}: {got} vs {want}", act.name());
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "{} {cov:?}: {got} vs {want}",
+                    act.name()
+                );
             }
         }
         eprintln!("pair closed forms vs quadrature: max abs error {worst:e}");
@@ -296,8 +362,14 @@ mod tests {
             for (j, &cov) in COVARIANCES[..2].iter().enumerate() {
                 let want = pair_expectation(&act, cov.0, cov.1, cov.2).unwrap();
                 let seed = 100 + 10 * i as u64 + j as u64;
-                let mc = pair_expectation_mc(|u| act.value(u), |v| act.value(v), cov, 200_000, seed).unwrap();
-                assert!(mc.z_score(want) < 4.0, "{} {cov:?}: {want} vs {mc:?}", act.name());
+                let mc =
+                    pair_expectation_mc(|u| act.value(u), |v| act.value(v), cov, 100_000, seed)
+                        .unwrap();
+                assert!(
+                    mc.z_score(want) < 4.0,
+                    "{} {cov:?}: {want} vs {mc:?}",
+                    act.name()
+                );
             }
         }
     }
@@ -306,35 +378,75 @@ mod tests {
     fn diagonal_is_exact_finite_and_differentiable() {
         for act in closed_form_activations() {
             for q in [0.3, 1.0, 2.7] {
-                let pair = pair_expectation(&act, Dual64::new(q, 1.0), Dual64::new(q, 1.0), Dual64::new(q, 1.0)).unwrap();
+                let pair = pair_expectation(
+                    &act,
+                    Dual64::new(q, 1.0),
+                    Dual64::new(q, 1.0),
+                    Dual64::new(q, 1.0),
+                )
+                .unwrap();
                 let diag = diagonal_expectation(&act, Dual64::new(q, 1.0)).unwrap();
-                assert!((pair.re - diag.re).abs() < 1e-15, "{} q={q}", act.name());
-                assert!(pair.eps.is_finite() && (pair.eps - diag.eps).abs() < 1e-12, "{} q={q}", act.name());
-                let mc = pair_expectation_mc(|u| act.value(u), |v| act.value(v), (q, q, q), 50_000, 5).unwrap();
+                assert!(
+                    (pair.re - diag.re).abs() < 1e-15,
+                    "{} q={q}: {pair} {diag}",
+                    act.name()
+                );
+                assert!(
+                    pair.eps.is_finite() && (pair.eps - diag.eps).abs() < 1e-12,
+                    "{} q={q}: {pair} {diag}",
+                    act.name()
+                );
+                let mc =
+                    pair_expectation_mc(|u| act.value(u), |v| act.value(v), (q, q, q), 50_000, 5)
+                        .unwrap();
                 assert!(mc.z_score(diag.re) < 4.0 || mc.std_error == 0.0 && mc.mean == diag.re);
             }
         }
-        assert_eq!(diagonal_expectation(&Activation::Step { theta: -0.1 }, 0.0), Ok(1.0));
+        assert_eq!(
+            diagonal_expectation(&Activation::Step { theta: -0.1 }, 0.0),
+            Ok(1.0)
+        );
         assert_eq!(pair_expectation(&Activation::Relu, 0.0, 2.0, 0.0), Ok(0.0));
     }
 
     #[test]
     fn quadrature_fallback_and_errors() {
         let gh = GaussHermite::new(64).unwrap();
-        let tanh_pair = pair_expectation_or_quadrature(&Activation::Tanh, 1.0, 1.5, 0.6, &gh).unwrap();
+        let tanh_pair =
+            pair_expectation_or_quadrature(&Activation::Tanh, 1.0, 1.5, 0.6, &gh).unwrap();
         let mc = pair_expectation_mc(f64::tanh, f64::tanh, (1.0, 1.5, 0.6), 200_000, 11).unwrap();
         assert!(mc.z_score(tanh_pair) < 4.0, "{tanh_pair} vs {mc:?}");
-        let tanh_diag = diagonal_expectation_or_quadrature(&Activation::Tanh, 1.2, &gh).unwrap();
-        let tanh_as_pair = pair_expectation_or_quadrature(&Activation::Tanh, 1.2, 1.2, 1.2, &gh).unwrap();
+        let tanh_diag: f64 =
+            diagonal_expectation_or_quadrature(&Activation::Tanh, 1.2, &gh).unwrap();
+        let tanh_as_pair =
+            pair_expectation_or_quadrature(&Activation::Tanh, 1.2, 1.2, 1.2, &gh).unwrap();
         assert!((tanh_diag - tanh_as_pair).abs() < 1e-13);
         let erf = Activation::Erf { s: 1.0 };
-        assert_eq!(pair_expectation_or_quadrature(&erf, 1.0, 1.5, 0.6, &gh), pair_expectation(&erf, 1.0, 1.5, 0.6));
-        assert!(matches!(pair_expectation(&Activation::Tanh, 1.0, 1.0, 0.0), Err(PairError::NoClosedForm { .. })));
-        assert!(matches!(pair_expectation(&erf, 1.0, 1.0, 1.01), Err(PairError::NotPositiveSemidefinite { .. })));
-        assert!(matches!(pair_expectation(&erf, f64::NAN, 1.0, 0.0), Err(PairError::NotPositiveSemidefinite { .. })));
-        assert!(matches!(pair_expectation(&Activation::Sign, 0.0, 1.0, 0.0), Err(PairError::ZeroVariance { .. })));
+        assert_eq!(
+            pair_expectation_or_quadrature(&erf, 1.0, 1.5, 0.6, &gh),
+            pair_expectation(&erf, 1.0, 1.5, 0.6)
+        );
+        assert!(matches!(
+            pair_expectation(&Activation::Tanh, 1.0, 1.0, 0.0),
+            Err(PairError::NoClosedForm { .. })
+        ));
+        assert!(matches!(
+            pair_expectation(&erf, 1.0, 1.0, 1.01),
+            Err(PairError::NotPositiveSemidefinite { .. })
+        ));
+        assert!(matches!(
+            pair_expectation(&erf, f64::NAN, 1.0, 0.0),
+            Err(PairError::NotPositiveSemidefinite { .. })
+        ));
+        assert!(matches!(
+            pair_expectation(&Activation::Sign, 0.0, 1.0, 0.0),
+            Err(PairError::ZeroVariance { .. })
+        ));
         // The boundary c^2 = ab (two identical inputs) is exact.
-        assert_eq!(pair_expectation(&Activation::Sign, 2.0, 0.5, -1.0), Ok(-1.0));
+        assert_eq!(
+            pair_expectation(&Activation::Sign, 2.0, 0.5, -1.0),
+            Ok(-1.0)
+        );
         assert_eq!(pair_expectation(&Activation::Relu, 2.0, 0.5, 1.0), Ok(0.5));
     }
 }

@@ -18,13 +18,16 @@
 //! expectations with a delta function diverge at $\gamma=0$ ($\chi_1=\infty$, THEORY.md §7.1).
 
 use crate::numeric::activation::Activation;
-use crate::numeric::pair::{PairError, check_covariance, check_positive, clamped_correlation};
+use crate::numeric::pair::{PairError, arcsin_correlation, check_covariance, check_positive};
 use crate::numeric::special::{ErfDual, FRAC_1_SQRT_2PI};
 use num_dual::DualNum;
 use std::f64::consts::{PI, TAU};
 
 fn no_closed_form(act: &Activation, expectation: &'static str) -> PairError {
-    PairError::NoClosedForm { activation: act.name(), expectation }
+    PairError::NoClosedForm {
+        activation: act.name(),
+        expectation,
+    }
 }
 
 /// $\gamma=ab-c^2$, or [`PairError::Divergent`] when $\gamma\le0$.
@@ -37,7 +40,10 @@ fn positive_gap<D: DualNum<Primitive = f64> + Copy>(
     if gap.re() > 0.0 {
         Ok(gap)
     } else {
-        Err(PairError::Divergent { activation: act.name(), expectation })
+        Err(PairError::Divergent {
+            activation: act.name(),
+            expectation,
+        })
     }
 }
 
@@ -59,7 +65,7 @@ pub fn pair_derivative_expectation<D: DualNum<Primitive = f64> + Copy>(
         }
         Activation::Relu => {
             check_positive(act, &a, &b)?;
-            Ok(clamped_correlation(a, b, c).asin() / TAU + 0.25)
+            Ok(arcsin_correlation(a, b, c) / TAU + 0.25)
         }
         Activation::Sign => {
             check_positive(act, &a, &b)?;
@@ -97,7 +103,11 @@ pub fn pair_second_derivative_expectation<D: DualNum<Primitive = f64> + Copy>(
         Activation::Relu => {
             check_positive(act, &a, &b)?;
             let gap = a * b - c * c;
-            Ok(if gap.re() > 0.0 { gap.sqrt() / (a * TAU) } else { D::zero() })
+            Ok(if gap.re() > 0.0 {
+                gap.sqrt() / (a * TAU)
+            } else {
+                D::zero()
+            })
         }
         Activation::Sign => {
             check_positive(act, &a, &b)?;
@@ -109,7 +119,8 @@ pub fn pair_second_derivative_expectation<D: DualNum<Primitive = f64> + Copy>(
             let gap = positive_gap(act, (a, b, c), WHAT)?;
             let sigma = (gap / a).sqrt();
             let z = (c - a) * *theta / (a * sigma);
-            let density_u = (-(a * 2.0).recip() * (theta * theta)).exp() * FRAC_1_SQRT_2PI / a.sqrt();
+            let density_u =
+                (-(a * 2.0).recip() * (theta * theta)).exp() * FRAC_1_SQRT_2PI / a.sqrt();
             Ok(density_u * (z.norm_cdf() * *theta / a - c / (a * sigma) * z.norm_pdf()))
         }
         Activation::Tanh | Activation::Custom(_) => Err(no_closed_form(act, WHAT)),
@@ -117,13 +128,16 @@ pub fn pair_second_derivative_expectation<D: DualNum<Primitive = f64> + Copy>(
 }
 
 /// $\langle\phi'(u)^2+\phi(u)\phi''(u)\rangle=\frac{d}{dq}\langle\phi(u)^2\rangle$ for $u\sim\mathcal N(0,q)$.
-pub fn diagonal_derivative_expectation<D: DualNum<Primitive = f64> + Copy>(act: &Activation, q: D) -> Result<D, PairError> {
+pub fn diagonal_derivative_expectation<D: DualNum<Primitive = f64> + Copy>(
+    act: &Activation,
+    q: D,
+) -> Result<D, PairError> {
     check_covariance(&q, &q, &q)?;
     match act {
         Activation::Linear => Ok(D::one()),
         Activation::Erf { s } => {
             let s2 = s * s;
-            Ok((4.0 * s2 / PI) / ((q * (2.0 * s2) + 1.0) * (q * (4.0 * s2) + 1.0).sqrt()))
+            Ok(((q * (2.0 * s2) + 1.0) * (q * (4.0 * s2) + 1.0).sqrt()).recip() * (4.0 * s2 / PI))
         }
         Activation::Relu => Ok(D::from(0.5)),
         Activation::Sign => Ok(D::zero()),
@@ -133,7 +147,9 @@ pub fn diagonal_derivative_expectation<D: DualNum<Primitive = f64> + Copy>(act: 
         } else {
             D::zero()
         }),
-        Activation::Tanh | Activation::Custom(_) => Err(no_closed_form(act, "<phi'(u)^2 + phi(u) phi''(u)>")),
+        Activation::Tanh | Activation::Custom(_) => {
+            Err(no_closed_form(act, "<phi'(u)^2 + phi(u) phi''(u)>"))
+        }
     }
 }
 
@@ -143,7 +159,7 @@ mod tests {
     use crate::numeric::monte_carlo::pair_expectation_mc;
     use crate::numeric::pair::{diagonal_expectation, pair_expectation};
     use crate::numeric::quad::GaussHermite;
-    use num_dual::{Dual64, DualNum};
+    use num_dual::Dual64;
 
     fn activations() -> Vec<Activation> {
         vec![
@@ -158,13 +174,22 @@ mod tests {
         ]
     }
 
-    const INTERIOR: [(f64, f64, f64); 5] =
-        [(1.0, 1.5, 0.6), (0.7, 2.0, -1.1), (1.0, 1.0, 0.95), (2.5, 0.4, 0.0), (0.3, 0.3, -0.29)];
+    const INTERIOR: [(f64, f64, f64); 5] = [
+        (1.0, 1.5, 0.6),
+        (0.7, 2.0, -1.1),
+        (1.0, 1.0, 0.95),
+        (2.5, 0.4, 0.0),
+        (0.3, 0.3, -0.29),
+    ];
 
     /// $\partial K/\partial(a,b,c)$ by num-dual through the closed form of $K$.
     fn kernel_gradient(act: &Activation, (a, b, c): (f64, f64, f64)) -> [f64; 3] {
         let d = |x: f64, on: bool| Dual64::new(x, if on { 1.0 } else { 0.0 });
-        let k = |i: usize| pair_expectation(act, d(a, i == 0), d(b, i == 1), d(c, i == 2)).unwrap().eps;
+        let k = |i: usize| {
+            pair_expectation(act, d(a, i == 0), d(b, i == 1), d(c, i == 2))
+                .unwrap()
+                .eps
+        };
         [k(0), k(1), k(2)]
     }
 
@@ -176,12 +201,23 @@ mod tests {
                 let [da, db, dc] = kernel_gradient(&act, (a, b, c));
                 let checks = [
                     (dc, pair_derivative_expectation(&act, a, b, c).unwrap()),
-                    (2.0 * da, pair_second_derivative_expectation(&act, a, b, c).unwrap()),
-                    (2.0 * db, pair_second_derivative_expectation(&act, b, a, c).unwrap()),
+                    (
+                        2.0 * da,
+                        pair_second_derivative_expectation(&act, a, b, c).unwrap(),
+                    ),
+                    (
+                        2.0 * db,
+                        pair_second_derivative_expectation(&act, b, a, c).unwrap(),
+                    ),
                 ];
                 for (auto, closed) in checks {
                     worst = worst.max((auto - closed).abs());
-                    assert!((auto - closed).abs() < 1e-10, "{} {:?}: {auto} vs {closed}", act.name(), (a, b, c));
+                    assert!(
+                        (auto - closed).abs() < 1e-10,
+                        "{} {:?}: {auto} vs {closed}",
+                        act.name(),
+                        (a, b, c)
+                    );
                 }
             }
             for q in [0.2, 1.0, 3.1] {
@@ -196,17 +232,28 @@ mod tests {
     #[test]
     fn smooth_closed_forms_match_gauss_hermite() {
         let gh = GaussHermite::new(96).unwrap();
-        for act in [Activation::Erf { s: 1.0 }, Activation::unit_slope_erf(), Activation::Erf { s: 0.3 }] {
+        // The diagonal integrand phi'(u)^2 ~ exp(-4 s^2 q x^2) is narrow at large q: more nodes.
+        let gh_1d = GaussHermite::new(400).unwrap();
+        for act in [
+            Activation::Erf { s: 1.0 },
+            Activation::unit_slope_erf(),
+            Activation::Erf { s: 0.3 },
+        ] {
             let d1 = |x: f64| act.derivative(x);
             let d2 = |x: f64| act.second_derivative(x);
             for &(a, b, c) in &INTERIOR {
                 let quad = gh.expect_2d(d1, d1, a, b, c).unwrap();
                 assert!((pair_derivative_expectation(&act, a, b, c).unwrap() - quad).abs() < 1e-12);
                 let quad = gh.expect_2d(d2, |v| act.value(v), a, b, c).unwrap();
-                assert!((pair_second_derivative_expectation(&act, a, b, c).unwrap() - quad).abs() < 1e-12);
+                assert!(
+                    (pair_second_derivative_expectation(&act, a, b, c).unwrap() - quad).abs()
+                        < 1e-12
+                );
             }
             for q in [0.0, 0.4, 2.0] {
-                let quad = gh.expect_1d(|u: f64| d1(u) * d1(u) + act.value(u) * d2(u), q).unwrap();
+                let quad = gh_1d
+                    .expect_1d(|u: f64| d1(u) * d1(u) + act.value(u) * d2(u), q)
+                    .unwrap();
                 assert!((diagonal_derivative_expectation(&act, q).unwrap() - quad).abs() < 1e-12);
             }
         }
@@ -232,11 +279,23 @@ mod tests {
             assert!((slope - 1.0 / (1.0 + PI * q).sqrt()).abs() < 1e-15);
         }
         // ReLU at c^2 = ab: one-sided values; sign / step diverge.
-        assert_eq!(pair_derivative_expectation(&Activation::Relu, 2.0, 2.0, 2.0), Ok(0.5));
-        assert_eq!(pair_second_derivative_expectation(&Activation::Relu, 2.0, 2.0, 2.0), Ok(0.0));
+        assert_eq!(
+            pair_derivative_expectation(&Activation::Relu, 2.0, 2.0, 2.0),
+            Ok(0.5)
+        );
+        assert_eq!(
+            pair_second_derivative_expectation(&Activation::Relu, 2.0, 2.0, 2.0),
+            Ok(0.0)
+        );
         for act in [Activation::Sign, Activation::Step { theta: 0.3 }] {
-            assert!(matches!(pair_derivative_expectation(&act, 1.0, 1.0, 1.0), Err(PairError::Divergent { .. })));
-            assert!(matches!(pair_second_derivative_expectation(&act, 1.0, 1.0, -1.0), Err(PairError::Divergent { .. })));
+            assert!(matches!(
+                pair_derivative_expectation(&act, 1.0, 1.0, 1.0),
+                Err(PairError::Divergent { .. })
+            ));
+            assert!(matches!(
+                pair_second_derivative_expectation(&act, 1.0, 1.0, -1.0),
+                Err(PairError::Divergent { .. })
+            ));
         }
         assert!(matches!(
             diagonal_derivative_expectation(&Activation::Tanh, 1.0),

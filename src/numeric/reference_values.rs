@@ -8,7 +8,8 @@ use crate::numeric::pair::{
     pair_expectation_or_quadrature,
 };
 use crate::numeric::pair_derivative::{
-    diagonal_derivative_expectation, pair_derivative_expectation, pair_second_derivative_expectation,
+    diagonal_derivative_expectation, pair_derivative_expectation,
+    pair_second_derivative_expectation,
 };
 use crate::numeric::quad::GaussHermite;
 use nalgebra::{SMatrix, SVector};
@@ -18,7 +19,13 @@ use num_dual::{DualNum, first_derivative, jacobian};
 const C0: [f64; 3] = [1.0, 0.6, 1.5];
 
 /// One NNGP layer $C'=gK_\phi(C)+g_b$ on a $2\times2$ kernel $[C_{11},C_{12},C_{22}]$.
-fn layer(act: &Activation, [c11, c12, c22]: [f64; 3], g: f64, gb: f64, gh: &GaussHermite) -> [f64; 3] {
+fn layer(
+    act: &Activation,
+    [c11, c12, c22]: [f64; 3],
+    g: f64,
+    gb: f64,
+    gh: &GaussHermite,
+) -> [f64; 3] {
     let diag = |q| diagonal_expectation_or_quadrature(act, q, gh).unwrap();
     let off = pair_expectation_or_quadrature(act, c11, c22, c12, gh).unwrap();
     [g * diag(c11) + gb, g * off + gb, g * diag(c22) + gb]
@@ -27,31 +34,63 @@ fn layer(act: &Activation, [c11, c12, c22]: [f64; 3], g: f64, gb: f64, gh: &Gaus
 #[test]
 fn t1_three_layers() {
     let table: [(Activation, [[f64; 3]; 3], f64); 7] = [
-        (Activation::Linear, [[1.6, 1.0, 2.35], [2.5, 1.6, 3.625], [3.85, 2.5, 5.5375]], 1e-12),
+        (
+            Activation::Linear,
+            [[1.6, 1.0, 2.35], [2.5, 1.6, 3.625], [3.85, 2.5, 5.5375]],
+            1e-12,
+        ),
         (
             Activation::unit_slope_erf(),
-            [[0.72771607, 0.41191432, 0.84318640], [0.63724070, 0.38086324, 0.67893239], [0.60026876, 0.38516726, 0.61782974]],
+            [
+                [0.72771607, 0.41191432, 0.84318640],
+                [0.63724070, 0.38086324, 0.67893239],
+                [0.60026876, 0.38516726, 0.61782974],
+            ],
             1e-8,
         ),
         (
             Activation::Erf { s: 1.0 },
-            [[0.79683858, 0.43779835, 0.90983963], [0.73186249, 0.41485850, 0.76986504], [0.70748751, 0.42286236, 0.72198959]],
+            [
+                [0.79683858, 0.43779835, 0.90983963],
+                [0.73186249, 0.41485850, 0.76986504],
+                [0.70748751, 0.42286236, 0.72198959],
+            ],
             1e-8,
         ),
         (
             Activation::Relu,
-            [[0.85, 0.65323115, 1.225], [0.7375, 0.64044805, 1.01875], [0.653125, 0.60672452, 0.8640625]],
+            [
+                [0.85, 0.65323115, 1.225],
+                [0.7375, 0.64044805, 1.01875],
+                [0.653125, 0.60672452, 0.8640625],
+            ],
             1e-8,
         ),
-        (Activation::Sign, [[1.6, 0.58889790, 1.6], [1.6, 0.45993492, 1.6], [1.6, 0.37843184, 1.6]], 1e-8),
+        (
+            Activation::Sign,
+            [
+                [1.6, 0.58889790, 1.6],
+                [1.6, 0.45993492, 1.6],
+                [1.6, 0.37843184, 1.6],
+            ],
+            1e-8,
+        ),
         (
             Activation::heaviside(),
-            [[0.85, 0.59722448, 0.85], [0.85, 0.66098895, 0.85], [0.85, 0.68768525, 0.85]],
+            [
+                [0.85, 0.59722448, 0.85],
+                [0.85, 0.66098895, 0.85],
+                [0.85, 0.68768525, 0.85],
+            ],
             1e-8,
         ),
         (
             Activation::Tanh,
-            [[0.69144174, 0.39485741, 0.80243232], [0.59255771, 0.36032386, 0.63194194], [0.55276978, 0.36309976, 0.56921400]],
+            [
+                [0.69144174, 0.39485741, 0.80243232],
+                [0.59255771, 0.36032386, 0.63194194],
+                [0.55276978, 0.36309976, 0.56921400],
+            ],
             1e-7,
         ),
     ];
@@ -61,7 +100,12 @@ fn t1_three_layers() {
         for (l, want) in layers.iter().enumerate() {
             kernel = layer(act, kernel, 1.5, 0.1, &gh);
             for (got, want) in kernel.iter().zip(want) {
-                assert!((got - want).abs() < *tolerance, "{} layer {}: {kernel:?} vs {want:?}", act.name(), l + 1);
+                assert!(
+                    (got - want).abs() < *tolerance,
+                    "{} layer {}: {kernel:?} vs {want:?}",
+                    act.name(),
+                    l + 1
+                );
             }
         }
     }
@@ -70,9 +114,16 @@ fn t1_three_layers() {
 #[test]
 fn t2_tanh_column_by_gauss_hermite() {
     let gh = GaussHermite::new(100).unwrap();
-    let column = [(-0.5, -0.1863244132), (0.0, 0.0), (0.3, 0.1106683855), (0.9, 0.3492033506), (0.99, 0.3896653013)];
+    let column = [
+        (-0.5, -0.1863244132),
+        (0.0, 0.0),
+        (0.3, 0.1106683855),
+        (0.9, 0.3492033506),
+        (0.99, 0.3896653013),
+    ];
     for (rho, want) in column {
-        let got = pair_expectation_or_quadrature(&Activation::Tanh, 1.0, 1.0, rho, &gh).unwrap();
+        let got: f64 =
+            pair_expectation_or_quadrature(&Activation::Tanh, 1.0, 1.0, rho, &gh).unwrap();
         assert!((got - want).abs() < 1e-9, "rho={rho}: {got} vs {want}");
     }
 }
@@ -107,17 +158,31 @@ fn t3_fixed_point_and_chi1() {
             }
         }
         let chi = g * pair_derivative_expectation(&erf, q, q, q).unwrap();
-        assert!((q - q_want).abs() < 1e-8, "g={g} gb={gb}: q*={q} vs {q_want}");
-        assert!((chi - chi_want).abs() < 1e-8, "g={g} gb={gb}: chi={chi} vs {chi_want}");
+        assert!(
+            (q - q_want).abs() < 1e-8,
+            "g={g} gb={gb}: q*={q} vs {q_want}"
+        );
+        assert!(
+            (chi - chi_want).abs() < 1e-8,
+            "g={g} gb={gb}: chi={chi} vs {chi_want}"
+        );
         assert!((chi - g / (1.0 + std::f64::consts::PI * q).sqrt()).abs() < 1e-14);
     }
 }
 
 /// $K(\mathrm{sym}(C))$ on the ordered basis $(11,12,21,22)$, entries of $C$ independent.
-fn kernel_full_matrix<D: DualNum<Primitive = f64> + Copy>(act: &Activation, c: &SVector<D, 4>) -> Result<SVector<D, 4>, PairError> {
+fn kernel_full_matrix<D: DualNum<Primitive = f64> + Copy>(
+    act: &Activation,
+    c: &SVector<D, 4>,
+) -> Result<SVector<D, 4>, PairError> {
     let sym = (c[1] + c[2]) * 0.5;
     let off = pair_expectation(act, c[0], c[3], sym)?;
-    Ok(SVector::from([pair_expectation(act, c[0], c[0], c[0])?, off, off, pair_expectation(act, c[3], c[3], c[3])?]))
+    Ok(SVector::from([
+        pair_expectation(act, c[0], c[0], c[0])?,
+        off,
+        off,
+        pair_expectation(act, c[3], c[3], c[3])?,
+    ]))
 }
 
 #[test]
@@ -134,7 +199,11 @@ fn g_matrix_by_autodiff_of_the_closed_form() {
     ];
     for (i, row) in printed.iter().enumerate() {
         for (j, want) in row.iter().enumerate() {
-            assert!((gmat[(i, j)] - want).abs() < 1e-7, "G[{i}][{j}] = {} vs {want}", gmat[(i, j)]);
+            assert!(
+                (gmat[(i, j)] - want).abs() < 1e-7,
+                "G[{i}][{j}] = {} vs {want}",
+                gmat[(i, j)]
+            );
         }
     }
     // Full-matrix Price: off-diagonal entries are halves of the closed-form expectations.
@@ -143,7 +212,12 @@ fn g_matrix_by_autodiff_of_the_closed_form() {
     let half_curv = 0.5 * g * pair_second_derivative_expectation(&act, a, b, c).unwrap();
     let half_curv_b = 0.5 * g * pair_second_derivative_expectation(&act, b, a, c).unwrap();
     let diag = g * diagonal_derivative_expectation(&act, a).unwrap();
-    for (got, want) in [(gmat[(1, 1)], half_slope), (gmat[(1, 0)], half_curv), (gmat[(1, 3)], half_curv_b), (gmat[(0, 0)], diag)] {
+    for (got, want) in [
+        (gmat[(1, 1)], half_slope),
+        (gmat[(1, 0)], half_curv),
+        (gmat[(1, 3)], half_curv_b),
+        (gmat[(0, 0)], diag),
+    ] {
         assert!((got - want).abs() < 1e-14);
     }
 }
@@ -155,7 +229,13 @@ fn v_tensor_by_gauss_hermite() {
     let gh = GaussHermite::new(64).unwrap();
     let (a, b, c) = (C0[0], C0[2], C0[1]);
     let basis = [(0, 0), (0, 1), (1, 0), (1, 1)];
-    let k = [[pair_expectation(&act, a, a, a).unwrap(), pair_expectation(&act, a, b, c).unwrap()], [0.0, pair_expectation(&act, b, b, b).unwrap()]];
+    let k = [
+        [
+            pair_expectation(&act, a, a, a).unwrap(),
+            pair_expectation(&act, a, b, c).unwrap(),
+        ],
+        [0.0, pair_expectation(&act, b, b, b).unwrap()],
+    ];
     let kernel = |i: usize, j: usize| if i == 1 && j == 0 { k[0][1] } else { k[i][j] };
     let printed = [
         [0.11147038, 0.06504878, 0.06504878, 0.01883835],
@@ -166,9 +246,20 @@ fn v_tensor_by_gauss_hermite() {
     for (row, &(p, q)) in basis.iter().enumerate() {
         for (col, &(r, s)) in basis.iter().enumerate() {
             let ones = [p, q, r, s].iter().filter(|&&i| i == 0).count() as i32;
-            let moment = gh.expect_2d(|u: f64| act.value(u).powi(ones), |v: f64| act.value(v).powi(4 - ones), a, b, c).unwrap();
+            let moment = gh
+                .expect_2d(
+                    |u: f64| act.value(u).powi(ones),
+                    |v: f64| act.value(v).powi(4 - ones),
+                    a,
+                    b,
+                    c,
+                )
+                .unwrap();
             let v = moment - kernel(p, q) * kernel(r, s);
-            assert!((v - printed[row][col]).abs() < 1e-7, "V[{row}][{col}] = {v}");
+            assert!(
+                (v - printed[row][col]).abs() < 1e-7,
+                "V[{row}][{col}] = {v}"
+            );
         }
     }
 }

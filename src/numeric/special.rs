@@ -121,8 +121,7 @@ mod tests {
     use crate::numeric::tanh_sinh::integrate;
     use nalgebra::{DVector, SVector};
     use num_dual::{
-        Dual, Dual2_64, Dual3_64, Dual64, DualNum, HyperDual64, HyperHyperDual64, gradient,
-        hessian,
+        Dual, Dual2_64, Dual3_64, Dual64, DualNum, HyperDual64, HyperHyperDual64, gradient, hessian,
     };
 
     const POINTS: [f64; 9] = [-4.5, -2.0, -0.7, -0.1, 0.0, 0.3, 1.1, 2.5, 6.0];
@@ -140,7 +139,11 @@ mod tests {
         for &x in &POINTS {
             let integral = integrate(|t| FRAC_2_SQRT_PI * (-t * t).exp(), 0.0, x, 1e-15).unwrap();
             let got = ErfDual::erf(&x);
-            assert!((got - integral.value).abs() < 2e-15, "x={x}: {got} vs {}", integral.value);
+            assert!(
+                (got - integral.value).abs() < 2e-15,
+                "x={x}: {got} vs {}",
+                integral.value
+            );
             assert!((ErfDual::erfc(&x) - (1.0 - got)).abs() < 2e-16 + 1e-15 * got.abs());
         }
     }
@@ -217,10 +220,15 @@ mod tests {
         ];
 
         let (_, g) = gradient(|v| f(v[0], v[1]), &SVector::from([x, y]));
-        let (_, gd) = gradient(|v| f(v[0].clone(), v[1].clone()), &DVector::from(vec![x, y]));
+        let (_, gd) = gradient(
+            |v| f(v[0].clone(), v[1].clone()),
+            &DVector::from(vec![x, y]),
+        );
         let (_, gh, h) = hessian(|v| f(v[0], v[1]), &SVector::from([x, y]));
-        let (_, _, hd) =
-            hessian(|v| f(v[0].clone(), v[1].clone()), &DVector::from(vec![x, y]));
+        let (_, _, hd) = hessian(
+            |v| f(v[0].clone(), v[1].clone()),
+            &DVector::from(vec![x, y]),
+        );
         for i in 0..2 {
             assert!((g[i] - grad_want[i]).abs() < 1e-15);
             assert!((gd[i] - grad_want[i]).abs() < 1e-15);
@@ -236,6 +244,8 @@ mod tests {
     fn nan_input_propagates_without_panic() {
         let d = Dual2_64::from_re(f64::NAN).derivative();
         assert!(d.erf().re.is_nan() && d.norm_cdf().v1.is_nan());
-        assert!(ErfDual::erf(&f64::INFINITY) == 1.0 && ErfDual::norm_cdf(&f64::NEG_INFINITY) == 0.0);
+        assert!(
+            ErfDual::erf(&f64::INFINITY) == 1.0 && ErfDual::norm_cdf(&f64::NEG_INFINITY) == 0.0
+        );
     }
 }

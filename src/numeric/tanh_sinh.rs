@@ -57,7 +57,9 @@ pub enum IntegrationError {
         x: f64,
     },
     /// The change between levels stayed above the tolerance.
-    #[error("no convergence after {evaluations} evaluations: estimate {value}, last change {change}")]
+    #[error(
+        "no convergence after {evaluations} evaluations: estimate {value}, last change {change}"
+    )]
     NotConverged {
         /// Last estimate.
         value: f64,
@@ -70,7 +72,12 @@ pub enum IntegrationError {
 
 /// $\int_{lo}^{hi} f(x)\,dx$ to absolute accuracy `tolerance` (or to about $2\cdot10^{-15}$
 /// relative, whichever is larger). `hi < lo` gives the negative of the swapped integral.
-pub fn integrate<F>(mut f: F, lo: f64, hi: f64, tolerance: f64) -> Result<Integral, IntegrationError>
+pub fn integrate<F>(
+    mut f: F,
+    lo: f64,
+    hi: f64,
+    tolerance: f64,
+) -> Result<Integral, IntegrationError>
 where
     F: FnMut(f64) -> f64,
 {
@@ -81,9 +88,12 @@ where
         return Err(IntegrationError::InvalidTolerance { tolerance });
     }
     if lo == hi {
-        return Ok(Integral { value: 0.0, error_estimate: 0.0, evaluations: 0 });
+        return Ok(Integral {
+            value: 0.0,
+            error_estimate: 0.0,
+            evaluations: 0,
+        });
     }
-    let center = 0.5 * (lo + hi);
     let half_width = 0.5 * (hi - lo);
     let mut evaluations = 0;
     // Sum of f(x) x'(t) over t = j h for the current step h.
@@ -126,10 +136,18 @@ where
         change = (refined - value).abs();
         value = refined;
         if level >= MIN_LEVEL && change <= tolerance.max(RELATIVE_FLOOR * value.abs()) {
-            return Ok(Integral { value, error_estimate: change, evaluations });
+            return Ok(Integral {
+                value,
+                error_estimate: change,
+                evaluations,
+            });
         }
     }
-    Err(IntegrationError::NotConverged { value, change, evaluations })
+    Err(IntegrationError::NotConverged {
+        value,
+        change,
+        evaluations,
+    })
 }
 
 #[cfg(test)]
@@ -140,7 +158,11 @@ mod tests {
     fn polynomials_and_exponentials_are_exact() {
         let cubic = integrate(|x| 4.0 * x * x * x - x + 2.0, -1.5, 2.0, 1e-14).unwrap();
         let exact = (2.0f64.powi(4) - 1.5f64.powi(4)) - 0.5 * (4.0 - 2.25) + 2.0 * 3.5;
-        assert!((cubic.value - exact).abs() < 1e-13, "{} vs {exact}", cubic.value);
+        assert!(
+            (cubic.value - exact).abs() < 1e-13,
+            "{} vs {exact}",
+            cubic.value
+        );
         let exp = integrate(f64::exp, 0.0, 3.0, 1e-14).unwrap();
         assert!((exp.value - (3.0f64.exp() - 1.0)).abs() < 1e-13);
         let reversed = integrate(f64::exp, 3.0, 0.0, 1e-14).unwrap();

@@ -17,10 +17,13 @@ pub fn attach_comments(source: &str, items: &mut [Item]) -> Vec<String> {
         item.leading_comments = comments;
         item.blank_line_before = blank;
         let end = item.span.end.min(source.len());
-        item.leading_comments.extend(inner_comments(&source[start..end]));
+        item.leading_comments
+            .extend(inner_comments(&source[start..end]));
         let line_end = source[end..].find('\n').map_or(source.len(), |i| end + i);
         let rest = &source[end..line_end];
-        item.trailing_comment = rest.find("//").map(|i| rest[i + 2..].trim_end().to_string());
+        item.trailing_comment = rest
+            .find("//")
+            .map(|i| rest[i + 2..].trim_end().to_string());
         cursor = line_end;
     }
     let tail = &source[cursor.min(source.len())..];
@@ -63,6 +66,9 @@ fn inner_comments(text: &str) -> Vec<String> {
     lines
         .iter()
         .take(n.saturating_sub(1))
-        .filter_map(|line| line.find("//").map(|i| line[i + 2..].trim_end().to_string()))
+        .filter_map(|line| {
+            line.find("//")
+                .map(|i| line[i + 2..].trim_end().to_string())
+        })
         .collect()
 }

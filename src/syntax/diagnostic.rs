@@ -84,17 +84,30 @@ impl Diagnostics {
     pub fn new(file_name: &str, source: &str, mut items: Vec<Diagnostic>) -> Self {
         items.sort_by_key(|d| (d.span.start, d.span.end));
         items.dedup();
-        Diagnostics { file_name: file_name.to_string(), source: source.to_string(), items }
+        Diagnostics {
+            file_name: file_name.to_string(),
+            source: source.to_string(),
+            items,
+        }
     }
 
     /// Renders every diagnostic with source excerpts and carets; `color` for terminals.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
         let source = NamedSource::new(&self.file_name, self.source.clone());
         let mut out = String::new();
         for item in &self.items {
-            let report = Rendered { item, source: &source };
+            let report = Rendered {
+                item,
+                source: &source,
+            };
             if handler.render_report(&mut out, &report).is_err() {
                 out.push_str(&self.one_line(item));
             }
@@ -147,7 +160,10 @@ impl miette::Diagnostic for Rendered<'_> {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.item.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.item
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -155,7 +171,8 @@ impl miette::Diagnostic for Rendered<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let primary = LabeledSpan::new_primary_with_span(Some(self.item.label.clone()), self.item.span);
+        let primary =
+            LabeledSpan::new_primary_with_span(Some(self.item.label.clone()), self.item.span);
         let related = self
             .item
             .related

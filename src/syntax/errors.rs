@@ -9,8 +9,10 @@ use super::parser::Rule;
 use super::span::Span;
 
 /// Words that cannot be used as names.
-pub const RESERVED_WORDS: &[&str] =
-    &["theory", "param", "data", "kernel", "mean", "conj", "of", "action", "for", "in", "sum", "int", "real"];
+pub const RESERVED_WORDS: &[&str] = &[
+    "theory", "param", "data", "kernel", "mean", "conj", "of", "action", "for", "in", "sum", "int",
+    "real",
+];
 
 /// Finds unbalanced `(`/`)` and `[`/`]` (comments are skipped).
 pub fn check_delimiters(source: &str) -> Vec<Diagnostic> {
@@ -85,12 +87,22 @@ pub fn syntax_error(source: &str, error: &Error<Rule>) -> Diagnostic {
         InputLocation::Span((s, _)) => s,
     };
     let found = found_token(source, pos);
-    let span = Span::new(pos, pos + found.len().max(1).min(source.len().saturating_sub(pos).max(1)));
+    let span = Span::new(
+        pos,
+        pos + found
+            .len()
+            .max(1)
+            .min(source.len().saturating_sub(pos).max(1)),
+    );
     let expected = match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => describe_expected(positives),
         ErrorVariant::CustomError { message } => message.clone(),
     };
-    let found_words = if found.is_empty() { "the end of the file".to_string() } else { format!("`{found}`") };
+    let found_words = if found.is_empty() {
+        "the end of the file".to_string()
+    } else {
+        format!("`{found}`")
+    };
     if RESERVED_WORDS.contains(&found.as_str()) && expected.contains("a name") {
         return Diagnostic::new(
             "saddle::reserved_word",
@@ -98,7 +110,10 @@ pub fn syntax_error(source: &str, error: &Error<Rule>) -> Diagnostic {
             span,
             "reserved word",
         )
-        .with_help(format!("rename it, e.g. `{found}_`; reserved: {}", RESERVED_WORDS.join(", ")));
+        .with_help(format!(
+            "rename it, e.g. `{found}_`; reserved: {}",
+            RESERVED_WORDS.join(", ")
+        ));
     }
     let mut diagnostic = Diagnostic::new(
         "saddle::syntax",
@@ -118,9 +133,10 @@ fn found_token(source: &str, pos: usize) -> String {
     let mut chars = rest.chars();
     match chars.next() {
         None => String::new(),
-        Some(c) if c.is_alphanumeric() || c == '_' => {
-            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect()
-        }
+        Some(c) if c.is_alphanumeric() || c == '_' => rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+            .collect(),
         Some(c) => c.to_string(),
     }
 }
@@ -131,7 +147,10 @@ fn hint_for(source: &str, pos: usize, found: &str) -> Option<String> {
     let line_start = source[..pos].rfind('\n').map_or(0, |i| i + 1);
     let line_end = source[pos..].find('\n').map_or(source.len(), |i| pos + i);
     let line = source[line_start..line_end].trim();
-    let first_word: String = line.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    let first_word: String = line
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
     let starts_with_name = !first_word.is_empty() && !RESERVED_WORDS.contains(&first_word.as_str());
     if starts_with_name && !line.contains('=') && line_start > 0 {
         return Some(
@@ -173,7 +192,9 @@ fn rule_words(rule: Rule) -> &'static str {
         | Rule::conj_decl
         | Rule::function_def
         | Rule::definition
-        | Rule::action_decl => "a declaration (`theory`, `param`, `data`, `kernel`, `conj`, `action`, a definition)",
+        | Rule::action_decl => {
+            "a declaration (`theory`, `param`, `data`, `kernel`, `conj`, `action`, a definition)"
+        }
         Rule::expr
         | Rule::term
         | Rule::unary

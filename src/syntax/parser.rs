@@ -1,8 +1,6 @@
 //! Text → [`ast::File`]: the pest grammar in `grammars/action.pest` and the one place where
 //! pest's parse tree becomes the typed syntax tree.
 
-use pest::Parser as _;
-use pest::iterators::Pair;
 use super::ast::{
     ActionDecl, BinaryOp, Binding, ConjDecl, Definition, Expr, ExprKind, FieldDecl, FieldKind,
     File, FunctionDef, Ident, Item, ItemKind, Number, ParamDecl, ParamType,
@@ -11,6 +9,8 @@ use super::comments::attach_comments;
 use super::diagnostic::Diagnostic;
 use super::errors::{check_delimiters, syntax_error};
 use super::span::Span;
+use pest::Parser as _;
+use pest::iterators::Pair;
 
 pub use generated::{ActionParser, Rule};
 
@@ -18,7 +18,7 @@ mod generated {
     // The grammar's `///` comments document the rules; pest adds items of its own.
     #![allow(missing_docs)]
     use pest_derive::Parser;
-        /// The pest parser generated from `grammars/action.pest`.
+    /// The pest parser generated from `grammars/action.pest`.
     #[derive(Parser)]
     #[grammar = "../grammars/action.pest"]
     pub struct ActionParser;
@@ -34,9 +34,12 @@ pub fn parse_file(source: &str) -> Result<File, Vec<Diagnostic>> {
     if !delimiter_errors.is_empty() {
         return Err(delimiter_errors);
     }
-    let mut pairs = ActionParser::parse(Rule::file, source).map_err(|e| vec![syntax_error(source, &e)])?;
+    let mut pairs =
+        ActionParser::parse(Rule::file, source).map_err(|e| vec![syntax_error(source, &e)])?;
     let file_pair = pairs.next().ok_or_else(|| vec![empty_parse()])?;
-    let mut builder = Builder { problems: Vec::new() };
+    let mut builder = Builder {
+        problems: Vec::new(),
+    };
     let mut items = Vec::new();
     for pair in file_pair.into_inner() {
         if pair.as_rule() != Rule::EOI {
@@ -49,10 +52,14 @@ pub fn parse_file(source: &str) -> Result<File, Vec<Diagnostic>> {
     for item in &mut items {
         // pest's implicit blanks before a trailing optional part end up inside the item's
         // span; the declaration itself ends at its last token.
-        item.span.end = item.span.start + trim_trailing_trivia(&source[item.span.start..item.span.end]).len();
+        item.span.end =
+            item.span.start + trim_trailing_trivia(&source[item.span.start..item.span.end]).len();
     }
     let end_comments = attach_comments(source, &mut items);
-    Ok(File { items, end_comments })
+    Ok(File {
+        items,
+        end_comments,
+    })
 }
 
 /// Parses a single expression (used by tests and by `--set` style helpers).
@@ -61,11 +68,21 @@ pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
     if !delimiter_errors.is_empty() {
         return Err(delimiter_errors);
     }
-    let mut pairs = ActionParser::parse(Rule::standalone_expr, source).map_err(|e| vec![syntax_error(source, &e)])?;
-    let pair = pairs.next().and_then(|p| p.into_inner().next()).ok_or_else(|| vec![empty_parse()])?;
-    let mut builder = Builder { problems: Vec::new() };
+    let mut pairs = ActionParser::parse(Rule::standalone_expr, source)
+        .map_err(|e| vec![syntax_error(source, &e)])?;
+    let pair = pairs
+        .next()
+        .and_then(|p| p.into_inner().next())
+        .ok_or_else(|| vec![empty_parse()])?;
+    let mut builder = Builder {
+        problems: Vec::new(),
+    };
     let expr = builder.expr(pair);
-    if builder.problems.is_empty() { Ok(expr) } else { Err(builder.problems) }
+    if builder.problems.is_empty() {
+        Ok(expr)
+    } else {
+        Err(builder.problems)
+    }
 }
 
 /// `text` without trailing blanks and `//` comments.
@@ -81,7 +98,12 @@ fn trim_trailing_trivia(mut text: &str) -> &str {
 }
 
 fn empty_parse() -> Diagnostic {
-    Diagnostic::new("saddle::syntax", "the parser produced nothing", Span::new(0, 0), "here")
+    Diagnostic::new(
+        "saddle::syntax",
+        "the parser produced nothing",
+        Span::new(0, 0),
+        "here",
+    )
 }
 
 /// Converts pest pairs into AST nodes, collecting problems that the grammar lets through.
@@ -94,7 +116,10 @@ fn span_of(pair: &Pair<'_, Rule>) -> Span {
 }
 
 fn ident(pair: Pair<'_, Rule>) -> Ident {
-    Ident { name: pair.as_str().to_string(), span: span_of(&pair) }
+    Ident {
+        name: pair.as_str().to_string(),
+        span: span_of(&pair),
+    }
 }
 
 impl Builder {
@@ -116,15 +141,28 @@ impl Builder {
                     match part.as_rule() {
                         Rule::param_type => {
                             let word = part.as_str().trim();
-                            declared_type = Some(if word == "int" { ParamType::Int } else { ParamType::Real });
+                            declared_type = Some(if word == "int" {
+                                ParamType::Int
+                            } else {
+                                ParamType::Real
+                            });
                         }
                         Rule::signed_number => default = self.number(&part),
                         _ => {}
                     }
                 }
-                ItemKind::Param(ParamDecl { name, declared_type, default })
+                ItemKind::Param(ParamDecl {
+                    name,
+                    declared_type,
+                    default,
+                })
             }
-            Rule::data_decl => ItemKind::Data(inner.filter(|p| p.as_rule() == Rule::name).map(ident).collect()),
+            Rule::data_decl => ItemKind::Data(
+                inner
+                    .filter(|p| p.as_rule() == Rule::name)
+                    .map(ident)
+                    .collect(),
+            ),
             Rule::field_decl => {
                 let kind_pair = inner.next();
                 let kind = match kind_pair.as_ref().map(|p| p.as_str().trim()) {
@@ -140,23 +178,40 @@ impl Builder {
                         _ => {}
                     }
                 }
-                ItemKind::Field(FieldDecl { kind, name, indices, ranges })
+                ItemKind::Field(FieldDecl {
+                    kind,
+                    name,
+                    indices,
+                    ranges,
+                })
             }
             Rule::conj_decl => {
                 inner.next();
                 let name = self.next_ident(&mut inner);
-                let (mut indices, mut of, mut of_indices, mut ranges) = (Vec::new(), None, Vec::new(), Vec::new());
+                let (mut indices, mut of, mut of_indices, mut ranges) =
+                    (Vec::new(), None, Vec::new(), Vec::new());
                 for part in inner {
                     match part.as_rule() {
-                        Rule::name_list if of.is_none() => indices = part.into_inner().map(ident).collect(),
+                        Rule::name_list if of.is_none() => {
+                            indices = part.into_inner().map(ident).collect()
+                        }
                         Rule::name_list => of_indices = part.into_inner().map(ident).collect(),
                         Rule::name => of = Some(ident(part)),
                         Rule::for_clause => ranges = self.for_clause(part),
                         _ => {}
                     }
                 }
-                let of = of.unwrap_or_else(|| Ident { name: String::new(), span });
-                ItemKind::Conj(ConjDecl { name, indices, of, of_indices, ranges })
+                let of = of.unwrap_or_else(|| Ident {
+                    name: String::new(),
+                    span,
+                });
+                ItemKind::Conj(ConjDecl {
+                    name,
+                    indices,
+                    of,
+                    of_indices,
+                    ranges,
+                })
             }
             Rule::function_def => {
                 let name = self.next_ident(&mut inner);
@@ -177,14 +232,21 @@ impl Builder {
                 let (mut indices, mut body, mut ranges) = (Vec::new(), None, Vec::new());
                 for part in inner {
                     match part.as_rule() {
-                        Rule::index_list => indices = part.into_inner().map(|p| self.expr(p)).collect(),
+                        Rule::index_list => {
+                            indices = part.into_inner().map(|p| self.expr(p)).collect()
+                        }
                         Rule::expr => body = Some(self.expr(part)),
                         Rule::for_clause => ranges = self.for_clause(part),
                         _ => {}
                     }
                 }
                 let body = body.unwrap_or_else(|| Expr::new(ExprKind::Number(0.0), span));
-                ItemKind::Definition(Definition { target, indices, body, ranges })
+                ItemKind::Definition(Definition {
+                    target,
+                    indices,
+                    body,
+                    ranges,
+                })
             }
             _ => {
                 // Rule::action_decl
@@ -197,13 +259,22 @@ impl Builder {
                 ItemKind::Action(ActionDecl { name, body })
             }
         };
-        Item { kind, leading_comments: Vec::new(), trailing_comment: None, blank_line_before: false, span }
+        Item {
+            kind,
+            leading_comments: Vec::new(),
+            trailing_comment: None,
+            blank_line_before: false,
+            span,
+        }
     }
 
     fn next_ident(&mut self, inner: &mut pest::iterators::Pairs<'_, Rule>) -> Ident {
         match inner.find(|p| p.as_rule() == Rule::name) {
             Some(p) => ident(p),
-            None => Ident { name: String::new(), span: Span::default() },
+            None => Ident {
+                name: String::new(),
+                span: Span::default(),
+            },
         }
     }
 
@@ -214,7 +285,10 @@ impl Builder {
             self.problems.push(
                 Diagnostic::new(
                     "saddle::number_out_of_range",
-                    format!("the number `{}` does not fit in a 64-bit float", pair.as_str()),
+                    format!(
+                        "the number `{}` does not fit in a 64-bit float",
+                        pair.as_str()
+                    ),
                     span,
                     "too large",
                 )
@@ -226,7 +300,10 @@ impl Builder {
     }
 
     fn for_clause(&mut self, pair: Pair<'_, Rule>) -> Vec<Binding> {
-        pair.into_inner().filter(|p| p.as_rule() == Rule::binding).map(|p| self.binding(p)).collect()
+        pair.into_inner()
+            .filter(|p| p.as_rule() == Rule::binding)
+            .map(|p| self.binding(p))
+            .collect()
     }
 
     fn binding(&mut self, pair: Pair<'_, Rule>) -> Binding {
@@ -255,7 +332,10 @@ impl Builder {
                 _ => {}
             }
         }
-        let var = var.unwrap_or_else(|| Ident { name: String::new(), span: Span::default() });
+        let var = var.unwrap_or_else(|| Ident {
+            name: String::new(),
+            span: Span::default(),
+        });
         let mut bounds = bounds.into_iter();
         let zero = || Expr::new(ExprKind::Number(0.0), Span::default());
         let lower = bounds.next().unwrap_or_else(zero);
@@ -270,7 +350,11 @@ impl Builder {
         };
         let mut acc = self.term(first);
         while let (Some(op), Some(rhs)) = (inner.next(), inner.next()) {
-            let op = if op.as_str() == "+" { BinaryOp::Add } else { BinaryOp::Sub };
+            let op = if op.as_str() == "+" {
+                BinaryOp::Add
+            } else {
+                BinaryOp::Sub
+            };
             let rhs = self.term(rhs);
             acc = binary(op, acc, rhs);
         }
@@ -289,7 +373,11 @@ impl Builder {
                 (_, "*") => BinaryOp::Mul,
                 _ => BinaryOp::Div,
             };
-            let rhs = if rhs.as_rule() == Rule::power { self.power(rhs) } else { self.unary(rhs) };
+            let rhs = if rhs.as_rule() == Rule::power {
+                self.power(rhs)
+            } else {
+                self.unary(rhs)
+            };
             acc = binary(op, acc, rhs);
         }
         acc
@@ -365,17 +453,29 @@ impl Builder {
                 if rule == Rule::call {
                     ExprKind::Call { func: name, args }
                 } else {
-                    ExprKind::Index { base: name, indices: args }
+                    ExprKind::Index {
+                        base: name,
+                        indices: args,
+                    }
                 }
             }
             Rule::application => {
                 let mut parts = inner.into_inner();
-                let func = parts.next().map_or_else(|| Ident { name: String::new(), span }, ident);
+                let func = parts.next().map_or_else(
+                    || Ident {
+                        name: String::new(),
+                        span,
+                    },
+                    ident,
+                );
                 let arg = match parts.find(|p| p.as_rule() == Rule::power) {
                     Some(p) => self.power(p),
                     None => Expr::new(ExprKind::Number(0.0), span),
                 };
-                ExprKind::Prefix { func, arg: Box::new(arg) }
+                ExprKind::Prefix {
+                    func,
+                    arg: Box::new(arg),
+                }
             }
             Rule::sum => {
                 let mut bindings = Vec::new();
@@ -388,7 +488,10 @@ impl Builder {
                     }
                 }
                 let body = body.unwrap_or_else(|| Expr::new(ExprKind::Number(0.0), span));
-                ExprKind::Sum { bindings, body: Box::new(body) }
+                ExprKind::Sum {
+                    bindings,
+                    body: Box::new(body),
+                }
             }
             _ => {
                 // Rule::expectation
@@ -406,8 +509,16 @@ impl Builder {
                 let body = exprs.next().unwrap_or_else(zero);
                 let mean = exprs.next().unwrap_or_else(zero);
                 let cov = exprs.next().unwrap_or_else(zero);
-                let var = var.unwrap_or_else(|| Ident { name: String::new(), span });
-                ExprKind::Expectation { body: Box::new(body), var, mean: Box::new(mean), cov: Box::new(cov) }
+                let var = var.unwrap_or_else(|| Ident {
+                    name: String::new(),
+                    span,
+                });
+                ExprKind::Expectation {
+                    body: Box::new(body),
+                    var,
+                    mean: Box::new(mean),
+                    cov: Box::new(cov),
+                }
             }
         };
         Expr::new(kind, span)
@@ -416,5 +527,12 @@ impl Builder {
 
 fn binary(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
     let span = lhs.span.to(rhs.span);
-    Expr::new(ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span)
+    Expr::new(
+        ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span,
+    )
 }

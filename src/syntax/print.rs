@@ -6,7 +6,9 @@
 //! their top-level `+`/`-` (and inside `sum(…)`), the only places the grammar allows a
 //! line break. `parse(print(file)) == file` for every file the parser accepts.
 
-use super::ast::{BinaryOp, Binding, Expr, ExprKind, File, Item, ItemKind, NEG_PRECEDENCE, ParamType};
+use super::ast::{
+    BinaryOp, Binding, Expr, ExprKind, File, Item, ItemKind, NEG_PRECEDENCE, ParamType,
+};
 
 /// Lines longer than this are broken where the grammar allows.
 const WIDTH: usize = 96;
@@ -30,7 +32,11 @@ pub fn print_file(file: &File) -> String {
         out.push_str(&text);
         if let Some(trailing) = &item.trailing_comment {
             let last_line = text.rsplit('\n').next().unwrap_or("").chars().count();
-            let pad = if matches!(item.kind, ItemKind::Param(_)) { 22usize.saturating_sub(last_line).max(1) } else { 2 };
+            let pad = if matches!(item.kind, ItemKind::Param(_)) {
+                22usize.saturating_sub(last_line).max(1)
+            } else {
+                2
+            };
             out.push_str(&" ".repeat(pad));
             out.push_str(&format!("//{trailing}"));
         }
@@ -88,17 +94,33 @@ pub fn print_item(item: &Item, param_width: usize) -> String {
         ItemKind::Param(p) => {
             let head = format!("{}{}", p.name.name, p.declared_type.map_or("", type_suffix));
             let pad = param_width.saturating_sub(head.chars().count());
-            format!("param {head}{} = {}", " ".repeat(pad), format_number(p.default.value))
+            format!(
+                "param {head}{} = {}",
+                " ".repeat(pad),
+                format_number(p.default.value)
+            )
         }
         ItemKind::Data(names) => {
-            format!("data {}", names.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "))
+            format!(
+                "data {}",
+                names
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         ItemKind::Field(f) => {
             let kind = match f.kind {
                 super::ast::FieldKind::Kernel => "kernel",
                 super::ast::FieldKind::Mean => "mean",
             };
-            format!("{kind} {}{}{}", f.name.name, name_list(&f.indices), for_clause(&f.ranges))
+            format!(
+                "{kind} {}{}{}",
+                f.name.name,
+                name_list(&f.indices),
+                for_clause(&f.ranges)
+            )
         }
         ItemKind::Conj(c) => format!(
             "conj {}{} of {}{}{}",
@@ -118,7 +140,14 @@ pub fn print_item(item: &Item, param_width: usize) -> String {
             let indices = if d.indices.is_empty() {
                 String::new()
             } else {
-                format!("[{}]", d.indices.iter().map(print_expr).collect::<Vec<_>>().join(", "))
+                format!(
+                    "[{}]",
+                    d.indices
+                        .iter()
+                        .map(print_expr)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             let head = format!("{}{indices} = ", d.target.name);
             let indent = head.chars().count();
@@ -136,18 +165,36 @@ fn name_list(names: &[super::ast::Ident]) -> String {
     if names.is_empty() {
         String::new()
     } else {
-        format!("[{}]", names.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "))
+        format!(
+            "[{}]",
+            names
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
 fn for_clause(bindings: &[Binding]) -> String {
-    if bindings.is_empty() { String::new() } else { format!(" for {}", bindings_text(bindings)) }
+    if bindings.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", bindings_text(bindings))
+    }
 }
 
 fn bindings_text(bindings: &[Binding]) -> String {
     bindings
         .iter()
-        .map(|b| format!("{} in {}..={}", b.var.name, print_expr(&b.lower), print_expr(&b.upper)))
+        .map(|b| {
+            format!(
+                "{} in {}..={}",
+                b.var.name,
+                print_expr(&b.lower),
+                print_expr(&b.upper)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -179,12 +226,28 @@ pub fn print_expr(expr: &Expr) -> String {
         ExprKind::Number(v) => format_number(*v),
         ExprKind::Name(n) => n.name.clone(),
         ExprKind::Index { base, indices } => {
-            format!("{}[{}]", base.name, indices.iter().map(print_expr).collect::<Vec<_>>().join(", "))
+            format!(
+                "{}[{}]",
+                base.name,
+                indices
+                    .iter()
+                    .map(print_expr)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         ExprKind::Call { func, args } => {
-            format!("{}({})", func.name, args.iter().map(print_expr).collect::<Vec<_>>().join(", "))
+            format!(
+                "{}({})",
+                func.name,
+                args.iter().map(print_expr).collect::<Vec<_>>().join(", ")
+            )
         }
-        ExprKind::Prefix { func, arg } => format!("{} {}", func.name, wrap(arg, precedence(arg) <= NEG_PRECEDENCE)),
+        ExprKind::Prefix { func, arg } => format!(
+            "{} {}",
+            func.name,
+            wrap(arg, precedence(arg) <= NEG_PRECEDENCE)
+        ),
         ExprKind::Neg(inner) => format!("-{}", wrap(inner, precedence(inner) <= NEG_PRECEDENCE)),
         ExprKind::Transpose(inner) => format!("{}^T", wrap(inner, precedence(inner) < 5)),
         ExprKind::Binary { op, lhs, rhs } => {
@@ -196,8 +259,15 @@ pub fn print_expr(expr: &Expr) -> String {
                 _ => format!("{l} {} {r}", op.symbol()),
             }
         }
-        ExprKind::Sum { bindings, body } => format!("sum({}, {})", bindings_text(bindings), print_expr(body)),
-        ExprKind::Expectation { body, var, mean, cov } => format!(
+        ExprKind::Sum { bindings, body } => {
+            format!("sum({}, {})", bindings_text(bindings), print_expr(body))
+        }
+        ExprKind::Expectation {
+            body,
+            var,
+            mean,
+            cov,
+        } => format!(
             "E[{} | {} ~ N({}, {})]",
             print_expr(body),
             var.name,
@@ -219,7 +289,11 @@ fn operand_parens(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> (bool, bool) {
 }
 
 fn wrap(expr: &Expr, parens: bool) -> String {
-    if parens { format!("({})", print_expr(expr)) } else { print_expr(expr) }
+    if parens {
+        format!("({})", print_expr(expr))
+    } else {
+        print_expr(expr)
+    }
 }
 
 /// Multi-line layout: the one-line form if it fits, else line breaks before top-level
@@ -236,7 +310,12 @@ fn layout(expr: &Expr, indent: usize) -> String {
             ExprKind::Sum { bindings, body } => {
                 let inner_indent = indent + 4;
                 let body_text = layout_terms(body, inner_indent);
-                format!("sum({},\n{}{})", bindings_text(bindings), " ".repeat(inner_indent), body_text)
+                format!(
+                    "sum({},\n{}{})",
+                    bindings_text(bindings),
+                    " ".repeat(inner_indent),
+                    body_text
+                )
             }
             _ => flat,
         };
@@ -271,7 +350,12 @@ fn layout_terms(expr: &Expr, indent: usize) -> String {
 
 /// Flattens a left-nested chain of `+`/`-` into signed terms (the first has sign `+`).
 fn additive_terms<'a>(expr: &'a Expr, sign: char, out: &mut Vec<(char, &'a Expr)>) {
-    if let ExprKind::Binary { op: op @ (BinaryOp::Add | BinaryOp::Sub), lhs, rhs } = &expr.kind {
+    if let ExprKind::Binary {
+        op: op @ (BinaryOp::Add | BinaryOp::Sub),
+        lhs,
+        rhs,
+    } = &expr.kind
+    {
         additive_terms(lhs, sign, out);
         out.push((if *op == BinaryOp::Add { '+' } else { '-' }, rhs));
     } else {

@@ -1,0 +1,115 @@
+//! The `saddle` command line: one file per subcommand, all reporting through [`CliError`].
+//!
+//! Exit codes: 0 on success, 1 on any user error (a diagnostic, a bad file, a bad value),
+//! never a panic.
+
+mod check;
+mod fmt;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::Diagnostics;
+
+/// saddle — the statistical field theory of neural networks.
+///
+/// Write the action S(C, C̃) of a network in a `.action` file; saddle checks it, derives
+/// its saddle-point equations and solves them on data.
+#[derive(Debug, Parser)]
+#[command(name = "saddle", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check a theory; print every problem with its file, line and column.
+    ///
+    /// Exit code 0 when the theory is well-formed, 1 otherwise.
+    Check(check::CheckArgs),
+    /// Print a theory in canonical form (or as Unicode math / LaTeX).
+    ///
+    /// Canonical form keeps every comment, aligns parameters, and breaks long actions
+    /// before `+`/`-`. Use `--write` to rewrite the file in place, `--check` in CI.
+    Fmt(fmt::FmtArgs),
+}
+
+/// Everything that ends a command with exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Problems in a `.action` file (rendered with source excerpts).
+    #[error("{0}")]
+    Diagnostics(Box<Diagnostics>),
+    /// A file that cannot be read or written.
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        /// "read" or "write".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Anything else the user can fix, said in one line.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<Diagnostics> for CliError {
+    fn from(d: Diagnostics) -> Self {
+        CliError::Diagnostics(Box::new(d))
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            report(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints an error to stderr (diagnostics with colour on a terminal).
+fn report(error: &CliError) {
+    match error {
+        CliError::Diagnostics(d) => {
+            let color = std::io::stderr().is_terminal();
+            eprint!("{}", d.render(color));
+            let n = d.items.len();
+            eprintln!(
+                "saddle: {n} problem{} in {}",
+                if n == 1 { "" } else { "s" },
+                d.file_name
+            );
+        }
+        other => eprintln!("saddle: {other}"),
+    }
+}
+
+/// Reads a `.action` file.
+fn read_source(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The name a file is shown under in diagnostics.
+fn display_name(path: &Path) -> String {
+    path.display().to_string()
+}

@@ -1,0 +1,324 @@
+//! Cholesky factor $LL^\top = K+\kappa I+\epsilon I$ with the jitter policy of THEORY.md §3,
+//! computed in the buffer of the (owned) kernel.
+//!
+//! Policy: try $\epsilon=0$; on failure retry with $\epsilon=r\,\bar k$ for
+//! $r\in$ [`RELATIVE_JITTERS`] $=10^{-10},10^{-9},\dots,10^{-1}$ (start $10^{-10}$, ×10, stop
+//! before exceeding 0.2 — Lee et al.'s `gpr.py`); $\bar k$ is the mean of
+//! $\operatorname{diag}K$ (1 if that is not positive), so the jitter is *relative* to the
+//! kernel's scale. An attempt fails on a non-positive pivot, or on a positive pivot with
+//! $L_{ii}^2\le P\,\varepsilon_{\text{mach}}\max_i A_{ii}$ (numerically singular: the solve
+//! would amplify rounding by more than $1/(P\varepsilon_{\text{mach}})$).
+//!
+//! Memory: the kernel's row-major buffer is symmetrised and reused as the column-major factor
+//! (no copy when it is in standard layout); a packed copy of the lower triangle ($P(P+1)/2$
+//! numbers) restores it between attempts and is freed on return. faer's `cholesky_in_place`
+//! reads and writes the lower triangle only (plus scratch inside small diagonal blocks).
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::factor::{
+    LltError, LltParams, cholesky_in_place, cholesky_in_place_scratch,
+};
+use faer::linalg::triangular_solve::{
+    solve_lower_triangular_in_place, solve_upper_triangular_in_place,
+};
+use faer::{MatMut, MatRef, Spec};
+use ndarray::Array2;
+use serde::Serialize;
+
+use super::error::{GpError, check_finite, shape_error};
+
+/// Relative jitters $r$ tried, in order, after a jitter-free attempt fails.
+pub const RELATIVE_JITTERS: [f64; 10] =
+    [1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
+/// Largest tolerated $|K_{ij}-K_{ji}|$ relative to $\max_i|K_{ii}|$.
+pub const SYMMETRY_TOLERANCE: f64 = 1e-8;
+
+/// The jitter the factorisation needed (zero when none was needed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct JitterInfo {
+    /// Relative jitter $r$: 0, or one of [`RELATIVE_JITTERS`].
+    pub relative: f64,
+    /// Absolute jitter $\epsilon=r\,\bar k$ added to the diagonal on top of $\kappa$.
+    pub absolute: f64,
+    /// Number of factorisations attempted (1: succeeded without jitter).
+    pub attempts: usize,
+}
+
+/// Lower Cholesky factor of $K+(\kappa+\epsilon)I$.
+#[derive(Debug, Clone)]
+pub struct CholeskyFactor {
+    /// Column-major $P\times P$; the lower triangle holds $L$, the rest is scratch.
+    buffer: Vec<f64>,
+    dim: usize,
+    jitter: JitterInfo,
+    log_det: f64,
+}
+
+impl CholeskyFactor {
+    /// Factors $K+\kappa I$, adding jitter only if needed. `kernel` must be square,
+    /// non-empty, finite and symmetric within [`SYMMETRY_TOLERANCE`]; $\kappa\ge0$ finite.
+    pub fn new(kernel: Array2<f64>, noise: f64) -> Result<Self, GpError> {
+        let dim = kernel.nrows();
+        if kernel.ncols() != dim || dim == 0 {
+            let expected = "must be square and non-empty".to_owned();
+            return Err(shape_error("kernel", expected, kernel.dim()));
+        }
+        if !(noise.is_finite() && noise >= 0.0) {
+            return Err(GpError::InvalidNoise(noise));
+        }
+        check_finite("kernel", kernel.view())?;
+        let mut buffer = into_row_major(kernel);
+        symmetrise_lower(&mut buffer, dim)?;
+        let jitter = factor_with_jitter(&mut buffer, dim, noise)?;
+        let log_det = 2.0 * (0..dim).map(|i| buffer[i * dim + i].ln()).sum::<f64>();
+        Ok(Self {
+            buffer,
+            dim,
+            jitter,
+            log_det,
+        })
+    }
+
+    /// $L$ as a faer view (only its lower triangle is meaningful).
+    pub fn lower(&self) -> MatRef<'_, f64> {
+        MatRef::from_column_major_slice(&self.buffer, self.dim, self.dim)
+    }
+
+    /// $P$.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The jitter used.
+    pub fn jitter(&self) -> JitterInfo {
+        self.jitter
+    }
+
+    /// $\ln\det(K+(\kappa+\epsilon)I)=2\sum_i\ln L_{ii}$.
+    pub fn log_det(&self) -> f64 {
+        self.log_det
+    }
+
+    /// Overwrites `rhs` ($P\times m$) with $L^{-1}\,$`rhs`.
+    pub fn solve_lower_in_place(&self, rhs: MatMut<'_, f64>) {
+        solve_lower_triangular_in_place(self.lower(), rhs, faer::get_global_parallelism());
+    }
+
+    /// Overwrites `rhs` ($P\times m$) with $(LL^\top)^{-1}\,$`rhs`.
+    pub fn solve_in_place(&self, mut rhs: MatMut<'_, f64>) {
+        let par = faer::get_global_parallelism();
+        solve_lower_triangular_in_place(self.lower(), rhs.as_mut(), par);
+        solve_upper_triangular_in_place(self.lower().transpose(), rhs, par);
+    }
+}
+
+/// Runs the jitter policy on the symmetric column-major `buffer` (lower triangle read).
+fn factor_with_jitter(buffer: &mut [f64], n: usize, noise: f64) -> Result<JitterInfo, GpError> {
+    let mean_diagonal = (0..n).map(|i| buffer[i * n + i]).sum::<f64>() / n as f64;
+    let scale = if mean_diagonal > 0.0 {
+        mean_diagonal
+    } else {
+        1.0
+    };
+    let backup: Vec<f64> = (0..n)
+        .flat_map(|j| buffer[j * n + j..(j + 1) * n].iter().copied())
+        .collect();
+    let par = faer::get_global_parallelism();
+    let params = <Spec<LltParams, f64>>::default();
+    let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(n, par, params));
+    let mut last_failure = (0.0, 0);
+    for (attempt, relative) in std::iter::once(0.0).chain(RELATIVE_JITTERS).enumerate() {
+        if attempt > 0 {
+            let mut packed = backup.iter();
+            for j in 0..n {
+                for (slot, value) in buffer[j * n + j..(j + 1) * n].iter_mut().zip(&mut packed) {
+                    *slot = *value;
+                }
+            }
+        }
+        let absolute = relative * scale;
+        for i in 0..n {
+            buffer[i * n + i] += noise + absolute;
+        }
+        let max_diagonal = (0..n).map(|i| buffer[i * n + i]).fold(0.0f64, f64::max);
+        let floor = n as f64 * f64::EPSILON * max_diagonal;
+        let matrix = MatMut::from_column_major_slice_mut(buffer, n, n);
+        let stack = MemStack::new(&mut scratch);
+        let failed_pivot = match cholesky_in_place(matrix, Default::default(), par, stack, params) {
+            Err(LltError::NonPositivePivot { index }) => Some(index),
+            // A positive but negligible pivot: numerically singular.
+            Ok(_) => (0..n).find(|&i| buffer[i * n + i].powi(2) <= floor),
+        };
+        match failed_pivot {
+            None => {
+                return Ok(JitterInfo {
+                    relative,
+                    absolute,
+                    attempts: attempt + 1,
+                });
+            }
+            Some(pivot) => last_failure = (absolute, pivot),
+        }
+    }
+    Err(GpError::NotPositiveDefinite {
+        jitter_tried: last_failure.0,
+        pivot: last_failure.1,
+    })
+}
+
+/// The kernel's entries in row-major order, reusing its buffer (no copy) when it is in
+/// standard layout. Read as column-major this is $K^\top$, i.e. $K$ once symmetric.
+fn into_row_major(kernel: Array2<f64>) -> Vec<f64> {
+    let len = kernel.len();
+    if !kernel.is_standard_layout() {
+        return kernel.iter().copied().collect();
+    }
+    let (mut buffer, offset) = kernel.into_raw_vec_and_offset();
+    buffer.drain(..offset.unwrap_or(0));
+    buffer.truncate(len);
+    buffer
+}
+
+/// Checks $|K_{ij}-K_{ji}|$ on the row-major `buffer` and writes $(K_{ij}+K_{ji})/2$ into the
+/// lower triangle of its column-major reading (entry $jP+i$, $i>j$).
+fn symmetrise_lower(buffer: &mut [f64], n: usize) -> Result<(), GpError> {
+    let max_diagonal = (0..n)
+        .map(|i| buffer[i * n + i].abs())
+        .fold(0.0f64, f64::max);
+    let tolerance = SYMMETRY_TOLERANCE * max_diagonal.max(f64::MIN_POSITIVE);
+    for j in 0..n {
+        for i in j + 1..n {
+            let (k_ji, k_ij) = (buffer[j * n + i], buffer[i * n + j]);
+            if (k_ij - k_ji).abs() > tolerance {
+                return Err(GpError::NotSymmetric {
+                    row: i,
+                    column: j,
+                    value: k_ij,
+                    transposed_value: k_ji,
+                });
+            }
+            buffer[j * n + i] = 0.5 * (k_ij + k_ji);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faer::Mat;
+    use ndarray::{Array2, array, s};
+
+    /// $\max_{ij}|(LL^\top)_{ij}-A_{ij}|$ over the lower triangle.
+    fn reconstruction_error(factor: &CholeskyFactor, a: &Array2<f64>) -> f64 {
+        let l = factor.lower();
+        let n = factor.dim();
+        let lower = Mat::from_fn(n, n, |i, j| if i >= j { l[(i, j)] } else { 0.0 });
+        let product = &lower * lower.transpose();
+        (0..n)
+            .flat_map(|i| (0..=i).map(move |j| (i, j)))
+            .map(|(i, j)| (product[(i, j)] - a[[i, j]]).abs())
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn well_posed_kernel_needs_no_jitter() {
+        let k = array![[2.0, 0.5, 0.1], [0.5, 1.5, 0.2], [0.1, 0.2, 1.0]];
+        let factor = CholeskyFactor::new(k.clone(), 0.1).expect("SPD");
+        let jitter = factor.jitter();
+        assert_eq!(
+            (jitter.relative, jitter.absolute, jitter.attempts),
+            (0.0, 0.0, 1)
+        );
+        let a = &k + &(Array2::<f64>::eye(3) * 0.1);
+        assert!(reconstruction_error(&factor, &a) < 1e-15);
+    }
+
+    #[test]
+    fn singular_psd_kernel_without_noise_gets_jitter_and_reports_it() {
+        // Rank 2: K = F Fᵀ with F 6×2.
+        let f = Array2::from_shape_fn((6, 2), |(i, j)| ((i + 1) as f64).powi(j as i32 + 1) / 6.0);
+        let k = f.dot(&f.t());
+        let mean_diagonal = k.diag().mean().expect("non-empty");
+        let factor = CholeskyFactor::new(k.clone(), 0.0).expect("jitter rescues it");
+        let jitter = factor.jitter();
+        eprintln!("rank-2 6×6 kernel, κ = 0: {jitter:?}");
+        assert!(
+            jitter.relative >= 1e-10 && jitter.attempts >= 2,
+            "{jitter:?}"
+        );
+        assert!(RELATIVE_JITTERS.contains(&jitter.relative));
+        assert!((jitter.absolute - jitter.relative * mean_diagonal).abs() < 1e-24);
+        let a = &k + &(Array2::<f64>::eye(6) * jitter.absolute);
+        assert!(reconstruction_error(&factor, &a) < 1e-13 * mean_diagonal);
+    }
+
+    #[test]
+    fn indefinite_matrix_is_not_positive_definite() {
+        let k = array![[1.0, 2.0], [2.0, 1.0]]; // eigenvalues 3 and −1
+        let err = CholeskyFactor::new(k, 0.0).unwrap_err();
+        assert_eq!(
+            err,
+            GpError::NotPositiveDefinite {
+                jitter_tried: 0.1,
+                pivot: 1
+            }
+        );
+        assert!(err.to_string().contains("not positive definite"), "{err}");
+    }
+
+    #[test]
+    fn bad_inputs_are_named_errors() {
+        let err = CholeskyFactor::new(array![[1.0, 0.5], [0.4, 1.0]], 0.1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                GpError::NotSymmetric {
+                    row: 1,
+                    column: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = CholeskyFactor::new(array![[1.0, f64::NAN], [f64::NAN, 1.0]], 0.1).unwrap_err();
+        assert!(matches!(
+            err,
+            GpError::NonFinite {
+                name: "kernel",
+                row: 0,
+                column: 1,
+                ..
+            }
+        ));
+        let err = CholeskyFactor::new(Array2::zeros((2, 3)), 0.1).unwrap_err();
+        assert!(matches!(
+            err,
+            GpError::ShapeMismatch {
+                name: "kernel",
+                found: (2, 3),
+                ..
+            }
+        ));
+        let err = CholeskyFactor::new(Array2::eye(2), -1.0).unwrap_err();
+        assert_eq!(err, GpError::InvalidNoise(-1.0));
+    }
+
+    #[test]
+    fn any_memory_layout_gives_the_same_factor() {
+        let k = array![[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]];
+        let reference = CholeskyFactor::new(k.clone(), 0.0).expect("SPD");
+        let fortran = k.t().as_standard_layout().into_owned().reversed_axes();
+        let mut padded = Array2::<f64>::zeros((5, 5));
+        padded.slice_mut(s![1..4, 1..4]).assign(&k);
+        padded.slice_collapse(s![1..4, 1..4]);
+        for other in [fortran, padded] {
+            let factor = CholeskyFactor::new(other, 0.0).expect("SPD");
+            for i in 0..3 {
+                for j in 0..=i {
+                    assert_eq!(factor.lower()[(i, j)], reference.lower()[(i, j)]);
+                }
+            }
+        }
+    }
+}
