@@ -93,7 +93,7 @@ fn erf_derivatives(x: f64, sign: f64) -> impl Iterator<Item = f64> {
     // (H_{n-1}, H_n) of the physicists' Hermite recurrence; erf^{(n+1)} = c (-1)^n H_n.
     let mut hermite = (0.0, 1.0);
     (0..).map(move |n: usize| {
-        let sign_n = if n % 2 == 0 { 1.0 } else { -1.0 };
+        let sign_n = if n.is_multiple_of(2) { 1.0 } else { -1.0 };
         let term = prefactor * sign_n * hermite.1;
         let next = 2.0 * x * hermite.1 - 2.0 * n as f64 * hermite.0;
         hermite = (hermite.1, next);
@@ -107,7 +107,7 @@ fn norm_cdf_derivatives(x: f64) -> impl Iterator<Item = f64> {
     // (He_{n-1}, He_n); Phi^{(n+1)} = (-1)^n He_n phi.
     let mut hermite = (0.0, 1.0);
     (0..).map(move |n: usize| {
-        let sign_n = if n % 2 == 0 { 1.0 } else { -1.0 };
+        let sign_n = if n.is_multiple_of(2) { 1.0 } else { -1.0 };
         let term = density * sign_n * hermite.1;
         let next = x * hermite.1 - n as f64 * hermite.0;
         hermite = (hermite.1, next);

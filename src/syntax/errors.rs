@@ -87,13 +87,8 @@ pub fn syntax_error(source: &str, error: &Error<Rule>) -> Diagnostic {
         InputLocation::Span((s, _)) => s,
     };
     let found = found_token(source, pos);
-    let span = Span::new(
-        pos,
-        pos + found
-            .len()
-            .max(1)
-            .min(source.len().saturating_sub(pos).max(1)),
-    );
+    // `found` is empty at the end of the file: point just past the last character.
+    let span = Span::new(pos.min(source.len()), (pos + found.len()).min(source.len()));
     let expected = match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => describe_expected(positives),
         ErrorVariant::CustomError { message } => message.clone(),
