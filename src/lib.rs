@@ -12,7 +12,13 @@
 pub mod check;
 #[cfg(feature = "runtime")]
 pub mod cli;
+#[cfg(feature = "runtime")]
+pub mod data;
+#[cfg(feature = "runtime")]
+pub mod numeric;
 pub mod render;
+#[cfg(feature = "runtime")]
+pub mod solve;
 pub mod syntax;
 
 pub use check::Theory;

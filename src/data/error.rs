@@ -91,9 +91,10 @@ pub enum DataError {
         line: usize,
     },
 
-    /// An IDX header that is malformed or describes something other than what was asked for.
-    #[error("`{path}` has an invalid IDX header: {reason}")]
-    IdxHeader {
+    /// An IDX file whose header is malformed or describes something other than what was asked
+    /// for, or whose content is out of range (a label that is not a digit).
+    #[error("`{path}` is not a valid IDX file: {reason}")]
+    IdxFormat {
         /// The file concerned.
         path: PathBuf,
         /// What is wrong with it.

@@ -115,7 +115,7 @@ fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
 }
 
 fn header_error(path: &Path, reason: String) -> DataError {
-    DataError::IdxHeader {
+    DataError::IdxFormat {
         path: path.to_owned(),
         reason,
     }
@@ -194,7 +194,7 @@ mod tests {
         );
         bytes[2] = 0x0d; // float type code
         let err = parse_idx_images(&bytes, p()).unwrap_err();
-        assert!(matches!(err, DataError::IdxHeader { .. }), "{err}");
+        assert!(matches!(err, DataError::IdxFormat { .. }), "{err}");
         let err = parse_idx_images(&[0, 0], p()).unwrap_err();
         assert!(err.to_string().contains("too short"), "{err}");
     }

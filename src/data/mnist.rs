@@ -94,7 +94,7 @@ impl Mnist {
             .enumerate()
             .find(|(_, l)| usize::from(**l) >= N_CLASSES)
         {
-            return Err(DataError::IdxHeader {
+            return Err(DataError::IdxFormat {
                 path: labels_path,
                 reason: format!("label {label} at index {row} is not a digit 0–9"),
             });

@@ -38,20 +38,22 @@ pub fn balanced_indices(
         }
     }
     let (per_class_train, per_class_test) = (n_train / k, n_test / k);
+    let needed = per_class_train.saturating_add(per_class_test);
     let mut seen = vec![0usize; k];
-    let (mut train, mut test) = (Vec::with_capacity(n_train), Vec::with_capacity(n_test));
+    let capacity = |n: usize| Vec::with_capacity(n.min(labels.len()));
+    let (mut train, mut test) = (capacity(n_train), capacity(n_test));
     for (index, label) in labels.iter().enumerate() {
         let Some(class) = classes.iter().position(|c| c == label) else {
             continue;
         };
         if seen[class] < per_class_train {
             train.push(index);
-        } else if seen[class] < per_class_train + per_class_test {
+        } else if seen[class] < needed {
             test.push(index);
         }
         seen[class] += 1;
     }
-    if let Some(class) = (0..k).find(|&c| seen[c] < per_class_train + per_class_test) {
+    if let Some(class) = (0..k).find(|&c| seen[c] < needed) {
         let (name, value) = if seen[class] < per_class_train {
             ("n_train", n_train)
         } else {
@@ -62,9 +64,7 @@ pub fn balanced_indices(
             value: value.to_string(),
             reason: format!(
                 "class {} has only {} patterns, {} needed for {per_class_train} training + {per_class_test} test",
-                classes[class],
-                seen[class],
-                per_class_train + per_class_test
+                classes[class], seen[class], needed
             ),
         });
     }
@@ -74,6 +74,13 @@ pub fn balanced_indices(
 /// Mean-subtracted one-hot targets: row $\alpha$ is $e_{\text{label}_\alpha}-\frac1k\mathbf 1$
 /// for `n_classes` $=k$ (0.9 / −0.1 for ten classes, as Lee et al.).
 pub fn one_hot_centred(labels: &[u8], n_classes: usize) -> Result<Array2<f64>, DataError> {
+    if !(1..=256).contains(&n_classes) {
+        return Err(DataError::InvalidParameter {
+            name: "n_classes",
+            value: n_classes.to_string(),
+            reason: "labels are bytes: between 1 and 256 classes".to_owned(),
+        });
+    }
     if let Some(&label) = labels.iter().find(|&&l| usize::from(l) >= n_classes) {
         return Err(DataError::InvalidParameter {
             name: "labels",
@@ -99,7 +106,7 @@ pub fn standardise_rows(x: &mut Array2<f64>, name: &str) -> Result<(), DataError
         let variance = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d;
         let scale = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let std = variance.sqrt();
-        if std <= 8.0 * f64::EPSILON * scale || std == 0.0 {
+        if std <= 8.0 * f64::EPSILON * scale {
             return Err(DataError::ConstantRow {
                 name: name.to_owned(),
                 row: row_index,
@@ -148,6 +155,8 @@ mod tests {
         );
         let err = one_hot_centred(&[3, 12], 10).unwrap_err();
         assert!(err.to_string().contains("`labels` = 12"), "{err}");
+        let err = one_hot_centred(&[0], 0).unwrap_err();
+        assert!(err.to_string().contains("`n_classes` = 0"), "{err}");
     }
 
     #[test]
@@ -156,6 +165,8 @@ mod tests {
         let (train, test) = balanced_indices(&labels, &[0, 1], 4, 2).expect("enough patterns");
         assert_eq!(train, vec![0, 1, 2, 4]);
         assert_eq!(test, vec![3, 6]);
+        let err = balanced_indices(&labels, &[0], usize::MAX, 7).unwrap_err();
+        assert!(err.to_string().contains("class 0 has only 4"), "{err}");
         let err = balanced_indices(&labels, &[0, 1], 3, 2).unwrap_err();
         assert!(err.to_string().contains("`n_train` = 3"), "{err}");
         let err = balanced_indices(&labels, &[0, 1], 4, 6).unwrap_err();

@@ -4,9 +4,9 @@
 //! |---|---|---|---|
 //! | `Linear` | $x$ | $1$ | $0$ |
 //! | `Erf { s }` | $\operatorname{erf}(sx)$ | $\frac{2s}{\sqrt\pi}e^{-s^2x^2}$ | $-2s^2x\,\phi'(x)$ |
-//! | `Relu` | $\max(0,x)$ | $\mathbb 1[x>0]$ | $0$ (plus $\delta(x)$) |
-//! | `Sign` | $2\,\mathbb 1[x>0]-1$ | $0$ (plus $2\delta(x)$) | $0$ (plus $2\delta'(x)$) |
-//! | `Step { theta }` | $\mathbb 1[x>\theta]$ | $0$ (plus $\delta(x-\theta)$) | $0$ (plus $\delta'(x-\theta)$) |
+//! | `Relu` | $\max(0,x)$ | $\mathbb 1_{x>0}$ | $0$ (plus $\delta(x)$) |
+//! | `Sign` | $2\,\mathbb 1_{x>0}-1$ | $0$ (plus $2\delta(x)$) | $0$ (plus $2\delta'(x)$) |
+//! | `Step { theta }` | $\mathbb 1_{x>\theta}$ | $0$ (plus $\delta(x-\theta)$) | $0$ (plus $\delta'(x-\theta)$) |
 //! | `Tanh` | $\tanh x$ | $1-\tanh^2x$ | $-2\tanh x\,(1-\tanh^2x)$ |
 //! | `Custom` | user closure returning $(\phi,\phi',\phi'')$ | | |
 //!
@@ -67,7 +67,7 @@ pub enum Activation {
     Relu,
     /// $\phi(x)=\pm1$.
     Sign,
-    /// Heaviside step with threshold: $\phi(x)=\mathbb 1[x>\theta]$.
+    /// Heaviside step with threshold: $\phi(x)=\mathbb 1_{x>\theta}$.
     Step {
         /// Threshold $\theta$.
         theta: f64,
@@ -100,7 +100,7 @@ impl Activation {
         }
     }
 
-    /// The Heaviside step $\mathbb 1[x>0]$.
+    /// The Heaviside step $\mathbb 1_{x>0}$.
     pub fn heaviside() -> Self {
         Activation::Step { theta: 0.0 }
     }

@@ -6,7 +6,8 @@
 //! * [`special`]: $\operatorname{erf}$, $\Phi$, $\varphi$ on dual numbers (exact to all orders).
 //! * [`activation`]: $\phi$, $\phi'$, $\phi''$ of the activations.
 //! * [`pair`], [`pair_derivative`]: closed forms of $K_\phi$, $\langle\phi'\phi'\rangle$,
-//!   $\langle\phi''\phi\rangle$ and the diagonal $\frac{d}{dq}\langle\phi^2\rangle$.
+//!   $\langle\phi''\phi\rangle$ and the diagonal $\frac{d}{dq}\langle\phi^2\rangle$;
+//!   [`pair_quadrature`]: $K_\phi$ for every activation (Gauss–Hermite where no closed form).
 //! * [`bvn`]: bivariate normal CDF $\Phi_2(h,k;\rho)$ (threshold units, THEORY.md §7).
 //! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
@@ -17,6 +18,7 @@ pub mod bvn;
 pub mod monte_carlo;
 pub mod pair;
 pub mod pair_derivative;
+pub mod pair_quadrature;
 pub mod quad;
 #[cfg(test)]
 mod reference_values;

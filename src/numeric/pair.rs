@@ -6,20 +6,23 @@
 //! * ReLU: $\frac1{2\pi}\big[w+(\tfrac\pi2+\arctan\tfrac cw)c\big]$, $w=\sqrt{ab-c^2}$ (the
 //!   arc-cosine kernel $\frac{\sqrt{ab}}{2\pi}[\sin\theta+(\pi-\theta)\cos\theta]$ written so that
 //!   no $\arccos$ derivative is taken; $c/2$ or $0$ on the boundary $w=0$);
-//! * sign: $\frac2\pi\arcsin\rho$; $\;\mathbb 1[x>\theta]$: $\Phi_2(-\theta/\sqrt a,-\theta/\sqrt b;\rho)$
+//! * sign: $\frac2\pi\arcsin\rho$; $\;\mathbb 1_{x>\theta}$: $\Phi_2(-\theta/\sqrt a,-\theta/\sqrt b;\rho)$
 //!   ($\frac14+\frac{\arcsin\rho}{2\pi}$ at $\theta=0$).
 //!
 //! Diagonal $\langle\phi(u)^2\rangle$, $u\sim\mathcal N(0,q)$: $q$, $\frac2\pi\arcsin\frac{2s^2q}{1+2s^2q}$,
 //! $q/2$, $1$, $\Phi(-\theta/\sqrt q)$. Everything is generic over `D: DualNum<f64> + Copy`, so
 //! num-dual gives $\partial K/\partial(a,b,c)$ (Price: $\partial K/\partial c=\langle\phi'\phi'\rangle$,
-//! $\partial K/\partial a=\tfrac12\langle\phi''(u)\phi(v)\rangle$). At $c^2=ab$ the correlation is
-//! clamped to $\pm1$ by its real part: values there are exact and finite; derivatives in the
-//! interior are untouched. `Tanh` and `Custom` have no closed form:
-//! [`pair_expectation_or_quadrature`] falls back to Gauss–Hermite.
+//! $\partial K/\partial a=\tfrac12\langle\phi''(u)\phi(v)\rangle$). At $c^2=ab$ (two identical
+//! inputs, or rounding past it) the correlation is clamped to $\pm1$ by its real part: values
+//! there are exact and finite, and derivatives in the interior are untouched. On the boundary
+//! itself ReLU gives the correct one-sided first derivatives; for sign / step the true slope in
+//! $c$ is infinite and the clamped form reports zero; higher derivatives there are meaningless
+//! (use [`diagonal_expectation`] for $\alpha=\beta$). `Tanh` and `Custom` have no closed form:
+//! [`crate::numeric::pair_quadrature`] falls back to Gauss–Hermite.
 
 use crate::numeric::activation::{Activation, DerivativeOrderError};
 use crate::numeric::bvn::{BvnError, bvn_cdf};
-use crate::numeric::quad::{GaussHermite, QuadError};
+use crate::numeric::quad::QuadError;
 use crate::numeric::special::ErfDual;
 use num_dual::DualNum;
 use std::f64::consts::{FRAC_2_PI, FRAC_PI_2, TAU};
@@ -204,45 +207,11 @@ pub fn diagonal_expectation<D: DualNum<Primitive = f64> + Copy>(
     }
 }
 
-/// [`pair_expectation`] where a closed form exists, else Gauss–Hermite with the nodes of `gh`
-/// (derivatives flow through the nodes; see [`GaussHermite::expect_2d`]).
-pub fn pair_expectation_or_quadrature<D: DualNum<Primitive = f64> + Copy>(
-    act: &Activation,
-    a: D,
-    b: D,
-    c: D,
-    gh: &GaussHermite,
-) -> Result<D, PairError> {
-    match pair_expectation(act, a, b, c) {
-        Err(PairError::NoClosedForm { .. }) => {
-            act.eval_dual(&a, 0)?;
-            let phi = |x: D| act.eval_dual(&x, 0).unwrap_or_else(|_| D::from(f64::NAN));
-            Ok(gh.expect_2d(phi, phi, a, b, c)?)
-        }
-        other => other,
-    }
-}
-
-/// [`diagonal_expectation`] where a closed form exists, else Gauss–Hermite.
-pub fn diagonal_expectation_or_quadrature<D: DualNum<Primitive = f64> + Copy>(
-    act: &Activation,
-    q: D,
-    gh: &GaussHermite,
-) -> Result<D, PairError> {
-    match diagonal_expectation(act, q) {
-        Err(PairError::NoClosedForm { .. }) => {
-            act.eval_dual(&q, 0)?;
-            let phi2 = |x: D| act.eval_dual(&x, 0).map_or(D::from(f64::NAN), |y| y * y);
-            Ok(gh.expect_1d(phi2, q)?)
-        }
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::numeric::monte_carlo::pair_expectation_mc;
+    use crate::numeric::quad::GaussHermite;
     use crate::numeric::tanh_sinh::integrate;
     use num_dual::Dual64;
 
@@ -410,22 +379,8 @@ mod tests {
     }
 
     #[test]
-    fn quadrature_fallback_and_errors() {
-        let gh = GaussHermite::new(64).unwrap();
-        let tanh_pair =
-            pair_expectation_or_quadrature(&Activation::Tanh, 1.0, 1.5, 0.6, &gh).unwrap();
-        let mc = pair_expectation_mc(f64::tanh, f64::tanh, (1.0, 1.5, 0.6), 200_000, 11).unwrap();
-        assert!(mc.z_score(tanh_pair) < 4.0, "{tanh_pair} vs {mc:?}");
-        let tanh_diag: f64 =
-            diagonal_expectation_or_quadrature(&Activation::Tanh, 1.2, &gh).unwrap();
-        let tanh_as_pair =
-            pair_expectation_or_quadrature(&Activation::Tanh, 1.2, 1.2, 1.2, &gh).unwrap();
-        assert!((tanh_diag - tanh_as_pair).abs() < 1e-13);
+    fn invalid_input_and_boundary() {
         let erf = Activation::Erf { s: 1.0 };
-        assert_eq!(
-            pair_expectation_or_quadrature(&erf, 1.0, 1.5, 0.6, &gh),
-            pair_expectation(&erf, 1.0, 1.5, 0.6)
-        );
         assert!(matches!(
             pair_expectation(&Activation::Tanh, 1.0, 1.0, 0.0),
             Err(PairError::NoClosedForm { .. })

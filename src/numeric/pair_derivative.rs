@@ -8,7 +8,7 @@
 //! | $\operatorname{erf}(sx)$ | $\frac{4s^2/\pi}{\sqrt{\Delta_s}}$ | $-\frac{8s^4c/\pi}{(1+2s^2a)\sqrt{\Delta_s}}$ | $\frac{4s^2/\pi}{(1+2s^2q)\sqrt{1+4s^2q}}$ |
 //! | ReLU | $\frac14+\frac{\arcsin\rho}{2\pi}$ | $\frac{\sqrt\gamma}{2\pi a}$ | $\frac12$ |
 //! | sign | $\frac{2}{\pi\sqrt\gamma}$ | $-\frac{2c}{\pi a\sqrt\gamma}$ | $0$ |
-//! | $\mathbb 1[x>\theta]$ | $\frac{e^{-\theta^2(a+b-2c)/2\gamma}}{2\pi\sqrt\gamma}$ | $\varphi_a(\theta)\big[\frac\theta a\Phi(z)-\frac{c}{a\sigma}\varphi(z)\big]$ | $\frac{\theta}{2q^{3/2}}\varphi(\theta/\sqrt q)$ |
+//! | $\mathbb 1_{x>\theta}$ | $\frac{e^{-\theta^2(a+b-2c)/2\gamma}}{2\pi\sqrt\gamma}$ | $\varphi_a(\theta)\big[\frac\theta a\Phi(z)-\frac{c}{a\sigma}\varphi(z)\big]$ | $\frac{\theta}{2q^{3/2}}\varphi(\theta/\sqrt q)$ |
 //!
 //! with $\sigma^2=\gamma/a$, $z=\theta(c-a)/(a\sigma)$, $\varphi_a(\theta)=e^{-\theta^2/2a}/\sqrt{2\pi a}$.
 //! The derivatives of kinks are distributions ($\phi''=\delta$ for ReLU, $\phi'=\delta$ for steps).
@@ -159,6 +159,7 @@ mod tests {
     use crate::numeric::monte_carlo::pair_expectation_mc;
     use crate::numeric::pair::{diagonal_expectation, pair_expectation};
     use crate::numeric::quad::GaussHermite;
+    use crate::numeric::tanh_sinh::integrate;
     use num_dual::Dual64;
 
     fn activations() -> Vec<Activation> {
@@ -260,13 +261,43 @@ mod tests {
     }
 
     #[test]
-    fn relu_slope_kernel_matches_monte_carlo() {
-        // phi' = 1[x > 0] pointwise, so <phi' phi'> is an ordinary expectation.
+    fn pointwise_derivative_forms_match_monte_carlo() {
+        // Wherever phi' and phi'' are ordinary functions the closed forms are plain expectations.
+        let erf = Activation::unit_slope_erf();
+        let relu_slope = |x: f64| Activation::Relu.derivative(x);
         for (i, &cov) in INTERIOR.iter().enumerate() {
-            let want = pair_derivative_expectation(&Activation::Relu, cov.0, cov.1, cov.2).unwrap();
-            let step = |x: f64| Activation::Relu.derivative(x);
-            let mc = pair_expectation_mc(step, step, cov, 200_000, 40 + i as u64).unwrap();
-            assert!(mc.z_score(want) < 4.0, "{cov:?}: {want} vs {mc:?}");
+            let (a, b, c) = cov;
+            let seed = 40 + 3 * i as u64;
+            let relu = pair_derivative_expectation(&Activation::Relu, a, b, c).unwrap();
+            let mc = pair_expectation_mc(relu_slope, relu_slope, cov, 100_000, seed).unwrap();
+            assert!(mc.z_score(relu) < 4.0, "relu {cov:?}: {relu} vs {mc:?}");
+            let slope = pair_derivative_expectation(&erf, a, b, c).unwrap();
+            let d1 = |x: f64| erf.derivative(x);
+            let mc = pair_expectation_mc(d1, d1, cov, 100_000, seed + 1).unwrap();
+            assert!(mc.z_score(slope) < 4.0, "erf {cov:?}: {slope} vs {mc:?}");
+            let curvature = pair_second_derivative_expectation(&erf, a, b, c).unwrap();
+            let d2 = |x: f64| erf.second_derivative(x);
+            let mc = pair_expectation_mc(d2, |v| erf.value(v), cov, 100_000, seed + 2).unwrap();
+            assert!(
+                mc.z_score(curvature) < 4.0,
+                "erf {cov:?}: {curvature} vs {mc:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn relu_slope_kernel_matches_one_dimensional_integration() {
+        // <H(u) H(v)> = int_0^inf phi(z) Phi(mu(z) / sigma) dz with v | u ~ N(c u / a, b - c^2 / a).
+        for &(a, b, c) in &INTERIOR {
+            let sigma = (b - c * c / a).sqrt();
+            let f = |z: f64| ErfDual::norm_pdf(&z) * ErfDual::norm_cdf(&(c / a.sqrt() * z / sigma));
+            let want = integrate(f, 0.0, 40.0, 1e-15).unwrap().value;
+            let got = pair_derivative_expectation(&Activation::Relu, a, b, c).unwrap();
+            assert!(
+                (got - want).abs() < 1e-14,
+                "{:?}: {got} vs {want}",
+                (a, b, c)
+            );
         }
     }
 

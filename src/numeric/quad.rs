@@ -137,7 +137,7 @@ impl GaussHermite {
 
     /// $\langle f(u)g(v)\rangle$ for $(u,v)\sim\mathcal N\big(0,\begin{psmallmatrix}a&c\\c&b\end{psmallmatrix}\big)$,
     /// $a>0$, $c^2\le ab$ (up to a relative $10^{-12}$). On the boundary $c^2=ab$ the value is
-    /// exact but derivatives through $L_{22}=\sqrt{b-c^2/a}$ are not propagated; use
+    /// right (degenerate Gaussian) but derivatives through $L_{22}=\sqrt{b-c^2/a}$ are not propagated; use
     /// [`Self::expect_1d`] for diagonal entries. No allocation: $n$ evaluations of `f`, $n^2$ of `g`.
     pub fn expect_2d<D, F, G>(&self, mut f: F, mut g: G, a: D, b: D, c: D) -> Result<D, QuadError>
     where

@@ -3,13 +3,13 @@
 //! Test-only.
 
 use crate::numeric::activation::Activation;
-use crate::numeric::pair::{
-    PairError, diagonal_expectation, diagonal_expectation_or_quadrature, pair_expectation,
-    pair_expectation_or_quadrature,
-};
+use crate::numeric::pair::{PairError, diagonal_expectation, pair_expectation};
 use crate::numeric::pair_derivative::{
     diagonal_derivative_expectation, pair_derivative_expectation,
     pair_second_derivative_expectation,
+};
+use crate::numeric::pair_quadrature::{
+    diagonal_expectation_or_quadrature, pair_expectation_or_quadrature,
 };
 use crate::numeric::quad::GaussHermite;
 use nalgebra::{SMatrix, SVector};
@@ -97,9 +97,11 @@ fn t1_three_layers() {
     let gh = GaussHermite::new(120).unwrap();
     for (act, layers, tolerance) in &table {
         let mut kernel = C0;
+        let mut worst = 0.0f64;
         for (l, want) in layers.iter().enumerate() {
             kernel = layer(act, kernel, 1.5, 0.1, &gh);
             for (got, want) in kernel.iter().zip(want) {
+                worst = worst.max((got - want).abs());
                 assert!(
                     (got - want).abs() < *tolerance,
                     "{} layer {}: {kernel:?} vs {want:?}",
@@ -108,6 +110,7 @@ fn t1_three_layers() {
                 );
             }
         }
+        eprintln!("T1 {}: max abs deviation {worst:e}", act.name());
     }
 }
 
@@ -124,6 +127,7 @@ fn t2_tanh_column_by_gauss_hermite() {
     for (rho, want) in column {
         let got: f64 =
             pair_expectation_or_quadrature(&Activation::Tanh, 1.0, 1.0, rho, &gh).unwrap();
+        eprintln!("T2 tanh rho={rho}: abs deviation {:e}", (got - want).abs());
         assert!((got - want).abs() < 1e-9, "rho={rho}: {got} vs {want}");
     }
 }
@@ -148,8 +152,8 @@ fn t3_fixed_point_and_chi1() {
         for _ in 0..100 {
             let (f, df): (f64, f64) = first_derivative(residual, q).unwrap();
             let mut next = q - f / df;
-            while next < 0.0 {
-                next = 0.5 * (next + q).max(0.0);
+            if next < 0.0 {
+                next = 0.5 * q;
             }
             let done = (next - q).abs() < 1e-15;
             q = next;
@@ -158,6 +162,11 @@ fn t3_fixed_point_and_chi1() {
             }
         }
         let chi = g * pair_derivative_expectation(&erf, q, q, q).unwrap();
+        eprintln!(
+            "T3 g={g} gb={gb}: |dq*| {:e}, |dchi1| {:e}",
+            (q - q_want).abs(),
+            (chi - chi_want).abs()
+        );
         assert!(
             (q - q_want).abs() < 1e-8,
             "g={g} gb={gb}: q*={q} vs {q_want}"
@@ -197,6 +206,8 @@ fn g_matrix_by_autodiff_of_the_closed_form() {
         [-0.09883234, 0.26958493, 0.26958493, -0.07570414],
         [0.0, 0.0, 0.0, 0.18699726],
     ];
+    let worst = (0..16).map(|n| (gmat[(n / 4, n % 4)] - printed[n / 4][n % 4]).abs());
+    eprintln!("G: max abs deviation {:e}", worst.fold(0.0, f64::max));
     for (i, row) in printed.iter().enumerate() {
         for (j, want) in row.iter().enumerate() {
             assert!(
@@ -222,44 +233,85 @@ fn g_matrix_by_autodiff_of_the_closed_form() {
     }
 }
 
+/// $V_{(\alpha\beta),(\gamma\delta)}=\langle\phi_\alpha\phi_\beta\phi_\gamma\phi_\delta\rangle-K_{\alpha\beta}K_{\gamma\delta}$
+/// on the basis $(11,12,21,22)$ by Gauss–Hermite.
+fn v_tensor(act: &Activation, [c11, c12, c22]: [f64; 3], gh: &GaussHermite) -> [[f64; 4]; 4] {
+    let basis = [(0, 0), (0, 1), (1, 0), (1, 1)];
+    let phi_power = |x: f64, n: i32| act.value(x).powi(n);
+    let moment = |n_first: i32| {
+        gh.expect_2d(
+            |u| phi_power(u, n_first),
+            |v| phi_power(v, 4 - n_first),
+            c11,
+            c22,
+            c12,
+        )
+        .unwrap()
+    };
+    let kernel = |i: usize, j: usize| moment_pair(act, [c11, c12, c22], i + j, gh);
+    let mut v = [[0.0; 4]; 4];
+    for (row, &(p, q)) in basis.iter().enumerate() {
+        for (col, &(r, s)) in basis.iter().enumerate() {
+            let firsts = [p, q, r, s].iter().filter(|&&i| i == 0).count() as i32;
+            v[row][col] = moment(firsts) - kernel(p, q) * kernel(r, s);
+        }
+    }
+    v
+}
+
+/// $K_{11}$, $K_{12}$ or $K_{22}$ for `index_sum` 0, 1, 2.
+fn moment_pair(
+    act: &Activation,
+    [c11, c12, c22]: [f64; 3],
+    index_sum: usize,
+    gh: &GaussHermite,
+) -> f64 {
+    let (a, b, c) = [(c11, c11, c11), (c11, c22, c12), (c22, c22, c22)][index_sum];
+    pair_expectation_or_quadrature(act, a, b, c, gh).unwrap()
+}
+
 #[test]
 fn v_tensor_by_gauss_hermite() {
-    // V_{(ab),(cd)} = <phi_a phi_b phi_c phi_d> - K_ab K_cd at C0, unit-slope erf (THEORY.md §4.5).
-    let act = Activation::unit_slope_erf();
     let gh = GaussHermite::new(64).unwrap();
-    let (a, b, c) = (C0[0], C0[2], C0[1]);
-    let basis = [(0, 0), (0, 1), (1, 0), (1, 1)];
-    let k = [
-        [
-            pair_expectation(&act, a, a, a).unwrap(),
-            pair_expectation(&act, a, b, c).unwrap(),
-        ],
-        [0.0, pair_expectation(&act, b, b, b).unwrap()],
-    ];
-    let kernel = |i: usize, j: usize| if i == 1 && j == 0 { k[0][1] } else { k[i][j] };
+    // Unit-slope erf at C0 (THEORY.md §4.5, V^(1)).
     let printed = [
         [0.11147038, 0.06504878, 0.06504878, 0.01883835],
         [0.06504878, 0.18293591, 0.18293591, 0.06414086],
         [0.06504878, 0.18293591, 0.18293591, 0.06414086],
         [0.01883835, 0.06414086, 0.06414086, 0.12575151],
     ];
-    for (row, &(p, q)) in basis.iter().enumerate() {
-        for (col, &(r, s)) in basis.iter().enumerate() {
-            let ones = [p, q, r, s].iter().filter(|&&i| i == 0).count() as i32;
-            let moment = gh
-                .expect_2d(
-                    |u: f64| act.value(u).powi(ones),
-                    |v: f64| act.value(v).powi(4 - ones),
-                    a,
-                    b,
-                    c,
-                )
-                .unwrap();
-            let v = moment - kernel(p, q) * kernel(r, s);
+    let v = v_tensor(&Activation::unit_slope_erf(), C0, &gh);
+    let worst = (0..16).map(|n| (v[n / 4][n % 4] - printed[n / 4][n % 4]).abs());
+    eprintln!("V: max abs deviation {:e}", worst.fold(0.0, f64::max));
+    for (row, want_row) in printed.iter().enumerate() {
+        for (col, want) in want_row.iter().enumerate() {
             assert!(
-                (v - printed[row][col]).abs() < 1e-7,
-                "V[{row}][{col}] = {v}"
+                (v[row][col] - want).abs() < 1e-7,
+                "V[{row}][{col}] = {}",
+                v[row][col]
             );
         }
     }
+    // Linear phi: Wick, V = C_ac C_bd + C_ad C_bc (THEORY.md §4.4).
+    let c = [[C0[0], C0[1]], [C0[1], C0[2]]];
+    let basis = [(0, 0), (0, 1), (1, 0), (1, 1)];
+    let v = v_tensor(&Activation::Linear, C0, &gh);
+    for (row, &(p, q)) in basis.iter().enumerate() {
+        for (col, &(r, s)) in basis.iter().enumerate() {
+            let wick = c[p][r] * c[q][s] + c[p][s] * c[q][r];
+            assert!((v[row][col] - wick).abs() < 1e-13);
+        }
+    }
+}
+
+#[test]
+fn t2c_erf_slope_kernel() {
+    // <phi' phi'> for the unit-slope erf at a = 1, b = 1.5, c = 0.6 (THEORY.md §2).
+    let got: f64 =
+        pair_derivative_expectation(&Activation::unit_slope_erf(), 1.0, 1.5, 0.6).unwrap();
+    eprintln!(
+        "T2c erf <phi' phi'>: abs deviation {:e}",
+        (got - 0.3594465696).abs()
+    );
+    assert!((got - 0.3594465696).abs() < 1e-10, "{got}");
 }

@@ -12,7 +12,10 @@
 //! Memory: the kernel's row-major buffer is symmetrised and reused as the column-major factor
 //! (no copy when it is in standard layout); a packed copy of the lower triangle ($P(P+1)/2$
 //! numbers) restores it between attempts and is freed on return. faer's `cholesky_in_place`
-//! reads and writes the lower triangle only (plus scratch inside small diagonal blocks).
+//! reads and writes the lower triangle only (plus scratch inside small diagonal blocks), so
+//! the packed backup is all a restart needs. faer's `LltRegularization` (replacing small pivots
+//! one by one) is deliberately left off: it would alter single pivots silently, where the
+//! policy adds one uniform, reported jitter.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{
@@ -100,15 +103,28 @@ impl CholeskyFactor {
     }
 
     /// Overwrites `rhs` ($P\times m$) with $L^{-1}\,$`rhs`.
-    pub fn solve_lower_in_place(&self, rhs: MatMut<'_, f64>) {
+    pub fn solve_lower_in_place(&self, rhs: MatMut<'_, f64>) -> Result<(), GpError> {
+        self.check_rows(&rhs)?;
         solve_lower_triangular_in_place(self.lower(), rhs, faer::get_global_parallelism());
+        Ok(())
     }
 
     /// Overwrites `rhs` ($P\times m$) with $(LL^\top)^{-1}\,$`rhs`.
-    pub fn solve_in_place(&self, mut rhs: MatMut<'_, f64>) {
+    pub fn solve_in_place(&self, mut rhs: MatMut<'_, f64>) -> Result<(), GpError> {
+        self.check_rows(&rhs)?;
         let par = faer::get_global_parallelism();
         solve_lower_triangular_in_place(self.lower(), rhs.as_mut(), par);
         solve_upper_triangular_in_place(self.lower().transpose(), rhs, par);
+        Ok(())
+    }
+
+    fn check_rows(&self, rhs: &MatMut<'_, f64>) -> Result<(), GpError> {
+        if rhs.nrows() == self.dim {
+            Ok(())
+        } else {
+            let expected = format!("must have {} rows", self.dim);
+            Err(shape_error("rhs", expected, (rhs.nrows(), rhs.ncols())))
+        }
     }
 }
 
@@ -302,6 +318,18 @@ mod tests {
         ));
         let err = CholeskyFactor::new(Array2::eye(2), -1.0).unwrap_err();
         assert_eq!(err, GpError::InvalidNoise(-1.0));
+        let factor = CholeskyFactor::new(Array2::eye(2), 0.0).expect("SPD");
+        let err = factor
+            .solve_in_place(Mat::zeros(3, 1).as_mut())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            GpError::ShapeMismatch {
+                name: "rhs",
+                found: (3, 1),
+                ..
+            }
+        ));
     }
 
     #[test]

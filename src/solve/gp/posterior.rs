@@ -52,7 +52,7 @@ impl GpPosterior {
         check_finite("targets", targets)?;
         let factor = CholeskyFactor::new(kernel, noise)?;
         let mut weights = Mat::from_fn(n, targets.ncols(), |i, d| targets[[i, d]]);
-        factor.solve_in_place(weights.as_mut());
+        factor.solve_in_place(weights.as_mut())?;
         let fit_term: f64 = targets
             .indexed_iter()
             .map(|((i, d), y)| y * weights[(i, d)])
@@ -109,7 +109,7 @@ impl GpPosterior {
                 1.0,
                 par,
             );
-            self.factor.solve_lower_in_place(block.as_mut());
+            self.factor.solve_lower_in_place(block.as_mut())?;
             for j in 0..width {
                 let explained: f64 = block.col(j).iter().map(|v| v * v).sum();
                 latent_variance[start + j] = (test_diagonal[start + j] - explained).max(0.0);
@@ -132,7 +132,7 @@ impl GpPosterior {
         }
         check_finite("rhs", rhs)?;
         let mut x = Mat::from_fn(n, rhs.ncols(), |i, j| rhs[[i, j]]);
-        self.factor.solve_in_place(x.as_mut());
+        self.factor.solve_in_place(x.as_mut())?;
         Ok(Array2::from_shape_fn(rhs.dim(), |(i, j)| x[(i, j)]))
     }
 
