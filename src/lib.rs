@@ -19,6 +19,7 @@ pub mod numeric;
 pub mod render;
 #[cfg(feature = "runtime")]
 pub mod solve;
+pub mod symbolic;
 pub mod syntax;
 
 pub use check::Theory;
