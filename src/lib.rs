@@ -14,6 +14,7 @@ pub mod check;
 pub mod cli;
 #[cfg(feature = "runtime")]
 pub mod data;
+pub mod derive;
 #[cfg(feature = "runtime")]
 pub mod numeric;
 pub mod render;

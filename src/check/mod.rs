@@ -17,6 +17,7 @@ mod suggest;
 
 use std::collections::HashMap;
 
+pub(crate) use coverage::for_each_child;
 pub use ir::Theory;
 
 use crate::syntax::{Diagnostic, Span, ast};

@@ -12,6 +12,10 @@
 //!
 //! Closed-form rules rewrite them into elementary functions where a closed form exists;
 //! what remains is evaluated by quadrature.
+//!
+//! `(delta u)` is the Dirac delta δ(u), the derivative of `step` (and half that of `sign`). It
+//! only has a meaning inside an `E1`/`E2` body, where Price's theorem puts it when a Jacobian
+//! of a kink or jump non-linearity is taken (`symbolic::diff`); closed-form rules remove it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -102,7 +106,9 @@ impl fmt::Display for Constant {
 }
 
 define_language! {
-    /// Expressions of the symbolic stage (s-expression syntax: `(+ a (* 2 b))`).
+    /// Expressions of the symbolic stage (s-expression syntax: `(+ a (* 2 b))`); the
+    /// variants are the operators their strings name.
+    #[allow(missing_docs)]
     pub enum Math {
         Num(Constant),
         "pi" = Pi,
@@ -128,6 +134,7 @@ define_language! {
         "sign" = Sign(Id),
         "step" = Step(Id),
         "relu" = Relu(Id),
+        "delta" = Delta(Id),
         "Phi" = NormCdf(Id),
         "Phi2" = BvnCdf([Id; 3]),
         "E1" = Expect1([Id; 3]),

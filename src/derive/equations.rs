@@ -1,0 +1,182 @@
+//! Forward, backward and output equations of a theory at concrete integer parameters.
+//!
+//! * forward, ∂S/∂C̃⁽ⁱ⁾ = 0 solved for the field entry: C⁽ⁱ⁾ = R(C, C̃) (tilted form) and
+//!   C⁽ⁱ⁾ = R(C, 0) at the NNGP point (THEORY.md §4.3 (F));
+//! * backward / output, ∂S/∂C⁽ⁱ⁾ = 0 solved for the conjugate entry: C̃⁽ⁱ⁾ = …
+//!   (§4.3 (B), (O)); where a derivative is not available symbolically the reason is kept.
+
+use crate::check::ir::{Expr, ExprKind, ParamType, Theory};
+
+use super::DeriveError;
+use super::build::{add, div, is_zero, neg, number, substitute, symmetric_part, zero};
+use super::grad::{Variable, gradient, is_kernel, raw_gradient};
+use super::unroll::{IndexEnv, assignments, unroll};
+
+/// One field entry determined by a stationarity condition.
+#[derive(Debug, Clone)]
+pub struct FieldEquation {
+    /// The entry the equation is solved for (`C[2]` for a forward equation, `Ct[2]` for a
+    /// backward one).
+    pub unknown: Variable,
+    /// The variable whose derivative vanishes (`Ct[2]` for a forward equation, `C[2]` for
+    /// a backward one).
+    pub stationary_in: Variable,
+    /// The right-hand side: `unknown = rhs` (tilted form for forward equations).
+    pub rhs: Result<Expr, DeriveError>,
+    /// The right-hand side at the NNGP point C̃ = 0.
+    pub nngp: Result<Expr, DeriveError>,
+}
+
+/// All saddle-point equations of a theory at given integer parameters.
+#[derive(Debug, Clone)]
+pub struct Equations {
+    /// The `int` parameters with the values used.
+    pub int_params: Vec<(String, i64)>,
+    /// The action with every sum unrolled.
+    pub action: Expr,
+    /// ∂S/∂C̃ = 0, one per conjugate entry, in the order of the conjugates' ranges.
+    pub forward: Vec<FieldEquation>,
+    /// ∂S/∂C = 0, one per order-parameter entry.
+    pub backward: Vec<FieldEquation>,
+}
+
+/// Derives the equations; `overrides` replaces parameter values (by name) before unrolling.
+pub fn derive(theory: &Theory, overrides: &[(String, f64)]) -> Result<Equations, DeriveError> {
+    let mut ints: Vec<i64> = Vec::new();
+    let mut int_params = Vec::new();
+    for p in &theory.params {
+        let value = overrides
+            .iter()
+            .find(|(n, _)| *n == p.name)
+            .map_or(p.default, |(_, v)| *v);
+        if p.ty == ParamType::Int {
+            if value.fract() != 0.0 || !(0.0..=10_000.0).contains(&value) {
+                return Err(DeriveError::BadIntParam {
+                    name: p.name.clone(),
+                    value,
+                    reason: "an integer between 0 and 10000 is needed".into(),
+                });
+            }
+            int_params.push((p.name.clone(), value as i64));
+        }
+        ints.push(if p.ty == ParamType::Int {
+            value as i64
+        } else {
+            0
+        });
+    }
+    let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
+    let mut forward = Vec::new();
+    let mut backward = Vec::new();
+    for (id, conj) in theory.conjugates.iter().enumerate() {
+        for env in assignments(&conj.indices, &IndexEnv::new(), &ints)? {
+            let idx: Vec<i64> = conj
+                .indices
+                .iter()
+                .map(|b| env.get(&b.var).copied().unwrap_or(0))
+                .collect();
+            let conj_var = Variable::Conjugate(id, idx.clone());
+            let field_var = Variable::Field(conj.of, idx);
+            let rhs =
+                gradient(theory, &action, &conj_var).and_then(|g| solve_for(theory, g, &field_var));
+            let nngp = rhs.clone().map(|r| at_nngp_point(&r));
+            forward.push(FieldEquation {
+                unknown: field_var.clone(),
+                stationary_in: conj_var.clone(),
+                rhs,
+                nngp,
+            });
+            // ∇S̃ = −C̃ + R: with C̃ symmetric, sym(∇S̃) = 0 gives C̃ = sym(R).
+            let rhs = raw_gradient(theory, &action, &field_var)
+                .and_then(|g| solve_for(theory, g, &conj_var))
+                .map(|r| {
+                    if is_kernel(theory, &field_var) {
+                        symmetric_part(r)
+                    } else {
+                        r
+                    }
+                });
+            let nngp = rhs.clone().map(|r| at_nngp_point(&r));
+            backward.push(FieldEquation {
+                unknown: conj_var,
+                stationary_in: field_var,
+                rhs,
+                nngp,
+            });
+        }
+    }
+    Ok(Equations {
+        int_params,
+        action,
+        forward,
+        backward,
+    })
+}
+
+/// Sets every conjugate to zero and simplifies.
+pub fn at_nngp_point(e: &Expr) -> Expr {
+    substitute(e, &|x| match x.kind {
+        ExprKind::Conjugate { .. } => Some(zero(x.shape)),
+        _ => None,
+    })
+}
+
+/// Solves `g = 0` for `unknown`, where `g` is affine in it with a constant coefficient:
+/// g = k·X + R ⇒ X = −R/k.
+fn solve_for(theory: &Theory, g: Expr, unknown: &Variable) -> Result<Expr, DeriveError> {
+    let target = unknown.expr(theory);
+    let mut terms = Vec::new();
+    signed_terms(g, 1.0, &mut terms);
+    let mut coefficient = 0.0;
+    let mut rest = zero(target.shape);
+    for (sign, term) in terms {
+        if term == target {
+            coefficient += sign;
+        } else if mentions(&term, &target) {
+            return Err(DeriveError::Unsupported(format!(
+                "the stationarity condition is not affine in {:?}; it cannot be solved in closed form",
+                unknown
+            )));
+        } else if sign > 0.0 {
+            rest = add(rest, term);
+        } else {
+            rest = add(rest, neg(term));
+        }
+    }
+    if coefficient == 0.0 {
+        return Err(DeriveError::Unsupported(format!(
+            "the condition does not contain {unknown:?}"
+        )));
+    }
+    Ok(if coefficient == -1.0 {
+        rest
+    } else {
+        div(neg(rest), number(coefficient))
+    })
+}
+
+/// Flattens sums and differences into signed terms.
+fn signed_terms(e: Expr, sign: f64, out: &mut Vec<(f64, Expr)>) {
+    match e.kind {
+        ExprKind::Add(a, b) => {
+            signed_terms(*a, sign, out);
+            signed_terms(*b, sign, out);
+        }
+        ExprKind::Sub(a, b) => {
+            signed_terms(*a, sign, out);
+            signed_terms(*b, -sign, out);
+        }
+        ExprKind::Neg(a) => signed_terms(*a, -sign, out),
+        _ if is_zero(&e) => {}
+        _ => out.push((sign, e)),
+    }
+}
+
+fn mentions(e: &Expr, target: &Expr) -> bool {
+    if e == target {
+        return true;
+    }
+    let mut found = false;
+    crate::check::for_each_child(e, |c| found = found || mentions(c, target));
+    found
+}
