@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 pub(crate) use coverage::for_each_child;
 pub use ir::Theory;
+pub use suggest::closest as closest_name;
 
 use crate::syntax::{Diagnostic, Span, ast};
 use ir::{Conjugate, Data, Field, Function, Param};

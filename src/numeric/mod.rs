@@ -13,12 +13,15 @@
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
 
+pub mod action;
 pub mod activation;
 pub mod bvn;
+pub mod matrix;
 pub mod monte_carlo;
 pub mod pair;
 pub mod pair_derivative;
 pub mod pair_quadrature;
+pub mod program;
 pub mod quad;
 #[cfg(test)]
 mod reference_values;

@@ -1,3 +1,5 @@
-//! Stage 6: solvers. Today: Gaussian-process inference with a (NNGP) kernel.
+//! Stage 6: solvers — NNGP kernels of any theory ([`nngp`]) and Gaussian-process inference
+//! with them ([`gp`]).
 
 pub mod gp;
+pub mod nngp;

@@ -1,0 +1,211 @@
+//! Numeric evaluation of matrix expressions that need no Gaussian integral: definitions
+//! (`C[0] = g0 / d * X X^T + gb0`), data-only matrices of entry formulas, and the readout
+//! kernel (`gw * Q[L]`). Products of matrices go through faer; everything else is
+//! entry-wise on ndarray.
+
+use ndarray::{Array2, Zip};
+
+use crate::check::ir::{
+    Builtin, Callee, DataRole, Expr, ExprKind, IndexExpr, MatrixFunction, Size,
+};
+
+/// A scalar or a matrix (vectors are P×1 matrices).
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// A number.
+    Scalar(f64),
+    /// A matrix.
+    Matrix(Array2<f64>),
+}
+
+/// Why an expression cannot be evaluated.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum MatrixEvalError {
+    /// A field entry with no value yet.
+    #[error("`{0}` has no value at this point of the computation")]
+    Missing(String),
+    /// Inputs or targets the expression needs but the caller did not give.
+    #[error("the expression needs the {0}, which were not given")]
+    MissingData(&'static str),
+    /// Shapes that do not fit (a bug upstream or inconsistent data).
+    #[error("shapes do not fit: {0}")]
+    Shape(String),
+    /// A construct this evaluator does not handle.
+    #[error("cannot evaluate {0} numerically here")]
+    Unsupported(String),
+}
+
+/// What an expression can refer to.
+pub struct MatrixContext<'a> {
+    /// Parameter values by id.
+    pub params: &'a [f64],
+    /// The inputs X (P×d).
+    pub inputs: Option<&'a Array2<f64>>,
+    /// The targets Y (P×D).
+    pub targets: Option<&'a Array2<f64>>,
+    /// Field entries by field id and concrete indices.
+    pub field: &'a dyn Fn(usize, &[i64]) -> Option<&'a Array2<f64>>,
+    /// Field names for messages.
+    pub field_name: &'a dyn Fn(usize) -> String,
+}
+
+impl MatrixContext<'_> {
+    fn patterns(&self) -> Result<usize, MatrixEvalError> {
+        self.inputs
+            .map(|x| x.nrows())
+            .ok_or(MatrixEvalError::MissingData("inputs"))
+    }
+
+    /// Evaluates an unrolled expression.
+    pub fn eval(&self, e: &Expr) -> Result<Value, MatrixEvalError> {
+        use Value::{Matrix, Scalar};
+        Ok(match &e.kind {
+            ExprKind::Number(v) if e.shape.is_scalar() => Scalar(*v),
+            ExprKind::Number(v) => {
+                let p = self.patterns()?;
+                let cols = if e.shape.cols == crate::check::ir::Dim::One {
+                    1
+                } else {
+                    p
+                };
+                Matrix(Array2::from_elem((p, cols), *v))
+            }
+            ExprKind::Pi => Scalar(std::f64::consts::PI),
+            ExprKind::Param(id) => Scalar(self.params.get(*id).copied().unwrap_or(f64::NAN)),
+            ExprKind::Size(s) => Scalar(match s {
+                Size::Patterns => self.patterns()? as f64,
+                Size::Inputs => self
+                    .inputs
+                    .ok_or(MatrixEvalError::MissingData("inputs"))?
+                    .ncols() as f64,
+                Size::Outputs => self
+                    .targets
+                    .ok_or(MatrixEvalError::MissingData("targets"))?
+                    .ncols() as f64,
+            }),
+            ExprKind::Identity => Matrix(Array2::eye(self.patterns()?)),
+            ExprKind::Ones => {
+                let p = self.patterns()?;
+                Matrix(Array2::ones((p, p)))
+            }
+            ExprKind::Data(DataRole::Inputs) => Matrix(
+                self.inputs
+                    .ok_or(MatrixEvalError::MissingData("inputs"))?
+                    .clone(),
+            ),
+            ExprKind::Data(DataRole::Targets) => Matrix(
+                self.targets
+                    .ok_or(MatrixEvalError::MissingData("targets"))?
+                    .clone(),
+            ),
+            ExprKind::Field { field, indices } => {
+                let idx: Vec<i64> = indices.iter().map(|i: &IndexExpr| i.constant).collect();
+                let value = (self.field)(*field, &idx).ok_or_else(|| {
+                    let list = idx
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    MatrixEvalError::Missing(format!("{}[{list}]", (self.field_name)(*field)))
+                })?;
+                Matrix(value.clone())
+            }
+            ExprKind::Neg(a) => map(self.eval(a)?, |v| -v),
+            ExprKind::Add(a, b) => combine(self.eval(a)?, self.eval(b)?, |x, y| x + y)?,
+            ExprKind::Sub(a, b) => combine(self.eval(a)?, self.eval(b)?, |x, y| x - y)?,
+            ExprKind::Div(a, b) => match self.eval(b)? {
+                Scalar(s) => map(self.eval(a)?, |v| v / s),
+                Matrix(_) => return Err(MatrixEvalError::Shape("division by a matrix".into())),
+            },
+            ExprKind::Pow(a, b) => match (self.eval(a)?, self.eval(b)?) {
+                (Scalar(x), Scalar(y)) => Scalar(x.powf(y)),
+                _ => return Err(MatrixEvalError::Shape("a power of a matrix".into())),
+            },
+            ExprKind::Mul(a, b) => match (self.eval(a)?, self.eval(b)?) {
+                (Scalar(x), Scalar(y)) => Scalar(x * y),
+                (Scalar(x), Matrix(m)) | (Matrix(m), Scalar(x)) => Matrix(m * x),
+                (Matrix(x), Matrix(y)) => Matrix(matmul(&x, &y)?),
+            },
+            ExprKind::Transpose(a) => match self.eval(a)? {
+                Matrix(m) => Matrix(m.t().to_owned()),
+                s => s,
+            },
+            ExprKind::Apply {
+                callee: Callee::Builtin(b),
+                args,
+            } if args.len() == 1 => {
+                let f = builtin(*b);
+                map(self.eval(&args[0])?, f)
+            }
+            ExprKind::Matrix(MatrixFunction::Trace, a) => match self.eval(a)? {
+                Matrix(m) => Scalar(m.diag().sum()),
+                s => s,
+            },
+            _ => return Err(MatrixEvalError::Unsupported(format!("{:?}", short(e)))),
+        })
+    }
+}
+
+fn short(e: &Expr) -> String {
+    format!("{:?}", e.kind).chars().take(60).collect()
+}
+
+fn map(v: Value, f: impl Fn(f64) -> f64) -> Value {
+    match v {
+        Value::Scalar(x) => Value::Scalar(f(x)),
+        Value::Matrix(m) => Value::Matrix(m.mapv(f)),
+    }
+}
+
+fn combine(a: Value, b: Value, f: impl Fn(f64, f64) -> f64) -> Result<Value, MatrixEvalError> {
+    Ok(match (a, b) {
+        (Value::Scalar(x), Value::Scalar(y)) => Value::Scalar(f(x, y)),
+        (Value::Scalar(x), Value::Matrix(m)) => Value::Matrix(m.mapv(|v| f(x, v))),
+        (Value::Matrix(m), Value::Scalar(y)) => Value::Matrix(m.mapv(|v| f(v, y))),
+        (Value::Matrix(mut x), Value::Matrix(y)) => {
+            if x.dim() != y.dim() {
+                return Err(MatrixEvalError::Shape(format!(
+                    "{:?} and {:?}",
+                    x.dim(),
+                    y.dim()
+                )));
+            }
+            Zip::from(&mut x).and(&y).for_each(|a, &b| *a = f(*a, b));
+            Value::Matrix(x)
+        }
+    })
+}
+
+/// `a b` through faer (parallel, cache-blocked).
+pub fn matmul(a: &Array2<f64>, b: &Array2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
+    if a.ncols() != b.nrows() {
+        return Err(MatrixEvalError::Shape(format!(
+            "product of {:?} and {:?}",
+            a.dim(),
+            b.dim()
+        )));
+    }
+    let fa = faer::Mat::<f64>::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]]);
+    let fb = faer::Mat::<f64>::from_fn(b.nrows(), b.ncols(), |i, j| b[[i, j]]);
+    let product = &fa * &fb;
+    Ok(Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+        product[(i, j)]
+    }))
+}
+
+fn builtin(b: Builtin) -> fn(f64) -> f64 {
+    match b {
+        Builtin::Exp => f64::exp,
+        Builtin::Ln => f64::ln,
+        Builtin::Sqrt => f64::sqrt,
+        Builtin::Erf => |v| crate::numeric::special::ErfDual::erf(&v),
+        Builtin::Tanh => f64::tanh,
+        Builtin::Asin => f64::asin,
+        Builtin::Acos => f64::acos,
+        Builtin::Atan => f64::atan,
+        Builtin::Abs => f64::abs,
+        Builtin::Sign => |v| if v > 0.0 { 1.0 } else { -1.0 },
+        Builtin::Step => |v| if v > 0.0 { 1.0 } else { 0.0 },
+        Builtin::Relu => |v| v.max(0.0),
+    }
+}

@@ -1,0 +1,490 @@
+//! Entry formulas compiled for evaluation over all pattern pairs.
+//!
+//! A formula of the symbolic stage (`(+ (* g (E2 …)) gb)`) is compiled once into a tree of
+//! [`Op`]s: parameters and sizes become constants, entry symbols (`C[1]_ab`, `G0_aa`,
+//! `m[2]_a`) become numbered *slots* that the caller fills per pair, and every Gaussian
+//! expectation becomes a call into [`crate::numeric`]: a closed form where the integrand is a
+//! known activation (linear, erf(s x), ReLU, sign, step(x − θ) — with means where a closed
+//! form exists), Gauss–Hermite quadrature otherwise. Evaluation walks the tree without
+//! allocating.
+
+use std::collections::HashMap;
+
+use egg::{Id, RecExpr};
+
+use super::activation::Activation;
+use super::bvn::bvn_cdf;
+use super::pair::pair_expectation;
+use super::quad::GaussHermite;
+use super::special::ErfDual;
+use crate::symbolic::lang::Math;
+
+/// Why a formula cannot be compiled or evaluated.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum ProgramError {
+    /// A symbol that is neither a parameter, a size nor an entry.
+    #[error("the formula uses `{0}`, which has no value here")]
+    UnknownSymbol(String),
+    /// A construct that cannot be evaluated numerically.
+    #[error("cannot evaluate {0}")]
+    Unsupported(String),
+    /// A Gaussian expectation with an invalid covariance at some pair.
+    #[error(
+        "a Gaussian expectation got an invalid covariance (variances {var_u}, {var_v}, covariance {cov}): the kernel is not positive semi-definite"
+    )]
+    InvalidCovariance {
+        /// First variance.
+        var_u: f64,
+        /// Second variance.
+        var_v: f64,
+        /// Covariance.
+        cov: f64,
+    },
+}
+
+/// A pair-integrand recognised as a known activation, or compiled code in `x`.
+#[derive(Debug, Clone)]
+pub enum Integrand {
+    /// A known activation (closed forms apply).
+    Known(Activation),
+    /// Anything else: a formula in `x` (quadrature).
+    Formula(Box<Op>),
+}
+
+/// A compiled formula node.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A constant.
+    Const(f64),
+    /// The value of a slot.
+    Slot(usize),
+    /// The integration variable `x` (inside integrands only).
+    X,
+    /// Kronecker δ_αβ.
+    Delta,
+    /// a + b
+    Add(Box<Op>, Box<Op>),
+    /// a − b
+    Sub(Box<Op>, Box<Op>),
+    /// a · b
+    Mul(Box<Op>, Box<Op>),
+    /// a / b
+    Div(Box<Op>, Box<Op>),
+    /// a ^ b
+    Pow(Box<Op>, Box<Op>),
+    /// −a
+    Neg(Box<Op>),
+    /// A scalar function.
+    Fun(fn(f64) -> f64, Box<Op>),
+    /// Φ₂(h, k; ρ)
+    Bvn(Box<[Op; 3]>),
+    /// ⟨f(u) g(v)⟩ for (u, v) ∼ 𝒩((μ_u, μ_v), [[a, c], [c, b]]).
+    Pair(Box<PairOp>),
+    /// ⟨f(u)⟩ for u ∼ 𝒩(μ, v).
+    Single(Box<SingleOp>),
+}
+
+/// Operands of a pair expectation.
+#[derive(Debug, Clone)]
+pub struct PairOp {
+    /// First integrand.
+    pub f: Integrand,
+    /// Second integrand.
+    pub g: Integrand,
+    /// Means, variances, covariance: μ_u, μ_v, a, b, c.
+    pub moments: [Op; 5],
+}
+
+/// Operands of a single expectation.
+#[derive(Debug, Clone)]
+pub struct SingleOp {
+    /// The integrand.
+    pub f: Integrand,
+    /// Mean and variance.
+    pub moments: [Op; 2],
+}
+
+/// A compiled entry formula with its slot names.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The root.
+    pub root: Op,
+    /// Slot `i` holds the entry named `slots[i]` (`C[1]_ab`, …).
+    pub slots: Vec<String>,
+    /// Gauss–Hermite rule for expectations without closed form.
+    quadrature: GaussHermite,
+}
+
+impl Program {
+    /// Compiles `expr`; `constants` gives the value of every parameter and size symbol; any
+    /// other symbol with an `_a`, `_b`, `_aa`, `_bb` or `_ab` suffix becomes a slot.
+    pub fn compile(
+        expr: &RecExpr<Math>,
+        constants: &HashMap<String, f64>,
+        quadrature_order: usize,
+    ) -> Result<Self, ProgramError> {
+        let quadrature = GaussHermite::new(quadrature_order)
+            .map_err(|e| ProgramError::Unsupported(e.to_string()))?;
+        let mut compiler = Compiler {
+            expr,
+            constants,
+            slots: Vec::new(),
+        };
+        let root_id = Id::from(expr.as_ref().len().saturating_sub(1));
+        let root = compiler.op(root_id, false)?;
+        Ok(Program {
+            root,
+            slots: compiler.slots,
+            quadrature,
+        })
+    }
+
+    /// Evaluates with slot values `slots` (in the order of [`Program::slots`]); `same` says
+    /// whether the pair is a diagonal one (α = β).
+    pub fn eval(&self, slots: &[f64], same: bool) -> Result<f64, ProgramError> {
+        self.eval_op(&self.root, slots, same, 0.0)
+    }
+
+    fn eval_op(&self, op: &Op, s: &[f64], same: bool, x: f64) -> Result<f64, ProgramError> {
+        let e = |o: &Op| self.eval_op(o, s, same, x);
+        Ok(match op {
+            Op::Const(v) => *v,
+            Op::Slot(i) => s.get(*i).copied().unwrap_or(f64::NAN),
+            Op::X => x,
+            Op::Delta => f64::from(u8::from(same)),
+            Op::Add(a, b) => e(a)? + e(b)?,
+            Op::Sub(a, b) => e(a)? - e(b)?,
+            Op::Mul(a, b) => e(a)? * e(b)?,
+            Op::Div(a, b) => e(a)? / e(b)?,
+            Op::Pow(a, b) => e(a)?.powf(e(b)?),
+            Op::Neg(a) => -e(a)?,
+            Op::Fun(f, a) => f(e(a)?),
+            Op::Bvn(args) => {
+                let [h, k, r] = args.as_ref();
+                bvn_cdf(e(h)?, e(k)?, e(r)?)
+                    .map_err(|err| ProgramError::Unsupported(err.to_string()))?
+            }
+            Op::Pair(p) => {
+                let [mu, mv, a, b, c] = &p.moments;
+                self.pair(&p.f, &p.g, [e(mu)?, e(mv)?, e(a)?, e(b)?, e(c)?], s, same)?
+            }
+            Op::Single(p) => {
+                let [m, v] = &p.moments;
+                self.single(&p.f, e(m)?, e(v)?, s, same)?
+            }
+        })
+    }
+
+    fn pair(
+        &self,
+        f: &Integrand,
+        g: &Integrand,
+        [mu, mv, a, b, c]: [f64; 5],
+        s: &[f64],
+        same: bool,
+    ) -> Result<f64, ProgramError> {
+        let invalid = || ProgramError::InvalidCovariance {
+            var_u: a,
+            var_v: b,
+            cov: c,
+        };
+        if !(a >= 0.0 && b >= 0.0 && c.is_finite()) || c * c > a * b * (1.0 + 1e-9) + 1e-300 {
+            return Err(invalid());
+        }
+        // Closed forms: identical known activations with zero means, step with any means,
+        // linear with any means.
+        if let (Integrand::Known(fa), Integrand::Known(ga)) = (f, g) {
+            match (fa, ga) {
+                (Activation::Linear, Activation::Linear) => return Ok(c + mu * mv),
+                (Activation::Step { theta: t1 }, Activation::Step { theta: t2 })
+                    if a > 0.0 && b > 0.0 =>
+                {
+                    let rho = (c / (a * b).sqrt()).clamp(-1.0, 1.0);
+                    return bvn_cdf((mu - t1) / a.sqrt(), (mv - t2) / b.sqrt(), rho)
+                        .map_err(|err| ProgramError::Unsupported(err.to_string()));
+                }
+                _ if mu == 0.0 && mv == 0.0 && same_activation(fa, ga) => {
+                    if let Ok(v) = pair_expectation(fa, a, b, c) {
+                        return Ok(v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Gauss–Hermite on the shifted 2×2 Gaussian.
+        if a <= 0.0 {
+            let fv = self.integrand(f, mu, s, same)?;
+            return self.single(g, mv, b, s, same).map(|gv| fv * gv);
+        }
+        let mut err = None;
+        let value = self
+            .quadrature
+            .expect_2d(
+                |u: f64| {
+                    self.integrand(f, u + mu, s, same).unwrap_or_else(|e| {
+                        err = Some(e);
+                        0.0
+                    })
+                },
+                |v: f64| self.integrand(g, v + mv, s, same).unwrap_or(f64::NAN),
+                a,
+                b,
+                c,
+            )
+            .map_err(|_| invalid())?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+
+    fn single(
+        &self,
+        f: &Integrand,
+        m: f64,
+        v: f64,
+        s: &[f64],
+        same: bool,
+    ) -> Result<f64, ProgramError> {
+        if !(v >= 0.0) {
+            return Err(ProgramError::InvalidCovariance {
+                var_u: v,
+                var_v: v,
+                cov: v,
+            });
+        }
+        if let Integrand::Known(act) = f {
+            let sd = v.sqrt();
+            match act {
+                Activation::Linear => return Ok(m),
+                Activation::Step { theta } if sd > 0.0 => {
+                    return Ok(ErfDual::norm_cdf(&((m - theta) / sd)));
+                }
+                Activation::Sign if sd > 0.0 => return Ok(2.0 * ErfDual::norm_cdf(&(m / sd)) - 1.0),
+                Activation::Erf { s: k } => {
+                    return Ok(ErfDual::erf(&(k * m / (1.0 + 2.0 * k * k * v).sqrt())));
+                }
+                Activation::Relu if sd > 0.0 => {
+                    let z = m / sd;
+                    return Ok(m * ErfDual::norm_cdf(&z) + sd * ErfDual::norm_pdf(&z));
+                }
+                _ => {}
+            }
+        }
+        let mut err = None;
+        let value = self
+            .quadrature
+            .expect_1d(
+                |u: f64| {
+                    self.integrand(f, u + m, s, same).unwrap_or_else(|e| {
+                        err = Some(e);
+                        0.0
+                    })
+                },
+                v,
+            )
+            .map_err(|e| ProgramError::Unsupported(e.to_string()))?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+
+    fn integrand(&self, f: &Integrand, x: f64, s: &[f64], same: bool) -> Result<f64, ProgramError> {
+        match f {
+            Integrand::Known(act) => Ok(act.value(x)),
+            Integrand::Formula(op) => self.eval_op(op, s, same, x),
+        }
+    }
+}
+
+fn same_activation(a: &Activation, b: &Activation) -> bool {
+    match (a, b) {
+        (Activation::Erf { s: x }, Activation::Erf { s: y }) => x == y,
+        (Activation::Step { theta: x }, Activation::Step { theta: y }) => x == y,
+        (Activation::Linear, Activation::Linear)
+        | (Activation::Relu, Activation::Relu)
+        | (Activation::Sign, Activation::Sign)
+        | (Activation::Tanh, Activation::Tanh) => true,
+        _ => false,
+    }
+}
+
+struct Compiler<'a> {
+    expr: &'a RecExpr<Math>,
+    constants: &'a HashMap<String, f64>,
+    slots: Vec<String>,
+}
+
+impl Compiler<'_> {
+    fn node(&self, id: Id) -> &Math {
+        &self.expr[id]
+    }
+
+    fn op(&mut self, id: Id, in_integrand: bool) -> Result<Op, ProgramError> {
+        let b = |o: Op| Box::new(o);
+        Ok(match self.node(id).clone() {
+            Math::Num(c) => Op::Const(c.to_f64()),
+            Math::Pi => Op::Const(std::f64::consts::PI),
+            Math::Symbol(s) => self.symbol(s.as_str(), in_integrand)?,
+            Math::Add([x, y]) => {
+                Op::Add(b(self.op(x, in_integrand)?), b(self.op(y, in_integrand)?))
+            }
+            Math::Sub([x, y]) => {
+                Op::Sub(b(self.op(x, in_integrand)?), b(self.op(y, in_integrand)?))
+            }
+            Math::Mul([x, y]) => {
+                Op::Mul(b(self.op(x, in_integrand)?), b(self.op(y, in_integrand)?))
+            }
+            Math::Div([x, y]) => {
+                Op::Div(b(self.op(x, in_integrand)?), b(self.op(y, in_integrand)?))
+            }
+            Math::Pow([x, y]) => {
+                Op::Pow(b(self.op(x, in_integrand)?), b(self.op(y, in_integrand)?))
+            }
+            Math::Neg(x) => Op::Neg(b(self.op(x, in_integrand)?)),
+            Math::Exp(x) => Op::Fun(f64::exp, b(self.op(x, in_integrand)?)),
+            Math::Ln(x) => Op::Fun(f64::ln, b(self.op(x, in_integrand)?)),
+            Math::Sqrt(x) => Op::Fun(f64::sqrt, b(self.op(x, in_integrand)?)),
+            Math::Erf(x) => Op::Fun(|v| ErfDual::erf(&v), b(self.op(x, in_integrand)?)),
+            Math::Tanh(x) => Op::Fun(f64::tanh, b(self.op(x, in_integrand)?)),
+            Math::Asin(x) => Op::Fun(f64::asin, b(self.op(x, in_integrand)?)),
+            Math::Acos(x) => Op::Fun(f64::acos, b(self.op(x, in_integrand)?)),
+            Math::Atan(x) => Op::Fun(f64::atan, b(self.op(x, in_integrand)?)),
+            Math::Abs(x) => Op::Fun(f64::abs, b(self.op(x, in_integrand)?)),
+            Math::Sign(x) => Op::Fun(
+                |v| if v > 0.0 { 1.0 } else { -1.0 },
+                b(self.op(x, in_integrand)?),
+            ),
+            Math::Step(x) => Op::Fun(
+                |v| if v > 0.0 { 1.0 } else { 0.0 },
+                b(self.op(x, in_integrand)?),
+            ),
+            Math::Relu(x) => Op::Fun(|v| v.max(0.0), b(self.op(x, in_integrand)?)),
+            Math::NormCdf(x) => Op::Fun(|v| ErfDual::norm_cdf(&v), b(self.op(x, in_integrand)?)),
+            Math::BvnCdf([h, k, r]) => Op::Bvn(Box::new([
+                self.op(h, in_integrand)?,
+                self.op(k, in_integrand)?,
+                self.op(r, in_integrand)?,
+            ])),
+            Math::Expect2([f, g, mu, mv, a, bb, c]) => Op::Pair(Box::new(PairOp {
+                f: self.integrand(f)?,
+                g: self.integrand(g)?,
+                moments: [
+                    self.op(mu, false)?,
+                    self.op(mv, false)?,
+                    self.op(a, false)?,
+                    self.op(bb, false)?,
+                    self.op(c, false)?,
+                ],
+            })),
+            Math::Expect1([f, m, v]) => Op::Single(Box::new(SingleOp {
+                f: self.integrand(f)?,
+                moments: [self.op(m, false)?, self.op(v, false)?],
+            })),
+            other => {
+                return Err(ProgramError::Unsupported(format!(
+                    "`{other}` in an entry formula"
+                )));
+            }
+        })
+    }
+
+    fn symbol(&mut self, name: &str, in_integrand: bool) -> Result<Op, ProgramError> {
+        if name == "x" && in_integrand {
+            return Ok(Op::X);
+        }
+        if name == "delta_ab" {
+            return Ok(Op::Delta);
+        }
+        if let Some(v) = self.constants.get(name) {
+            return Ok(Op::Const(*v));
+        }
+        let is_entry = ["_ab", "_aa", "_bb", "_a", "_b"]
+            .iter()
+            .any(|s| name.ends_with(s));
+        if !is_entry {
+            return Err(ProgramError::UnknownSymbol(name.to_string()));
+        }
+        let index = match self.slots.iter().position(|s| s == name) {
+            Some(i) => i,
+            None => {
+                self.slots.push(name.to_string());
+                self.slots.len() - 1
+            }
+        };
+        Ok(Op::Slot(index))
+    }
+
+    /// Recognises a known activation in the integrand body (in `x`), else compiles it.
+    fn integrand(&mut self, id: Id) -> Result<Integrand, ProgramError> {
+        if let Some(act) = self.activation(id) {
+            return Ok(Integrand::Known(act));
+        }
+        Ok(Integrand::Formula(Box::new(self.op(id, true)?)))
+    }
+
+    fn is_x(&self, id: Id) -> bool {
+        matches!(self.node(id), Math::Symbol(s) if s.as_str() == "x")
+    }
+
+    /// A constant sub-expression's value (no `x`, no slots).
+    fn constant(&mut self, id: Id) -> Option<f64> {
+        let op = self.op(id, true).ok()?;
+        fn pure(op: &Op) -> bool {
+            match op {
+                Op::Const(_) => true,
+                Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::Pow(a, b) => {
+                    pure(a) && pure(b)
+                }
+                Op::Neg(a) | Op::Fun(_, a) => pure(a),
+                _ => false,
+            }
+        }
+        if !pure(&op) {
+            return None;
+        }
+        fn value(op: &Op) -> f64 {
+            match op {
+                Op::Const(v) => *v,
+                Op::Add(a, b) => value(a) + value(b),
+                Op::Sub(a, b) => value(a) - value(b),
+                Op::Mul(a, b) => value(a) * value(b),
+                Op::Div(a, b) => value(a) / value(b),
+                Op::Pow(a, b) => value(a).powf(value(b)),
+                Op::Neg(a) => -value(a),
+                Op::Fun(f, a) => f(value(a)),
+                _ => f64::NAN,
+            }
+        }
+        let v = value(&op);
+        v.is_finite().then_some(v)
+    }
+
+    fn activation(&mut self, id: Id) -> Option<Activation> {
+        match self.node(id).clone() {
+            _ if self.is_x(id) => Some(Activation::Linear),
+            Math::Relu(a) if self.is_x(a) => Some(Activation::Relu),
+            Math::Sign(a) if self.is_x(a) => Some(Activation::Sign),
+            Math::Tanh(a) if self.is_x(a) => Some(Activation::Tanh),
+            Math::Step(a) if self.is_x(a) => Some(Activation::Step { theta: 0.0 }),
+            Math::Step(a) => match self.node(a).clone() {
+                Math::Sub([u, t]) if self.is_x(u) => {
+                    self.constant(t).map(|theta| Activation::Step { theta })
+                }
+                _ => None,
+            },
+            Math::Erf(a) if self.is_x(a) => Some(Activation::Erf { s: 1.0 }),
+            Math::Erf(a) => match self.node(a).clone() {
+                Math::Mul([u, v]) if self.is_x(v) => {
+                    self.constant(u).map(|s| Activation::Erf { s })
+                }
+                Math::Mul([u, v]) if self.is_x(u) => {
+                    self.constant(v).map(|s| Activation::Erf { s })
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! # NNGP kernels of any theory
+//!
+//! ## Equations
+//! At the NNGP point C̃ = 0 every forward equation of the theory (∂S/∂C̃ = 0) gives one
+//! field entry as an entry-wise map of earlier ones, e.g. for a deep network
+//! $$C^{(l)}_{\alpha\beta} = g\,\langle\phi(u)\phi(v)\rangle_{(u,v)\sim\mathcal N(0,\,C^{(l-1)}_{\{\alpha,\beta\}})} + g_b,$$
+//! for a recurrent one C(t, s) from C(t−1, s−1), for binary units with mean fields
+//! m⁽ˡ⁾_α = ⟨step(h_α − θ)⟩ with h ∼ 𝒩(J m⁽ˡ⁻¹⁾, g Q⁽ˡ⁻¹⁾). Definitions (`C[0] = …`) are
+//! evaluated as matrices; the forward equations are evaluated in dependency order, each over
+//! the upper triangle of pattern pairs (rayon).
+//!
+//! ## Requirements
+//! Inputs X (P×d) without NaN/inf, P ≥ 1; kernels stay positive semi-definite (an invalid
+//! 2×2 covariance at some pair is reported with the field and the pair).
+
+use std::collections::{BTreeMap, HashMap};
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+use crate::check::ir::{FieldId, FieldKind, ParamType, Theory};
+use crate::derive::entrywise::{Position, entry_formula};
+use crate::derive::grad::Variable;
+use crate::derive::unroll::{IndexEnv, assignments, unroll};
+use crate::derive::{DeriveError, derive};
+use crate::numeric::matrix::{MatrixContext, MatrixEvalError, Value};
+use crate::numeric::program::{Program, ProgramError};
+
+/// A concrete field entry: the field and its index values.
+pub type EntryKey = (FieldId, Vec<i64>);
+
+/// Why NNGP kernels could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum NngpError {
+    /// A `--set` name that is not a parameter.
+    #[error("`--set {name}=…`: the theory has no parameter `{name}`{hint}")]
+    UnknownParam {
+        /// The name given.
+        name: String,
+        /// " (did you mean …?)" or the list of parameters.
+        hint: String,
+    },
+    /// A parameter value that is not usable.
+    #[error("parameter `{name}` = {value}: {reason}")]
+    BadParam {
+        /// Its name.
+        name: String,
+        /// The value.
+        value: f64,
+        /// Why.
+        reason: String,
+    },
+    /// Bad input data.
+    #[error("{0}")]
+    Data(String),
+    /// The equations could not be derived.
+    #[error("deriving the equations: {0}")]
+    Derive(#[from] DeriveError),
+    /// An entry formula could not be compiled or evaluated.
+    #[error("computing {field}: {source}")]
+    Program {
+        /// The field entry.
+        field: String,
+        /// The problem.
+        source: ProgramError,
+    },
+    /// A definition or readout could not be evaluated.
+    #[error("evaluating {what}: {source}")]
+    Matrix {
+        /// What was evaluated.
+        what: String,
+        /// The problem.
+        source: MatrixEvalError,
+    },
+    /// A value came out NaN or infinite.
+    #[error(
+        "{field} is not finite at patterns ({a}, {b}); check the parameters and the input scale"
+    )]
+    NotFinite {
+        /// The field entry.
+        field: String,
+        /// First pattern.
+        a: usize,
+        /// Second pattern.
+        b: usize,
+    },
+    /// Forward equations that depend on each other.
+    #[error("the forward equations of {0} depend on entries that are never computed")]
+    Stuck(String),
+}
+
+/// Parameter values after `--set` overrides, by parameter id.
+pub fn parameter_values(
+    theory: &Theory,
+    overrides: &[(String, f64)],
+) -> Result<Vec<f64>, NngpError> {
+    for (name, value) in overrides {
+        let Some(id) = theory.param(name) else {
+            let names: Vec<&str> = theory.params.iter().map(|p| p.name.as_str()).collect();
+            let hint = match crate::check::closest_name(name, names.iter().copied()) {
+                Some(best) => format!(" (did you mean `{best}`?)"),
+                None => format!(" (parameters: {})", names.join(", ")),
+            };
+            return Err(NngpError::UnknownParam {
+                name: name.clone(),
+                hint,
+            });
+        };
+        if !value.is_finite() {
+            return Err(NngpError::BadParam {
+                name: name.clone(),
+                value: *value,
+                reason: "not a finite number".into(),
+            });
+        }
+        if theory.params[id].ty == ParamType::Int && (value.fract() != 0.0 || *value < 0.0) {
+            return Err(NngpError::BadParam {
+                name: name.clone(),
+                value: *value,
+                reason: "an `int` parameter needs a non-negative integer".into(),
+            });
+        }
+    }
+    Ok(theory
+        .params
+        .iter()
+        .map(|p| {
+            overrides
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == p.name)
+                .map_or(p.default, |(_, v)| *v)
+        })
+        .collect())
+}
+
+/// The computed kernels and mean fields (means as P×1 matrices), keyed by entry.
+#[derive(Debug, Clone, Default)]
+pub struct Kernels {
+    /// Every entry computed, in the order computed.
+    pub entries: BTreeMap<EntryKey, Array2<f64>>,
+    /// The order in which they were computed (definitions first).
+    pub order: Vec<EntryKey>,
+}
+
+impl Kernels {
+    /// The entry's name as written in the theory: `C[2]`, `C[1,3]`, `m[2]`.
+    pub fn name(theory: &Theory, key: &EntryKey) -> String {
+        let name = &theory.fields[key.0].name;
+        if key.1.is_empty() {
+            name.clone()
+        } else {
+            format!(
+                "{name}[{}]",
+                key.1
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        }
+    }
+}
+
+/// Which pattern pairs to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairSet {
+    /// All pairs.
+    All,
+    /// Pairs with at least one of the first `n` patterns, and the diagonal (train kernel,
+    /// train–test cross kernel and test variances; test–test covariances are skipped).
+    TrainAndCross(usize),
+}
+
+/// Settings of an NNGP computation.
+#[derive(Debug, Clone)]
+pub struct NngpSettings {
+    /// Parameter overrides.
+    pub overrides: Vec<(String, f64)>,
+    /// Gauss–Hermite order for expectations without closed form.
+    pub quadrature_order: usize,
+    /// Which pairs to compute.
+    pub pairs: PairSet,
+}
+
+impl Default for NngpSettings {
+    fn default() -> Self {
+        NngpSettings {
+            overrides: Vec::new(),
+            quadrature_order: 80,
+            pairs: PairSet::All,
+        }
+    }
+}
+
+/// NNGP kernels of every field entry of `theory` on inputs `x` (and targets `y`, if the
+/// definitions need them).
+pub fn nngp_kernels(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    y: Option<ArrayView2<f64>>,
+    settings: &NngpSettings,
+) -> Result<Kernels, NngpError> {
+    validate_inputs(x)?;
+    let params = parameter_values(theory, &settings.overrides)?;
+    let overrides: Vec<(String, f64)> = theory
+        .params
+        .iter()
+        .zip(&params)
+        .map(|(p, v)| (p.name.clone(), *v))
+        .collect();
+    let equations = derive(theory, &overrides)?;
+    let ints: Vec<i64> = theory
+        .params
+        .iter()
+        .zip(&params)
+        .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
+        .collect();
+    let x = x.to_owned();
+    let y = y.map(|y| y.to_owned());
+    let mut kernels = Kernels::default();
+
+    // Definitions, in order; a definition may use entries computed before it.
+    let mut pending: Vec<(EntryKey, crate::check::ir::Expr)> = Vec::new();
+    for def in &theory.definitions {
+        for env in assignments(&def.bindings, &IndexEnv::new(), &ints)? {
+            let idx = def
+                .indices
+                .iter()
+                .map(|i| crate::derive::unroll::index_value(i, &env, &ints))
+                .collect::<Result<Vec<_>, _>>()?;
+            pending.push(((def.field, idx), unroll(&def.body, &env, &ints)?));
+        }
+    }
+    let mut constants: HashMap<String, f64> = theory
+        .params
+        .iter()
+        .zip(&params)
+        .map(|(p, v)| (p.name.clone(), *v))
+        .collect();
+    constants.insert("P".into(), x.nrows() as f64);
+    constants.insert("d".into(), x.ncols() as f64);
+    if let Some(y) = &y {
+        constants.insert("D".into(), y.ncols() as f64);
+    }
+
+    // Forward equations, compiled.
+    struct Compiled {
+        key: EntryKey,
+        kind: FieldKind,
+        program: Program,
+        given: Vec<Array2<f64>>,
+    }
+    let mut forward = Vec::new();
+    for eq in &equations.forward {
+        let Variable::Field(field, idx) = &eq.unknown else {
+            continue;
+        };
+        let key = (*field, idx.clone());
+        let name = Kernels::name(theory, &key);
+        let nngp = eq.nngp.clone().map_err(NngpError::Derive)?;
+        let kind = theory.fields[*field].kind;
+        let position = if kind == FieldKind::Mean {
+            Position::First
+        } else {
+            Position::Pair
+        };
+        let formula = entry_formula(theory, &nngp, position)?;
+        let program = Program::compile(&formula.expr, &constants, settings.quadrature_order)
+            .map_err(|source| NngpError::Program {
+                field: name.clone(),
+                source,
+            })?;
+        let mut given = Vec::new();
+        for g in &formula.given {
+            given.push(evaluate_matrix(
+                theory,
+                &params,
+                &x,
+                y.as_ref(),
+                &kernels,
+                g,
+                &name,
+            )?);
+        }
+        forward.push(Compiled {
+            key,
+            kind,
+            program,
+            given,
+        });
+    }
+
+    // Definitions first (they only use data and earlier entries), then the forward
+    // equations as their inputs become available.
+    for (key, body) in pending {
+        let name = Kernels::name(theory, &key);
+        let value = evaluate_matrix(theory, &params, &x, y.as_ref(), &kernels, &body, &name)?;
+        kernels.order.push(key.clone());
+        kernels.entries.insert(key, value);
+    }
+    let mut remaining: Vec<Compiled> = forward;
+    while !remaining.is_empty() {
+        let ready = remaining.iter().position(|c| {
+            c.program.slots.iter().all(|s| {
+                slot_source(theory, s).is_some_and(|src| match src {
+                    SlotSource::Field(key, _) => kernels.entries.contains_key(&key),
+                    SlotSource::Given(..) => true,
+                })
+            })
+        });
+        let Some(i) = ready else {
+            let names: Vec<String> = remaining
+                .iter()
+                .map(|c| Kernels::name(theory, &c.key))
+                .collect();
+            return Err(NngpError::Stuck(names.join(", ")));
+        };
+        let c = remaining.remove(i);
+        let name = Kernels::name(theory, &c.key);
+        let value = evaluate_forward(
+            theory,
+            &c.program,
+            &c.given,
+            c.kind,
+            &kernels,
+            x.nrows(),
+            settings.pairs,
+            &name,
+        )?;
+        kernels.order.push(c.key.clone());
+        kernels.entries.insert(c.key, value);
+    }
+    Ok(kernels)
+}
+
+fn validate_inputs(x: ArrayView2<f64>) -> Result<(), NngpError> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(NngpError::Data(format!(
+            "the inputs are empty ({} patterns × {} features)",
+            x.nrows(),
+            x.ncols()
+        )));
+    }
+    if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(NngpError::Data(format!(
+            "the inputs hold {v} at pattern {i}, feature {j}"
+        )));
+    }
+    Ok(())
+}
+
+/// Evaluates a matrix expression (definition, data-only matrix, readout kernel).
+pub fn evaluate_matrix(
+    theory: &Theory,
+    params: &[f64],
+    x: &Array2<f64>,
+    y: Option<&Array2<f64>>,
+    kernels: &Kernels,
+    e: &crate::check::ir::Expr,
+    what: &str,
+) -> Result<Array2<f64>, NngpError> {
+    let lookup = |f: usize, idx: &[i64]| kernels.entries.get(&(f, idx.to_vec()));
+    let field_name = |f: usize| theory.fields[f].name.clone();
+    let ctx = MatrixContext {
+        params,
+        inputs: Some(x),
+        targets: y,
+        field: &lookup,
+        field_name: &field_name,
+    };
+    match ctx.eval(e).map_err(|source| NngpError::Matrix {
+        what: what.to_string(),
+        source,
+    })? {
+        Value::Matrix(m) => Ok(m),
+        Value::Scalar(s) => Ok(Array2::from_elem((x.nrows(), x.nrows()), s)),
+    }
+}
+
+/// Where a slot's value comes from.
+enum SlotSource {
+    Field(EntryKey, Position),
+    Given(usize, Position),
+}
+
+fn slot_source(theory: &Theory, slot: &str) -> Option<SlotSource> {
+    let (head, suffix) = slot.rsplit_once('_')?;
+    let position = match suffix {
+        "ab" => Position::Pair,
+        "aa" => Position::FirstDiagonal,
+        "bb" => Position::SecondDiagonal,
+        "a" => Position::First,
+        "b" => Position::Second,
+        _ => return None,
+    };
+    if let Some(i) = head.strip_prefix('G').and_then(|n| n.parse::<usize>().ok())
+        && theory.field(head).is_none()
+    {
+        return Some(SlotSource::Given(i, position));
+    }
+    let (name, idx) = match head.split_once('[') {
+        Some((name, rest)) => {
+            let inner = rest.strip_suffix(']')?;
+            let idx: Option<Vec<i64>> = inner.split(',').map(|s| s.trim().parse().ok()).collect();
+            (name, idx?)
+        }
+        None => (head, Vec::new()),
+    };
+    Some(SlotSource::Field((theory.field(name)?, idx), position))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_forward(
+    theory: &Theory,
+    program: &Program,
+    given: &[Array2<f64>],
+    kind: FieldKind,
+    kernels: &Kernels,
+    p: usize,
+    pairs: PairSet,
+    name: &str,
+) -> Result<Array2<f64>, NngpError> {
+    let sources: Vec<(&Array2<f64>, Position)> = program
+        .slots
+        .iter()
+        .map(|s| match slot_source(theory, s) {
+            Some(SlotSource::Field(key, pos)) => kernels.entries.get(&key).map(|m| (m, pos)),
+            Some(SlotSource::Given(i, pos)) => given.get(i).map(|m| (m, pos)),
+            None => None,
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| NngpError::Stuck(name.to_string()))?;
+    let read = |m: &Array2<f64>, pos: Position, a: usize, b: usize| -> f64 {
+        let column = m.ncols() == 1;
+        match pos {
+            Position::Pair => m[[a, b]],
+            Position::FirstDiagonal => {
+                if column {
+                    m[[a, 0]]
+                } else {
+                    m[[a, a]]
+                }
+            }
+            Position::SecondDiagonal => {
+                if column {
+                    m[[b, 0]]
+                } else {
+                    m[[b, b]]
+                }
+            }
+            Position::First => {
+                if column {
+                    m[[a, 0]]
+                } else {
+                    m[[a, a]]
+                }
+            }
+            Position::Second => {
+                if column {
+                    m[[b, 0]]
+                } else {
+                    m[[b, b]]
+                }
+            }
+        }
+    };
+    let fail = |source| NngpError::Program {
+        field: name.to_string(),
+        source,
+    };
+    if kind == FieldKind::Mean {
+        let values: Vec<f64> = (0..p)
+            .into_par_iter()
+            .map(|a| {
+                let slots: Vec<f64> = sources.iter().map(|(m, pos)| read(m, *pos, a, a)).collect();
+                program.eval(&slots, true)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        if let Some(a) = values.iter().position(|v| !v.is_finite()) {
+            return Err(NngpError::NotFinite {
+                field: name.to_string(),
+                a,
+                b: a,
+            });
+        }
+        return Ok(
+            Array2::from_shape_vec((p, 1), values).map_err(|e| NngpError::Data(e.to_string()))?
+        );
+    }
+    let rows: Vec<Vec<f64>> = (0..p)
+        .into_par_iter()
+        .map(|a| {
+            let mut slots = vec![0.0; sources.len()];
+            let mut row = Vec::with_capacity(p - a);
+            for b in a..p {
+                let needed = match pairs {
+                    PairSet::All => true,
+                    PairSet::TrainAndCross(n) => a < n || a == b,
+                };
+                if !needed {
+                    row.push(0.0);
+                    continue;
+                }
+                for (slot, (m, pos)) in slots.iter_mut().zip(&sources) {
+                    *slot = read(m, *pos, a, b);
+                }
+                row.push(program.eval(&slots, a == b)?);
+            }
+            Ok(row)
+        })
+        .collect::<Result<_, ProgramError>>()
+        .map_err(fail)?;
+    let mut out = Array2::zeros((p, p));
+    for (a, row) in rows.into_iter().enumerate() {
+        for (k, v) in row.into_iter().enumerate() {
+            let b = a + k;
+            if !v.is_finite() {
+                return Err(NngpError::NotFinite {
+                    field: name.to_string(),
+                    a,
+                    b,
+                });
+            }
+            out[[a, b]] = v;
+            out[[b, a]] = v;
+        }
+    }
+    Ok(out)
+}
