@@ -392,7 +392,7 @@ impl Checker {
 }
 
 /// Calls `f` on every direct sub-expression.
-pub(crate) fn for_each_child(e: &Expr, mut f: impl FnMut(&Expr)) {
+pub(crate) fn for_each_child<'a>(e: &'a Expr, mut f: impl FnMut(&'a Expr)) {
     match &e.kind {
         ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => f(a),
         ExprKind::Add(a, b)

@@ -3,3 +3,5 @@
 
 pub mod gp;
 pub mod nngp;
+pub mod predict;
+pub mod readout;

@@ -181,6 +181,8 @@ pub struct NngpSettings {
     pub quadrature_order: usize,
     /// Which pairs to compute.
     pub pairs: PairSet,
+    /// The number of outputs D when no targets are passed (for formulas that use `D`).
+    pub outputs: Option<usize>,
 }
 
 impl Default for NngpSettings {
@@ -189,6 +191,7 @@ impl Default for NngpSettings {
             overrides: Vec::new(),
             quadrature_order: 80,
             pairs: PairSet::All,
+            outputs: None,
         }
     }
 }
@@ -240,8 +243,8 @@ pub fn nngp_kernels(
         .collect();
     constants.insert("P".into(), x.nrows() as f64);
     constants.insert("d".into(), x.ncols() as f64);
-    if let Some(y) = &y {
-        constants.insert("D".into(), y.ncols() as f64);
+    if let Some(d) = y.as_ref().map(|y| y.ncols()).or(settings.outputs) {
+        constants.insert("D".into(), d as f64);
     }
 
     // Forward equations, compiled.

@@ -1,0 +1,127 @@
+//! GP prediction with the NNGP kernel of the example theories reproduces THEORY.md T4
+//! (XOR corners, L = 2, κ = 0.1) — including the odd-activation pitfall of §3 (mean exactly 0).
+
+use ndarray::{Array2, array};
+use saddle::solve::nngp::NngpSettings;
+use saddle::solve::predict::nngp_predict;
+
+fn example(name: &str) -> saddle::Theory {
+    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(&path).expect("example exists");
+    saddle::compile(&source, &path).unwrap_or_else(|d| panic!("{}", d.render(false)))
+}
+
+struct Row {
+    mean: [f64; 3],
+    variance: [f64; 3],
+    log_likelihood: f64,
+    generalisation_error: f64,
+}
+
+fn check(theory: &saddle::Theory, sets: &[(&str, f64)], row: &Row) {
+    let x = array![[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]];
+    let y: Array2<f64> = array![[-1.0], [-1.0], [1.0], [1.0]];
+    let x_test = array![[0.8, 1.2], [-0.7, 0.9], [0.3, -0.2]];
+    let y_test: Array2<f64> = array![[-1.0], [1.0], [1.0]];
+    let mut overrides: Vec<(String, f64)> = sets.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    overrides.push(("L".into(), 2.0));
+    let settings = NngpSettings {
+        overrides,
+        ..NngpSettings::default()
+    };
+    let p = nngp_predict(
+        theory,
+        x.view(),
+        y.view(),
+        x_test.view(),
+        Some(y_test.view()),
+        &settings,
+    )
+    .expect("prediction");
+    for j in 0..3 {
+        assert!(
+            (p.gp.prediction.mean[[j, 0]] - row.mean[j]).abs() < 1e-7,
+            "mean {j}: {} vs {}",
+            p.gp.prediction.mean[[j, 0]],
+            row.mean[j]
+        );
+        assert!(
+            (p.gp.prediction.latent_variance[j] - row.variance[j]).abs() < 1e-7,
+            "variance {j}"
+        );
+    }
+    assert!(
+        (p.gp.log_marginal_likelihood - row.log_likelihood).abs() < 1e-7,
+        "ln p = {}",
+        p.gp.log_marginal_likelihood
+    );
+    let metrics = p.gp.metrics.expect("test targets given");
+    assert!(
+        (metrics.generalisation_error - row.generalisation_error).abs() < 1e-7,
+        "ε_g = {}",
+        metrics.generalisation_error
+    );
+}
+
+#[test]
+fn t4_erf_with_bias() {
+    let row = Row {
+        mean: [-0.27119969, 0.25535685, 0.05772864],
+        variance: [0.08194524, 0.07306695, 0.07480800],
+        log_likelihood: -16.75480876,
+        generalisation_error: 0.73444628,
+    };
+    check(
+        &example("deep_erf"),
+        &[
+            ("g0", 1.0),
+            ("gb0", 0.1),
+            ("g", 1.5),
+            ("gb", 0.1),
+            ("kappa", 0.1),
+        ],
+        &row,
+    );
+}
+
+#[test]
+fn t4_erf_without_bias_predicts_exactly_zero() {
+    let row = Row {
+        mean: [0.0, 0.0, 0.0],
+        variance: [0.05446298, 0.04424092, 0.01951013],
+        log_likelihood: -21.46140328,
+        generalisation_error: 1.03940468,
+    };
+    check(
+        &example("deep_erf"),
+        &[
+            ("g0", 1.0),
+            ("gb0", 0.0),
+            ("g", 1.5),
+            ("gb", 0.0),
+            ("kappa", 0.1),
+        ],
+        &row,
+    );
+}
+
+#[test]
+fn t4_relu() {
+    let row = Row {
+        mean: [-0.70934181, 0.58116856, 0.11333695],
+        variance: [0.11062345, 0.07272336, 0.09481011],
+        log_likelihood: -8.53350245,
+        generalisation_error: 0.44141009,
+    };
+    check(
+        &example("deep_relu"),
+        &[
+            ("g0", 1.0),
+            ("gb0", 0.1),
+            ("g", 2.0),
+            ("gb", 0.1),
+            ("kappa", 0.1),
+        ],
+        &row,
+    );
+}
