@@ -4,7 +4,12 @@
 //! never a panic.
 
 mod check;
+mod demo;
+mod derive;
 mod fmt;
+mod kernel;
+mod options;
+mod solve;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -38,6 +43,14 @@ pub enum Command {
     /// Canonical form keeps every comment, aligns parameters, and breaks long actions
     /// before `+`/`-`. Use `--write` to rewrite the file in place, `--check` in CI.
     Fmt(fmt::FmtArgs),
+    /// The saddle-point equations: forward (tilted and NNGP limit), backward and output.
+    Derive(derive::DeriveArgs),
+    /// The NNGP kernels of a theory on inputs X (closed forms or quadrature, per pattern pair).
+    Kernel(kernel::KernelArgs),
+    /// GP prediction with the theory's NNGP kernel: test MSE, accuracy, log marginal likelihood.
+    Solve(solve::SolveArgs),
+    /// Run a bundled real-data demo (no arguments needed): MNIST 0 vs 3 against depth.
+    Demo(demo::DemoArgs),
 }
 
 /// Everything that ends a command with exit code 1.
@@ -73,6 +86,10 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
+        Command::Derive(args) => derive::run(&args),
+        Command::Kernel(args) => kernel::run(&args),
+        Command::Solve(args) => solve::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ pub mod build;
 pub mod entrywise;
 pub mod equations;
 pub mod grad;
+pub mod report;
 pub mod show;
 pub mod unroll;
 

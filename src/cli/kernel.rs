@@ -1,0 +1,141 @@
+//! `saddle kernel FILE --x X`: the NNGP kernels of a theory on inputs.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use super::CliError;
+use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
+use crate::check::ir::FieldKind;
+use crate::solve::nngp::{Kernels, NngpSettings, parameter_values};
+use crate::solve::predict::readout_kernel;
+
+/// Which kernels to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Layers {
+    /// Every kernel block and mean field of the theory (the input-defined ones too).
+    All,
+    /// The readout kernel only.
+    Last,
+}
+
+/// Arguments of `saddle kernel`.
+#[derive(Debug, Args)]
+pub struct KernelArgs {
+    /// The `.action` file.
+    pub file: PathBuf,
+    /// Inputs: P×d, `.npy` (f64/f32) or `.csv` (one pattern per row, no header).
+    #[arg(long = "x", value_name = "X")]
+    pub x: PathBuf,
+    /// Override a parameter: `--set g=2 --set L=5`.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, f64)>,
+    /// Which kernels to print.
+    #[arg(long, value_enum, default_value = "last")]
+    pub layers: Layers,
+    /// Print one JSON object (params, kernels, means) instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the readout kernel to this `.npy` file.
+    #[arg(long, value_name = "K.npy")]
+    pub out: Option<PathBuf>,
+    /// Gauss–Hermite order for activations without a closed form.
+    #[arg(long, default_value_t = 80)]
+    pub quadrature: usize,
+}
+
+/// Computes and prints the kernels.
+pub fn run(args: &KernelArgs) -> Result<(), CliError> {
+    let theory = theory(&args.file)?;
+    let x = load("--x", &args.x)?;
+    let settings = NngpSettings {
+        overrides: args.set.clone(),
+        quadrature_order: args.quadrature,
+        ..NngpSettings::default()
+    };
+    let params =
+        parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
+    let (readout, noise, kernels) = readout_kernel(&theory, x.view(), None, &settings)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(path) = &args.out {
+        write_npy(path, &readout)?;
+    }
+    if args.json {
+        let mut kernel_map = Map::new();
+        let mut mean_map = Map::new();
+        match args.layers {
+            Layers::All => {
+                for key in &kernels.order {
+                    let name = Kernels::name(&theory, key);
+                    let m = &kernels.entries[key];
+                    if theory.fields[key.0].kind == FieldKind::Mean {
+                        mean_map.insert(
+                            name,
+                            Value::Array(m.column(0).iter().map(|v| json!(v)).collect()),
+                        );
+                    } else {
+                        kernel_map.insert(name, matrix_json(m));
+                    }
+                }
+            }
+            Layers::Last => {
+                kernel_map.insert(
+                    readout_name(&theory, &kernels, &readout),
+                    matrix_json(&readout),
+                );
+            }
+        }
+        let out = json!({ "params": params_json(&theory, &params), "kernels": kernel_map, "means": mean_map, "readout_noise": noise });
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "theory `{}` on {} patterns × {} features",
+        theory.name,
+        x.nrows(),
+        x.ncols()
+    );
+    let list: Vec<String> = match args.layers {
+        Layers::All => kernels
+            .order
+            .iter()
+            .map(|k| Kernels::name(&theory, k))
+            .collect(),
+        Layers::Last => vec![readout_name(&theory, &kernels, &readout)],
+    };
+    for name in list {
+        let m = kernels
+            .entries
+            .iter()
+            .find(|(k, _)| Kernels::name(&theory, k) == name)
+            .map_or(&readout, |(_, m)| m);
+        let diag_mean = if m.ncols() == m.nrows() {
+            m.diag().mean().unwrap_or(f64::NAN)
+        } else {
+            m.mean().unwrap_or(f64::NAN)
+        };
+        println!(
+            "  {name:<10} mean diagonal {diag_mean:.6}   entry [0,0] {:.6}",
+            m[[0, 0]]
+        );
+    }
+    if let Some(path) = &args.out {
+        println!("readout kernel written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The readout's name: the field entry it equals, or `readout`.
+fn readout_name(
+    theory: &crate::check::ir::Theory,
+    kernels: &Kernels,
+    readout: &ndarray::Array2<f64>,
+) -> String {
+    kernels
+        .order
+        .iter()
+        .rev()
+        .find(|k| kernels.entries[*k] == *readout)
+        .map_or_else(|| "readout".to_string(), |k| Kernels::name(theory, k))
+}

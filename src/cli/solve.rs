@@ -1,0 +1,141 @@
+//! `saddle solve FILE --x X --y Y --x-test XT [--y-test YT]`: GP prediction with the NNGP
+//! kernel of a theory.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::CliError;
+use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
+use crate::solve::nngp::{NngpSettings, parameter_values};
+use crate::solve::predict::nngp_predict;
+
+/// Solution methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    /// Infinite width: the NNGP kernel and exact GP inference.
+    Nngp,
+}
+
+/// Arguments of `saddle solve`.
+#[derive(Debug, Args)]
+pub struct SolveArgs {
+    /// The `.action` file.
+    pub file: PathBuf,
+    /// Training inputs (P×d, `.npy` or `.csv`).
+    #[arg(long = "x", value_name = "X")]
+    pub x: PathBuf,
+    /// Training targets (P×D; ±1 for two classes, one-hot for several).
+    #[arg(long = "y", value_name = "Y")]
+    pub y: PathBuf,
+    /// Test inputs.
+    #[arg(long = "x-test", value_name = "XT")]
+    pub x_test: PathBuf,
+    /// Test targets (for MSE and accuracy).
+    #[arg(long = "y-test", value_name = "YT")]
+    pub y_test: Option<PathBuf>,
+    /// Override a parameter: `--set kappa=0.01`.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, f64)>,
+    /// How to solve.
+    #[arg(long, value_enum, default_value = "nngp")]
+    pub method: Method,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write kernel.npy, mean.npy and variance.npy into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Gauss–Hermite order for activations without a closed form.
+    #[arg(long, default_value_t = 80)]
+    pub quadrature: usize,
+}
+
+/// Solves and reports.
+pub fn run(args: &SolveArgs) -> Result<(), CliError> {
+    let theory = theory(&args.file)?;
+    let (x, y, x_test) = (
+        load("--x", &args.x)?,
+        load("--y", &args.y)?,
+        load("--x-test", &args.x_test)?,
+    );
+    let y_test = args
+        .y_test
+        .as_ref()
+        .map(|p| load("--y-test", p))
+        .transpose()?;
+    let params =
+        parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
+    let settings = NngpSettings {
+        overrides: args.set.clone(),
+        quadrature_order: args.quadrature,
+        ..NngpSettings::default()
+    };
+    let Method::Nngp = args.method;
+    let result = nngp_predict(
+        &theory,
+        x.view(),
+        y.view(),
+        x_test.view(),
+        y_test.as_ref().map(|y| y.view()),
+        &settings,
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let prediction = &result.gp.prediction;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
+            action: "write",
+            path: dir.clone(),
+            source,
+        })?;
+        write_npy(&dir.join("kernel.npy"), &result.train_kernel)?;
+        write_npy(&dir.join("mean.npy"), &prediction.mean)?;
+        let variance = prediction
+            .latent_variance
+            .clone()
+            .insert_axis(ndarray::Axis(1));
+        write_npy(&dir.join("variance.npy"), &variance)?;
+    }
+    let metrics = result.gp.metrics.as_ref();
+    if args.json {
+        let out = json!({
+            "params": params_json(&theory, &params),
+            "kernels": { "readout": matrix_json(&result.train_kernel) },
+            "prediction": {
+                "mean": matrix_json(&prediction.mean),
+                "variance": prediction.latent_variance.iter().collect::<Vec<_>>(),
+            },
+            "test_mse": metrics.map(|m| m.mse),
+            "test_accuracy": metrics.map(|m| m.accuracy),
+            "generalisation_error": metrics.map(|m| m.generalisation_error),
+            "log_marginal_likelihood": result.gp.log_marginal_likelihood,
+            "readout_noise": result.noise,
+            "jitter": result.gp.jitter.absolute,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "theory `{}`: NNGP on {} training and {} test patterns",
+        theory.name,
+        x.nrows(),
+        x_test.nrows()
+    );
+    println!(
+        "  log marginal likelihood  {:.6}",
+        result.gp.log_marginal_likelihood
+    );
+    if let Some(m) = metrics {
+        println!("  test MSE                 {:.6}", m.mse);
+        println!("  test accuracy            {:.4}", m.accuracy);
+        println!("  generalisation error     {:.6}", m.generalisation_error);
+    }
+    if result.gp.jitter.absolute > 0.0 {
+        println!(
+            "  jitter added to K + κI   {:.3e} (the kernel is numerically singular)",
+            result.gp.jitter.absolute
+        );
+    }
+    Ok(())
+}
