@@ -195,7 +195,10 @@ pub fn is_symmetric(e: &Expr) -> bool {
     }
     match &e.kind {
         ExprKind::Number(_) | ExprKind::Identity | ExprKind::Ones => true,
-        ExprKind::Field { .. } => e.shape == Shape::KERNEL,
+        // A two-time block C[t, s] is symmetric only on the diagonal t = s.
+        ExprKind::Field { indices, .. } => {
+            e.shape == Shape::KERNEL && indices.windows(2).all(|w| w[0] == w[1])
+        }
         ExprKind::Neg(a) | ExprKind::Transpose(a) => is_symmetric(a),
         ExprKind::Add(a, b) | ExprKind::Sub(a, b) => is_symmetric(a) && is_symmetric(b),
         ExprKind::Mul(a, b) if a.shape.is_scalar() => is_symmetric(b),

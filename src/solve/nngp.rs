@@ -381,6 +381,24 @@ pub fn evaluate_matrix(
     }
 }
 
+/// The index values in an entry name `C[1,2]`.
+fn key_of(name: &str) -> Vec<i64> {
+    name.split_once('[')
+        .and_then(|(_, rest)| rest.strip_suffix(']'))
+        .map(|inner| {
+            inner
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Entries with all indices equal (C[l], C[t, t]) are symmetric matrices.
+fn key_is_symmetric(indices: Vec<i64>) -> bool {
+    indices.windows(2).all(|w| w[0] == w[1])
+}
+
 /// Where a slot's value comes from.
 enum SlotSource {
     Field(EntryKey, Position),
@@ -492,15 +510,18 @@ fn evaluate_forward(
             Array2::from_shape_vec((p, 1), values).map_err(|e| NngpError::Data(e.to_string()))?
         );
     }
+    // A block C[t, s] with t ≠ s is not symmetric: compute every pair, not the upper triangle.
+    let symmetric = key_is_symmetric(key_of(name));
     let rows: Vec<Vec<f64>> = (0..p)
         .into_par_iter()
         .map(|a| {
             let mut slots = vec![0.0; sources.len()];
-            let mut row = Vec::with_capacity(p - a);
-            for b in a..p {
+            let start = if symmetric { a } else { 0 };
+            let mut row = Vec::with_capacity(p - start);
+            for b in start..p {
                 let needed = match pairs {
                     PairSet::All => true,
-                    PairSet::TrainAndCross(n) => a < n || a == b,
+                    PairSet::TrainAndCross(n) => a < n || b < n || a == b,
                 };
                 if !needed {
                     row.push(0.0);
@@ -517,8 +538,9 @@ fn evaluate_forward(
         .map_err(fail)?;
     let mut out = Array2::zeros((p, p));
     for (a, row) in rows.into_iter().enumerate() {
+        let start = if symmetric { a } else { 0 };
         for (k, v) in row.into_iter().enumerate() {
-            let b = a + k;
+            let b = start + k;
             if !v.is_finite() {
                 return Err(NngpError::NotFinite {
                     field: name.to_string(),
@@ -527,7 +549,9 @@ fn evaluate_forward(
                 });
             }
             out[[a, b]] = v;
-            out[[b, a]] = v;
+            if symmetric {
+                out[[b, a]] = v;
+            }
         }
     }
     Ok(out)
