@@ -1,0 +1,249 @@
+//! The `saddle` binary end to end: exit codes, JSON keys, and clear errors for bad input.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn saddle(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_saddle"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("saddle-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
+const Y: &str = "-1\n-1\n1\n1\n";
+const XT: &str = "0.8,1.2\n-0.7,0.9\n0.3,-0.2\n";
+const YT: &str = "-1\n1\n1\n";
+
+#[test]
+fn check_accepts_examples_and_rejects_mistakes_with_positions() {
+    let (code, out, _) = saddle(&["check", "examples/deep_erf.action"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("well-formed"));
+    let (code, _, err) = saddle(&["check", "tests/diagnostics/err_unknown_name.action"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("err_unknown_name.action:15:20"), "{err}");
+    assert!(err.contains("did you mean `kappa`?"), "{err}");
+    let (code, _, err) = saddle(&["check", "no/such/file.action"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn fmt_output_is_canonical() {
+    let (code, canonical, _) = saddle(&["fmt", "examples/binary_threshold.action"]);
+    assert_eq!(code, 0);
+    let path = temp_file("canonical.action", &canonical);
+    let (code, _, err) = saddle(&["fmt", "--check", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn kernel_json_has_params_kernels_and_means() {
+    let x = temp_file("x.csv", X);
+    let (code, out, err) = saddle(&[
+        "kernel",
+        "examples/deep_erf.action",
+        "--x",
+        x.to_str().expect("path"),
+        "--layers",
+        "all",
+        "--json",
+        "--set",
+        "L=2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["params"]["L"], 2.0);
+    for key in ["C[0]", "C[1]", "C[2]"] {
+        assert_eq!(v["kernels"][key].as_array().map(Vec::len), Some(4), "{key}");
+    }
+    // C[0] = g0/d X Xᵀ + gb0 at the corners: diagonal 1 + 0.1
+    assert!((v["kernels"]["C[0]"][0][0].as_f64().unwrap_or(0.0) - 1.1).abs() < 1e-12);
+    let (code, out, _) = saddle(&[
+        "kernel",
+        "examples/binary_threshold.action",
+        "--x",
+        x.to_str().expect("path"),
+        "--layers",
+        "all",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert!(
+        v["means"]["m[3]"].is_array() && v["kernels"]["Q[3]"].is_array(),
+        "{v}"
+    );
+}
+
+#[test]
+fn solve_json_reports_prediction_and_metrics() {
+    let (x, y, xt, yt) = (
+        temp_file("sx.csv", X),
+        temp_file("sy.csv", Y),
+        temp_file("sxt.csv", XT),
+        temp_file("syt.csv", YT),
+    );
+    let p = |p: &PathBuf| p.to_str().expect("path").to_string();
+    let (code, out, err) = saddle(&[
+        "solve",
+        "examples/deep_relu.action",
+        "--x",
+        &p(&x),
+        "--y",
+        &p(&y),
+        "--x-test",
+        &p(&xt),
+        "--y-test",
+        &p(&yt),
+        "--set",
+        "L=2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    // THEORY.md T4, ReLU row
+    assert!(
+        (v["prediction"]["mean"][0][0].as_f64().unwrap_or(0.0) + 0.70934181).abs() < 1e-7,
+        "{v}"
+    );
+    assert!((v["log_marginal_likelihood"].as_f64().unwrap_or(0.0) + 8.53350245).abs() < 1e-7);
+    for key in ["test_mse", "test_accuracy", "jitter", "params", "kernels"] {
+        assert!(!v[key].is_null(), "missing {key}");
+    }
+}
+
+#[test]
+fn bad_numeric_input_is_a_clear_error() {
+    let good = temp_file("good.csv", X);
+    let nan = temp_file("nan.csv", "1,1\nNaN,2\n");
+    let empty = temp_file("empty.csv", "");
+    let ragged = temp_file("ragged.csv", "1,2\n3\n");
+    let y_short = temp_file("yshort.csv", "1\n");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "kernel".into(),
+                "examples/deep_erf.action".into(),
+                "--x".into(),
+                nan.display().to_string(),
+            ],
+            "NaN",
+        ),
+        (
+            vec![
+                "kernel".into(),
+                "examples/deep_erf.action".into(),
+                "--x".into(),
+                empty.display().to_string(),
+            ],
+            "empty",
+        ),
+        (
+            vec![
+                "kernel".into(),
+                "examples/deep_erf.action".into(),
+                "--x".into(),
+                ragged.display().to_string(),
+            ],
+            "ragged.csv:2",
+        ),
+        (
+            vec![
+                "kernel".into(),
+                "examples/deep_erf.action".into(),
+                "--x".into(),
+                good.display().to_string(),
+                "--set".into(),
+                "kapa=1".into(),
+            ],
+            "did you mean `kappa`",
+        ),
+        (
+            vec![
+                "kernel".into(),
+                "examples/deep_erf.action".into(),
+                "--x".into(),
+                good.display().to_string(),
+                "--set".into(),
+                "L=2.5".into(),
+            ],
+            "`L`",
+        ),
+        (
+            vec![
+                "kernel".into(),
+                "examples/deep_erf.action".into(),
+                "--x".into(),
+                good.display().to_string(),
+                "--set".into(),
+                "g0=-1".into(),
+            ],
+            "not positive semi-definite",
+        ),
+        (
+            vec![
+                "solve".into(),
+                "examples/deep_erf.action".into(),
+                "--x".into(),
+                good.display().to_string(),
+                "--y".into(),
+                y_short.display().to_string(),
+                "--x-test".into(),
+                good.display().to_string(),
+            ],
+            "--y has 1 rows",
+        ),
+    ];
+    for (args, needle) in cases {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = saddle(&refs);
+        assert_eq!(code, 1, "{args:?} should fail; stdout {out}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: stderr does not mention {needle:?}:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    }
+    // A single pattern is a valid (if small) data set.
+    let one = temp_file("one.csv", "0.5,2\n");
+    let (code, _, err) = saddle(&[
+        "kernel",
+        "examples/deep_erf.action",
+        "--x",
+        one.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn derive_prints_json_with_expression_trees() {
+    let (code, out, err) = saddle(&[
+        "derive",
+        "examples/deep_erf.action",
+        "--format",
+        "json",
+        "--set",
+        "L=2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["forward"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["forward"][0]["unknown"], "C[1]");
+    assert!(v["forward"][0]["nngp"]["tree"].is_object());
+}
