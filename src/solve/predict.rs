@@ -6,12 +6,14 @@
 //! ([`crate::solve::gp`]). Test–test covariances are never computed: every NNGP map is
 //! entry-wise, so the train–train, train–test and test-diagonal entries close on themselves.
 
-use ndarray::{Array2, ArrayView2, concatenate, s, Axis};
+use ndarray::{Array2, ArrayView2, Axis, concatenate, s};
 
 use crate::check::ir::Theory;
 use crate::derive::unroll::{IndexEnv, unroll};
 use crate::solve::gp::{GpResult, regress};
-use crate::solve::nngp::{Kernels, NngpError, NngpSettings, PairSet, evaluate_matrix, nngp_kernels, parameter_values};
+use crate::solve::nngp::{
+    Kernels, NngpError, NngpSettings, PairSet, evaluate_matrix, nngp_kernels, parameter_values,
+};
 use crate::solve::readout::find_readout;
 
 /// Everything an NNGP prediction produced.
@@ -32,7 +34,9 @@ pub enum PredictError {
     #[error(transparent)]
     Kernels(#[from] NngpError),
     /// The action has no recognisable data term.
-    #[error("the action has no data term `tr(Y^T inv(K + kappa * I) Y)` / `logdet(K + kappa * I)` to read the output kernel from")]
+    #[error(
+        "the action has no data term `tr(Y^T inv(K + kappa * I) Y)` / `logdet(K + kappa * I)` to read the output kernel from"
+    )]
     NoReadout,
     /// The GP step failed.
     #[error(transparent)]
@@ -43,21 +47,67 @@ pub enum PredictError {
 }
 
 /// The readout kernel of `theory` on `x` (all pairs), with the noise κ.
-pub fn readout_kernel(theory: &Theory, x: ArrayView2<f64>, outputs: Option<usize>, settings: &NngpSettings) -> Result<(Array2<f64>, f64, Kernels), PredictError> {
-    let kernels = nngp_kernels(theory, x, None, &NngpSettings { outputs, ..settings.clone() })?;
+pub fn readout_kernel(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    outputs: Option<usize>,
+    settings: &NngpSettings,
+) -> Result<(Array2<f64>, f64, Kernels), PredictError> {
+    let kernels = nngp_kernels(
+        theory,
+        x,
+        None,
+        &NngpSettings {
+            outputs,
+            ..settings.clone()
+        },
+    )?;
     let (kernel, noise) = evaluate_readout(theory, x, &kernels, settings, outputs)?;
     Ok((kernel, noise, kernels))
 }
 
-fn evaluate_readout(theory: &Theory, x: ArrayView2<f64>, kernels: &Kernels, settings: &NngpSettings, outputs: Option<usize>) -> Result<(Array2<f64>, f64), PredictError> {
+fn evaluate_readout(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    kernels: &Kernels,
+    settings: &NngpSettings,
+    outputs: Option<usize>,
+) -> Result<(Array2<f64>, f64), PredictError> {
     let params = parameter_values(theory, &settings.overrides)?;
-    let ints: Vec<i64> = theory.params.iter().zip(&params).map(|(p, v)| if p.ty == crate::check::ir::ParamType::Int { *v as i64 } else { 0 }).collect();
+    let ints: Vec<i64> = theory
+        .params
+        .iter()
+        .zip(&params)
+        .map(|(p, v)| {
+            if p.ty == crate::check::ir::ParamType::Int {
+                *v as i64
+            } else {
+                0
+            }
+        })
+        .collect();
     let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).map_err(NngpError::from)?;
     let readout = find_readout(&action).ok_or(PredictError::NoReadout)?;
     let x = x.to_owned();
     let dummy_targets = outputs.map(|d| Array2::zeros((x.nrows(), d)));
-    let kernel = evaluate_matrix(theory, &params, &x, dummy_targets.as_ref(), kernels, &readout.kernel, "the readout kernel")?;
-    let noise = evaluate_matrix(theory, &params, &x, dummy_targets.as_ref(), kernels, &readout.noise, "the readout noise")?;
+    let kernel = evaluate_matrix(
+        theory,
+        &params,
+        &x,
+        dummy_targets.as_ref(),
+        kernels,
+        &readout.kernel,
+        "the readout kernel",
+    )?;
+    let noise = evaluate_matrix(
+        theory,
+        &params,
+        &x,
+        dummy_targets.as_ref(),
+        kernels,
+        &readout.noise,
+        "the readout noise",
+    )?;
     Ok((kernel, noise[[0, 0]]))
 }
 
@@ -72,10 +122,17 @@ pub fn nngp_predict(
 ) -> Result<NngpPrediction, PredictError> {
     let n = x_train.nrows();
     if y_train.nrows() != n {
-        return Err(PredictError::Shape(format!("--y has {} rows but --x has {n} patterns", y_train.nrows())));
+        return Err(PredictError::Shape(format!(
+            "--y has {} rows but --x has {n} patterns",
+            y_train.nrows()
+        )));
     }
     if x_test.ncols() != x_train.ncols() {
-        return Err(PredictError::Shape(format!("--x-test has {} features but --x has {}", x_test.ncols(), x_train.ncols())));
+        return Err(PredictError::Shape(format!(
+            "--x-test has {} features but --x has {}",
+            x_test.ncols(),
+            x_train.ncols()
+        )));
     }
     if let Some(y) = y_test
         && (y.nrows() != x_test.nrows() || y.ncols() != y_train.ncols())
@@ -88,15 +145,37 @@ pub fn nngp_predict(
             y_train.ncols()
         )));
     }
-    let all = concatenate(Axis(0), &[x_train, x_test]).map_err(|e| PredictError::Shape(e.to_string()))?;
-    let settings = NngpSettings { pairs: PairSet::TrainAndCross(n), outputs: Some(y_train.ncols()), ..settings.clone() };
+    let all =
+        concatenate(Axis(0), &[x_train, x_test]).map_err(|e| PredictError::Shape(e.to_string()))?;
+    let settings = NngpSettings {
+        pairs: PairSet::TrainAndCross(n),
+        outputs: Some(y_train.ncols()),
+        ..settings.clone()
+    };
     let kernels = nngp_kernels(theory, all.view(), None, &settings)?;
-    let (kernel, noise) = evaluate_readout(theory, all.view(), &kernels, &settings, Some(y_train.ncols()))?;
+    let (kernel, noise) = evaluate_readout(
+        theory,
+        all.view(),
+        &kernels,
+        &settings,
+        Some(y_train.ncols()),
+    )?;
     drop(kernels);
     let train_kernel = kernel.slice(s![..n, ..n]).to_owned();
     let cross = kernel.slice(s![..n, n..]).to_owned();
     let test_diagonal = kernel.slice(s![n.., n..]).diag().to_owned();
     drop(kernel);
-    let gp = regress(train_kernel.clone(), y_train, cross.view(), test_diagonal.view(), noise, y_test)?;
-    Ok(NngpPrediction { train_kernel, noise, gp })
+    let gp = regress(
+        train_kernel.clone(),
+        y_train,
+        cross.view(),
+        test_diagonal.view(),
+        noise,
+        y_test,
+    )?;
+    Ok(NngpPrediction {
+        train_kernel,
+        noise,
+        gp,
+    })
 }

@@ -36,7 +36,10 @@ pub fn find_readout(action: &Expr) -> Option<Readout> {
             }
         }
     }
-    Some(Readout { kernel: kernel?, noise })
+    Some(Readout {
+        kernel: kernel?,
+        noise,
+    })
 }
 
 fn mentions_field(e: &Expr) -> bool {
@@ -82,9 +85,15 @@ fn signed(e: &Expr, sign: f64, out: &mut Vec<(f64, Expr)>) {
 fn identity_coefficient(term: &Expr) -> Option<Expr> {
     match &term.kind {
         ExprKind::Identity => Some(number(1.0)),
-        ExprKind::Mul(a, b) if matches!(b.kind, ExprKind::Identity) && a.shape.is_scalar() => Some((**a).clone()),
-        ExprKind::Mul(a, b) if matches!(a.kind, ExprKind::Identity) && b.shape.is_scalar() => Some((**b).clone()),
-        ExprKind::Mul(a, b) if a.shape.is_scalar() => identity_coefficient(b).map(|c| mul((**a).clone(), c)),
+        ExprKind::Mul(a, b) if matches!(b.kind, ExprKind::Identity) && a.shape.is_scalar() => {
+            Some((**a).clone())
+        }
+        ExprKind::Mul(a, b) if matches!(a.kind, ExprKind::Identity) && b.shape.is_scalar() => {
+            Some((**b).clone())
+        }
+        ExprKind::Mul(a, b) if a.shape.is_scalar() => {
+            identity_coefficient(b).map(|c| mul((**a).clone(), c))
+        }
         _ => None,
     }
 }
