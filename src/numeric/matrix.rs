@@ -153,15 +153,24 @@ fn short(e: &Expr) -> String {
 fn map(v: Value, f: impl Fn(f64) -> f64) -> Value {
     match v {
         Value::Scalar(x) => Value::Scalar(f(x)),
-        Value::Matrix(m) => Value::Matrix(m.mapv(f)),
+        Value::Matrix(mut m) => {
+            m.mapv_inplace(f);
+            Value::Matrix(m)
+        }
     }
 }
 
 fn combine(a: Value, b: Value, f: impl Fn(f64, f64) -> f64) -> Result<Value, MatrixEvalError> {
     Ok(match (a, b) {
         (Value::Scalar(x), Value::Scalar(y)) => Value::Scalar(f(x, y)),
-        (Value::Scalar(x), Value::Matrix(m)) => Value::Matrix(m.mapv(|v| f(x, v))),
-        (Value::Matrix(m), Value::Scalar(y)) => Value::Matrix(m.mapv(|v| f(v, y))),
+        (Value::Scalar(x), Value::Matrix(mut m)) => {
+            m.mapv_inplace(|v| f(x, v));
+            Value::Matrix(m)
+        }
+        (Value::Matrix(mut m), Value::Scalar(y)) => {
+            m.mapv_inplace(|v| f(v, y));
+            Value::Matrix(m)
+        }
         (Value::Matrix(mut x), Value::Matrix(y)) => {
             if x.dim() != y.dim() {
                 return Err(MatrixEvalError::Shape(format!(
@@ -176,7 +185,7 @@ fn combine(a: Value, b: Value, f: impl Fn(f64, f64) -> f64) -> Result<Value, Mat
     })
 }
 
-/// `a b` through faer (parallel, cache-blocked).
+/// `a b` through faer (parallel, cache-blocked), written straight into the result's buffer.
 pub fn matmul(a: &Array2<f64>, b: &Array2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
     if a.ncols() != b.nrows() {
         return Err(MatrixEvalError::Shape(format!(
@@ -185,12 +194,22 @@ pub fn matmul(a: &Array2<f64>, b: &Array2<f64>) -> Result<Array2<f64>, MatrixEva
             b.dim()
         )));
     }
-    let fa = faer::Mat::<f64>::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]]);
-    let fb = faer::Mat::<f64>::from_fn(b.nrows(), b.ncols(), |i, j| b[[i, j]]);
-    let product = &fa * &fb;
-    Ok(Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
-        product[(i, j)]
-    }))
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let layout = || MatrixEvalError::Shape("a matrix without a contiguous layout".into());
+    let lhs = faer::MatRef::from_row_major_slice(a.as_slice().ok_or_else(layout)?, m, k);
+    let rhs = faer::MatRef::from_row_major_slice(b.as_slice().ok_or_else(layout)?, k, n);
+    let mut out = Array2::<f64>::zeros((m, n));
+    let dst = faer::MatMut::from_row_major_slice_mut(out.as_slice_mut().ok_or_else(layout)?, m, n);
+    faer::linalg::matmul::matmul(
+        dst,
+        faer::Accum::Replace,
+        lhs,
+        rhs,
+        1.0,
+        faer::get_global_parallelism(),
+    );
+    Ok(out)
 }
 
 fn builtin(b: Builtin) -> fn(f64) -> f64 {

@@ -298,6 +298,75 @@ impl Program {
     }
 }
 
+impl Program {
+    /// The program as `scale · K_φ(slot a, slot b, slot c) + offset` (zero means, one known
+    /// activation on both sides), with the slots of C_αα, C_ββ, C_αβ — the fast path.
+    pub fn as_pair_kernel_map(&self) -> Option<(super::kernel_map::PairKernelMap, [usize; 3])> {
+        let (scale, offset, pair) = affine_in_pair(&self.root)?;
+        let (Integrand::Known(f), Integrand::Known(g)) = (&pair.f, &pair.g) else {
+            return None;
+        };
+        if !same_activation(f, g) || !super::kernel_map::PairKernelMap::supports(f) {
+            return None;
+        }
+        let [mu, mv, a, b, c] = &pair.moments;
+        let zero = |o: &Op| const_value(o) == Some(0.0);
+        match (zero(mu), zero(mv), a, b, c) {
+            (true, true, Op::Slot(a), Op::Slot(b), Op::Slot(c)) => Some((
+                super::kernel_map::PairKernelMap {
+                    activation: f.clone(),
+                    scale,
+                    offset,
+                },
+                [*a, *b, *c],
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The value of a sub-tree made of constants only.
+fn const_value(op: &Op) -> Option<f64> {
+    Some(match op {
+        Op::Const(v) => *v,
+        Op::Add(a, b) => const_value(a)? + const_value(b)?,
+        Op::Sub(a, b) => const_value(a)? - const_value(b)?,
+        Op::Mul(a, b) => const_value(a)? * const_value(b)?,
+        Op::Div(a, b) => const_value(a)? / const_value(b)?,
+        Op::Pow(a, b) => const_value(a)?.powf(const_value(b)?),
+        Op::Neg(a) => -const_value(a)?,
+        Op::Fun(f, a) => f(const_value(a)?),
+        _ => return None,
+    })
+}
+
+/// `op` as scale · pair + offset.
+fn affine_in_pair(op: &Op) -> Option<(f64, f64, &PairOp)> {
+    match op {
+        Op::Pair(p) => Some((1.0, 0.0, p)),
+        Op::Neg(x) => affine_in_pair(x).map(|(s, o, p)| (-s, -o, p)),
+        Op::Add(x, y) => match (const_value(x), const_value(y)) {
+            (Some(c), None) => affine_in_pair(y).map(|(s, o, p)| (s, o + c, p)),
+            (None, Some(c)) => affine_in_pair(x).map(|(s, o, p)| (s, o + c, p)),
+            _ => None,
+        },
+        Op::Sub(x, y) => match (const_value(x), const_value(y)) {
+            (Some(c), None) => affine_in_pair(y).map(|(s, o, p)| (-s, c - o, p)),
+            (None, Some(c)) => affine_in_pair(x).map(|(s, o, p)| (s, o - c, p)),
+            _ => None,
+        },
+        Op::Mul(x, y) => match (const_value(x), const_value(y)) {
+            (Some(c), None) => affine_in_pair(y).map(|(s, o, p)| (c * s, c * o, p)),
+            (None, Some(c)) => affine_in_pair(x).map(|(s, o, p)| (c * s, c * o, p)),
+            _ => None,
+        },
+        Op::Div(x, y) => {
+            const_value(y).and_then(|c| affine_in_pair(x).map(|(s, o, p)| (s / c, o / c, p)))
+        }
+        _ => None,
+    }
+}
+
 fn same_activation(a: &Activation, b: &Activation) -> bool {
     match (a, b) {
         (Activation::Erf { s: x }, Activation::Erf { s: y }) => x == y,

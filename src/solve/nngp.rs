@@ -183,6 +183,19 @@ pub struct NngpSettings {
     pub pairs: PairSet,
     /// The number of outputs D when no targets are passed (for formulas that use `D`).
     pub outputs: Option<usize>,
+    /// Which entries to return; the others are dropped as soon as no later equation needs
+    /// them, so that a deep network needs about two P×P matrices at a time.
+    pub keep: Keep,
+}
+
+/// Which computed entries [`nngp_kernels`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Keep {
+    /// Every entry.
+    #[default]
+    All,
+    /// Only these (and whatever is still needed while computing).
+    Only(Vec<EntryKey>),
 }
 
 impl Default for NngpSettings {
@@ -192,6 +205,7 @@ impl Default for NngpSettings {
             quadrature_order: 80,
             pairs: PairSet::All,
             outputs: None,
+            keep: Keep::All,
         }
     }
 }
@@ -302,6 +316,13 @@ pub fn nngp_kernels(
         kernels.order.push(key.clone());
         kernels.entries.insert(key, value);
     }
+    // How many equations still read each entry (for dropping what is no longer needed).
+    let mut uses: HashMap<EntryKey, usize> = HashMap::new();
+    for c in &forward {
+        for key in input_keys(theory, &c.program) {
+            *uses.entry(key).or_insert(0) += 1;
+        }
+    }
     let mut remaining: Vec<Compiled> = forward;
     while !remaining.is_empty() {
         let ready = remaining.iter().position(|c| {
@@ -332,7 +353,25 @@ pub fn nngp_kernels(
             &name,
         )?;
         kernels.order.push(c.key.clone());
-        kernels.entries.insert(c.key, value);
+        kernels.entries.insert(c.key.clone(), value);
+        if let Keep::Only(keep) = &settings.keep {
+            for key in input_keys(theory, &c.program) {
+                let left = uses.get_mut(&key).map(|n| {
+                    *n -= 1;
+                    *n
+                });
+                if left == Some(0) && !keep.contains(&key) {
+                    kernels.entries.remove(&key);
+                }
+            }
+            if uses.get(&c.key).copied().unwrap_or(0) == 0 && !keep.contains(&c.key) {
+                kernels.entries.remove(&c.key);
+            }
+        }
+    }
+    if let Keep::Only(keep) = &settings.keep {
+        kernels.entries.retain(|k, _| keep.contains(k));
+        kernels.order.retain(|k| keep.contains(k));
     }
     Ok(kernels)
 }
@@ -379,6 +418,21 @@ pub fn evaluate_matrix(
         Value::Matrix(m) => Ok(m),
         Value::Scalar(s) => Ok(Array2::from_elem((x.nrows(), x.nrows()), s)),
     }
+}
+
+/// The distinct field entries a compiled formula reads.
+fn input_keys(theory: &Theory, program: &Program) -> Vec<EntryKey> {
+    let mut keys: Vec<EntryKey> = program
+        .slots
+        .iter()
+        .filter_map(|s| match slot_source(theory, s) {
+            Some(SlotSource::Field(key, _)) => Some(key),
+            _ => None,
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// The index values in an entry name `C[1,2]`.
@@ -490,6 +544,31 @@ fn evaluate_forward(
         field: name.to_string(),
         source,
     };
+    // Fast path: C' = s·K_φ(C) + o on one symmetric kernel.
+    if kind == FieldKind::Kernel
+        && let Some((map, [ia, ib, ic])) = program.as_pair_kernel_map()
+    {
+        let (ma, pa) = sources[ia];
+        let (mb, pb) = sources[ib];
+        let (mc, pc) = sources[ic];
+        let same =
+            std::ptr::eq(ma, mb) && std::ptr::eq(mb, mc) && ma.nrows() == p && ma.ncols() == p;
+        if same
+            && (pa, pb, pc)
+                == (
+                    Position::FirstDiagonal,
+                    Position::SecondDiagonal,
+                    Position::Pair,
+                )
+            && key_is_symmetric(key_of(name))
+        {
+            let needed = move |a: usize, b: usize| match pairs {
+                PairSet::All => true,
+                PairSet::TrainAndCross(n) => a < n || b < n || a == b,
+            };
+            return map.apply(ma.view(), &needed).map_err(fail);
+        }
+    }
     if kind == FieldKind::Mean {
         let values: Vec<f64> = (0..p)
             .into_par_iter()

@@ -12,7 +12,8 @@ use crate::check::ir::Theory;
 use crate::derive::unroll::{IndexEnv, unroll};
 use crate::solve::gp::{GpResult, regress};
 use crate::solve::nngp::{
-    Kernels, NngpError, NngpSettings, PairSet, evaluate_matrix, nngp_kernels, parameter_values,
+    Keep, Kernels, NngpError, NngpSettings, PairSet, evaluate_matrix, nngp_kernels,
+    parameter_values,
 };
 use crate::solve::readout::find_readout;
 
@@ -64,6 +65,38 @@ pub fn readout_kernel(
     )?;
     let (kernel, noise) = evaluate_readout(theory, x, &kernels, settings, outputs)?;
     Ok((kernel, noise, kernels))
+}
+
+/// The field entries the readout kernel reads (what a prediction must keep).
+fn readout_fields(
+    theory: &Theory,
+    settings: &NngpSettings,
+) -> Result<Vec<(usize, Vec<i64>)>, PredictError> {
+    let params = parameter_values(theory, &settings.overrides)?;
+    let ints: Vec<i64> = theory
+        .params
+        .iter()
+        .zip(&params)
+        .map(|(p, v)| {
+            if p.ty == crate::check::ir::ParamType::Int {
+                *v as i64
+            } else {
+                0
+            }
+        })
+        .collect();
+    let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).map_err(NngpError::from)?;
+    let readout = find_readout(&action).ok_or(PredictError::NoReadout)?;
+    let mut keys = Vec::new();
+    collect_fields(&readout.kernel, &mut keys);
+    Ok(keys)
+}
+
+fn collect_fields(e: &crate::check::ir::Expr, out: &mut Vec<(usize, Vec<i64>)>) {
+    if let crate::check::ir::ExprKind::Field { field, indices } = &e.kind {
+        out.push((*field, indices.iter().map(|i| i.constant).collect()));
+    }
+    crate::check::for_each_child(e, |c| collect_fields(c, out));
 }
 
 fn evaluate_readout(
@@ -147,9 +180,11 @@ pub fn nngp_predict(
     }
     let all =
         concatenate(Axis(0), &[x_train, x_test]).map_err(|e| PredictError::Shape(e.to_string()))?;
+    let keep = Keep::Only(readout_fields(theory, settings)?);
     let settings = NngpSettings {
         pairs: PairSet::TrainAndCross(n),
         outputs: Some(y_train.ncols()),
+        keep,
         ..settings.clone()
     };
     let kernels = nngp_kernels(theory, all.view(), None, &settings)?;
