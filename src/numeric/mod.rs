@@ -13,9 +13,9 @@
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
 
-pub mod action;
 pub mod activation;
 pub mod bvn;
+pub mod kernel_map;
 pub mod matrix;
 pub mod monte_carlo;
 pub mod pair;
