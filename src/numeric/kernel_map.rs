@@ -43,7 +43,25 @@ impl PairKernelMap {
         c: ArrayView2<f64>,
         needed: &(dyn Fn(usize, usize) -> bool + Sync),
     ) -> Result<Array2<f64>, ProgramError> {
+        let mut out = Array2::zeros(c.dim());
+        self.apply_into(c, needed, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::apply`] into an existing P×P buffer (every entry is overwritten).
+    pub fn apply_into(
+        &self,
+        c: ArrayView2<f64>,
+        needed: &(dyn Fn(usize, usize) -> bool + Sync),
+        out: &mut Array2<f64>,
+    ) -> Result<(), ProgramError> {
         let p = c.nrows();
+        if out.dim() != (p, p) {
+            return Err(ProgramError::Unsupported(format!(
+                "an output buffer of shape {:?} for a {p}×{p} kernel",
+                out.dim()
+            )));
+        }
         let diag: Vec<f64> = (0..p).map(|a| c[[a, a]]).collect();
         if let Some(&bad) = diag.iter().find(|d| !(**d >= 0.0)) {
             return Err(ProgramError::InvalidCovariance {
@@ -63,7 +81,6 @@ impl PairKernelMap {
                 .collect(),
         };
         let root: Vec<f64> = diag.iter().map(|d| d.sqrt()).collect();
-        let mut out = Array2::<f64>::zeros((p, p));
         let slice = out
             .as_slice_mut()
             .ok_or_else(|| ProgramError::Unsupported("a non-contiguous kernel".into()))?;
@@ -72,6 +89,7 @@ impl PairKernelMap {
             .par_chunks_mut(p)
             .enumerate()
             .try_for_each(|(a, row)| {
+                clear_upper_vector_state();
                 let ca = c.row(a);
                 for b in a..p {
                     if !needed(a, b) {
@@ -107,12 +125,8 @@ impl PairKernelMap {
                 }
                 Ok(())
             })?;
-        for a in 0..p {
-            for b in a + 1..p {
-                out[[b, a]] = out[[a, b]];
-            }
-        }
-        Ok(out)
+        crate::solve::nngp::mirror_upper(out);
+        Ok(())
     }
 }
 
@@ -165,5 +179,22 @@ mod tests {
             map.apply(c.view(), &|_, _| true),
             Err(ProgramError::InvalidCovariance { .. })
         ));
+    }
+}
+
+/// Clears the upper halves of the vector registers (`vzeroupper`).
+///
+/// faer's AVX-512 matrix kernels can leave them dirty on a rayon worker; every later
+/// SSE-encoded instruction on that thread then pays a state-transition penalty (measured:
+/// the pair loop ran 10× slower after an X Xᵀ product). One `vzeroupper` per row restores
+/// full speed; it is a no-op where AVX is absent.
+#[inline]
+pub fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX (checked above), which is all `vzeroupper` needs.
+            unsafe { std::arch::x86_64::_mm256_zeroupper() }
+        }
     }
 }

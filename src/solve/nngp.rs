@@ -324,6 +324,7 @@ pub fn nngp_kernels(
         }
     }
     let mut remaining: Vec<Compiled> = forward;
+    let mut spare: Vec<Array2<f64>> = Vec::new();
     while !remaining.is_empty() {
         let ready = remaining.iter().position(|c| {
             c.program.slots.iter().all(|s| {
@@ -351,6 +352,7 @@ pub fn nngp_kernels(
             x.nrows(),
             settings.pairs,
             &name,
+            &mut spare,
         )?;
         kernels.order.push(c.key.clone());
         kernels.entries.insert(c.key.clone(), value);
@@ -360,8 +362,11 @@ pub fn nngp_kernels(
                     *n -= 1;
                     *n
                 });
-                if left == Some(0) && !keep.contains(&key) {
-                    kernels.entries.remove(&key);
+                if left == Some(0)
+                    && !keep.contains(&key)
+                    && let Some(buffer) = kernels.entries.remove(&key)
+                {
+                    spare.push(buffer);
                 }
             }
             if uses.get(&c.key).copied().unwrap_or(0) == 0 && !keep.contains(&c.key) {
@@ -485,6 +490,20 @@ fn slot_source(theory: &Theory, slot: &str) -> Option<SlotSource> {
     Some(SlotSource::Field((theory.field(name)?, idx), position))
 }
 
+/// A P×P buffer: a recycled one (its pages already mapped — first-touch page faults do not
+/// scale across threads) or a fresh one.
+fn take_buffer(spare: &mut Vec<Array2<f64>>, p: usize) -> Array2<f64> {
+    match spare
+        .iter()
+        .position(|m| m.dim() == (p, p) && m.is_standard_layout())
+    {
+        Some(i) => spare.swap_remove(i),
+        // Filled (not calloc'ed) here, on one thread: the pages are mapped before the
+        // parallel loop writes into them.
+        None => Array2::from_elem((p, p), f64::NAN),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn evaluate_forward(
     theory: &Theory,
@@ -495,6 +514,7 @@ fn evaluate_forward(
     p: usize,
     pairs: PairSet,
     name: &str,
+    spare: &mut Vec<Array2<f64>>,
 ) -> Result<Array2<f64>, NngpError> {
     let sources: Vec<(&Array2<f64>, Position)> = program
         .slots
@@ -510,28 +530,14 @@ fn evaluate_forward(
         let column = m.ncols() == 1;
         match pos {
             Position::Pair => m[[a, b]],
-            Position::FirstDiagonal => {
+            Position::FirstDiagonal | Position::First => {
                 if column {
                     m[[a, 0]]
                 } else {
                     m[[a, a]]
                 }
             }
-            Position::SecondDiagonal => {
-                if column {
-                    m[[b, 0]]
-                } else {
-                    m[[b, b]]
-                }
-            }
-            Position::First => {
-                if column {
-                    m[[a, 0]]
-                } else {
-                    m[[a, a]]
-                }
-            }
-            Position::Second => {
+            Position::SecondDiagonal | Position::Second => {
                 if column {
                     m[[b, 0]]
                 } else {
@@ -544,35 +550,15 @@ fn evaluate_forward(
         field: name.to_string(),
         source,
     };
-    // Fast path: C' = s·K_φ(C) + o on one symmetric kernel.
-    if kind == FieldKind::Kernel
-        && let Some((map, [ia, ib, ic])) = program.as_pair_kernel_map()
-    {
-        let (ma, pa) = sources[ia];
-        let (mb, pb) = sources[ib];
-        let (mc, pc) = sources[ic];
-        let same =
-            std::ptr::eq(ma, mb) && std::ptr::eq(mb, mc) && ma.nrows() == p && ma.ncols() == p;
-        if same
-            && (pa, pb, pc)
-                == (
-                    Position::FirstDiagonal,
-                    Position::SecondDiagonal,
-                    Position::Pair,
-                )
-            && key_is_symmetric(key_of(name))
-        {
-            let needed = move |a: usize, b: usize| match pairs {
-                PairSet::All => true,
-                PairSet::TrainAndCross(n) => a < n || b < n || a == b,
-            };
-            return map.apply(ma.view(), &needed).map_err(fail);
-        }
-    }
+    let needed = move |a: usize, b: usize| match pairs {
+        PairSet::All => true,
+        PairSet::TrainAndCross(n) => a < n || b < n || a == b,
+    };
     if kind == FieldKind::Mean {
         let values: Vec<f64> = (0..p)
             .into_par_iter()
             .map(|a| {
+                crate::numeric::kernel_map::clear_upper_vector_state();
                 let slots: Vec<f64> = sources.iter().map(|(m, pos)| read(m, *pos, a, a)).collect();
                 program.eval(&slots, true)
             })
@@ -585,53 +571,77 @@ fn evaluate_forward(
                 b: a,
             });
         }
-        return Ok(
-            Array2::from_shape_vec((p, 1), values).map_err(|e| NngpError::Data(e.to_string()))?
-        );
+        return Array2::from_shape_vec((p, 1), values).map_err(|e| NngpError::Data(e.to_string()));
     }
     // A block C[t, s] with t ≠ s is not symmetric: compute every pair, not the upper triangle.
     let symmetric = key_is_symmetric(key_of(name));
-    let rows: Vec<Vec<f64>> = (0..p)
-        .into_par_iter()
-        .map(|a| {
+    let mut out = take_buffer(spare, p);
+    // Fast path: C' = s·K_φ(C) + o on one symmetric kernel.
+    if let Some((map, [ia, ib, ic])) = program.as_pair_kernel_map() {
+        let (ma, pa) = sources[ia];
+        let (mb, pb) = sources[ib];
+        let (mc, pc) = sources[ic];
+        let same = std::ptr::eq(ma, mb) && std::ptr::eq(mb, mc) && ma.dim() == (p, p);
+        if same
+            && symmetric
+            && (pa, pb, pc)
+                == (
+                    Position::FirstDiagonal,
+                    Position::SecondDiagonal,
+                    Position::Pair,
+                )
+        {
+            map.apply_into(ma.view(), &needed, &mut out).map_err(fail)?;
+            return Ok(out);
+        }
+    }
+    let slice = out
+        .as_slice_mut()
+        .ok_or_else(|| NngpError::Data("a kernel buffer that is not contiguous".into()))?;
+    slice
+        .par_chunks_mut(p)
+        .enumerate()
+        .try_for_each(|(a, row)| -> Result<(), NngpError> {
+            crate::numeric::kernel_map::clear_upper_vector_state();
             let mut slots = vec![0.0; sources.len()];
             let start = if symmetric { a } else { 0 };
-            let mut row = Vec::with_capacity(p - start);
             for b in start..p {
-                let needed = match pairs {
-                    PairSet::All => true,
-                    PairSet::TrainAndCross(n) => a < n || b < n || a == b,
-                };
-                if !needed {
-                    row.push(0.0);
+                if !needed(a, b) {
+                    row[b] = 0.0;
                     continue;
                 }
                 for (slot, (m, pos)) in slots.iter_mut().zip(&sources) {
                     *slot = read(m, *pos, a, b);
                 }
-                row.push(program.eval(&slots, a == b)?);
+                let v = program.eval(&slots, a == b).map_err(fail)?;
+                if !v.is_finite() {
+                    return Err(NngpError::NotFinite {
+                        field: name.to_string(),
+                        a,
+                        b,
+                    });
+                }
+                row[b] = v;
             }
-            Ok(row)
-        })
-        .collect::<Result<_, ProgramError>>()
-        .map_err(fail)?;
-    let mut out = Array2::zeros((p, p));
-    for (a, row) in rows.into_iter().enumerate() {
-        let start = if symmetric { a } else { 0 };
-        for (k, v) in row.into_iter().enumerate() {
-            let b = start + k;
-            if !v.is_finite() {
-                return Err(NngpError::NotFinite {
-                    field: name.to_string(),
-                    a,
-                    b,
-                });
-            }
-            out[[a, b]] = v;
-            if symmetric {
-                out[[b, a]] = v;
+            Ok(())
+        })?;
+    if symmetric {
+        mirror_upper(&mut out);
+    }
+    Ok(out)
+}
+
+/// Copies the upper triangle onto the lower one, in cache-sized tiles.
+pub fn mirror_upper(m: &mut Array2<f64>) {
+    const TILE: usize = 64;
+    let p = m.nrows();
+    for i0 in (0..p).step_by(TILE) {
+        for j0 in (i0..p).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(p) {
+                for j in j0.max(i + 1)..(j0 + TILE).min(p) {
+                    m[[j, i]] = m[[i, j]];
+                }
             }
         }
     }
-    Ok(out)
 }
