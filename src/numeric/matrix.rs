@@ -3,7 +3,7 @@
 //! kernel (`gw * Q[L]`). Products of matrices go through faer; everything else is
 //! entry-wise on ndarray.
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, ArrayView2, Zip};
 
 use crate::check::ir::{
     Builtin, Callee, DataRole, Expr, ExprKind, IndexExpr, MatrixFunction, Size,
@@ -40,9 +40,9 @@ pub struct MatrixContext<'a> {
     /// Parameter values by id.
     pub params: &'a [f64],
     /// The inputs X (P×d).
-    pub inputs: Option<&'a Array2<f64>>,
+    pub inputs: Option<ArrayView2<'a, f64>>,
     /// The targets Y (P×D).
-    pub targets: Option<&'a Array2<f64>>,
+    pub targets: Option<ArrayView2<'a, f64>>,
     /// Field entries by field id and concrete indices.
     pub field: &'a dyn Fn(usize, &[i64]) -> Option<&'a Array2<f64>>,
     /// Field names for messages.
@@ -91,12 +91,12 @@ impl MatrixContext<'_> {
             ExprKind::Data(DataRole::Inputs) => Matrix(
                 self.inputs
                     .ok_or(MatrixEvalError::MissingData("inputs"))?
-                    .clone(),
+                    .to_owned(),
             ),
             ExprKind::Data(DataRole::Targets) => Matrix(
                 self.targets
                     .ok_or(MatrixEvalError::MissingData("targets"))?
-                    .clone(),
+                    .to_owned(),
             ),
             ExprKind::Field { field, indices } => {
                 let idx: Vec<i64> = indices.iter().map(|i: &IndexExpr| i.constant).collect();
@@ -121,10 +121,22 @@ impl MatrixContext<'_> {
                 (Scalar(x), Scalar(y)) => Scalar(x.powf(y)),
                 _ => return Err(MatrixEvalError::Shape("a power of a matrix".into())),
             },
+            // X Xᵀ straight from the data, without copying X.
+            ExprKind::Mul(a, b) if gram_of(a, b).is_some() => {
+                let data = match gram_of(a, b) {
+                    Some(DataRole::Inputs) => {
+                        self.inputs.ok_or(MatrixEvalError::MissingData("inputs"))?
+                    }
+                    _ => self
+                        .targets
+                        .ok_or(MatrixEvalError::MissingData("targets"))?,
+                };
+                Matrix(matmul(data, data.t())?)
+            }
             ExprKind::Mul(a, b) => match (self.eval(a)?, self.eval(b)?) {
                 (Scalar(x), Scalar(y)) => Scalar(x * y),
                 (Scalar(x), Matrix(m)) | (Matrix(m), Scalar(x)) => Matrix(m * x),
-                (Matrix(x), Matrix(y)) => Matrix(matmul(&x, &y)?),
+                (Matrix(x), Matrix(y)) => Matrix(matmul(x.view(), y.view())?),
             },
             ExprKind::Transpose(a) => match self.eval(a)? {
                 Matrix(m) => Matrix(m.t().to_owned()),
@@ -143,6 +155,16 @@ impl MatrixContext<'_> {
             },
             _ => return Err(MatrixEvalError::Unsupported(format!("{:?}", short(e)))),
         })
+    }
+}
+
+/// `Some(role)` when `a b` is `D Dᵀ` for a data matrix D.
+fn gram_of(a: &Expr, b: &Expr) -> Option<DataRole> {
+    match (&a.kind, &b.kind) {
+        (ExprKind::Data(r), ExprKind::Transpose(t)) if matches!(&t.kind, ExprKind::Data(s) if s == r) => {
+            Some(*r)
+        }
+        _ => None,
     }
 }
 
@@ -186,7 +208,7 @@ fn combine(a: Value, b: Value, f: impl Fn(f64, f64) -> f64) -> Result<Value, Mat
 }
 
 /// `a b` through faer (parallel, cache-blocked), written straight into the result's buffer.
-pub fn matmul(a: &Array2<f64>, b: &Array2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
+pub fn matmul(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
     if a.ncols() != b.nrows() {
         return Err(MatrixEvalError::Shape(format!(
             "product of {:?} and {:?}",

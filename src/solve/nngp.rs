@@ -233,8 +233,6 @@ pub fn nngp_kernels(
         .zip(&params)
         .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
         .collect();
-    let x = x.to_owned();
-    let y = y.map(|y| y.to_owned());
     let mut kernels = Kernels::default();
 
     // Definitions, in order; a definition may use entries computed before it.
@@ -290,15 +288,7 @@ pub fn nngp_kernels(
             })?;
         let mut given = Vec::new();
         for g in &formula.given {
-            given.push(evaluate_matrix(
-                theory,
-                &params,
-                &x,
-                y.as_ref(),
-                &kernels,
-                g,
-                &name,
-            )?);
+            given.push(evaluate_matrix(theory, &params, x, y, &kernels, g, &name)?);
         }
         forward.push(Compiled {
             key,
@@ -312,7 +302,7 @@ pub fn nngp_kernels(
     // equations as their inputs become available.
     for (key, body) in pending {
         let name = Kernels::name(theory, &key);
-        let value = evaluate_matrix(theory, &params, &x, y.as_ref(), &kernels, &body, &name)?;
+        let value = evaluate_matrix(theory, &params, x, y, &kernels, &body, &name)?;
         kernels.order.push(key.clone());
         kernels.entries.insert(key, value);
     }
@@ -401,8 +391,8 @@ fn validate_inputs(x: ArrayView2<f64>) -> Result<(), NngpError> {
 pub fn evaluate_matrix(
     theory: &Theory,
     params: &[f64],
-    x: &Array2<f64>,
-    y: Option<&Array2<f64>>,
+    x: ArrayView2<f64>,
+    y: Option<ArrayView2<f64>>,
     kernels: &Kernels,
     e: &crate::check::ir::Expr,
     what: &str,

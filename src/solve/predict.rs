@@ -121,13 +121,12 @@ fn evaluate_readout(
         .collect();
     let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).map_err(NngpError::from)?;
     let readout = find_readout(&action).ok_or(PredictError::NoReadout)?;
-    let x = x.to_owned();
     let dummy_targets = outputs.map(|d| Array2::zeros((x.nrows(), d)));
     let kernel = evaluate_matrix(
         theory,
         &params,
-        &x,
-        dummy_targets.as_ref(),
+        x,
+        dummy_targets.as_ref().map(|t| t.view()),
         kernels,
         &readout.kernel,
         "the readout kernel",
@@ -135,8 +134,8 @@ fn evaluate_readout(
     let noise = evaluate_matrix(
         theory,
         &params,
-        &x,
-        dummy_targets.as_ref(),
+        x,
+        dummy_targets.as_ref().map(|t| t.view()),
         kernels,
         &readout.noise,
         "the readout noise",
