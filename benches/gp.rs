@@ -17,10 +17,13 @@ fn bench(c: &mut Criterion) {
     let mnist = saddle::data::mnist::Mnist::load_bundled().expect("bundled MNIST");
     let mut x = mnist.images.slice(s![..p + n_test, ..]).to_owned();
     saddle::data::preprocess::standardise_rows(&mut x, "x").expect("no constant image");
-    let y = Array2::from_shape_fn(
-        (p, 1),
-        |(i, _)| if mnist.labels[i] % 2 == 0 { 1.0 } else { -1.0 },
-    );
+    let y = Array2::from_shape_fn((p, 1), |(i, _)| {
+        if mnist.labels[i].is_multiple_of(2) {
+            1.0
+        } else {
+            -1.0
+        }
+    });
     let theory = saddle::compile(
         include_str!("../examples/deep_erf.action"),
         "deep_erf.action",

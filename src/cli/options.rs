@@ -1,6 +1,6 @@
 //! Options shared by the numeric subcommands: `--set name=value`, data files, JSON output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::Array2;
 use serde_json::{Map, Value, json};
@@ -34,7 +34,7 @@ pub fn load(option: &str, path: &Path) -> Result<Array2<f64>, CliError> {
 }
 
 /// Reads and checks a theory file.
-pub fn theory(path: &PathBuf) -> Result<Theory, CliError> {
+pub fn theory(path: &Path) -> Result<Theory, CliError> {
     let source = super::read_source(path)?;
     Ok(crate::compile(&source, &super::display_name(path))?)
 }

@@ -63,7 +63,7 @@ impl PairKernelMap {
             )));
         }
         let diag: Vec<f64> = (0..p).map(|a| c[[a, a]]).collect();
-        if let Some(&bad) = diag.iter().find(|d| !(**d >= 0.0)) {
+        if let Some(&bad) = diag.iter().find(|d| d.is_nan() || **d < 0.0) {
             return Err(ProgramError::InvalidCovariance {
                 var_u: bad,
                 var_v: bad,
@@ -96,7 +96,7 @@ impl PairKernelMap {
                         continue;
                     }
                     let cab = ca[b];
-                    if !(cab.abs() <= root[a] * root[b] * (1.0 + 1e-9) + 1e-300) {
+                    if cab.is_nan() || cab.abs() > root[a] * root[b] * (1.0 + 1e-9) + 1e-300 {
                         return Err(ProgramError::InvalidCovariance {
                             var_u: diag[a],
                             var_v: diag[b],
@@ -127,6 +127,23 @@ impl PairKernelMap {
             })?;
         crate::solve::nngp::mirror_upper(out);
         Ok(())
+    }
+}
+
+/// Clears the upper halves of the vector registers (`vzeroupper`).
+///
+/// faer's AVX-512 matrix kernels can leave them dirty on a rayon worker; every later
+/// SSE-encoded instruction on that thread then pays a state-transition penalty (measured:
+/// the pair loop ran 10× slower after an X Xᵀ product). One `vzeroupper` per row restores
+/// full speed; it is a no-op where AVX is absent.
+#[inline]
+pub fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX (checked above), which is all `vzeroupper` needs.
+            unsafe { std::arch::x86_64::_mm256_zeroupper() }
+        }
     }
 }
 
@@ -179,22 +196,5 @@ mod tests {
             map.apply(c.view(), &|_, _| true),
             Err(ProgramError::InvalidCovariance { .. })
         ));
-    }
-}
-
-/// Clears the upper halves of the vector registers (`vzeroupper`).
-///
-/// faer's AVX-512 matrix kernels can leave them dirty on a rayon worker; every later
-/// SSE-encoded instruction on that thread then pays a state-transition penalty (measured:
-/// the pair loop ran 10× slower after an X Xᵀ product). One `vzeroupper` per row restores
-/// full speed; it is a no-op where AVX is absent.
-#[inline]
-pub fn clear_upper_vector_state() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: the CPU supports AVX (checked above), which is all `vzeroupper` needs.
-            unsafe { std::arch::x86_64::_mm256_zeroupper() }
-        }
     }
 }

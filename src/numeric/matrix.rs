@@ -35,6 +35,9 @@ pub enum MatrixEvalError {
     Unsupported(String),
 }
 
+/// Looks a field entry up by field id and concrete indices.
+pub type FieldLookup<'a> = dyn Fn(usize, &[i64]) -> Option<&'a Array2<f64>> + 'a;
+
 /// What an expression can refer to.
 pub struct MatrixContext<'a> {
     /// Parameter values by id.
@@ -44,7 +47,7 @@ pub struct MatrixContext<'a> {
     /// The targets Y (P×D).
     pub targets: Option<ArrayView2<'a, f64>>,
     /// Field entries by field id and concrete indices.
-    pub field: &'a dyn Fn(usize, &[i64]) -> Option<&'a Array2<f64>>,
+    pub field: &'a FieldLookup<'a>,
     /// Field names for messages.
     pub field_name: &'a dyn Fn(usize) -> String,
 }

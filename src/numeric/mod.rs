@@ -13,6 +13,7 @@
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
 
+pub mod action;
 pub mod activation;
 pub mod bvn;
 pub mod kernel_map;

@@ -246,7 +246,7 @@ impl Program {
         s: &[f64],
         same: bool,
     ) -> Result<f64, ProgramError> {
-        if !(v >= 0.0) {
+        if v.is_nan() || v < 0.0 {
             return Err(ProgramError::InvalidCovariance {
                 var_u: v,
                 var_v: v,

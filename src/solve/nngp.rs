@@ -595,9 +595,9 @@ fn evaluate_forward(
             crate::numeric::kernel_map::clear_upper_vector_state();
             let mut slots = vec![0.0; sources.len()];
             let start = if symmetric { a } else { 0 };
-            for b in start..p {
+            for (b, entry) in row.iter_mut().enumerate().skip(start) {
                 if !needed(a, b) {
-                    row[b] = 0.0;
+                    *entry = 0.0;
                     continue;
                 }
                 for (slot, (m, pos)) in slots.iter_mut().zip(&sources) {
@@ -611,7 +611,7 @@ fn evaluate_forward(
                         b,
                     });
                 }
-                row[b] = v;
+                *entry = v;
             }
             Ok(())
         })?;

@@ -1,3 +1,10 @@
 //! Stage 3: symbolic algebra with e-graphs (egg).
 
+pub mod analysis;
+pub mod cost;
+pub mod diff;
+#[cfg(feature = "runtime")]
+pub mod eval;
 pub mod lang;
+pub mod rules;
+pub mod runner;
