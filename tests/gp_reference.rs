@@ -125,3 +125,49 @@ fn t4_relu() {
         &row,
     );
 }
+
+/// THEORY.md T7: the derived output equation C̃⁽ᴸ⁾ = ½(A Y Yᵀ A − D A), A = (C⁽ᴸ⁾ + κI)⁻¹,
+/// evaluated at C⁽ᴸ⁾ = [[0.8, 0.3], [0.3, 0.9]], y = (1, −1), κ = 0.1.
+#[test]
+fn t7_output_equation_from_the_derivation() {
+    use saddle::derive::grad::Variable;
+    use saddle::solve::nngp::{Kernels, evaluate_matrix};
+    let theory = example("deep_erf");
+    let overrides = vec![("L".to_string(), 1.0), ("kappa".to_string(), 0.1)];
+    let equations = saddle::derive::derive(&theory, &overrides).expect("derivation");
+    let output = equations
+        .backward
+        .iter()
+        .find(|e| e.unknown == Variable::Conjugate(0, vec![1]))
+        .expect("output equation");
+    let rhs = output.rhs.as_ref().expect("derived in closed form");
+    let x = array![[1.0, 0.0], [0.0, 1.0]];
+    let y = array![[1.0], [-1.0]];
+    let mut kernels = Kernels::default();
+    kernels
+        .entries
+        .insert((0, vec![1]), array![[0.8, 0.3], [0.3, 0.9]]);
+    let params: Vec<f64> = theory
+        .params
+        .iter()
+        .map(|p| if p.name == "kappa" { 0.1 } else { p.default })
+        .collect();
+    let ct = evaluate_matrix(
+        &theory,
+        &params,
+        x.view(),
+        Some(y.view()),
+        &kernels,
+        rhs,
+        "C̃[1]",
+    )
+    .expect("evaluates");
+    for (got, want) in [
+        (ct[[0, 0]], 0.67062948),
+        (ct[[0, 1]], -1.00365798),
+        (ct[[1, 0]], -1.00365798),
+        (ct[[1, 1]], 0.54183813),
+    ] {
+        assert!((got - want).abs() < 1e-8, "C̃ = {ct}");
+    }
+}

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 
 use super::CliError;
 use super::options::{parse_set, theory};
-use crate::derive::report::{json_report, latex_report, text_report};
+use crate::derive::report::{Report, json_report, latex_report, text_report};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,10 +39,11 @@ pub fn run(args: &DeriveArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let equations =
         crate::derive::derive(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
+    let report = Report::new(&theory, &equations);
     match args.format {
-        Format::Text => print!("{}", text_report(&theory, &equations)),
-        Format::Latex => print!("{}", latex_report(&theory, &equations)),
-        Format::Json => println!("{}", json_report(&theory, &equations)),
+        Format::Text => print!("{}", text_report(&report)),
+        Format::Latex => print!("{}", latex_report(&report)),
+        Format::Json => println!("{}", json_report(&report)),
     }
     Ok(())
 }

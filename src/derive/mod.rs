@@ -9,6 +9,7 @@
 //! (pair reduction), whose Gaussian expectations the symbolic stage puts in closed form.
 
 pub mod build;
+pub mod closed_form;
 pub mod entrywise;
 pub mod equations;
 pub mod grad;

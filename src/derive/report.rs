@@ -2,20 +2,46 @@
 
 use serde_json::{Value, json};
 
-use crate::check::ir::{Dim, Theory};
+use crate::check::ir::Theory;
 use crate::render::{Latex, NameRoles, Notation, Unicode, render_expr};
 use crate::syntax::ast::{self, ExprKind};
 
-use super::entrywise::{Position, entry_formula};
+use super::closed_form::{PairEquation, pair_equation};
 use super::equations::{Equations, FieldEquation};
 use super::show::{to_syntax, variable_syntax};
+use crate::symbolic::lang::Math;
+use crate::symbolic::print::{Style, formula};
+use egg::RecExpr;
+
+/// Everything `saddle derive` prints, computed once and rendered in any format.
+pub struct Report<'a> {
+    theory: &'a Theory,
+    equations: &'a Equations,
+    /// Pair equations (closed forms and G) of the forward equations, where they exist.
+    pairs: Vec<Option<PairEquation>>,
+}
+
+impl<'a> Report<'a> {
+    /// Simplifies every forward equation's pair formula and its Jacobian.
+    pub fn new(theory: &'a Theory, equations: &'a Equations) -> Self {
+        let pairs = equations
+            .forward
+            .iter()
+            .map(|e| pair_equation(theory, e, true))
+            .collect();
+        Report {
+            theory,
+            equations,
+            pairs,
+        }
+    }
+}
 
 /// One derived equation, rendered.
 struct Rendered {
     unknown: String,
     rhs: Result<String, String>,
     nngp: Result<String, String>,
-    pair_map: Option<String>,
 }
 
 fn render_equation(
@@ -23,7 +49,6 @@ fn render_equation(
     eq: &FieldEquation,
     n: &dyn Notation,
     roles: &NameRoles,
-    with_pair_map: bool,
 ) -> Rendered {
     let unknown = render_expr(&variable_syntax(theory, &eq.unknown), n, roles);
     let rhs = eq
@@ -36,30 +61,20 @@ fn render_equation(
         .as_ref()
         .map(|r| render_expr(&to_syntax(theory, r), n, roles))
         .map_err(|e| e.to_string());
-    let pair_map = if with_pair_map {
-        pair_map(theory, eq)
-    } else {
-        None
-    };
-    Rendered {
-        unknown,
-        rhs,
-        nngp,
-        pair_map,
-    }
+    Rendered { unknown, rhs, nngp }
 }
 
-/// The entry-wise NNGP map as an s-expression, when it exists.
-fn pair_map(theory: &Theory, eq: &FieldEquation) -> Option<String> {
-    let nngp = eq.nngp.as_ref().ok()?;
-    let position = if nngp.shape.cols == Dim::One {
-        Position::First
-    } else {
-        Position::Pair
-    };
-    entry_formula(theory, nngp, position)
-        .ok()
-        .map(|f| f.expr.to_string())
+/// "∂C⁽²⁾_αβ/∂C⁽¹⁾_αα" in a style.
+fn derivative_label(unknown: &str, wrt: &str, style: Style) -> String {
+    let sym = |s: &str| formula(&s.parse::<RecExpr<Math>>().unwrap_or_default(), style);
+    match style {
+        Style::Unicode => format!("∂{}/∂{}", sym(unknown), sym(wrt)),
+        Style::Latex => format!(
+            r"\frac{{\partial {}}}{{\partial {}}}",
+            sym(unknown),
+            sym(wrt)
+        ),
+    }
 }
 
 /// Header lines: theory name and the integer parameters used.
@@ -77,14 +92,15 @@ fn header(theory: &Theory, equations: &Equations) -> String {
 }
 
 /// Plain-text (Unicode) report.
-pub fn text_report(theory: &Theory, equations: &Equations) -> String {
+pub fn text_report(report: &Report<'_>) -> String {
+    let (theory, equations) = (report.theory, report.equations);
     let roles = NameRoles::of(theory);
     let mut out = format!("{}\n\n", header(theory, equations));
     out.push_str("Forward equations ∂S/∂C̃ = 0, tilted form:\n");
     let forward: Vec<Rendered> = equations
         .forward
         .iter()
-        .map(|e| render_equation(theory, e, &Unicode, &roles, true))
+        .map(|e| render_equation(theory, e, &Unicode, &roles))
         .collect();
     for r in &forward {
         match &r.rhs {
@@ -93,17 +109,39 @@ pub fn text_report(theory: &Theory, equations: &Equations) -> String {
         }
     }
     out.push_str("\nNNGP limit (C̃ = 0):\n");
-    for r in &forward {
+    for (r, pair) in forward.iter().zip(&report.pairs) {
         if let Ok(nngp) = &r.nngp {
             out.push_str(&format!("  {} = {nngp}\n", r.unknown));
-            if let Some(map) = &r.pair_map {
-                out.push_str(&format!("    per pattern pair: {map}\n"));
+        }
+        if let Some(pair) = pair {
+            let unknown = formula(
+                &pair.unknown.parse::<RecExpr<Math>>().unwrap_or_default(),
+                Style::Unicode,
+            );
+            let kind = if pair.is_closed() {
+                "closed form"
+            } else {
+                "no closed form: quadrature"
+            };
+            out.push_str(&format!(
+                "    per pattern pair ({kind}): {unknown} = {}\n",
+                formula(&pair.formula, Style::Unicode)
+            ));
+            for (wrt, d) in &pair.jacobian {
+                let label = derivative_label(&pair.unknown, wrt, Style::Unicode);
+                match d {
+                    Ok(d) => out.push_str(&format!(
+                        "      G: {label} = {}\n",
+                        formula(d, Style::Unicode)
+                    )),
+                    Err(why) => out.push_str(&format!("      G: {label}: {why}\n")),
+                }
             }
         }
     }
     out.push_str("\nBackward and output equations ∂S/∂C = 0:\n");
     for eq in &equations.backward {
-        let r = render_equation(theory, eq, &Unicode, &roles, false);
+        let r = render_equation(theory, eq, &Unicode, &roles);
         match &r.rhs {
             Ok(rhs) => out.push_str(&format!("  {} = {rhs}\n", r.unknown)),
             Err(why) => out.push_str(&format!("  {}: not derived ({why})\n", r.unknown)),
@@ -113,7 +151,8 @@ pub fn text_report(theory: &Theory, equations: &Equations) -> String {
 }
 
 /// LaTeX report: an `align*` block per group of equations.
-pub fn latex_report(theory: &Theory, equations: &Equations) -> String {
+pub fn latex_report(report: &Report<'_>) -> String {
+    let (theory, equations) = (report.theory, report.equations);
     let roles = NameRoles::of(theory);
     let mut out = format!("% {}\n", header(theory, equations));
     let mut block = |title: &str, lines: Vec<String>| {
@@ -132,7 +171,7 @@ pub fn latex_report(theory: &Theory, equations: &Equations) -> String {
     let forward: Vec<Rendered> = equations
         .forward
         .iter()
-        .map(|e| render_equation(theory, e, &Latex, &roles, false))
+        .map(|e| render_equation(theory, e, &Latex, &roles))
         .collect();
     block(
         "forward equations, tilted form",
@@ -158,10 +197,31 @@ pub fn latex_report(theory: &Theory, equations: &Equations) -> String {
             })
             .collect(),
     );
+    let mut pair_lines = Vec::new();
+    for pair in report.pairs.iter().flatten() {
+        let unknown = formula(
+            &pair.unknown.parse::<RecExpr<Math>>().unwrap_or_default(),
+            Style::Latex,
+        );
+        pair_lines.push(format!(
+            "{unknown} &= {}",
+            formula(&pair.formula, Style::Latex)
+        ));
+        for (wrt, d) in &pair.jacobian {
+            if let Ok(d) = d {
+                pair_lines.push(format!(
+                    "{} &= {}",
+                    derivative_label(&pair.unknown, wrt, Style::Latex),
+                    formula(d, Style::Latex)
+                ));
+            }
+        }
+    }
+    block("per pattern pair, with the Jacobian G", pair_lines);
     let backward: Vec<Rendered> = equations
         .backward
         .iter()
-        .map(|e| render_equation(theory, e, &Latex, &roles, false))
+        .map(|e| render_equation(theory, e, &Latex, &roles))
         .collect();
     block(
         "backward and output equations",
@@ -179,8 +239,9 @@ pub fn latex_report(theory: &Theory, equations: &Equations) -> String {
 }
 
 /// JSON report with expression trees.
-pub fn json_report(theory: &Theory, equations: &Equations) -> Value {
-    let equation = |eq: &FieldEquation, with_map: bool| {
+pub fn json_report(report: &Report<'_>) -> Value {
+    let (theory, equations) = (report.theory, report.equations);
+    let equation = |eq: &FieldEquation, pair: Option<&PairEquation>| {
         let unknown = crate::syntax::print::print_expr(&variable_syntax(theory, &eq.unknown));
         let tree = |r: &Result<crate::check::ir::Expr, super::DeriveError>| match r {
             Ok(e) => {
@@ -189,16 +250,34 @@ pub fn json_report(theory: &Theory, equations: &Equations) -> Value {
             Err(why) => json!({ "error": why.to_string() }),
         };
         let mut value = json!({ "unknown": unknown, "rhs": tree(&eq.rhs), "nngp": tree(&eq.nngp) });
-        if with_map && let Some(map) = pair_map(theory, eq) {
-            value["pair_map"] = json!(map);
+        if let Some(pair) = pair {
+            let jacobian: serde_json::Map<String, Value> = pair
+                .jacobian
+                .iter()
+                .map(|(wrt, d)| {
+                    (
+                        wrt.clone(),
+                        match d {
+                            Ok(d) => json!(d.to_string()),
+                            Err(why) => json!({ "error": why }),
+                        },
+                    )
+                })
+                .collect();
+            value["pair"] = json!({
+                "unknown": pair.unknown,
+                "formula": pair.formula.to_string(),
+                "closed_form": pair.is_closed(),
+                "jacobian": jacobian,
+            });
         }
         value
     };
     json!({
         "theory": theory.name,
         "int_params": equations.int_params.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "forward": equations.forward.iter().map(|e| equation(e, true)).collect::<Vec<_>>(),
-        "backward": equations.backward.iter().map(|e| equation(e, false)).collect::<Vec<_>>(),
+        "forward": equations.forward.iter().zip(&report.pairs).map(|(e, p)| equation(e, p.as_ref())).collect::<Vec<_>>(),
+        "backward": equations.backward.iter().map(|e| equation(e, None)).collect::<Vec<_>>(),
     })
 }
 

@@ -152,6 +152,14 @@ impl MatrixContext<'_> {
                 let f = builtin(*b);
                 map(self.eval(&args[0])?, f)
             }
+            ExprKind::Matrix(MatrixFunction::Inverse, a) => match self.eval(a)? {
+                Matrix(m) => Matrix(inverse(&m)?),
+                Scalar(x) => Scalar(1.0 / x),
+            },
+            ExprKind::Matrix(MatrixFunction::LogDet, a) => match self.eval(a)? {
+                Matrix(m) => Scalar(log_det(&m)?),
+                Scalar(x) => Scalar(x.ln()),
+            },
             ExprKind::Matrix(MatrixFunction::Trace, a) => match self.eval(a)? {
                 Matrix(m) => Scalar(m.diag().sum()),
                 s => s,
@@ -159,6 +167,39 @@ impl MatrixContext<'_> {
             _ => return Err(MatrixEvalError::Unsupported(format!("{:?}", short(e)))),
         })
     }
+}
+
+fn to_faer(m: &Array2<f64>) -> faer::Mat<f64> {
+    faer::Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[[i, j]])
+}
+
+/// A⁻¹ by LU with partial pivoting; a singular matrix is an error.
+fn inverse(m: &Array2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
+    use faer::linalg::solvers::DenseSolveCore;
+    if !m.is_square() {
+        return Err(MatrixEvalError::Shape(format!(
+            "the inverse of a {:?} matrix",
+            m.dim()
+        )));
+    }
+    let inv = to_faer(m).partial_piv_lu().inverse();
+    let out = Array2::from_shape_fn(m.dim(), |(i, j)| inv[(i, j)]);
+    if out.iter().all(|v| v.is_finite()) {
+        Ok(out)
+    } else {
+        Err(MatrixEvalError::Shape(
+            "the inverse of a singular matrix".into(),
+        ))
+    }
+}
+
+/// ln det A of a positive-definite A (Cholesky); anything else is an error.
+fn log_det(m: &Array2<f64>) -> Result<f64, MatrixEvalError> {
+    let llt = to_faer(m).llt(faer::Side::Lower).map_err(|_| {
+        MatrixEvalError::Shape("ln det of a matrix that is not positive definite".into())
+    })?;
+    let l = llt.L();
+    Ok((0..l.nrows()).map(|i| 2.0 * l[(i, i)].ln()).sum())
 }
 
 /// `Some(role)` when `a b` is `D Dᵀ` for a data matrix D.

@@ -6,5 +6,6 @@ pub mod diff;
 #[cfg(feature = "runtime")]
 pub mod eval;
 pub mod lang;
+pub mod print;
 pub mod rules;
 pub mod runner;
