@@ -18,6 +18,7 @@ use super::pair::pair_expectation;
 use super::quad::GaussHermite;
 use super::special::ErfDual;
 use crate::symbolic::lang::Math;
+use num_dual::DualNum;
 
 /// Why a formula cannot be compiled or evaluated.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -75,13 +76,72 @@ pub enum Op {
     /// −a
     Neg(Box<Op>),
     /// A scalar function.
-    Fun(fn(f64) -> f64, Box<Op>),
+    Fun(Function, Box<Op>),
     /// Φ₂(h, k; ρ)
     Bvn(Box<[Op; 3]>),
     /// ⟨f(u) g(v)⟩ for (u, v) ∼ 𝒩((μ_u, μ_v), [[a, c], [c, b]]).
     Pair(Box<PairOp>),
     /// ⟨f(u)⟩ for u ∼ 𝒩(μ, v).
     Single(Box<SingleOp>),
+}
+
+/// The scalar functions of the language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// exp
+    Exp,
+    /// ln
+    Ln,
+    /// √
+    Sqrt,
+    /// erf
+    Erf,
+    /// tanh
+    Tanh,
+    /// arcsin
+    Asin,
+    /// arccos
+    Acos,
+    /// arctan
+    Atan,
+    /// |x|
+    Abs,
+    /// sign (−1 at 0)
+    Sign,
+    /// step (0 at 0)
+    Step,
+    /// max(0, x)
+    Relu,
+    /// standard normal CDF Φ
+    NormCdf,
+}
+
+impl Function {
+    /// The function on any num-dual number (kinks and jumps have derivative 0 or 1 away from
+    /// the kink, as the language defines them).
+    pub fn apply<D: DualNum<Primitive = f64> + Copy>(self, x: D) -> D {
+        match self {
+            Function::Exp => x.exp(),
+            Function::Ln => x.ln(),
+            Function::Sqrt => x.sqrt(),
+            Function::Erf => ErfDual::erf(&x),
+            Function::Tanh => x.tanh(),
+            Function::Asin => x.asin(),
+            Function::Acos => x.acos(),
+            Function::Atan => x.atan(),
+            Function::Abs => x.abs(),
+            Function::Sign => D::from(if x.re() > 0.0 { 1.0 } else { -1.0 }),
+            Function::Step => D::from(if x.re() > 0.0 { 1.0 } else { 0.0 }),
+            Function::Relu => {
+                if x.re() > 0.0 {
+                    x
+                } else {
+                    D::zero()
+                }
+            }
+            Function::NormCdf => ErfDual::norm_cdf(&x),
+        }
+    }
 }
 
 /// Operands of a pair expectation.
@@ -142,23 +202,42 @@ impl Program {
     /// Evaluates with slot values `slots` (in the order of [`Program::slots`]); `same` says
     /// whether the pair is a diagonal one (α = β).
     pub fn eval(&self, slots: &[f64], same: bool) -> Result<f64, ProgramError> {
-        self.eval_op(&self.root, slots, same, 0.0)
+        self.eval_dual(slots, same)
     }
 
-    fn eval_op(&self, op: &Op, s: &[f64], same: bool, x: f64) -> Result<f64, ProgramError> {
+    /// [`Program::eval`] on dual numbers: derivatives with respect to the slots flow through
+    /// the closed forms, the bivariate normal CDF and the quadratures (num-dual).
+    pub fn eval_dual<D: DualNum<Primitive = f64> + Copy>(
+        &self,
+        slots: &[D],
+        same: bool,
+    ) -> Result<D, ProgramError> {
+        self.eval_op(&self.root, slots, same, D::zero())
+    }
+
+    fn eval_op<D: DualNum<Primitive = f64> + Copy>(
+        &self,
+        op: &Op,
+        s: &[D],
+        same: bool,
+        x: D,
+    ) -> Result<D, ProgramError> {
         let e = |o: &Op| self.eval_op(o, s, same, x);
         Ok(match op {
-            Op::Const(v) => *v,
-            Op::Slot(i) => s.get(*i).copied().unwrap_or(f64::NAN),
+            Op::Const(v) => D::from(*v),
+            Op::Slot(i) => s.get(*i).copied().unwrap_or(D::from(f64::NAN)),
             Op::X => x,
-            Op::Delta => f64::from(u8::from(same)),
+            Op::Delta => D::from(f64::from(u8::from(same))),
             Op::Add(a, b) => e(a)? + e(b)?,
             Op::Sub(a, b) => e(a)? - e(b)?,
             Op::Mul(a, b) => e(a)? * e(b)?,
             Op::Div(a, b) => e(a)? / e(b)?,
-            Op::Pow(a, b) => e(a)?.powf(e(b)?),
+            Op::Pow(a, b) => match const_value(b) {
+                Some(n) => e(a)?.powf(n),
+                None => e(a)?.powd(e(b)?),
+            },
             Op::Neg(a) => -e(a)?,
-            Op::Fun(f, a) => f(e(a)?),
+            Op::Fun(f, a) => f.apply(e(a)?),
             Op::Bvn(args) => {
                 let [h, k, r] = args.as_ref();
                 bvn_cdf(e(h)?, e(k)?, e(r)?)
@@ -175,20 +254,22 @@ impl Program {
         })
     }
 
-    fn pair(
+    fn pair<D: DualNum<Primitive = f64> + Copy>(
         &self,
         f: &Integrand,
         g: &Integrand,
-        [mu, mv, a, b, c]: [f64; 5],
-        s: &[f64],
+        [mu, mv, a, b, c]: [D; 5],
+        s: &[D],
         same: bool,
-    ) -> Result<f64, ProgramError> {
+    ) -> Result<D, ProgramError> {
+        let (ar, br, cr) = (a.re(), b.re(), c.re());
         let invalid = || ProgramError::InvalidCovariance {
-            var_u: a,
-            var_v: b,
-            cov: c,
+            var_u: ar,
+            var_v: br,
+            cov: cr,
         };
-        if !(a >= 0.0 && b >= 0.0 && c.is_finite()) || c * c > a * b * (1.0 + 1e-9) + 1e-300 {
+        if !(ar >= 0.0 && br >= 0.0 && cr.is_finite()) || cr * cr > ar * br * (1.0 + 1e-9) + 1e-300
+        {
             return Err(invalid());
         }
         // Closed forms: identical known activations with zero means, step with any means,
@@ -197,13 +278,18 @@ impl Program {
             match (fa, ga) {
                 (Activation::Linear, Activation::Linear) => return Ok(c + mu * mv),
                 (Activation::Step { theta: t1 }, Activation::Step { theta: t2 })
-                    if a > 0.0 && b > 0.0 =>
+                    if ar > 0.0 && br > 0.0 =>
                 {
-                    let rho = (c / (a * b).sqrt()).clamp(-1.0, 1.0);
-                    return bvn_cdf((mu - t1) / a.sqrt(), (mv - t2) / b.sqrt(), rho)
+                    let rho = c / (a * b).sqrt();
+                    let rho = if rho.re().abs() > 1.0 {
+                        D::from(rho.re().signum())
+                    } else {
+                        rho
+                    };
+                    return bvn_cdf((mu - *t1) / a.sqrt(), (mv - *t2) / b.sqrt(), rho)
                         .map_err(|err| ProgramError::Unsupported(err.to_string()));
                 }
-                _ if mu == 0.0 && mv == 0.0 && same_activation(fa, ga) => {
+                _ if mu.re() == 0.0 && mv.re() == 0.0 && same_activation(fa, ga) => {
                     if let Ok(v) = pair_expectation(fa, a, b, c) {
                         return Ok(v);
                     }
@@ -212,7 +298,7 @@ impl Program {
             }
         }
         // Gauss–Hermite on the shifted 2×2 Gaussian.
-        if a <= 0.0 {
+        if ar <= 0.0 {
             let fv = self.integrand(f, mu, s, same)?;
             return self.single(g, mv, b, s, same).map(|gv| fv * gv);
         }
@@ -220,13 +306,16 @@ impl Program {
         let value = self
             .quadrature
             .expect_2d(
-                |u: f64| {
+                |u: D| {
                     self.integrand(f, u + mu, s, same).unwrap_or_else(|e| {
                         err = Some(e);
-                        0.0
+                        D::zero()
                     })
                 },
-                |v: f64| self.integrand(g, v + mv, s, same).unwrap_or(f64::NAN),
+                |v: D| {
+                    self.integrand(g, v + mv, s, same)
+                        .unwrap_or(D::from(f64::NAN))
+                },
                 a,
                 b,
                 c,
@@ -238,33 +327,37 @@ impl Program {
         }
     }
 
-    fn single(
+    fn single<D: DualNum<Primitive = f64> + Copy>(
         &self,
         f: &Integrand,
-        m: f64,
-        v: f64,
-        s: &[f64],
+        m: D,
+        v: D,
+        s: &[D],
         same: bool,
-    ) -> Result<f64, ProgramError> {
-        if v.is_nan() || v < 0.0 {
+    ) -> Result<D, ProgramError> {
+        let vr = v.re();
+        if vr.is_nan() || vr < 0.0 {
             return Err(ProgramError::InvalidCovariance {
-                var_u: v,
-                var_v: v,
-                cov: v,
+                var_u: vr,
+                var_v: vr,
+                cov: vr,
             });
         }
         if let Integrand::Known(act) = f {
-            let sd = v.sqrt();
+            let positive = vr > 0.0;
             match act {
                 Activation::Linear => return Ok(m),
-                Activation::Step { theta } if sd > 0.0 => {
-                    return Ok(ErfDual::norm_cdf(&((m - theta) / sd)));
+                Activation::Step { theta } if positive => {
+                    return Ok(ErfDual::norm_cdf(&((m - *theta) / v.sqrt())));
                 }
-                Activation::Sign if sd > 0.0 => return Ok(2.0 * ErfDual::norm_cdf(&(m / sd)) - 1.0),
+                Activation::Sign if positive => {
+                    return Ok(ErfDual::norm_cdf(&(m / v.sqrt())) * 2.0 - 1.0);
+                }
                 Activation::Erf { s: k } => {
-                    return Ok(ErfDual::erf(&(k * m / (1.0 + 2.0 * k * k * v).sqrt())));
+                    return Ok(ErfDual::erf(&(m * *k / (v * (2.0 * k * k) + 1.0).sqrt())));
                 }
-                Activation::Relu if sd > 0.0 => {
+                Activation::Relu if positive => {
+                    let sd = v.sqrt();
                     let z = m / sd;
                     return Ok(m * ErfDual::norm_cdf(&z) + sd * ErfDual::norm_pdf(&z));
                 }
@@ -275,10 +368,10 @@ impl Program {
         let value = self
             .quadrature
             .expect_1d(
-                |u: f64| {
+                |u: D| {
                     self.integrand(f, u + m, s, same).unwrap_or_else(|e| {
                         err = Some(e);
-                        0.0
+                        D::zero()
                     })
                 },
                 v,
@@ -290,9 +383,17 @@ impl Program {
         }
     }
 
-    fn integrand(&self, f: &Integrand, x: f64, s: &[f64], same: bool) -> Result<f64, ProgramError> {
+    fn integrand<D: DualNum<Primitive = f64> + Copy>(
+        &self,
+        f: &Integrand,
+        x: D,
+        s: &[D],
+        same: bool,
+    ) -> Result<D, ProgramError> {
         match f {
-            Integrand::Known(act) => Ok(act.value(x)),
+            Integrand::Known(act) => act
+                .eval_dual(&x, 0)
+                .map_err(|e| ProgramError::Unsupported(e.to_string())),
             Integrand::Formula(op) => self.eval_op(op, s, same, x),
         }
     }
@@ -335,7 +436,7 @@ fn const_value(op: &Op) -> Option<f64> {
         Op::Div(a, b) => const_value(a)? / const_value(b)?,
         Op::Pow(a, b) => const_value(a)?.powf(const_value(b)?),
         Op::Neg(a) => -const_value(a)?,
-        Op::Fun(f, a) => f(const_value(a)?),
+        Op::Fun(f, a) => f.apply(const_value(a)?),
         _ => return None,
     })
 }
@@ -412,25 +513,19 @@ impl Compiler<'_> {
                 Op::Pow(b(self.op(x, in_integrand)?), b(self.op(y, in_integrand)?))
             }
             Math::Neg(x) => Op::Neg(b(self.op(x, in_integrand)?)),
-            Math::Exp(x) => Op::Fun(f64::exp, b(self.op(x, in_integrand)?)),
-            Math::Ln(x) => Op::Fun(f64::ln, b(self.op(x, in_integrand)?)),
-            Math::Sqrt(x) => Op::Fun(f64::sqrt, b(self.op(x, in_integrand)?)),
-            Math::Erf(x) => Op::Fun(|v| ErfDual::erf(&v), b(self.op(x, in_integrand)?)),
-            Math::Tanh(x) => Op::Fun(f64::tanh, b(self.op(x, in_integrand)?)),
-            Math::Asin(x) => Op::Fun(f64::asin, b(self.op(x, in_integrand)?)),
-            Math::Acos(x) => Op::Fun(f64::acos, b(self.op(x, in_integrand)?)),
-            Math::Atan(x) => Op::Fun(f64::atan, b(self.op(x, in_integrand)?)),
-            Math::Abs(x) => Op::Fun(f64::abs, b(self.op(x, in_integrand)?)),
-            Math::Sign(x) => Op::Fun(
-                |v| if v > 0.0 { 1.0 } else { -1.0 },
-                b(self.op(x, in_integrand)?),
-            ),
-            Math::Step(x) => Op::Fun(
-                |v| if v > 0.0 { 1.0 } else { 0.0 },
-                b(self.op(x, in_integrand)?),
-            ),
-            Math::Relu(x) => Op::Fun(|v| v.max(0.0), b(self.op(x, in_integrand)?)),
-            Math::NormCdf(x) => Op::Fun(|v| ErfDual::norm_cdf(&v), b(self.op(x, in_integrand)?)),
+            Math::Exp(x) => Op::Fun(Function::Exp, b(self.op(x, in_integrand)?)),
+            Math::Ln(x) => Op::Fun(Function::Ln, b(self.op(x, in_integrand)?)),
+            Math::Sqrt(x) => Op::Fun(Function::Sqrt, b(self.op(x, in_integrand)?)),
+            Math::Erf(x) => Op::Fun(Function::Erf, b(self.op(x, in_integrand)?)),
+            Math::Tanh(x) => Op::Fun(Function::Tanh, b(self.op(x, in_integrand)?)),
+            Math::Asin(x) => Op::Fun(Function::Asin, b(self.op(x, in_integrand)?)),
+            Math::Acos(x) => Op::Fun(Function::Acos, b(self.op(x, in_integrand)?)),
+            Math::Atan(x) => Op::Fun(Function::Atan, b(self.op(x, in_integrand)?)),
+            Math::Abs(x) => Op::Fun(Function::Abs, b(self.op(x, in_integrand)?)),
+            Math::Sign(x) => Op::Fun(Function::Sign, b(self.op(x, in_integrand)?)),
+            Math::Step(x) => Op::Fun(Function::Step, b(self.op(x, in_integrand)?)),
+            Math::Relu(x) => Op::Fun(Function::Relu, b(self.op(x, in_integrand)?)),
+            Math::NormCdf(x) => Op::Fun(Function::NormCdf, b(self.op(x, in_integrand)?)),
             Math::BvnCdf([h, k, r]) => Op::Bvn(Box::new([
                 self.op(h, in_integrand)?,
                 self.op(k, in_integrand)?,
@@ -522,7 +617,7 @@ impl Compiler<'_> {
                 Op::Div(a, b) => value(a) / value(b),
                 Op::Pow(a, b) => value(a).powf(value(b)),
                 Op::Neg(a) => -value(a),
-                Op::Fun(f, a) => f(value(a)),
+                Op::Fun(f, a) => f.apply(value(a)),
                 _ => f64::NAN,
             }
         }
@@ -555,5 +650,75 @@ impl Compiler<'_> {
             },
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use num_dual::{Dual64, DualNum};
+
+    fn program(text: &str, constants: &[(&str, f64)]) -> Program {
+        let expr: RecExpr<Math> = text.parse().expect("formula parses");
+        let constants = constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        Program::compile(&expr, &constants, 120).expect("compiles")
+    }
+
+    fn slot_values(p: &Program, a: f64, b: f64, c: Dual64) -> Vec<Dual64> {
+        p.slots
+            .iter()
+            .map(|s| match s.as_str() {
+                "C_aa" => Dual64::from(a),
+                "C_bb" => Dual64::from(b),
+                _ => c,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn derivatives_flow_through_closed_forms() {
+        // ∂K/∂c = ⟨φ'φ'⟩ (Price); THEORY.md T2c: 0.3594465696 for unit-slope erf at (1, 1.5, 0.6)
+        let s = std::f64::consts::PI.sqrt() / 2.0;
+        let p = program(
+            "(E2 (erf (* s x)) (erf (* s x)) 0 0 C_aa C_bb C_ab)",
+            &[("s", s)],
+        );
+        let value = p
+            .eval_dual(
+                &slot_values(&p, 1.0, 1.5, Dual64::from(0.6).derivative()),
+                false,
+            )
+            .expect("evaluates");
+        assert!((value.eps - 0.3594465696).abs() < 1e-9, "{}", value.eps);
+    }
+
+    #[test]
+    fn derivatives_flow_through_quadrature() {
+        // tanh has no closed form: Gauss–Hermite with moving nodes, against a central difference
+        let p = program("(E2 (tanh x) (tanh x) 0 0 C_aa C_bb C_ab)", &[]);
+        let at = |c: f64| {
+            p.eval(
+                &slot_values(&p, 1.0, 1.5, Dual64::from(c))
+                    .iter()
+                    .map(|d| d.re)
+                    .collect::<Vec<_>>(),
+                false,
+            )
+            .expect("evaluates")
+        };
+        let h = 1e-5;
+        let numeric = (at(0.6 + h) - at(0.6 - h)) / (2.0 * h);
+        let dual = p
+            .eval_dual(
+                &slot_values(&p, 1.0, 1.5, Dual64::from(0.6).derivative()),
+                false,
+            )
+            .expect("evaluates");
+        assert!(
+            (dual.eps - numeric).abs() < 1e-8,
+            "{} vs {numeric}",
+            dual.eps
+        );
+        assert!((dual.re - at(0.6)).abs() < 1e-15);
     }
 }
