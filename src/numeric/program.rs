@@ -656,7 +656,7 @@ impl Compiler<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use num_dual::{Dual64, DualNum};
+    use num_dual::Dual64;
 
     fn program(text: &str, constants: &[(&str, f64)]) -> Program {
         let expr: RecExpr<Math> = text.parse().expect("formula parses");
