@@ -391,6 +391,8 @@ impl Program {
         same: bool,
     ) -> Result<D, ProgramError> {
         match f {
+            // plain numbers: the activation's own f64 code (no derivative bookkeeping)
+            Integrand::Known(act) if D::NDERIV == 0 => Ok(D::from(act.value(x.re()))),
             Integrand::Known(act) => act
                 .eval_dual(&x, 0)
                 .map_err(|e| ProgramError::Unsupported(e.to_string())),
