@@ -7,7 +7,7 @@
 //! Gaussian expectations as `⟨f⟩_{h∼𝒩(m, K)}`, sums as `Σ`.
 
 mod latex;
-mod names;
+pub(crate) mod names;
 mod unicode;
 
 use std::collections::HashMap;

@@ -15,7 +15,7 @@ use crate::solve::nngp::{
     Keep, Kernels, NngpError, NngpSettings, PairSet, evaluate_matrix, nngp_kernels,
     parameter_values,
 };
-use crate::solve::readout::find_readout;
+use crate::solve::readout::{Readout, find_readout};
 
 /// Everything an NNGP prediction produced.
 #[derive(Debug)]
@@ -67,11 +67,11 @@ pub fn readout_kernel(
     Ok((kernel, noise, kernels))
 }
 
-/// The field entries the readout kernel reads (what a prediction must keep).
-fn readout_fields(
+/// The parameter values and the readout of the unrolled action.
+fn unrolled_readout(
     theory: &Theory,
     settings: &NngpSettings,
-) -> Result<Vec<(usize, Vec<i64>)>, PredictError> {
+) -> Result<(Vec<f64>, Readout), PredictError> {
     let params = parameter_values(theory, &settings.overrides)?;
     let ints: Vec<i64> = theory
         .params
@@ -87,6 +87,15 @@ fn readout_fields(
         .collect();
     let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).map_err(NngpError::from)?;
     let readout = find_readout(&action).ok_or(PredictError::NoReadout)?;
+    Ok((params, readout))
+}
+
+/// The field entries the readout kernel reads (what a prediction must keep).
+fn readout_fields(
+    theory: &Theory,
+    settings: &NngpSettings,
+) -> Result<Vec<(usize, Vec<i64>)>, PredictError> {
+    let (_, readout) = unrolled_readout(theory, settings)?;
     let mut keys = Vec::new();
     collect_fields(&readout.kernel, &mut keys);
     Ok(keys)
@@ -106,21 +115,7 @@ fn evaluate_readout(
     settings: &NngpSettings,
     outputs: Option<usize>,
 ) -> Result<(Array2<f64>, f64), PredictError> {
-    let params = parameter_values(theory, &settings.overrides)?;
-    let ints: Vec<i64> = theory
-        .params
-        .iter()
-        .zip(&params)
-        .map(|(p, v)| {
-            if p.ty == crate::check::ir::ParamType::Int {
-                *v as i64
-            } else {
-                0
-            }
-        })
-        .collect();
-    let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).map_err(NngpError::from)?;
-    let readout = find_readout(&action).ok_or(PredictError::NoReadout)?;
+    let (params, readout) = unrolled_readout(theory, settings)?;
     let dummy_targets = outputs.map(|d| Array2::zeros((x.nrows(), d)));
     let kernel = evaluate_matrix(
         theory,

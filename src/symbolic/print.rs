@@ -237,22 +237,7 @@ impl Printer<'_> {
 }
 
 fn superscript(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '0' => '⁰',
-            '1' => '¹',
-            '2' => '²',
-            '3' => '³',
-            '4' => '⁴',
-            '5' => '⁵',
-            '6' => '⁶',
-            '7' => '⁷',
-            '8' => '⁸',
-            '9' => '⁹',
-            ',' => '˒',
-            other => other,
-        })
-        .collect()
+    crate::render::names::superscript(text).unwrap_or_else(|| text.to_string())
 }
 
 /// Replaces the integration variable `x` (as a whole word) by `name`.
