@@ -34,24 +34,19 @@ fn c12(k: &Kernels, t: i64, s: i64) -> f64 {
     k.entries[&(0, vec![t, s])][[0, 1]]
 }
 
-#[test]
-fn t11_input_at_t0_only() {
+/// C₁₂(t, s) of a recurrent example against a THEORY.md T11 table (rows t, columns s).
+fn check_t11(example_name: &str, expected: [[f64; 4]; 4]) {
     let k = kernels(
-        &example("recurrent_erf"),
+        &example(example_name),
         &inputs(),
         &[("g", 1.5), ("gb", 0.1), ("gu", 2.0)],
     );
-    let expected = [
-        [0.700000, 0.100000, 0.100000, 0.100000],
-        [0.100000, 0.446742, 0.159247, 0.163079],
-        [0.100000, 0.154155, 0.400411, 0.212391],
-        [0.100000, 0.156377, 0.206359, 0.398329],
-    ];
     for t in 0..4 {
         for s in 0..4 {
+            let want = expected[t as usize][s as usize];
             assert!(
-                (c12(&k, t, s) - expected[t as usize][s as usize]).abs() < 6e-7,
-                "C12({t},{s}) = {}",
+                (c12(&k, t, s) - want).abs() < 6e-7,
+                "{example_name}: C12({t},{s}) = {}, expected {want}",
                 c12(&k, t, s)
             );
         }
@@ -59,27 +54,29 @@ fn t11_input_at_t0_only() {
 }
 
 #[test]
-fn t11_same_input_at_every_step() {
-    let k = kernels(
-        &example("recurrent_erf_driven"),
-        &inputs(),
-        &[("g", 1.5), ("gb", 0.1), ("gu", 2.0)],
+fn t11_input_at_t0_only() {
+    check_t11(
+        "recurrent_erf",
+        [
+            [0.700000, 0.100000, 0.100000, 0.100000],
+            [0.100000, 0.446742, 0.159247, 0.163079],
+            [0.100000, 0.154155, 0.400411, 0.212391],
+            [0.100000, 0.156377, 0.206359, 0.398329],
+        ],
     );
-    let expected = [
-        [0.700000, 0.700000, 0.700000, 0.700000],
-        [0.700000, 1.046742, 0.997765, 0.992523],
-        [0.700000, 0.993622, 1.083527, 1.058102],
-        [0.700000, 0.985610, 1.052963, 1.079710],
-    ];
-    for t in 0..4 {
-        for s in 0..4 {
-            assert!(
-                (c12(&k, t, s) - expected[t as usize][s as usize]).abs() < 6e-7,
-                "C12({t},{s}) = {}",
-                c12(&k, t, s)
-            );
-        }
-    }
+}
+
+#[test]
+fn t11_same_input_at_every_step() {
+    check_t11(
+        "recurrent_erf_driven",
+        [
+            [0.700000, 0.700000, 0.700000, 0.700000],
+            [0.700000, 1.046742, 0.997765, 0.992523],
+            [0.700000, 0.993622, 1.083527, 1.058102],
+            [0.700000, 0.985610, 1.052963, 1.079710],
+        ],
+    );
 }
 
 #[test]
