@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use super::CliError;
 use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
 use crate::check::ir::FieldKind;
-use crate::solve::nngp::{Kernels, NngpSettings, parameter_values};
-use crate::solve::predict::readout_kernel;
+use crate::solve::nngp::{Keep, Kernels, NngpSettings, parameter_values};
+use crate::solve::predict::{readout_fields, readout_kernel};
 
 /// Which kernels to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,11 +49,17 @@ pub struct KernelArgs {
 pub fn run(args: &KernelArgs) -> Result<(), CliError> {
     let theory = theory(&args.file)?;
     let x = load("--x", &args.x)?;
-    let settings = NngpSettings {
+    let mut settings = NngpSettings {
         overrides: args.set.clone(),
         quadrature_order: args.quadrature,
         ..NngpSettings::default()
     };
+    if args.layers == Layers::Last {
+        // only the readout is reported: drop every other kernel as soon as it is used
+        let keep =
+            readout_fields(&theory, &settings).map_err(|e| CliError::Usage(e.to_string()))?;
+        settings.keep = Keep::Only(keep);
+    }
     let params =
         parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
     let (readout, noise, kernels) = readout_kernel(&theory, x.view(), None, &settings)

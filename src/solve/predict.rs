@@ -91,7 +91,7 @@ fn unrolled_readout(
 }
 
 /// The field entries the readout kernel reads (what a prediction must keep).
-fn readout_fields(
+pub fn readout_fields(
     theory: &Theory,
     settings: &NngpSettings,
 ) -> Result<Vec<(usize, Vec<i64>)>, PredictError> {
