@@ -104,15 +104,8 @@ impl ActionEvaluator {
                 got: values.len(),
             });
         }
-        let mut evaluation = Evaluation {
-            evaluator: self,
-            values,
-            fields: HashMap::new(),
-            raw: HashMap::new(),
-            in_progress: HashSet::new(),
-        };
         let body = &self.theory.action.body;
-        let value = evaluation.eval(body, &[], &[])?;
+        let value = self.evaluation(values).eval(body, &[], &[])?;
         let value = ops::finite(value, "the action", body)?;
         value
             .as_scalar()
@@ -121,6 +114,65 @@ impl ActionEvaluator {
                 context: context("the action", body.span),
                 reason: format!("it is {}×{}, not a scalar", value.rows(), value.cols()),
             })
+    }
+
+    /// The value of a closed checked expression of this theory — scalar, vector or matrix —
+    /// at `values` (one per variable of [`ActionEvaluator::variables`]), e.g. a symbolic
+    /// gradient of [`crate::derive::grad::gradient`] or the right-hand side of a derived
+    /// equation. "Closed": no free index variable, as [`crate::derive::unroll::unroll`]
+    /// leaves it (`sum`s with their own bindings are fine).
+    ///
+    /// Every node is evaluated exactly as in [`ActionEvaluator::action`]: a kernel entry
+    /// `C[l]` as $\mathrm{sym}(C)$ (for a two-time family the block of the symmetrised
+    /// $(PT)\times(PT)$ kernel), conjugates and mean fields as they are, defined entries from
+    /// their definitions, and a Gaussian expectation by the same Gauss–Hermite nodes and
+    /// weights; a matrix-valued integrand is averaged entry-wise. A scalar-valued result of
+    /// an expression whose shape is a matrix (a folded zero of that shape) is broadcast to
+    /// every entry, as the language broadcasts scalars in sums.
+    pub fn evaluate_expr<D: DualNum<Primitive = f64>>(
+        &self,
+        expr: &Expr,
+        values: &[D],
+    ) -> Result<Dense<D>, ActionError> {
+        if values.len() != self.variables.len() {
+            return Err(ActionError::ValueCount {
+                expected: self.variables.len(),
+                got: values.len(),
+            });
+        }
+        let value = self.evaluation(values).eval(expr, &[], &[])?;
+        let shape = (
+            self.dimension(expr.shape.rows)?,
+            self.dimension(expr.shape.cols)?,
+        );
+        let value = match value.as_scalar() {
+            Some(s) if shape != (1, 1) => Dense::from_fn(shape.0, shape.1, |_, _| s.clone()),
+            _ => value,
+        };
+        if value.shape() != shape {
+            return Err(ActionError::Unsupported {
+                context: context("expression", expr.span),
+                reason: format!(
+                    "its value is {}×{}, but its checked shape is {}×{}",
+                    value.rows(),
+                    value.cols(),
+                    shape.0,
+                    shape.1
+                ),
+            });
+        }
+        ops::finite(value, "the expression", expr)
+    }
+
+    /// A fresh evaluation at `values`, with empty caches.
+    fn evaluation<'a, D: DualNum<Primitive = f64>>(&'a self, values: &'a [D]) -> Evaluation<'a, D> {
+        Evaluation {
+            evaluator: self,
+            values,
+            fields: HashMap::new(),
+            raw: HashMap::new(),
+            in_progress: HashSet::new(),
+        }
     }
 
     pub(super) fn dimension(&self, dim: Dim) -> Result<usize, ActionError> {

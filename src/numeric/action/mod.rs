@@ -14,6 +14,9 @@
 //!   integrand; `ln E[exp(a)]` is a stable log-mean-exp.
 //! * [`ActionEvaluator::gradient`], [`ActionEvaluator::hessian`]: forward-mode derivatives in
 //!   `f64`.
+//! * [`ActionEvaluator::evaluate_expr`]: any closed (unrolled) checked expression of the theory,
+//!   scalar or matrix, with the same conventions and quadrature — the symbolic gradients and
+//!   derived equations as numbers (`tests/symbolic_vs_ad.rs` compares them with the AD gradient).
 //! * [`dense`]: the small dense matrix the evaluator computes with.
 //!
 //! Note the conventions of the example theories: the data term

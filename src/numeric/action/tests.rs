@@ -350,3 +350,85 @@ fn jacobian_g_is_the_mixed_hessian_of_the_tilt_theory() {
         }
     }
 }
+
+#[test]
+fn evaluate_expr_matches_the_action_and_averages_matrix_integrands() {
+    use crate::check::ir::{Covariance, Expr, ExprKind, Shape};
+    use crate::derive::build::{mul, node, number, transpose};
+    use crate::derive::grad::Variable;
+    use num_dual::Dual64;
+
+    use super::ActionError;
+
+    let evaluator = tilt_evaluator(TILT_ERF, 20);
+    // C[0] not symmetric: every use must see sym(C[0]).
+    let mut point = tilt_point(&evaluator, &K_T5);
+    set(
+        &evaluator,
+        &mut point,
+        Owner::Field(0),
+        &[0],
+        &[1.0, 0.8, 0.4, 1.5],
+    );
+    let theory = evaluator.theory();
+    let body = &theory.action.body;
+    let value = evaluator.evaluate_expr(body, &point).unwrap();
+    assert_eq!(value.shape(), (1, 1));
+    assert_eq!(value.entries()[0], evaluator.action(&point).unwrap());
+
+    // E[h hᵀ | h ~ N(0, C[0])] = sym(C[0]) entry-wise (exact for a quadratic integrand), and
+    // the field itself evaluates to sym(C[0]) as it does inside the action.
+    let c0 = Variable::Field(0, vec![0]).expr(theory);
+    let h = node(
+        ExprKind::RandomVar {
+            name: "h".into(),
+            time: None,
+        },
+        Shape::VECTOR,
+    );
+    let second_moment: Expr = node(
+        ExprKind::Expectation {
+            var: "h".into(),
+            body: Box::new(mul(h.clone(), transpose(h))),
+            mean: Box::new(number(0.0)),
+            cov: Covariance::Matrix(Box::new(c0.clone())),
+        },
+        Shape::KERNEL,
+    );
+    let want = [1.0, 0.6, 0.6, 1.5];
+    for expr in [&second_moment, &c0] {
+        let value = evaluator.evaluate_expr(expr, &point).unwrap();
+        assert_eq!(value.shape(), (2, 2));
+        for (got, want) in value.entries().iter().zip(want) {
+            assert!((got - want).abs() < 1e-13, "{got} vs {want}");
+        }
+    }
+    // Derivatives flow: d/dC[0](0, 1) of E[h hᵀ](1, 0) is ½ (full-matrix convention).
+    let i = at(&evaluator, Owner::Field(0), &[0], 0, 1);
+    let dual: Vec<Dual64> = point
+        .iter()
+        .enumerate()
+        .map(|(k, &x)| Dual64::new(x, f64::from(u8::from(k == i))))
+        .collect();
+    let value = evaluator.evaluate_expr(&second_moment, &dual).unwrap();
+    assert!((value.get(1, 0).eps - 0.5).abs() < 1e-13);
+    // A zero folded to a kernel-shaped number is broadcast to P×P.
+    let zero = node(ExprKind::Number(0.0), Shape::KERNEL);
+    let value = evaluator.evaluate_expr(&zero, &point).unwrap();
+    assert_eq!(value.entries(), &[0.0; 4]);
+    // Failures are errors.
+    assert!(matches!(
+        evaluator.evaluate_expr(body, &point[1..]),
+        Err(ActionError::ValueCount { .. })
+    ));
+    assert!(matches!(
+        evaluator.evaluate_expr(
+            &Expr {
+                shape: Shape::VECTOR,
+                ..c0
+            },
+            &point
+        ),
+        Err(ActionError::Unsupported { .. })
+    ));
+}

@@ -1,0 +1,588 @@
+//! The two derivative paths of `saddle` must agree: the symbolic gradient of the unrolled
+//! action (`derive::grad::gradient`, a checked IR expression) evaluated numerically with
+//! `ActionEvaluator::evaluate_expr`, against the forward-mode AD gradient of the same
+//! action (`ActionEvaluator::gradient`, num-dual through the quadrature, the Cholesky factor
+//! and the LU factors).
+//!
+//! What is compared, per example theory (`examples/*.action` at L = 2 or T = 2, P = 2), at
+//! several random admissible points of a seeded generator — kernels A Aᵀ + ½ I (a symmetric
+//! point; all P² entries are still separate variables, THEORY.md §1), mean fields in (0, 1),
+//! conjugates uniform in ±0.05·N so that the tilted measure stays normalisable — is every
+//! entry of ∂S/∂(block) for every conjugate entry and every free field entry. Both sides see
+//! the same theory, data, parameters and Gauss–Hermite rule, so they differ only in *how* the
+//! derivative was obtained:
+//!
+//! * **exact blocks** (conjugates; fields that do not parametrise a Gaussian measure): the
+//!   symbolic gradient differentiates under the integral (or involves no integral), which is
+//!   what AD does at the fixed quadrature nodes, so the two agree to rounding. Criterion
+//!   |symbolic − AD| ≤ 1e-9 · max(|AD|, 1) (relative, absolute below 1).
+//! * **measure blocks** (a kernel that is the covariance of a later layer's expectation): the
+//!   symbolic gradient is Stein's lemma, ½ K⁻¹ E[f (h − m)(h − m)ᵀ] K⁻¹ − ½ K⁻¹ E[f], while AD
+//!   moves the nodes h = m + √2 L z with the Cholesky factor. The two are equal for the exact
+//!   integral, so at a finite order they differ by the quadrature error of an
+//!   integration-by-parts identity. Same criterion with a per-activation tolerance: 1e-9 for
+//!   smooth units (linear, erf, tanh) at the orders below, looser for ReLU, whose kink makes
+//!   Gauss–Hermite converge only algebraically (see `CASES`).
+//!
+//! Not compared (each listed at its case, and asserted to be what it is):
+//!
+//! * recurrent theories, every field block `C[t, s]`: the symbolic gradient is
+//!   `DeriveError::Unsupported` — the derivative of an expectation over the time family
+//!   `h ~ N(0, C)` with respect to its blocks (the recurrent backward equations) is not derived
+//!   symbolically yet; only the conjugate blocks are compared there;
+//! * binary theories, fields that enter a Gaussian measure (`binary_sign`: `C[1]`;
+//!   `binary_threshold`: `m[1]` through the mean, `Q[1]` through the covariance): the symbolic
+//!   (Stein) gradient exists and is evaluated (it must be finite), but AD of a step or sign
+//!   integrand whose nodes move with the Cholesky factor is zero, not the derivative of the
+//!   integral, so there is nothing to compare it with. Their conjugates and the last layer's
+//!   fields (which enter no measure) are compared.
+//!
+//! Finally the derived saddle-point equations reproduce THEORY.md §4.8 T5 (tilted forward map,
+//! `Equations.forward[i].rhs`) and T6 (backward map: the derived `Ct[1] = N ∂λ₂/∂C[1]`, since
+//! the action's conjugate is `Ct = N k`), for unit-slope erf and for linear units.
+
+use ndarray::{Array2, array};
+use saddle::Theory;
+use saddle::check::ir::FieldKind;
+use saddle::derive::DeriveError;
+use saddle::derive::grad::{Variable, gradient};
+use saddle::derive::unroll::{IndexEnv, unroll};
+use saddle::numeric::action::{ActionEvaluator, Owner};
+
+/// How the gradient of one variable block is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    /// Compared with AD; no Gaussian measure depends on the block.
+    Exact,
+    /// Compared with AD; the block parametrises a Gaussian measure (Stein vs moving nodes).
+    Measure,
+    /// The symbolic gradient must be `DeriveError::Unsupported`.
+    Unsupported,
+    /// Derived and evaluated, but AD cannot see it (step/sign under a moving measure).
+    AdBlind,
+}
+
+/// One example theory and how to check it.
+struct Case {
+    name: &'static str,
+    overrides: &'static [(&'static str, f64)],
+    /// Gauss–Hermite nodes per dimension.
+    order: usize,
+    points: usize,
+    /// Tolerance of the measure blocks (relative, absolute below 1).
+    measure_tolerance: f64,
+    /// The check of field block `name[indices]`.
+    field_check: fn(&str, &[i64]) -> Check,
+}
+
+/// Layered theories at L = 2: layer 1's field is the covariance (or mean) of layer 2's
+/// expectation, layer 2's enters only the data term.
+fn layered(_: &str, indices: &[i64]) -> Check {
+    if indices == [2] {
+        Check::Exact
+    } else {
+        Check::Measure
+    }
+}
+
+/// Binary units: what enters layer 2's measure is invisible to AD.
+fn binary(_: &str, indices: &[i64]) -> Check {
+    if indices == [2] {
+        Check::Exact
+    } else {
+        Check::AdBlind
+    }
+}
+
+/// Recurrent theories: every block of the time family parametrises the expectation.
+fn recurrent(_: &str, _: &[i64]) -> Check {
+    Check::Unsupported
+}
+
+const SMALL: &[(&str, f64)] = &[("L", 2.0)];
+
+const CASES: &[Case] = &[
+    Case {
+        name: "deep_erf",
+        overrides: SMALL,
+        // measure blocks at these points: 5.8e-8 at order 40, 4.9e-10 at 56, 5.7e-11 at 64,
+        // 7.4e-12 at 72
+        order: 64,
+        points: 5,
+        measure_tolerance: 1e-9,
+        field_check: layered,
+    },
+    Case {
+        name: "deep_tanh",
+        overrides: SMALL,
+        // tanh has poles at ±iπ/2, so Gauss–Hermite converges more slowly than for erf:
+        // measure blocks 2.4e-6 at order 40, 1.4e-8 at 64, 7.1e-10 at 80, 4.7e-11 at 96
+        order: 96,
+        points: 5,
+        measure_tolerance: 1e-9,
+        field_check: layered,
+    },
+    Case {
+        name: "deep_linear",
+        // with the Wishart term, so that a `logdet` of a field is differentiated too
+        overrides: &[("L", 2.0), ("wishart", 1.0)],
+        // Gaussian times a tilt exp(hᵀ M h): measure blocks 1.4e-13 already at order 30
+        order: 30,
+        points: 5,
+        measure_tolerance: 1e-9,
+        field_check: layered,
+    },
+    Case {
+        name: "deep_relu",
+        overrides: SMALL,
+        // Quadrature-limited: the AD integrand e^a ∇a·∂h/∂C has a kink on the lines h_α = 0
+        // (and the tilt e^{c relu²} a jump in its second derivative), so Gauss–Hermite
+        // converges only algebraically: worst relative error of the measure blocks 4.0e-2,
+        // 3.8e-2, 3.7e-2 at orders 40, 64, 96. The symbolic (Stein) side is the better
+        // converged one: ∂S/∂C[1](0, 1) at the first point is 2.70330, 2.70426, 2.70474,
+        // 2.70503 at orders 40, 80, 160, 320, while AD gives 2.81311, 2.81074, 2.79280 at
+        // orders 40, 80, 160 and a central difference of the action at order 320 2.73986
+        // (the action itself still moves by 2e-3 between orders 160 and 320): AD approaches
+        // the symbolic value.
+        order: 40,
+        points: 5,
+        measure_tolerance: 1e-1,
+        field_check: layered,
+    },
+    Case {
+        name: "binary_sign",
+        overrides: SMALL,
+        order: 20,
+        points: 5,
+        measure_tolerance: 0.0,
+        field_check: binary,
+    },
+    Case {
+        name: "binary_threshold",
+        overrides: SMALL,
+        order: 20,
+        points: 5,
+        measure_tolerance: 0.0,
+        field_check: binary,
+    },
+    Case {
+        name: "recurrent_erf",
+        overrides: &[("T", 2.0)],
+        order: 6,
+        points: 4,
+        measure_tolerance: 0.0,
+        field_check: recurrent,
+    },
+    Case {
+        name: "recurrent_erf_driven",
+        overrides: &[("T", 2.0)],
+        order: 6,
+        points: 4,
+        measure_tolerance: 0.0,
+        field_check: recurrent,
+    },
+];
+
+fn compile(name: &str) -> Theory {
+    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    saddle::compile(&source, &path).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// Default parameter values with `overrides` applied, by parameter id.
+fn params(theory: &Theory, overrides: &[(&str, f64)]) -> Vec<f64> {
+    let mut values: Vec<f64> = theory.params.iter().map(|p| p.default).collect();
+    for (name, value) in overrides {
+        let id = theory
+            .param(name)
+            .unwrap_or_else(|| panic!("{}: no parameter {name}", theory.name));
+        values[id] = *value;
+    }
+    values
+}
+
+/// The `int` parameter values by id (0 for real ones), as `unroll` reads them.
+fn ints(theory: &Theory, params: &[f64]) -> Vec<i64> {
+    theory
+        .params
+        .iter()
+        .zip(params)
+        .map(|(p, &v)| {
+            if p.ty == saddle::check::ir::ParamType::Int {
+                v as i64
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// P = 2 patterns, d = 2 inputs, D = 1 output.
+fn data() -> (Array2<f64>, Array2<f64>) {
+    (array![[1.0, 0.4], [-0.3, 1.1]], array![[1.0], [-0.5]])
+}
+
+/// SplitMix64: a seeded, dependency-free source of uniform numbers.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        lo + (hi - lo) * ((z >> 11) as f64 / (1_u64 << 53) as f64)
+    }
+
+    /// A Aᵀ + ½ I with A uniform in ±½ (P = 2, row-major).
+    fn kernel(&mut self) -> [f64; 4] {
+        let a: Vec<f64> = (0..4).map(|_| self.uniform(-0.5, 0.5)).collect();
+        [
+            a[0] * a[0] + a[1] * a[1] + 0.5,
+            a[0] * a[2] + a[1] * a[3],
+            a[0] * a[2] + a[1] * a[3],
+            a[2] * a[2] + a[3] * a[3] + 0.5,
+        ]
+    }
+}
+
+/// The variable blocks (owner, indices) in layout order, with their variable ranges.
+fn blocks(evaluator: &ActionEvaluator) -> Vec<(Owner, Vec<i64>, std::ops::Range<usize>)> {
+    let mut out: Vec<(Owner, Vec<i64>, std::ops::Range<usize>)> = Vec::new();
+    for v in evaluator.variables().as_slice() {
+        if out
+            .last()
+            .is_some_and(|(o, i, _)| *o == v.owner && *i == v.indices)
+        {
+            continue;
+        }
+        let range = evaluator
+            .variables()
+            .block(v.owner, &v.indices)
+            .expect("a listed variable has a block");
+        out.push((v.owner, v.indices.clone(), range));
+    }
+    out
+}
+
+/// A random admissible point (see the module docs). A two-time family `C[t, s]` gets
+/// diagonal blocks C[0, 0] + A Aᵀ + ½ I (so the stacked covariance, whose cross blocks with
+/// time 0 are fixed by definitions, stays positive definite) and cross blocks
+/// C[s, t] = C[t, s]ᵀ (a symmetric (PT)×(PT) kernel).
+/// Conjugate entries are uniform in ±0.05·`n` (N, the width).
+fn random_point(evaluator: &ActionEvaluator, n: f64, rng: &mut Rng) -> Vec<f64> {
+    let theory = evaluator.theory();
+    let mut values = vec![0.0; evaluator.variables().len()];
+    let mut cross: Vec<(Vec<i64>, Vec<f64>)> = Vec::new();
+    for (owner, indices, range) in blocks(evaluator) {
+        let entries: Vec<f64> = match owner {
+            Owner::Conjugate(_) => range
+                .clone()
+                .map(|_| rng.uniform(-0.05, 0.05) * n)
+                .collect(),
+            Owner::Field(f) if theory.fields[f].kind == FieldKind::Mean => {
+                range.clone().map(|_| rng.uniform(0.0, 1.0)).collect()
+            }
+            Owner::Field(f) => match indices.as_slice() {
+                [t, s] if t == s => {
+                    let origin = Variable::Field(f, vec![0, 0]).expr(theory);
+                    let base = evaluator
+                        .evaluate_expr(&origin, &values)
+                        .expect("the time-0 block is defined");
+                    let fresh = rng.kernel();
+                    (0..4).map(|k| base.entries()[k] + fresh[k]).collect()
+                }
+                [t, s] => {
+                    if let Some((_, block)) = cross.iter().find(|(i, _)| *i == [*s, *t]) {
+                        vec![block[0], block[2], block[1], block[3]]
+                    } else {
+                        let block: Vec<f64> = (0..4).map(|_| rng.uniform(-0.1, 0.1)).collect();
+                        cross.push((indices.clone(), block.clone()));
+                        block
+                    }
+                }
+                _ => rng.kernel().to_vec(),
+            },
+        };
+        values[range].copy_from_slice(&entries);
+    }
+    values
+}
+
+/// The worst error and the number of compared entries, per kind of block.
+#[derive(Default)]
+struct Worst {
+    exact: (f64, usize),
+    measure: (f64, usize),
+}
+
+fn run_case(name: &str) {
+    let case = CASES
+        .iter()
+        .find(|c| c.name == name)
+        .expect("a listed case");
+    let theory = compile(case.name);
+    let params = params(&theory, case.overrides);
+    let (x, y) = data();
+    let evaluator = ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), case.order)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let action = unroll(
+        &theory.action.body,
+        &IndexEnv::new(),
+        &ints(&theory, &params),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+
+    // The symbolic gradients do not depend on the point: derive them once.
+    let mut checks = Vec::new();
+    let mut unsupported = Vec::new();
+    for (owner, indices, range) in blocks(&evaluator) {
+        let (var, check, label) = match owner {
+            Owner::Field(f) => {
+                let field = &theory.fields[f].name;
+                let check = (case.field_check)(field, &indices);
+                (
+                    Variable::Field(f, indices.clone()),
+                    check,
+                    format!("{field}{indices:?}"),
+                )
+            }
+            Owner::Conjugate(c) => (
+                Variable::Conjugate(c, indices.clone()),
+                Check::Exact,
+                format!("{}{indices:?}", theory.conjugates[c].name),
+            ),
+        };
+        match (check, gradient(&theory, &action, &var)) {
+            (Check::Unsupported, Err(DeriveError::Unsupported(reason))) => {
+                assert!(
+                    reason.contains("time family"),
+                    "{name} {label}: unexpected reason: {reason}"
+                );
+                unsupported.push(label);
+            }
+            (Check::Unsupported, other) => {
+                panic!("{name} {label}: expected DeriveError::Unsupported, got {other:?}")
+            }
+            (_, Err(e)) => panic!("{name} {label}: {e}"),
+            (check, Ok(g)) => checks.push((label, check, range, g)),
+        }
+    }
+
+    let seed = name
+        .bytes()
+        .fold(0x5ADD_1E00_u64, |h, b| h.rotate_left(8) ^ u64::from(b));
+    let mut rng = Rng(seed);
+    let width = theory.param("N").map_or(1.0, |id| params[id]);
+    let mut worst = Worst::default();
+    for point in 0..case.points {
+        let at = random_point(&evaluator, width, &mut rng);
+        let (_, ad) = evaluator
+            .gradient(&at)
+            .unwrap_or_else(|e| panic!("{name} point {point}: {e}"));
+        for (label, check, range, g) in &checks {
+            let symbolic = evaluator
+                .evaluate_expr(g, &at)
+                .unwrap_or_else(|e| panic!("{name} {label} point {point}: {e}"));
+            assert_eq!(symbolic.entries().len(), range.len(), "{name} {label}");
+            let tolerance = match check {
+                Check::Exact => 1e-9,
+                Check::Measure => case.measure_tolerance,
+                // evaluated (finite, by evaluate_expr), nothing to compare with
+                Check::AdBlind | Check::Unsupported => continue,
+            };
+            for (k, (s, a)) in symbolic
+                .entries()
+                .iter()
+                .zip(&ad[range.clone()])
+                .enumerate()
+            {
+                let error = (s - a).abs() / a.abs().max(1.0);
+                let slot = match check {
+                    Check::Exact => &mut worst.exact,
+                    _ => &mut worst.measure,
+                };
+                *slot = (slot.0.max(error), slot.1 + 1);
+                assert!(
+                    error <= tolerance,
+                    "{name} point {point}: ∂S/∂{label} entry {k}: symbolic {s} vs AD {a} \
+                     (error {error:e} > {tolerance:e})"
+                );
+            }
+        }
+    }
+    let skipped: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.1 == Check::AdBlind)
+        .map(|c| c.0.as_str())
+        .collect();
+    eprintln!(
+        "{name}: worst error of {} exact-block entries {:.1e}, of {} measure-block entries \
+         {:.1e}; derived but not compared (AD blind): {skipped:?}; not derived (Unsupported): \
+         {unsupported:?}",
+        worst.exact.1, worst.exact.0, worst.measure.1, worst.measure.0
+    );
+}
+
+#[test]
+fn deep_erf() {
+    run_case("deep_erf");
+}
+
+#[test]
+fn deep_tanh() {
+    run_case("deep_tanh");
+}
+
+#[test]
+fn deep_linear() {
+    run_case("deep_linear");
+}
+
+#[test]
+fn deep_relu() {
+    run_case("deep_relu");
+}
+
+#[test]
+fn binary_sign() {
+    run_case("binary_sign");
+}
+
+#[test]
+fn binary_threshold() {
+    run_case("binary_threshold");
+}
+
+#[test]
+fn recurrent_erf() {
+    run_case("recurrent_erf");
+}
+
+#[test]
+fn recurrent_erf_driven() {
+    run_case("recurrent_erf_driven");
+}
+
+#[test]
+fn every_example_is_covered() {
+    let dir = format!("{}/examples", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("examples directory")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "action").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    let mut covered: Vec<String> = CASES.iter().map(|c| c.name.to_string()).collect();
+    covered.sort();
+    assert_eq!(names, covered);
+}
+
+// ---------------------------------------------------------------------------------------
+// THEORY.md §4.8 T5 / T6 from the derived equations.
+
+const C_T5: [f64; 4] = [1.0, 0.6, 0.6, 1.5];
+const K_T5: [f64; 4] = [0.10, -0.05, -0.05, 0.08];
+
+/// Evaluates the derived forward equation of `C[2]` and backward equation of `Ct[1]` of
+/// `name` at L = 2, g = 1.5, gb = 0, C[1] = C, Ct[2] = N k (THEORY T5/T6), and returns both
+/// as row-major 2×2 matrices, the backward one divided by N (i.e. ∂λ/∂C).
+fn t5_t6(name: &str, order: usize) -> ([f64; 4], [f64; 4]) {
+    let theory = compile(name);
+    let mut overrides = vec![("L", 2.0), ("g", 1.5)];
+    if theory.param("gb").is_some() {
+        overrides.push(("gb", 0.0));
+    }
+    let params = params(&theory, &overrides);
+    let n = params[theory.param("N").expect("N")];
+    let owned: Vec<(String, f64)> = overrides.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let equations = saddle::derive::derive(&theory, &owned).unwrap_or_else(|e| panic!("{e}"));
+    let (x, y) = data();
+    let evaluator = ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), order)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = theory.field("C").expect("C");
+    let ct = theory.conjugate("Ct").expect("Ct");
+    let mut at = vec![0.0; evaluator.variables().len()];
+    let mut set = |owner, index: i64, entries: [f64; 4]| {
+        let range = evaluator
+            .variables()
+            .block(owner, &[index])
+            .expect("a variable block");
+        at[range].copy_from_slice(&entries);
+    };
+    set(Owner::Field(c), 1, C_T5);
+    set(Owner::Field(c), 2, C_T5);
+    set(Owner::Conjugate(ct), 2, K_T5.map(|k| n * k));
+    let forward = equations
+        .forward
+        .iter()
+        .find(|e| e.unknown == Variable::Field(c, vec![2]))
+        .expect("forward equation of C[2]");
+    let backward = equations
+        .backward
+        .iter()
+        .find(|e| e.unknown == Variable::Conjugate(ct, vec![1]))
+        .expect("backward equation of Ct[1]");
+    let evaluate = |rhs: &Result<saddle::check::ir::Expr, DeriveError>, scale: f64| {
+        let rhs = rhs.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let value = evaluator
+            .evaluate_expr(rhs, &at)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let e = value.entries();
+        assert_eq!(e.len(), 4, "{name}: a 2×2 right-hand side");
+        [e[0] / scale, e[1] / scale, e[2] / scale, e[3] / scale]
+    };
+    (evaluate(&forward.rhs, 1.0), evaluate(&backward.rhs, n))
+}
+
+/// `got` (row-major 2×2) against the printed entries [11, 12, 22] to 1e-8 (the printed
+/// digits); returns the worst error.
+fn assert_printed(got: [f64; 4], want: [f64; 3], what: &str) -> f64 {
+    let want = [want[0], want[1], want[1], want[2]];
+    let mut worst = 0.0_f64;
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        let error = (g - w).abs();
+        worst = worst.max(error);
+        assert!(
+            error < 1e-8,
+            "{what} entry {k}: {g} vs {w} (error {error:e})"
+        );
+    }
+    worst
+}
+
+#[test]
+fn t5_t6_derived_equations_erf() {
+    // Order 64: the erf tilted moments converge to ~1e-10 (order 40 is only within 5e-8).
+    let (forward, backward) = t5_t6("deep_erf", 64);
+    let f = assert_printed(
+        forward,
+        [0.641_750_77, 0.295_195_65, 0.755_702_96],
+        "T5 erf",
+    );
+    let b = assert_printed(
+        backward,
+        [0.040_673_79, -0.028_999_12, 0.023_769_84],
+        "T6 erf",
+    );
+    eprintln!("T5/T6 erf: worst error forward {f:.1e}, backward {b:.1e}");
+}
+
+#[test]
+fn t5_t6_derived_equations_linear() {
+    let (forward, backward) = t5_t6("deep_linear", 60);
+    let f = assert_printed(
+        forward,
+        [1.890_255_54, 1.116_354_11, 3.013_375_43],
+        "T5 linear",
+    );
+    let b = assert_printed(
+        backward,
+        [0.195_817_36, -0.104_349_18, 0.165_241_23],
+        "T6 linear",
+    );
+    eprintln!("T5/T6 linear: worst error forward {f:.1e}, backward {b:.1e}");
+}
