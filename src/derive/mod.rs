@@ -13,6 +13,7 @@ pub mod closed_form;
 pub mod entrywise;
 pub mod equations;
 pub mod grad;
+pub mod hessian;
 pub mod report;
 pub mod show;
 pub mod unroll;

@@ -1,0 +1,145 @@
+//! S⁽²⁾ at the NNGP point from the derivation (THEORY.md §4.4): the (C̃, C̃) block is
+//! (g²/N) V with the connected four-point function of T8, the (C̃⁽ˡ⁾, C⁽ˡ⁾) block is −𝟙 on
+//! symmetric directions, and the data block is H[E] = ½ Σ_d [AEA − AEA y yᵀ A − A y yᵀ AEA].
+
+use ndarray::{Array2, array};
+use saddle::derive::grad::Variable;
+use saddle::derive::hessian::{HessianBlock, second_variation};
+use saddle::numeric::action::ActionEvaluator;
+use saddle::solve::nngp::{Kernels, evaluate_matrix};
+
+fn theory() -> saddle::Theory {
+    // one erf layer on a given input kernel C⁽⁰⁾ = X Xᵀ, with a readout
+    let source = "theory t\nparam g = 1.5\nparam gb = 0.1\nparam N = 50\nparam kappa = 0.1\nparam L: int = 1\n\
+                  phi(x) = erf(sqrt(pi) / 2 * x)\ndata X, Y\nkernel C[l] for l in 0..=L\nconj Ct[l] of C[l] for l in 1..=L\n\
+                  C[0] = X X^T\n\
+                  action S = sum(l in 1..=L, - tr(Ct[l]^T C[l]) + N * ln E[exp(g / N * phi(h)^T Ct[l] phi(h)) | h ~ N(0, C[l-1])] + gb * tr(Ct[l]^T ones))\n\
+                  - 1/2 * tr(Y^T inv(C[L] + kappa * I) Y) - D/2 * logdet(C[L] + kappa * I)\n";
+    saddle::compile(source, "t.action").unwrap_or_else(|d| panic!("{}", d.render(false)))
+}
+
+fn block<'a>(
+    blocks: &'a [HessianBlock],
+    row: &Variable,
+    column: &Variable,
+) -> &'a saddle::check::ir::Expr {
+    let b = blocks
+        .iter()
+        .find(|b| &b.row == row && &b.column == column)
+        .unwrap_or_else(|| panic!("no block ({row:?}, {column:?})"));
+    b.map.as_ref().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn four_point_block_matches_t8() {
+    let t = theory();
+    let equations = saddle::derive::derive(&t, &[]).expect("derivation");
+    let sv = second_variation(&t, &equations);
+    let vv = block(
+        &sv.blocks,
+        &Variable::Conjugate(0, vec![1]),
+        &Variable::Conjugate(0, vec![1]),
+    );
+    let x = array![[1.0, 0.0], [0.6, (1.5f64 - 0.36).sqrt()]]; // X Xᵀ = C⁽⁰⁾ of T1
+    let y = array![[1.0], [-1.0]];
+    let params: Vec<f64> = sv.theory.params.iter().map(|p| p.default).collect();
+    let evaluator =
+        ActionEvaluator::new(&sv.theory, &params, x.view(), Some(y.view()), 64).expect("evaluator");
+    // T8, V⁽¹⁾ on the basis (11, 12, 21, 22)
+    let v = [
+        [0.11147038, 0.06504878, 0.06504878, 0.01883835],
+        [0.06504878, 0.18293591, 0.18293591, 0.06414086],
+        [0.01883835, 0.06414086, 0.06414086, 0.12575151],
+    ];
+    let (g, n) = (1.5, 50.0);
+    // symmetric directions: E = e₁₁, e₁₂ + e₂₁, e₂₂
+    for (k, (i, j)) in [(0usize, 0usize), (0, 1), (1, 1)].into_iter().enumerate() {
+        let mut e = Array2::<f64>::zeros((2, 2));
+        e[[i, j]] = 1.0;
+        e[[j, i]] = 1.0;
+        let values: Vec<f64> = evaluator
+            .variables()
+            .as_slice()
+            .iter()
+            .map(|var| match var.name.as_str() {
+                "E" => e[[var.row, var.col]],
+                "C" => {
+                    if var.row == var.col {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+                _ => 0.0,
+            })
+            .collect();
+        let m = evaluator.evaluate_expr(vv, &values).expect("evaluates");
+        // (g²/N) Σ_(γδ) V_(αβ),(γδ) E_γδ for (αβ) = (11), (12), (22)
+        let column = |row: [f64; 4]| {
+            if i == j {
+                row[2 * i + j]
+            } else {
+                row[1] + row[2]
+            }
+        };
+        for (r, (a, b)) in [(0usize, 0usize), (0, 1), (1, 1)].into_iter().enumerate() {
+            let want = g * g / n * column(v[r]);
+            let got = m.get(a, b);
+            assert!(
+                (got - want).abs() < 1e-8,
+                "direction {k}, entry ({a},{b}): {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn conjugate_field_block_is_minus_the_direction_and_the_data_block_is_h() {
+    let t = theory();
+    let equations = saddle::derive::derive(&t, &[]).expect("derivation");
+    let sv = second_variation(&t, &equations);
+    let ct = Variable::Conjugate(0, vec![1]);
+    let c1 = Variable::Field(0, vec![1]);
+    let minus = block(&sv.blocks, &ct, &c1);
+    assert_eq!(
+        saddle::syntax::print::print_expr(&saddle::derive::show::to_syntax(&sv.theory, minus)),
+        "-E"
+    );
+    // H[E] at C⁽¹⁾ = [[.8, .3], [.3, .9]], y = (1, −1), κ = 0.1, against the formula of §4.4
+    let h = block(&sv.blocks, &c1, &c1);
+    let c = array![[0.8, 0.3], [0.3, 0.9]];
+    let y = array![[1.0], [-1.0]];
+    let e = array![[0.2, -0.7], [-0.7, 0.4]];
+    let mut kernels = Kernels::default();
+    kernels.entries.insert((0, vec![1]), c.clone());
+    kernels
+        .entries
+        .insert((sv.kernel_direction, vec![]), e.clone());
+    let x = Array2::<f64>::eye(2);
+    let params: Vec<f64> = sv.theory.params.iter().map(|p| p.default).collect();
+    let got = evaluate_matrix(
+        &sv.theory,
+        &params,
+        x.view(),
+        Some(y.view()),
+        &kernels,
+        h,
+        "H[E]",
+    )
+    .expect("evaluates");
+    let a = inverse2(&(&c + &(Array2::<f64>::eye(2) * 0.1)));
+    let yy = y.dot(&y.t());
+    let aea = a.dot(&e).dot(&a);
+    let want = (&aea - &aea.dot(&yy).dot(&a) - &a.dot(&yy).dot(&aea)) * 0.5;
+    for (g, w) in got.iter().zip(want.iter()) {
+        assert!((g - w).abs() < 1e-12, "H[E] = {got}, expected {want}");
+    }
+}
+
+fn inverse2(m: &Array2<f64>) -> Array2<f64> {
+    let det = m[[0, 0]] * m[[1, 1]] - m[[0, 1]] * m[[1, 0]];
+    array![
+        [m[[1, 1]] / det, -m[[0, 1]] / det],
+        [-m[[1, 0]] / det, m[[0, 0]] / det]
+    ]
+}
