@@ -144,7 +144,9 @@ pub fn mul(a: Expr, b: Expr) -> Expr {
     if b.shape.is_scalar() && !a.shape.is_scalar() {
         return mul(b, a);
     }
+    // (a 1×1 product like vᵀw is a scalar factor, not part of a matrix chain)
     if let ExprKind::Mul(x, y) = &a.kind
+        && !a.shape.is_scalar()
         && !x.shape.is_scalar()
         && !y.shape.is_scalar()
         && !b.shape.is_scalar()

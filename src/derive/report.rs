@@ -8,6 +8,7 @@ use crate::syntax::ast::{self, ExprKind};
 
 use super::closed_form::{PairEquation, pair_equation};
 use super::equations::{Equations, FieldEquation};
+use super::hessian::{SecondVariation, second_variation};
 use super::show::{to_syntax, variable_syntax};
 use crate::symbolic::lang::Math;
 use crate::symbolic::print::{Style, formula};
@@ -19,6 +20,8 @@ pub struct Report<'a> {
     equations: &'a Equations,
     /// Pair equations (closed forms and G) of the forward equations, where they exist.
     pairs: Vec<Option<PairEquation>>,
+    /// S⁽²⁾ at the NNGP point.
+    second: SecondVariation,
 }
 
 impl<'a> Report<'a> {
@@ -29,11 +32,42 @@ impl<'a> Report<'a> {
             .iter()
             .map(|e| pair_equation(theory, e, true))
             .collect();
+        let second = second_variation(theory, equations);
         Report {
             theory,
             equations,
             pairs,
+            second,
         }
+    }
+
+    /// The blocks of S⁽²⁾ rendered as (label, map or reason).
+    fn hessian_lines(
+        &self,
+        n: &dyn Notation,
+        latex: bool,
+    ) -> Vec<(String, Result<String, String>)> {
+        let theory = &self.second.theory;
+        let roles = NameRoles::of(theory);
+        self.second
+            .blocks
+            .iter()
+            .map(|b| {
+                let row = render_expr(&variable_syntax(theory, &b.row), n, &roles);
+                let column = render_expr(&variable_syntax(theory, &b.column), n, &roles);
+                let label = if latex {
+                    format!(r"\frac{{\partial^2 S}}{{\partial {row}\,\partial {column}}}[E]")
+                } else {
+                    format!("∂²S/∂{row}∂{column} [E]")
+                };
+                let map = b
+                    .map
+                    .as_ref()
+                    .map(|m| render_expr(&to_syntax(theory, m), n, &roles))
+                    .map_err(|e| e.to_string());
+                (label, map)
+            })
+            .collect()
     }
 }
 
@@ -147,6 +181,16 @@ pub fn text_report(report: &Report<'_>) -> String {
             Err(why) => out.push_str(&format!("  {}: not derived ({why})\n", r.unknown)),
         }
     }
+    out.push_str("\nSecond variation S⁽²⁾ at the NNGP point, applied to a symmetric direction E\n");
+    out.push_str(
+        "(blocks not listed vanish; (C, C̃) blocks are the transposes of the (C̃, C) ones):\n",
+    );
+    for (label, map) in report.hessian_lines(&Unicode, false) {
+        match map {
+            Ok(m) => out.push_str(&format!("  {label} = {m}\n")),
+            Err(why) => out.push_str(&format!("  {label}: not derived ({why})\n")),
+        }
+    }
     out
 }
 
@@ -235,6 +279,15 @@ pub fn latex_report(report: &Report<'_>) -> String {
             })
             .collect(),
     );
+    let hessian: Vec<String> = report
+        .hessian_lines(&Latex, true)
+        .into_iter()
+        .filter_map(|(label, map)| map.ok().map(|m| format!("{label} &= {m}")))
+        .collect();
+    block(
+        "second variation at the NNGP point, on a symmetric direction E",
+        hessian,
+    );
     out
 }
 
@@ -278,6 +331,17 @@ pub fn json_report(report: &Report<'_>) -> Value {
         "int_params": equations.int_params.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "forward": equations.forward.iter().zip(&report.pairs).map(|(e, p)| equation(e, p.as_ref())).collect::<Vec<_>>(),
         "backward": equations.backward.iter().map(|e| equation(e, None)).collect::<Vec<_>>(),
+        "hessian": report.second.blocks.iter().map(|b| {
+            let name = |v| crate::syntax::print::print_expr(&variable_syntax(&report.second.theory, v));
+            let map = match &b.map {
+                Ok(m) => {
+                    let syntax = to_syntax(&report.second.theory, m);
+                    json!({ "tree": expr_json(&syntax), "text": crate::syntax::print::print_expr(&syntax) })
+                }
+                Err(why) => json!({ "error": why.to_string() }),
+            };
+            json!({ "row": name(&b.row), "column": name(&b.column), "direction": "E", "map": map })
+        }).collect::<Vec<_>>(),
     })
 }
 
