@@ -42,6 +42,22 @@ pub struct Equations {
 
 /// Derives the equations; `overrides` replaces parameter values (by name) before unrolling.
 pub fn derive(theory: &Theory, overrides: &[(String, f64)]) -> Result<Equations, DeriveError> {
+    derive_equations(theory, overrides, true)
+}
+
+/// Only the forward equations (`backward` is left empty): what an NNGP computation needs.
+pub fn derive_forward(
+    theory: &Theory,
+    overrides: &[(String, f64)],
+) -> Result<Equations, DeriveError> {
+    derive_equations(theory, overrides, false)
+}
+
+fn derive_equations(
+    theory: &Theory,
+    overrides: &[(String, f64)],
+    with_backward: bool,
+) -> Result<Equations, DeriveError> {
     let mut ints: Vec<i64> = Vec::new();
     let mut int_params = Vec::new();
     for p in &theory.params {
@@ -86,6 +102,9 @@ pub fn derive(theory: &Theory, overrides: &[(String, f64)]) -> Result<Equations,
                 rhs,
                 nngp,
             });
+            if !with_backward {
+                continue;
+            }
             // ∇S̃ = −C̃ + R: with C̃ symmetric, sym(∇S̃) = 0 gives C̃ = sym(R).
             let rhs = raw_gradient(theory, &action, &field_var)
                 .and_then(|g| solve_for(theory, g, &conj_var))

@@ -18,7 +18,7 @@ pub mod report;
 pub mod show;
 pub mod unroll;
 
-pub use equations::{Equations, FieldEquation, derive};
+pub use equations::{Equations, FieldEquation, derive, derive_forward};
 
 /// Why an equation could not be derived.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]

@@ -22,7 +22,7 @@ use crate::check::ir::{FieldId, FieldKind, ParamType, Theory};
 use crate::derive::entrywise::{Position, entry_formula};
 use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, assignments, unroll};
-use crate::derive::{DeriveError, derive};
+use crate::derive::{DeriveError, derive_forward};
 use crate::numeric::matrix::{MatrixContext, MatrixEvalError, Value};
 use crate::numeric::program::{Program, ProgramError};
 
@@ -226,7 +226,7 @@ pub fn nngp_kernels(
         .zip(&params)
         .map(|(p, v)| (p.name.clone(), *v))
         .collect();
-    let equations = derive(theory, &overrides)?;
+    let equations = derive_forward(theory, &overrides)?;
     let ints: Vec<i64> = theory
         .params
         .iter()
