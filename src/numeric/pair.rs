@@ -208,7 +208,7 @@ pub fn diagonal_expectation<D: DualNum<Primitive = f64> + Copy>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::numeric::monte_carlo::pair_expectation_mc;
     use crate::numeric::quad::GaussHermite;

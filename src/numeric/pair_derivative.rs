@@ -157,23 +157,11 @@ pub fn diagonal_derivative_expectation<D: DualNum<Primitive = f64> + Copy>(
 mod tests {
     use super::*;
     use crate::numeric::monte_carlo::pair_expectation_mc;
+    use crate::numeric::pair::tests::closed_form_activations;
     use crate::numeric::pair::{diagonal_expectation, pair_expectation};
     use crate::numeric::quad::GaussHermite;
     use crate::numeric::tanh_sinh::integrate;
     use num_dual::Dual64;
-
-    fn activations() -> Vec<Activation> {
-        vec![
-            Activation::Linear,
-            Activation::Erf { s: 1.0 },
-            Activation::unit_slope_erf(),
-            Activation::Relu,
-            Activation::Sign,
-            Activation::heaviside(),
-            Activation::Step { theta: 0.5 },
-            Activation::Step { theta: -0.8 },
-        ]
-    }
 
     const INTERIOR: [(f64, f64, f64); 5] = [
         (1.0, 1.5, 0.6),
@@ -197,7 +185,7 @@ mod tests {
     #[test]
     fn price_theorem_against_autodiff_of_the_kernel() {
         let mut worst = 0.0f64;
-        for act in activations() {
+        for act in closed_form_activations() {
             for &(a, b, c) in &INTERIOR {
                 let [da, db, dc] = kernel_gradient(&act, (a, b, c));
                 let checks = [

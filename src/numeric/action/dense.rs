@@ -271,14 +271,14 @@ impl<D: DualNum<Primitive = f64>> Dense<D> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn matrix(rows: usize, cols: usize, values: &[f64]) -> Dense<f64> {
+    pub(crate) fn matrix(rows: usize, cols: usize, values: &[f64]) -> Dense<f64> {
         Dense::from_f64(rows, cols, |i, j| values[i * cols + j])
     }
 
-    fn max_difference(a: &Dense<f64>, b: &Dense<f64>) -> f64 {
+    pub(crate) fn max_difference(a: &Dense<f64>, b: &Dense<f64>) -> f64 {
         a.entries()
             .iter()
             .zip(b.entries())

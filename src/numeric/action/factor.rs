@@ -148,18 +148,8 @@ impl<D: DualNum<Primitive = f64>> Lu<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numeric::action::dense::tests::{matrix, max_difference};
     use num_dual::Dual64;
-
-    fn matrix(rows: usize, cols: usize, values: &[f64]) -> Dense<f64> {
-        Dense::from_f64(rows, cols, |i, j| values[i * cols + j])
-    }
-
-    fn max_difference(a: &Dense<f64>, b: &Dense<f64>) -> f64 {
-        a.entries()
-            .iter()
-            .zip(b.entries())
-            .fold(0.0, |m, (x, y)| m.max((x - y).abs()))
-    }
 
     #[test]
     fn cholesky_inverse_and_log_det_agree() {
