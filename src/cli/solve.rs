@@ -8,8 +8,9 @@ use serde_json::json;
 
 use super::CliError;
 use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
+use crate::solve::gp::regress;
 use crate::solve::nngp::{NngpSettings, parameter_values};
-use crate::solve::predict::nngp_predict;
+use crate::solve::predict::{check_targets, prediction_kernels};
 
 /// Solution methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,23 +74,33 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
         ..NngpSettings::default()
     };
     let Method::Nngp = args.method;
-    let result = nngp_predict(
-        &theory,
-        x.view(),
-        y.view(),
-        x_test.view(),
-        y_test.as_ref().map(|y| y.view()),
-        &settings,
-    )
-    .map_err(|e| CliError::Usage(e.to_string()))?;
-    let prediction = &result.gp.prediction;
+    let usage = |e: crate::solve::predict::PredictError| CliError::Usage(e.to_string());
+    let y_test_view = y_test.as_ref().map(|y| y.view());
+    check_targets(x.view(), y.view(), x_test.view(), y_test_view).map_err(usage)?;
+    let kernels = prediction_kernels(&theory, x.view(), x_test.view(), y.ncols(), &settings)
+        .map_err(usage)?;
+    // the train kernel becomes the Cholesky factor: write or serialise it first
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
             action: "write",
             path: dir.clone(),
             source,
         })?;
-        write_npy(&dir.join("kernel.npy"), &result.train_kernel)?;
+        write_npy(&dir.join("kernel.npy"), &kernels.train)?;
+    }
+    let kernel_json = args.json.then(|| matrix_json(&kernels.train));
+    let noise = kernels.noise;
+    let gp = regress(
+        kernels.train,
+        y.view(),
+        kernels.cross.view(),
+        kernels.test_diagonal.view(),
+        noise,
+        y_test_view,
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let prediction = &gp.prediction;
+    if let Some(dir) = &args.out {
         write_npy(&dir.join("mean.npy"), &prediction.mean)?;
         let variance = prediction
             .latent_variance
@@ -97,11 +108,11 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             .insert_axis(ndarray::Axis(1));
         write_npy(&dir.join("variance.npy"), &variance)?;
     }
-    let metrics = result.gp.metrics.as_ref();
+    let metrics = gp.metrics.as_ref();
     if args.json {
         let out = json!({
             "params": params_json(&theory, &params),
-            "kernels": { "readout": matrix_json(&result.train_kernel) },
+            "kernels": { "readout": kernel_json },
             "prediction": {
                 "mean": matrix_json(&prediction.mean),
                 "variance": prediction.latent_variance.iter().collect::<Vec<_>>(),
@@ -109,9 +120,9 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             "test_mse": metrics.map(|m| m.mse),
             "test_accuracy": metrics.map(|m| m.accuracy),
             "generalisation_error": metrics.map(|m| m.generalisation_error),
-            "log_marginal_likelihood": result.gp.log_marginal_likelihood,
-            "readout_noise": result.noise,
-            "jitter": result.gp.jitter.absolute,
+            "log_marginal_likelihood": gp.log_marginal_likelihood,
+            "readout_noise": noise,
+            "jitter": gp.jitter.absolute,
         });
         println!("{out}");
         return Ok(());
@@ -124,17 +135,17 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     );
     println!(
         "  log marginal likelihood  {:.6}",
-        result.gp.log_marginal_likelihood
+        gp.log_marginal_likelihood
     );
     if let Some(m) = metrics {
         println!("  test MSE                 {:.6}", m.mse);
         println!("  test accuracy            {:.4}", m.accuracy);
         println!("  generalisation error     {:.6}", m.generalisation_error);
     }
-    if result.gp.jitter.absolute > 0.0 {
+    if gp.jitter.absolute > 0.0 {
         println!(
             "  jitter added to K + κI   {:.3e} (the kernel is numerically singular)",
-            result.gp.jitter.absolute
+            gp.jitter.absolute
         );
     }
     Ok(())

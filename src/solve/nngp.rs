@@ -387,7 +387,8 @@ fn validate_inputs(x: ArrayView2<f64>) -> Result<(), NngpError> {
     Ok(())
 }
 
-/// Evaluates a matrix expression (definition, data-only matrix, readout kernel).
+/// Evaluates a matrix expression (definition, data-only matrix, readout kernel); a scalar
+/// value is broadcast to a P×P matrix.
 pub fn evaluate_matrix(
     theory: &Theory,
     params: &[f64],
@@ -397,6 +398,22 @@ pub fn evaluate_matrix(
     e: &crate::check::ir::Expr,
     what: &str,
 ) -> Result<Array2<f64>, NngpError> {
+    match evaluate_value(theory, params, x, y, kernels, e, what)? {
+        Value::Matrix(m) => Ok(m),
+        Value::Scalar(s) => Ok(Array2::from_elem((x.nrows(), x.nrows()), s)),
+    }
+}
+
+/// Evaluates an expression to a scalar or a matrix, without broadcasting scalars.
+pub fn evaluate_value(
+    theory: &Theory,
+    params: &[f64],
+    x: ArrayView2<f64>,
+    y: Option<ArrayView2<f64>>,
+    kernels: &Kernels,
+    e: &crate::check::ir::Expr,
+    what: &str,
+) -> Result<Value, NngpError> {
     let lookup = |f: usize, idx: &[i64]| kernels.entries.get(&(f, idx.to_vec()));
     let field_name = |f: usize| theory.fields[f].name.clone();
     let ctx = MatrixContext {
@@ -406,13 +423,10 @@ pub fn evaluate_matrix(
         field: &lookup,
         field_name: &field_name,
     };
-    match ctx.eval(e).map_err(|source| NngpError::Matrix {
+    ctx.eval(e).map_err(|source| NngpError::Matrix {
         what: what.to_string(),
         source,
-    })? {
-        Value::Matrix(m) => Ok(m),
-        Value::Scalar(s) => Ok(Array2::from_elem((x.nrows(), x.nrows()), s)),
-    }
+    })
 }
 
 /// The distinct field entries a compiled formula reads.

@@ -6,13 +6,14 @@
 //! ([`crate::solve::gp`]). Test–test covariances are never computed: every NNGP map is
 //! entry-wise, so the train–train, train–test and test-diagonal entries close on themselves.
 
-use ndarray::{Array2, ArrayView2, Axis, concatenate, s};
+use ndarray::{Array1, Array2, ArrayView2, Axis, concatenate, s};
 
-use crate::check::ir::Theory;
+use crate::check::ir::{ExprKind, Theory};
 use crate::derive::unroll::{IndexEnv, unroll};
+use crate::numeric::matrix::Value;
 use crate::solve::gp::{GpResult, regress};
 use crate::solve::nngp::{
-    Keep, Kernels, NngpError, NngpSettings, PairSet, evaluate_matrix, nngp_kernels,
+    Keep, Kernels, NngpError, NngpSettings, PairSet, evaluate_matrix, evaluate_value, nngp_kernels,
     parameter_values,
 };
 use crate::solve::readout::{Readout, find_readout};
@@ -20,8 +21,6 @@ use crate::solve::readout::{Readout, find_readout};
 /// Everything an NNGP prediction produced.
 #[derive(Debug)]
 pub struct NngpPrediction {
-    /// The readout kernel on the training patterns.
-    pub train_kernel: Array2<f64>,
     /// The readout noise κ used.
     pub noise: f64,
     /// GP posterior, metrics and jitter.
@@ -63,7 +62,8 @@ pub fn readout_kernel(
             ..settings.clone()
         },
     )?;
-    let (kernel, noise) = evaluate_readout(theory, x, &kernels, settings, outputs)?;
+    let mut kernels = kernels;
+    let (kernel, noise) = evaluate_readout(theory, x, &mut kernels, false, settings, outputs)?;
     Ok((kernel, noise, kernels))
 }
 
@@ -108,15 +108,45 @@ fn collect_fields(e: &crate::check::ir::Expr, out: &mut Vec<(usize, Vec<i64>)>) 
     crate::check::for_each_child(e, |c| collect_fields(c, out));
 }
 
+/// The readout kernel and noise of `theory` from its field kernels. With `move_out`, a readout
+/// kernel that is a field entry itself (`C[L]`) is moved out of `kernels` rather than copied.
 fn evaluate_readout(
     theory: &Theory,
     x: ArrayView2<f64>,
-    kernels: &Kernels,
+    kernels: &mut Kernels,
+    move_out: bool,
     settings: &NngpSettings,
     outputs: Option<usize>,
 ) -> Result<(Array2<f64>, f64), PredictError> {
     let (params, readout) = unrolled_readout(theory, settings)?;
     let dummy_targets = outputs.map(|d| Array2::zeros((x.nrows(), d)));
+    let noise = match evaluate_value(
+        theory,
+        &params,
+        x,
+        dummy_targets.as_ref().map(|t| t.view()),
+        kernels,
+        &readout.noise,
+        "the readout noise",
+    )? {
+        Value::Scalar(noise) => noise,
+        Value::Matrix(m) => {
+            return Err(PredictError::Shape(format!(
+                "the readout noise must be a scalar κ (as in inv(K + kappa * I)), not a {}×{} matrix",
+                m.nrows(),
+                m.ncols()
+            )));
+        }
+    };
+    if let (true, ExprKind::Field { field, indices }) = (move_out, &readout.kernel.kind) {
+        let key = (
+            *field,
+            indices.iter().map(|i| i.constant).collect::<Vec<_>>(),
+        );
+        if let Some(kernel) = kernels.entries.remove(&key) {
+            return Ok((kernel, noise));
+        }
+    }
     let kernel = evaluate_matrix(
         theory,
         &params,
@@ -126,19 +156,91 @@ fn evaluate_readout(
         &readout.kernel,
         "the readout kernel",
     )?;
-    let noise = evaluate_matrix(
-        theory,
-        &params,
-        x,
-        dummy_targets.as_ref().map(|t| t.view()),
-        kernels,
-        &readout.noise,
-        "the readout noise",
-    )?;
-    Ok((kernel, noise[[0, 0]]))
+    Ok((kernel, noise))
 }
 
-/// NNGP prediction: kernels on train ∪ test, then GP regression.
+/// The readout kernel blocks a GP prediction needs: K(X, X), K(X, X*) and diag K(X*, X*).
+#[derive(Debug)]
+pub struct PredictionKernels {
+    /// Train–train kernel K(X, X), P×P.
+    pub train: Array2<f64>,
+    /// Train–test kernel K(X, X*), P×P*.
+    pub cross: Array2<f64>,
+    /// Test variances diag K(X*, X*).
+    pub test_diagonal: Array1<f64>,
+    /// The readout noise κ.
+    pub noise: f64,
+}
+
+/// The readout kernel on train ∪ test patterns, split into the blocks a GP needs. Peak memory
+/// is that of the NNGP recursion on P + P* patterns; the train block is compacted in place.
+pub fn prediction_kernels(
+    theory: &Theory,
+    x_train: ArrayView2<f64>,
+    x_test: ArrayView2<f64>,
+    outputs: usize,
+    settings: &NngpSettings,
+) -> Result<PredictionKernels, PredictError> {
+    let n = x_train.nrows();
+    if x_test.ncols() != x_train.ncols() {
+        return Err(PredictError::Shape(format!(
+            "--x-test has {} features but --x has {}",
+            x_test.ncols(),
+            x_train.ncols()
+        )));
+    }
+    let all =
+        concatenate(Axis(0), &[x_train, x_test]).map_err(|e| PredictError::Shape(e.to_string()))?;
+    let keep = Keep::Only(readout_fields(theory, settings)?);
+    let settings = NngpSettings {
+        pairs: PairSet::TrainAndCross(n),
+        outputs: Some(outputs),
+        keep,
+        ..settings.clone()
+    };
+    let mut kernels = nngp_kernels(theory, all.view(), None, &settings)?;
+    let (kernel, noise) = evaluate_readout(
+        theory,
+        all.view(),
+        &mut kernels,
+        true,
+        &settings,
+        Some(outputs),
+    )?;
+    drop((kernels, all));
+    let cross = kernel.slice(s![..n, n..]).to_owned();
+    let test_diagonal = kernel.diag().slice(s![n..]).to_owned();
+    Ok(PredictionKernels {
+        train: leading_block(kernel, n),
+        cross,
+        test_diagonal,
+        noise,
+    })
+}
+
+/// The leading n×n block of a square matrix, reusing its buffer.
+fn leading_block(kernel: Array2<f64>, n: usize) -> Array2<f64> {
+    let m = kernel.nrows();
+    if m == n {
+        return kernel;
+    }
+    if !kernel.is_standard_layout() {
+        return kernel.slice(s![..n, ..n]).to_owned();
+    }
+    let (mut data, offset) = kernel.into_raw_vec_and_offset();
+    let start = offset.unwrap_or(0);
+    // row i moves from start + i·m to i·n; i·n ≤ start + i·m and rows move in increasing
+    // order, so no row is overwritten before it is moved
+    for i in 0..n {
+        data.copy_within(start + i * m..start + i * m + n, i * n);
+    }
+    data.truncate(n * n);
+    data.shrink_to_fit();
+    Array2::from_shape_vec((n, n), data).unwrap_or_else(|_| unreachable!("n·n entries kept"))
+}
+
+/// NNGP prediction: kernels on train ∪ test, then GP regression (the train kernel becomes the
+/// Cholesky factor; use [`prediction_kernels`] and [`regress`] to keep it).
 pub fn nngp_predict(
     theory: &Theory,
     x_train: ArrayView2<f64>,
@@ -147,18 +249,35 @@ pub fn nngp_predict(
     y_test: Option<ArrayView2<f64>>,
     settings: &NngpSettings,
 ) -> Result<NngpPrediction, PredictError> {
+    check_targets(x_train, y_train, x_test, y_test)?;
+    let kernels = prediction_kernels(theory, x_train, x_test, y_train.ncols(), settings)?;
+    let gp = regress(
+        kernels.train,
+        y_train,
+        kernels.cross.view(),
+        kernels.test_diagonal.view(),
+        kernels.noise,
+        y_test,
+    )?;
+    Ok(NngpPrediction {
+        noise: kernels.noise,
+        gp,
+    })
+}
+
+/// Checks that targets fit their patterns: Y has a row per training pattern, Y* a row per
+/// test pattern and as many columns as Y.
+pub fn check_targets(
+    x_train: ArrayView2<f64>,
+    y_train: ArrayView2<f64>,
+    x_test: ArrayView2<f64>,
+    y_test: Option<ArrayView2<f64>>,
+) -> Result<(), PredictError> {
     let n = x_train.nrows();
     if y_train.nrows() != n {
         return Err(PredictError::Shape(format!(
             "--y has {} rows but --x has {n} patterns",
             y_train.nrows()
-        )));
-    }
-    if x_test.ncols() != x_train.ncols() {
-        return Err(PredictError::Shape(format!(
-            "--x-test has {} features but --x has {}",
-            x_test.ncols(),
-            x_train.ncols()
         )));
     }
     if let Some(y) = y_test
@@ -172,39 +291,5 @@ pub fn nngp_predict(
             y_train.ncols()
         )));
     }
-    let all =
-        concatenate(Axis(0), &[x_train, x_test]).map_err(|e| PredictError::Shape(e.to_string()))?;
-    let keep = Keep::Only(readout_fields(theory, settings)?);
-    let settings = NngpSettings {
-        pairs: PairSet::TrainAndCross(n),
-        outputs: Some(y_train.ncols()),
-        keep,
-        ..settings.clone()
-    };
-    let kernels = nngp_kernels(theory, all.view(), None, &settings)?;
-    let (kernel, noise) = evaluate_readout(
-        theory,
-        all.view(),
-        &kernels,
-        &settings,
-        Some(y_train.ncols()),
-    )?;
-    drop(kernels);
-    let train_kernel = kernel.slice(s![..n, ..n]).to_owned();
-    let cross = kernel.slice(s![..n, n..]).to_owned();
-    let test_diagonal = kernel.slice(s![n.., n..]).diag().to_owned();
-    drop(kernel);
-    let gp = regress(
-        train_kernel.clone(),
-        y_train,
-        cross.view(),
-        test_diagonal.view(),
-        noise,
-        y_test,
-    )?;
-    Ok(NngpPrediction {
-        train_kernel,
-        noise,
-        gp,
-    })
+    Ok(())
 }

@@ -195,6 +195,10 @@ fn into_row_major(kernel: Array2<f64>) -> Vec<f64> {
     buffer
 }
 
+/// Edge of the square tiles in which the triangle is swept: two 64×64 tiles of f64 fit in
+/// L1, so the transposed reads stay in cache.
+const TILE: usize = 64;
+
 /// Checks $|K_{ij}-K_{ji}|$ on the row-major `buffer` and writes $(K_{ij}+K_{ji})/2$ into the
 /// lower triangle of its column-major reading (entry $jP+i$, $i>j$).
 fn symmetrise_lower(buffer: &mut [f64], n: usize) -> Result<(), GpError> {
@@ -202,18 +206,22 @@ fn symmetrise_lower(buffer: &mut [f64], n: usize) -> Result<(), GpError> {
         .map(|i| buffer[i * n + i].abs())
         .fold(0.0f64, f64::max);
     let tolerance = SYMMETRY_TOLERANCE * max_diagonal.max(f64::MIN_POSITIVE);
-    for j in 0..n {
-        for i in j + 1..n {
-            let (k_ji, k_ij) = (buffer[j * n + i], buffer[i * n + j]);
-            if (k_ij - k_ji).abs() > tolerance {
-                return Err(GpError::NotSymmetric {
-                    row: i,
-                    column: j,
-                    value: k_ij,
-                    transposed_value: k_ji,
-                });
+    for j0 in (0..n).step_by(TILE) {
+        for i0 in (j0..n).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(n) {
+                for i in i0.max(j + 1)..(i0 + TILE).min(n) {
+                    let (k_ji, k_ij) = (buffer[j * n + i], buffer[i * n + j]);
+                    if (k_ij - k_ji).abs() > tolerance {
+                        return Err(GpError::NotSymmetric {
+                            row: i,
+                            column: j,
+                            value: k_ij,
+                            transposed_value: k_ji,
+                        });
+                    }
+                    buffer[j * n + i] = 0.5 * (k_ij + k_ji);
+                }
             }
-            buffer[j * n + i] = 0.5 * (k_ij + k_ji);
         }
     }
     Ok(())
