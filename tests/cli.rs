@@ -99,6 +99,7 @@ fn solve_json_reports_prediction_and_metrics() {
         temp_file("sxt.csv", XT),
         temp_file("syt.csv", YT),
     );
+    let out_dir = std::env::temp_dir().join(format!("saddle-cli-{}-solve", std::process::id()));
     let p = |p: &PathBuf| p.to_str().expect("path").to_string();
     let (code, out, err) = saddle(&[
         "solve",
@@ -114,9 +115,41 @@ fn solve_json_reports_prediction_and_metrics() {
         "--set",
         "L=2",
         "--json",
+        "--out",
+        &p(&out_dir),
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    // the train kernel is written before it becomes the Cholesky factor: kernel.npy equals
+    // the JSON copy, and both are the ReLU readout kernel C[2] of `saddle kernel`
+    let written: ndarray::Array2<f64> =
+        ndarray_npy::read_npy(out_dir.join("kernel.npy")).expect("kernel.npy");
+    let (code, kernel_out, err) = saddle(&[
+        "kernel",
+        "examples/deep_relu.action",
+        "--x",
+        &p(&x),
+        "--set",
+        "L=2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let k: serde_json::Value = serde_json::from_str(&kernel_out).expect("JSON");
+    assert_eq!(written.dim(), (4, 4));
+    for i in 0..4 {
+        for j in 0..4 {
+            let json = v["kernels"]["readout"][i][j].as_f64().expect("entry");
+            let nngp = k["kernels"]["C[2]"][i][j].as_f64().expect("C[2] entry");
+            assert_eq!(written[[i, j]], json, "({i}, {j})");
+            assert!(
+                (json - nngp).abs() <= 1e-15 * nngp.abs().max(1.0),
+                "({i}, {j})"
+            );
+        }
+    }
+    for file in ["mean.npy", "variance.npy"] {
+        assert!(out_dir.join(file).exists(), "{file} written");
+    }
     // THEORY.md T4, ReLU row
     assert!(
         (v["prediction"]["mean"][0][0].as_f64().unwrap_or(0.0) + 0.70934181).abs() < 1e-7,
