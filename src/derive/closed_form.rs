@@ -6,11 +6,13 @@
 //! of the previous kernels, by Price's theorem inside the expectation, then simplified — for
 //! erf this gives the compact ⟨φ'φ'⟩ form of THEORY.md §2. In the full-matrix convention
 //! G_(αβ),(αβ) = G_(αβ),(βα) = ½ ∂K_αβ/∂c (c = the covariance of the pair), G_(αβ),(αα) =
-//! ∂K_αβ/∂C_αα.
+//! ∂K_αβ/∂C_αα. Formula and G are put in [`canonical`] form, so that every layer's equation
+//! reads alike.
 
 use egg::RecExpr;
 
 use crate::check::ir::{Dim, Theory};
+use crate::symbolic::canonical::canonical;
 use crate::symbolic::diff::diff;
 use crate::symbolic::lang::{Constant, Math};
 use crate::symbolic::rules::RuleSelection;
@@ -25,7 +27,7 @@ use super::grad::Variable;
 pub struct PairEquation {
     /// The entry computed, e.g. `C[2]_ab`.
     pub unknown: String,
-    /// Its formula, simplified (closed form where one exists).
+    /// Its formula, simplified (closed form where one exists), in canonical form.
     pub formula: RecExpr<Math>,
     /// Why the simplifier stopped.
     pub stop_reason: StopReason,
@@ -88,14 +90,14 @@ pub fn pair_equation(
                     } else {
                         d
                     };
-                    simplify(&d, RuleSelection::all()).expr
+                    canonical(&simplify(&d, RuleSelection::all()).expr)
                 });
             jacobian.push((symbol, derivative));
         }
     }
     Some(PairEquation {
         unknown,
-        formula: simplified.expr,
+        formula: canonical(&simplified.expr),
         stop_reason: simplified.stop_reason,
         nodes: simplified.nodes,
         jacobian,
