@@ -114,6 +114,17 @@ pub fn mul(a: Expr, b: Expr) -> Expr {
         (None, Some(-1.0)) => return neg(a),
         _ => {}
     }
+    // s·(x/s) = x: an action that divides by s presumes s ≠ 0 (`N·(g/N·K)` is `g·K`).
+    if a.shape.is_scalar()
+        && let Some(cancelled) = cancel_division(&a, &b)
+    {
+        return cancelled;
+    }
+    if b.shape.is_scalar()
+        && let Some(cancelled) = cancel_division(&b, &a)
+    {
+        return cancelled;
+    }
     // I is the identity of the matrix product.
     if matches!(a.kind, ExprKind::Identity) && !b.shape.is_scalar() && b.shape.rows == Dim::Patterns
     {
@@ -175,6 +186,19 @@ pub fn mul(a: Expr, b: Expr) -> Expr {
     node(ExprKind::Mul(Box::new(a), Box::new(b)), shape)
 }
 
+/// `e` with one division by the scalar `s` removed — through leading scalar factors and
+/// numerators, `(x/s)·K → x·K`, `(t·(x/s)·K)/u → (t·x·K)/u` — or `None` if `e` has none there.
+fn cancel_division(s: &Expr, e: &Expr) -> Option<Expr> {
+    match &e.kind {
+        ExprKind::Div(x, y) if **y == *s => Some((**x).clone()),
+        ExprKind::Div(x, y) => cancel_division(s, x).map(|x| div(x, (**y).clone())),
+        ExprKind::Mul(x, rest) if x.shape.is_scalar() => {
+            cancel_division(s, x).map(|x| mul(x, (**rest).clone()))
+        }
+        _ => None,
+    }
+}
+
 /// `a / b` with a scalar `b`.
 pub fn div(a: Expr, b: Expr) -> Expr {
     if is_zero(&a) {
@@ -184,6 +208,13 @@ pub fn div(a: Expr, b: Expr) -> Expr {
         (_, Some(1.0)) => return a,
         (Some(x), Some(y)) if y != 0.0 && (x / y).fract() == 0.0 => return number(x / y),
         _ => {}
+    }
+    // (s·X)/y = s·(X/y): scalar factors stay in front
+    if let ExprKind::Mul(s, x) = &a.kind
+        && s.shape.is_scalar()
+        && !x.shape.is_scalar()
+    {
+        return mul((**s).clone(), div((**x).clone(), b));
     }
     let shape = a.shape;
     node(ExprKind::Div(Box::new(a), Box::new(b)), shape)
@@ -321,6 +352,16 @@ pub fn expectation(var: &str, body: Expr, mean: Expr, cov: crate::check::ir::Cov
         && u == w
     {
         return (**k).clone();
+    }
+    // ⟨f·(s·X)⟩ = s·⟨f·X⟩ for a scalar s free of the random variable
+    if let ExprKind::Mul(a, b) = &body.kind
+        && let ExprKind::Mul(s, rest) = &b.kind
+        && s.shape.is_scalar()
+        && !mentions_random(s, Some(var))
+        && (a.shape.is_scalar() || rest.shape.is_scalar())
+    {
+        let inner = mul((**a).clone(), (**rest).clone());
+        return mul((**s).clone(), expectation(var, inner, mean, cov));
     }
     match body.kind {
         ExprKind::Neg(inner) => neg(expectation(var, *inner, mean, cov)),
