@@ -52,6 +52,10 @@ pub fn add(a: Expr, b: Expr) -> Expr {
     if let ExprKind::Neg(inner) = b.kind {
         return sub(a, *inner);
     }
+    // −x + b = b − x
+    if let ExprKind::Neg(inner) = a.kind {
+        return sub(b, *inner);
+    }
     node(ExprKind::Add(Box::new(a), Box::new(b)), shape)
 }
 
@@ -74,6 +78,10 @@ pub fn sub(a: Expr, b: Expr) -> Expr {
     if let ExprKind::Neg(inner) = b.kind {
         return add(a, *inner);
     }
+    // −x − b = −(x + b)
+    if let ExprKind::Neg(inner) = a.kind {
+        return neg(add(*inner, b));
+    }
     node(ExprKind::Sub(Box::new(a), Box::new(b)), shape)
 }
 
@@ -82,6 +90,7 @@ pub fn neg(a: Expr) -> Expr {
     match a.kind {
         ExprKind::Number(v) => node(ExprKind::Number(-v), a.shape),
         ExprKind::Neg(inner) => *inner,
+        ExprKind::Sub(x, y) => sub(*y, *x),
         _ => {
             let shape = a.shape;
             node(ExprKind::Neg(Box::new(a)), shape)
@@ -305,10 +314,51 @@ pub fn symmetric_part(a: Expr) -> Expr {
         return a;
     }
     let t = transpose(a.clone());
-    if t == a {
+    if t == a || same_terms(&a, &t) {
         return a;
     }
     div(add(a, t), number(2.0))
+}
+
+/// One summand of a flattened sum: its sign, its scalar factors and what they multiply.
+type Summand = (bool, Vec<Expr>, Expr);
+
+fn summands(e: &Expr) -> Vec<Summand> {
+    let negated = |v: Vec<Summand>| v.into_iter().map(|(n, s, x)| (!n, s, x)).collect();
+    let scaled = |v: Vec<Summand>, f: Expr| {
+        v.into_iter()
+            .map(|(n, mut s, x)| {
+                s.push(f.clone());
+                (n, s, x)
+            })
+            .collect()
+    };
+    match &e.kind {
+        ExprKind::Add(a, b) => [summands(a), summands(b)].concat(),
+        ExprKind::Sub(a, b) => [summands(a), negated(summands(b))].concat(),
+        ExprKind::Neg(a) => negated(summands(a)),
+        ExprKind::Mul(f, x) if f.shape.is_scalar() && !x.shape.is_scalar() => {
+            scaled(summands(x), (**f).clone())
+        }
+        ExprKind::Div(x, f) if !x.shape.is_scalar() => {
+            scaled(summands(x), div(number(1.0), (**f).clone()))
+        }
+        _ => vec![(false, Vec::new(), e.clone())],
+    }
+}
+
+/// Whether two sums have the same summands in another order (`X + Y` and `Y + X`): the
+/// symmetric part of a matrix equal to its transpose is the matrix itself.
+fn same_terms(a: &Expr, b: &Expr) -> bool {
+    let (x, mut y) = (summands(a), summands(b));
+    x.len() == y.len()
+        && x.iter().all(|item| match y.iter().position(|other| other == item) {
+            Some(i) => {
+                y.swap_remove(i);
+                true
+            }
+            None => false,
+        })
 }
 
 /// Whether `e` mentions the random variable `var` (or, with `None`, any random variable).
