@@ -1,8 +1,11 @@
 //! Smart constructors for checked expressions: they fold zeros, ones, double negations and
-//! transposes as they build, so derived equations come out without `0 · …` clutter.
+//! transposes as they build, so derived equations come out without `0 · …` clutter;
+//! scalar coefficients go first and multiply in canonical form ([`super::coefficient`]).
 //! (Algebraic normal forms beyond that are the e-graph's job.)
 
 use crate::check::ir::{Builtin, Callee, Dim, Expr, ExprKind, MatrixFunction, Shape};
+
+use super::coefficient::{self, is_coefficient};
 use crate::syntax::Span;
 
 /// A node with the given kind and shape.
@@ -52,6 +55,13 @@ pub fn add(a: Expr, b: Expr) -> Expr {
     if let ExprKind::Neg(inner) = b.kind {
         return sub(a, *inner);
     }
+    // s·x + s·y = s·(x + y)
+    if let (ExprKind::Mul(s, x), ExprKind::Mul(t, y)) = (&a.kind, &b.kind)
+        && s.shape.is_scalar()
+        && s == t
+    {
+        return mul((**s).clone(), add((**x).clone(), (**y).clone()));
+    }
     // −x + b = b − x
     if let ExprKind::Neg(inner) = a.kind {
         return sub(b, *inner);
@@ -77,6 +87,13 @@ pub fn sub(a: Expr, b: Expr) -> Expr {
     }
     if let ExprKind::Neg(inner) = b.kind {
         return add(a, *inner);
+    }
+    // s·x − s·y = s·(x − y)
+    if let (ExprKind::Mul(s, x), ExprKind::Mul(t, y)) = (&a.kind, &b.kind)
+        && s.shape.is_scalar()
+        && s == t
+    {
+        return mul((**s).clone(), sub((**x).clone(), (**y).clone()));
     }
     // −x − b = −(x + b)
     if let ExprKind::Neg(inner) = a.kind {
@@ -133,6 +150,25 @@ pub fn mul(a: Expr, b: Expr) -> Expr {
         && let Some(cancelled) = cancel_division(&b, &a)
     {
         return cancelled;
+    }
+    // Coefficients multiply in canonical form (g·(g/N) = g^2/N) and go first:
+    // t·(s·X) = s·(t·X) and s·(s'·X) = (s·s')·X for coefficients s, s'.
+    if a.shape.is_scalar() && b.shape.is_scalar() && is_coefficient(&a) && is_coefficient(&b)
+        && let Some(p) = coefficient::product(&a, &b)
+    {
+        return p;
+    }
+    if a.shape.is_scalar()
+        && let ExprKind::Mul(s, rest) = &b.kind
+        && s.shape.is_scalar()
+        && is_coefficient(s)
+    {
+        let (s, rest) = ((**s).clone(), (**rest).clone());
+        return if is_coefficient(&a) {
+            mul(mul(a, s), rest)
+        } else {
+            mul(s, mul(a, rest))
+        };
     }
     // I is the identity of the matrix product.
     if matches!(a.kind, ExprKind::Identity) && !b.shape.is_scalar() && b.shape.rows == Dim::Patterns
@@ -275,6 +311,12 @@ pub fn transpose(a: Expr) -> Expr {
 pub fn trace(a: Expr) -> Expr {
     if is_zero(&a) {
         return number(0.0);
+    }
+    // tr(s·X) = s·tr(X)
+    if let ExprKind::Mul(s, x) = &a.kind
+        && s.shape.is_scalar()
+    {
+        return mul((**s).clone(), trace((**x).clone()));
     }
     node(
         ExprKind::Matrix(MatrixFunction::Trace, Box::new(a)),

@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod closed_form;
+pub mod coefficient;
 pub mod entrywise;
 pub mod equations;
 pub mod grad;
