@@ -153,7 +153,10 @@ pub fn mul(a: Expr, b: Expr) -> Expr {
     }
     // Coefficients multiply in canonical form (g·(g/N) = g^2/N) and go first:
     // t·(s·X) = s·(t·X) and s·(s'·X) = (s·s')·X for coefficients s, s'.
-    if a.shape.is_scalar() && b.shape.is_scalar() && is_coefficient(&a) && is_coefficient(&b)
+    if a.shape.is_scalar()
+        && b.shape.is_scalar()
+        && is_coefficient(&a)
+        && is_coefficient(&b)
         && let Some(p) = coefficient::product(&a, &b)
     {
         return p;
@@ -254,6 +257,10 @@ pub fn div(a: Expr, b: Expr) -> Expr {
         (Some(x), Some(y)) if y != 0.0 && (x / y).fract() == 0.0 => return number(x / y),
         _ => {}
     }
+    // X/s = (1/s)·X for a matrix X and a coefficient s, so that 1/s meets other coefficients
+    if !a.shape.is_scalar() && b.shape.is_scalar() && is_coefficient(&b) {
+        return mul(div(number(1.0), b), a);
+    }
     // (s·X)/y = s·(X/y): scalar factors stay in front
     if let ExprKind::Mul(s, x) = &a.kind
         && s.shape.is_scalar()
@@ -281,7 +288,10 @@ pub fn is_symmetric(e: &Expr) -> bool {
         ExprKind::Add(a, b) | ExprKind::Sub(a, b) => is_symmetric(a) && is_symmetric(b),
         ExprKind::Mul(a, b) if a.shape.is_scalar() => is_symmetric(b),
         ExprKind::Mul(a, b) if b.shape.is_scalar() => is_symmetric(a),
-        ExprKind::Mul(a, b) => matches!(&b.kind, ExprKind::Transpose(t) if **t == **a),
+        ExprKind::Mul(a, b) => {
+            matches!(&b.kind, ExprKind::Transpose(t) if **t == **a)
+                || (a.shape.cols == Dim::One && **b == transpose((**a).clone()))
+        }
         ExprKind::Div(a, _) => is_symmetric(a),
         ExprKind::Matrix(MatrixFunction::Inverse, a) => is_symmetric(a),
         ExprKind::Expectation { body, .. } => is_symmetric(body),
@@ -394,13 +404,14 @@ fn summands(e: &Expr) -> Vec<Summand> {
 fn same_terms(a: &Expr, b: &Expr) -> bool {
     let (x, mut y) = (summands(a), summands(b));
     x.len() == y.len()
-        && x.iter().all(|item| match y.iter().position(|other| other == item) {
-            Some(i) => {
-                y.swap_remove(i);
-                true
-            }
-            None => false,
-        })
+        && x.iter()
+            .all(|item| match y.iter().position(|other| other == item) {
+                Some(i) => {
+                    y.swap_remove(i);
+                    true
+                }
+                None => false,
+            })
 }
 
 /// Whether `e` mentions the random variable `var` (or, with `None`, any random variable).

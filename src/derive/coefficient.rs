@@ -123,7 +123,10 @@ mod tests {
         let (g, n) = (param(0), param(1));
         let got = product(&g, &div(g.clone(), n.clone())).expect("a coefficient product");
         let expected = scalar(ExprKind::Div(
-            Box::new(scalar(ExprKind::Pow(Box::new(g.clone()), Box::new(number(2.0))))),
+            Box::new(scalar(ExprKind::Pow(
+                Box::new(g.clone()),
+                Box::new(number(2.0)),
+            ))),
             Box::new(n.clone()),
         ));
         assert_eq!(got, expected);

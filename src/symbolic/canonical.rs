@@ -10,6 +10,7 @@
 //! * a number times a sum is distributed; other products of sums stay factored;
 //! * π and positive perfect-square numbers leave a square root ($\sqrt{\pi X} = \sqrt\pi\sqrt X$),
 //!   square roots of several factors merge ($\sqrt x\sqrt y = \sqrt{xy}$), $\sqrt{1/X} = 1/\sqrt X$;
+//! * a pair expectation `E2` takes the order of its two variables that sorts first;
 //! * factors are ordered numbers, π, parameters, entries (by name and index), sums, functions;
 //!   terms numbers (and powers of π) first, then larger before smaller; a sum under an integer power
 //!   leads with coefficient 1 (`2·(1 + a)`, `−(J m − θ)`); printing leads with a positive term
@@ -185,9 +186,9 @@ fn size_term(t: &Term) -> usize {
 
 fn size_factors(t: &Term) -> usize {
     t.factors
-            .iter()
-            .map(|(b, e)| size_base(b) + usize::from(*e != q(1, 1)))
-            .sum::<usize>()
+        .iter()
+        .map(|(b, e)| size_base(b) + usize::from(*e != q(1, 1)))
+        .sum::<usize>()
 }
 
 fn size_base(b: &Base) -> usize {
@@ -392,7 +393,10 @@ fn primitive(b: &Base, e: Q) -> Option<Option<(Base, Q)>> {
     match b {
         Base::Sum(s) if s.len() > 1 && is_integer(e) && s[0].coeff != q(1, 1) => {
             let content = s[0].coeff;
-            Some(Some((Base::Sum(scale(s.clone(), q(1, 1) / content)?), content)))
+            Some(Some((
+                Base::Sum(scale(s.clone(), q(1, 1) / content)?),
+                content,
+            )))
         }
         _ => Some(None),
     }
@@ -433,6 +437,12 @@ fn read(expr: &RecExpr<Math>, id: Id) -> Option<Sum> {
             }
         }
         Math::Transpose(_) | Math::Trace(_) | Math::Inverse(_) | Math::LogDet(_) => None,
+        Math::Expect2(ids) => {
+            // ⟨f(u) g(v)⟩ over 𝒩((μ, ν), [[a, c], [c, b]]) = ⟨g(u) f(v)⟩ over 𝒩((ν, μ), [[b, c], [c, a]])
+            let args = ids.iter().map(r).collect::<Option<Vec<_>>>()?;
+            let swapped = [1, 0, 3, 2, 5, 4, 6].map(|i| args[i].clone()).to_vec();
+            call(&expr[id], args.min(swapped))
+        }
         node => {
             let args = node.children().iter().map(r).collect::<Option<Vec<_>>>()?;
             call(node, args)
@@ -497,13 +507,16 @@ fn write_term(t: &Term, negate: bool, out: &mut RecExpr<Math>) -> Id {
     // the prefix: ±n·π^p over d·π^-p (at most one of the two powers of π)
     let mut top = Vec::new();
     let mut bottom = Vec::new();
-    let has_upper = t.factors.iter().any(|(b, e)| *b != Base::Pi && *e > q(0, 1));
+    let has_upper = t
+        .factors
+        .iter()
+        .any(|(b, e)| *b != Base::Pi && *e > q(0, 1));
     let lone_number = pi.is_none() && n != 1 && d != 1 && has_upper;
     if lone_number {
         top.push(num(out, if negate { -c } else { c }));
         sign = false;
     } else {
-        if n != 1 || (negate && !has_upper && !pi.is_some_and(|p| p > q(0, 1))) {
+        if n != 1 || (negate && !has_upper && pi.is_none_or(|p| p <= q(0, 1))) {
             top.push(num(out, q(if negate { -n } else { n }, 1)));
             sign = false;
         }

@@ -39,6 +39,7 @@ canon_tests! {
     like_terms_cancel: "(+ (* 2 x) (- y (* x 2)))" => "y";
     reparsed_rationals: "(* 0.5 (* 2 (* 1/3 x)))" => "x/3";
     leading_positive_term: "(- (neg a) 1)" => "-1 − a";
+    pair_expectations_take_one_variable_order: "(- (E2 (tanh x) (erf x) 0 m C_bb C_aa C_ab) (E2 (erf x) (tanh x) m 0 C_aa C_bb C_ab))" => "0";
 }
 
 /// THEORY.md §2, unit-slope erf: the arcsine law and its compact Jacobian come out in the
@@ -89,7 +90,8 @@ mod properties {
             let unary = prop::sample::select(vec!["neg", "sqrt", "asin", "exp", "erf"]);
             let exponent = prop::sample::select(vec!["2", "-1", "1/2", "-1/2", "3", "3/2"]);
             prop_oneof![
-                (binary, inner.clone(), inner.clone()).prop_map(|(o, a, b)| format!("({o} {a} {b})")),
+                (binary, inner.clone(), inner.clone())
+                    .prop_map(|(o, a, b)| format!("({o} {a} {b})")),
                 (unary, inner.clone()).prop_map(|(o, a)| format!("({o} {a})")),
                 (inner, exponent).prop_map(|(a, k)| format!("(^ {a} {k})")),
             ]
