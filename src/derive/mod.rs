@@ -17,6 +17,7 @@ pub mod grad;
 pub mod hessian;
 pub mod report;
 pub mod show;
+pub mod symmetry;
 pub mod unroll;
 
 pub use equations::{Equations, FieldEquation, derive, derive_forward};
