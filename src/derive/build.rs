@@ -1,8 +1,12 @@
 //! Smart constructors for checked expressions: they fold zeros, ones, double negations and
-//! transposes as they build, so derived equations come out without `0 · …` clutter.
+//! transposes as they build, so derived equations come out without `0 · …` clutter;
+//! scalar coefficients go first and multiply in canonical form ([`super::coefficient`]).
 //! (Algebraic normal forms beyond that are the e-graph's job.)
 
 use crate::check::ir::{Builtin, Callee, Dim, Expr, ExprKind, MatrixFunction, Shape};
+
+use super::coefficient::{self, is_coefficient};
+pub use super::symmetry::{is_symmetric, symmetric_part};
 use crate::syntax::Span;
 
 /// A node with the given kind and shape.
@@ -52,6 +56,17 @@ pub fn add(a: Expr, b: Expr) -> Expr {
     if let ExprKind::Neg(inner) = b.kind {
         return sub(a, *inner);
     }
+    // s·x + s·y = s·(x + y)
+    if let (ExprKind::Mul(s, x), ExprKind::Mul(t, y)) = (&a.kind, &b.kind)
+        && s.shape.is_scalar()
+        && s == t
+    {
+        return mul((**s).clone(), add((**x).clone(), (**y).clone()));
+    }
+    // −x + b = b − x
+    if let ExprKind::Neg(inner) = a.kind {
+        return sub(b, *inner);
+    }
     node(ExprKind::Add(Box::new(a), Box::new(b)), shape)
 }
 
@@ -74,6 +89,17 @@ pub fn sub(a: Expr, b: Expr) -> Expr {
     if let ExprKind::Neg(inner) = b.kind {
         return add(a, *inner);
     }
+    // s·x − s·y = s·(x − y)
+    if let (ExprKind::Mul(s, x), ExprKind::Mul(t, y)) = (&a.kind, &b.kind)
+        && s.shape.is_scalar()
+        && s == t
+    {
+        return mul((**s).clone(), sub((**x).clone(), (**y).clone()));
+    }
+    // −x − b = −(x + b)
+    if let ExprKind::Neg(inner) = a.kind {
+        return neg(add(*inner, b));
+    }
     node(ExprKind::Sub(Box::new(a), Box::new(b)), shape)
 }
 
@@ -82,6 +108,7 @@ pub fn neg(a: Expr) -> Expr {
     match a.kind {
         ExprKind::Number(v) => node(ExprKind::Number(-v), a.shape),
         ExprKind::Neg(inner) => *inner,
+        ExprKind::Sub(x, y) => sub(*y, *x),
         _ => {
             let shape = a.shape;
             node(ExprKind::Neg(Box::new(a)), shape)
@@ -113,6 +140,39 @@ pub fn mul(a: Expr, b: Expr) -> Expr {
         (Some(-1.0), None) => return neg(b),
         (None, Some(-1.0)) => return neg(a),
         _ => {}
+    }
+    // s·(x/s) = x: an action that divides by s presumes s ≠ 0 (`N·(g/N·K)` is `g·K`).
+    if a.shape.is_scalar()
+        && let Some(cancelled) = cancel_division(&a, &b)
+    {
+        return cancelled;
+    }
+    if b.shape.is_scalar()
+        && let Some(cancelled) = cancel_division(&b, &a)
+    {
+        return cancelled;
+    }
+    // Coefficients multiply in canonical form (g·(g/N) = g^2/N) and go first:
+    // t·(s·X) = s·(t·X) and s·(s'·X) = (s·s')·X for coefficients s, s'.
+    if a.shape.is_scalar()
+        && b.shape.is_scalar()
+        && is_coefficient(&a)
+        && is_coefficient(&b)
+        && let Some(p) = coefficient::product(&a, &b)
+    {
+        return p;
+    }
+    if a.shape.is_scalar()
+        && let ExprKind::Mul(s, rest) = &b.kind
+        && s.shape.is_scalar()
+        && is_coefficient(s)
+    {
+        let (s, rest) = ((**s).clone(), (**rest).clone());
+        return if is_coefficient(&a) {
+            mul(mul(a, s), rest)
+        } else {
+            mul(s, mul(a, rest))
+        };
     }
     // I is the identity of the matrix product.
     if matches!(a.kind, ExprKind::Identity) && !b.shape.is_scalar() && b.shape.rows == Dim::Patterns
@@ -175,6 +235,19 @@ pub fn mul(a: Expr, b: Expr) -> Expr {
     node(ExprKind::Mul(Box::new(a), Box::new(b)), shape)
 }
 
+/// `e` with one division by the scalar `s` removed — through leading scalar factors and
+/// numerators, `(x/s)·K → x·K`, `(t·(x/s)·K)/u → (t·x·K)/u` — or `None` if `e` has none there.
+fn cancel_division(s: &Expr, e: &Expr) -> Option<Expr> {
+    match &e.kind {
+        ExprKind::Div(x, y) if **y == *s => Some((**x).clone()),
+        ExprKind::Div(x, y) => cancel_division(s, x).map(|x| div(x, (**y).clone())),
+        ExprKind::Mul(x, rest) if x.shape.is_scalar() => {
+            cancel_division(s, x).map(|x| mul(x, (**rest).clone()))
+        }
+        _ => None,
+    }
+}
+
 /// `a / b` with a scalar `b`.
 pub fn div(a: Expr, b: Expr) -> Expr {
     if is_zero(&a) {
@@ -185,32 +258,19 @@ pub fn div(a: Expr, b: Expr) -> Expr {
         (Some(x), Some(y)) if y != 0.0 && (x / y).fract() == 0.0 => return number(x / y),
         _ => {}
     }
+    // X/s = (1/s)·X for a matrix X and a coefficient s, so that 1/s meets other coefficients
+    if !a.shape.is_scalar() && b.shape.is_scalar() && is_coefficient(&b) {
+        return mul(div(number(1.0), b), a);
+    }
+    // (s·X)/y = s·(X/y): scalar factors stay in front
+    if let ExprKind::Mul(s, x) = &a.kind
+        && s.shape.is_scalar()
+        && !x.shape.is_scalar()
+    {
+        return mul((**s).clone(), div((**x).clone(), b));
+    }
     let shape = a.shape;
     node(ExprKind::Div(Box::new(a), Box::new(b)), shape)
-}
-
-/// Whether `e` is known to be a symmetric matrix: kernels (functions see sym(C)), I, ones,
-/// Gram matrices A Aᵀ, and sums, scalar multiples, inverses and expectations of those.
-pub fn is_symmetric(e: &Expr) -> bool {
-    if !e.shape.is_square() {
-        return false;
-    }
-    match &e.kind {
-        ExprKind::Number(_) | ExprKind::Identity | ExprKind::Ones => true,
-        // A two-time block C[t, s] is symmetric only on the diagonal t = s.
-        ExprKind::Field { indices, .. } => {
-            e.shape == Shape::KERNEL && indices.windows(2).all(|w| w[0] == w[1])
-        }
-        ExprKind::Neg(a) | ExprKind::Transpose(a) => is_symmetric(a),
-        ExprKind::Add(a, b) | ExprKind::Sub(a, b) => is_symmetric(a) && is_symmetric(b),
-        ExprKind::Mul(a, b) if a.shape.is_scalar() => is_symmetric(b),
-        ExprKind::Mul(a, b) if b.shape.is_scalar() => is_symmetric(a),
-        ExprKind::Mul(a, b) => matches!(&b.kind, ExprKind::Transpose(t) if **t == **a),
-        ExprKind::Div(a, _) => is_symmetric(a),
-        ExprKind::Matrix(MatrixFunction::Inverse, a) => is_symmetric(a),
-        ExprKind::Expectation { body, .. } => is_symmetric(body),
-        _ => false,
-    }
 }
 
 /// `aᵀ`, pushed through sums and products onto the factors.
@@ -235,6 +295,12 @@ pub fn transpose(a: Expr) -> Expr {
 pub fn trace(a: Expr) -> Expr {
     if is_zero(&a) {
         return number(0.0);
+    }
+    // tr(s·X) = s·tr(X)
+    if let ExprKind::Mul(s, x) = &a.kind
+        && s.shape.is_scalar()
+    {
+        return mul((**s).clone(), trace((**x).clone()));
     }
     node(
         ExprKind::Matrix(MatrixFunction::Trace, Box::new(a)),
@@ -266,18 +332,6 @@ pub fn apply(builtin: Builtin, arg: Expr) -> Expr {
         },
         shape,
     )
-}
-
-/// `(a + aᵀ)/2`
-pub fn symmetric_part(a: Expr) -> Expr {
-    if is_zero(&a) || is_symmetric(&a) {
-        return a;
-    }
-    let t = transpose(a.clone());
-    if t == a {
-        return a;
-    }
-    div(add(a, t), number(2.0))
 }
 
 /// Whether `e` mentions the random variable `var` (or, with `None`, any random variable).
@@ -321,6 +375,16 @@ pub fn expectation(var: &str, body: Expr, mean: Expr, cov: crate::check::ir::Cov
         && u == w
     {
         return (**k).clone();
+    }
+    // ⟨f·(s·X)⟩ = s·⟨f·X⟩ for a scalar s free of the random variable
+    if let ExprKind::Mul(a, b) = &body.kind
+        && let ExprKind::Mul(s, rest) = &b.kind
+        && s.shape.is_scalar()
+        && !mentions_random(s, Some(var))
+        && (a.shape.is_scalar() || rest.shape.is_scalar())
+    {
+        let inner = mul((**a).clone(), (**rest).clone());
+        return mul((**s).clone(), expectation(var, inner, mean, cov));
     }
     match body.kind {
         ExprKind::Neg(inner) => neg(expectation(var, *inner, mean, cov)),

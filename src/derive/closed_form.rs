@@ -6,11 +6,15 @@
 //! of the previous kernels, by Price's theorem inside the expectation, then simplified — for
 //! erf this gives the compact ⟨φ'φ'⟩ form of THEORY.md §2. In the full-matrix convention
 //! G_(αβ),(αβ) = G_(αβ),(βα) = ½ ∂K_αβ/∂c (c = the covariance of the pair), G_(αβ),(αα) =
-//! ∂K_αβ/∂C_αα.
+//! ∂K_αβ/∂C_αα. Formula and G are put in [`canonical`] form, so that every layer's equation
+//! reads alike.
+
+use std::collections::BTreeMap;
 
 use egg::RecExpr;
 
 use crate::check::ir::{Dim, Theory};
+use crate::symbolic::canonical::canonical;
 use crate::symbolic::diff::diff;
 use crate::symbolic::lang::{Constant, Math};
 use crate::symbolic::rules::RuleSelection;
@@ -25,7 +29,7 @@ use super::grad::Variable;
 pub struct PairEquation {
     /// The entry computed, e.g. `C[2]_ab`.
     pub unknown: String,
-    /// Its formula, simplified (closed form where one exists).
+    /// Its formula, simplified (closed form where one exists), in canonical form.
     pub formula: RecExpr<Math>,
     /// Why the simplifier stopped.
     pub stop_reason: StopReason,
@@ -63,22 +67,16 @@ pub fn pair_equation(
         return None;
     };
     let unknown = entry_symbol(&theory.fields[*field].name, idx, position);
-    let simplified = simplify(&raw.expr, RuleSelection::all());
+    // Every layer is simplified in the same names (`C[2]_ab` → `K0_ab`), so that egg's
+    // choices between equal-cost forms, and with them the printed shape, agree across layers.
+    let (template, names) = placeholders(theory, &raw.expr);
+    let simplified = simplify(&template, RuleSelection::all());
     let mut jacobian = Vec::new();
     if with_jacobian {
-        let mut symbols: Vec<String> = raw
-            .expr
-            .as_ref()
-            .iter()
-            .filter_map(|n| match n {
-                Math::Symbol(s) if is_field_entry(theory, s.as_str()) => Some(s.to_string()),
-                _ => None,
-            })
-            .collect();
-        symbols.sort();
-        symbols.dedup();
-        for symbol in symbols {
-            let derivative = diff(&raw.expr, &symbol)
+        let mut symbols: Vec<(&String, &String)> = names.iter().collect();
+        symbols.sort_by_key(|(_, real)| real.as_str());
+        for (placeholder, symbol) in symbols {
+            let derivative = diff(&template, placeholder)
                 .map_err(|e| e.to_string())
                 .map(|d| {
                     // full-matrix convention: an off-diagonal covariance counts half for each of
@@ -88,18 +86,59 @@ pub fn pair_equation(
                     } else {
                         d
                     };
-                    simplify(&d, RuleSelection::all()).expr
+                    rename(&canonical(&simplify(&d, RuleSelection::all()).expr), &names)
                 });
-            jacobian.push((symbol, derivative));
+            jacobian.push((symbol.clone(), derivative));
         }
     }
     Some(PairEquation {
         unknown,
-        formula: simplified.expr,
+        formula: rename(&canonical(&simplified.expr), &names),
         stop_reason: simplified.stop_reason,
         nodes: simplified.nodes,
         jacobian,
     })
+}
+
+/// `expr` with its field entries renamed to placeholders `K<i>_<entry>` (`i` counts the
+/// fields in order of appearance), and the map from placeholder to real name.
+fn placeholders(
+    theory: &Theory,
+    expr: &RecExpr<Math>,
+) -> (RecExpr<Math>, BTreeMap<String, String>) {
+    let mut heads: Vec<String> = Vec::new();
+    let mut names = BTreeMap::new();
+    let mut inverse = BTreeMap::new();
+    for node in expr.as_ref() {
+        if let Math::Symbol(s) = node
+            && is_field_entry(theory, s.as_str())
+            && let Some((head, suffix)) = s.as_str().rsplit_once('_')
+        {
+            let i = heads.iter().position(|h| h == head).unwrap_or_else(|| {
+                heads.push(head.to_string());
+                heads.len() - 1
+            });
+            let placeholder = format!("K{i}_{suffix}");
+            names.insert(placeholder.clone(), s.to_string());
+            inverse.insert(s.to_string(), placeholder);
+        }
+    }
+    (rename(expr, &inverse), names)
+}
+
+/// `expr` with the symbols named in `map` renamed.
+fn rename(expr: &RecExpr<Math>, map: &BTreeMap<String, String>) -> RecExpr<Math> {
+    expr.as_ref()
+        .iter()
+        .map(|node| match node {
+            Math::Symbol(s) => match map.get(s.as_str()) {
+                Some(name) => Math::Symbol(name.as_str().into()),
+                None => node.clone(),
+            },
+            _ => node.clone(),
+        })
+        .collect::<Vec<_>>()
+        .into()
 }
 
 fn is_field_entry(theory: &Theory, symbol: &str) -> bool {

@@ -10,12 +10,14 @@
 
 pub mod build;
 pub mod closed_form;
+pub mod coefficient;
 pub mod entrywise;
 pub mod equations;
 pub mod grad;
 pub mod hessian;
 pub mod report;
 pub mod show;
+pub mod symmetry;
 pub mod unroll;
 
 pub use equations::{Equations, FieldEquation, derive, derive_forward};

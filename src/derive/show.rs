@@ -49,12 +49,30 @@ fn index_expr(theory: &Theory, i: &IndexExpr) -> ast::Expr {
     }
 }
 
+/// A number as syntax; a simple fraction as one (`1/2`, not `0.5`).
 fn number(v: f64) -> ast::Expr {
     if v < 0.0 {
-        node(ast::ExprKind::Neg(Box::new(number(-v))))
-    } else {
-        node(ast::ExprKind::Number(v))
+        return node(ast::ExprKind::Neg(Box::new(number(-v))));
     }
+    if let Some((n, d)) = simple_fraction(v) {
+        return binary(
+            BinaryOp::Div,
+            node(ast::ExprKind::Number(n)),
+            node(ast::ExprKind::Number(d)),
+        );
+    }
+    node(ast::ExprKind::Number(v))
+}
+
+/// `(n, d)` with `n/d == v` exactly, `1 < d ≤ 64`, for a non-integer `v ≥ 0`.
+fn simple_fraction(v: f64) -> Option<(f64, f64)> {
+    if !v.is_finite() || v.fract() == 0.0 || v > 1e6 {
+        return None;
+    }
+    (2..=64).map(f64::from).find_map(|d| {
+        let n = (v * d).round();
+        (n / d == v).then_some((n, d))
+    })
 }
 
 fn binary(op: BinaryOp, lhs: ast::Expr, rhs: ast::Expr) -> ast::Expr {

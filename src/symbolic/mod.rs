@@ -1,6 +1,7 @@
 //! Stage 3: symbolic algebra with e-graphs (egg).
 
 pub mod analysis;
+pub mod canonical;
 pub mod cost;
 pub mod diff;
 #[cfg(feature = "runtime")]
