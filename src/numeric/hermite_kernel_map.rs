@@ -88,8 +88,8 @@ pub fn apply_into(
         .map(|d| if *d > 0.0 { 1.0 / d.sqrt() } else { 0.0 })
         .collect();
     let rho_max = largest_correlation(c, &diag, &inverse_root, needed)?;
-    let expansion = Expansion::new(activation, &diag, rho_max, settings.tolerance)
-        .map_err(expansion_error)?;
+    let expansion =
+        Expansion::new(activation, &diag, rho_max, settings.tolerance).map_err(expansion_error)?;
     let global = expansion.meets_tolerance();
     // Order-major coefficients per pattern: row t, column β.
     let kept = expansion.kept();
@@ -165,9 +165,8 @@ pub fn apply_into(
     };
     let fallback_diagonal = fallback.iter().filter(|(a, b)| a == b).count();
     if !fallback.is_empty() {
-        let rule = GaussHermite::new(settings.fallback_order).map_err(|e| {
-            ProgramError::Unsupported(format!("fallback quadrature: {e}"))
-        })?;
+        let rule = GaussHermite::new(settings.fallback_order)
+            .map_err(|e| ProgramError::Unsupported(format!("fallback quadrature: {e}")))?;
         let values: Vec<f64> = fallback
             .par_iter()
             .map(|&(a, b)| {
@@ -245,5 +244,154 @@ fn pair_error(e: PairError) -> ProgramError {
             cov: c,
         },
         other => ProgramError::Unsupported(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numeric::activation::CustomActivation;
+    use crate::numeric::pair::pair_expectation;
+    use ndarray::array;
+
+    /// A kernel with very different diagonals, a duplicate pattern (ρ = 1), a negated one
+    /// (ρ = −1) and a near-duplicate.
+    fn kernel() -> Array2<f64> {
+        let x = array![
+            [1.0, 0.2, -0.4],
+            [1.0, 0.2, -0.4],
+            [-1.0, -0.2, 0.4],
+            [0.1, 0.9, 0.3],
+            [0.1, 0.9, 0.30001],
+            [0.05, -0.1, 0.15],
+            [0.8, -0.7, 0.6],
+        ];
+        x.dot(&x.t()) + 0.05 * Array2::<f64>::eye(7)
+    }
+
+    fn run(act: &Activation, c: &Array2<f64>) -> (Array2<f64>, ExpansionReport) {
+        let mut out = Array2::zeros(c.dim());
+        let report = apply_into(
+            act,
+            (1.5, 0.1),
+            c.view(),
+            &|_, _| true,
+            &mut out,
+            &Default::default(),
+        )
+        .unwrap();
+        (out, report)
+    }
+
+    #[test]
+    fn tanh_layer_matches_high_order_pair_quadrature() {
+        let c = kernel();
+        let (out, report) = run(&Activation::Tanh, &c);
+        assert_eq!((report.fallback_pairs, report.fallback_diagonal), (0, 0));
+        assert!(report.worst_bound <= 1e-12);
+        let rule = GaussHermite::new(240).unwrap();
+        for a in 0..7 {
+            for b in 0..7 {
+                let k: f64 = pair_expectation_or_quadrature(
+                    &Activation::Tanh,
+                    c[[a, a]],
+                    c[[b, b]],
+                    c[[a, b]].clamp(
+                        -(c[[a, a]] * c[[b, b]]).sqrt(),
+                        (c[[a, a]] * c[[b, b]]).sqrt(),
+                    ),
+                    &rule,
+                )
+                .unwrap();
+                let want = 1.5 * k + 0.1;
+                assert!(
+                    (out[[a, b]] - want).abs() <= 1e-12,
+                    "({a},{b}): {} vs {want}",
+                    out[[a, b]]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn theory_reference_t1_first_tanh_layer() {
+        // THEORY.md T1, tanh row (Gauss–Hermite n = 120, printed to 8 digits).
+        let c = array![[1.0, 0.6], [0.6, 1.5]];
+        let (out, _) = run(&Activation::Tanh, &c);
+        for (got, want) in [
+            (out[[0, 0]], 0.69144174),
+            (out[[0, 1]], 0.39485741),
+            (out[[1, 1]], 0.80243232),
+        ] {
+            assert!((got - want).abs() <= 5e-9, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn a_kinked_custom_function_falls_back_to_quadrature_for_every_pair() {
+        let relu = Activation::Custom(CustomActivation::new("relu", |x: f64| {
+            [x.max(0.0), f64::from(u8::from(x > 0.0)), 0.0]
+        }));
+        let c = kernel().slice(ndarray::s![3.., 3..]).to_owned();
+        let (out, report) = run(&relu, &c);
+        assert_eq!(report.fallback_pairs, 6, "{report:?}");
+        for a in 0..4 {
+            for b in 0..4 {
+                let exact: f64 =
+                    pair_expectation(&Activation::Relu, c[[a, a]], c[[b, b]], c[[a, b]]).unwrap();
+                // Gauss–Hermite converges only algebraically across the kink.
+                let want = 1.5 * exact + 0.1;
+                assert!(
+                    (out[[a, b]] - want).abs() < 1e-3,
+                    "({a},{b}) {} vs {want} {report:?}",
+                    out[[a, b]]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unneeded_pairs_are_zero_and_bad_kernels_are_errors() {
+        let c = kernel();
+        let mut out = Array2::from_elem(c.dim(), 7.0);
+        apply_into(
+            &Activation::Tanh,
+            (1.0, 0.0),
+            c.view(),
+            &|a, b| a == b,
+            &mut out,
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(out[[0, 1]], 0.0);
+        assert!(out[[1, 1]] > 0.0);
+        let bad = array![[1.0, 1.5], [1.5, 1.0]];
+        let mut out = Array2::zeros((2, 2));
+        let settings = HermiteSettings::default();
+        let result = apply_into(
+            &Activation::Tanh,
+            (1.0, 0.0),
+            bad.view(),
+            &|_, _| true,
+            &mut out,
+            &settings,
+        );
+        assert!(matches!(
+            result,
+            Err(ProgramError::InvalidCovariance { cov: 1.5, .. })
+        ));
+        let negative = array![[-1.0, 0.0], [0.0, 1.0]];
+        let result = apply_into(
+            &Activation::Tanh,
+            (1.0, 0.0),
+            negative.view(),
+            &|_, _| true,
+            &mut out,
+            &settings,
+        );
+        assert!(matches!(
+            result,
+            Err(ProgramError::InvalidCovariance { .. })
+        ));
     }
 }
