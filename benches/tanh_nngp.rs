@@ -9,6 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::{Array2, s};
 use rayon::prelude::*;
 use saddle::numeric::activation::Activation;
+use saddle::numeric::hermite_kernel_map::{HermiteSettings, apply_into};
 use saddle::numeric::matrix::matmul;
 use saddle::numeric::pair_quadrature::pair_expectation_or_quadrature;
 use saddle::numeric::quad::GaussHermite;
@@ -92,6 +93,27 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function(format!("saddle Hermite expansion, P = {p}"), |b| {
         b.iter(|| nngp_kernels(&theory, black_box(x.view()), None, &settings))
+    });
+    // The three layer maps alone, from a precomputed C⁰ (no X Xᵀ, no derivation).
+    let c0 = matmul(x.view(), x.t()).expect("product") / x.ncols() as f64 + 0.1;
+    group.bench_function(format!("three Hermite layer maps alone, P = {p}"), |b| {
+        b.iter(|| {
+            let mut c = c0.clone();
+            let mut next = Array2::zeros(c.dim());
+            for _ in 0..DEPTH {
+                apply_into(
+                    &Activation::Tanh,
+                    (1.5, 0.1),
+                    black_box(c.view()),
+                    &|_, _| true,
+                    &mut next,
+                    &HermiteSettings::default(),
+                )
+                .expect("valid kernel");
+                std::mem::swap(&mut c, &mut next);
+            }
+            c
+        })
     });
     let small = inputs(SMALL);
     group.bench_function(format!("per-pair Gauss-Hermite 80, P = {SMALL}"), |b| {
