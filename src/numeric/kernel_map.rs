@@ -15,7 +15,8 @@ use super::program::ProgramError;
 /// An affine function of one pair expectation: `scale · K_φ(C) + offset`.
 #[derive(Debug, Clone)]
 pub struct PairKernelMap {
-    /// The activation (erf, linear, ReLU, sign or step at threshold 0).
+    /// The activation (erf, linear, ReLU, sign, step at threshold 0; tanh and custom functions
+    /// through [`super::hermite_kernel_map`]).
     pub activation: Activation,
     /// Multiplies K_φ.
     pub scale: f64,
@@ -33,6 +34,8 @@ impl PairKernelMap {
                 | Activation::Relu
                 | Activation::Sign
                 | Activation::Step { theta: 0.0 }
+                | Activation::Tanh
+                | Activation::Custom(_)
         )
     }
 
@@ -55,6 +58,19 @@ impl PairKernelMap {
         needed: &(dyn Fn(usize, usize) -> bool + Sync),
         out: &mut Array2<f64>,
     ) -> Result<(), ProgramError> {
+        if matches!(self.activation, Activation::Tanh | Activation::Custom(_)) {
+            let settings = super::hermite_kernel_map::HermiteSettings::default();
+            let scale_offset = (self.scale, self.offset);
+            super::hermite_kernel_map::apply_into(
+                &self.activation,
+                scale_offset,
+                c,
+                needed,
+                out,
+                &settings,
+            )?;
+            return Ok(());
+        }
         let p = c.nrows();
         if out.dim() != (p, p) {
             return Err(ProgramError::Unsupported(format!(

@@ -8,6 +8,8 @@
 //! * [`pair`], [`pair_derivative`]: closed forms of $K_\phi$, $\langle\phi'\phi'\rangle$,
 //!   $\langle\phi''\phi\rangle$ and the diagonal $\frac{d}{dq}\langle\phi^2\rangle$;
 //!   [`pair_quadrature`]: $K_\phi$ for every activation (Gauss–Hermite where no closed form).
+//! * [`hermite_expansion`], [`hermite_kernel_map`]: $K_\phi$ of tanh and smooth user functions
+//!   over all pattern pairs by the Mehler expansion, with an error bound per pair.
 //! * [`bvn`]: bivariate normal CDF $\Phi_2(h,k;\rho)$ (threshold units, THEORY.md §7).
 //! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
@@ -16,6 +18,8 @@
 pub mod action;
 pub mod activation;
 pub mod bvn;
+pub mod hermite_expansion;
+pub mod hermite_kernel_map;
 pub mod kernel_map;
 pub mod matrix;
 pub mod monte_carlo;
