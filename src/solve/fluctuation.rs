@@ -258,11 +258,12 @@ impl<'a> System<'a> {
         }
         let p = x.nrows();
         let coords = Coordinates::new(&sv.theory, &unknowns, p);
-        let evaluator = ActionEvaluator::new(&sv.theory, params, x, Some(y), settings.quadrature_order)
-            .map_err(|source| FluctuationError::Evaluate {
-                what: "the action".into(),
-                source,
-            })?;
+        let evaluator =
+            ActionEvaluator::new(&sv.theory, params, x, Some(y), settings.quadrature_order)
+                .map_err(|source| FluctuationError::Evaluate {
+                    what: "the action".into(),
+                    source,
+                })?;
         let directions = [sv.kernel_direction, sv.vector_direction];
         let mut base = Vec::with_capacity(evaluator.variables().len());
         for v in evaluator.variables().as_slice() {
@@ -270,12 +271,15 @@ impl<'a> System<'a> {
                 Owner::Conjugate(_) => 0.0,
                 Owner::Field(f) if directions.contains(&f) => 0.0,
                 Owner::Field(f) => {
-                    let m = kernels.entries.get(&(f, v.indices.clone())).ok_or_else(|| {
-                        FluctuationError::Unsupported(format!(
-                            "{} is neither defined nor given by a forward equation",
-                            Kernels::name(&sv.theory, &(f, v.indices.clone()))
-                        ))
-                    })?;
+                    let m = kernels
+                        .entries
+                        .get(&(f, v.indices.clone()))
+                        .ok_or_else(|| {
+                            FluctuationError::Unsupported(format!(
+                                "{} is neither defined nor given by a forward equation",
+                                Kernels::name(&sv.theory, &(f, v.indices.clone()))
+                            ))
+                        })?;
                     m[[v.row, v.col]]
                 }
             });
@@ -331,13 +335,12 @@ impl<'a> System<'a> {
         values: &[f64],
         what: &str,
     ) -> Result<Array2<f64>, FluctuationError> {
-        let m = self
-            .evaluator
-            .evaluate_expr(e, values)
-            .map_err(|source| FluctuationError::Evaluate {
+        let m = self.evaluator.evaluate_expr(e, values).map_err(|source| {
+            FluctuationError::Evaluate {
                 what: what.to_string(),
                 source,
-            })?;
+            }
+        })?;
         Ok(Array2::from_shape_fn(m.shape(), |(i, j)| *m.get(i, j)))
     }
 
@@ -382,7 +385,12 @@ impl<'a> System<'a> {
                     }
                 }
                 let value = self.evaluate(map, &values, &what)?;
-                for (j, entry) in self.coords.pair_with_basis(c, &value).into_iter().enumerate() {
+                for (j, entry) in self
+                    .coords
+                    .pair_with_basis(c, &value)
+                    .into_iter()
+                    .enumerate()
+                {
                     hessian[r0 + k][c0 + j] = entry;
                     // the (C, C̃) blocks are not derived separately: S⁽²⁾ is symmetric
                     hessian[c0 + j][r0 + k] = entry;

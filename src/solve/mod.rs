@@ -8,3 +8,4 @@ pub mod gp;
 pub mod nngp;
 pub mod predict;
 pub mod readout;
+pub mod saddle_point;
