@@ -400,3 +400,77 @@ fn linear_system_is_a_newton_step_of_the_ad_action() {
         );
     }
 }
+
+fn deep_linear(n: f64) -> (saddle::Theory, Vec<(String, f64)>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/deep_linear.action");
+    let source = std::fs::read_to_string(path).expect("example");
+    let theory = saddle::compile(&source, path).expect("checks");
+    let overrides = vec![("L".into(), 1.0), ("N".into(), n), ("kappa".into(), 1e-12)];
+    (theory, overrides)
+}
+
+/// T10 / THEORY.md §5.4: for a linear network (L = 1, g = 1, κ → 0, C⁽⁰⁾ = I,
+/// y = (1.5, −0.5), N = 10) the saddle point is the closed-form KL-MAP
+/// C = K^½ M K^½, M = m_y ê êᵀ + m_⊥ (I − ê êᵀ).
+#[test]
+fn linear_network_saddle_is_the_kl_map_of_t10() {
+    let (theory, overrides) = deep_linear(10.0);
+    // C⁽⁰⁾ = g0/d X Xᵀ = I with d = 2
+    let x = array![[2f64.sqrt(), 0.0], [0.0, 2f64.sqrt()]];
+    let y = array![[1.5], [-0.5]];
+    let settings = SaddleSettings {
+        overrides,
+        quadrature_order: 40,
+        ..SaddleSettings::default()
+    };
+    let s = saddle_point(&theory, x.view(), Some(y.view()), &settings).expect("saddle");
+    // closed form with K = I: m_y = [(N−1) + √((N−1)² + 4N yᵀy)]/(2N), m_⊥ = (N−1)/N
+    let n = 10.0;
+    let r = 1.5f64 * 1.5 + 0.5 * 0.5;
+    let m_y = ((n - 1.0) + ((n - 1.0) * (n - 1.0) + 4.0 * n * r).sqrt()) / (2.0 * n);
+    let m_perp = (n - 1.0) / n;
+    let e = [1.5 / r.sqrt(), -0.5 / r.sqrt()];
+    let closed = Array2::from_shape_fn((2, 2), |(a, b)| {
+        let delta = if a == b { 1.0 } else { 0.0 };
+        m_y * e[a] * e[b] + m_perp * (delta - e[a] * e[b])
+    });
+    assert_close(
+        "closed form = T10",
+        entries(&closed),
+        [1.10041308, -0.06680436, 0.92226812],
+        5e-9,
+    );
+    // κ = 1e-12 instead of 0 moves C by O(κ)
+    assert_close(
+        "saddle = KL-MAP",
+        entries(&s.layers[0].kernel),
+        entries(&closed),
+        1e-9,
+    );
+}
+
+/// Non-convergence is an error that names the iterations and the residual, never a NaN.
+#[test]
+fn non_convergence_is_reported() {
+    let (theory, overrides) = deep_linear(10.0);
+    let x = array![[2f64.sqrt(), 0.0], [0.0, 2f64.sqrt()]];
+    let y = array![[1.5], [-0.5]];
+    let settings = SaddleSettings {
+        overrides,
+        quadrature_order: 16,
+        max_iterations: 1,
+        ..SaddleSettings::default()
+    };
+    let err = saddle_point(&theory, x.view(), Some(y.view()), &settings).expect_err("one step");
+    let message = err.to_string();
+    assert!(
+        message.contains("after 1 Newton iterations") && message.contains("|∂S/∂u|"),
+        "{message}"
+    );
+    let bad = SaddleSettings {
+        tolerance: f64::NAN,
+        ..settings
+    };
+    let err = saddle_point(&theory, x.view(), Some(y.view()), &bad).expect_err("NaN tolerance");
+    assert!(err.to_string().contains("tolerance = NaN"), "{err}");
+}
