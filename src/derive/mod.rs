@@ -14,6 +14,7 @@ pub mod entrywise;
 pub mod equations;
 pub mod grad;
 pub mod hessian;
+pub mod linearised;
 pub mod report;
 pub mod show;
 pub mod unroll;
