@@ -174,7 +174,6 @@ pub fn linear_response(
     let u = solve_dense(&matrix, &rhs)?;
 
     let layers = equations.forward.len();
-    let field_name = |v: &Variable| system.coords.blocks[system.block_of(v)].name.clone();
     let mut out = Vec::with_capacity(layers);
     for (i, eq) in equations.forward.iter().enumerate() {
         let (field, conj) = (i, layers + i);
@@ -189,8 +188,8 @@ pub fn linear_response(
             .cloned()
             .ok_or_else(|| FluctuationError::Unsupported(format!("no NNGP value of {f}")))?;
         out.push(LayerFluctuation {
-            name: field_name(&eq.unknown),
-            conjugate_name: field_name(&eq.stationary_in),
+            name: system.coords.blocks[field].name.clone(),
+            conjugate_name: system.coords.blocks[conj].name.clone(),
             nngp,
             source: system.source_matrices[i].clone(),
             delta: system.coords.matrix(field, &u),
@@ -318,15 +317,11 @@ impl<'a> System<'a> {
     }
 
     fn name(&self, v: &Variable) -> String {
-        self.coords.blocks[self.block_of(v)].name.clone()
-    }
-
-    fn block_of(&self, v: &Variable) -> usize {
         self.coords
             .blocks
             .iter()
-            .position(|b| &b.variable == v)
-            .unwrap_or(0)
+            .find(|b| &b.variable == v)
+            .map_or_else(|| format!("{v:?}"), |b| b.name.clone())
     }
 
     fn evaluate(

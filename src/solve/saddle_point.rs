@@ -159,7 +159,8 @@ pub fn saddle_point(
     y: Option<ArrayView2<f64>>,
     settings: &SaddleSettings,
 ) -> Result<SaddlePoint, SaddleError> {
-    if !(settings.tolerance > 0.0 && settings.tolerance.is_finite()) {
+    if settings.tolerance.is_nan() || settings.tolerance <= 0.0 || settings.tolerance.is_infinite()
+    {
         return Err(SaddleError::BadSetting {
             name: "tolerance",
             value: settings.tolerance,
@@ -237,7 +238,8 @@ pub fn saddle_point(
         .map(|g| max_abs(&g))
         .unwrap_or(f64::INFINITY);
     let accepted = 1e-6_f64.max(1e3 * settings.tolerance);
-    if !(coarse_residual <= accepted) {
+    // NaN counts as a disagreement
+    if coarse_residual.is_nan() || coarse_residual > accepted {
         return Err(SaddleError::Quadrature {
             order: coarse_order,
             residual: coarse_residual,
