@@ -2,13 +2,12 @@
 //! saddle point ([`crate::solve::saddle_point`]) or the linearised fluctuation system around the
 //! NNGP point ([`crate::solve::fluctuation`]) — on the training patterns.
 
-use std::path::Path;
-
 use ndarray::{Array2, ArrayView2};
 use serde_json::{Value, json};
 
 use super::CliError;
 use super::options::{matrix_json, params_json, write_npy};
+use super::solve::{Method, SolveArgs};
 use crate::check::ir::Theory;
 use crate::solve::fluctuation::{FluctuationSettings, Order, linear_response};
 use crate::solve::nngp::parameter_values;
@@ -28,12 +27,12 @@ pub fn run(
     theory: &Theory,
     x: ArrayView2<f64>,
     y: ArrayView2<f64>,
-    overrides: &[(String, f64)],
-    map: bool,
-    quadrature: usize,
-    json_out: bool,
-    out: Option<&Path>,
+    args: &SolveArgs,
 ) -> Result<(), CliError> {
+    let overrides = args.set.as_slice();
+    let map = args.method == Method::Map;
+    let quadrature = args.quadrature.unwrap_or(64);
+    let (json_out, out) = (args.json, args.out.as_deref());
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
     let params = parameter_values(theory, overrides).map_err(|e| usage(&e))?;
     let (layers, width, extra) = if map {
@@ -103,8 +102,8 @@ pub fn run(
                 "scaled_shift": width.map(|_| matrix_json(&scaled(l))),
             })).collect::<Vec<_>>(),
         });
-        if let Value::Object(extra) = extra {
-            value.as_object_mut().map(|v| v.extend(extra));
+        if let (Value::Object(extra), Some(object)) = (extra, value.as_object_mut()) {
+            object.extend(extra);
         }
         println!("{value}");
         return Ok(());

@@ -72,16 +72,7 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             ));
         }
         let (x, y) = (load("--x", &args.x)?, load("--y", &args.y)?);
-        return super::finite_width::run(
-            &theory,
-            x.view(),
-            y.view(),
-            &args.set,
-            args.method == Method::Map,
-            args.quadrature.unwrap_or(64),
-            args.json,
-            args.out.as_deref(),
-        );
+        return super::finite_width::run(&theory, x.view(), y.view(), args);
     }
     let x_test_path = args.x_test.as_ref().ok_or_else(|| {
         CliError::Usage("--x-test is needed for `--method nngp` (GP prediction)".into())
