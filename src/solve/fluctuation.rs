@@ -12,8 +12,9 @@
 //! output equations at $\tilde C=0$ ($\partial S/\partial C$ there, i.e. $S_D^{(1)}$ on the
 //! readout kernel). The unknowns are the vech coordinates of every $\delta C$ and $\tilde C$
 //! ([`super::coordinates`]); in them $S^{(2)}$ is the symmetric matrix
-//! $\langle\mathcal B[B_k],B_m\rangle$, so the $(C,\tilde C)$ blocks (not derived separately) are
-//! the transposes of the $(\tilde C,C)$ ones, and off-diagonal pairs count twice. The system
+//! $\langle\mathcal B(B_k),B_m\rangle$ ($\mathcal B$ a derived block as a map), so the
+//! $(C,\tilde C)$ blocks (not derived separately) are the transposes of the $(\tilde C,C)$
+//! ones, and off-diagonal pairs count twice. The system
 //! $S^{(2)}u=-\langle\nabla S,B\rangle$ is solved densely (faer LU): one Newton step of the full
 //! action from the NNGP point.
 //!
