@@ -119,12 +119,10 @@ pub fn run(
         x.nrows(),
         width.map_or(String::new(), |n| format!(", N = {n}"))
     );
-    if let Value::Object(extra) = &extra {
-        println!(
-            "  Newton iterations {}, largest |∂S/∂u| {:.2e}",
-            extra["iterations"],
-            extra["residual"].as_f64().unwrap_or(f64::NAN)
-        );
+    if let (Some(iterations), Some(residual)) =
+        (extra["iterations"].as_u64(), extra["residual"].as_f64())
+    {
+        println!("  Newton iterations {iterations}, largest |∂S/∂u| {residual:.2e}");
     }
     let shift = if width.is_some() {
         "N·(C − C*)"
