@@ -280,3 +280,54 @@ fn derive_prints_json_with_expression_trees() {
     assert_eq!(v["forward"][0]["unknown"], "C[1]");
     assert!(v["forward"][0]["nngp"]["tree"].is_object());
 }
+
+/// `solve --method linear` on T9 (THEORY.md §4.8): deep_erf with C⁽⁰⁾ = X Xᵀ of T1.
+#[test]
+fn solve_linear_reports_the_finite_width_shift_of_t9() {
+    let (x, y) = (
+        temp_file("t9x.csv", "1,0\n0.6,1.0677078252031311\n"),
+        temp_file("t9y.csv", "1\n-1\n"),
+    );
+    let p = |p: &PathBuf| p.to_str().expect("path").to_string();
+    let (code, out, err) = saddle(&[
+        "solve",
+        "examples/deep_erf.action",
+        "--x",
+        &p(&x),
+        "--y",
+        &p(&y),
+        "--method",
+        "linear",
+        "--set",
+        "L=2",
+        "--set",
+        "N=1000",
+        "--set",
+        "g0=2",
+        "--set",
+        "gb0=0",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let shift = &v["layers"][1]["scaled_shift"];
+    let got = [&shift[0][0], &shift[0][1], &shift[1][1]].map(|e| e.as_f64().unwrap_or(f64::NAN));
+    for (g, w) in got.iter().zip([-0.13869881, -1.91259079, -0.13534331]) {
+        assert!((g - w).abs() < 5e-8, "{got:?}");
+    }
+    // prediction is for the NNGP method only
+    let (code, _, err) = saddle(&[
+        "solve",
+        "examples/deep_erf.action",
+        "--x",
+        &p(&x),
+        "--y",
+        &p(&y),
+        "--method",
+        "map",
+        "--x-test",
+        &p(&x),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--method nngp"), "{err}");
+}

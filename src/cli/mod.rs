@@ -6,6 +6,7 @@
 mod check;
 mod demo;
 mod derive;
+mod finite_width;
 mod fmt;
 mod kernel;
 mod options;

@@ -1,5 +1,6 @@
 //! `saddle solve FILE --x X --y Y --x-test XT [--y-test YT]`: GP prediction with the NNGP
-//! kernel of a theory.
+//! kernel of a theory; `--method map|linear`: the finite-width kernels of every layer
+//! ([`super::finite_width`]).
 
 use std::path::PathBuf;
 
@@ -17,6 +18,12 @@ use crate::solve::predict::{check_targets, prediction_kernels};
 pub enum Method {
     /// Infinite width: the NNGP kernel and exact GP inference.
     Nngp,
+    /// Finite width N: the full saddle point of the action (MAP kernels of every layer), by
+    /// Newton's method from the NNGP point. Small P only (P-dimensional quadrature).
+    Map,
+    /// Finite width N: the linearised fluctuation system around the NNGP point (one Newton
+    /// step). Small P only.
+    Linear,
 }
 
 /// Arguments of `saddle solve`.
@@ -30,9 +37,9 @@ pub struct SolveArgs {
     /// Training targets (P×D; ±1 for two classes, one-hot for several).
     #[arg(long = "y", value_name = "Y")]
     pub y: PathBuf,
-    /// Test inputs.
+    /// Test inputs (needed by `--method nngp`).
     #[arg(long = "x-test", value_name = "XT")]
-    pub x_test: PathBuf,
+    pub x_test: Option<PathBuf>,
     /// Test targets (for MSE and accuracy).
     #[arg(long = "y-test", value_name = "YT")]
     pub y_test: Option<PathBuf>,
@@ -48,18 +55,33 @@ pub struct SolveArgs {
     /// Write kernel.npy, mean.npy and variance.npy into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Gauss–Hermite order for activations without a closed form.
-    #[arg(long, default_value_t = 80)]
-    pub quadrature: usize,
+    /// Gauss–Hermite order: per pair for activations without a closed form (`nngp`, default
+    /// 80), per dimension of the P-dimensional tilted expectations (`map`, `linear`, default 64).
+    #[arg(long)]
+    pub quadrature: Option<usize>,
 }
 
 /// Solves and reports.
 pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     let theory = theory(&args.file)?;
+    if args.method != Method::Nngp {
+        if args.x_test.is_some() || args.y_test.is_some() {
+            return Err(CliError::Usage(
+                "--x-test/--y-test: prediction is implemented for `--method nngp` only; \
+                 `map` and `linear` report the kernels on the training patterns"
+                    .into(),
+            ));
+        }
+        let (x, y) = (load("--x", &args.x)?, load("--y", &args.y)?);
+        return super::finite_width::run(&theory, x.view(), y.view(), args);
+    }
+    let x_test_path = args.x_test.as_ref().ok_or_else(|| {
+        CliError::Usage("--x-test is needed for `--method nngp` (GP prediction)".into())
+    })?;
     let (x, y, x_test) = (
         load("--x", &args.x)?,
         load("--y", &args.y)?,
-        load("--x-test", &args.x_test)?,
+        load("--x-test", x_test_path)?,
     );
     let y_test = args
         .y_test
@@ -70,10 +92,9 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
         parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
     let settings = NngpSettings {
         overrides: args.set.clone(),
-        quadrature_order: args.quadrature,
+        quadrature_order: args.quadrature.unwrap_or(80),
         ..NngpSettings::default()
     };
-    let Method::Nngp = args.method;
     let usage = |e: crate::solve::predict::PredictError| CliError::Usage(e.to_string());
     let y_test_view = y_test.as_ref().map(|y| y.view());
     check_targets(x.view(), y.view(), x_test.view(), y_test_view).map_err(usage)?;

@@ -15,6 +15,7 @@ pub mod entrywise;
 pub mod equations;
 pub mod grad;
 pub mod hessian;
+pub mod linearised;
 pub mod report;
 pub mod show;
 pub mod symmetry;

@@ -8,7 +8,9 @@ use crate::syntax::ast::{self, ExprKind};
 
 use super::closed_form::{PairEquation, pair_equation};
 use super::equations::{Equations, FieldEquation};
+use super::grad::Variable;
 use super::hessian::{SecondVariation, second_variation};
+use super::linearised::{LinearisedSystem, Term, is_delta, linearised_system};
 use super::show::{to_syntax, variable_syntax};
 use crate::symbolic::lang::Math;
 use crate::symbolic::print::{Style, formula};
@@ -22,6 +24,8 @@ pub struct Report<'a> {
     pairs: Vec<Option<PairEquation>>,
     /// S⁽²⁾ at the NNGP point.
     second: SecondVariation,
+    /// The linearised fluctuation system built from it.
+    linearised: LinearisedSystem,
 }
 
 impl<'a> Report<'a> {
@@ -33,12 +37,81 @@ impl<'a> Report<'a> {
             .map(|e| pair_equation(theory, e, true))
             .collect();
         let second = second_variation(theory, equations);
+        let linearised = linearised_system(equations, &second);
         Report {
             theory,
             equations,
             pairs,
             second,
+            linearised,
         }
+    }
+
+    /// The linearised system as lines `unknown = terms` and, per source, `where` lines.
+    fn linearised_lines(&self, n: &dyn Notation, latex: bool) -> Vec<(String, Vec<String>)> {
+        let theory = &self.second.theory;
+        let roles = NameRoles::of(theory);
+        let name = |v: &Variable| render_expr(&variable_syntax(theory, v), n, &roles);
+        let unknown = |v: &Variable| {
+            let base = name(v);
+            match (is_delta(v), latex) {
+                (false, _) => base,
+                (true, false) => format!("δ{base}"),
+                (true, true) => format!(r"\delta {base}"),
+            }
+        };
+        let source_label = |z: &Variable| {
+            if latex {
+                format!(
+                    r"\left.\frac{{\partial S}}{{\partial {}}}\right|_{{\tilde C=0}}",
+                    name(z)
+                )
+            } else {
+                format!("∂S/∂{}|_(C̃=0)", name(z))
+            }
+        };
+        let term = |t: &Term| {
+            let (row, column) = (name(&t.row), name(&t.column));
+            let block = if latex {
+                format!(r"\frac{{\partial^2 S}}{{\partial {row}\,\partial {column}}}")
+            } else {
+                format!("∂²S/∂{row}∂{column}")
+            };
+            let block = match (t.transposed, latex) {
+                (false, _) => block,
+                (true, false) => format!("({block})ᵀ"),
+                (true, true) => format!(r"\Big({block}\Big)^\top"),
+            };
+            format!("{block}[{}]", unknown(&t.applied_to))
+        };
+        self.linearised
+            .lines
+            .iter()
+            .map(|line| {
+                let mut parts: Vec<String> = Vec::new();
+                let mut notes = Vec::new();
+                if let Some(source) = &line.source {
+                    parts.push(source_label(&line.stationary_in));
+                    notes.push(format!(
+                        "{} = {}",
+                        source_label(&line.stationary_in),
+                        render_expr(&to_syntax(theory, source), n, &roles)
+                    ));
+                }
+                parts.extend(line.terms.iter().map(term));
+                let rhs = if parts.is_empty() {
+                    "0".to_string()
+                } else {
+                    parts.join(" + ")
+                };
+                let lhs = line
+                    .solved_for
+                    .as_ref()
+                    .map_or_else(|| "0".to_string(), unknown);
+                let eq = if latex { "&=" } else { "=" };
+                (format!("{lhs} {eq} {rhs}"), notes)
+            })
+            .collect()
     }
 
     /// The blocks of S⁽²⁾ rendered as (label, map or reason).
@@ -191,6 +264,27 @@ pub fn text_report(report: &Report<'_>) -> String {
             Err(why) => out.push_str(&format!("  {label}: not derived ({why})\n")),
         }
     }
+    let linearised = report.linearised_lines(&Unicode, false);
+    if let Some((row, column, why)) = &report.linearised.missing {
+        let name = |v| render_expr(&variable_syntax(&report.second.theory, v), &Unicode, &roles);
+        out.push_str(&format!(
+            "\nLinearised fluctuation system: not stated (∂²S/∂{}∂{} is not derived: {why})\n",
+            name(row),
+            name(column)
+        ));
+    } else if !linearised.is_empty() {
+        out.push_str(
+            "\nLinearised fluctuation system around the NNGP point: stationarity of S⁽²⁾ + ⟨∂S, δ⟩\n\
+             in δC = C − C* and C̃ (blocks as above on the unknown in brackets; ᵀ: transposed in the\n\
+             full-matrix pairing; leading order drops the (C, C) blocks):\n",
+        );
+        for (line, notes) in &linearised {
+            out.push_str(&format!("  {line}\n"));
+            for note in notes {
+                out.push_str(&format!("    where {note}\n"));
+            }
+        }
+    }
     out
 }
 
@@ -288,6 +382,20 @@ pub fn latex_report(report: &Report<'_>) -> String {
         "second variation at the NNGP point, on a symmetric direction E",
         hessian,
     );
+    let mut linearised = Vec::new();
+    let complete = report.linearised.missing.is_none();
+    for (line, notes) in report
+        .linearised_lines(&Latex, true)
+        .into_iter()
+        .filter(|_| complete)
+    {
+        linearised.push(line);
+        linearised.extend(notes.into_iter().map(|n| n.replacen(" = ", " &= ", 1)));
+    }
+    block(
+        "linearised fluctuation system around the NNGP point (leading order: without the (C, C) blocks)",
+        linearised,
+    );
     out
 }
 
@@ -342,6 +450,28 @@ pub fn json_report(report: &Report<'_>) -> Value {
             };
             json!({ "row": name(&b.row), "column": name(&b.column), "direction": "E", "map": map })
         }).collect::<Vec<_>>(),
+        "linearised": if let Some((row, column, why)) = &report.linearised.missing {
+            let name = |v: &Variable| crate::syntax::print::print_expr(&variable_syntax(&report.second.theory, v));
+            json!({ "error": format!("the block ({}, {}) is not derived: {why}", name(row), name(column)) })
+        } else { json!(report.linearised.lines.iter().map(|line| {
+            let name = |v: &Variable| crate::syntax::print::print_expr(&variable_syntax(&report.second.theory, v));
+            let unknown = |v: &Variable| json!({ "variable": name(v), "delta": is_delta(v) });
+            json!({
+                "stationary_in": name(&line.stationary_in),
+                "solved_for": line.solved_for.as_ref().map(unknown),
+                // the tree is that of the backward equation's NNGP form
+                "source": line.source.as_ref().map(|e| {
+                    crate::syntax::print::print_expr(&to_syntax(&report.second.theory, e))
+                }),
+                "terms": line.terms.iter().map(|t| json!({
+                    "row": name(&t.row),
+                    "column": name(&t.column),
+                    "transposed": t.transposed,
+                    "applied_to": unknown(&t.applied_to),
+                    "leading_order": !(is_delta(&t.row) && is_delta(&t.column)),
+                })).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>()) },
     })
 }
 

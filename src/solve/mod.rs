@@ -1,7 +1,11 @@
-//! Stage 6: solvers — NNGP kernels of any theory ([`nngp`]) and Gaussian-process inference
-//! with them ([`gp`]).
+//! Stage 6: solvers — NNGP kernels of any theory ([`nngp`]), Gaussian-process inference
+//! with them ([`gp`]), the linearised fluctuation system around the NNGP point
+//! ([`fluctuation`]) and the full saddle point at finite width ([`saddle_point`]).
 
+pub mod coordinates;
+pub mod fluctuation;
 pub mod gp;
 pub mod nngp;
 pub mod predict;
 pub mod readout;
+pub mod saddle_point;

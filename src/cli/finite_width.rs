@@ -1,0 +1,153 @@
+//! `saddle solve --method map|linear`: the kernels of every layer at finite width N — the full
+//! saddle point ([`crate::solve::saddle_point`]) or the linearised fluctuation system around the
+//! NNGP point ([`crate::solve::fluctuation`]) — on the training patterns.
+
+use ndarray::{Array2, ArrayView2};
+use serde_json::{Value, json};
+
+use super::CliError;
+use super::options::{matrix_json, params_json, write_npy};
+use super::solve::{Method, SolveArgs};
+use crate::check::ir::Theory;
+use crate::solve::fluctuation::{FluctuationSettings, Order, linear_response};
+use crate::solve::nngp::parameter_values;
+use crate::solve::saddle_point::{SaddleSettings, saddle_point};
+
+/// One layer's result, whichever method produced it.
+struct LayerOut {
+    name: String,
+    conjugate_name: String,
+    nngp: Array2<f64>,
+    kernel: Array2<f64>,
+    conjugate: Array2<f64>,
+}
+
+/// Solves at finite width and reports (`map`: full saddle point; otherwise the linear system).
+pub fn run(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    args: &SolveArgs,
+) -> Result<(), CliError> {
+    let overrides = args.set.as_slice();
+    let map = args.method == Method::Map;
+    let quadrature = args.quadrature.unwrap_or(64);
+    let (json_out, out) = (args.json, args.out.as_deref());
+    let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
+    let params = parameter_values(theory, overrides).map_err(|e| usage(&e))?;
+    let (layers, width, extra) = if map {
+        let settings = SaddleSettings {
+            overrides: overrides.to_vec(),
+            quadrature_order: quadrature,
+            ..SaddleSettings::default()
+        };
+        let s = saddle_point(theory, x, Some(y), &settings).map_err(|e| usage(&e))?;
+        let extra = json!({ "iterations": s.iterations, "residual": s.residual });
+        let layers = s
+            .layers
+            .into_iter()
+            .map(|l| LayerOut {
+                name: l.name,
+                conjugate_name: l.conjugate_name,
+                nngp: l.nngp,
+                kernel: l.kernel,
+                conjugate: l.conjugate,
+            })
+            .collect::<Vec<_>>();
+        (layers, s.width, extra)
+    } else {
+        let settings = FluctuationSettings {
+            overrides: overrides.to_vec(),
+            quadrature_order: quadrature,
+            order: Order::Full,
+        };
+        let f = linear_response(theory, x, Some(y), &settings).map_err(|e| usage(&e))?;
+        let layers = f
+            .layers
+            .into_iter()
+            .map(|l| LayerOut {
+                kernel: &l.nngp + &l.delta,
+                name: l.name,
+                conjugate_name: l.conjugate_name,
+                nngp: l.nngp,
+                conjugate: l.conjugate,
+            })
+            .collect::<Vec<_>>();
+        (layers, f.width, Value::Null)
+    };
+    let scaled = |l: &LayerOut| (&l.kernel - &l.nngp) * width.unwrap_or(1.0);
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
+            action: "write",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        for (i, l) in layers.iter().enumerate() {
+            write_npy(&dir.join(format!("kernel_{}.npy", i + 1)), &l.kernel)?;
+            write_npy(&dir.join(format!("conjugate_{}.npy", i + 1)), &l.conjugate)?;
+        }
+    }
+    let method = if map { "map" } else { "linear" };
+    if json_out {
+        let mut value = json!({
+            "method": method,
+            "params": params_json(theory, &params),
+            "width": width,
+            "layers": layers.iter().map(|l| json!({
+                "kernel": l.name,
+                "conjugate": l.conjugate_name,
+                "nngp": matrix_json(&l.nngp),
+                "value": matrix_json(&l.kernel),
+                "conjugate_value": matrix_json(&l.conjugate),
+                "scaled_shift": width.map(|_| matrix_json(&scaled(l))),
+            })).collect::<Vec<_>>(),
+        });
+        if let (Value::Object(extra), Some(object)) = (extra, value.as_object_mut()) {
+            object.extend(extra);
+        }
+        println!("{value}");
+        return Ok(());
+    }
+    println!(
+        "theory `{}`: {} on {} training patterns{}",
+        theory.name,
+        if map {
+            "full saddle point (MAP kernels)"
+        } else {
+            "linearised fluctuation system around the NNGP point"
+        },
+        x.nrows(),
+        width.map_or(String::new(), |n| format!(", N = {n}"))
+    );
+    if let (Some(iterations), Some(residual)) =
+        (extra["iterations"].as_u64(), extra["residual"].as_f64())
+    {
+        println!("  Newton iterations {iterations}, largest |∂S/∂u| {residual:.2e}");
+    }
+    let shift = if width.is_some() {
+        "N·(C − C*)"
+    } else {
+        "C − C*"
+    };
+    for l in &layers {
+        println!("  {}: {shift} = {}", l.name, compact(&scaled(l)));
+        println!("  {} = {}", l.conjugate_name, compact(&l.conjugate));
+    }
+    Ok(())
+}
+
+/// `[[a, b], [c, d]]` with 6 significant digits (or the shape, for large P).
+fn compact(m: &Array2<f64>) -> String {
+    if m.len() > 36 {
+        return format!("{}×{} matrix (use --json or --out)", m.nrows(), m.ncols());
+    }
+    let rows: Vec<String> = m
+        .rows()
+        .into_iter()
+        .map(|r| {
+            let entries: Vec<String> = r.iter().map(|v| format!("{v:.6}")).collect();
+            format!("[{}]", entries.join(", "))
+        })
+        .collect();
+    format!("[{}]", rows.join(", "))
+}
