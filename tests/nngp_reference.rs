@@ -151,3 +151,41 @@ fn t1_user_function_without_closed_form_uses_quadrature() {
         120,
     );
 }
+
+/// Hidden layers that are neither returned nor read by anything but the next closed-form
+/// layer skip their lower triangle; the returned kernel must not notice: bitwise the same as
+/// when every layer is kept, and exactly symmetric (70 patterns: several tiles and bands).
+#[test]
+fn keeping_only_the_last_layer_changes_no_bit() {
+    use saddle::solve::nngp::{Keep, PairSet};
+    let x = Array2::from_shape_fn((70, 5), |(i, j)| ((i * 13 + j * 7) % 17) as f64 / 8.0 - 1.0);
+    for phi in ["erf(x)", "relu(x)", "x"] {
+        let theory = deep_theory(phi);
+        for pairs in [PairSet::All, PairSet::TrainAndCross(30)] {
+            let all = NngpSettings {
+                pairs,
+                ..NngpSettings::default()
+            };
+            let last = NngpSettings {
+                keep: Keep::Only(vec![(0, vec![3])]),
+                ..all.clone()
+            };
+            let a = nngp_kernels(&theory, x.view(), None, &all).unwrap();
+            let b = nngp_kernels(&theory, x.view(), None, &last).unwrap();
+            let (ka, kb) = (&a.entries[&(0, vec![3])], &b.entries[&(0, vec![3])]);
+            assert_eq!(b.entries.len(), 1);
+            for ((i, j), v) in kb.indexed_iter() {
+                assert_eq!(
+                    v.to_bits(),
+                    ka[[i, j]].to_bits(),
+                    "{phi} {pairs:?} ({i},{j})"
+                );
+                assert_eq!(
+                    v.to_bits(),
+                    kb[[j, i]].to_bits(),
+                    "{phi} {pairs:?} symmetric"
+                );
+            }
+        }
+    }
+}

@@ -124,17 +124,25 @@ impl MatrixContext<'_> {
                 (Scalar(x), Scalar(y)) => Scalar(x.powf(y)),
                 _ => return Err(MatrixEvalError::Shape("a power of a matrix".into())),
             },
-            // X Xᵀ straight from the data, without copying X.
-            ExprKind::Mul(a, b) if gram_of(a, b).is_some() => {
-                let data = match gram_of(a, b) {
-                    Some(DataRole::Inputs) => {
+            // X Xᵀ (or s X Xᵀ, as `s * X X^T` parses) straight from the data: no copy of X,
+            // the symmetric product.
+            ExprKind::Mul(a, b) if let Some((role, factor)) = gram_of(a, b) => {
+                let data = match role {
+                    DataRole::Inputs => {
                         self.inputs.ok_or(MatrixEvalError::MissingData("inputs"))?
                     }
                     _ => self
                         .targets
                         .ok_or(MatrixEvalError::MissingData("targets"))?,
                 };
-                Matrix(matmul(data, data.t())?)
+                let mut product = gram(data)?;
+                if let Some(factor) = factor {
+                    let Scalar(s) = self.eval(factor)? else {
+                        return Err(MatrixEvalError::Shape("a matrix factor of X X^T".into()));
+                    };
+                    map_entries(&mut product, |v| s * v);
+                }
+                Matrix(product)
             }
             ExprKind::Mul(a, b) => match (self.eval(a)?, self.eval(b)?) {
                 (Scalar(x), Scalar(y)) => Scalar(x * y),
@@ -202,11 +210,21 @@ fn log_det(m: &Array2<f64>) -> Result<f64, MatrixEvalError> {
     Ok((0..l.nrows()).map(|i| 2.0 * l[(i, i)].ln()).sum())
 }
 
-/// `Some(role)` when `a b` is `D Dᵀ` for a data matrix D.
-fn gram_of(a: &Expr, b: &Expr) -> Option<DataRole> {
-    match (&a.kind, &b.kind) {
-        (ExprKind::Data(r), ExprKind::Transpose(t)) if matches!(&t.kind, ExprKind::Data(s) if s == r) => {
-            Some(*r)
+/// `Some((role, None))` when `a b` is `D Dᵀ` for a data matrix D, `Some((role, Some(s)))`
+/// when it is `(s D) Dᵀ` with a scalar s.
+fn gram_of<'e>(a: &'e Expr, b: &Expr) -> Option<(DataRole, Option<&'e Expr>)> {
+    let ExprKind::Transpose(t) = &b.kind else {
+        return None;
+    };
+    let ExprKind::Data(role) = &t.kind else {
+        return None;
+    };
+    match &a.kind {
+        ExprKind::Data(r) if r == role => Some((*role, None)),
+        ExprKind::Mul(s, d)
+            if s.shape.is_scalar() && matches!(&d.kind, ExprKind::Data(r) if r == role) =>
+        {
+            Some((*role, Some(&**s)))
         }
         _ => None,
     }
@@ -216,25 +234,41 @@ fn short(e: &Expr) -> String {
     format!("{:?}", e.kind).chars().take(60).collect()
 }
 
-fn map(v: Value, f: impl Fn(f64) -> f64) -> Value {
+/// `m[i] = f(m[i])` for every entry, on all cores (kernels are P×P: hundreds of MB).
+fn map_entries(m: &mut Array2<f64>, f: impl Fn(f64) -> f64 + Sync) {
+    use rayon::prelude::*;
+    match m.as_slice_mut() {
+        Some(entries) => entries
+            .par_iter_mut()
+            .with_min_len(1 << 14)
+            .for_each(|v| *v = f(*v)),
+        None => m.mapv_inplace(f),
+    }
+}
+
+fn map(v: Value, f: impl Fn(f64) -> f64 + Sync) -> Value {
     match v {
         Value::Scalar(x) => Value::Scalar(f(x)),
         Value::Matrix(mut m) => {
-            m.mapv_inplace(f);
+            map_entries(&mut m, f);
             Value::Matrix(m)
         }
     }
 }
 
-fn combine(a: Value, b: Value, f: impl Fn(f64, f64) -> f64) -> Result<Value, MatrixEvalError> {
+fn combine(
+    a: Value,
+    b: Value,
+    f: impl Fn(f64, f64) -> f64 + Sync,
+) -> Result<Value, MatrixEvalError> {
     Ok(match (a, b) {
         (Value::Scalar(x), Value::Scalar(y)) => Value::Scalar(f(x, y)),
         (Value::Scalar(x), Value::Matrix(mut m)) => {
-            m.mapv_inplace(|v| f(x, v));
+            map_entries(&mut m, |v| f(x, v));
             Value::Matrix(m)
         }
         (Value::Matrix(mut m), Value::Scalar(y)) => {
-            m.mapv_inplace(|v| f(v, y));
+            map_entries(&mut m, |v| f(v, y));
             Value::Matrix(m)
         }
         (Value::Matrix(mut x), Value::Matrix(y)) => {
@@ -278,6 +312,31 @@ pub fn matmul(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Mat
     Ok(out)
 }
 
+/// `a aᵀ` through faer, computing the upper triangle only (half the flops of [`matmul`]) and
+/// mirroring it: the result is exactly symmetric.
+pub fn gram(a: ArrayView2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
+    use faer::linalg::matmul::triangular::{BlockStructure, matmul as triangular};
+    let (m, k) = a.dim();
+    let a = a.as_standard_layout();
+    let layout = || MatrixEvalError::Shape("a matrix without a contiguous layout".into());
+    let lhs = faer::MatRef::from_row_major_slice(a.as_slice().ok_or_else(layout)?, m, k);
+    let mut out = Array2::<f64>::zeros((m, m));
+    let dst = faer::MatMut::from_row_major_slice_mut(out.as_slice_mut().ok_or_else(layout)?, m, m);
+    triangular(
+        dst,
+        BlockStructure::TriangularUpper,
+        faer::Accum::Replace,
+        lhs,
+        BlockStructure::Rectangular,
+        lhs.transpose(),
+        BlockStructure::Rectangular,
+        1.0,
+        faer::get_global_parallelism(),
+    );
+    crate::solve::nngp::mirror_upper(&mut out);
+    Ok(out)
+}
+
 fn builtin(b: Builtin) -> fn(f64) -> f64 {
     match b {
         Builtin::Exp => f64::exp,
@@ -292,5 +351,30 @@ fn builtin(b: Builtin) -> fn(f64) -> f64 {
         Builtin::Sign => |v| if v > 0.0 { 1.0 } else { -1.0 },
         Builtin::Step => |v| if v > 0.0 { 1.0 } else { 0.0 },
         Builtin::Relu => |v| v.max(0.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gram_is_the_symmetric_product_to_rounding() {
+        // Sizes past faer's blocking thresholds, with a ragged edge.
+        let (m, k) = (203, 77);
+        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 31 + j * 17) % 23) as f64 / 7.0 - 1.5);
+        let g = gram(a.view()).unwrap();
+        for i in 0..m {
+            for j in 0..m {
+                let naive: f64 = (0..k).map(|l| a[[i, l]] * a[[j, l]]).sum();
+                let size: f64 = (0..k).map(|l| (a[[i, l]] * a[[j, l]]).abs()).sum();
+                assert!(
+                    (g[[i, j]] - naive).abs() <= 1e-14 * size.max(1.0),
+                    "({i},{j}): {} vs {naive}",
+                    g[[i, j]]
+                );
+                assert_eq!(g[[i, j]], g[[j, i]]);
+            }
+        }
     }
 }

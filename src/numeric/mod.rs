@@ -14,6 +14,8 @@
 //! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
+//! * [`vector_math`]: branch-free asin / acos for SIMD loops, and the run-time choice of
+//!   instruction set; [`kernel_map`] uses them in the closed-form pair loop.
 
 pub mod action;
 pub mod activation;
@@ -32,3 +34,4 @@ pub mod quad;
 mod reference_values;
 pub mod special;
 pub mod tanh_sinh;
+pub mod vector_math;

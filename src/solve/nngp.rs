@@ -333,6 +333,13 @@ pub fn nngp_kernels(
         };
         let c = remaining.remove(i);
         let name = Kernels::name(theory, &c.key);
+        // An entry that is not returned and only read by closed-form pair maps (the hidden
+        // layers of a deep network) needs no lower triangle.
+        let upper_only = matches!(&settings.keep, Keep::Only(keep) if !keep.contains(&c.key))
+            && remaining
+                .iter()
+                .filter(|r| input_keys(theory, &r.program).contains(&c.key))
+                .all(|r| reads_upper_triangle_only(theory, &r.program, r.kind, &r.key, &c.key));
         let value = evaluate_forward(
             theory,
             &c.program,
@@ -343,6 +350,7 @@ pub fn nngp_kernels(
             settings.pairs,
             &name,
             &mut spare,
+            upper_only,
         )?;
         kernels.order.push(c.key.clone());
         kernels.entries.insert(c.key.clone(), value);
@@ -427,6 +435,33 @@ pub fn evaluate_value(
         what: what.to_string(),
         source,
     })
+}
+
+/// Whether the equation for `key` reads `input` only through the closed-form pair map of
+/// [`evaluate_forward`]'s fast path, which reads the diagonal and the upper triangle.
+fn reads_upper_triangle_only(
+    theory: &Theory,
+    program: &Program,
+    kind: FieldKind,
+    key: &EntryKey,
+    input: &EntryKey,
+) -> bool {
+    let Some((_, slots)) = program.as_pair_kernel_map() else {
+        return false;
+    };
+    let positions = [
+        Position::FirstDiagonal,
+        Position::SecondDiagonal,
+        Position::Pair,
+    ];
+    kind != FieldKind::Mean
+        && key_is_symmetric(key.1.clone())
+        && slots.iter().zip(positions).all(|(&slot, want)| {
+            matches!(
+                program.slots.get(slot).and_then(|s| slot_source(theory, s)),
+                Some(SlotSource::Field(k, pos)) if k == *input && pos == want
+            )
+        })
 }
 
 /// The distinct field entries a compiled formula reads.
@@ -519,6 +554,7 @@ fn evaluate_forward(
     pairs: PairSet,
     name: &str,
     spare: &mut Vec<Array2<f64>>,
+    upper_only: bool,
 ) -> Result<Array2<f64>, NngpError> {
     let sources: Vec<(&Array2<f64>, Position)> = program
         .slots
@@ -595,7 +631,12 @@ fn evaluate_forward(
                     Position::Pair,
                 )
         {
-            map.apply_into(ma.view(), &needed, &mut out).map_err(fail)?;
+            if upper_only {
+                map.apply_upper_into(ma.view(), pairs, &mut out)
+            } else {
+                map.apply_into(ma.view(), pairs, &mut out)
+            }
+            .map_err(fail)?;
             return Ok(out);
         }
     }
@@ -635,17 +676,7 @@ fn evaluate_forward(
     Ok(out)
 }
 
-/// Copies the upper triangle onto the lower one, in cache-sized tiles.
+/// Copies the upper triangle onto the lower one (parallel, in cache-sized tiles).
 pub fn mirror_upper(m: &mut Array2<f64>) {
-    const TILE: usize = 64;
-    let p = m.nrows();
-    for i0 in (0..p).step_by(TILE) {
-        for j0 in (i0..p).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(p) {
-                for j in j0.max(i + 1)..(j0 + TILE).min(p) {
-                    m[[j, i]] = m[[i, j]];
-                }
-            }
-        }
-    }
+    crate::numeric::kernel_map::mirror_upper(m);
 }
