@@ -331,3 +331,36 @@ fn solve_linear_reports_the_finite_width_shift_of_t9() {
     assert_eq!(code, 1);
     assert!(err.contains("--method nngp"), "{err}");
 }
+
+/// `saddle … | head`: when the reader goes away the command stops quietly, with 0 and
+/// without a panic message (Rust ignores SIGPIPE, so a plain `println!` would panic).
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_saddle"))
+        .args([
+            "derive",
+            "examples/deep_linear.action",
+            "--set",
+            "L=20",
+            "--format",
+            "json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut first = [0_u8; 16];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("some output");
+    // the read end is dropped here; the report (≈ 150 kB) does not fit a pipe buffer
+    let out = child.wait_with_output().expect("finishes");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "status {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

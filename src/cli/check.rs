@@ -22,7 +22,7 @@ pub fn run(args: &CheckArgs) -> Result<(), CliError> {
         .iter()
         .map(|c| theory.fields[c.of].name.as_str())
         .collect();
-    println!(
+    outln!(
         "{}: theory `{}` is well-formed ({} parameter{}, {} field{}, order parameters: {})",
         display_name(&args.file),
         theory.name,

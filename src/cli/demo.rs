@@ -53,7 +53,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             crate::compile(src, &format!("examples/{name}.action")).map(|t| (*name, t))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    println!(
+    outln!(
         "MNIST 0 vs 3 (bundled digits): {} training and {} test patterns, d = {}, inputs standardised per pattern, targets ±1",
         split.x_train.nrows(),
         split.x_test.nrows(),
@@ -99,19 +99,24 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         }
     }
     bar.finish_and_clear();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<10} {:>5} {:>14} {:>10} {:>16} {:>8}",
-        "network", "depth", "test accuracy", "test MSE", "ln p(Y|X)", "time/s"
+        "network",
+        "depth",
+        "test accuracy",
+        "test MSE",
+        "ln p(Y|X)",
+        "time/s"
     );
     for (name, depth, accuracy, mse, lml, seconds) in rows {
-        println!(
+        outln!(
             "{name:<10} {depth:>5} {:>13.2}% {mse:>10.4} {lml:>16.2} {seconds:>8.2}",
             100.0 * accuracy
         );
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "parameters: the examples' defaults (erf: g = 1.5, gb = 0.1; ReLU: g = 2, gb = 0.1; g0 = 1, gb0 = 0.1, kappa = 0.1)"
     );
     Ok(())

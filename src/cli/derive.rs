@@ -41,9 +41,9 @@ pub fn run(args: &DeriveArgs) -> Result<(), CliError> {
         crate::derive::derive(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = Report::new(&theory, &equations);
     match args.format {
-        Format::Text => print!("{}", text_report(&report)),
-        Format::Latex => print!("{}", latex_report(&report)),
-        Format::Json => println!("{}", json_report(&report)),
+        Format::Text => out!("{}", text_report(&report)),
+        Format::Latex => out!("{}", latex_report(&report)),
+        Format::Json => outln!("{}", json_report(&report)),
     }
     Ok(())
 }

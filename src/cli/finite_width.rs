@@ -105,10 +105,10 @@ pub fn run(
         if let (Value::Object(extra), Some(object)) = (extra, value.as_object_mut()) {
             object.extend(extra);
         }
-        println!("{value}");
+        outln!("{value}");
         return Ok(());
     }
-    println!(
+    outln!(
         "theory `{}`: {} on {} training patterns{}",
         theory.name,
         if map {
@@ -122,7 +122,7 @@ pub fn run(
     if let (Some(iterations), Some(residual)) =
         (extra["iterations"].as_u64(), extra["residual"].as_f64())
     {
-        println!("  Newton iterations {iterations}, largest |∂S/∂u| {residual:.2e}");
+        outln!("  Newton iterations {iterations}, largest |∂S/∂u| {residual:.2e}");
     }
     let shift = if width.is_some() {
         "N·(C − C*)"
@@ -130,8 +130,8 @@ pub fn run(
         "C − C*"
     };
     for l in &layers {
-        println!("  {}: {shift} = {}", l.name, compact(&scaled(l)));
-        println!("  {} = {}", l.conjugate_name, compact(&l.conjugate));
+        outln!("  {}: {shift} = {}", l.name, compact(&scaled(l)));
+        outln!("  {} = {}", l.conjugate_name, compact(&l.conjugate));
     }
     Ok(())
 }

@@ -75,6 +75,6 @@ pub fn run(args: &FmtArgs) -> Result<(), CliError> {
             source,
         });
     }
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }

@@ -93,10 +93,10 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
             }
         }
         let out = json!({ "params": params_json(&theory, &params), "kernels": kernel_map, "means": mean_map, "readout_noise": noise });
-        println!("{out}");
+        outln!("{out}");
         return Ok(());
     }
-    println!(
+    outln!(
         "theory `{}` on {} patterns × {} features",
         theory.name,
         x.nrows(),
@@ -121,13 +121,13 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
         } else {
             m.mean().unwrap_or(f64::NAN)
         };
-        println!(
+        outln!(
             "  {name:<10} mean diagonal {diag_mean:.6}   entry [0,0] {:.6}",
             m[[0, 0]]
         );
     }
     if let Some(path) = &args.out {
-        println!("readout kernel written to {}", path.display());
+        outln!("readout kernel written to {}", path.display());
     }
     Ok(())
 }

@@ -1,7 +1,25 @@
 //! The `saddle` command line: one file per subcommand, all reporting through [`CliError`].
 //!
 //! Exit codes: 0 on success, 1 on any user error (a diagnostic, a bad file, a bad value),
-//! never a panic.
+//! never a panic. Output goes through `outln!`/`out!`: when the reader has gone
+//! (`saddle derive … | head`) the command stops quietly with 0, as Unix tools do.
+
+/// `println!` that stops the process quietly when stdout is a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::cli::emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` that stops the process quietly when stdout is a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(format_args!($($arg)*))
+    };
+}
 
 mod check;
 mod demo;
@@ -130,4 +148,18 @@ fn read_source(path: &Path) -> Result<String, CliError> {
 /// The name a file is shown under in diagnostics.
 fn display_name(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// Writes to stdout; a closed pipe ends the process with 0 (the reader took what it wanted),
+/// any other write error with 1.
+pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("saddle: writing the output: {e}");
+        std::process::exit(1);
+    }
 }

@@ -145,26 +145,26 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             "readout_noise": noise,
             "jitter": gp.jitter.absolute,
         });
-        println!("{out}");
+        outln!("{out}");
         return Ok(());
     }
-    println!(
+    outln!(
         "theory `{}`: NNGP on {} training and {} test patterns",
         theory.name,
         x.nrows(),
         x_test.nrows()
     );
-    println!(
+    outln!(
         "  log marginal likelihood  {:.6}",
         gp.log_marginal_likelihood
     );
     if let Some(m) = metrics {
-        println!("  test MSE                 {:.6}", m.mse);
-        println!("  test accuracy            {:.4}", m.accuracy);
-        println!("  generalisation error     {:.6}", m.generalisation_error);
+        outln!("  test MSE                 {:.6}", m.mse);
+        outln!("  test accuracy            {:.4}", m.accuracy);
+        outln!("  generalisation error     {:.6}", m.generalisation_error);
     }
     if gp.jitter.absolute > 0.0 {
-        println!(
+        outln!(
             "  jitter added to K + κI   {:.3e} (the kernel is numerically singular)",
             gp.jitter.absolute
         );
