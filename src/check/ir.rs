@@ -277,6 +277,13 @@ impl Field {
             FieldKind::Mean => Shape::VECTOR,
         }
     }
+
+    /// A two-index kernel whose indices run over the same range: a family `C[t, s]` of
+    /// blocks of one (P·T)×(P·T) kernel, symmetric as a whole (`C[s, t] = C[t, s]ᵀ`).
+    pub fn is_time_family(&self) -> bool {
+        self.kind == FieldKind::Kernel
+            && matches!(self.indices.as_slice(), [a, b] if a.range == b.range)
+    }
 }
 
 /// A conjugate field `conj Ct[l] of C[l] for l in 1..=L`.
@@ -471,6 +478,19 @@ pub enum ExprKind {
         name: String,
         /// The time index of a family member.
         time: Option<IndexExpr>,
+    },
+    /// Block `time` of the random variable of an enclosing expectation over a time family,
+    /// whitened by the joint covariance Σ of the times `over`: `(Σ⁻¹ (h − m))[time]`.
+    /// Never written by a user: the derivative of such an expectation with respect to a
+    /// kernel block is Stein's lemma over the whole family, ∂E[f]/∂C[a, b] =
+    /// ½ (E[f ĥ[a] ĥ[b]ᵀ] − E[f] E[ĥ[a] ĥ[b]ᵀ]) with ĥ = Σ⁻¹(h − m).
+    Whitened {
+        /// The random variable's name.
+        name: String,
+        /// The block.
+        time: i64,
+        /// The times whose joint covariance whitens (sorted; contains `time`).
+        over: Vec<i64>,
     },
     /// The `i`-th parameter of the user function being defined.
     FunctionArg(usize),

@@ -336,7 +336,7 @@ pub fn apply(builtin: Builtin, arg: Expr) -> Expr {
 
 /// Whether `e` mentions the random variable `var` (or, with `None`, any random variable).
 pub fn mentions_random(e: &Expr, var: Option<&str>) -> bool {
-    if let ExprKind::RandomVar { name, .. } = &e.kind {
+    if let ExprKind::RandomVar { name, .. } | ExprKind::Whitened { name, .. } = &e.kind {
         return var.is_none_or(|v| v == name);
     }
     let mut found = false;

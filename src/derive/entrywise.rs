@@ -172,6 +172,9 @@ impl Lowering<'_> {
                 };
                 Ok(self.symbol(&format!("{name}{t}_{which}")))
             }
+            ExprKind::Whitened { name, .. } => Err(DeriveError::Unsupported(format!(
+                "`{name}` whitened by the covariance of a whole time family does not reduce to one or two patterns"
+            ))),
             ExprKind::FunctionArg(_) => Err(DeriveError::Unsupported(
                 "a function argument outside its function".into(),
             )),
@@ -417,6 +420,7 @@ pub fn is_data_only(e: &Expr) -> bool {
         ExprKind::Field { .. }
         | ExprKind::Conjugate { .. }
         | ExprKind::RandomVar { .. }
+        | ExprKind::Whitened { .. }
         | ExprKind::Expectation { .. } => false,
         ExprKind::Matrix(
             MatrixFunction::Inverse | MatrixFunction::LogDet | MatrixFunction::Trace,

@@ -105,11 +105,15 @@ fn derive_equations(
             if !with_backward {
                 continue;
             }
-            // ∇S̃ = −C̃ + R: with C̃ symmetric, sym(∇S̃) = 0 gives C̃ = sym(R).
+            // ∇S̃ = −C̃ + R: with C̃ symmetric, sym(∇S̃) = 0 gives C̃ = sym(R). A cross-time
+            // block of a family is not symmetric: there C̃[t, s] = R[t, s] (whose transpose
+            // is R[s, t]) solves the condition symmetrised over the family.
+            let cross_time = theory.fields[conj.of].is_time_family()
+                && matches!(&field_var, Variable::Field(_, i) if i.len() == 2 && i[0] != i[1]);
             let rhs = raw_gradient(theory, &action, &field_var)
                 .and_then(|g| solve_for(theory, g, &conj_var))
                 .map(|r| {
-                    if is_kernel(theory, &field_var) {
+                    if is_kernel(theory, &field_var) && !cross_time {
                         symmetric_part(r)
                     } else {
                         r
@@ -151,7 +155,7 @@ fn solve_for(theory: &Theory, g: Expr, unknown: &Variable) -> Result<Expr, Deriv
     for (sign, term) in terms {
         if term == target {
             coefficient += sign;
-        } else if mentions(&term, &target) {
+        } else if mentions_outside_expectations(&term, &target) {
             return Err(DeriveError::Unsupported(format!(
                 "the stationarity condition is not affine in {:?}; it cannot be solved in closed form",
                 unknown
@@ -191,11 +195,20 @@ fn signed_terms(e: Expr, sign: f64, out: &mut Vec<(f64, Expr)>) {
     }
 }
 
-fn mentions(e: &Expr, target: &Expr) -> bool {
+/// Whether `target` occurs in `e` other than inside a Gaussian expectation. Occurrences
+/// inside one (a conjugate in the tilt of a recurrent network's single expectation over all
+/// times) leave the equation in self-consistent form, unknown = R(unknown), as the tilted
+/// forward equations are.
+fn mentions_outside_expectations(e: &Expr, target: &Expr) -> bool {
     if e == target {
         return true;
     }
+    if matches!(e.kind, ExprKind::Expectation { .. }) {
+        return false;
+    }
     let mut found = false;
-    crate::check::for_each_child(e, |c| found = found || mentions(c, target));
+    crate::check::for_each_child(e, |c| {
+        found = found || mentions_outside_expectations(c, target);
+    });
     found
 }

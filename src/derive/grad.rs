@@ -7,6 +7,13 @@
 //! tr(W X) → Wᵀ, tr(W Xᵀ) → W, tr(W A B) → via A with W' = B W and via B with W' = W A,
 //! tr(W Z⁻¹) → via Z with W' = −Z⁻¹ W Z⁻¹, ln det Z → via Z with W = Z⁻¹, and a Gaussian
 //! expectation whose measure does not depend on X is differentiated under the integral.
+//!
+//! The measure of `E[f(h) | h ~ N(m, K)]` contributes Stein's lemma,
+//! ∂E/∂K = ½ K⁻¹ E[f (h − m)(h − m)ᵀ] K⁻¹ − ½ K⁻¹ E[f]. Over a time family `h ~ N(0, C)` the
+//! covariance is the joint (P·T)×(P·T) kernel Σ of the times f reads, written with the
+//! whitened field ĥ = Σ⁻¹(h − m) (`ExprKind::Whitened`): the block `C[a, b]` gets
+//! ½ (E[f ĥ[a] ĥ[b]ᵀ] − E[f] E[ĥ[a] ĥ[b]ᵀ]). A cross-time block enters as
+//! ½ (C[t, s] + C[s, t]ᵀ), so [`gradient`] symmetrises over the pair, not within the block.
 
 use crate::check::ir::{
     Builtin, Callee, ConjId, Covariance, Expr, ExprKind, FieldId, FieldKind, IndexExpr,
@@ -65,9 +72,39 @@ impl Variable {
     }
 }
 
-/// Gradient of the scalar `e` with respect to `var` (for a kernel: the symmetric part, as
-/// the full-matrix convention evaluates every function on sym(C)).
+/// Gradient of the scalar `e` with respect to `var` in the full-matrix convention: for a
+/// kernel the symmetric part, as every function sees sym(C). For a block `C[t, s]` of a time
+/// family the symmetry is that of the whole (P·T)×(P·T) kernel, so `C[t, s]` enters as
+/// ½ (C[t, s] + C[s, t]ᵀ): the gradient is ½ (∇_{C[t, s]} + (∇_{C[s, t]})ᵀ) of the direct
+/// occurrences, plus the derivative of the family's Gaussian measure, which is symmetric as a
+/// whole already (Stein's lemma over the family, see [`Variable`] and `measure_gradient`).
 pub fn gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, DeriveError> {
+    if let Some(partner) = family_partner(theory, var) {
+        let direct = |v: &Variable| {
+            let shape = v.expr(theory).shape;
+            Gradient {
+                theory,
+                var: v,
+                shape,
+                family: FamilyMeasure::Exclude,
+            }
+            .grad(e)
+        };
+        let own = direct(var)?;
+        let symmetrised = if partner == *var {
+            symmetric_part(own)
+        } else {
+            mul(number(0.5), add(own, transpose(direct(&partner)?)))
+        };
+        let measure = Gradient {
+            theory,
+            var,
+            shape: Shape::KERNEL,
+            family: FamilyMeasure::Only,
+        }
+        .grad(e)?;
+        return Ok(add(symmetrised, measure));
+    }
     let g = raw_gradient(theory, e, var)?;
     Ok(if is_kernel(theory, var) {
         symmetric_part(g)
@@ -77,10 +114,29 @@ pub fn gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, Deriv
 }
 
 /// Gradient with respect to `var` as if it entered unsymmetrised; [`gradient`] is its
-/// symmetric part for kernels. Stationarity conditions are solved on this form.
+/// symmetric part for kernels. Stationarity conditions are solved on this form: for a time
+/// family, C̃[t, s] = R[t, s] with R the raw gradient's remainder solves the symmetrised
+/// condition too, because the measure part is symmetric over the family.
 pub fn raw_gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, DeriveError> {
     let shape = var.expr(theory).shape;
-    Gradient { theory, var, shape }.grad(e)
+    Gradient {
+        theory,
+        var,
+        shape,
+        family: FamilyMeasure::Include,
+    }
+    .grad(e)
+}
+
+/// The partner `C[s, t]` of a block `C[t, s]` of a time family (itself on the diagonal).
+fn family_partner(theory: &Theory, var: &Variable) -> Option<Variable> {
+    match var {
+        Variable::Field(f, idx) if theory.fields[*f].is_time_family() => match idx.as_slice() {
+            [t, s] => Some(Variable::Field(*f, vec![*s, *t])),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Whether `var` is an entry of a kernel field (not a mean field, not a conjugate).
@@ -88,10 +144,22 @@ pub fn is_kernel(theory: &Theory, var: &Variable) -> bool {
     matches!(var, Variable::Field(f, _) if theory.fields[*f].kind == FieldKind::Kernel)
 }
 
+/// Which occurrences of a time-family block a gradient follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FamilyMeasure {
+    /// All: the direct ones and the family's Gaussian measure.
+    Include,
+    /// The direct occurrences only.
+    Exclude,
+    /// The family's Gaussian measure only.
+    Only,
+}
+
 struct Gradient<'a> {
     theory: &'a Theory,
     var: &'a Variable,
     shape: Shape,
+    family: FamilyMeasure,
 }
 
 impl Gradient<'_> {
@@ -184,14 +252,7 @@ impl Gradient<'_> {
     ) -> Result<Expr, DeriveError> {
         let k = match cov {
             Covariance::Matrix(k) => (**k).clone(),
-            Covariance::Family(field) => {
-                if matches!(self.var, Variable::Field(v, _) if v == field) {
-                    return Err(DeriveError::Unsupported(
-                        "derivatives of an expectation over a time family with respect to its kernel blocks (recurrent backward equations) are not derived symbolically yet".into(),
-                    ));
-                }
-                return Ok(zero(self.shape));
-            }
+            Covariance::Family(field) => return self.family_measure_gradient(var, f, mean, *field),
         };
         let (k_depends, m_depends) = (self.depends(&k), self.depends(mean));
         if !k_depends && !m_depends {
@@ -229,12 +290,73 @@ impl Gradient<'_> {
         Ok(total)
     }
 
+    /// The part of ∇E[f(h)] from the measure of a time family `h ~ N(m, C)` (Stein's lemma
+    /// over the joint covariance Σ of the times U that f reads): with ĥ = Σ⁻¹(h − m),
+    /// ∂E[f]/∂Σ = ½ (E[f ĥ ĥᵀ] − E[f] Σ⁻¹) and Σ⁻¹ = E[ĥ ĥᵀ], so the block `C[a, b]` gets
+    /// ½ (E[f ĥ[a] ĥ[b]ᵀ] − E[f] E[ĥ[a] ĥ[b]ᵀ]), zero unless a, b ∈ U. This is symmetric over
+    /// the family (the (b, a) block is its transpose), which [`gradient`] relies on.
+    fn family_measure_gradient(
+        &self,
+        var: &str,
+        f: &Expr,
+        mean: &Expr,
+        family: FieldId,
+    ) -> Result<Expr, DeriveError> {
+        if self.depends(mean) {
+            return Err(DeriveError::Unsupported(
+                "the mean of an expectation over a time family depends on the variable".into(),
+            ));
+        }
+        let (a, b) = match self.var {
+            Variable::Field(v, idx) if *v == family && self.family != FamilyMeasure::Exclude => {
+                match idx.as_slice() {
+                    [a, b] => (*a, *b),
+                    _ => return Ok(zero(self.shape)),
+                }
+            }
+            _ => return Ok(zero(self.shape)),
+        };
+        if mentions_whitened(f) {
+            return Err(DeriveError::Unsupported(
+                "second derivatives of an expectation over a time family with respect to its kernel blocks are not derived symbolically".into(),
+            ));
+        }
+        let mut times = std::collections::BTreeSet::new();
+        random_times(f, var, &mut times)?;
+        if !times.contains(&a) || !times.contains(&b) {
+            return Ok(zero(self.shape));
+        }
+        let over: Vec<i64> = times.into_iter().collect();
+        let whitened = |time: i64| {
+            node(
+                ExprKind::Whitened {
+                    name: var.to_string(),
+                    time,
+                    over: over.clone(),
+                },
+                Shape::VECTOR,
+            )
+        };
+        let outer = mul(whitened(a), transpose(whitened(b)));
+        let e = |body: Expr| expectation(var, body, mean.clone(), Covariance::Family(family));
+        Ok(mul(
+            number(0.5),
+            sub(
+                e(mul(f.clone(), outer.clone())),
+                mul(e(f.clone()), e(outer)),
+            ),
+        ))
+    }
+
     /// ∇_X tr(W F); `w = None` stands for the identity.
     fn grad_trace(&self, w: Option<Expr>, f: &Expr) -> Result<Expr, DeriveError> {
         if !self.depends(f) {
             return Ok(zero(self.shape));
         }
         if self.var.matches(f) {
+            if self.family == FamilyMeasure::Only {
+                return Ok(zero(self.shape));
+            }
             return Ok(match w {
                 Some(w) => transpose(w),
                 None => node(ExprKind::Identity, self.shape),
@@ -369,4 +491,81 @@ fn derivative(f: Builtin, s: Expr) -> Result<Expr, DeriveError> {
             )));
         }
     })
+}
+
+/// Whether `e` reads a whitened random variable.
+fn mentions_whitened(e: &Expr) -> bool {
+    if matches!(e.kind, ExprKind::Whitened { .. }) {
+        return true;
+    }
+    let mut found = false;
+    crate::check::for_each_child(e, |c| found = found || mentions_whitened(c));
+    found
+}
+
+/// The times `t` of the family members `var[t]` that `e` reads (after unrolling, constants).
+fn random_times(
+    e: &Expr,
+    var: &str,
+    times: &mut std::collections::BTreeSet<i64>,
+) -> Result<(), DeriveError> {
+    if let ExprKind::RandomVar { name, time } = &e.kind
+        && name == var
+    {
+        let Some(t) = time.as_ref().filter(|t| t.terms.is_empty()) else {
+            return Err(DeriveError::Unsupported(format!(
+                "`{var}` read without a constant time in an expectation over a time family"
+            )));
+        };
+        times.insert(t.constant);
+    }
+    let mut result = Ok(());
+    crate::check::for_each_child(e, |c| {
+        if result.is_ok() {
+            result = random_times(c, var, times);
+        }
+    });
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::derive::unroll::{IndexEnv, unroll};
+
+    /// recurrent_erf at T = 2, unrolled: its expectation reads h[0] and h[1].
+    fn recurrent() -> (Theory, Expr) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/recurrent_erf.action");
+        let source = std::fs::read_to_string(path).expect("example");
+        let theory = crate::compile(&source, path).expect("checks");
+        let ints: Vec<i64> = theory
+            .params
+            .iter()
+            .map(|p| if p.name == "T" { 2 } else { 0 })
+            .collect();
+        let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).expect("unrolls");
+        (theory, action)
+    }
+
+    #[test]
+    fn family_measure_enters_only_the_blocks_the_expectation_reads() {
+        let (theory, action) = recurrent();
+        let read = gradient(&theory, &action, &Variable::Field(0, vec![1, 1])).expect("C[1, 1]");
+        assert!(mentions_whitened(&read));
+        // time 2 is read by no expectation: C[1, 2] enters directly only
+        let direct = gradient(&theory, &action, &Variable::Field(0, vec![1, 2])).expect("C[1, 2]");
+        assert!(!mentions_whitened(&direct));
+    }
+
+    #[test]
+    fn second_family_derivatives_are_reported_not_guessed() {
+        let (theory, action) = recurrent();
+        let var = Variable::Field(0, vec![1, 1]);
+        let first = gradient(&theory, &action, &var).expect("first derivative");
+        let contracted = trace(first);
+        match gradient(&theory, &contracted, &var) {
+            Err(DeriveError::Unsupported(why)) => assert!(why.contains("second derivatives")),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
 }

@@ -87,11 +87,19 @@ pub fn second_variation(theory: &Theory, equations: &Equations) -> SecondVariati
             }
         };
         let contracted = trace(mul(transpose(direction), first));
+        // ∂/∂C commutes with setting C̃ = 0, and doing that first keeps the expectations to
+        // the times they read at the NNGP point (a recurrent network's tilt reads them all).
+        let contracted_at_nngp = at_nngp_point(&contracted);
         for column in &variables {
             if !is_conjugate(row) && is_conjugate(column) {
                 continue; // the transpose of the (C̃, C) block, listed there
             }
-            let map = gradient(&extended, &contracted, column).map(|g| at_nngp_point(&g));
+            let source = if is_conjugate(column) {
+                &contracted
+            } else {
+                &contracted_at_nngp
+            };
+            let map = gradient(&extended, source, column).map(|g| at_nngp_point(&g));
             let vanishes = matches!(&map, Ok(m) if is_zero(m));
             if !vanishes {
                 blocks.push(HessianBlock {

@@ -80,6 +80,7 @@ pub fn linearised_system(equations: &Equations, sv: &SecondVariation) -> Lineari
     let mut lines = Vec::new();
     for z in &order {
         let mut terms = Vec::new();
+        let mut halves = Vec::new();
         let mut solved_for = None;
         for b in &sv.blocks {
             let (x, transposed) = if &b.column == z {
@@ -94,12 +95,26 @@ pub fn linearised_system(equations: &Equations, sv: &SecondVariation) -> Lineari
                 solved_for = Some(x);
                 continue;
             }
-            terms.push(Term {
+            let term = Term {
                 row: b.row.clone(),
                 column: b.column.clone(),
                 transposed,
                 applied_to: x,
-            });
+            };
+            let minus_half = matches!(&b.map, Ok(m) if is_minus_half_direction(m, &directions));
+            if minus_half && solved_for.is_none() && is_family_pair(&term.applied_to, z) {
+                halves.push(term);
+                continue;
+            }
+            terms.push(term);
+        }
+        // A cross-time block X[t, s] of a time family enters as ½ (X[t, s] + X[s, t]ᵀ): the
+        // two halves −½ X[t, s] − ½ X[s, t]ᵀ are −X[t, s], as X[s, t] = X[t, s]ᵀ.
+        match halves.iter().position(|h| same_indices(&h.applied_to, z)) {
+            Some(own) if halves.len() == 2 && solved_for.is_none() => {
+                solved_for = Some(halves[own].applied_to.clone());
+            }
+            _ => terms.append(&mut halves),
         }
         let source = equations
             .backward
@@ -131,6 +146,44 @@ fn is_minus_direction(e: &Expr, directions: &[FieldId]) -> bool {
         }
         _ => false,
     }
+}
+
+/// `−½E` (or `−(½·E)`, `(−½)·E`): the pairing block of a cross-time block of a family.
+fn is_minus_half_direction(e: &Expr, directions: &[FieldId]) -> bool {
+    let is_direction =
+        |x: &Expr| matches!(&x.kind, ExprKind::Field { field, .. } if directions.contains(field));
+    let half = |x: &Expr, value: f64| match &x.kind {
+        ExprKind::Mul(a, b) => {
+            matches!(a.kind, ExprKind::Number(v) if v == value) && is_direction(b)
+        }
+        ExprKind::Div(a, b) => {
+            value == 0.5 && is_direction(a) && matches!(b.kind, ExprKind::Number(v) if v == 2.0)
+        }
+        _ => false,
+    };
+    match &e.kind {
+        ExprKind::Neg(a) => half(a, 0.5),
+        _ => half(e, -0.5),
+    }
+}
+
+/// The indices of a variable.
+fn indices(v: &Variable) -> &[i64] {
+    match v {
+        Variable::Field(_, i) | Variable::Conjugate(_, i) => i,
+    }
+}
+
+/// Whether `x` is `[t, s]` or `[s, t]` of the two-index line variable `z` (`t ≠ s`).
+fn is_family_pair(x: &Variable, z: &Variable) -> bool {
+    match (indices(x), indices(z)) {
+        ([a, b], [t, s]) => t != s && ((a, b) == (t, s) || (a, b) == (s, t)),
+        _ => false,
+    }
+}
+
+fn same_indices(x: &Variable, z: &Variable) -> bool {
+    indices(x) == indices(z)
 }
 
 #[cfg(test)]
@@ -181,5 +234,51 @@ mod tests {
             (Some(ct(2)), vec![term(c(2), c(2), false, c(2))], true),
         ];
         assert_eq!(shape, want);
+    }
+
+    /// recurrent_erf at T = 2: every line is solved, the cross-time ones by combining the two
+    /// −½E halves; C̃[1, 2] couples to nothing (no expectation reads time 2), and the cross
+    /// blocks carry the G of C[1, 1].
+    #[test]
+    fn recurrent_network_solves_every_line_with_cross_time_halves() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/recurrent_erf.action");
+        let source = std::fs::read_to_string(path).expect("example");
+        let theory = crate::compile(&source, path).expect("checks");
+        let equations = crate::derive::derive(&theory, &[("T".into(), 2.0)]).expect("derives");
+        let sv = second_variation(&theory, &equations);
+        let system = linearised_system(&equations, &sv);
+        assert!(system.missing.is_none(), "{:?}", system.missing);
+        let (c, ct) = (
+            |t, s| Variable::Field(0, vec![t, s]),
+            |t, s| Variable::Conjugate(0, vec![t, s]),
+        );
+        let solved: Vec<Option<Variable>> =
+            system.lines.iter().map(|l| l.solved_for.clone()).collect();
+        let want = vec![
+            Some(c(1, 1)),
+            Some(c(1, 2)),
+            Some(c(2, 1)),
+            Some(c(2, 2)),
+            Some(ct(1, 1)),
+            Some(ct(1, 2)),
+            Some(ct(2, 1)),
+            Some(ct(2, 2)),
+        ];
+        assert_eq!(solved, want);
+        let line = |v: Variable| {
+            system
+                .lines
+                .iter()
+                .find(|l| l.solved_for == Some(v.clone()))
+                .expect("a line")
+        };
+        assert!(line(ct(1, 2)).terms.is_empty() && line(ct(1, 2)).source.is_none());
+        assert!(
+            line(c(1, 2))
+                .terms
+                .iter()
+                .any(|t| t.applied_to == c(1, 1) && t.transposed)
+        );
+        assert!(line(ct(2, 2)).source.is_some());
     }
 }

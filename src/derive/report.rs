@@ -184,6 +184,17 @@ fn derivative_label(unknown: &str, wrt: &str, style: Style) -> String {
     }
 }
 
+/// What the backward equations of a time family mean, when the theory has one.
+fn family_legend(theory: &Theory) -> Option<String> {
+    let family = theory.fields.iter().find(|f| f.is_time_family())?;
+    let name = &family.name;
+    Some(format!(
+        "(time family {name}: ĥ = Σ⁻¹h is the field whitened by the joint covariance Σ, blocks {name}[t, s],\n\
+         of the times the expectation reads — Stein's lemma over the family; a conjugate inside the\n\
+         tilted measure makes an equation self-consistent; {name}[t, s] and {name}[s, t]ᵀ are one kernel)\n"
+    ))
+}
+
 /// Header lines: theory name and the integer parameters used.
 fn header(theory: &Theory, equations: &Equations) -> String {
     let ints: Vec<String> = equations
@@ -247,6 +258,9 @@ pub fn text_report(report: &Report<'_>) -> String {
         }
     }
     out.push_str("\nBackward and output equations ∂S/∂C = 0:\n");
+    if let Some(legend) = family_legend(theory) {
+        out.push_str(&legend);
+    }
     for eq in &equations.backward {
         let r = render_equation(theory, eq, &Unicode, &roles);
         match &r.rhs {
@@ -361,8 +375,14 @@ pub fn latex_report(report: &Report<'_>) -> String {
         .iter()
         .map(|e| render_equation(theory, e, &Latex, &roles))
         .collect();
+    let mut title = String::from("backward and output equations");
+    if let Some(legend) = family_legend(theory) {
+        for line in legend.lines() {
+            title.push_str(&format!("\n% {}", line.trim_start()));
+        }
+    }
     block(
-        "backward and output equations",
+        &title,
         backward
             .iter()
             .filter_map(|r| {

@@ -128,6 +128,10 @@ pub fn to_syntax(theory: &Theory, e: &Expr) -> ast::Expr {
             Some(t) => indexed(name, vec![index_expr(theory, t)]),
             None => node(ast::ExprKind::Name(ident(name))),
         },
+        // ĥ⁽ᵗ⁾ (the renderers put the hat on; no user name carries a combining accent)
+        ExprKind::Whitened { name, time, .. } => {
+            indexed(&format!("{name}\u{302}"), vec![number(*time as f64)])
+        }
         ExprKind::FunctionArg(i) => node(ast::ExprKind::Name(ident(&format!("x{i}")))),
         ExprKind::Neg(a) => node(ast::ExprKind::Neg(Box::new(s(a)))),
         ExprKind::Add(a, b) => binary(BinaryOp::Add, s(a), s(b)),

@@ -83,6 +83,7 @@ pub fn unroll(e: &Expr, env: &IndexEnv, ints: &[i64]) -> Result<Expr, DeriveErro
                 time,
             })
         }
+        ExprKind::Whitened { .. } => Ok(e.clone()),
         ExprKind::Neg(a) => node(ExprKind::Neg(sub(a)?)),
         ExprKind::Transpose(a) => node(ExprKind::Transpose(sub(a)?)),
         ExprKind::Matrix(f, a) => node(ExprKind::Matrix(*f, sub(a)?)),

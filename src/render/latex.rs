@@ -28,6 +28,10 @@ fn operator(func: &str) -> Option<&'static str> {
 
 impl Notation for Latex {
     fn name(&self, name: &str) -> String {
+        // a whitened random variable (`derive::show` marks it with a combining circumflex)
+        if let Some(base) = name.strip_suffix('\u{302}') {
+            return format!("\\hat{{{}}}", self.name(base));
+        }
         match name {
             "I" => return "\\mathbb{1}".to_string(),
             "ones" => return "\\mathbf{1}\\mathbf{1}^\\top".to_string(),

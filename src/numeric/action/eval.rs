@@ -260,7 +260,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 let indices = self.indices(indices, scope)?;
                 self.conjugate_value(*conj, &indices)?
             }
-            ExprKind::RandomVar { name, .. } => {
+            ExprKind::RandomVar { name, .. } | ExprKind::Whitened { name, .. } => {
                 return Err(ActionError::Unsupported {
                     context: context("random variable", expr.span),
                     reason: format!("`{name}` is used outside its expectation"),
@@ -442,6 +442,7 @@ pub(super) fn depends_on_variables(expr: &Expr) -> bool {
         ExprKind::Field { .. }
         | ExprKind::Conjugate { .. }
         | ExprKind::RandomVar { .. }
+        | ExprKind::Whitened { .. }
         | ExprKind::FunctionArg(_)
         | ExprKind::Expectation { .. } => true,
         ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => any(&[a]),

@@ -113,6 +113,14 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 (value, what)
             }
         };
+        let mut whitening = Vec::new();
+        integrand.whitening_times(&mut whitening);
+        if let Some(over) = whitening.iter().find(|over| **over != times) {
+            return Err(unsupported(format!(
+                "`{var}` whitened over the times {over:?} in an integrand that reads the times {times:?}"
+            )));
+        }
+        let whiten = !whitening.is_empty();
         let blocks = times.len().max(1);
         let mean = self.eval(mean, scope, args)?;
         let mean: Vec<D> = match mean.shape() {
@@ -136,7 +144,9 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 context: context(&what, expr.span),
                 source,
             })?;
-        self.quadrature(&integrand, &mean, &factor, &times, mode, expr, nodes)
+        self.quadrature(
+            &integrand, &mean, &factor, &times, whiten, mode, expr, nodes,
+        )
     }
 
     /// The tensor-product Gauss–Hermite sum over $h=\mu+\sqrt2Lz$ (`nodes` = order^dims).
@@ -147,6 +157,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         mean: &[D],
         factor: &Dense<D>,
         times: &[i64],
+        whiten: bool,
         mode: Mode,
         expr: &Expr,
         nodes: usize,
@@ -177,7 +188,23 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 .chunks(patterns)
                 .map(|block| Dense::from_fn(block.len(), 1, |i, _| block[i].clone()))
                 .collect();
-            let value = self.integrand(integrand, &blocks, times, &mut memo)?;
+            // ĥ = Σ⁻¹(h − μ) = √2 L⁻ᵀ z: one back substitution with Lᵀ.
+            let whitened: Vec<Dense<D>> = if whiten {
+                let mut w = vec![D::zero(); dims];
+                for i in (0..dims).rev() {
+                    let mut value = D::from(z[i]);
+                    for (j, wj) in w.iter().enumerate().skip(i + 1) {
+                        value -= factor.get(j, i).clone() * wj.clone();
+                    }
+                    w[i] = value / factor.get(i, i).clone();
+                }
+                w.chunks(patterns)
+                    .map(|block| Dense::from_fn(block.len(), 1, |i, _| block[i].clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let value = self.integrand(integrand, &blocks, &whitened, times, &mut memo)?;
             match mode {
                 Mode::Mean => {
                     let weighted = value.map(|x| x.clone() * weight);

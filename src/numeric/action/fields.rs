@@ -19,7 +19,7 @@ use super::dense::Dense;
 use super::eval::Evaluation;
 use super::ops::context;
 use super::variables::{EntrySource, Owner, entry_name};
-use crate::check::ir::{ConjId, FieldId, FieldKind, Theory};
+use crate::check::ir::{ConjId, FieldId, FieldKind};
 
 impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
     /// A field entry as it enters expressions: kernels symmetrised, means as they are.
@@ -40,7 +40,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
             FieldKind::Mean => raw,
             FieldKind::Kernel => {
                 let swapped: Option<Vec<i64>> = match key.1.as_slice() {
-                    [t, s] if t != s && is_time_family(theory, field) => Some(vec![*s, *t]),
+                    [t, s] if t != s && declaration.is_time_family() => Some(vec![*s, *t]),
                     _ => None,
                 };
                 let partner = match swapped {
@@ -141,12 +141,4 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
             }
         })
     }
-}
-
-/// A two-index kernel whose indices run over the same range: a family `C[t, s]` of blocks of
-/// one $(PT)\times(PT)$ kernel.
-pub(super) fn is_time_family(theory: &Theory, field: FieldId) -> bool {
-    let declaration = &theory.fields[field];
-    declaration.kind == FieldKind::Kernel
-        && matches!(declaration.indices.as_slice(), [a, b] if a.range == b.range)
 }

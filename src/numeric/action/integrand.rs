@@ -23,6 +23,9 @@ pub(super) enum Integrand<'e, D> {
     Constant(Dense<D>),
     /// The random variable (`h`), or one time of the family (`h[t]`).
     Random(Option<i64>),
+    /// One time of the family whitened by the joint covariance of the times `over`
+    /// (`ĥ[t] = (Σ⁻¹(h − m))[t]`).
+    Whitened(i64, &'e [i64]),
     /// `-a`, `a^T`, `tr a`, `inv a`, `logdet a` (the operator is `expr`'s).
     Unary(&'e Expr, Box<Self>),
     /// `a ± b`, `a b`, `a / b`, `a ^ b` (the operator is `expr`'s).
@@ -57,6 +60,10 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 };
                 times.insert(time);
                 Integrand::Random(time)
+            }
+            ExprKind::Whitened { time, over, .. } => {
+                times.extend(over.iter().map(|&t| Some(t)));
+                Integrand::Whitened(*time, over)
             }
             ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => {
                 Integrand::Unary(expr, Box::new(self.stage(a, var, scope, args, times)?))
@@ -98,16 +105,27 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         })
     }
 
-    /// The staged integrand at one node; `blocks[i]` is the random vector at `times[i]`.
+    /// The staged integrand at one node; `blocks[i]` is the random vector at `times[i]`,
+    /// `whitened[i]` its whitened counterpart (empty when the integrand reads none).
     pub(super) fn integrand(
         &mut self,
         integrand: &Integrand<'_, D>,
         blocks: &[Dense<D>],
+        whitened: &[Dense<D>],
         times: &[i64],
         memo: &mut Memo<D>,
     ) -> Result<Dense<D>, ActionError> {
         Ok(match integrand {
             Integrand::Constant(value) => value.clone(),
+            Integrand::Whitened(time, _) => times
+                .iter()
+                .position(|s| s == time)
+                .and_then(|block| whitened.get(block))
+                .cloned()
+                .ok_or_else(|| ActionError::Unsupported {
+                    context: "integrand".into(),
+                    reason: format!("no whitened block for time {time}"),
+                })?,
             Integrand::Random(time) => {
                 // Staging recorded every time, so the position always exists.
                 let block = time
@@ -122,7 +140,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                     })?
             }
             Integrand::Unary(expr, operand) => {
-                let a = self.integrand(operand, blocks, times, memo)?;
+                let a = self.integrand(operand, blocks, whitened, times, memo)?;
                 match &expr.kind {
                     ExprKind::Neg(_) => a.map(|x| -x.clone()),
                     ExprKind::Matrix(function, _) => ops::matrix_function(*function, &a, expr)?,
@@ -130,8 +148,8 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 }
             }
             Integrand::Binary(expr, left, right) => {
-                let a = self.integrand(left, blocks, times, memo)?;
-                let b = self.integrand(right, blocks, times, memo)?;
+                let a = self.integrand(left, blocks, whitened, times, memo)?;
+                let b = self.integrand(right, blocks, whitened, times, memo)?;
                 match &expr.kind {
                     ExprKind::Add(..) => ops::add(&a, &b, 1.0, expr)?,
                     ExprKind::Sub(..) => ops::add(&a, &b, -1.0, expr)?,
@@ -154,7 +172,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 }
                 let values = args
                     .iter()
-                    .map(|a| self.integrand(a, blocks, times, memo))
+                    .map(|a| self.integrand(a, blocks, whitened, times, memo))
                     .collect::<Result<Vec<_>, _>>()?;
                 let value = self.apply(*callee, &values, expr)?;
                 if let Some(key) = key {
@@ -165,7 +183,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
             Integrand::Sum(expr, terms) => {
                 let mut total: Option<Dense<D>> = None;
                 for term in terms {
-                    let value = self.integrand(term, blocks, times, memo)?;
+                    let value = self.integrand(term, blocks, whitened, times, memo)?;
                     total = Some(match total {
                         None => value,
                         Some(sum) => ops::add(&sum, &value, 1.0, expr)?,
@@ -197,7 +215,7 @@ fn unreachable_operator<T>(expr: &Expr) -> Result<T, ActionError> {
 fn mentions(expr: &Expr, var: &str) -> bool {
     let m = |e: &Expr| mentions(e, var);
     match &expr.kind {
-        ExprKind::RandomVar { name, .. } => name == var,
+        ExprKind::RandomVar { name, .. } | ExprKind::Whitened { name, .. } => name == var,
         ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => m(a),
         ExprKind::Add(a, b)
         | ExprKind::Sub(a, b)
@@ -210,5 +228,23 @@ fn mentions(expr: &Expr, var: &str) -> bool {
             body, mean, cov, ..
         } => m(body) || m(mean) || matches!(cov, Covariance::Matrix(c) if m(c)),
         _ => false,
+    }
+}
+
+impl<D> Integrand<'_, D> {
+    /// The `over` lists of the whitened variables the integrand reads.
+    pub(super) fn whitening_times(&self, found: &mut Vec<Vec<i64>>) {
+        match self {
+            Integrand::Whitened(_, over) => found.push(over.to_vec()),
+            Integrand::Constant(_) | Integrand::Random(_) => {}
+            Integrand::Unary(_, a) => a.whitening_times(found),
+            Integrand::Binary(_, a, b) => {
+                a.whitening_times(found);
+                b.whitening_times(found);
+            }
+            Integrand::Apply(_, _, args) | Integrand::Sum(_, args) => {
+                args.iter().for_each(|a| a.whitening_times(found));
+            }
+        }
     }
 }
