@@ -10,6 +10,12 @@
 //! [`super::vector_math`] (compiled for AVX-512, AVX2 or neither, chosen at run time) and
 //! writes the tile's transpose into the lower triangle while it is in cache. No memory
 //! beyond the output and three per-pattern vectors.
+//!
+//! A chain of such maps (the hidden layers of a deep network, none of them returned) runs
+//! fused ([`apply_chain_into`]): entry (α, β) of layer l + 1 needs only entry (α, β) and the
+//! diagonal of layer l, so the diagonals are carried through the layers first and then each
+//! row segment goes through every layer in an L1 buffer. Same arithmetic per entry, so the
+//! same bits as one layer at a time, with the memory traffic of a single layer.
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
@@ -127,15 +133,152 @@ impl PairKernelMap {
             )?;
             return Ok(());
         }
-        let p = c.nrows();
-        if c.ncols() != p || out.dim() != (p, p) {
-            return Err(ProgramError::Unsupported(format!(
-                "a {:?} output buffer for a {:?} kernel",
-                out.dim(),
-                c.dim()
-            )));
+        apply_chain_into_with(isa, std::slice::from_ref(self), c, pairs, out, mirror)
+    }
+
+    /// Whether the map has a closed form the fused loop of [`apply_chain_into`] runs.
+    pub fn has_closed_form(&self) -> bool {
+        Self::supports(&self.activation)
+            && !matches!(self.activation, Activation::Tanh | Activation::Custom(_))
+    }
+}
+
+/// Applies `maps` one after the other (C⁽ˡ⁺¹⁾ = mapₗ(C⁽ˡ⁾)) without storing the kernels in
+/// between. Entry (α, β) of a layer needs only entry (α, β) and the diagonal of the layer
+/// before, so each row segment runs through every layer in a buffer in L1, after the
+/// diagonals have been carried through the layers first: the memory traffic of a deep
+/// network is that of one layer. Every map must have a closed form
+/// ([`PairKernelMap::has_closed_form`]); the values are those of applying them one by one.
+pub fn apply_chain_into(
+    maps: &[PairKernelMap],
+    c: ArrayView2<f64>,
+    pairs: PairSet,
+    out: &mut Array2<f64>,
+    mirror: bool,
+) -> Result<(), ProgramError> {
+    apply_chain_into_with(Isa::detect(), maps, c, pairs, out, mirror)
+}
+
+/// [`apply_chain_into`] with the loop compiled for `isa`.
+pub fn apply_chain_into_with(
+    isa: Isa,
+    maps: &[PairKernelMap],
+    c: ArrayView2<f64>,
+    pairs: PairSet,
+    out: &mut Array2<f64>,
+    mirror: bool,
+) -> Result<(), ProgramError> {
+    let p = c.nrows();
+    if c.ncols() != p || out.dim() != (p, p) {
+        return Err(ProgramError::Unsupported(format!(
+            "a {:?} output buffer for a {:?} kernel",
+            out.dim(),
+            c.dim()
+        )));
+    }
+    let c = c.as_standard_layout();
+    let c = c
+        .as_slice()
+        .ok_or_else(|| ProgramError::Unsupported("a non-contiguous kernel".into()))?;
+    run_chain(isa, maps, Some(c), p, pairs, out, mirror)
+}
+
+/// [`apply_chain_into`] writing the result over its input: each row segment is read into an
+/// L1 buffer before it is overwritten, and the pair loop reads no entry below the diagonal,
+/// where the transposed writes go. Saves the second P×P buffer.
+pub fn apply_chain_in_place(
+    maps: &[PairKernelMap],
+    c: &mut Array2<f64>,
+    pairs: PairSet,
+    mirror: bool,
+) -> Result<(), ProgramError> {
+    let p = c.nrows();
+    if c.ncols() != p || !c.is_standard_layout() {
+        return Err(ProgramError::Unsupported(format!(
+            "a {:?} kernel that is not square and contiguous",
+            c.dim()
+        )));
+    }
+    run_chain(Isa::detect(), maps, None, p, pairs, c, mirror)
+}
+
+/// The chain over `input` (row-major P×P), or over `out` itself when `input` is `None`.
+fn run_chain(
+    isa: Isa,
+    maps: &[PairKernelMap],
+    input: Option<&[f64]>,
+    p: usize,
+    pairs: PairSet,
+    out: &mut Array2<f64>,
+    mirror: bool,
+) -> Result<(), ProgramError> {
+    if maps.is_empty() {
+        return Err(ProgramError::Unsupported(
+            "an empty chain of pair maps".into(),
+        ));
+    }
+    let mut diag: Vec<f64> = match input {
+        Some(c) => (0..p).map(|a| c[a * p + a]).collect(),
+        None => (0..p).map(|a| out[[a, a]]).collect(),
+    };
+    let mut layers = Vec::with_capacity(maps.len());
+    for (l, map) in maps.iter().enumerate() {
+        let layer = Layer::new(map, diag)?;
+        if l + 1 < maps.len() {
+            let mut next = vec![0.0; p];
+            if let Some(a) = diagonal_kernel(isa, &layer, &mut next) {
+                let d = layer.diag[a];
+                return Err(ProgramError::InvalidCovariance {
+                    var_u: d,
+                    var_v: d,
+                    cov: d,
+                });
+            }
+            diag = next;
+        } else {
+            diag = Vec::new();
         }
-        let diag: Vec<f64> = (0..p).map(|a| c[[a, a]]).collect();
+        layers.push(layer);
+    }
+    let out_slice = out
+        .as_slice_mut()
+        .ok_or_else(|| ProgramError::Unsupported("a non-contiguous output buffer".into()))?;
+    let job = Job {
+        layers: &layers,
+        c: input,
+        p,
+        pairs,
+        mirror,
+        out: SharedOut(out_slice.as_mut_ptr()),
+    };
+    (0..p.div_ceil(BAND_ROWS))
+        .into_par_iter()
+        .try_for_each(|band| {
+            clear_upper_vector_state();
+            let rows = band * BAND_ROWS..((band + 1) * BAND_ROWS).min(p);
+            match band_kernel(isa, &job, rows.start, rows.end) {
+                None => Ok(()),
+                Some(bad) => Err(ProgramError::InvalidCovariance {
+                    var_u: layers[bad.layer].diag[bad.a],
+                    var_v: layers[bad.layer].diag[bad.b],
+                    cov: bad.cov,
+                }),
+            }
+        })
+}
+
+/// One map with the per-pattern vectors of its input kernel's diagonal.
+struct Layer {
+    formula: Formula,
+    scale: f64,
+    offset: f64,
+    diag: Vec<f64>,
+    factor: Vec<f64>,
+    root: Vec<f64>,
+}
+
+impl Layer {
+    fn new(map: &PairKernelMap, diag: Vec<f64>) -> Result<Self, ProgramError> {
         if let Some(&bad) = diag.iter().find(|d| !(d.is_finite() && **d >= 0.0)) {
             return Err(ProgramError::InvalidCovariance {
                 var_u: bad,
@@ -143,7 +286,7 @@ impl PairKernelMap {
                 cov: bad,
             });
         }
-        let formula = match self.activation {
+        let formula = match map.activation {
             Activation::Erf { s } => Formula::Erf {
                 two_s2: 2.0 * s * s,
             },
@@ -164,7 +307,7 @@ impl PairKernelMap {
             // φ(0) of a discontinuous activation is a convention, not a Gaussian average.
             return Err(ProgramError::Unsupported(format!(
                 "`{}` at zero variance (pattern {a})",
-                self.activation.name()
+                map.activation.name()
             )));
         }
         let factor: Vec<f64> = match formula {
@@ -178,58 +321,35 @@ impl PairKernelMap {
                 .collect(),
         };
         let root: Vec<f64> = diag.iter().map(|d| d.sqrt()).collect();
-        let c = c.as_standard_layout();
-        let c = c
-            .as_slice()
-            .ok_or_else(|| ProgramError::Unsupported("a non-contiguous kernel".into()))?;
-        let out_slice = out
-            .as_slice_mut()
-            .ok_or_else(|| ProgramError::Unsupported("a non-contiguous output buffer".into()))?;
-        let job = Job {
+        Ok(Self {
             formula,
-            scale: self.scale,
-            offset: self.offset,
-            c,
-            diag: &diag,
-            factor: &factor,
-            root: &root,
-            p,
-            pairs,
-            mirror,
-            out: SharedOut(out_slice.as_mut_ptr()),
-        };
-        (0..p.div_ceil(BAND_ROWS))
-            .into_par_iter()
-            .try_for_each(|band| {
-                clear_upper_vector_state();
-                let rows = band * BAND_ROWS..((band + 1) * BAND_ROWS).min(p);
-                match band_kernel(isa, &job, rows.start, rows.end) {
-                    None => Ok(()),
-                    Some((a, b)) => Err(ProgramError::InvalidCovariance {
-                        var_u: diag[a],
-                        var_v: diag[b],
-                        cov: c[a * p + b],
-                    }),
-                }
-            })
+            scale: map.scale,
+            offset: map.offset,
+            diag,
+            factor,
+            root,
+        })
     }
 }
 
 /// Everything a band of rows needs.
 struct Job<'a> {
-    formula: Formula,
-    scale: f64,
-    offset: f64,
-    /// The input kernel, row-major P×P.
-    c: &'a [f64],
-    diag: &'a [f64],
-    factor: &'a [f64],
-    root: &'a [f64],
+    layers: &'a [Layer],
+    /// The input kernel, row-major P×P (`None`: the output buffer holds it).
+    c: Option<&'a [f64]>,
     p: usize,
     pairs: PairSet,
     /// Whether to write the lower triangle.
     mirror: bool,
     out: SharedOut,
+}
+
+/// A pair whose covariance is not one (|C_αβ| > √(C_αα C_ββ) or NaN) at a layer.
+struct BadPair {
+    layer: usize,
+    a: usize,
+    b: usize,
+    cov: f64,
 }
 
 /// The output buffer, written by all bands at once. Entry (α, β) with α ≤ β belongs to the
@@ -248,11 +368,34 @@ fn needed_end(pairs: PairSet, a: usize, p: usize) -> usize {
     }
 }
 
-/// Rows `i0..i1`: upper-triangle segments tile by tile, each tile mirrored at once. Returns
-/// the first pair with an invalid covariance.
+/// The diagonal of a layer's output, `out[a] = layer(C_αα)` (the same arithmetic as the
+/// pair loop on (α, α)); the first pattern with an invalid variance if there is one.
 #[inline(always)]
-fn band<const FMA: bool>(job: &Job<'_>, i0: usize, i1: usize) -> Option<(usize, usize)> {
+fn diagonal<const FMA: bool>(layer: &Layer, out: &mut [f64]) -> Option<usize> {
+    for (a, o) in out.iter_mut().enumerate() {
+        let mut value = [0.0];
+        if !segment::<FMA>(layer, a, &[layer.diag[a]], a, &mut value) {
+            return Some(a);
+        }
+        *o = value[0];
+    }
+    None
+}
+
+dispatch_by_isa! {
+    fn diagonal_kernel(layer: &Layer, out: &mut [f64]) -> Option<usize> => diagonal
+}
+
+/// Rows `i0..i1`: upper-triangle segments tile by tile, each through every layer, each tile
+/// mirrored at once. Returns the first pair with an invalid covariance.
+#[inline(always)]
+fn band<const FMA: bool>(job: &Job<'_>, i0: usize, i1: usize) -> Option<BadPair> {
     let p = job.p;
+    let last = job.layers.len() - 1;
+    // the values between layers: two row segments (a tile is at most TILE_COLUMNS wide),
+    // and a copy of the input segment when the chain runs in place
+    let mut buffers = [[0.0_f64; TILE_COLUMNS]; 2];
+    let mut staged = [0.0_f64; TILE_COLUMNS];
     for j0 in (i0..p).step_by(TILE_COLUMNS) {
         let j1 = (j0 + TILE_COLUMNS).min(p);
         for a in i0..i1.min(j1) {
@@ -262,11 +405,35 @@ fn band<const FMA: bool>(job: &Job<'_>, i0: usize, i1: usize) -> Option<(usize, 
             // band (see `SharedOut`); in bounds since a < p and j1 ≤ p.
             let row =
                 unsafe { std::slice::from_raw_parts_mut(job.out.0.add(a * p + start), j1 - start) };
-            let (computed, zero) = row.split_at_mut(end - start);
+            let n = end - start;
+            let input: &[f64] = match job.c {
+                Some(c) => &c[a * p + start..a * p + end],
+                None => {
+                    staged[..n].copy_from_slice(&row[..n]);
+                    &staged[..n]
+                }
+            };
+            let (computed, zero) = row.split_at_mut(n);
             zero.fill(0.0);
-            let c = &job.c[a * p + start..a * p + end];
-            if !segment::<FMA>(job, a, c, start, computed) {
-                return Some((a, first_invalid(job, a, start, end)));
+            for (l, layer) in job.layers.iter().enumerate() {
+                let [even, odd] = &mut buffers;
+                let (src, dst): (&[f64], &mut [f64]) = match (l, l % 2) {
+                    (0, _) if l == last => (input, &mut *computed),
+                    (0, _) => (input, &mut even[..n]),
+                    (_, 1) if l == last => (&even[..n], &mut *computed),
+                    (_, 1) => (&even[..n], &mut odd[..n]),
+                    (_, _) if l == last => (&odd[..n], &mut *computed),
+                    (_, _) => (&odd[..n], &mut even[..n]),
+                };
+                if !segment::<FMA>(layer, a, src, start, dst) {
+                    let b = first_invalid(layer, a, src, start);
+                    return Some(BadPair {
+                        layer: l,
+                        a,
+                        b,
+                        cov: src[b - start],
+                    });
+                }
             }
         }
         if job.mirror {
@@ -318,21 +485,16 @@ pub fn mirror_upper(m: &mut Array2<f64>) {
 }
 
 dispatch_by_isa! {
-    fn band_kernel(job: &Job<'_>, i0: usize, i1: usize) -> Option<(usize, usize)> => band
+    fn band_kernel(job: &Job<'_>, i0: usize, i1: usize) -> Option<BadPair> => band
 }
 
-/// The first column in `start..end` of row `a` with |C_αβ| > √(C_αα C_ββ) (or NaN).
-fn first_invalid(job: &Job<'_>, a: usize, start: usize, end: usize) -> usize {
-    let p = job.p;
-    (start..end)
-        .find(|&b| {
-            !valid(
-                job.c[a * p + b],
-                job.root[a] * (1.0 + PSD_SLACK),
-                job.root[b],
-            )
-        })
-        .unwrap_or(start)
+/// The first column of the segment `c` (row `a`, from `start`) with |C_αβ| > √(C_αα C_ββ)
+/// (or NaN).
+fn first_invalid(layer: &Layer, a: usize, c: &[f64], start: usize) -> usize {
+    c.iter()
+        .enumerate()
+        .find(|&(k, &v)| !valid(v, layer.root[a] * (1.0 + PSD_SLACK), layer.root[start + k]))
+        .map_or(start, |(k, _)| start + k)
 }
 
 /// |c| ≤ bound_a·√C_ββ, false for NaN.
@@ -341,11 +503,11 @@ fn valid(c: f64, bound_a: f64, root_b: f64) -> bool {
     c.abs() <= bound_a * root_b + 1e-300
 }
 
-/// One row segment: `out[k] = scale·K(C_a,start+k) + offset`; false if some covariance in
-/// it is invalid (the values are then meaningless).
+/// One row segment of one layer: `out[k] = scale·K(C_a,start+k) + offset`; false if some
+/// covariance in it is invalid (the values are then meaningless).
 #[inline(always)]
 fn segment<const FMA: bool>(
-    job: &Job<'_>,
+    layer: &Layer,
     a: usize,
     c: &[f64],
     start: usize,
@@ -354,18 +516,18 @@ fn segment<const FMA: bool>(
     let n = out.len();
     let (c, f_b, r_b) = (
         &c[..n],
-        &job.factor[start..start + n],
-        &job.root[start..start + n],
+        &layer.factor[start..start + n],
+        &layer.root[start..start + n],
     );
-    let (f_a, r_a) = (job.factor[a], job.root[a]);
+    let (f_a, r_a) = (layer.factor[a], layer.root[a]);
     let bound_a = r_a * (1.0 + PSD_SLACK);
-    let offset = job.offset;
+    let offset = layer.offset;
     let clamp = |x: f64| x.clamp(-1.0, 1.0);
     let mut ok = true;
-    match job.formula {
+    match layer.formula {
         Formula::Erf { two_s2 } => {
             let k = two_s2 * f_a;
-            let sc = job.scale * FRAC_2_PI;
+            let sc = layer.scale * FRAC_2_PI;
             for i in 0..n {
                 ok &= valid(c[i], bound_a, r_b[i]);
                 out[i] = madd::<FMA>(sc, asin::<FMA>(clamp(k * c[i] * f_b[i])), offset);
@@ -374,11 +536,11 @@ fn segment<const FMA: bool>(
         Formula::Linear => {
             for i in 0..n {
                 ok &= valid(c[i], bound_a, r_b[i]);
-                out[i] = madd::<FMA>(job.scale, c[i], offset);
+                out[i] = madd::<FMA>(layer.scale, c[i], offset);
             }
         }
         Formula::Relu => {
-            let sc = job.scale * r_a / TAU;
+            let sc = layer.scale * r_a / TAU;
             for i in 0..n {
                 ok &= valid(c[i], bound_a, r_b[i]);
                 let rho = clamp(f_a * c[i] * f_b[i]);
@@ -391,12 +553,12 @@ fn segment<const FMA: bool>(
         // diagonal and for repeated patterns, where C_αβ f_α f_β may be 1 − ε (an error of
         // √(2ε) ≈ 2e-8 in the kernel).
         Formula::Sign | Formula::Step => {
-            let (sc, base) = match job.formula {
-                Formula::Sign => (job.scale * FRAC_2_PI, offset),
-                _ => (job.scale / TAU, madd::<FMA>(job.scale, 0.25, offset)),
+            let (sc, base) = match layer.formula {
+                Formula::Sign => (layer.scale * FRAC_2_PI, offset),
+                _ => (layer.scale / TAU, madd::<FMA>(layer.scale, 0.25, offset)),
             };
-            let d_a = job.diag[a];
-            let d_b = &job.diag[start..start + n];
+            let d_a = layer.diag[a];
+            let d_b = &layer.diag[start..start + n];
             for i in 0..n {
                 ok &= valid(c[i], bound_a, r_b[i]);
                 let rho = clamp(c[i] / (d_a * d_b[i]).sqrt());
@@ -562,6 +724,114 @@ mod tests {
             check(&c, act, 0.7, -0.3, PairSet::All);
             check(&c, act, 2.0, 0.1, PairSet::TrainAndCross(37));
         }
+    }
+
+    /// The fused chain gives the values of the maps applied one by one, bit for bit (the
+    /// same arithmetic per entry), over tile and band edges, for every ISA this CPU runs,
+    /// mixed activations, both pair sets, with and without the lower triangle.
+    #[test]
+    fn a_fused_chain_equals_the_maps_one_by_one() {
+        let mut seed = 777u64;
+        let mut uniform = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        };
+        let rows: Vec<Vec<f64>> = (0..600)
+            .map(|_| (0..4).map(|_| uniform()).collect())
+            .collect();
+        let kinds: Vec<u8> = (0..600).map(|i| (i * 5 % 13) as u8).collect();
+        let c = kernel(&rows, &kinds, false);
+        let map = |activation, scale, offset| PairKernelMap {
+            activation,
+            scale,
+            offset,
+        };
+        let chains = [
+            vec![map(Activation::Erf { s: 0.886 }, 1.5, 0.1); 5],
+            vec![map(Activation::Relu, 2.0, 0.05); 4],
+            vec![
+                map(Activation::Sign, 1.2, 0.2),
+                map(Activation::Erf { s: 1.3 }, 0.9, 0.0),
+                map(Activation::Linear, 1.1, 0.3),
+                map(Activation::Relu, 1.7, 0.01),
+                map(Activation::Step { theta: 0.0 }, 1.0, 0.4),
+            ],
+            vec![map(Activation::Erf { s: 0.5 }, 1.0, 0.0)],
+        ];
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            for maps in &chains {
+                for pairs in [PairSet::All, PairSet::TrainAndCross(123)] {
+                    for mirror in [true, false] {
+                        let mut stepwise = c.clone();
+                        for m in maps {
+                            let mut next = Array2::from_elem(c.dim(), f64::NAN);
+                            m.apply_into_with(isa, stepwise.view(), pairs, &mut next, true)
+                                .unwrap();
+                            stepwise = next;
+                        }
+                        let mut fused = Array2::from_elem(c.dim(), f64::NAN);
+                        apply_chain_into_with(isa, maps, c.view(), pairs, &mut fused, mirror)
+                            .unwrap();
+                        let mut in_place = c.clone();
+                        if isa == Isa::detect() {
+                            apply_chain_in_place(maps, &mut in_place, pairs, mirror).unwrap();
+                        }
+                        for a in 0..600 {
+                            for b in 0..600 {
+                                if b >= a || mirror {
+                                    assert_eq!(
+                                        fused[[a, b]].to_bits(),
+                                        stepwise[[a, b]].to_bits(),
+                                        "{isa:?} {pairs:?} ({a}, {b}) of {maps:?}"
+                                    );
+                                    if isa == Isa::detect() {
+                                        assert_eq!(
+                                            in_place[[a, b]].to_bits(),
+                                            stepwise[[a, b]].to_bits(),
+                                            "in place {pairs:?} ({a}, {b}) of {maps:?}"
+                                        );
+                                    }
+                                } else {
+                                    assert!(fused[[a, b]].is_nan(), "lower triangle written");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// An invalid covariance in the middle of a chain is reported with that layer's values.
+    #[test]
+    fn a_chain_reports_an_invalid_intermediate_kernel() {
+        let c = array![[1.0, 0.5], [0.5, 1.0]];
+        let maps = [
+            PairKernelMap {
+                activation: Activation::Linear,
+                scale: 1.0,
+                offset: 0.0,
+            },
+            // a negative offset makes the second layer's variances negative
+            PairKernelMap {
+                activation: Activation::Linear,
+                scale: 1.0,
+                offset: -2.0,
+            },
+            PairKernelMap {
+                activation: Activation::Relu,
+                scale: 1.0,
+                offset: 0.0,
+            },
+        ];
+        let mut out = Array2::zeros((2, 2));
+        let err = apply_chain_into(&maps, c.view(), PairSet::All, &mut out, true).unwrap_err();
+        assert!(
+            matches!(err, ProgramError::InvalidCovariance { var_u, .. } if var_u == -1.0),
+            "{err:?}"
+        );
     }
 
     proptest! {

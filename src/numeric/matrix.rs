@@ -114,6 +114,13 @@ impl MatrixContext<'_> {
                 Matrix(value.clone())
             }
             ExprKind::Neg(a) => map(self.eval(a)?, |v| -v),
+            // s X Xᵀ + o (a deep network's input kernel): the scale and the offset ride on
+            // the product and on its mirroring, no extra pass over P×P entries.
+            ExprKind::Add(a, b)
+                if let Some((data, factor, offset)) = self.gram_plus_scalar(a, b)? =>
+            {
+                Matrix(gram_affine(data, factor, offset)?)
+            }
             ExprKind::Add(a, b) => combine(self.eval(a)?, self.eval(b)?, |x, y| x + y)?,
             ExprKind::Sub(a, b) => combine(self.eval(a)?, self.eval(b)?, |x, y| x - y)?,
             ExprKind::Div(a, b) => match self.eval(b)? {
@@ -135,14 +142,16 @@ impl MatrixContext<'_> {
                         .targets
                         .ok_or(MatrixEvalError::MissingData("targets"))?,
                 };
-                let mut product = gram(data)?;
-                if let Some(factor) = factor {
-                    let Scalar(s) = self.eval(factor)? else {
-                        return Err(MatrixEvalError::Shape("a matrix factor of X X^T".into()));
-                    };
-                    map_entries(&mut product, |v| s * v);
-                }
-                Matrix(product)
+                let scale = match factor {
+                    Some(factor) => {
+                        let Scalar(s) = self.eval(factor)? else {
+                            return Err(MatrixEvalError::Shape("a matrix factor of X X^T".into()));
+                        };
+                        s
+                    }
+                    None => 1.0,
+                };
+                Matrix(gram_affine(data, scale, 0.0)?)
             }
             ExprKind::Mul(a, b) => match (self.eval(a)?, self.eval(b)?) {
                 (Scalar(x), Scalar(y)) => Scalar(x * y),
@@ -174,6 +183,43 @@ impl MatrixContext<'_> {
             },
             _ => return Err(MatrixEvalError::Unsupported(format!("{:?}", short(e)))),
         })
+    }
+}
+
+impl<'d> MatrixContext<'d> {
+    /// `(D, s, o)` when `a + b` is `s D Dᵀ + o` (either order) with scalars s, o.
+    fn gram_plus_scalar(
+        &self,
+        a: &Expr,
+        b: &Expr,
+    ) -> Result<Option<(ArrayView2<'d, f64>, f64, f64)>, MatrixEvalError> {
+        let (product, other) = match (&a.kind, &b.kind) {
+            (ExprKind::Mul(x, y), _) if gram_of(x, y).is_some() && b.shape.is_scalar() => {
+                ((x, y), b)
+            }
+            (_, ExprKind::Mul(x, y)) if gram_of(x, y).is_some() && a.shape.is_scalar() => {
+                ((x, y), a)
+            }
+            _ => return Ok(None),
+        };
+        let Some((role, factor)) = gram_of(product.0, product.1) else {
+            return Ok(None);
+        };
+        let data = match role {
+            DataRole::Inputs => self.inputs.ok_or(MatrixEvalError::MissingData("inputs"))?,
+            _ => self
+                .targets
+                .ok_or(MatrixEvalError::MissingData("targets"))?,
+        };
+        let scale = match factor.map(|f| self.eval(f)).transpose()? {
+            None => 1.0,
+            Some(Value::Scalar(s)) => s,
+            Some(Value::Matrix(_)) => return Ok(None),
+        };
+        let Value::Scalar(offset) = self.eval(other)? else {
+            return Ok(None);
+        };
+        Ok(Some((data, scale, offset)))
     }
 }
 
@@ -315,6 +361,16 @@ pub fn matmul(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Mat
 /// `a aᵀ` through faer, computing the upper triangle only (half the flops of [`matmul`]) and
 /// mirroring it: the result is exactly symmetric.
 pub fn gram(a: ArrayView2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
+    gram_affine(a, 1.0, 0.0)
+}
+
+/// `s a aᵀ + o` (o added to every entry), with the scale in the product and the offset in
+/// the upper triangle before it is mirrored.
+pub fn gram_affine(
+    a: ArrayView2<f64>,
+    scale: f64,
+    offset: f64,
+) -> Result<Array2<f64>, MatrixEvalError> {
     use faer::linalg::matmul::triangular::{BlockStructure, matmul as triangular};
     let (m, k) = a.dim();
     let a = a.as_standard_layout();
@@ -330,9 +386,20 @@ pub fn gram(a: ArrayView2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
         BlockStructure::Rectangular,
         lhs.transpose(),
         BlockStructure::Rectangular,
-        1.0,
+        scale,
         faer::get_global_parallelism(),
     );
+    if offset != 0.0 {
+        use rayon::prelude::*;
+        if let Some(entries) = out.as_slice_mut() {
+            entries
+                .par_chunks_mut(m.max(1))
+                .enumerate()
+                .for_each(|(row, values)| {
+                    values[row..].iter_mut().for_each(|v| *v += offset);
+                });
+        }
+    }
     crate::solve::nngp::mirror_upper(&mut out);
     Ok(out)
 }
@@ -357,6 +424,24 @@ fn builtin(b: Builtin) -> fn(f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gram_affine_is_the_scaled_product_plus_the_offset() {
+        let (m, k) = (150, 33);
+        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 13 + j * 7) % 19) as f64 / 5.0 - 1.8);
+        let plain = gram(a.view()).unwrap();
+        let g = gram_affine(a.view(), 0.37, -0.25).unwrap();
+        for i in 0..m {
+            for j in 0..m {
+                let want = 0.37 * plain[[i, j]] - 0.25;
+                assert!(
+                    (g[[i, j]] - want).abs() <= 1e-14 * (1.0 + want.abs()),
+                    "({i},{j})"
+                );
+                assert_eq!(g[[i, j]], g[[j, i]]);
+            }
+        }
+    }
 
     #[test]
     fn gram_is_the_symmetric_product_to_rounding() {

@@ -7,7 +7,11 @@
 //! for a recurrent one C(t, s) from C(t−1, s−1), for binary units with mean fields
 //! m⁽ˡ⁾_α = ⟨step(h_α − θ)⟩ with h ∼ 𝒩(J m⁽ˡ⁻¹⁾, g Q⁽ˡ⁻¹⁾). Definitions (`C[0] = …`) are
 //! evaluated as matrices; the forward equations are evaluated in dependency order, each over
-//! the upper triangle of pattern pairs (rayon).
+//! the upper triangle of pattern pairs (rayon). A run of closed-form pair maps whose
+//! intermediate kernels are neither returned nor read elsewhere (the hidden layers of a deep
+//! network with `Keep::Only`) is applied as one fused chain
+//! ([`crate::numeric::kernel_map::apply_chain_into`]); an error inside it names the entry
+//! that ends the chain.
 //!
 //! ## Requirements
 //! Inputs X (P×d) without NaN/inf, P ≥ 1; kernels stay positive semi-definite (an invalid
@@ -23,6 +27,7 @@ use crate::derive::entrywise::{Position, entry_formula};
 use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, assignments, unroll};
 use crate::derive::{DeriveError, derive_forward};
+use crate::numeric::kernel_map::PairKernelMap;
 use crate::numeric::matrix::{MatrixContext, MatrixEvalError, Value};
 use crate::numeric::program::{Program, ProgramError};
 
@@ -315,6 +320,12 @@ pub fn nngp_kernels(
     }
     let mut remaining: Vec<Compiled> = forward;
     let mut spare: Vec<Array2<f64>> = Vec::new();
+    /// Closed-form pair maps waiting to be applied to `input` in one fused loop.
+    struct Chain {
+        input: Array2<f64>,
+        maps: Vec<PairKernelMap>,
+    }
+    let mut chains: HashMap<EntryKey, Chain> = HashMap::new();
     while !remaining.is_empty() {
         let ready = remaining.iter().position(|c| {
             c.program.slots.iter().all(|s| {
@@ -340,18 +351,87 @@ pub fn nngp_kernels(
                 .iter()
                 .filter(|r| input_keys(theory, &r.program).contains(&c.key))
                 .all(|r| reads_upper_triangle_only(theory, &r.program, r.kind, &r.key, &c.key));
-        let value = evaluate_forward(
-            theory,
-            &c.program,
-            &c.given,
-            c.kind,
-            &kernels,
-            x.nrows(),
-            settings.pairs,
-            &name,
-            &mut spare,
-            upper_only,
-        )?;
+        // A closed-form pair map of one kernel that is dropped after this equation, or
+        // that is itself a link of a chain, extends the chain; the chain is applied in one
+        // fused loop when an entry is needed in full (see `kernel_map::apply_chain_into`).
+        let link = chain_link(theory, &c.program, c.kind, &c.key).filter(|(_, input)| {
+            chains.contains_key(input)
+                || (uses.get(input) == Some(&1)
+                    && !matches!(&settings.keep, Keep::Only(keep) if keep.contains(input))
+                    && matches!(&settings.keep, Keep::Only(_))
+                    && kernels
+                        .entries
+                        .get(input)
+                        .is_some_and(|m| m.dim() == (x.nrows(), x.nrows())))
+        });
+        let value = if let Some((map, input)) = link {
+            let mut chain = match chains.remove(&input) {
+                Some(chain) => chain,
+                None => Chain {
+                    input: kernels
+                        .entries
+                        .remove(&input)
+                        .ok_or_else(|| NngpError::Stuck(Kernels::name(theory, &input)))?,
+                    maps: Vec::new(),
+                },
+            };
+            kernels.entries.remove(&input);
+            chain.maps.push(map);
+            // the only reader is the next link: defer
+            let readers: Vec<&Compiled> = remaining
+                .iter()
+                .filter(|r| input_keys(theory, &r.program).contains(&c.key))
+                .collect();
+            let next_is_link = upper_only
+                && readers.len() == 1
+                && chain_link(
+                    theory,
+                    &readers[0].program,
+                    readers[0].kind,
+                    &readers[0].key,
+                )
+                .is_some_and(|(_, i)| i == c.key);
+            if next_is_link {
+                chains.insert(c.key.clone(), chain);
+                // a placeholder: the entry exists (for readiness), its value is the chain's
+                Array2::zeros((0, 0))
+            } else {
+                // the input is this chain's own: overwrite it
+                let mut out = chain.input;
+                crate::numeric::kernel_map::apply_chain_in_place(
+                    &chain.maps,
+                    &mut out,
+                    settings.pairs,
+                    !upper_only,
+                )
+                .map_err(|source| NngpError::Program {
+                    field: name.clone(),
+                    source,
+                })?;
+                out
+            }
+        } else {
+            for key in input_keys(theory, &c.program) {
+                if chains.contains_key(&key) {
+                    return Err(NngpError::Stuck(format!(
+                        "{name} reads {}, deferred in a chain of pair maps",
+                        Kernels::name(theory, &key)
+                    )));
+                }
+            }
+            evaluate_forward(
+                theory,
+                &c.program,
+                &c.given,
+                c.kind,
+                &kernels,
+                x.nrows(),
+                settings.pairs,
+                &name,
+                &mut spare,
+                upper_only,
+            )?
+        };
         kernels.order.push(c.key.clone());
         kernels.entries.insert(c.key.clone(), value);
         if let Keep::Only(keep) = &settings.keep {
@@ -435,6 +515,26 @@ pub fn evaluate_value(
         what: what.to_string(),
         source,
     })
+}
+
+/// The closed-form pair map C' = s·K_φ(C) + o of the equation for `key` and the entry C it
+/// reads (diagonal and pairs of one symmetric kernel), when it has one.
+fn chain_link(
+    theory: &Theory,
+    program: &Program,
+    kind: FieldKind,
+    key: &EntryKey,
+) -> Option<(PairKernelMap, EntryKey)> {
+    let (map, [_, _, pair]) = program.as_pair_kernel_map()?;
+    let Some(SlotSource::Field(input, Position::Pair)) =
+        program.slots.get(pair).and_then(|s| slot_source(theory, s))
+    else {
+        return None;
+    };
+    (map.has_closed_form()
+        && key_is_symmetric(input.1.clone())
+        && reads_upper_triangle_only(theory, program, kind, key, &input))
+    .then_some((map, input))
 }
 
 /// Whether the equation for `key` reads `input` only through the closed-form pair map of
@@ -537,9 +637,13 @@ fn take_buffer(spare: &mut Vec<Array2<f64>>, p: usize) -> Array2<f64> {
         .position(|m| m.dim() == (p, p) && m.is_standard_layout())
     {
         Some(i) => spare.swap_remove(i),
-        // Filled (not calloc'ed) here, on one thread: the pages are mapped before the
-        // parallel loop writes into them.
-        None => Array2::from_elem((p, p), f64::NAN),
+        // Filled (not calloc'ed) here, on all cores: the pages are mapped before the pair
+        // loop writes into them, and the first touch is shared out.
+        None => {
+            let mut entries: Vec<f64> = Vec::with_capacity(p * p);
+            entries.par_extend(rayon::iter::repeat_n(f64::NAN, p * p));
+            Array2::from_shape_vec((p, p), entries).unwrap_or_else(|_| Array2::zeros((p, p)))
+        }
     }
 }
 
