@@ -129,3 +129,46 @@ fn jacobian_g_of_the_erf_map_matches_theory() {
         "G is not compact: {text}"
     );
 }
+
+/// sign, step and step(x − θ) (the bivariate normal CDF): Price's theorem would need ⟨δ′ φ⟩ for the diagonal entries of G, so they
+/// come from differentiating the closed form; both against central differences of the
+/// derived pair formula itself.
+#[test]
+fn jacobian_of_sign_and_step_on_the_diagonal_entries() {
+    for phi in ["sign(x)", "step(x)", "step(x - 0.3)"] {
+        let t = theory(phi);
+        let equations = saddle::derive::derive(&t, &[]).expect("derivation");
+        let pair = pair_equation(&t, &equations.forward[0], true).expect("pair formula");
+        assert!(pair.is_closed(), "{phi}: {}", pair.formula);
+        let value = |a: f64, b: f64, c: f64| eval(&pair.formula, &env(a, b, c)).expect("value");
+        let (a, b, c) = (1.0, 1.5, 0.6);
+        let h = 1e-6;
+        for (wrt, numeric) in [
+            (
+                "C[0]_aa",
+                (value(a + h, b, c) - value(a - h, b, c)) / (2.0 * h),
+            ),
+            (
+                "C[0]_bb",
+                (value(a, b + h, c) - value(a, b - h, c)) / (2.0 * h),
+            ),
+            // full-matrix convention: the pair slot counts half for (αβ) and half for (βα)
+            (
+                "C[0]_ab",
+                (value(a, b, c + h) - value(a, b, c - h)) / (4.0 * h),
+            ),
+        ] {
+            let (_, d) = pair
+                .jacobian
+                .iter()
+                .find(|(w, _)| w == wrt)
+                .unwrap_or_else(|| panic!("{phi}: no derivative wrt {wrt}"));
+            let d = d.as_ref().unwrap_or_else(|e| panic!("{phi} {wrt}: {e}"));
+            let symbolic = eval(d, &env(a, b, c)).expect("evaluates");
+            assert!(
+                (symbolic - numeric).abs() <= 1e-8,
+                "{phi} ∂/∂{wrt}: {symbolic} vs {numeric}"
+            );
+        }
+    }
+}

@@ -15,7 +15,7 @@ use egg::RecExpr;
 
 use crate::check::ir::{Dim, Theory};
 use crate::symbolic::canonical::canonical;
-use crate::symbolic::diff::diff;
+use crate::symbolic::diff::{DiffError, diff};
 use crate::symbolic::lang::{Constant, Math};
 use crate::symbolic::rules::RuleSelection;
 use crate::symbolic::runner::{StopReason, simplify};
@@ -42,12 +42,16 @@ pub struct PairEquation {
 impl PairEquation {
     /// Whether every Gaussian expectation was put in closed form.
     pub fn is_closed(&self) -> bool {
-        !self
-            .formula
-            .as_ref()
-            .iter()
-            .any(|n| matches!(n, Math::Expect1(_) | Math::Expect2(_)))
+        is_closed(&self.formula)
     }
+}
+
+/// Whether a formula holds no Gaussian expectation.
+fn is_closed(formula: &RecExpr<Math>) -> bool {
+    !formula
+        .as_ref()
+        .iter()
+        .any(|n| matches!(n, Math::Expect1(_) | Math::Expect2(_)))
 }
 
 /// The pair equation of a forward equation (`None` when it has no entry-wise form).
@@ -76,7 +80,15 @@ pub fn pair_equation(
         let mut symbols: Vec<(&String, &String)> = names.iter().collect();
         symbols.sort_by_key(|(_, real)| real.as_str());
         for (placeholder, symbol) in symbols {
+            // Price's theorem on the expectation, or, where that needs ⟨δ′ φ⟩ (the diagonal
+            // of sign/step), the derivative of the closed form found for it.
             let derivative = diff(&template, placeholder)
+                .or_else(|e| match e {
+                    DiffError::DeltaDerivative if is_closed(&simplified.expr) => {
+                        diff(&simplified.expr, placeholder).map_err(|_| DiffError::DeltaDerivative)
+                    }
+                    e => Err(e),
+                })
                 .map_err(|e| e.to_string())
                 .map(|d| {
                     // full-matrix convention: an off-diagonal covariance counts half for each of
