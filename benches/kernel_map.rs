@@ -1,8 +1,9 @@
 //! Depth-10 erf and ReLU NNGP kernels on P MNIST digits (default P = 4000, `SADDLE_BENCH_P` to
 //! change): saddle (derived equations, fast path, rayon) against a plain single-threaded Rust
 //! loop over pattern pairs calling the scalar closed form, against the X Xᵀ product alone
-//! (full and symmetric), one layer of the pair map alone, and the throughput of the vector
-//! arcsine next to libm's (the physical limit of the pair loop).
+//! (full and symmetric), one layer of the pair map alone, the ten hidden layers fused against
+//! one at a time, and the throughput of the vector arcsine next to libm's (the physical limit
+//! of the pair loop).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{Array2, s};
@@ -135,6 +136,51 @@ fn networks(c: &mut Criterion) {
         group.throughput(Throughput::Elements((p * (p + 1) / 2) as u64));
         group.bench_function("one layer of the pair map (pairs/s, all cores)", |b| {
             b.iter(|| map.apply_into(black_box(c9.view()), PairSet::All, &mut out))
+        });
+        // The ten hidden maps on C⁰: fused (one pass, what nngp_kernels runs) against one
+        // layer at a time (ten passes over P×P, upper triangles, the last one mirrored).
+        let c0 = &nngp_kernels(
+            &theory,
+            x.view(),
+            None,
+            &NngpSettings {
+                keep: Keep::Only(vec![(0, vec![0])]),
+                ..settings.clone()
+            },
+        )
+        .expect("kernels")
+        .entries[&(0, vec![0])];
+        let maps = vec![map.clone(); DEPTH];
+        let mut spare = Array2::zeros((p, p));
+        group.throughput(Throughput::Elements((DEPTH * p * (p + 1) / 2) as u64));
+        group.bench_function("ten layers fused (pair-layers/s, all cores)", |b| {
+            b.iter(|| {
+                saddle::numeric::kernel_map::apply_chain_into(
+                    &maps,
+                    black_box(c0.view()),
+                    PairSet::All,
+                    &mut out,
+                    true,
+                )
+            })
+        });
+        group.bench_function("ten layers one by one (pair-layers/s, all cores)", |b| {
+            b.iter(|| {
+                map.apply_upper_into(black_box(c0.view()), PairSet::All, &mut out)?;
+                for layer in 1..DEPTH {
+                    let (from, to) = if layer % 2 == 1 {
+                        (&out, &mut spare)
+                    } else {
+                        (&spare, &mut out)
+                    };
+                    if layer + 1 == DEPTH {
+                        map.apply_into(from.view(), PairSet::All, to)?;
+                    } else {
+                        map.apply_upper_into(from.view(), PairSet::All, to)?;
+                    }
+                }
+                Ok::<(), saddle::numeric::program::ProgramError>(())
+            })
         });
         group.finish();
     }
