@@ -704,19 +704,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_tile_and_band_edge_on_a_large_kernel() {
-        // 600 patterns: ten bands and two column tiles, ragged at both ends.
-        let mut seed = 12345u64;
+    /// `n` rows of 4 numbers uniform in [−1, 1) from a seeded LCG.
+    fn random_rows(mut seed: u64, n: usize) -> Vec<Vec<f64>> {
         let mut uniform = || {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             (seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
         };
-        let rows: Vec<Vec<f64>> = (0..600)
+        (0..n)
             .map(|_| (0..4).map(|_| uniform()).collect())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn every_tile_and_band_edge_on_a_large_kernel() {
+        // 600 patterns: ten bands and two column tiles, ragged at both ends.
+        let rows = random_rows(12345, 600);
         let kinds: Vec<u8> = (0..600).map(|i| (i * 7 % 11) as u8).collect();
         for act in &ACTIVATIONS {
             let zero_allowed = !matches!(act, Activation::Sign | Activation::Step { .. });
@@ -731,16 +735,7 @@ mod tests {
     /// mixed activations, both pair sets, with and without the lower triangle.
     #[test]
     fn a_fused_chain_equals_the_maps_one_by_one() {
-        let mut seed = 777u64;
-        let mut uniform = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        };
-        let rows: Vec<Vec<f64>> = (0..600)
-            .map(|_| (0..4).map(|_| uniform()).collect())
-            .collect();
+        let rows = random_rows(777, 600);
         let kinds: Vec<u8> = (0..600).map(|i| (i * 5 % 13) as u8).collect();
         let c = kernel(&rows, &kinds, false);
         let map = |activation, scale, offset| PairKernelMap {
