@@ -77,7 +77,7 @@ impl Variable {
 /// family the symmetry is that of the whole (P·T)×(P·T) kernel, so `C[t, s]` enters as
 /// ½ (C[t, s] + C[s, t]ᵀ): the gradient is ½ (∇_{C[t, s]} + (∇_{C[s, t]})ᵀ) of the direct
 /// occurrences, plus the derivative of the family's Gaussian measure, which is symmetric as a
-/// whole already (Stein's lemma over the family, see [`Variable`] and `measure_gradient`).
+/// whole already (Stein's lemma over the family, `family_measure_gradient`).
 pub fn gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, DeriveError> {
     if let Some(partner) = family_partner(theory, var) {
         let direct = |v: &Variable| {
