@@ -192,38 +192,41 @@ fn mean_field_block_matches_the_ad_hessian() {
     }
 }
 
-/// Every block of S⁽²⁾ of the recurrent network (T = 2, P = 1, where a direction is the
-/// number 1 and a block is one second derivative) against the num-dual Hessian of the
-/// numerically evaluated action at C̃ = 0. The (C̃, C) blocks of the blocks the expectation
-/// reads come from Stein's lemma over the time family, AD moves the quadrature nodes: the two
-/// agree to the quadrature error (order 96 in two dimensions); a cross-time block pairs with
-/// its conjugate as −½ on each of C[t, s] and C[s, t].
-#[test]
-fn recurrent_blocks_match_the_ad_hessian() {
+/// Every block of S⁽²⁾ of an example at P = 1 (where a direction is the number 1 and a block
+/// is one second derivative) against the num-dual Hessian of the numerically evaluated action
+/// at C̃ = 0, with the kernel entries in `at`. The (C̃, C) blocks of kernels that parametrise a
+/// Gaussian measure come from Stein's lemma, AD moves the quadrature nodes: the two agree to
+/// the quadrature error (order 96). Every AD entry outside the listed blocks must vanish.
+fn blocks_match_the_ad_hessian(
+    example: &str,
+    overrides: &[(&str, f64)],
+    at: impl Fn(&str, &[i64]) -> f64,
+) -> (usize, f64) {
     use saddle::numeric::action::Owner;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/recurrent_erf.action");
+    let path = format!("{}/examples/{example}.action", env!("CARGO_MANIFEST_DIR"));
     let t =
-        saddle::compile(&std::fs::read_to_string(path).expect("example"), path).expect("checks");
-    let equations = saddle::derive::derive(&t, &[("T".into(), 2.0)]).expect("derivation");
+        saddle::compile(&std::fs::read_to_string(&path).expect("example"), &path).expect("checks");
+    let owned: Vec<(String, f64)> = overrides.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let equations = saddle::derive::derive(&t, &owned).expect("derivation");
     let sv = second_variation(&t, &equations);
     let (x, y) = (array![[0.8, -0.3]], array![[1.0]]);
     let mut params: Vec<f64> = sv.theory.params.iter().map(|p| p.default).collect();
-    params[sv.theory.param("T").expect("T")] = 2.0;
+    for (name, value) in overrides {
+        params[sv.theory.param(name).expect("parameter")] = *value;
+    }
     let evaluator =
         ActionEvaluator::new(&sv.theory, &params, x.view(), Some(y.view()), 96).expect("evaluator");
     let vars = evaluator.variables().as_slice().to_vec();
-    // C[0, 0] = gu/d x xᵀ + gb = 0.465; C̃ = 0; the direction E = 1
-    let at: Vec<f64> = vars
+    let point: Vec<f64> = vars
         .iter()
-        .map(|v| match (v.name.as_str(), v.indices.as_slice()) {
-            ("C", [1, 1]) => 0.9,
-            ("C", [2, 2]) => 1.3,
-            ("C", _) => 0.4,
-            ("E", _) => 1.0,
-            _ => 0.0,
+        .map(|v| match v.name.as_str() {
+            "E" => 1.0,
+            "e" => 0.0,
+            name if sv.theory.conjugate(name).is_some() => 0.0,
+            name => at(name, &v.indices),
         })
         .collect();
-    let (_, _, hessian) = evaluator.hessian(&at).expect("AD Hessian");
+    let (_, _, hessian) = evaluator.hessian(&point).expect("AD Hessian");
     let index = |v: &Variable| {
         let (owner, indices) = match v {
             Variable::Field(f, i) => (Owner::Field(*f), i),
@@ -235,24 +238,21 @@ fn recurrent_blocks_match_the_ad_hessian() {
             .expect("a variable")
             .start
     };
-    let mut compared = 0;
     let mut worst: f64 = 0.0;
     for b in &sv.blocks {
         let map = b.map.as_ref().unwrap_or_else(|e| panic!("{e}"));
-        let got = evaluator.evaluate_expr(map, &at).expect("evaluates");
+        let got = evaluator.evaluate_expr(map, &point).expect("evaluates");
         let want = hessian[index(&b.row)][index(&b.column)];
         let error = (got.get(0, 0) - want).abs() / want.abs().max(1.0);
         worst = worst.max(error);
         assert!(
             error <= 1e-9,
-            "∂²S/∂{:?}∂{:?}: derived {} vs AD {want}",
+            "{example}: ∂²S/∂{:?}∂{:?}: derived {} vs AD {want}",
             b.row,
             b.column,
             got.get(0, 0)
         );
-        compared += 1;
     }
-    // the listed blocks are all that do not vanish: every other AD entry is zero
     for (i, r) in vars.iter().enumerate() {
         for (j, c) in vars.iter().enumerate() {
             let listed = sv.blocks.iter().any(|b| {
@@ -264,11 +264,42 @@ fn recurrent_blocks_match_the_ad_hessian() {
             if !listed && !direction {
                 assert!(
                     hessian[i][j].abs() <= 1e-9,
-                    "({r}, {c}) = {} is not listed",
+                    "{example}: ({r}, {c}) = {} is not listed",
                     hessian[i][j]
                 );
             }
         }
     }
-    eprintln!("recurrent S⁽²⁾: {compared} blocks, worst error {worst:.1e}");
+    (sv.blocks.len(), worst)
+}
+
+/// The recurrent network at T = 2; a cross-time block pairs with its conjugate as −½ on each
+/// of C[t, s] and C[s, t].
+#[test]
+fn recurrent_blocks_match_the_ad_hessian() {
+    // C[0, 0] = gu/d x xᵀ + gb = 0.465
+    let (blocks, worst) =
+        blocks_match_the_ad_hessian("recurrent_erf", &[("T", 2.0)], |_, i| match i {
+            [1, 1] => 0.9,
+            [2, 2] => 1.3,
+            _ => 0.4,
+        });
+    eprintln!("recurrent S⁽²⁾: {blocks} blocks, worst error {worst:.1e}");
+}
+
+/// Deep networks at L = 2: the (C̃⁽²⁾, C⁽¹⁾) block is G⁽²⁾ᵀ through Stein's lemma, next to
+/// V, −1 and the data block H.
+#[test]
+fn deep_blocks_match_the_ad_hessian() {
+    for example in ["deep_erf", "deep_tanh", "deep_linear", "deep_relu"] {
+        let (blocks, worst) =
+            blocks_match_the_ad_hessian(
+                example,
+                &[("L", 2.0)],
+                |_, i| {
+                    if i == [1] { 0.7 } else { 1.1 }
+                },
+            );
+        eprintln!("{example} S⁽²⁾: {blocks} blocks, worst error {worst:.1e}");
+    }
 }

@@ -650,3 +650,19 @@ fn t5_t6_derived_equations_linear() {
     );
     eprintln!("T5/T6 linear: worst error forward {f:.1e}, backward {b:.1e}");
 }
+
+/// ReLU at P = 1: with h = √C z the kink of relu(h) stays at z = 0 whatever C, so moving the
+/// nodes does not move the kink across them and the two derivative paths meet (1.2e-14 at
+/// order 96), unlike at P = 2 (see `CASES`), where the kink lines h_α = 0 cut the 2-D grid.
+#[test]
+fn deep_relu_at_one_pattern() {
+    run(&Case {
+        name: "deep_relu",
+        overrides: SMALL,
+        patterns: 1,
+        order: 96,
+        points: 3,
+        measure_tolerance: 1e-9,
+        field_check: layered,
+    });
+}
