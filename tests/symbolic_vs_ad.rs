@@ -24,6 +24,10 @@
 //!   smooth units (linear, erf, tanh) at the orders below, looser for ReLU, whose kink makes
 //!   Gauss–Hermite converge only algebraically (see `CASES`).
 //!
+//! A proptest repeats the comparison at random points and random parameters (every real
+//! parameter but N within ±20 %) for the examples whose quadrature converges fast enough in
+//! debug builds; ReLU is compared at P = 1 as well, where its kink stays on a node.
+//!
 //! Recurrent theories are compared at P = 1, where the expectation over `h[0], h[1]` is
 //! two-dimensional and the quadrature can be taken far enough; their measure blocks are
 //! Stein's lemma over the whole time family, with the whitened field ĥ = Σ⁻¹h.
@@ -61,6 +65,7 @@ enum Check {
 }
 
 /// One example theory and how to check it.
+#[derive(Clone, Copy)]
 struct Case {
     name: &'static str,
     overrides: &'static [(&'static str, f64)],
@@ -371,9 +376,25 @@ fn run_case(name: &str) {
 }
 
 fn run(case: &Case) {
+    let seed = case
+        .name
+        .bytes()
+        .fold(0x5ADD_1E00_u64, |h, b| h.rotate_left(8) ^ u64::from(b));
+    run_with(case, seed, 0.0);
+}
+
+/// [`run`] at points drawn from `seed`, with every real parameter but the width N scaled by
+/// a factor uniform in [1 − spread, 1 + spread] (the same seed).
+fn run_with(case: &Case, seed: u64, spread: f64) {
     let name = case.name;
     let theory = compile(case.name);
-    let params = params(&theory, case.overrides);
+    let mut params = params(&theory, case.overrides);
+    let mut scales = Rng(seed ^ 0x9A7A_3E7E_25u64);
+    for (value, p) in params.iter_mut().zip(&theory.params) {
+        if p.ty == saddle::check::ir::ParamType::Real && p.name != "N" {
+            *value *= 1.0 + spread * scales.uniform(-1.0, 1.0);
+        }
+    }
     let (x, y) = data(case.patterns);
     let evaluator = ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), case.order)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -409,9 +430,6 @@ fn run(case: &Case) {
         }
     }
 
-    let seed = name
-        .bytes()
-        .fold(0x5ADD_1E00_u64, |h, b| h.rotate_left(8) ^ u64::from(b));
     let mut rng = Rng(seed);
     let width = theory.param("N").map_or(1.0, |id| params[id]);
     let mut worst = Worst::default();
@@ -649,6 +667,33 @@ fn t5_t6_derived_equations_linear() {
         "T6 linear",
     );
     eprintln!("T5/T6 linear: worst error forward {f:.1e}, backward {b:.1e}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 3,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+    /// The same comparison at random points *and* parameters (every real parameter but N
+    /// within ±20 % of its default), for the examples whose quadrature converges fast enough
+    /// to afford it; one point per example and case.
+    #[test]
+    fn symbolic_equals_ad_at_random_points_and_parameters(
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        for name in [
+            "deep_erf",
+            "deep_tanh",
+            "deep_linear",
+            "binary_sign",
+            "binary_threshold",
+            "recurrent_erf",
+        ] {
+            let case = CASES.iter().find(|c| c.name == name).expect("a listed case");
+            run_with(&Case { points: 1, ..*case }, seed, 0.2);
+        }
+    }
 }
 
 /// ReLU at P = 1: with h = √C z the kink of relu(h) stays at z = 0 whatever C, so moving the
