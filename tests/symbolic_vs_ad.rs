@@ -389,7 +389,7 @@ fn run_with(case: &Case, seed: u64, spread: f64) {
     let name = case.name;
     let theory = compile(case.name);
     let mut params = params(&theory, case.overrides);
-    let mut scales = Rng(seed ^ 0x9A7A_3E7E_25u64);
+    let mut scales = Rng(seed ^ 0x009A_7A3E_7E25_u64);
     for (value, p) in params.iter_mut().zip(&theory.params) {
         if p.ty == saddle::check::ir::ParamType::Real && p.name != "N" {
             *value *= 1.0 + spread * scales.uniform(-1.0, 1.0);
