@@ -255,6 +255,9 @@ pub fn print_expr(expr: &Expr) -> String {
             let (l, r) = (wrap(lhs, lp), wrap(rhs, rp));
             match op {
                 BinaryOp::Juxtapose => format!("{l} {r}"),
+                // `^T` not followed by a name character is the transpose: an exponent that
+                // prints as `T`, `T(…)` or `T[…]` needs parentheses to stay a power
+                BinaryOp::Pow if reads_as_transpose(&r) => format!("{l}^({r})"),
                 BinaryOp::Pow => format!("{l}^{r}"),
                 _ => format!("{l} {} {r}", op.symbol()),
             }
@@ -286,6 +289,15 @@ fn operand_parens(op: BinaryOp, lhs: &Expr, rhs: &Expr) -> (bool, bool) {
         BinaryOp::Juxtapose => (precedence(lhs) < p, precedence(rhs) <= NEG_PRECEDENCE),
         _ => (precedence(lhs) < p, precedence(rhs) <= p),
     }
+}
+
+/// Whether `^` followed by `text` would lex as the transpose `^T`.
+fn reads_as_transpose(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next() == Some('T')
+        && !chars
+            .next()
+            .is_some_and(|c| c == '_' || c.is_alphanumeric())
 }
 
 fn wrap(expr: &Expr, parens: bool) -> String {
@@ -360,5 +372,20 @@ fn additive_terms<'a>(expr: &'a Expr, sign: char, out: &mut Vec<(char, &'a Expr)
         out.push((if *op == BinaryOp::Add { '+' } else { '-' }, rhs));
     } else {
         out.push((sign, expr));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_as_transpose;
+
+    #[test]
+    fn an_exponent_that_would_read_as_the_transpose_is_recognised() {
+        for text in ["T", "T(0)", "T[1]", "T ^ 2"] {
+            assert!(reads_as_transpose(text), "{text}");
+        }
+        for text in ["Tx", "T_1", "T2", "Θ", "t", "(T)"] {
+            assert!(!reads_as_transpose(text), "{text}");
+        }
     }
 }
