@@ -253,6 +253,12 @@ fn ints(theory: &Theory, params: &[f64]) -> Vec<i64> {
         .collect()
 }
 
+/// The action with every sum unrolled at the `int` parameters of `params`.
+fn unrolled_action(theory: &Theory, params: &[f64]) -> saddle::check::ir::Expr {
+    unroll(&theory.action.body, &IndexEnv::new(), &ints(theory, params))
+        .unwrap_or_else(|e| panic!("{}: {e}", theory.name))
+}
+
 /// `patterns` (1 to 4) patterns, D = 1 output; d = 2 inputs up to P = 2, d = 4 beyond (so
 /// that X Xᵀ stays positive definite).
 fn data(patterns: usize) -> (Array2<f64>, Array2<f64>) {
@@ -406,12 +412,7 @@ fn run_with(case: &Case, seed: u64, spread: f64) {
     let (x, y) = data(case.patterns);
     let evaluator = ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), case.order)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let action = unroll(
-        &theory.action.body,
-        &IndexEnv::new(),
-        &ints(&theory, &params),
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let action = unrolled_action(&theory, &params);
 
     // The symbolic gradients do not depend on the point: derive them once.
     let mut checks = Vec::new();
@@ -755,12 +756,7 @@ fn binary_sign_measure_block_against_the_orthant_closed_form() {
     let theory = compile("binary_sign");
     let params = params(&theory, SMALL);
     let (x, y) = data(2);
-    let action = unroll(
-        &theory.action.body,
-        &IndexEnv::new(),
-        &ints(&theory, &params),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let action = unrolled_action(&theory, &params);
     let c = theory.field("C").expect("C");
     let ct = theory.conjugate("Ct").expect("Ct");
     let symbolic = gradient(&theory, &action, &Variable::Field(c, vec![1])).expect("derived");
@@ -837,12 +833,7 @@ fn binary_threshold_measure_blocks_against_the_closed_form() {
     let theory = compile("binary_threshold");
     let params = params(&theory, SMALL);
     let (x, y) = data(1);
-    let action = unroll(
-        &theory.action.body,
-        &IndexEnv::new(),
-        &ints(&theory, &params),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let action = unrolled_action(&theory, &params);
     let (m, q) = (theory.field("m").expect("m"), theory.field("Q").expect("Q"));
     let (mt, qt) = (
         theory.conjugate("mt").expect("mt"),
