@@ -482,8 +482,8 @@ pub enum ExprKind {
     /// Block `time` of the random variable of an enclosing expectation over a time family,
     /// whitened by the joint covariance Σ of the times `over`: `(Σ⁻¹ (h − m))[time]`.
     /// Never written by a user: the derivative of such an expectation with respect to a
-    /// kernel block is Stein's lemma over the whole family, ∂E[f]/∂C[a, b] =
-    /// ½ (E[f ĥ[a] ĥ[b]ᵀ] − E[f] E[ĥ[a] ĥ[b]ᵀ]) with ĥ = Σ⁻¹(h − m).
+    /// kernel block is Stein's lemma over the whole family, ∂E\[f\]/∂C[a, b] =
+    /// ½ (E[f ĥ\[a\] ĥ\[b\]ᵀ] − E\[f\] E[ĥ\[a\] ĥ\[b\]ᵀ]) with ĥ = Σ⁻¹(h − m).
     Whitened {
         /// The random variable's name.
         name: String,

@@ -9,10 +9,10 @@
 //! expectation whose measure does not depend on X is differentiated under the integral.
 //!
 //! The measure of `E[f(h) | h ~ N(m, K)]` contributes Stein's lemma,
-//! ∂E/∂K = ½ K⁻¹ E[f (h − m)(h − m)ᵀ] K⁻¹ − ½ K⁻¹ E[f]. Over a time family `h ~ N(0, C)` the
+//! ∂E/∂K = ½ K⁻¹ E[f (h − m)(h − m)ᵀ] K⁻¹ − ½ K⁻¹ E\[f\]. Over a time family `h ~ N(0, C)` the
 //! covariance is the joint (P·T)×(P·T) kernel Σ of the times f reads, written with the
 //! whitened field ĥ = Σ⁻¹(h − m) (`ExprKind::Whitened`): the block `C[a, b]` gets
-//! ½ (E[f ĥ[a] ĥ[b]ᵀ] − E[f] E[ĥ[a] ĥ[b]ᵀ]). A cross-time block enters as
+//! ½ (E[f ĥ\[a\] ĥ\[b\]ᵀ] − E\[f\] E[ĥ\[a\] ĥ\[b\]ᵀ]). A cross-time block enters as
 //! ½ (C[t, s] + C[s, t]ᵀ), so [`gradient`] symmetrises over the pair, not within the block.
 
 use crate::check::ir::{

@@ -3,9 +3,9 @@
 //! A block ∂²S/∂X∂Y is a 4-tensor; it is derived as the linear map it applies to a
 //! direction E (a symmetric P×P matrix, or a P-vector for mean fields):
 //! E ↦ ∇_Y tr(Eᵀ ∇_X S), evaluated at C̃ = 0. For a deep network this gives the table of
-//! §4.4: (C̃⁽ˡ⁾, C̃⁽ˡ⁾) ↦ (g²/N) V⁽ˡ⁾[E] (the connected four-point function of φ, as
-//! expectations), (C̃⁽ˡ⁾, C⁽ˡ⁾) ↦ −E, (C̃⁽ˡ⁾, C⁽ˡ⁻¹⁾) ↦ G⁽ˡ⁾ᵀ[E] (through Stein's lemma),
-//! (C⁽ᴸ⁾, C⁽ᴸ⁾) ↦ H[E], the data Hessian. Blocks that vanish at the NNGP point are left out,
+//! §4.4: (C̃⁽ˡ⁾, C̃⁽ˡ⁾) ↦ (g²/N) V⁽ˡ⁾\[E\] (the connected four-point function of φ, as
+//! expectations), (C̃⁽ˡ⁾, C⁽ˡ⁾) ↦ −E, (C̃⁽ˡ⁾, C⁽ˡ⁻¹⁾) ↦ G⁽ˡ⁾ᵀ\[E\] (through Stein's lemma),
+//! (C⁽ᴸ⁾, C⁽ᴸ⁾) ↦ H\[E\], the data Hessian. Blocks that vanish at the NNGP point are left out,
 //! and (C, C̃) blocks are the transposes of the (C̃, C) ones listed.
 
 use crate::check::ir::{Expr, ExprKind, Field, FieldId, FieldKind, Shape, Theory};
@@ -22,7 +22,7 @@ pub struct HessianBlock {
     pub row: Variable,
     /// The second variable (the map's value has its shape).
     pub column: Variable,
-    /// E ↦ ∂²S/∂row∂column [E] at the NNGP point, in terms of the direction field.
+    /// E ↦ ∂²S/∂row∂column \[E\] at the NNGP point, in terms of the direction field.
     pub map: Result<Expr, DeriveError>,
 }
 

@@ -1,7 +1,7 @@
 //! Stage 1: `.action` text → syntax tree with spans.
 //!
 //! The grammar lives in `grammars/action.pest`; [`parser`] turns pest's parse tree into the
-//! [`ast`]; [`errors`] words syntax errors for people; [`print`] writes the canonical form
+//! [`ast`]; [`errors`] words syntax errors for people; [`mod@print`] writes the canonical form
 //! back (`saddle fmt`); [`diagnostic`] is the error type every front-end stage reports with.
 
 pub mod ast;

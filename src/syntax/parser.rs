@@ -1,5 +1,5 @@
-//! Text → [`ast::File`]: the pest grammar in `grammars/action.pest` and the one place where
-//! pest's parse tree becomes the typed syntax tree.
+//! Text → [`ast::File`](crate::syntax::ast::File): the pest grammar in `grammars/action.pest`
+//! and the one place where pest's parse tree becomes the typed syntax tree.
 
 use super::ast::{
     ActionDecl, BinaryOp, Binding, ConjDecl, Definition, Expr, ExprKind, FieldDecl, FieldKind,

@@ -1,4 +1,4 @@
-//! [`ast::File`] → canonical `.action` text, the output of `saddle fmt`.
+//! [`ast::File`](crate::syntax::ast::File) → canonical `.action` text, the output of `saddle fmt`.
 //!
 //! Canonical means: one declaration per line, single blanks around binary operators,
 //! parentheses exactly where precedence needs them, numbers in their shortest exact form,
