@@ -11,6 +11,8 @@
 //! * [`hermite_expansion`], [`hermite_kernel_map`]: $K_\phi$ of tanh and smooth user functions
 //!   over all pattern pairs by the Mehler expansion, with an error bound per pair.
 //! * [`bvn`]: bivariate normal CDF $\Phi_2(h,k;\rho)$ (threshold units, THEORY.md §7).
+//! * [`gauss_rule`]: Gauss–Legendre and half-range Hermite rules for expectations split at
+//!   the jumps and kinks of their integrand (`action`).
 //! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
@@ -20,6 +22,7 @@
 pub mod action;
 pub mod activation;
 pub mod bvn;
+pub mod gauss_rule;
 pub mod hermite_expansion;
 pub mod hermite_kernel_map;
 pub mod kernel_map;

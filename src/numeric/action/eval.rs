@@ -9,17 +9,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::f64::consts::PI;
+use std::sync::OnceLock;
 
 use ndarray::ArrayView2;
 use num_dual::DualNum;
 
+use super::ActionError;
 use super::dense::Dense;
+use super::expectation::{Mode, PieceRules};
 use super::ops::{self, context};
 use super::variables::{Variables, eval_index, integer_params};
-use super::{ActionError, expectation::Mode};
 use crate::check::ir::{
     Builtin, Callee, DataRole, Dim, Expr, ExprKind, FieldId, IndexExpr, Size, Theory,
 };
+use crate::numeric::gauss_rule;
 use crate::numeric::quad::GaussHermite;
 
 /// Evaluates the action of one theory on fixed data and parameters, for any scalar type.
@@ -32,6 +35,8 @@ pub struct ActionEvaluator {
     targets: Option<Dense<f64>>,
     variables: Variables,
     pub(super) rule: GaussHermite,
+    /// The rules of a line split at breakpoints, built on first use.
+    piece_rules: OnceLock<PieceRules>,
 }
 
 impl ActionEvaluator {
@@ -72,6 +77,7 @@ impl ActionEvaluator {
             inputs,
             targets,
             rule: GaussHermite::new(quadrature_order)?,
+            piece_rules: OnceLock::new(),
         })
     }
 
@@ -93,6 +99,20 @@ impl ActionEvaluator {
     /// Gauss–Hermite nodes per integration dimension.
     pub fn quadrature_order(&self) -> usize {
         self.rule.order()
+    }
+
+    /// Gauss–Legendre and half-range Hermite rules of the quadrature order, for expectations
+    /// split at the breakpoints of their integrand.
+    pub(super) fn piece_rules(&self) -> Result<&PieceRules, ActionError> {
+        if let Some(rules) = self.piece_rules.get() {
+            return Ok(rules);
+        }
+        let order = self.rule.order();
+        let rules = PieceRules {
+            legendre: gauss_rule::legendre(order)?,
+            half_range: gauss_rule::half_range_hermite(order)?,
+        };
+        Ok(self.piece_rules.get_or_init(|| rules))
     }
 
     /// $S$ at `values` (one per variable of [`ActionEvaluator::variables`]). Derivatives flow

@@ -17,6 +17,16 @@
 //! the small terms.
 //!
 //! Before the quadrature the integrand is *staged* (module `integrand`).
+//!
+//! An integrand with jumps or kinks (`sign`, `step`, `relu`, `abs` of an affine function of one
+//! coordinate, module `breakpoints`) would make Gauss–Hermite converge only algebraically.
+//! Its expectation is instead a nested sum over standard normal coordinates $z_0,z_1,\dots$,
+//! $h=\mu+Lz$: coordinate $i$ breaks at $z_i=(b-\mu_i-\sum_{j<i}L_{ij}z_j)/L_{ii}$, a point
+//! that moves with the outer coordinates; each line is cut there, its two tails integrated by
+//! the half-range Hermite rule and the pieces between by Gauss–Legendre
+//! ([`crate::numeric::gauss_rule`]), so every piece is smooth. The cuts are functions of
+//! $\mu$ and $L$, so AD through the nodes sees the measure of a step too (the whole derivative of
+//! $\mathbb E[\mathrm{step}(h)]$ is the motion of its cut).
 
 use std::collections::BTreeSet;
 use std::f64::consts::{PI, SQRT_2};
@@ -24,11 +34,13 @@ use std::f64::consts::{PI, SQRT_2};
 use num_dual::DualNum;
 
 use super::ActionError;
+use super::breakpoints::Breakpoints;
 use super::dense::Dense;
 use super::eval::Evaluation;
 use super::integrand::{Integrand, Memo};
 use super::ops::{self, context, linear_algebra};
 use crate::check::ir::{Covariance, Expr};
+use crate::numeric::gauss_rule::GaussRule;
 
 /// Largest number of quadrature nodes of one expectation.
 pub const MAX_NODES: usize = 2_000_000;
@@ -131,114 +143,86 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
             shape => return Err(unsupported(format!("the mean is {}×{}", shape.0, shape.1))),
         };
         let order = self.evaluator.rule.order();
-        let nodes =
-            node_count(order, covariance.rows()).ok_or_else(|| ActionError::TooManyNodes {
-                context: context(&what, expr.span),
-                order,
-                dimensions: covariance.rows(),
-                limit: MAX_NODES,
-            })?;
+        let dims = covariance.rows();
+        // Cut each line where the integrand jumps or kinks; otherwise the plain tensor grid.
+        let cuts = match self.breakpoints(&integrand, patterns, &times) {
+            Breakpoints::At(points) if points.iter().any(|p| !p.is_empty()) => Some(points),
+            _ => None,
+        };
+        // A split line has at most one piece more than its breakpoints on either side of 0.
+        let per_dimension = cuts.as_ref().map_or(order, |points| {
+            order * (points.iter().map(Vec::len).max().unwrap_or(0) + 2)
+        });
+        let nodes = node_count(per_dimension, dims).ok_or_else(|| ActionError::TooManyNodes {
+            context: context(&what, expr.span),
+            order: per_dimension,
+            dimensions: dims,
+            limit: MAX_NODES,
+        })?;
         let factor = covariance
             .cholesky()
             .map_err(|source| ActionError::LinearAlgebra {
                 context: context(&what, expr.span),
                 source,
             })?;
-        self.quadrature(
-            &integrand, &mean, &factor, &times, whiten, mode, expr, nodes,
-        )
+        let expectation = Expectation {
+            integrand: &integrand,
+            mean: &mean,
+            factor: &factor,
+            times: &times,
+            whiten,
+            expr,
+        };
+        let mut sum = WeightedSum::new(mode);
+        match cuts {
+            Some(points) => {
+                let rules = self.evaluator.piece_rules()?;
+                let mut z = Vec::with_capacity(dims);
+                let mut memo = Memo::new();
+                self.split_quadrature(
+                    &expectation,
+                    &points,
+                    rules,
+                    &mut z,
+                    D::one(),
+                    &mut memo,
+                    &mut sum,
+                )?;
+            }
+            None => self.quadrature(&expectation, nodes, &mut sum)?,
+        }
+        sum.finish(expr)
     }
 
-    /// The tensor-product Gauss–Hermite sum over $h=\mu+\sqrt2Lz$ (`nodes` = order^dims).
-    #[expect(clippy::too_many_arguments, reason = "the parts of one expectation")]
+    /// The tensor-product Gauss–Hermite sum over $h=\mu+\sqrt2Lx$ (`nodes` = order^dims).
     fn quadrature(
         &mut self,
-        integrand: &Integrand<'_, D>,
-        mean: &[D],
-        factor: &Dense<D>,
-        times: &[i64],
-        whiten: bool,
-        mode: Mode,
-        expr: &Expr,
+        expectation: &Expectation<'_, '_, D>,
         nodes: usize,
-    ) -> Result<Dense<D>, ActionError> {
+        sum: &mut WeightedSum<D>,
+    ) -> Result<(), ActionError> {
         let rule = &self.evaluator.rule;
-        let (order, dims) = (rule.order(), factor.rows());
+        let (order, dims) = (rule.order(), expectation.factor.rows());
         let normalisation = PI.powf(-0.5 * dims as f64);
-        let patterns = self.evaluator.patterns();
         let mut counter = vec![0_usize; dims];
         let mut memo = Memo::new();
-        let mut total: Option<Dense<D>> = None;
-        let (mut max_exponent, mut scaled_sum) = (f64::NEG_INFINITY, D::zero());
         for _ in 0..nodes {
+            let rule = &self.evaluator.rule;
             let weight =
                 normalisation * counter.iter().map(|&k| rule.weights()[k]).product::<f64>();
+            // Standard normal coordinates z = √2 x.
             let z: Vec<f64> = counter.iter().map(|&k| SQRT_2 * rule.nodes()[k]).collect();
             let h: Vec<D> = (0..dims)
                 .map(|i| {
-                    let mut value = mean[i].clone();
+                    let mut value = expectation.mean[i].clone();
                     for (j, &zj) in z.iter().enumerate().take(i + 1) {
-                        value += factor.get(i, j).clone() * zj;
+                        value += expectation.factor.get(i, j).clone() * zj;
                     }
                     value
                 })
                 .collect();
-            memo.clear();
-            let blocks: Vec<Dense<D>> = h
-                .chunks(patterns)
-                .map(|block| Dense::from_fn(block.len(), 1, |i, _| block[i].clone()))
-                .collect();
-            // ĥ = Σ⁻¹(h − μ) = √2 L⁻ᵀ z: one back substitution with Lᵀ.
-            let whitened: Vec<Dense<D>> = if whiten {
-                let mut w = vec![D::zero(); dims];
-                for i in (0..dims).rev() {
-                    let mut value = D::from(z[i]);
-                    for (j, wj) in w.iter().enumerate().skip(i + 1) {
-                        value -= factor.get(j, i).clone() * wj.clone();
-                    }
-                    w[i] = value / factor.get(i, i).clone();
-                }
-                w.chunks(patterns)
-                    .map(|block| Dense::from_fn(block.len(), 1, |i, _| block[i].clone()))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let value = self.integrand(integrand, &blocks, &whitened, times, &mut memo)?;
-            match mode {
-                Mode::Mean => {
-                    let weighted = value.map(|x| x.clone() * weight);
-                    total = Some(match total {
-                        None => weighted,
-                        Some(sum) => ops::add(&sum, &weighted, 1.0, expr)?,
-                    });
-                }
-                Mode::LogMeanExp => {
-                    let exponent =
-                        value
-                            .as_scalar()
-                            .cloned()
-                            .ok_or_else(|| ActionError::Unsupported {
-                                context: context("ln E[exp(…)]", expr.span),
-                                reason: "the exponent is not a scalar".into(),
-                            })?;
-                    let re = exponent.re();
-                    if !re.is_finite() {
-                        return Err(ActionError::NotFinite {
-                            what: context(
-                                "the exponent of ln E[exp(…)] at a quadrature node",
-                                expr.span,
-                            ),
-                            value: re,
-                        });
-                    }
-                    if re > max_exponent {
-                        scaled_sum *= (max_exponent - re).exp();
-                        max_exponent = re;
-                    }
-                    scaled_sum += (exponent - max_exponent).exp() * weight;
-                }
-            }
+            let value = self.at_node(expectation, &h, |i| D::from(z[i]), &mut memo)?;
+            sum.add(value, weight, expectation.expr)?;
             // Odometer: the next multi-index of the tensor grid.
             for digit in counter.iter_mut() {
                 *digit += 1;
@@ -248,12 +232,236 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 *digit = 0;
             }
         }
-        let value = match mode {
-            Mode::Mean => total.unwrap_or_else(|| Dense::scalar(D::zero())),
-            Mode::LogMeanExp => Dense::scalar(scaled_sum.ln() + max_exponent),
+        Ok(())
+    }
+
+    /// The nested sum over standard normal coordinates $z_0, z_1, \dots$ with $h=\mu+Lz$:
+    /// coordinate $i$ breaks where $h_i=b$, i.e. at
+    /// $z_i=(b-\mu_i-\sum_{j<i}L_{ij}z_j)/L_{ii}$, a point that moves with the outer
+    /// coordinates; the line is cut there and each piece gets its own rule (`pieces`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the state of one level of the recursion"
+    )]
+    fn split_quadrature(
+        &mut self,
+        expectation: &Expectation<'_, '_, D>,
+        points: &[Vec<D>],
+        rules: &PieceRules,
+        z: &mut Vec<D>,
+        weight: D,
+        memo: &mut Memo<D>,
+        sum: &mut WeightedSum<D>,
+    ) -> Result<(), ActionError> {
+        let (mean, factor) = (expectation.mean, expectation.factor);
+        let level = z.len();
+        if level == factor.rows() {
+            let h: Vec<D> = (0..level)
+                .map(|i| {
+                    let mut value = mean[i].clone();
+                    for (j, zj) in z.iter().enumerate().take(i + 1) {
+                        value += factor.get(i, j).clone() * zj.clone();
+                    }
+                    value
+                })
+                .collect();
+            let value = self.at_node(expectation, &h, |i| z[i].clone(), memo)?;
+            return sum.add(value, weight, expectation.expr);
+        }
+        let mut shift = mean[level].clone();
+        for (j, zj) in z.iter().enumerate() {
+            shift += factor.get(level, j).clone() * zj.clone();
+        }
+        let diagonal = factor.get(level, level).clone();
+        let cuts: Vec<D> = points[level]
+            .iter()
+            .map(|b| (b.clone() - shift.clone()) / diagonal.clone())
+            .collect();
+        for (node, w) in pieces(cuts, rules) {
+            z.push(node);
+            let result =
+                self.split_quadrature(expectation, points, rules, z, weight.clone() * w, memo, sum);
+            z.pop();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// The integrand at $h$ (stacked blocks), with $\hat h=\Sigma^{-1}(h-\mu)=L^{-\top}z$ when it
+    /// is read.
+    fn at_node(
+        &mut self,
+        expectation: &Expectation<'_, '_, D>,
+        h: &[D],
+        z: impl Fn(usize) -> D,
+        memo: &mut Memo<D>,
+    ) -> Result<Dense<D>, ActionError> {
+        let patterns = self.evaluator.patterns();
+        let factor = expectation.factor;
+        let dims = factor.rows();
+        memo.clear();
+        let blocks: Vec<Dense<D>> = h
+            .chunks(patterns)
+            .map(|block| Dense::from_fn(block.len(), 1, |i, _| block[i].clone()))
+            .collect();
+        // ĥ = L⁻ᵀ z: one back substitution with Lᵀ.
+        let whitened: Vec<Dense<D>> = if expectation.whiten {
+            let mut w = vec![D::zero(); dims];
+            for i in (0..dims).rev() {
+                let mut value = z(i);
+                for (j, wj) in w.iter().enumerate().skip(i + 1) {
+                    value -= factor.get(j, i).clone() * wj.clone();
+                }
+                w[i] = value / factor.get(i, i).clone();
+            }
+            w.chunks(patterns)
+                .map(|block| Dense::from_fn(block.len(), 1, |i, _| block[i].clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.integrand(
+            expectation.integrand,
+            &blocks,
+            &whitened,
+            expectation.times,
+            memo,
+        )
+    }
+}
+
+/// The parts of one expectation that every quadrature node reads.
+struct Expectation<'a, 'e, D> {
+    integrand: &'a Integrand<'e, D>,
+    mean: &'a [D],
+    /// The Cholesky factor $L$ of the covariance.
+    factor: &'a Dense<D>,
+    times: &'a [i64],
+    whiten: bool,
+    expr: &'a Expr,
+}
+
+/// $\sum_iW_if_i$, or $\ln\sum_iW_ie^{a_i}$ accumulated with a running maximum.
+struct WeightedSum<D> {
+    mode: Mode,
+    total: Option<Dense<D>>,
+    max_exponent: f64,
+    scaled_sum: D,
+}
+
+impl<D: DualNum<Primitive = f64>> WeightedSum<D> {
+    fn new(mode: Mode) -> Self {
+        WeightedSum {
+            mode,
+            total: None,
+            max_exponent: f64::NEG_INFINITY,
+            scaled_sum: D::zero(),
+        }
+    }
+
+    /// Adds the value at one node with its weight (`f64` or `D`).
+    fn add<W>(&mut self, value: Dense<D>, weight: W, expr: &Expr) -> Result<(), ActionError>
+    where
+        W: Clone,
+        D: std::ops::Mul<W, Output = D>,
+    {
+        match self.mode {
+            Mode::Mean => {
+                let weighted = value.map(|x| x.clone() * weight.clone());
+                self.total = Some(match self.total.take() {
+                    None => weighted,
+                    Some(sum) => ops::add(&sum, &weighted, 1.0, expr)?,
+                });
+            }
+            Mode::LogMeanExp => {
+                let exponent =
+                    value
+                        .as_scalar()
+                        .cloned()
+                        .ok_or_else(|| ActionError::Unsupported {
+                            context: context("ln E[exp(…)]", expr.span),
+                            reason: "the exponent is not a scalar".into(),
+                        })?;
+                let re = exponent.re();
+                if !re.is_finite() {
+                    return Err(ActionError::NotFinite {
+                        what: context(
+                            "the exponent of ln E[exp(…)] at a quadrature node",
+                            expr.span,
+                        ),
+                        value: re,
+                    });
+                }
+                if re > self.max_exponent {
+                    self.scaled_sum *= (self.max_exponent - re).exp();
+                    self.max_exponent = re;
+                }
+                self.scaled_sum += (exponent - self.max_exponent).exp() * weight;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, expr: &Expr) -> Result<Dense<D>, ActionError> {
+        let value = match self.mode {
+            Mode::Mean => self.total.unwrap_or_else(|| Dense::scalar(D::zero())),
+            Mode::LogMeanExp => Dense::scalar(self.scaled_sum.ln() + self.max_exponent),
         };
         ops::finite(value, "the expectation", expr)
     }
+}
+
+/// The rules the pieces of a split line use, of the evaluator's order.
+#[derive(Clone, Debug)]
+pub(super) struct PieceRules {
+    /// Gauss–Legendre on $[-1,1]$, for the pieces between breakpoints.
+    pub(super) legendre: GaussRule,
+    /// Half-range Hermite for $e^{-t^2/2}$ on $[0,\infty)$, for the two tails.
+    pub(super) half_range: GaussRule,
+}
+
+/// Nodes and weights for $\int\varphi(z)f(z)\,dz$ with $f$ smooth between the `cuts`:
+/// the tails $(-\infty,p_0]$ and $[p_m,\infty)$ by the half-range rule, $z=p\mp t$,
+/// $\varphi(p\mp t)=\varphi(p)e^{\pm pt}e^{-t^2/2}$, and every piece in between by
+/// Gauss–Legendre. 0 joins the cut points when they all lie on one side of it, so that each
+/// tail starts on its own side ($e^{\pm pt}$ decays) and no rule has to follow a shifted bump.
+fn pieces<D: DualNum<Primitive = f64>>(mut cuts: Vec<D>, rules: &PieceRules) -> Vec<(D, D)> {
+    cuts.sort_by(|a, b| a.re().total_cmp(&b.re()));
+    cuts.dedup_by(|a, b| a.re() == b.re());
+    match (cuts.first(), cuts.last()) {
+        (Some(first), _) if first.re() > 0.0 => cuts.insert(0, D::zero()),
+        (_, Some(last)) if last.re() < 0.0 => cuts.push(D::zero()),
+        _ => {}
+    }
+    let density = |z: &D| (-(z.clone() * z.clone()) * 0.5).exp() * (0.5 / PI).sqrt();
+    let mut out = Vec::with_capacity(
+        rules.half_range.nodes.len() * 2 + rules.legendre.nodes.len() * cuts.len(),
+    );
+    let (Some(first), Some(last)) = (cuts.first().cloned(), cuts.last().cloned()) else {
+        return out;
+    };
+    let tails = [(first, -1.0), (last, 1.0)];
+    for (i, (start, direction)) in tails.into_iter().enumerate() {
+        let at_start = density(&start);
+        for (&t, &w) in rules.half_range.nodes.iter().zip(&rules.half_range.weights) {
+            let node = start.clone() + t * direction;
+            let weight = at_start.clone() * (-(start.clone() * (t * direction))).exp() * w;
+            out.push((node, weight));
+        }
+        if i == 0 {
+            for pair in cuts.windows(2) {
+                let (a, b) = (&pair[0], &pair[1]);
+                let middle = (a.clone() + b.clone()) * 0.5;
+                let half = (b.clone() - a.clone()) * 0.5;
+                for (&x, &v) in rules.legendre.nodes.iter().zip(&rules.legendre.weights) {
+                    let node = middle.clone() + half.clone() * x;
+                    let weight = half.clone() * v * density(&node);
+                    out.push((node, weight));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `order^dims` if it is at most [`MAX_NODES`].

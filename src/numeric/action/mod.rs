@@ -11,7 +11,9 @@
 //!   halves on $C_{\alpha\beta}$ and $C_{\beta\alpha}$). Gaussian expectations
 //!   $\mathbb E[f(h)\mid h\sim\mathcal N(\mu,\Sigma)]$ are tensor-product Gauss–Hermite sums over
 //!   $h=\mu+\sqrt2Lz$, $\Sigma=LL^\top$, so derivatives flow through the Cholesky factor and the
-//!   integrand; `ln E[exp(a)]` is a stable log-mean-exp.
+//!   integrand; `ln E[exp(a)]` is a stable log-mean-exp. Integrands with jumps or kinks
+//!   (`sign`, `step`, `relu`, `abs`) are integrated line by line, each line cut where they
+//!   break, so that their expectations and the derivatives of those converge exponentially.
 //! * [`ActionEvaluator::gradient`], [`ActionEvaluator::hessian`]: forward-mode derivatives in
 //!   `f64`.
 //! * [`ActionEvaluator::evaluate_expr`]: any closed (unrolled) checked expression of the theory,
@@ -41,6 +43,7 @@
 //! assert!(value.is_finite() && gradient.len() == 8);
 //! ```
 
+mod breakpoints;
 pub mod dense;
 pub mod derivatives;
 mod error;
@@ -52,6 +55,8 @@ mod factor;
 mod fields;
 mod integrand;
 mod ops;
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod tests;
 pub mod variables;
