@@ -220,8 +220,8 @@ fn blocks_match_the_ad_hessian(
     let point: Vec<f64> = vars
         .iter()
         .map(|v| match v.name.as_str() {
-            "E" => 1.0,
-            "e" => 0.0,
+            // the directions of kernel and mean columns: at P = 1 a block is then one entry
+            "E" | "e" => 1.0,
             name if sv.theory.conjugate(name).is_some() => 0.0,
             name => at(name, &v.indices),
         })
@@ -287,11 +287,20 @@ fn recurrent_blocks_match_the_ad_hessian() {
     eprintln!("recurrent S⁽²⁾: {blocks} blocks, worst error {worst:.1e}");
 }
 
-/// Deep networks at L = 2: the (C̃⁽²⁾, C⁽¹⁾) block is G⁽²⁾ᵀ through Stein's lemma, next to
-/// V, −1 and the data block H.
+/// Deep and binary networks at L = 2: the (C̃⁽²⁾, C⁽¹⁾) block is G⁽²⁾ᵀ through Stein's lemma,
+/// next to V, −1 and the data block H; for threshold units also the mean blocks (m̃, m̃),
+/// (m̃, Q̃) and G through the mean. The steps of the binary units are cut by the quadrature,
+/// so AD sees their measure through the moving cut.
 #[test]
 fn deep_blocks_match_the_ad_hessian() {
-    for example in ["deep_erf", "deep_tanh", "deep_linear", "deep_relu"] {
+    for example in [
+        "deep_erf",
+        "deep_tanh",
+        "deep_linear",
+        "deep_relu",
+        "binary_sign",
+        "binary_threshold",
+    ] {
         let (blocks, worst) =
             blocks_match_the_ad_hessian(
                 example,
