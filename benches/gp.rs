@@ -1,6 +1,7 @@
 //! GP inference at P patterns (default 4000, `SADDLE_BENCH_P`) with 500 test points: saddle's
 //! fit + predict + log-likelihood against faer's bare Cholesky of the same matrix K + κI (the
-//! copies of K each side starts from are made outside the timing).
+//! copies of K each side starts from are made outside the timing). The patterns are the
+//! bundled digits, then the same digits shifted right by one pixel (P + 500 > 10,000).
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ndarray::{Array1, Array2, s};
@@ -15,10 +16,21 @@ fn bench(c: &mut Criterion) {
         .unwrap_or(4000);
     let n_test = 500;
     let mnist = saddle::data::mnist::Mnist::load_bundled().expect("bundled MNIST");
-    let mut x = mnist.images.slice(s![..p + n_test, ..]).to_owned();
+    // Beyond the bundled 10,000 digits, the same digits shifted right by one pixel (new
+    // patterns of the same distribution).
+    let m = mnist.len();
+    let mut x = Array2::from_shape_fn((p + n_test, 784), |(i, k)| {
+        let (image, shift) = (i % m, i / m);
+        let column = k % 28;
+        if column < shift {
+            0.0
+        } else {
+            mnist.images[[image, k - shift]]
+        }
+    });
     saddle::data::preprocess::standardise_rows(&mut x, "x").expect("no constant image");
     let y = Array2::from_shape_fn((p, 1), |(i, _)| {
-        if mnist.labels[i].is_multiple_of(2) {
+        if mnist.labels[i % m].is_multiple_of(2) {
             1.0
         } else {
             -1.0

@@ -28,7 +28,7 @@ use faer::{MatMut, MatRef, Spec};
 use ndarray::Array2;
 use serde::Serialize;
 
-use super::error::{GpError, check_finite, shape_error};
+use super::error::{GpError, shape_error};
 
 /// Relative jitters $r$ tried, in order, after a jitter-free attempt fails.
 pub const RELATIVE_JITTERS: [f64; 10] =
@@ -69,7 +69,6 @@ impl CholeskyFactor {
         if !(noise.is_finite() && noise >= 0.0) {
             return Err(GpError::InvalidNoise(noise));
         }
-        check_finite("kernel", kernel.view())?;
         let mut buffer = into_row_major(kernel);
         symmetrise_lower(&mut buffer, dim)?;
         let jitter = factor_with_jitter(&mut buffer, dim, noise)?;
@@ -199,9 +198,19 @@ fn into_row_major(kernel: Array2<f64>) -> Vec<f64> {
 /// L1, so the transposed reads stay in cache.
 const TILE: usize = 64;
 
-/// Checks $|K_{ij}-K_{ji}|$ on the row-major `buffer` and writes $(K_{ij}+K_{ji})/2$ into the
-/// lower triangle of its column-major reading (entry $jP+i$, $i>j$).
+/// Checks that the row-major `buffer` is finite and $|K_{ij}-K_{ji}|$ small, and writes
+/// $(K_{ij}+K_{ji})/2$ into the lower triangle of its column-major reading (entry $jP+i$,
+/// $i>j$): one pass over the matrix for all three.
 fn symmetrise_lower(buffer: &mut [f64], n: usize) -> Result<(), GpError> {
+    let non_finite = |row, column, value| GpError::NonFinite {
+        name: "kernel",
+        row,
+        column,
+        value,
+    };
+    if let Some(i) = (0..n).find(|&i| !buffer[i * n + i].is_finite()) {
+        return Err(non_finite(i, i, buffer[i * n + i]));
+    }
     let max_diagonal = (0..n)
         .map(|i| buffer[i * n + i].abs())
         .fold(0.0f64, f64::max);
@@ -211,6 +220,12 @@ fn symmetrise_lower(buffer: &mut [f64], n: usize) -> Result<(), GpError> {
             for j in j0..(j0 + TILE).min(n) {
                 for i in i0.max(j + 1)..(i0 + TILE).min(n) {
                     let (k_ji, k_ij) = (buffer[j * n + i], buffer[i * n + j]);
+                    if !k_ji.is_finite() {
+                        return Err(non_finite(j, i, k_ji));
+                    }
+                    if !k_ij.is_finite() {
+                        return Err(non_finite(i, j, k_ij));
+                    }
                     if (k_ij - k_ji).abs() > tolerance {
                         return Err(GpError::NotSymmetric {
                             row: i,

@@ -1,13 +1,18 @@
 //! The GP posterior: fit on $(K, Y)$, predict at test points (THEORY.md §3).
 //!
-//! $$\alpha=(LL^\top)^{-1}Y,\qquad \mu_*=K_*^\top\alpha,\qquad
-//!   \sigma_{*j}^2=k_{**j}-\lVert L^{-1}K_{*,:j}\rVert^2,$$
-//! $$\ln p(Y\mid X)=-\tfrac12\textstyle\sum_{i,d}Y_{id}\alpha_{id}-\tfrac D2\ln\det(LL^\top)
-//!   -\tfrac{PD}2\ln2\pi,$$
-//! with $LL^\top=K+(\kappa+\epsilon)I$ from [`CholeskyFactor`]. Prediction runs over blocks of
-//! [`PREDICT_BLOCK`] test points, so its scratch is $P\times$ block, whatever $P_*$ is.
+//! With $LL^\top=K+(\kappa+\epsilon)I$ from [`CholeskyFactor`], $B=L^{-1}Y$ and
+//! $V=L^{-1}K_*$:
+//! $$\mu_*=K_*^\top(LL^\top)^{-1}Y=V^\top B,\qquad
+//!   \sigma_{*j}^2=k_{**j}-\lVert V_{:j}\rVert^2,$$
+//! $$\ln p(Y\mid X)=-\tfrac12\lVert B\rVert_F^2-\tfrac D2\ln\det(LL^\top)
+//!   -\tfrac{PD}2\ln2\pi.$$
+//! The variance needs $V$ anyway, so the mean reuses it and fitting takes one triangular solve,
+//! not two; $\alpha=L^{-\top}B$ is formed only when asked for ([`GpPosterior::weights`]).
+//! Prediction runs over blocks of [`PREDICT_BLOCK`] test points, so its scratch is
+//! $P\times$ block, whatever $P_*$ is.
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
 use faer::{Accum, Mat};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
@@ -17,11 +22,13 @@ use super::factor::{CholeskyFactor, JitterInfo};
 /// Number of test points processed together in [`GpPosterior::predict`].
 pub const PREDICT_BLOCK: usize = 256;
 
-/// A fitted GP: Cholesky factor of $K+(\kappa+\epsilon)I$, weights $\alpha$ and $\ln p(Y|X)$.
+/// A fitted GP: Cholesky factor of $K+(\kappa+\epsilon)I$, whitened targets $L^{-1}Y$ and
+/// $\ln p(Y|X)$.
 #[derive(Debug, Clone)]
 pub struct GpPosterior {
     factor: CholeskyFactor,
-    weights: Mat<f64>,
+    /// $B=L^{-1}Y$, $P\times D$.
+    whitened_targets: Mat<f64>,
     noise: f64,
     log_marginal_likelihood: f64,
 }
@@ -38,7 +45,7 @@ pub struct Prediction {
 
 impl GpPosterior {
     /// Factors $K+\kappa I$ in `kernel`'s own buffer (jitter policy of [`CholeskyFactor`]) and
-    /// solves for $\alpha$. `kernel`: symmetric $P\times P$; `targets`: $P\times D$; both finite.
+    /// solves for $L^{-1}Y$. `kernel`: symmetric $P\times P$; `targets`: $P\times D$; both finite.
     pub fn fit(
         kernel: Array2<f64>,
         targets: ArrayView2<'_, f64>,
@@ -51,11 +58,10 @@ impl GpPosterior {
         }
         check_finite("targets", targets)?;
         let factor = CholeskyFactor::new(kernel, noise)?;
-        let mut weights = Mat::from_fn(n, targets.ncols(), |i, d| targets[[i, d]]);
-        factor.solve_in_place(weights.as_mut())?;
-        let fit_term: f64 = targets
-            .indexed_iter()
-            .map(|((i, d), y)| y * weights[(i, d)])
+        let mut whitened_targets = Mat::from_fn(n, targets.ncols(), |i, d| targets[[i, d]]);
+        factor.solve_lower_in_place(whitened_targets.as_mut())?;
+        let fit_term: f64 = (0..targets.ncols())
+            .map(|d| whitened_targets.col(d).iter().map(|b| b * b).sum::<f64>())
             .sum();
         let outputs = targets.ncols() as f64;
         let log_marginal_likelihood = -0.5 * fit_term
@@ -63,7 +69,7 @@ impl GpPosterior {
             - 0.5 * n as f64 * outputs * (2.0 * std::f64::consts::PI).ln();
         Ok(Self {
             factor,
-            weights,
+            whitened_targets,
             noise,
             log_marginal_likelihood,
         })
@@ -93,23 +99,23 @@ impl GpPosterior {
         check_finite("cross_kernel", cross_kernel)?;
         check_finite("test_diagonal", test_diagonal.insert_axis(Axis(1)))?;
         let par = faer::get_global_parallelism();
-        let outputs = self.weights.ncols();
+        let outputs = self.whitened_targets.ncols();
         let mut mean = Array2::zeros((n_test, outputs));
         let mut latent_variance = Array1::zeros(n_test);
         let mut mean_block = Mat::<f64>::zeros(PREDICT_BLOCK.min(n_test), outputs);
         for start in (0..n_test).step_by(PREDICT_BLOCK) {
             let width = PREDICT_BLOCK.min(n_test - start);
             let mut block = Mat::from_fn(n, width, |i, j| cross_kernel[[i, start + j]]);
+            self.factor.solve_lower_in_place(block.as_mut())?;
             let mean_view = mean_block.as_mut().subrows_mut(0, width);
             matmul(
                 mean_view,
                 Accum::Replace,
                 block.transpose(),
-                self.weights.as_ref(),
+                self.whitened_targets.as_ref(),
                 1.0,
                 par,
             );
-            self.factor.solve_lower_in_place(block.as_mut())?;
             for j in 0..width {
                 let explained: f64 = block.col(j).iter().map(|v| v * v).sum();
                 latent_variance[start + j] = (test_diagonal[start + j] - explained).max(0.0);
@@ -138,8 +144,14 @@ impl GpPosterior {
 
     /// $\alpha=(K+(\kappa+\epsilon)I)^{-1}Y$, $P\times D$.
     pub fn weights(&self) -> Array2<f64> {
-        let shape = (self.weights.nrows(), self.weights.ncols());
-        Array2::from_shape_fn(shape, |(i, d)| self.weights[(i, d)])
+        let mut weights = self.whitened_targets.clone();
+        solve_upper_triangular_in_place(
+            self.factor.lower().transpose(),
+            weights.as_mut(),
+            faer::get_global_parallelism(),
+        );
+        let shape = (weights.nrows(), weights.ncols());
+        Array2::from_shape_fn(shape, |(i, d)| weights[(i, d)])
     }
 
     /// $\ln p(Y\mid X)$ of $K+(\kappa+\epsilon)I$.
