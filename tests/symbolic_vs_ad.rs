@@ -34,6 +34,10 @@
 //! Stein's lemma over the whole time family, with the whitened field ĥ = Σ⁻¹h. At P = 2 only
 //! the blocks that enter directly are compared (`recurrent_direct_blocks_at_two_patterns`).
 //!
+//! Every layered and binary example is compared at P = 3 as well (erf and tanh with smaller
+//! kernels, where the three-dimensional quadrature converges in a debug-affordable order),
+//! linear units at P = 4.
+//!
 //! The binary measure blocks also meet closed forms built from orthant probabilities (sign at
 //! P = 2, threshold units with a mean at P = 1).
 //!
@@ -70,6 +74,9 @@ struct Case {
     /// Gauss–Hermite nodes per dimension.
     order: usize,
     points: usize,
+    /// Scale of the random kernels (a smaller one keeps erf and tanh arguments small, where
+    /// Gauss–Hermite converges fast: affordable in three dimensions).
+    kernel_scale: f64,
     /// Tolerance of the measure blocks (relative, absolute below 1).
     measure_tolerance: f64,
     /// The check of field block `name[indices]`.
@@ -118,6 +125,7 @@ const CASES: &[Case] = &[
         // 7.4e-12 at 72
         order: 64,
         points: 5,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-9,
         field_check: layered,
     },
@@ -129,6 +137,7 @@ const CASES: &[Case] = &[
         // measure blocks 2.4e-6 at order 40, 1.4e-8 at 64, 7.1e-10 at 80, 4.7e-11 at 96
         order: 96,
         points: 5,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-9,
         field_check: layered,
     },
@@ -140,6 +149,7 @@ const CASES: &[Case] = &[
         // Gaussian times a tilt exp(hᵀ M h): measure blocks 1.4e-13 already at order 30
         order: 30,
         points: 5,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-9,
         field_check: layered,
     },
@@ -151,6 +161,7 @@ const CASES: &[Case] = &[
         // `numeric::action::breakpoints`), so both sides converge exponentially
         order: 20,
         points: 5,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-9,
         field_check: layered,
     },
@@ -161,6 +172,7 @@ const CASES: &[Case] = &[
         // split at the jumps, AD sees the measure through the moving cuts
         order: 20,
         points: 5,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-9,
         field_check: layered,
     },
@@ -171,6 +183,7 @@ const CASES: &[Case] = &[
         // split at the jumps, AD sees the measure through the moving cuts
         order: 20,
         points: 5,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-9,
         field_check: layered,
     },
@@ -183,6 +196,7 @@ const CASES: &[Case] = &[
         // measure block C[1, 1]: 3.5e-7 at order 48, 3.3e-9 at 64, 1.1e-11 at 96
         order: 96,
         points: 3,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-9,
         field_check: recurrent,
     },
@@ -196,6 +210,7 @@ const CASES: &[Case] = &[
         // (64 000 nodes, minutes in debug); a wrong block would be off by O(1)
         order: 32,
         points: 1,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-8,
         field_check: recurrent_three_steps,
     },
@@ -309,7 +324,7 @@ fn blocks(evaluator: &ActionEvaluator) -> Vec<(Owner, Vec<i64>, std::ops::Range<
 /// time 0 are fixed by definitions, stays positive definite) and cross blocks
 /// C[s, t] = C[t, s]ᵀ (a symmetric (PT)×(PT) kernel).
 /// Conjugate entries are uniform in ±0.05·`n` (N, the width).
-fn random_point(evaluator: &ActionEvaluator, n: f64, rng: &mut Rng) -> Vec<f64> {
+fn random_point(evaluator: &ActionEvaluator, n: f64, rng: &mut Rng, scale: f64) -> Vec<f64> {
     let theory = evaluator.theory();
     let p = evaluator.patterns();
     let mut values = vec![0.0; evaluator.variables().len()];
@@ -329,7 +344,7 @@ fn random_point(evaluator: &ActionEvaluator, n: f64, rng: &mut Rng) -> Vec<f64> 
                     let base = evaluator
                         .evaluate_expr(&origin, &values)
                         .expect("the time-0 block is defined");
-                    let fresh = rng.kernel(p);
+                    let fresh: Vec<f64> = rng.kernel(p).iter().map(|k| k * scale).collect();
                     (0..p * p).map(|k| base.entries()[k] + fresh[k]).collect()
                 }
                 [t, s] => {
@@ -349,7 +364,7 @@ fn random_point(evaluator: &ActionEvaluator, n: f64, rng: &mut Rng) -> Vec<f64> 
                         block
                     }
                 }
-                _ => rng.kernel(p),
+                _ => rng.kernel(p).iter().map(|k| k * scale).collect(),
             },
         };
         values[range].copy_from_slice(&entries);
@@ -425,7 +440,7 @@ fn run_with(case: &Case, seed: u64, spread: f64) {
     let width = theory.param("N").map_or(1.0, |id| params[id]);
     let mut worst = Worst::default();
     for point in 0..case.points {
-        let at = random_point(&evaluator, width, &mut rng);
+        let at = random_point(&evaluator, width, &mut rng, case.kernel_scale);
         let (_, ad) = evaluator
             .gradient(&at)
             .unwrap_or_else(|e| panic!("{name} point {point}: {e}"));
@@ -532,6 +547,7 @@ fn recurrent_direct_blocks_at_two_patterns() {
             patterns: 2,
             order: 6,
             points: 3,
+            kernel_scale: 1.0,
             measure_tolerance: 0.0,
             field_check: direct_only,
         });
@@ -688,25 +704,60 @@ proptest::proptest! {
     }
 }
 
-/// P = 3 and 4, where the quadrature stays affordable in three and four dimensions: linear
-/// units (measure blocks 5.6e-14 and 1.9e-13). erf at P = 3 and order 24 (13 824 nodes) is
-/// still quadrature-limited at 1e-6, and order 64 (262 144 nodes) is too slow for a debug
-/// test.
+/// P = 3 and 4 for linear units (measure blocks 5.6e-14 and 1.9e-13).
 #[test]
-fn three_and_four_patterns() {
+fn deep_linear_at_three_and_four_patterns() {
     for (patterns, order) in [(3, 24), (4, 12)] {
-        let case = CASES
-            .iter()
-            .find(|c| c.name == "deep_linear")
-            .expect("a listed case");
-        run(&Case {
-            patterns,
-            order,
-            points: 1,
-            measure_tolerance: 1e-9,
-            ..*case
-        });
+        at_more_patterns("deep_linear", patterns, order, 1.0);
     }
+}
+
+/// `name` at `patterns` patterns, one point, measure blocks to 1e-9.
+fn at_more_patterns(name: &str, patterns: usize, order: usize, kernel_scale: f64) {
+    let case = CASES
+        .iter()
+        .find(|c| c.name == name)
+        .expect("a listed case");
+    run(&Case {
+        patterns,
+        order,
+        points: 1,
+        kernel_scale,
+        measure_tolerance: 1e-9,
+        ..*case
+    });
+}
+
+// P = 3 for the other layered and binary examples: a three-dimensional quadrature. erf and
+// tanh converge slowly at the default kernel scale (erf at order 24: 1e-6), so their kernels
+// are drawn at 0.3 and 0.2 of it, where Gauss–Hermite converges fast; the cut quadrature of
+// sign, step and ReLU needs only order 8. Measured worst measure blocks: erf 1.0e-11, tanh
+// 1.7e-10, sign 1.2e-13, threshold 2.2e-11, ReLU 1.1e-12. (P = 4 costs minutes in debug:
+// erf at order 12 reaches only 2e-6, sign at order 6 3e-8.)
+
+#[test]
+fn deep_erf_at_three_patterns() {
+    at_more_patterns("deep_erf", 3, 24, 0.3);
+}
+
+#[test]
+fn deep_tanh_at_three_patterns() {
+    at_more_patterns("deep_tanh", 3, 24, 0.2);
+}
+
+#[test]
+fn deep_relu_at_three_patterns() {
+    at_more_patterns("deep_relu", 3, 8, 1.0);
+}
+
+#[test]
+fn binary_sign_at_three_patterns() {
+    at_more_patterns("binary_sign", 3, 8, 1.0);
+}
+
+#[test]
+fn binary_threshold_at_three_patterns() {
+    at_more_patterns("binary_threshold", 3, 8, 1.0);
 }
 
 /// ReLU at P = 1 as well, at a high order: the one-dimensional cut sits at z = 0 whatever C
@@ -719,6 +770,7 @@ fn deep_relu_at_one_pattern() {
         patterns: 1,
         order: 96,
         points: 3,
+        kernel_scale: 1.0,
         measure_tolerance: 1e-9,
         field_check: layered,
     });
@@ -746,7 +798,7 @@ fn binary_sign_measure_block_against_the_orthant_closed_form() {
         ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), 24)
             .unwrap_or_else(|e| panic!("{e}")),
     ];
-    let at = random_point(&evaluators[0], n, &mut Rng(0xB1A7_5160));
+    let at = random_point(&evaluators[0], n, &mut Rng(0xB1A7_5160), 1.0);
     let block = |owner: Owner, l: i64| -> Vec<f64> {
         at[evaluators[0].variables().block(owner, &[l]).expect("block")].to_vec()
     };
@@ -817,7 +869,7 @@ fn binary_threshold_measure_blocks_against_the_closed_form() {
     ];
     let mut rng = Rng(0x7E5E_0001);
     for point in 0..3 {
-        let at = random_point(&evaluators[0], n, &mut rng);
+        let at = random_point(&evaluators[0], n, &mut rng, 1.0);
         let read = |owner: Owner, l: i64| -> f64 {
             at[evaluators[0]
                 .variables()
