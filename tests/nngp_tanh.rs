@@ -75,3 +75,42 @@ fn deep_tanh_on_mnist_matches_per_pair_quadrature_to_1e9() {
         eprintln!("layer {layer}: worst relative difference {worst:.2e}");
     }
 }
+
+/// A user function without a closed form in the rule sets, φ(x) = x e^{−x²/2}, takes the same
+/// Hermite fast path (it used to go pair by pair through 2-D quadrature: 5 min 50 s at
+/// P = 1000, depth 3, against 0.09 s now; that the fast path is taken is tested in
+/// `numeric::program`). Its kernel has a closed form all the same, the
+/// independent check: for (u, v) ~ 𝒩(0, [[a, c], [c, b]]),
+/// ⟨u e^{−u²/2} v e^{−v²/2}⟩ = c / ((1 + a)(1 + b) − c²)^{3/2}.
+#[test]
+fn user_function_takes_the_fast_path_and_meets_its_closed_form() {
+    let x = digits();
+    let source = include_str!("../examples/deep_tanh.action")
+        .replace("phi(x) = tanh(x)", "phi(x) = x * exp(-x^2 / 2)");
+    assert!(
+        source.contains("x * exp"),
+        "the example defines phi(x) = tanh(x)"
+    );
+    let theory = saddle::compile(&source, "gaussian_derivative.action")
+        .unwrap_or_else(|d| panic!("{}", d.render(false)));
+    let kernels = nngp_kernels(&theory, x.view(), None, &NngpSettings::default()).unwrap();
+    let mut c = matmul(x.view(), x.t()).unwrap() / x.ncols() as f64 + 0.1;
+    for layer in 1..=DEPTH {
+        let previous = c.clone();
+        c = Array2::from_shape_fn((P, P), |(i, j)| {
+            let (a, b, cij) = (previous[[i, i]], previous[[j, j]], previous[[i, j]]);
+            1.5 * cij / ((1.0 + a) * (1.0 + b) - cij * cij).powf(1.5) + 0.1
+        });
+        let got = &kernels.entries[&(0, vec![layer])];
+        let worst = got
+            .iter()
+            .zip(&c)
+            .map(|(g, w)| ((g - w) / w.abs()).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst <= 1e-11,
+            "layer {layer}: worst relative difference {worst:e}"
+        );
+        eprintln!("user function, layer {layer}: worst relative difference {worst:.2e}");
+    }
+}

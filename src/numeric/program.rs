@@ -12,13 +12,13 @@ use std::collections::HashMap;
 
 use egg::{Id, RecExpr};
 
-use super::activation::Activation;
+use super::activation::{Activation, CustomActivation};
 use super::bvn::bvn_cdf;
 use super::pair::pair_expectation;
 use super::quad::GaussHermite;
 use super::special::ErfDual;
 use crate::symbolic::lang::Math;
-use num_dual::DualNum;
+use num_dual::{Dual2_64, DualNum};
 
 /// Why a formula cannot be compiled or evaluated.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -406,18 +406,26 @@ impl Program {
     /// activation on both sides), with the slots of C_αα, C_ββ, C_αβ — the fast path.
     pub fn as_pair_kernel_map(&self) -> Option<(super::kernel_map::PairKernelMap, [usize; 3])> {
         let (scale, offset, pair) = affine_in_pair(&self.root)?;
-        let (Integrand::Known(f), Integrand::Known(g)) = (&pair.f, &pair.g) else {
-            return None;
+        let activation = match (&pair.f, &pair.g) {
+            (Integrand::Known(f), Integrand::Known(g))
+                if same_activation(f, g) && super::kernel_map::PairKernelMap::supports(f) =>
+            {
+                f.clone()
+            }
+            // A user function: the same smooth formula in x on both sides.
+            (Integrand::Formula(f), Integrand::Formula(g))
+                if format!("{f:?}") == format!("{g:?}") =>
+            {
+                formula_activation(f)?
+            }
+            _ => return None,
         };
-        if !same_activation(f, g) || !super::kernel_map::PairKernelMap::supports(f) {
-            return None;
-        }
         let [mu, mv, a, b, c] = &pair.moments;
         let zero = |o: &Op| const_value(o) == Some(0.0);
         match (zero(mu), zero(mv), a, b, c) {
             (true, true, Op::Slot(a), Op::Slot(b), Op::Slot(c)) => Some((
                 super::kernel_map::PairKernelMap {
-                    activation: f.clone(),
+                    activation,
                     scale,
                     offset,
                 },
@@ -425,6 +433,64 @@ impl Program {
             )),
             _ => None,
         }
+    }
+}
+
+/// A formula in `x` alone (constants, arithmetic, smooth functions; no slots, no δ, no nested
+/// expectation) as an activation for the Hermite fast path of [`super::kernel_map`]:
+/// $(\phi,\phi',\phi'')$ by second-order dual numbers. Formulas with a kink or a jump
+/// (`abs`, `sign`, `step`, `relu`) stay on the per-pair quadrature path.
+fn formula_activation(op: &Op) -> Option<Activation> {
+    if !is_smooth_in_x(op) {
+        return None;
+    }
+    let formula = std::sync::Arc::new(op.clone());
+    Some(Activation::Custom(CustomActivation::new(
+        "user function",
+        move |x: f64| {
+            let value = eval_in_x(&formula, Dual2_64::from_re(x).derivative());
+            [value.re, value.v1, value.v2]
+        },
+    )))
+}
+
+/// Whether `op` is a smooth formula of `x` alone.
+fn is_smooth_in_x(op: &Op) -> bool {
+    match op {
+        Op::Const(_) | Op::X => true,
+        Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) => {
+            is_smooth_in_x(a) && is_smooth_in_x(b)
+        }
+        // x^n for a constant n; a variable exponent of a positive base is smooth too.
+        Op::Pow(a, b) => is_smooth_in_x(a) && is_smooth_in_x(b),
+        Op::Neg(a) => is_smooth_in_x(a),
+        Op::Fun(f, a) => {
+            !matches!(
+                f,
+                Function::Abs | Function::Sign | Function::Step | Function::Relu
+            ) && is_smooth_in_x(a)
+        }
+        Op::Slot(_) | Op::Delta | Op::Bvn(_) | Op::Pair(_) | Op::Single(_) => false,
+    }
+}
+
+/// A formula of [`is_smooth_in_x`] at `x`.
+fn eval_in_x<D: DualNum<Primitive = f64> + Copy>(op: &Op, x: D) -> D {
+    let e = |o: &Op| eval_in_x(o, x);
+    match op {
+        Op::Const(v) => D::from(*v),
+        Op::X => x,
+        Op::Add(a, b) => e(a) + e(b),
+        Op::Sub(a, b) => e(a) - e(b),
+        Op::Mul(a, b) => e(a) * e(b),
+        Op::Div(a, b) => e(a) / e(b),
+        Op::Pow(a, b) => match const_value(b) {
+            Some(n) => e(a).powf(n),
+            None => e(a).powd(e(b)),
+        },
+        Op::Neg(a) => -e(a),
+        Op::Fun(f, a) => f.apply(e(a)),
+        Op::Slot(_) | Op::Delta | Op::Bvn(_) | Op::Pair(_) | Op::Single(_) => D::from(f64::NAN),
     }
 }
 
@@ -722,5 +788,37 @@ mod tests {
             dual.eps
         );
         assert!((dual.re - at(0.6)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn smooth_user_formulas_take_the_hermite_fast_path() {
+        // x e^{−x²/2}: same formula on both sides, smooth → a custom activation whose jet is
+        // (φ, φ′, φ″) by second-order duals.
+        let smooth = program(
+            "(* 1.5 (E2 (* x (exp (* -0.5 (^ x 2)))) (* x (exp (* -0.5 (^ x 2)))) 0 0 C_aa C_bb C_ab))",
+            &[],
+        );
+        let (map, _) = smooth.as_pair_kernel_map().expect("fast path");
+        assert_eq!(map.scale, 1.5);
+        assert!(
+            matches!(map.activation, Activation::Custom(_)),
+            "{:?}",
+            map.activation
+        );
+        let x: f64 = 0.7;
+        let e = (-0.5 * x * x).exp();
+        let want = [x * e, (1.0 - x * x) * e, (x.powi(3) - 3.0 * x) * e];
+        let got = map.activation.jet(x);
+        for k in 0..3 {
+            assert!(
+                (got[k] - want[k]).abs() < 1e-15,
+                "derivative {k}: {got:?} vs {want:?}"
+            );
+        }
+        // A kink keeps the per-pair path; so do two different functions.
+        let kinked = program("(E2 (abs x) (abs x) 0 0 C_aa C_bb C_ab)", &[]);
+        assert!(kinked.as_pair_kernel_map().is_none());
+        let mixed = program("(E2 (exp x) (* x x) 0 0 C_aa C_bb C_ab)", &[]);
+        assert!(mixed.as_pair_kernel_map().is_none());
     }
 }
