@@ -158,7 +158,7 @@ fn mean_field_block_matches_the_ad_hessian() {
     let (x, y) = (array![[1.0, 0.0], [0.6, 0.8]], array![[1.0], [-1.0]]);
     let params: Vec<f64> = sv.theory.params.iter().map(|p| p.default).collect();
     let evaluator =
-        ActionEvaluator::new(&sv.theory, &params, x.view(), Some(y.view()), 12).expect("evaluator");
+        ActionEvaluator::new(&sv.theory, &params, x.view(), Some(y.view()), 20).expect("evaluator");
     let vars = evaluator.variables().as_slice().to_vec();
     let at: Vec<f64> = vars
         .iter()
@@ -420,9 +420,9 @@ fn blocks_match_the_ad_hessian_at_two_patterns_for_every_layered_example() {
         ("deep_erf", 32, 0.5),
         ("deep_tanh", 32, 0.3),
         ("deep_linear", 12, 1.0),
-        ("deep_relu", 12, 1.0),
-        ("binary_sign", 12, 1.0),
-        ("binary_threshold", 12, 1.0),
+        ("deep_relu", 24, 1.0),
+        ("binary_sign", 24, 1.0),
+        ("binary_threshold", 24, 1.0),
     ] {
         let (blocks, worst) = blocks_match_the_ad_hessian_at_two_patterns(
             example,

@@ -159,7 +159,7 @@ const CASES: &[Case] = &[
         patterns: 2,
         // The quadrature splits each line at the kink h_α = 0 (module
         // `numeric::action::breakpoints`), so both sides converge exponentially
-        order: 20,
+        order: 40,
         points: 5,
         kernel_scale: 1.0,
         measure_tolerance: 1e-9,
@@ -170,7 +170,7 @@ const CASES: &[Case] = &[
         overrides: SMALL,
         patterns: 2,
         // split at the jumps, AD sees the measure through the moving cuts
-        order: 20,
+        order: 40,
         points: 5,
         kernel_scale: 1.0,
         measure_tolerance: 1e-9,
@@ -181,7 +181,7 @@ const CASES: &[Case] = &[
         overrides: SMALL,
         patterns: 2,
         // split at the jumps, AD sees the measure through the moving cuts
-        order: 20,
+        order: 40,
         points: 5,
         kernel_scale: 1.0,
         measure_tolerance: 1e-9,
@@ -731,7 +731,7 @@ fn at_more_patterns(name: &str, patterns: usize, order: usize, kernel_scale: f64
 // P = 3 for the other layered and binary examples: a three-dimensional quadrature. erf and
 // tanh converge slowly at the default kernel scale (erf at order 24: 1e-6), so their kernels
 // are drawn at 0.3 and 0.2 of it, where Gauss–Hermite converges fast; the cut quadrature of
-// sign, step and ReLU needs only order 8. Measured worst measure blocks: erf 1.0e-11, tanh
+// sign, step and ReLU needs only order 16 (8 nodes per piece). Measured worst measure blocks: erf 1.0e-11, tanh
 // 1.7e-10, sign 1.2e-13, threshold 2.2e-11, ReLU 1.1e-12. (P = 4 costs minutes in debug:
 // erf at order 12 reaches only 2e-6, sign at order 6 3e-8.)
 
@@ -747,17 +747,17 @@ fn deep_tanh_at_three_patterns() {
 
 #[test]
 fn deep_relu_at_three_patterns() {
-    at_more_patterns("deep_relu", 3, 8, 1.0);
+    at_more_patterns("deep_relu", 3, 16, 1.0);
 }
 
 #[test]
 fn binary_sign_at_three_patterns() {
-    at_more_patterns("binary_sign", 3, 8, 1.0);
+    at_more_patterns("binary_sign", 3, 16, 1.0);
 }
 
 #[test]
 fn binary_threshold_at_three_patterns() {
-    at_more_patterns("binary_threshold", 3, 8, 1.0);
+    at_more_patterns("binary_threshold", 3, 16, 1.0);
 }
 
 /// ReLU at P = 1 as well, at a high order: the one-dimensional cut sits at z = 0 whatever C
@@ -782,7 +782,7 @@ fn deep_relu_at_one_pattern() {
 /// ln E[e^{g/N sᵀC̃s}] = a + ln(p e^b + (1 − p) e^{−b}) in closed form, and ∂S/∂C⁽¹⁾ follows
 /// by the chain rule through ρ = K₁₂/√(K₁₁K₂₂) (full-matrix convention: C₁₂ and C₂₁ each carry
 /// half of K₁₂). The symbolic (Stein) gradient is a quadrature of a discontinuous integrand,
-/// cut at the jumps (measured: 1e-13 at order 24).
+/// cut at the jumps (measured: 1e-13 at order 48, 24 nodes per piece).
 #[test]
 fn binary_sign_measure_block_against_the_orthant_closed_form() {
     let theory = compile("binary_sign");
@@ -795,7 +795,7 @@ fn binary_sign_measure_block_against_the_orthant_closed_form() {
     let value = |id: &str| params[theory.param(id).expect("param")];
     let (g, n) = (value("g"), value("N"));
     let evaluators = [
-        ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), 24)
+        ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), 48)
             .unwrap_or_else(|e| panic!("{e}")),
     ];
     let at = random_point(&evaluators[0], n, &mut Rng(0xB1A7_5160), 1.0);
@@ -849,7 +849,7 @@ fn binary_sign_measure_block_against_the_orthant_closed_form() {
 /// against the closed form: n = step(h − θ) ∈ {0, 1}, so mtᵀn + nᵀQt n = c·n with c = mt + Qt,
 /// E[e^{c n/N}] = 1 + (e^{c/N} − 1) q with q = Φ((μ − θ)/σ), μ = J m⁽¹⁾, σ² = g Q⁽¹⁾;
 /// ∂q/∂μ = φ(z)/σ and ∂q/∂σ² = −z φ(z)/(2σ²). The quadrature cuts the line at θ (measured:
-/// within 2e-13 at order 24; plain Gauss–Hermite oscillated by per cents up to order 1000).
+/// within 2e-13 at order 48, 24 nodes per piece; plain Gauss–Hermite oscillated by per cents up to order 1000).
 #[test]
 fn binary_threshold_measure_blocks_against_the_closed_form() {
     let theory = compile("binary_threshold");
@@ -864,7 +864,7 @@ fn binary_threshold_measure_blocks_against_the_closed_form() {
     let value = |id: &str| params[theory.param(id).expect("param")];
     let (g, j, theta, n) = (value("g"), value("J"), value("theta"), value("N"));
     let evaluators = [
-        ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), 24)
+        ActionEvaluator::new(&theory, &params, x.view(), Some(y.view()), 48)
             .unwrap_or_else(|e| panic!("{e}")),
     ];
     let mut rng = Rng(0x7E5E_0001);

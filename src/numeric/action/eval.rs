@@ -25,6 +25,11 @@ use crate::check::ir::{
 use crate::numeric::gauss_rule;
 use crate::numeric::quad::GaussHermite;
 
+/// Nodes per piece of a line cut at breakpoints, for quadrature order `order`.
+pub(super) fn piece_order(order: usize) -> usize {
+    order.div_ceil(2)
+}
+
 /// Evaluates the action of one theory on fixed data and parameters, for any scalar type.
 #[derive(Clone, Debug)]
 pub struct ActionEvaluator {
@@ -101,13 +106,14 @@ impl ActionEvaluator {
         self.rule.order()
     }
 
-    /// Gauss–Legendre and half-range Hermite rules of the quadrature order, for expectations
-    /// split at the breakpoints of their integrand.
+    /// Gauss–Legendre and half-range Hermite rules of half the quadrature order (a line cut
+    /// once has two or three pieces, so about as many nodes as the plain rule), for
+    /// expectations split at the breakpoints of their integrand.
     pub(super) fn piece_rules(&self) -> Result<&PieceRules, ActionError> {
         if let Some(rules) = self.piece_rules.get() {
             return Ok(rules);
         }
-        let order = self.rule.order();
+        let order = piece_order(self.rule.order());
         let rules = PieceRules {
             legendre: gauss_rule::legendre(order)?,
             half_range: gauss_rule::half_range_hermite(order)?,

@@ -23,7 +23,8 @@
 //! Its expectation is instead a nested sum over standard normal coordinates $z_0,z_1,\dots$,
 //! $h=\mu+Lz$: coordinate $i$ breaks at $z_i=(b-\mu_i-\sum_{j<i}L_{ij}z_j)/L_{ii}$, a point
 //! that moves with the outer coordinates; each line is cut there, its two tails integrated by
-//! the half-range Hermite rule and the pieces between by Gauss–Legendre
+//! the half-range Hermite rule and the pieces between by Gauss–Legendre, each piece with half
+//! the quadrature order (so a line cut once has about as many nodes as the plain rule)
 //! ([`crate::numeric::gauss_rule`]), so every piece is smooth. The cuts are functions of
 //! $\mu$ and $L$, so AD through the nodes sees the measure of a step too (the whole derivative of
 //! $\mathbb E[\mathrm{step}(h)]$ is the motion of its cut).
@@ -36,7 +37,7 @@ use num_dual::DualNum;
 use super::ActionError;
 use super::breakpoints::Breakpoints;
 use super::dense::Dense;
-use super::eval::Evaluation;
+use super::eval::{Evaluation, piece_order};
 use super::integrand::{Integrand, Memo};
 use super::ops::{self, context, linear_algebra};
 use crate::check::ir::{Covariance, Expr};
@@ -146,12 +147,20 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         let dims = covariance.rows();
         // Cut each line where the integrand jumps or kinks; otherwise the plain tensor grid.
         let cuts = match self.breakpoints(&integrand, patterns, &times) {
-            Breakpoints::At(points) if points.iter().any(|p| !p.is_empty()) => Some(points),
+            Breakpoints::At(mut points) if points.iter().any(|p| !p.is_empty()) => {
+                // φ(h) read twice (φᵀ C̃ φ) lists its breakpoints twice.
+                for line in &mut points {
+                    line.sort_by(|a, b| a.re().total_cmp(&b.re()));
+                    line.dedup_by(|a, b| a.re() == b.re());
+                }
+                Some(points)
+            }
             _ => None,
         };
-        // A split line has at most one piece more than its breakpoints on either side of 0.
+        // A split line has at most one piece more than its breakpoints on either side of 0,
+        // each with the piece order.
         let per_dimension = cuts.as_ref().map_or(order, |points| {
-            order * (points.iter().map(Vec::len).max().unwrap_or(0) + 2)
+            piece_order(order) * (points.iter().map(Vec::len).max().unwrap_or(0) + 2)
         });
         let nodes = node_count(per_dimension, dims).ok_or_else(|| ActionError::TooManyNodes {
             context: context(&what, expr.span),

@@ -137,7 +137,7 @@ fn evaluator(source: &str, patterns: usize, order: usize) -> ActionEvaluator {
 #[test]
 fn sign_relu_and_step_pairs_match_their_closed_forms_through_the_cuts() {
     // Plain Gauss–Hermite gets these to a few per cent at best (the ∂/∂C of sign not at all);
-    // split at the cuts, order 16 is exact to rounding.
+    // split at the cuts, order 32 (16 per piece) is exact to rounding.
     let cases = [
         ("sign(x)", Activation::Sign),
         ("relu(x)", Activation::Relu),
@@ -146,11 +146,11 @@ fn sign_relu_and_step_pairs_match_their_closed_forms_through_the_cuts() {
     ];
     for (phi, activation) in &cases[..3] {
         // Three patterns (a cut that moves with two outer coordinates) for sign only: each
-        // gradient entry is one pass over 20·30·30 nodes.
+        // gradient entry is one pass over 20·30·30 nodes (order 20, 10 per piece).
         let runs: &[(usize, usize)] = if *phi == "sign(x)" {
-            &[(2, 16), (3, 10)]
+            &[(2, 32), (3, 20)]
         } else {
-            &[(2, 16)]
+            &[(2, 32)]
         };
         for &(patterns, order) in runs {
             let evaluator = evaluator(&pair_theory(phi), patterns, order);
@@ -166,7 +166,7 @@ fn sign_relu_and_step_pairs_match_their_closed_forms_through_the_cuts() {
         }
     }
     // |x| = relu(x) + relu(−x): two kinks at the same point, merged into one cut.
-    let evaluator = evaluator(&pair_theory(cases[3].0), 2, 16);
+    let evaluator = evaluator(&pair_theory(cases[3].0), 2, 32);
     let values = point(&evaluator, 2);
     let (value, _) = evaluator.gradient(&values).unwrap();
     // E[|u||v|] = 2/π (√(ab−c²) + c asin(c/√(ab)))
@@ -195,7 +195,7 @@ action S = ln E[ exp(c * phi(h)^T Qt phi(h)) | h ~ N(m, Q) ] - mt^T m
 
 #[test]
 fn threshold_cgf_with_a_mean_matches_the_orthant_sum() {
-    let evaluator = evaluator(THRESHOLD, 2, 16);
+    let evaluator = evaluator(THRESHOLD, 2, 32);
     let theory = evaluator.theory();
     let field = |name: &str| {
         theory
