@@ -195,6 +195,43 @@ fn mean_field_block_matches_the_ad_hessian() {
     }
 }
 
+/// S⁽²⁾ of `example` with `overrides`, and the evaluator of its action (with the direction
+/// fields) on inputs `x`, targets `y` at quadrature order `order`.
+fn second_variation_and_evaluator(
+    example: &str,
+    overrides: &[(&str, f64)],
+    x: &Array2<f64>,
+    y: &Array2<f64>,
+    order: usize,
+) -> (saddle::derive::hessian::SecondVariation, ActionEvaluator) {
+    let path = format!("{}/examples/{example}.action", env!("CARGO_MANIFEST_DIR"));
+    let t =
+        saddle::compile(&std::fs::read_to_string(&path).expect("example"), &path).expect("checks");
+    let owned: Vec<(String, f64)> = overrides.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let equations = saddle::derive::derive(&t, &owned).expect("derivation");
+    let sv = second_variation(&t, &equations);
+    let mut params: Vec<f64> = sv.theory.params.iter().map(|p| p.default).collect();
+    for (name, value) in overrides {
+        params[sv.theory.param(name).expect("parameter")] = *value;
+    }
+    let evaluator = ActionEvaluator::new(&sv.theory, &params, x.view(), Some(y.view()), order)
+        .expect("evaluator");
+    (sv, evaluator)
+}
+
+/// The evaluator's variables of the field or conjugate entry `v`.
+fn variable_range(evaluator: &ActionEvaluator, v: &Variable) -> std::ops::Range<usize> {
+    use saddle::numeric::action::Owner;
+    let (owner, indices) = match v {
+        Variable::Field(f, i) => (Owner::Field(*f), i),
+        Variable::Conjugate(c, i) => (Owner::Conjugate(*c), i),
+    };
+    evaluator
+        .variables()
+        .block(owner, indices)
+        .expect("a variable")
+}
+
 /// Every block of S⁽²⁾ of an example at P = 1 (where a direction is the number 1 and a block
 /// is one second derivative) against the num-dual Hessian of the numerically evaluated action
 /// at C̃ = 0, with the kernel entries in `at`. The (C̃, C) blocks of kernels that parametrise a
@@ -205,20 +242,8 @@ fn blocks_match_the_ad_hessian(
     overrides: &[(&str, f64)],
     at: impl Fn(&str, &[i64]) -> f64,
 ) -> (usize, f64) {
-    use saddle::numeric::action::Owner;
-    let path = format!("{}/examples/{example}.action", env!("CARGO_MANIFEST_DIR"));
-    let t =
-        saddle::compile(&std::fs::read_to_string(&path).expect("example"), &path).expect("checks");
-    let owned: Vec<(String, f64)> = overrides.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let equations = saddle::derive::derive(&t, &owned).expect("derivation");
-    let sv = second_variation(&t, &equations);
     let (x, y) = (array![[0.8, -0.3]], array![[1.0]]);
-    let mut params: Vec<f64> = sv.theory.params.iter().map(|p| p.default).collect();
-    for (name, value) in overrides {
-        params[sv.theory.param(name).expect("parameter")] = *value;
-    }
-    let evaluator =
-        ActionEvaluator::new(&sv.theory, &params, x.view(), Some(y.view()), 96).expect("evaluator");
+    let (sv, evaluator) = second_variation_and_evaluator(example, overrides, &x, &y, 96);
     let vars = evaluator.variables().as_slice().to_vec();
     let point: Vec<f64> = vars
         .iter()
@@ -230,17 +255,7 @@ fn blocks_match_the_ad_hessian(
         })
         .collect();
     let (_, _, hessian) = evaluator.hessian(&point).expect("AD Hessian");
-    let index = |v: &Variable| {
-        let (owner, indices) = match v {
-            Variable::Field(f, i) => (Owner::Field(*f), i),
-            Variable::Conjugate(c, i) => (Owner::Conjugate(*c), i),
-        };
-        evaluator
-            .variables()
-            .block(owner, indices)
-            .expect("a variable")
-            .start
-    };
+    let index = |v: &Variable| variable_range(&evaluator, v).start;
     let mut worst: f64 = 0.0;
     for b in &sv.blocks {
         let map = b.map.as_ref().unwrap_or_else(|e| panic!("{e}"));
@@ -326,20 +341,8 @@ fn blocks_match_the_ad_hessian_at_two_patterns(
     order: usize,
     at: impl Fn(&str, &[i64], usize, usize) -> f64,
 ) -> (usize, f64) {
-    use saddle::numeric::action::Owner;
-    let path = format!("{}/examples/{example}.action", env!("CARGO_MANIFEST_DIR"));
-    let t =
-        saddle::compile(&std::fs::read_to_string(&path).expect("example"), &path).expect("checks");
-    let owned: Vec<(String, f64)> = overrides.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let equations = saddle::derive::derive(&t, &owned).expect("derivation");
-    let sv = second_variation(&t, &equations);
     let (x, y) = (array![[0.8, -0.3], [0.3, 0.7]], array![[1.0], [-0.6]]);
-    let mut params: Vec<f64> = sv.theory.params.iter().map(|p| p.default).collect();
-    for (name, value) in overrides {
-        params[sv.theory.param(name).expect("parameter")] = *value;
-    }
-    let evaluator = ActionEvaluator::new(&sv.theory, &params, x.view(), Some(y.view()), order)
-        .expect("evaluator");
+    let (sv, evaluator) = second_variation_and_evaluator(example, overrides, &x, &y, order);
     let vars = evaluator.variables().as_slice().to_vec();
     let is_direction = |name: &str| ["E", "e"].contains(&name);
     let point: Vec<f64> = vars
@@ -351,16 +354,7 @@ fn blocks_match_the_ad_hessian_at_two_patterns(
         })
         .collect();
     let (_, _, hessian) = evaluator.hessian(&point).expect("AD Hessian");
-    let range = |v: &Variable| {
-        let (owner, indices) = match v {
-            Variable::Field(f, i) => (Owner::Field(*f), i),
-            Variable::Conjugate(c, i) => (Owner::Conjugate(*c), i),
-        };
-        evaluator
-            .variables()
-            .block(owner, indices)
-            .expect("a variable")
-    };
+    let range = |v: &Variable| variable_range(&evaluator, v);
     let mut worst: f64 = 0.0;
     for b in &sv.blocks {
         let map = b.map.as_ref().unwrap_or_else(|e| panic!("{e}"));
