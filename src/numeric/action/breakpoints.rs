@@ -9,7 +9,7 @@
 //! across such a point (the error of a jump falls like $n^{-1/2}$ in the order); split there,
 //! every piece is smooth and the quadrature converges exponentially again (module
 //! `expectation`). A non-smooth function of anything else (`sign` of $h_\alpha+h_\beta$, of
-//! $h^2$) is [`Breakpoints::Unknown`], and the expectation keeps the plain Gauss–Hermite rule.
+//! $h^2$) is not located, and the expectation keeps the plain Gauss–Hermite rule.
 
 use num_dual::DualNum;
 
@@ -18,33 +18,29 @@ use super::eval::Evaluation;
 use super::integrand::Integrand;
 use crate::check::ir::{Builtin, Callee, Expr, ExprKind, FunctionId};
 
-/// The non-smooth points of an integrand.
-#[derive(Debug)]
-pub(super) enum Breakpoints<D> {
-    /// For each coordinate of the stacked random vector (time block by time block, `patterns`
-    /// entries each), the values where the integrand breaks; all empty for a smooth integrand.
-    At(Vec<Vec<D>>),
-    /// A non-smooth function of something that is not affine in one time block.
-    Unknown,
-}
-
 /// Nesting of user functions followed before giving up (the checker forbids recursion).
 const MAX_DEPTH: usize = 32;
 
 impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
-    /// The breakpoints of `integrand`, whose random blocks are the times `times` (one untimed
-    /// block when empty) of `patterns` entries each.
+    /// Where to cut the lines of the expectation of `integrand`, whose random blocks are the
+    /// times `times` (one untimed block when empty) of `patterns` entries each: for each
+    /// coordinate of the stacked random vector, its breakpoints, ascending and distinct. `None`
+    /// when the integrand is smooth, or breaks somewhere that is not a point on one
+    /// coordinate's line (the plain Gauss–Hermite rule then).
     pub(super) fn breakpoints(
         &mut self,
         integrand: &Integrand<'_, D>,
         patterns: usize,
         times: &[i64],
-    ) -> Breakpoints<D> {
+    ) -> Option<Vec<Vec<D>>> {
         let mut found = vec![Vec::new(); patterns * times.len().max(1)];
-        match self.collect(integrand, patterns, times, &mut found) {
-            Some(()) => Breakpoints::At(found),
-            None => Breakpoints::Unknown,
+        self.collect(integrand, patterns, times, &mut found)?;
+        // φ(h) read twice (φᵀ C̃ φ) lists its breakpoints twice.
+        for line in &mut found {
+            line.sort_by(|a, b| a.re().total_cmp(&b.re()));
+            line.dedup_by(|a, b| a.re() == b.re());
         }
+        found.iter().any(|line| !line.is_empty()).then_some(found)
     }
 
     /// Adds the breakpoints of `integrand` to `found`; `None` where one cannot be located.
@@ -253,19 +249,40 @@ impl<D: DualNum<Primitive = f64>> Affine<D> {
         }
     }
 
-    fn negated(self) -> Self {
-        match self {
-            Affine::Constant(c) => Affine::Constant(c.map(|x| -x.clone())),
+    /// `self + sign · c` (`c` a scalar or a vector).
+    fn shifted(self, c: &Dense<D>, sign: f64) -> Option<Self> {
+        Some(match self {
+            Affine::Constant(x) => Affine::Constant(broadcast_add(&x, c, sign)?),
             Affine::Linear {
                 time,
                 scale,
                 offset,
             } => Affine::Linear {
                 time,
-                scale: -scale,
-                offset: offset.map(|x| -x.clone()),
+                scale,
+                offset: broadcast_add(&offset, c, sign)?,
+            },
+        })
+    }
+
+    /// `k · self` for a scalar `k`.
+    fn scaled(self, k: D) -> Self {
+        match self {
+            Affine::Constant(x) => Affine::Constant(x.scale(&k)),
+            Affine::Linear {
+                time,
+                scale,
+                offset,
+            } => Affine::Linear {
+                time,
+                scale: scale * k.clone(),
+                offset: offset.scale(&k),
             },
         }
+    }
+
+    fn negated(self) -> Self {
+        self.scaled(-D::one())
     }
 }
 
@@ -293,106 +310,20 @@ fn combine<D: DualNum<Primitive = f64>>(
     b: Affine<D>,
 ) -> Option<Affine<D>> {
     use Affine::{Constant, Linear};
+    use ExprKind::{Add, Div, Mul, Sub};
+    let scalar = |c: &Dense<D>| c.as_scalar().cloned();
     Some(match (operator, a, b) {
-        (ExprKind::Add(..), Constant(x), Constant(y)) => Constant(broadcast_add(&x, &y, 1.0)?),
-        (ExprKind::Sub(..), Constant(x), Constant(y)) => Constant(broadcast_add(&x, &y, -1.0)?),
-        (
-            ExprKind::Add(..),
-            Linear {
-                time,
-                scale,
-                offset,
-            },
-            Constant(c),
-        )
-        | (
-            ExprKind::Add(..),
-            Constant(c),
-            Linear {
-                time,
-                scale,
-                offset,
-            },
-        ) => Linear {
-            time,
-            scale,
-            offset: broadcast_add(&offset, &c, 1.0)?,
-        },
-        (
-            ExprKind::Sub(..),
-            Linear {
-                time,
-                scale,
-                offset,
-            },
-            Constant(c),
-        ) => Linear {
-            time,
-            scale,
-            offset: broadcast_add(&offset, &c, -1.0)?,
-        },
-        (
-            ExprKind::Sub(..),
-            Constant(c),
-            Linear {
-                time,
-                scale,
-                offset,
-            },
-        ) => Linear {
-            time,
-            scale: -scale,
-            offset: broadcast_add(&c, &offset, -1.0)?,
-        },
-        (ExprKind::Mul(..), Constant(x), Constant(y)) => {
-            let (x, y) = (x.as_scalar()?, y.as_scalar()?);
-            Constant(Dense::scalar(x.clone() * y.clone()))
-        }
-        (
-            ExprKind::Mul(..),
-            Constant(c),
-            Linear {
-                time,
-                scale,
-                offset,
-            },
-        )
-        | (
-            ExprKind::Mul(..),
-            Linear {
-                time,
-                scale,
-                offset,
-            },
-            Constant(c),
-        ) => {
-            let k = c.as_scalar()?.clone();
-            Linear {
-                time,
-                scale: scale * k.clone(),
-                offset: offset.scale(&k),
-            }
-        }
-        (ExprKind::Div(..), Constant(x), Constant(y)) => {
-            let (x, y) = (x.as_scalar()?, y.as_scalar()?);
-            Constant(Dense::scalar(x.clone() / y.clone()))
-        }
-        (
-            ExprKind::Div(..),
-            Linear {
-                time,
-                scale,
-                offset,
-            },
-            Constant(c),
-        ) => {
-            let k = c.as_scalar()?.clone();
-            Linear {
-                time,
-                scale: scale / k.clone(),
-                offset: offset.map(|x| x.clone() / k.clone()),
-            }
-        }
+        (Add(..), Constant(x), Constant(y)) => Constant(broadcast_add(&x, &y, 1.0)?),
+        (Sub(..), Constant(x), Constant(y)) => Constant(broadcast_add(&x, &y, -1.0)?),
+        (Mul(..), Constant(x), Constant(y)) => Constant(Dense::scalar(scalar(&x)? * scalar(&y)?)),
+        (Div(..), Constant(x), Constant(y)) => Constant(Dense::scalar(scalar(&x)? / scalar(&y)?)),
+        (Add(..), line @ Linear { .. }, Constant(c))
+        | (Add(..), Constant(c), line @ Linear { .. }) => line.shifted(&c, 1.0)?,
+        (Sub(..), line @ Linear { .. }, Constant(c)) => line.shifted(&c, -1.0)?,
+        (Sub(..), Constant(c), line @ Linear { .. }) => line.negated().shifted(&c, 1.0)?,
+        (Mul(..), line @ Linear { .. }, Constant(c))
+        | (Mul(..), Constant(c), line @ Linear { .. }) => line.scaled(scalar(&c)?),
+        (Div(..), line @ Linear { .. }, Constant(c)) => line.scaled(D::one() / scalar(&c)?),
         _ => return None,
     })
 }

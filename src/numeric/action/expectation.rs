@@ -35,7 +35,6 @@ use std::f64::consts::{PI, SQRT_2};
 use num_dual::DualNum;
 
 use super::ActionError;
-use super::breakpoints::Breakpoints;
 use super::dense::Dense;
 use super::eval::{Evaluation, piece_order};
 use super::integrand::{Integrand, Memo};
@@ -146,17 +145,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         let order = self.evaluator.rule.order();
         let dims = covariance.rows();
         // Cut each line where the integrand jumps or kinks; otherwise the plain tensor grid.
-        let cuts = match self.breakpoints(&integrand, patterns, &times) {
-            Breakpoints::At(mut points) if points.iter().any(|p| !p.is_empty()) => {
-                // φ(h) read twice (φᵀ C̃ φ) lists its breakpoints twice.
-                for line in &mut points {
-                    line.sort_by(|a, b| a.re().total_cmp(&b.re()));
-                    line.dedup_by(|a, b| a.re() == b.re());
-                }
-                Some(points)
-            }
-            _ => None,
-        };
+        let cuts = self.breakpoints(&integrand, patterns, &times);
         // A split line has at most one piece more than its breakpoints on either side of 0,
         // each with the piece order.
         let per_dimension = cuts.as_ref().map_or(order, |points| {
@@ -186,13 +175,14 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         match cuts {
             Some(points) => {
                 let rules = self.evaluator.piece_rules()?;
-                let mut z = Vec::with_capacity(dims);
+                let (mut z, mut h) = (Vec::with_capacity(dims), Vec::with_capacity(dims));
                 let mut memo = Memo::new();
                 self.split_quadrature(
                     &expectation,
                     &points,
                     rules,
                     &mut z,
+                    &mut h,
                     D::one(),
                     &mut memo,
                     &mut sum,
@@ -258,6 +248,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         points: &[Vec<D>],
         rules: &PieceRules,
         z: &mut Vec<D>,
+        h: &mut Vec<D>,
         weight: D,
         memo: &mut Memo<D>,
         sum: &mut WeightedSum<D>,
@@ -265,32 +256,35 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         let (mean, factor) = (expectation.mean, expectation.factor);
         let level = z.len();
         if level == factor.rows() {
-            let h: Vec<D> = (0..level)
-                .map(|i| {
-                    let mut value = mean[i].clone();
-                    for (j, zj) in z.iter().enumerate().take(i + 1) {
-                        value += factor.get(i, j).clone() * zj.clone();
-                    }
-                    value
-                })
-                .collect();
-            let value = self.at_node(expectation, &h, |i| z[i].clone(), memo)?;
+            let value = self.at_node(expectation, h, |i| z[i].clone(), memo)?;
             return sum.add(value, weight, expectation.expr);
         }
+        // h_i = shift + L_ii z_i, the shift fixed by the outer coordinates.
         let mut shift = mean[level].clone();
         for (j, zj) in z.iter().enumerate() {
             shift += factor.get(level, j).clone() * zj.clone();
         }
         let diagonal = factor.get(level, level).clone();
+        // L_ii > 0 keeps the breakpoints' order.
         let cuts: Vec<D> = points[level]
             .iter()
             .map(|b| (b.clone() - shift.clone()) / diagonal.clone())
             .collect();
         for (node, w) in pieces(cuts, rules) {
+            h.push(shift.clone() + diagonal.clone() * node.clone());
             z.push(node);
-            let result =
-                self.split_quadrature(expectation, points, rules, z, weight.clone() * w, memo, sum);
+            let result = self.split_quadrature(
+                expectation,
+                points,
+                rules,
+                z,
+                h,
+                weight.clone() * w,
+                memo,
+                sum,
+            );
             z.pop();
+            h.pop();
             result?;
         }
         Ok(())
@@ -429,14 +423,13 @@ pub(super) struct PieceRules {
     pub(super) half_range: GaussRule,
 }
 
-/// Nodes and weights for $\int\varphi(z)f(z)\,dz$ with $f$ smooth between the `cuts`:
+/// Nodes and weights for $\int\varphi(z)f(z)\,dz$ with $f$ smooth between the `cuts`
+/// (ascending, distinct):
 /// the tails $(-\infty,p_0]$ and $[p_m,\infty)$ by the half-range rule, $z=p\mp t$,
 /// $\varphi(p\mp t)=\varphi(p)e^{\pm pt}e^{-t^2/2}$, and every piece in between by
 /// Gauss–Legendre. 0 joins the cut points when they all lie on one side of it, so that each
 /// tail starts on its own side ($e^{\pm pt}$ decays) and no rule has to follow a shifted bump.
 fn pieces<D: DualNum<Primitive = f64>>(mut cuts: Vec<D>, rules: &PieceRules) -> Vec<(D, D)> {
-    cuts.sort_by(|a, b| a.re().total_cmp(&b.re()));
-    cuts.dedup_by(|a, b| a.re() == b.re());
     match (cuts.first(), cuts.last()) {
         (Some(first), _) if first.re() > 0.0 => cuts.insert(0, D::zero()),
         (_, Some(last)) if last.re() < 0.0 => cuts.push(D::zero()),
