@@ -1,7 +1,9 @@
 //! GP inference at P patterns (default 4000, `SADDLE_BENCH_P`) with 500 test points: saddle's
 //! fit + predict + log-likelihood against faer's bare Cholesky of the same matrix K + κI (the
-//! copies of K each side starts from are made outside the timing). The patterns are the
-//! bundled digits, then the same digits shifted right by one pixel (P + 500 > 10,000).
+//! copies of K each side starts from are made outside the timing), and the two Cholesky
+//! factorisations alone: saddle's blocked one (`numeric::dense`) against faer's `llt`. The
+//! patterns are the bundled digits, then the same digits shifted right by one pixel
+//! (P + 500 > 10,000).
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ndarray::{Array1, Array2, s};
@@ -61,6 +63,26 @@ fn bench(c: &mut Criterion) {
     group.bench_function("faer: bare Cholesky of K + κI", |b| {
         b.iter_batched(
             || faer::Mat::<f64>::from_fn(p, p, |i, j| k[[i, j]] + if i == j { noise } else { 0.0 }),
+            |m| m.llt(faer::Side::Lower),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group(format!("Cholesky of K + κI, P = {p}"));
+    group.sample_size(10);
+    let regularised =
+        || faer::Mat::<f64>::from_fn(p, p, |i, j| k[[i, j]] + if i == j { noise } else { 0.0 });
+    group.bench_function("saddle: blocked, parallel bands", |b| {
+        b.iter_batched(
+            regularised,
+            |mut m| saddle::numeric::dense::cholesky_lower_in_place(m.as_mut()).map(|()| m),
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("faer: llt", |b| {
+        b.iter_batched(
+            regularised,
             |m| m.llt(faer::Side::Lower),
             BatchSize::LargeInput,
         )
