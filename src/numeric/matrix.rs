@@ -385,7 +385,7 @@ pub fn gram_affine(
     let a = a.as_standard_layout();
     let layout = || MatrixEvalError::Shape("a matrix without a contiguous layout".into());
     let lhs = faer::MatRef::from_row_major_slice(a.as_slice().ok_or_else(layout)?, m, k);
-    let mut out = Array2::<f64>::zeros((m, m));
+    let mut out = crate::numeric::buffer::filled_matrix(m, m, 0.0);
     if m == 0 {
         return Ok(out);
     }

@@ -11,6 +11,7 @@
 //! * [`hermite_expansion`], [`hermite_kernel_map`]: $K_\phi$ of tanh and smooth user functions
 //!   over all pattern pairs by the Mehler expansion, with an error bound per pair.
 //! * [`bvn`]: bivariate normal CDF $\Phi_2(h,k;\rho)$ (threshold units, THEORY.md §7).
+//! * [`buffer`]: fresh P×P buffers, their pages mapped (huge where allowed) on all cores.
 //! * [`dense`]: Cholesky factor and triangular solves as parallel bands of sequential faer
 //!   kernels (the GP step).
 //! * [`gauss_rule`]: Gauss–Legendre and half-range Hermite rules for expectations split at
@@ -23,6 +24,7 @@
 
 pub mod action;
 pub mod activation;
+pub mod buffer;
 pub mod bvn;
 pub mod dense;
 pub mod gauss_rule;

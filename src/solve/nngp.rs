@@ -639,11 +639,7 @@ fn take_buffer(spare: &mut Vec<Array2<f64>>, p: usize) -> Array2<f64> {
         Some(i) => spare.swap_remove(i),
         // Filled (not calloc'ed) here, on all cores: the pages are mapped before the pair
         // loop writes into them, and the first touch is shared out.
-        None => {
-            let mut entries: Vec<f64> = Vec::with_capacity(p * p);
-            entries.par_extend(rayon::iter::repeat_n(f64::NAN, p * p));
-            Array2::from_shape_vec((p, p), entries).unwrap_or_else(|_| Array2::zeros((p, p)))
-        }
+        None => crate::numeric::buffer::filled_matrix(p, p, f64::NAN),
     }
 }
 
