@@ -92,6 +92,36 @@ fn kernel_json_has_params_kernels_and_means() {
 }
 
 #[test]
+fn kernels_without_closed_form_report_their_expansion() {
+    let x = temp_file("xt.csv", X);
+    let x = x.to_str().expect("path");
+    let (code, out, err) = saddle(&["kernel", "examples/deep_tanh.action", "--x", x, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    // every hidden layer, though only the readout kernel is returned
+    let layers = v["params"]["L"].as_f64().expect("L") as usize;
+    let expansions = v["expansions"].as_object().expect("expansions");
+    assert_eq!(expansions.len(), layers, "{v}");
+    for (name, report) in expansions {
+        let bound = report["worst_bound"].as_f64().expect("bound");
+        assert!((0.0..=1e-12).contains(&bound), "{name}: {report}");
+        assert_eq!(report["parity"], "odd", "{name}: tanh is odd");
+        assert_eq!(report["fallback_pairs"], 0, "{name}: {report}");
+    }
+    let (code, out, err) = saddle(&["kernel", "examples/deep_tanh.action", "--x", x]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("C[1] (no closed form): Mehler expansion, odd orders"),
+        "{out}"
+    );
+    // closed forms report none
+    let (code, out, _) = saddle(&["kernel", "examples/deep_erf.action", "--x", x, "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["expansions"].as_object().map(|m| m.len()), Some(0), "{v}");
+}
+
+#[test]
 fn solve_json_reports_prediction_and_metrics() {
     let (x, y, xt, yt) = (
         temp_file("sx.csv", X),

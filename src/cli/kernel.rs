@@ -8,6 +8,8 @@ use serde_json::{Map, Value, json};
 use super::CliError;
 use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
 use crate::check::ir::FieldKind;
+use crate::numeric::hermite_expansion::Parity;
+use crate::numeric::hermite_kernel_map::ExpansionReport;
 use crate::solve::nngp::{Keep, Kernels, NngpSettings, parameter_values};
 use crate::solve::predict::{readout_fields, readout_kernel};
 
@@ -92,7 +94,12 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
                 );
             }
         }
-        let out = json!({ "params": params_json(&theory, &params), "kernels": kernel_map, "means": mean_map, "readout_noise": noise });
+        let expansions: Map<String, Value> = kernels
+            .expansions
+            .iter()
+            .map(|(key, report)| (Kernels::name(&theory, key), json!(report)))
+            .collect();
+        let out = json!({ "params": params_json(&theory, &params), "kernels": kernel_map, "means": mean_map, "readout_noise": noise, "expansions": expansions });
         outln!("{out}");
         return Ok(());
     }
@@ -126,10 +133,39 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
             m[[0, 0]]
         );
     }
+    for (key, report) in &kernels.expansions {
+        outln!(
+            "  {}",
+            expansion_summary(&Kernels::name(&theory, key), report)
+        );
+    }
     if let Some(path) = &args.out {
         outln!("readout kernel written to {}", path.display());
     }
     Ok(())
+}
+
+/// One line on how an entry without a closed form was computed and how accurate it is.
+pub fn expansion_summary(name: &str, report: &ExpansionReport) -> String {
+    let orders = match report.parity {
+        Parity::All => "orders",
+        Parity::Odd => "odd orders",
+        Parity::Even => "even orders",
+    };
+    let fallback = report.fallback_pairs + report.fallback_diagonal;
+    let quadrature = if fallback == 0 {
+        "no pair needed quadrature".to_string()
+    } else {
+        format!(
+            "{} pairs and {} diagonal entries by Gauss–Hermite quadrature of order {}",
+            report.fallback_pairs, report.fallback_diagonal, report.fallback_order
+        )
+    };
+    format!(
+        "{name} (no closed form): Mehler expansion, {orders} ≤ {}, error bound {:.1e} \
+         relative to √(⟨φ²⟩_α ⟨φ²⟩_β); {quadrature}",
+        report.terms, report.worst_bound
+    )
 }
 
 /// The readout's name: the field entry it equals, or `readout`.

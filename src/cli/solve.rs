@@ -111,6 +111,7 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     }
     let kernel_json = args.json.then(|| matrix_json(&kernels.train));
     let noise = kernels.noise;
+    let expansions = kernels.expansions;
     let gp = regress(
         kernels.train,
         y.view(),
@@ -144,6 +145,10 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             "log_marginal_likelihood": gp.log_marginal_likelihood,
             "readout_noise": noise,
             "jitter": gp.jitter.absolute,
+            "expansions": expansions
+                .iter()
+                .map(|(name, report)| (name.clone(), json!(report)))
+                .collect::<serde_json::Map<_, _>>(),
         });
         outln!("{out}");
         return Ok(());
@@ -168,6 +173,9 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             "  jitter added to K + κI   {:.3e} (the kernel is numerically singular)",
             gp.jitter.absolute
         );
+    }
+    for (name, report) in &expansions {
+        outln!("  {}", super::kernel::expansion_summary(name, report));
     }
     Ok(())
 }

@@ -84,7 +84,8 @@ pub enum ExpansionError {
 }
 
 /// Which Hermite orders enter the sum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Parity {
     /// Every order $k\le K$.
     All,

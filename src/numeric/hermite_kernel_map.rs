@@ -41,7 +41,7 @@ impl Default for HermiteSettings {
 }
 
 /// What [`apply_into`] did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ExpansionReport {
     /// Truncation order $K$.
     pub terms: usize,
@@ -55,6 +55,8 @@ pub struct ExpansionReport {
     pub fallback_pairs: usize,
     /// Diagonal entries computed by the fallback quadrature.
     pub fallback_diagonal: usize,
+    /// Gauss–Hermite order of the fallback quadrature.
+    pub fallback_order: usize,
 }
 
 /// `scale · K_φ(c) + offset` into `out` for the pairs selected by `needed` (others are set to
@@ -190,6 +192,7 @@ pub fn apply_into(
         worst_bound,
         fallback_pairs: fallback.len() - fallback_diagonal,
         fallback_diagonal,
+        fallback_order: settings.fallback_order,
     })
 }
 

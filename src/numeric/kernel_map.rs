@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use std::f64::consts::{FRAC_2_PI, TAU};
 
 use super::activation::Activation;
+use super::hermite_kernel_map::ExpansionReport;
 use super::program::ProgramError;
 use super::vector_math::{Isa, acos, asin, dispatch_by_isa, madd};
 use crate::solve::nngp::PairSet;
@@ -83,13 +84,16 @@ impl PairKernelMap {
         Ok(out)
     }
 
-    /// [`Self::apply`] into an existing P×P buffer (every entry is overwritten).
+    /// [`Self::apply`] into an existing P×P buffer (every entry is overwritten). For an
+    /// activation without a closed form (tanh, a user function) the result comes from the
+    /// Mehler expansion, and its report (terms, worst error bound, pairs that fell back to
+    /// quadrature) is returned.
     pub fn apply_into(
         &self,
         c: ArrayView2<f64>,
         pairs: PairSet,
         out: &mut Array2<f64>,
-    ) -> Result<(), ProgramError> {
+    ) -> Result<Option<ExpansionReport>, ProgramError> {
         self.apply_into_with(Isa::detect(), c, pairs, out, true)
     }
 
@@ -102,7 +106,7 @@ impl PairKernelMap {
         c: ArrayView2<f64>,
         pairs: PairSet,
         out: &mut Array2<f64>,
-    ) -> Result<(), ProgramError> {
+    ) -> Result<Option<ExpansionReport>, ProgramError> {
         self.apply_into_with(Isa::detect(), c, pairs, out, false)
     }
 
@@ -116,14 +120,14 @@ impl PairKernelMap {
         pairs: PairSet,
         out: &mut Array2<f64>,
         mirror: bool,
-    ) -> Result<(), ProgramError> {
+    ) -> Result<Option<ExpansionReport>, ProgramError> {
         if matches!(self.activation, Activation::Tanh | Activation::Custom(_)) {
             let settings = super::hermite_kernel_map::HermiteSettings::default();
             let needed = move |a: usize, b: usize| match pairs {
                 PairSet::All => true,
                 PairSet::TrainAndCross(n) => a < n || b < n || a == b,
             };
-            super::hermite_kernel_map::apply_into(
+            let report = super::hermite_kernel_map::apply_into(
                 &self.activation,
                 (self.scale, self.offset),
                 c,
@@ -131,9 +135,10 @@ impl PairKernelMap {
                 out,
                 &settings,
             )?;
-            return Ok(());
+            return Ok(Some(report));
         }
-        apply_chain_into_with(isa, std::slice::from_ref(self), c, pairs, out, mirror)
+        apply_chain_into_with(isa, std::slice::from_ref(self), c, pairs, out, mirror)?;
+        Ok(None)
     }
 
     /// Whether the map has a closed form the fused loop of [`apply_chain_into`] runs.

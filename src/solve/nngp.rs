@@ -27,6 +27,7 @@ use crate::derive::entrywise::{Position, entry_formula};
 use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, assignments, unroll};
 use crate::derive::{DeriveError, derive_forward};
+use crate::numeric::hermite_kernel_map::ExpansionReport;
 use crate::numeric::kernel_map::PairKernelMap;
 use crate::numeric::matrix::{MatrixContext, MatrixEvalError, Value};
 use crate::numeric::program::{Program, ProgramError};
@@ -146,6 +147,10 @@ pub struct Kernels {
     pub entries: BTreeMap<EntryKey, Array2<f64>>,
     /// The order in which they were computed (definitions first).
     pub order: Vec<EntryKey>,
+    /// Entries computed by the Mehler (Hermite) expansion (activations without a closed
+    /// form), with its report: terms, worst error bound, pairs that fell back to quadrature.
+    /// Kept for every such entry, returned or not (the hidden layers of a deep tanh network).
+    pub expansions: BTreeMap<EntryKey, ExpansionReport>,
 }
 
 impl Kernels {
@@ -419,7 +424,7 @@ pub fn nngp_kernels(
                     )));
                 }
             }
-            evaluate_forward(
+            let (value, expansion) = evaluate_forward(
                 theory,
                 &c.program,
                 &c.given,
@@ -430,7 +435,11 @@ pub fn nngp_kernels(
                 &name,
                 &mut spare,
                 upper_only,
-            )?
+            )?;
+            if let Some(report) = expansion {
+                kernels.expansions.insert(c.key.clone(), report);
+            }
+            value
         };
         kernels.order.push(c.key.clone());
         kernels.entries.insert(c.key.clone(), value);
@@ -655,7 +664,7 @@ fn evaluate_forward(
     name: &str,
     spare: &mut Vec<Array2<f64>>,
     upper_only: bool,
-) -> Result<Array2<f64>, NngpError> {
+) -> Result<(Array2<f64>, Option<ExpansionReport>), NngpError> {
     let sources: Vec<(&Array2<f64>, Position)> = program
         .slots
         .iter()
@@ -711,7 +720,9 @@ fn evaluate_forward(
                 b: a,
             });
         }
-        return Array2::from_shape_vec((p, 1), values).map_err(|e| NngpError::Data(e.to_string()));
+        return Array2::from_shape_vec((p, 1), values)
+            .map(|mean| (mean, None))
+            .map_err(|e| NngpError::Data(e.to_string()));
     }
     // A block C[t, s] with t ≠ s is not symmetric: compute every pair, not the upper triangle.
     let symmetric = key_is_symmetric(key_of(name));
@@ -731,13 +742,13 @@ fn evaluate_forward(
                     Position::Pair,
                 )
         {
-            if upper_only {
+            let report = if upper_only {
                 map.apply_upper_into(ma.view(), pairs, &mut out)
             } else {
                 map.apply_into(ma.view(), pairs, &mut out)
             }
             .map_err(fail)?;
-            return Ok(out);
+            return Ok((out, report));
         }
     }
     let slice = out
@@ -773,7 +784,7 @@ fn evaluate_forward(
     if symmetric {
         mirror_upper(&mut out);
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 /// Copies the upper triangle onto the lower one (parallel, in cache-sized tiles).

@@ -10,6 +10,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, concatenate, s};
 
 use crate::check::ir::{ExprKind, Theory};
 use crate::derive::unroll::{IndexEnv, unroll};
+use crate::numeric::hermite_kernel_map::ExpansionReport;
 use crate::numeric::matrix::Value;
 use crate::solve::gp::{GpResult, regress};
 use crate::solve::nngp::{
@@ -170,6 +171,9 @@ pub struct PredictionKernels {
     pub test_diagonal: Array1<f64>,
     /// The readout noise κ.
     pub noise: f64,
+    /// Entries computed by the Mehler expansion, by name, with their reports
+    /// ([`super::nngp::Kernels::expansions`]).
+    pub expansions: Vec<(String, ExpansionReport)>,
 }
 
 /// The readout kernel on train ∪ test patterns, split into the blocks a GP needs. Peak memory
@@ -207,6 +211,11 @@ pub fn prediction_kernels(
         &settings,
         Some(outputs),
     )?;
+    let expansions = kernels
+        .expansions
+        .iter()
+        .map(|(key, report)| (Kernels::name(theory, key), report.clone()))
+        .collect();
     drop((kernels, all));
     let cross = kernel.slice(s![..n, n..]).to_owned();
     let test_diagonal = kernel.diag().slice(s![n..]).to_owned();
@@ -215,6 +224,7 @@ pub fn prediction_kernels(
         cross,
         test_diagonal,
         noise,
+        expansions,
     })
 }
 
