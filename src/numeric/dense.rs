@@ -11,7 +11,7 @@
 //!
 //! so almost all of the $P^3/3$ flops run as independent sequential gemms. It reads and
 //! writes the lower triangle only (plus the upper half of the diagonal blocks, as scratch),
-//! like faer's `cholesky_in_place`, and is 1.05–1.4× faster than it on 2 cores at
+//! like faer's `cholesky_in_place`, and is 1.1–1.4× faster than it on 2 cores at
 //! P = 4000–10000 (`cargo bench --bench gp -- Cholesky`).
 
 use faer::dyn_stack::{MemBuffer, MemStack};
