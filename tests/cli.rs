@@ -114,6 +114,36 @@ fn kernels_without_closed_form_report_their_expansion() {
         out.contains("C[1] (no closed form): Mehler expansion, odd orders"),
         "{out}"
     );
+    // GP prediction reports the same layers (on train ∪ test patterns)
+    let (y, xt) = (temp_file("yt.csv", Y), temp_file("xtt.csv", XT));
+    let (y, xt) = (y.to_str().expect("path"), xt.to_str().expect("path"));
+    let solve = [
+        "solve",
+        "examples/deep_tanh.action",
+        "--x",
+        x,
+        "--y",
+        y,
+        "--x-test",
+        xt,
+    ];
+    let (code, out, err) = saddle(&[&solve[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let expansions = v["expansions"].as_object().expect("expansions");
+    assert_eq!(expansions.len(), layers, "{v}");
+    assert!(
+        expansions
+            .values()
+            .all(|r| r["worst_bound"].as_f64().is_some_and(|b| b <= 1e-12)),
+        "{v}"
+    );
+    let (code, out, err) = saddle(&solve);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("C[3] (no closed form): Mehler expansion"),
+        "{out}"
+    );
     // closed forms report none
     let (code, out, _) = saddle(&["kernel", "examples/deep_erf.action", "--x", x, "--json"]);
     assert_eq!(code, 0);

@@ -1,8 +1,8 @@
 //! Fresh P×P buffers whose pages are mapped before the hot loops write into them.
 //!
 //! A kernel at P = 10000 is 800 MB: 195,000 pages of 4 KiB, each mapped on its first write
-//! by a page fault that takes a process-wide lock, so faults do not scale across threads
-//! and cost about a sixth of a depth-10 NNGP. Here the allocation asks the kernel for
+//! by a page fault (kernel entry, the memory-map lock, page allocation and zeroing); in
+//! `perf` they were about a sixth of a depth-10 NNGP, and they scale poorly over threads. Here the allocation asks the kernel for
 //! transparent huge pages (2 MiB, `madvise(MADV_HUGEPAGE)`, Linux only; 512× fewer faults)
 //! and is filled on all cores before it is handed out. Where huge pages are unavailable or
 //! refused the advice is a no-op and the buffer is an ordinary one.

@@ -31,6 +31,11 @@ pub const PANEL: usize = 256;
 /// grow down the matrix), each still a gemm of full speed.
 const BAND: usize = 128;
 
+// A band starts at a multiple of BAND past a panel boundary, so its square diagonal block
+// (the only part of the upper triangle the trailing gemm writes) lies inside one diagonal
+// PANEL block, which is what callers may treat as scratch.
+const _: () = assert!(PANEL.is_multiple_of(BAND));
+
 /// The factorisation met a pivot that is not positive: the matrix is not (numerically)
 /// positive definite. `index` is the pivot's row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +49,8 @@ pub struct NonPositivePivot {
 /// with its Cholesky factor $L$, $LL^\top=A$. The strict upper triangle of the diagonal
 /// blocks $[kB,(k+1)B)^2$, $B=$ [`PANEL`], is used as scratch; the rest of the upper
 /// triangle is not touched (a caller may keep a copy of the matrix there).
+///
+/// The bands run on rayon's global pool; faer's global parallelism setting does not apply.
 ///
 /// # Panics
 /// If `a` is not square (callers check shapes; this is a programming error).

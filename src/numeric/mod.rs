@@ -12,8 +12,8 @@
 //!   over all pattern pairs by the Mehler expansion, with an error bound per pair.
 //! * [`bvn`]: bivariate normal CDF $\Phi_2(h,k;\rho)$ (threshold units, THEORY.md §7).
 //! * [`buffer`]: fresh P×P buffers, their pages mapped (huge where allowed) on all cores.
-//! * [`dense`]: Cholesky factor and triangular solves as parallel bands of sequential faer
-//!   kernels (the GP step).
+//! * [`dense`]: the Cholesky factor as parallel bands of sequential faer kernels (the GP
+//!   step).
 //! * [`gauss_rule`]: Gauss–Legendre and half-range Hermite rules for expectations split at
 //!   the jumps and kinks of their integrand (`action`).
 //! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;

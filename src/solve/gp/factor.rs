@@ -319,8 +319,10 @@ mod tests {
     #[test]
     fn a_restart_across_several_panels_restores_the_whole_matrix() {
         // K = F Fᵀ of rank 2 PANEL + 10 over 2 PANEL + 37 patterns, slightly asymmetric
-        // (within the tolerance): the first attempt fails in the third panel, after the
-        // trailing updates have overwritten the whole lower triangle.
+        // (within the tolerance): the first attempt fails at pivot 2 PANEL + 10, in the
+        // third panel (a non-positive pivot there, or a negligible one found afterwards),
+        // after the trailing updates have overwritten the whole lower triangle. (A failure
+        // in the first panel is the 6×6 case above.)
         let (n, rank) = (2 * PANEL + 37, 2 * PANEL + 10);
         let mut state = 7u64;
         let f = Array2::from_shape_fn((n, rank), |_| {
