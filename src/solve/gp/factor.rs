@@ -175,10 +175,15 @@ fn factor_with_jitter(buffer: &mut [f64], n: usize, noise: f64) -> Result<Jitter
 struct DiagonalBlocks(Vec<f64>);
 
 impl DiagonalBlocks {
+    /// One past the last row of column j's diagonal block.
+    fn block_end(j: usize, n: usize) -> usize {
+        n.min((j / PANEL + 1) * PANEL)
+    }
+
     fn save(buffer: &[f64], n: usize) -> Self {
         let mut packed = Vec::with_capacity(n * PANEL.min(n));
         for j in 0..n {
-            let block_end = n.min((j / PANEL + 1) * PANEL);
+            let block_end = Self::block_end(j, n);
             packed.extend_from_slice(&buffer[j * n + j..j * n + block_end]);
         }
         Self(packed)
@@ -189,7 +194,7 @@ impl DiagonalBlocks {
     fn restore(&self, buffer: &mut [f64], n: usize) {
         let mut packed = self.0.iter();
         for j in 0..n {
-            let block_end = n.min((j / PANEL + 1) * PANEL);
+            let block_end = Self::block_end(j, n);
             for (slot, saved) in buffer[j * n + j..j * n + block_end]
                 .iter_mut()
                 .zip(&mut packed)
