@@ -20,9 +20,6 @@
 //! [`LEVELS`] until it is met. The first two terms of $R$ are exact bounds; $\eta$ is an
 //! estimate (exponential convergence makes the change between orders dominate the error).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 
@@ -467,7 +464,7 @@ struct HermiteTable {
 }
 
 fn hermite_table(nodes: usize, max_order: usize) -> Result<HermiteTable, ExpansionError> {
-    let rule = gauss_hermite(nodes)?;
+    let rule = GaussHermite::shared(nodes)?;
     let points: Vec<f64> = rule
         .nodes()
         .iter()
@@ -493,24 +490,6 @@ fn hermite_table(nodes: usize, max_order: usize) -> Result<HermiteTable, Expansi
         weights,
         weighted,
     })
-}
-
-/// Gauss–Hermite rules are built once per order ($O(n^2)$ each) and shared.
-fn gauss_hermite(order: usize) -> Result<Arc<GaussHermite>, QuadError> {
-    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<GaussHermite>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    // A panic elsewhere cannot leave a half-written entry: insertion is the last step.
-    let lock = || {
-        cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    };
-    if let Some(rule) = lock().get(&order) {
-        return Ok(rule.clone());
-    }
-    let rule = Arc::new(GaussHermite::new(order)?);
-    lock().insert(order, rule.clone());
-    Ok(rule)
 }
 
 #[cfg(test)]

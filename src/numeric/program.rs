@@ -172,7 +172,7 @@ pub struct Program {
     /// Slot `i` holds the entry named `slots[i]` (`C[1]_ab`, …).
     pub slots: Vec<String>,
     /// Gauss–Hermite rule for expectations without closed form.
-    quadrature: GaussHermite,
+    quadrature: std::sync::Arc<GaussHermite>,
 }
 
 impl Program {
@@ -183,7 +183,7 @@ impl Program {
         constants: &HashMap<String, f64>,
         quadrature_order: usize,
     ) -> Result<Self, ProgramError> {
-        let quadrature = GaussHermite::new(quadrature_order)
+        let quadrature = GaussHermite::shared(quadrature_order)
             .map_err(|e| ProgramError::Unsupported(e.to_string()))?;
         let mut compiler = Compiler {
             expr,
