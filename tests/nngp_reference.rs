@@ -152,13 +152,44 @@ fn t1_user_function_without_closed_form_uses_quadrature() {
     );
 }
 
+/// The input kernel is mirrored whenever it is returned: only a C[0] that is dropped after
+/// the pair maps read its upper triangle may skip its lower one.
+#[test]
+fn a_returned_input_kernel_is_the_full_symmetric_product() {
+    use saddle::solve::nngp::Keep;
+    let x = Array2::from_shape_fn((300, 5), |(i, j)| {
+        ((i * 13 + j * 7) % 17) as f64 / 8.0 - 1.0
+    });
+    let theory = deep_theory("erf(x)");
+    for keep in [Keep::All, Keep::Only(vec![(0, vec![0]), (0, vec![3])])] {
+        let settings = NngpSettings {
+            keep: keep.clone(),
+            ..NngpSettings::default()
+        };
+        let kernels = nngp_kernels(&theory, x.view(), None, &settings).unwrap();
+        let c0 = &kernels.entries[&(0, vec![0])];
+        for ((i, j), v) in c0.indexed_iter() {
+            let naive: f64 = (0..5).map(|k| x[[i, k]] * x[[j, k]]).sum();
+            assert!(
+                (v - naive).abs() <= 1e-14 * 5.0,
+                "{keep:?} ({i},{j}): {v} vs {naive}"
+            );
+            assert_eq!(v.to_bits(), c0[[j, i]].to_bits(), "{keep:?} symmetric");
+        }
+    }
+}
+
 /// Hidden layers that are neither returned nor read by anything but the next closed-form
 /// layer skip their lower triangle; the returned kernel must not notice: bitwise the same as
-/// when every layer is kept, and exactly symmetric (70 patterns: several tiles and bands).
+/// when every layer is kept, and exactly symmetric. The input kernel C[0] is then not
+/// mirrored either (300 patterns: several tiles and bands of the pair loop, and two bands of
+/// the X Xᵀ product, so that its lower triangle outside the diagonal blocks is never filled).
 #[test]
 fn keeping_only_the_last_layer_changes_no_bit() {
     use saddle::solve::nngp::{Keep, PairSet};
-    let x = Array2::from_shape_fn((70, 5), |(i, j)| ((i * 13 + j * 7) % 17) as f64 / 8.0 - 1.0);
+    let x = Array2::from_shape_fn((300, 5), |(i, j)| {
+        ((i * 13 + j * 7) % 17) as f64 / 8.0 - 1.0
+    });
     for phi in ["erf(x)", "relu(x)", "x"] {
         let theory = deep_theory(phi);
         for pairs in [PairSet::All, PairSet::TrainAndCross(30)] {

@@ -114,10 +114,11 @@ impl MatrixContext<'_> {
                 Matrix(value.clone())
             }
             ExprKind::Neg(a) => map(self.eval(a)?, |v| -v),
-            // s X Xᵀ + o (a deep network's input kernel): the scale and the offset ride on
-            // the product and on its mirroring, no extra pass over P×P entries.
-            ExprKind::Add(a, b)
-                if let Some((data, factor, offset)) = self.gram_plus_scalar(a, b)? =>
+            // s X Xᵀ + o (a deep network's input kernel; `s * X X^T` parses as s X Xᵀ)
+            // straight from the data: no copy of X, the symmetric product, and the scale
+            // and the offset ride on the product and on its mirroring.
+            ExprKind::Add(..) | ExprKind::Mul(..)
+                if let Some((data, factor, offset)) = self.affine_gram(e)? =>
             {
                 Matrix(gram_affine(data, factor, offset)?)
             }
@@ -131,28 +132,6 @@ impl MatrixContext<'_> {
                 (Scalar(x), Scalar(y)) => Scalar(x.powf(y)),
                 _ => return Err(MatrixEvalError::Shape("a power of a matrix".into())),
             },
-            // X Xᵀ (or s X Xᵀ, as `s * X X^T` parses) straight from the data: no copy of X,
-            // the symmetric product.
-            ExprKind::Mul(a, b) if let Some((role, factor)) = gram_of(a, b) => {
-                let data = match role {
-                    DataRole::Inputs => {
-                        self.inputs.ok_or(MatrixEvalError::MissingData("inputs"))?
-                    }
-                    _ => self
-                        .targets
-                        .ok_or(MatrixEvalError::MissingData("targets"))?,
-                };
-                let scale = match factor {
-                    Some(factor) => {
-                        let Scalar(s) = self.eval(factor)? else {
-                            return Err(MatrixEvalError::Shape("a matrix factor of X X^T".into()));
-                        };
-                        s
-                    }
-                    None => 1.0,
-                };
-                Matrix(gram_affine(data, scale, 0.0)?)
-            }
             ExprKind::Mul(a, b) => match (self.eval(a)?, self.eval(b)?) {
                 (Scalar(x), Scalar(y)) => Scalar(x * y),
                 (Scalar(x), Matrix(m)) | (Matrix(m), Scalar(x)) => Matrix(m * x),
@@ -187,19 +166,33 @@ impl MatrixContext<'_> {
 }
 
 impl<'d> MatrixContext<'d> {
-    /// `(D, s, o)` when `a + b` is `s D Dᵀ + o` (either order) with scalars s, o.
-    fn gram_plus_scalar(
+    /// [`eval`](MatrixContext::eval) of a symmetric matrix of which only the diagonal and
+    /// the upper triangle will be read (a deep network's input kernel, read only by pair
+    /// maps): `s X Xᵀ + o` then skips mirroring, and its strict lower triangle must not be
+    /// read; any other expression is evaluated in full.
+    pub fn eval_upper_triangle(&self, e: &Expr) -> Result<Value, MatrixEvalError> {
+        match self.affine_gram(e)? {
+            Some((data, factor, offset)) => Ok(Value::Matrix(gram_affine_triangle(
+                data, factor, offset, false,
+            )?)),
+            None => self.eval(e),
+        }
+    }
+
+    /// `(D, s, o)` when `e` is `s D Dᵀ + o` (either order) or `s D Dᵀ` (o = 0) for a data
+    /// matrix D and scalars s, o (s = 1 when absent). A matrix factor is an error in a bare
+    /// product, and leaves a sum to the general evaluation.
+    fn affine_gram(
         &self,
-        a: &Expr,
-        b: &Expr,
+        e: &Expr,
     ) -> Result<Option<(ArrayView2<'d, f64>, f64, f64)>, MatrixEvalError> {
-        let (product, other) = match (&a.kind, &b.kind) {
-            (ExprKind::Mul(x, y), _) if gram_of(x, y).is_some() && b.shape.is_scalar() => {
-                ((x, y), b)
-            }
-            (_, ExprKind::Mul(x, y)) if gram_of(x, y).is_some() && a.shape.is_scalar() => {
-                ((x, y), a)
-            }
+        let (product, other) = match &e.kind {
+            ExprKind::Mul(x, y) => ((x, y), None),
+            ExprKind::Add(a, b) => match (&a.kind, &b.kind) {
+                (ExprKind::Mul(x, y), _) if b.shape.is_scalar() => ((x, y), Some(b)),
+                (_, ExprKind::Mul(x, y)) if a.shape.is_scalar() => ((x, y), Some(a)),
+                _ => return Ok(None),
+            },
             _ => return Ok(None),
         };
         let Some((role, factor)) = gram_of(product.0, product.1) else {
@@ -214,10 +207,15 @@ impl<'d> MatrixContext<'d> {
         let scale = match factor.map(|f| self.eval(f)).transpose()? {
             None => 1.0,
             Some(Value::Scalar(s)) => s,
-            Some(Value::Matrix(_)) => return Ok(None),
+            Some(Value::Matrix(_)) if other.is_some() => return Ok(None),
+            Some(Value::Matrix(_)) => {
+                return Err(MatrixEvalError::Shape("a matrix factor of X X^T".into()));
+            }
         };
-        let Value::Scalar(offset) = self.eval(other)? else {
-            return Ok(None);
+        let offset = match other.map(|o| self.eval(o)).transpose()? {
+            None => 0.0,
+            Some(Value::Scalar(o)) => o,
+            Some(Value::Matrix(_)) => return Ok(None),
         };
         Ok(Some((data, scale, offset)))
     }
@@ -380,6 +378,17 @@ pub fn gram_affine(
     scale: f64,
     offset: f64,
 ) -> Result<Array2<f64>, MatrixEvalError> {
+    gram_affine_triangle(a, scale, offset, true)
+}
+
+/// [`gram_affine`]; without `mirror` the strict lower triangle is left zero (except inside
+/// the diagonal blocks of the bands, which gemm computes in full).
+fn gram_affine_triangle(
+    a: ArrayView2<f64>,
+    scale: f64,
+    offset: f64,
+    mirror: bool,
+) -> Result<Array2<f64>, MatrixEvalError> {
     use rayon::prelude::*;
     let (m, k) = a.dim();
     let a = a.as_standard_layout();
@@ -412,7 +421,9 @@ pub fn gram_affine(
                 }
             }
         });
-    crate::solve::nngp::mirror_upper(&mut out);
+    if mirror {
+        crate::solve::nngp::mirror_upper(&mut out);
+    }
     Ok(out)
 }
 
@@ -453,6 +464,21 @@ mod tests {
                 assert_eq!(g[[i, j]], g[[j, i]]);
             }
         }
+    }
+
+    #[test]
+    fn the_unmirrored_gram_has_the_same_diagonal_and_upper_triangle() {
+        let (m, k) = (GRAM_BAND + 40, 9);
+        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 11 + j * 5) % 13) as f64 / 4.0 - 1.5);
+        let full = gram_affine(a.view(), 0.5, 0.125).unwrap();
+        let upper = gram_affine_triangle(a.view(), 0.5, 0.125, false).unwrap();
+        for i in 0..m {
+            for j in i..m {
+                assert_eq!(upper[[i, j]].to_bits(), full[[i, j]].to_bits(), "({i},{j})");
+            }
+        }
+        // below the first band's diagonal block nothing was written
+        assert_eq!(upper[[m - 1, 0]], 0.0);
     }
 
     #[test]

@@ -310,9 +310,24 @@ pub fn nngp_kernels(
 
     // Definitions first (they only use data and earlier entries), then the forward
     // equations as their inputs become available.
-    for (key, body) in pending {
+    let definitions = pending.len();
+    for (i, (key, body)) in pending.into_iter().enumerate() {
         let name = Kernels::name(theory, &key);
-        let value = evaluate_matrix(theory, &params, x, y, &kernels, &body, &name)?;
+        // The last definition (no later one reads it), not returned and read by the forward
+        // equations only through closed-form pair maps (a deep network's C[0]): its lower
+        // triangle is never read, so it is not mirrored.
+        let upper_only = i + 1 == definitions
+            && matches!(&settings.keep, Keep::Only(keep) if !keep.contains(&key))
+            && forward
+                .iter()
+                .filter(|c| input_keys(theory, &c.program).contains(&key))
+                .all(|c| reads_upper_triangle_only(theory, &c.program, c.kind, &c.key, &key));
+        let value = match evaluate_value_triangle(
+            theory, &params, x, y, &kernels, &body, &name, upper_only,
+        )? {
+            Value::Matrix(m) => m,
+            Value::Scalar(s) => Array2::from_elem((x.nrows(), x.nrows()), s),
+        };
         kernels.order.push(key.clone());
         kernels.entries.insert(key, value);
     }
@@ -511,6 +526,22 @@ pub fn evaluate_value(
     e: &crate::check::ir::Expr,
     what: &str,
 ) -> Result<Value, NngpError> {
+    evaluate_value_triangle(theory, params, x, y, kernels, e, what, false)
+}
+
+/// [`evaluate_value`]; with `upper_triangle` a symmetric result need only be right on and
+/// above the diagonal ([`MatrixContext::eval_upper_triangle`]).
+#[allow(clippy::too_many_arguments)]
+fn evaluate_value_triangle(
+    theory: &Theory,
+    params: &[f64],
+    x: ArrayView2<f64>,
+    y: Option<ArrayView2<f64>>,
+    kernels: &Kernels,
+    e: &crate::check::ir::Expr,
+    what: &str,
+    upper_triangle: bool,
+) -> Result<Value, NngpError> {
     let lookup = |f: usize, idx: &[i64]| kernels.entries.get(&(f, idx.to_vec()));
     let field_name = |f: usize| theory.fields[f].name.clone();
     let ctx = MatrixContext {
@@ -520,7 +551,12 @@ pub fn evaluate_value(
         field: &lookup,
         field_name: &field_name,
     };
-    ctx.eval(e).map_err(|source| NngpError::Matrix {
+    let value = if upper_triangle {
+        ctx.eval_upper_triangle(e)
+    } else {
+        ctx.eval(e)
+    };
+    value.map_err(|source| NngpError::Matrix {
         what: what.to_string(),
         source,
     })
