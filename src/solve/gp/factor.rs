@@ -227,14 +227,10 @@ const TILE: usize = 64;
 
 /// Checks that the row-major `buffer` is finite and $|K_{ij}-K_{ji}|$ small, and writes
 /// $(K_{ij}+K_{ji})/2$ into both triangles (then the row-major and the column-major reading
-/// agree): one pass over the matrix for all three.
+/// agree): one pass over the matrix for all three, its columns of [`TILE`]-wide tiles in
+/// parallel. The error reported is the first one in column-tile order, as in a serial pass.
 fn symmetrise(buffer: &mut [f64], n: usize) -> Result<(), GpError> {
-    let non_finite = |row, column, value| GpError::NonFinite {
-        name: "kernel",
-        row,
-        column,
-        value,
-    };
+    use rayon::prelude::*;
     if let Some(i) = (0..n).find(|&i| !buffer[i * n + i].is_finite()) {
         return Err(non_finite(i, i, buffer[i * n + i]));
     }
@@ -242,33 +238,84 @@ fn symmetrise(buffer: &mut [f64], n: usize) -> Result<(), GpError> {
         .map(|i| buffer[i * n + i].abs())
         .fold(0.0f64, f64::max);
     let tolerance = SYMMETRY_TOLERANCE * max_diagonal.max(f64::MIN_POSITIVE);
-    for j0 in (0..n).step_by(TILE) {
-        for i0 in (j0..n).step_by(TILE) {
-            for j in j0..(j0 + TILE).min(n) {
-                for i in i0.max(j + 1)..(i0 + TILE).min(n) {
-                    let (k_ji, k_ij) = (buffer[j * n + i], buffer[i * n + j]);
-                    if !k_ji.is_finite() {
-                        return Err(non_finite(j, i, k_ji));
-                    }
-                    if !k_ij.is_finite() {
-                        return Err(non_finite(i, j, k_ij));
-                    }
-                    if (k_ij - k_ji).abs() > tolerance {
-                        return Err(GpError::NotSymmetric {
-                            row: i,
-                            column: j,
-                            value: k_ij,
-                            transposed_value: k_ji,
-                        });
-                    }
-                    let mean = 0.5 * (k_ij + k_ji);
-                    buffer[j * n + i] = mean;
-                    buffer[i * n + j] = mean;
+    assert!(
+        buffer.len() >= n * n,
+        "a {n}×{n} kernel in a shorter buffer"
+    );
+    let entries = TileColumns(buffer.as_mut_ptr());
+    let outcomes: Vec<Result<(), GpError>> = (0..n.div_ceil(TILE))
+        .into_par_iter()
+        .map(|t| {
+            let columns = t * TILE..((t + 1) * TILE).min(n);
+            // SAFETY: `buffer` holds n×n entries (asserted above), and every index below is
+            // (i, j) or (j, i) with j in `columns` and j < i < n, which only the task of this
+            // tile column touches (see `TileColumns`).
+            unsafe { symmetrise_tile_column(&entries, n, columns, tolerance) }
+        })
+        .collect();
+    outcomes.into_iter().collect()
+}
+
+/// The row-major kernel while [`symmetrise`] runs. The task of tile column `J` reads and
+/// writes the pairs (i, j), (j, i) with j ∈ J and i > j, and nothing else: lower entries in
+/// the columns J and upper entries in the rows J. Another tile column J' has its lower
+/// entries in other columns and its upper entries in other rows; an upper entry (j, i) of J
+/// equal to a lower entry (i', j') of J' would need i = j' < i' = j < i. So no entry is
+/// touched by two tasks.
+struct TileColumns(*mut f64);
+// SAFETY: see the type's docs.
+unsafe impl Sync for TileColumns {}
+
+/// Checks and averages the pairs (i, j), (j, i) with j ∈ `columns`, i > j, tile by tile.
+///
+/// # Safety
+/// `entries` points to n×n numbers, `columns` lies in 0..n, and no other thread touches the
+/// pairs of these columns (see [`TileColumns`]).
+unsafe fn symmetrise_tile_column(
+    entries: &TileColumns,
+    n: usize,
+    columns: std::ops::Range<usize>,
+    tolerance: f64,
+) -> Result<(), GpError> {
+    let at = |row: usize, column: usize| entries.0.wrapping_add(row * n + column);
+    for i0 in (columns.start..n).step_by(TILE) {
+        for j in columns.clone() {
+            for i in i0.max(j + 1)..(i0 + TILE).min(n) {
+                // SAFETY: j < i < n, both entries belong to this tile column's task.
+                let (k_ji, k_ij) = unsafe { (*at(j, i), *at(i, j)) };
+                if !k_ji.is_finite() {
+                    return Err(non_finite(j, i, k_ji));
+                }
+                if !k_ij.is_finite() {
+                    return Err(non_finite(i, j, k_ij));
+                }
+                if (k_ij - k_ji).abs() > tolerance {
+                    return Err(GpError::NotSymmetric {
+                        row: i,
+                        column: j,
+                        value: k_ij,
+                        transposed_value: k_ji,
+                    });
+                }
+                let mean = 0.5 * (k_ij + k_ji);
+                // SAFETY: as above.
+                unsafe {
+                    *at(j, i) = mean;
+                    *at(i, j) = mean;
                 }
             }
         }
     }
     Ok(())
+}
+
+fn non_finite(row: usize, column: usize, value: f64) -> GpError {
+    GpError::NonFinite {
+        name: "kernel",
+        row,
+        column,
+        value,
+    }
 }
 
 #[cfg(test)]
@@ -363,6 +410,41 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("not positive definite"), "{err}");
+    }
+
+    #[test]
+    fn symmetrising_over_tile_columns_averages_every_pair_and_reports_the_first_error() {
+        let n = 3 * TILE + 5;
+        let base = Array2::from_shape_fn((n, n), |(i, j)| 1.0 / (1.0 + (i + j) as f64));
+        // a perturbation below the tolerance in every pair, different in the two triangles
+        let nudged = Array2::from_shape_fn((n, n), |(i, j)| {
+            base[[i, j]] + if i > j { 1e-12 } else { 0.0 }
+        });
+        let mut buffer = nudged
+            .as_standard_layout()
+            .iter()
+            .copied()
+            .collect::<Vec<_>>();
+        symmetrise(&mut buffer, n).unwrap();
+        for i in 0..n {
+            for j in 0..n {
+                let want = if i == j {
+                    base[[i, i]]
+                } else {
+                    0.5 * (nudged[[i, j]] + nudged[[j, i]])
+                };
+                assert_eq!(buffer[i * n + j], want, "({i},{j})");
+            }
+        }
+        // asymmetric pairs in the third and the second tile column: the second is reported
+        let mut bad = base.clone();
+        bad[[n - 1, 2 * TILE + 1]] += 1.0;
+        bad[[n - 2, TILE + 3]] = f64::INFINITY;
+        let mut buffer = bad.iter().copied().collect::<Vec<_>>();
+        assert!(matches!(
+            symmetrise(&mut buffer, n),
+            Err(GpError::NonFinite { row, column, .. }) if (row, column) == (n - 2, TILE + 3)
+        ));
     }
 
     #[test]
