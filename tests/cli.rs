@@ -108,6 +108,32 @@ fn kernels_without_closed_form_report_their_expansion() {
         assert_eq!(report["parity"], "odd", "{name}: tanh is odd");
         assert_eq!(report["fallback_pairs"], 0, "{name}: {report}");
     }
+    // JSON objects keep the computation's order: C[2] before C[10] (serde_json's
+    // `preserve_order`; a sorted map would put C[10] first)
+    let (code, out, err) = saddle(&[
+        "kernel",
+        "examples/deep_tanh.action",
+        "--x",
+        x,
+        "--set",
+        "L=11",
+        "--layers",
+        "all",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let names = |object: &str| -> Vec<String> {
+        v[object]
+            .as_object()
+            .expect(object)
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let layer_names = |from| (from..=11).map(|l| format!("C[{l}]")).collect::<Vec<_>>();
+    assert_eq!(names("expansions"), layer_names(1));
+    assert_eq!(names("kernels"), layer_names(0));
     let (code, out, err) = saddle(&["kernel", "examples/deep_tanh.action", "--x", x]);
     assert_eq!(code, 0, "{err}");
     assert!(
