@@ -127,11 +127,7 @@ fn networks(c: &mut Criterion) {
         )
         .expect("kernels");
         let c9 = &before.entries[&(0, vec![DEPTH as i64 - 1])];
-        let map = PairKernelMap {
-            activation: act.clone(),
-            scale: g,
-            offset: gb,
-        };
+        let map = PairKernelMap::new(act.clone(), g, gb);
         let mut out = Array2::zeros((p, p));
         group.throughput(Throughput::Elements((p * (p + 1) / 2) as u64));
         group.bench_function("one layer of the pair map (pairs/s, all cores)", |b| {

@@ -42,7 +42,9 @@ pub struct KernelArgs {
     /// Write the readout kernel to this `.npy` file.
     #[arg(long, value_name = "K.npy")]
     pub out: Option<PathBuf>,
-    /// Gauss–Hermite order for activations without a closed form.
+    /// Gauss–Hermite order for expectations without a closed form, per pattern pair. Tanh
+    /// and smooth user functions go through the Mehler expansion instead; its per-pair
+    /// fallback uses this order or 160, whichever is higher.
     #[arg(long, default_value_t = 80)]
     pub quadrature: usize,
 }

@@ -56,7 +56,9 @@ pub struct SolveArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Gauss–Hermite order: per pair for activations without a closed form (`nngp`, default
-    /// 80), per dimension of the P-dimensional tilted expectations (`map`, `linear`, default 64).
+    /// 80; tanh and smooth user functions go through the Mehler expansion, whose per-pair
+    /// fallback uses this order or 160, whichever is higher), per dimension of the
+    /// P-dimensional tilted expectations (`map`, `linear`, default 64).
     #[arg(long)]
     pub quadrature: Option<usize>,
 }

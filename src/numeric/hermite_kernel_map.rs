@@ -167,7 +167,7 @@ pub fn apply_into(
     };
     let fallback_diagonal = fallback.iter().filter(|(a, b)| a == b).count();
     if !fallback.is_empty() {
-        let rule = GaussHermite::new(settings.fallback_order)
+        let rule = GaussHermite::shared(settings.fallback_order)
             .map_err(|e| ProgramError::Unsupported(format!("fallback quadrature: {e}")))?;
         let values: Vec<f64> = fallback
             .par_iter()

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use std::f64::consts::{FRAC_2_PI, TAU};
 
 use super::activation::Activation;
-use super::hermite_kernel_map::ExpansionReport;
+use super::hermite_kernel_map::{ExpansionReport, HermiteSettings};
 use super::program::ProgramError;
 use super::vector_math::{Isa, acos, asin, dispatch_by_isa, madd};
 use crate::solve::nngp::PairSet;
@@ -46,6 +46,9 @@ pub struct PairKernelMap {
     pub scale: f64,
     /// Added to every entry.
     pub offset: f64,
+    /// Gauss–Hermite order of the per-pair quadrature that the Mehler expansion (tanh, user
+    /// functions) falls back to where its error bound is not met.
+    pub fallback_order: usize,
 }
 
 /// The pair formula with its constants folded in: entry = `scale`·g(c, f_α f_β) + `offset`.
@@ -62,6 +65,17 @@ enum Formula {
 }
 
 impl PairKernelMap {
+    /// `scale · K_φ(C) + offset`, falling back (without a closed form) to Gauss–Hermite of
+    /// the default order [`HermiteSettings::default`].
+    pub fn new(activation: Activation, scale: f64, offset: f64) -> Self {
+        Self {
+            activation,
+            scale,
+            offset,
+            fallback_order: HermiteSettings::default().fallback_order,
+        }
+    }
+
     /// Whether the fast path covers this activation.
     pub fn supports(activation: &Activation) -> bool {
         matches!(
@@ -122,7 +136,10 @@ impl PairKernelMap {
         mirror: bool,
     ) -> Result<Option<ExpansionReport>, ProgramError> {
         if matches!(self.activation, Activation::Tanh | Activation::Custom(_)) {
-            let settings = super::hermite_kernel_map::HermiteSettings::default();
+            let settings = HermiteSettings {
+                fallback_order: self.fallback_order,
+                ..HermiteSettings::default()
+            };
             let needed = move |a: usize, b: usize| match pairs {
                 PairSet::All => true,
                 PairSet::TrainAndCross(n) => a < n || b < n || a == b,
@@ -637,11 +654,7 @@ mod tests {
     /// Checks every entry of the fast path, on every instruction set of this CPU, against the
     /// scalar closed form; entries outside `pairs` must be 0 and the result symmetric.
     fn check(c: &Array2<f64>, act: &Activation, scale: f64, offset: f64, pairs: PairSet) {
-        let map = PairKernelMap {
-            activation: act.clone(),
-            scale,
-            offset,
-        };
+        let map = PairKernelMap::new(act.clone(), scale, offset);
         let p = c.nrows();
         for isa in Isa::available() {
             let mut k = Array2::from_elem((p, p), f64::NAN);
@@ -743,11 +756,7 @@ mod tests {
         let rows = random_rows(777, 600);
         let kinds: Vec<u8> = (0..600).map(|i| (i * 5 % 13) as u8).collect();
         let c = kernel(&rows, &kinds, false);
-        let map = |activation, scale, offset| PairKernelMap {
-            activation,
-            scale,
-            offset,
-        };
+        let map = |activation, scale, offset| PairKernelMap::new(activation, scale, offset);
         let chains = [
             vec![map(Activation::Erf { s: 0.886 }, 1.5, 0.1); 5],
             vec![map(Activation::Relu, 2.0, 0.05); 4],
@@ -809,22 +818,10 @@ mod tests {
     fn a_chain_reports_an_invalid_intermediate_kernel() {
         let c = array![[1.0, 0.5], [0.5, 1.0]];
         let maps = [
-            PairKernelMap {
-                activation: Activation::Linear,
-                scale: 1.0,
-                offset: 0.0,
-            },
+            PairKernelMap::new(Activation::Linear, 1.0, 0.0),
             // a negative offset makes the second layer's variances negative
-            PairKernelMap {
-                activation: Activation::Linear,
-                scale: 1.0,
-                offset: -2.0,
-            },
-            PairKernelMap {
-                activation: Activation::Relu,
-                scale: 1.0,
-                offset: 0.0,
-            },
+            PairKernelMap::new(Activation::Linear, 1.0, -2.0),
+            PairKernelMap::new(Activation::Relu, 1.0, 0.0),
         ];
         let mut out = Array2::zeros((2, 2));
         let err = apply_chain_into(&maps, c.view(), PairSet::All, &mut out, true).unwrap_err();
@@ -881,11 +878,7 @@ mod tests {
         ];
         for c in bad {
             for act in &ACTIVATIONS {
-                let map = PairKernelMap {
-                    activation: act.clone(),
-                    scale: 1.0,
-                    offset: 0.0,
-                };
+                let map = PairKernelMap::new(act.clone(), 1.0, 0.0);
                 assert!(
                     matches!(
                         map.apply(c.view(), PairSet::All),
@@ -901,11 +894,7 @@ mod tests {
     fn discontinuous_activations_at_zero_variance_are_errors() {
         let c = array![[1.0, 0.0], [0.0, 0.0]];
         for act in [Activation::Sign, Activation::Step { theta: 0.0 }] {
-            let map = PairKernelMap {
-                activation: act,
-                scale: 1.0,
-                offset: 0.0,
-            };
+            let map = PairKernelMap::new(act, 1.0, 0.0);
             assert!(map.apply(c.view(), PairSet::All).is_err());
         }
     }

@@ -423,14 +423,12 @@ impl Program {
         let [mu, mv, a, b, c] = &pair.moments;
         let zero = |o: &Op| const_value(o) == Some(0.0);
         match (zero(mu), zero(mv), a, b, c) {
-            (true, true, Op::Slot(a), Op::Slot(b), Op::Slot(c)) => Some((
-                super::kernel_map::PairKernelMap {
-                    activation,
-                    scale,
-                    offset,
-                },
-                [*a, *b, *c],
-            )),
+            (true, true, Op::Slot(a), Op::Slot(b), Op::Slot(c)) => {
+                let mut map = super::kernel_map::PairKernelMap::new(activation, scale, offset);
+                // a higher quadrature order asked for also raises the expansion's fallback
+                map.fallback_order = map.fallback_order.max(self.quadrature.order());
+                Some((map, [*a, *b, *c]))
+            }
             _ => None,
         }
     }
@@ -814,6 +812,16 @@ mod tests {
                 (got[k] - want[k]).abs() < 1e-15,
                 "derivative {k}: {got:?} vs {want:?}"
             );
+        }
+        // The expansion's per-pair fallback: 160 nodes, or the order asked for if higher.
+        assert_eq!(map.fallback_order, 160);
+        let text = "(E2 (tanh x) (tanh x) 0 0 C_aa C_bb C_ab)"
+            .parse()
+            .expect("parses");
+        for (order, fallback) in [(20, 160), (160, 160), (400, 400)] {
+            let tanh = Program::compile(&text, &HashMap::new(), order).expect("compiles");
+            let (map, _) = tanh.as_pair_kernel_map().expect("fast path");
+            assert_eq!(map.fallback_order, fallback, "--quadrature {order}");
         }
         // A kink keeps the per-pair path; so do two different functions.
         let kinked = program("(E2 (abs x) (abs x) 0 0 C_aa C_bb C_ab)", &[]);
