@@ -7,8 +7,10 @@ the first P bundled MNIST digits standardised per pattern. Both sides start from
 standardised digits in memory and stop at the last-layer kernel in memory: numpy is timed
 around `numpy_kernel`, saddle by `examples/nngp_timing.rs` around `nngp_kernels` (which also
 derives the equations from the parsed theory, a few ms). No file I/O is timed on either side.
-Each side's best of REPEATS runs is shown, with the ratio and the largest relative
-difference between the two kernels.
+The two sides take turns, REPEATS rounds of one numpy run and one saddle process (best of
+two runs in it, the first warming it up), so that a slow spell of a shared machine hits both:
+each side's best is shown with their ratio, the median of the per-round ratios, and the
+largest relative difference between the two kernels.
 
 Needs python3 with numpy; not part of CI. Build first:
 `cargo build --release --example nngp_timing`.
@@ -54,13 +56,12 @@ def numpy_kernel(x, network):
     return c
 
 
-def best_time(repeats, f):
-    best, value = float("inf"), None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        value = f()
-        best = min(best, time.perf_counter() - started)
-    return best, value
+def saddle_time(binary, network, p, kout=None):
+    """Best of two runs of `nngp_timing` in one process, and its other timings."""
+    command = [binary, network, str(p), "2"] + ([kout] if kout else [])
+    line = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    fields = dict(f.split("=") for f in line.split()[1:])
+    return float(fields["nngp_best_s"]), fields
 
 
 def main():
@@ -75,19 +76,23 @@ def main():
     for p in args.sizes:
         x = mnist(p)
         for network in NETWORKS:
-            t_numpy, k_numpy = best_time(args.repeats, lambda: numpy_kernel(x, network))
+            numpy_times, saddle_times = [], []
             with tempfile.TemporaryDirectory() as tmp:
                 kout = os.path.join(tmp, "k.npy")
-                line = subprocess.run([binary, network, str(p), str(args.repeats), kout],
-                                      check=True, capture_output=True, text=True).stdout
-                fields = dict(f.split("=") for f in line.split()[1:])
-                t_saddle = float(fields["nngp_best_s"])
+                for r in range(args.repeats):
+                    started = time.perf_counter()
+                    k_numpy = numpy_kernel(x, network)
+                    numpy_times.append(time.perf_counter() - started)
+                    t, fields = saddle_time(binary, network, p, kout if r == 0 else None)
+                    saddle_times.append(t)
                 k_saddle = np.load(kout)
             worst = np.max(np.abs(k_saddle - k_numpy) / np.abs(k_numpy))
+            t_numpy, t_saddle = min(numpy_times), min(saddle_times)
+            median = float(np.median(np.array(numpy_times) / np.array(saddle_times)))
             print(f"{network:4s} P = {p:5d}: numpy {t_numpy:7.3f} s   saddle {t_saddle:7.3f} s   "
-                  f"numpy/saddle = {t_numpy / t_saddle:5.2f}   max relative difference {worst:.1e}   "
+                  f"numpy/saddle = {t_numpy / t_saddle:5.2f} (median of rounds {median:5.2f})   "
+                  f"max relative difference {worst:.1e}   "
                   f"(saddle X X^T alone {float(fields['xxt_sym_best_s']):.3f} s)", flush=True)
-
 
 if __name__ == "__main__":
     main()
