@@ -7,10 +7,11 @@ the first P bundled MNIST digits standardised per pattern. Both sides start from
 standardised digits in memory and stop at the last-layer kernel in memory: numpy is timed
 around `numpy_kernel`, saddle by `examples/nngp_timing.rs` around `nngp_kernels` (which also
 derives the equations from the parsed theory, a few ms). No file I/O is timed on either side.
-The two sides take turns, REPEATS rounds of one numpy run and one saddle process (best of
-two runs in it, the first warming it up), so that a slow spell of a shared machine hits both:
-each side's best is shown with their ratio, the median of the per-round ratios, and the
-largest relative difference between the two kernels.
+The two sides take turns, REPEATS rounds of two numpy runs and one saddle process with two
+runs (the first run of each warms up: page faults, thread pools, caches), so that a slow
+spell of a shared machine hits both: each side's best is shown with their ratio, the median
+of the per-round ratios (best of two against best of two), and the largest relative
+difference between the two kernels.
 
 Needs python3 with numpy; not part of CI. Build first:
 `cargo build --release --example nngp_timing`.
@@ -56,6 +57,16 @@ def numpy_kernel(x, network):
     return c
 
 
+def numpy_time(x, network):
+    """Best of two runs of `numpy_kernel`, and its kernel."""
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        kernel = numpy_kernel(x, network)
+        best = min(best, time.perf_counter() - started)
+    return best, kernel
+
+
 def saddle_time(binary, network, p, kout=None):
     """Best of two runs of `nngp_timing` in one process, and its other timings."""
     command = [binary, network, str(p), "2"] + ([kout] if kout else [])
@@ -69,6 +80,8 @@ def main():
     parser.add_argument("sizes", nargs="*", type=int, default=[1000, 4000, 10000])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     binary = os.path.join(target, "release", "examples", "nngp_timing")
     if not os.path.exists(binary):
@@ -80,9 +93,8 @@ def main():
             with tempfile.TemporaryDirectory() as tmp:
                 kout = os.path.join(tmp, "k.npy")
                 for r in range(args.repeats):
-                    started = time.perf_counter()
-                    k_numpy = numpy_kernel(x, network)
-                    numpy_times.append(time.perf_counter() - started)
+                    t, k_numpy = numpy_time(x, network)
+                    numpy_times.append(t)
                     t, fields = saddle_time(binary, network, p, kout if r == 0 else None)
                     saddle_times.append(t)
                 k_saddle = np.load(kout)
@@ -93,6 +105,7 @@ def main():
                   f"numpy/saddle = {t_numpy / t_saddle:5.2f} (median of rounds {median:5.2f})   "
                   f"max relative difference {worst:.1e}   "
                   f"(saddle X X^T alone {float(fields['xxt_sym_best_s']):.3f} s)", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -134,6 +134,21 @@ fn kernels_without_closed_form_report_their_expansion() {
     let layer_names = |from| (from..=11).map(|l| format!("C[{l}]")).collect::<Vec<_>>();
     assert_eq!(names("expansions"), layer_names(1));
     assert_eq!(names("kernels"), layer_names(0));
+    // the per-pair fallback: Gauss–Hermite of order 160, or `--quadrature` if higher
+    for (order, fallback) in [("80", 160), ("400", 400)] {
+        let (code, out, err) = saddle(&[
+            "kernel",
+            "examples/deep_tanh.action",
+            "--x",
+            x,
+            "--quadrature",
+            order,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+        assert_eq!(v["expansions"]["C[1]"]["fallback_order"], fallback, "{v}");
+    }
     let (code, out, err) = saddle(&["kernel", "examples/deep_tanh.action", "--x", x]);
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -381,8 +381,9 @@ pub fn gram_affine(
     gram_affine_triangle(a, scale, offset, true)
 }
 
-/// [`gram_affine`]; without `mirror` the strict lower triangle is left zero (except inside
-/// the diagonal blocks of the bands, which gemm computes in full).
+/// [`gram_affine`]; without `mirror` the strict lower triangle is not to be read: zero, but
+/// inside the diagonal blocks of the bands s·a aᵀ without the offset (gemm computes those
+/// blocks in full).
 fn gram_affine_triangle(
     a: ArrayView2<f64>,
     scale: f64,

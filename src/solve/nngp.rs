@@ -314,8 +314,8 @@ pub fn nngp_kernels(
     for (i, (key, body)) in pending.into_iter().enumerate() {
         let name = Kernels::name(theory, &key);
         // The last definition (no later one reads it), not returned and read by the forward
-        // equations only through closed-form pair maps (a deep network's C[0]): its lower
-        // triangle is never read, so it is not mirrored.
+        // equations only through pair maps (closed forms or the Mehler expansion; a deep
+        // network's C[0]): its lower triangle is never read, so it is not mirrored.
         let upper_only = i + 1 == definitions
             && matches!(&settings.keep, Keep::Only(keep) if !keep.contains(&key))
             && forward
