@@ -9,7 +9,7 @@ use crate::check::ir::{Expr, ExprKind, ParamType, Theory};
 
 use super::DeriveError;
 use super::build::{add, div, is_zero, neg, number, substitute, symmetric_part, zero};
-use super::grad::{Variable, gradient, is_kernel, raw_gradient};
+use super::grad::{DependenceIndex, Variable, gradient_indexed, is_kernel, raw_gradient_indexed};
 use super::unroll::{IndexEnv, assignments, unroll};
 
 /// One field entry determined by a stationarity condition.
@@ -82,6 +82,7 @@ fn derive_equations(
         });
     }
     let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
+    let index = DependenceIndex::new(&action);
     let mut forward = Vec::new();
     let mut backward = Vec::new();
     for (id, conj) in theory.conjugates.iter().enumerate() {
@@ -93,8 +94,8 @@ fn derive_equations(
                 .collect();
             let conj_var = Variable::Conjugate(id, idx.clone());
             let field_var = Variable::Field(conj.of, idx);
-            let rhs =
-                gradient(theory, &action, &conj_var).and_then(|g| solve_for(theory, g, &field_var));
+            let rhs = gradient_indexed(theory, &action, &conj_var, Some(&index))
+                .and_then(|g| solve_for(theory, g, &field_var));
             let nngp = rhs.clone().map(|r| at_nngp_point(&r));
             forward.push(FieldEquation {
                 unknown: field_var.clone(),
@@ -110,7 +111,7 @@ fn derive_equations(
             // is R[s, t]) solves the condition symmetrised over the family.
             let cross_time = theory.fields[conj.of].is_time_family()
                 && matches!(&field_var, Variable::Field(_, i) if i.len() == 2 && i[0] != i[1]);
-            let rhs = raw_gradient(theory, &action, &field_var)
+            let rhs = raw_gradient_indexed(theory, &action, &field_var, Some(&index))
                 .and_then(|g| solve_for(theory, g, &conj_var))
                 .map(|r| {
                     if is_kernel(theory, &field_var) && !cross_time {

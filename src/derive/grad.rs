@@ -15,6 +15,8 @@
 //! ½ (E[f ĥ\[a\] ĥ\[b\]ᵀ] − E\[f\] E[ĥ\[a\] ĥ\[b\]ᵀ]). A cross-time block enters as
 //! ½ (C[t, s] + C[s, t]ᵀ), so [`gradient`] symmetrises over the pair, not within the block.
 
+use std::collections::HashMap;
+
 use crate::check::ir::{
     Builtin, Callee, ConjId, Covariance, Expr, ExprKind, FieldId, FieldKind, IndexExpr,
     MatrixFunction, Shape, Theory,
@@ -22,8 +24,8 @@ use crate::check::ir::{
 
 use super::DeriveError;
 use super::build::{
-    add, apply, div, expectation, inverse, mul, neg, node, number, sub, symmetric_part, trace,
-    transpose, zero,
+    add, apply, div, expectation, inverse, is_zero, mul, neg, node, number, sub, symmetric_part,
+    trace, transpose, zero,
 };
 
 /// What a gradient is taken with respect to: one concrete entry of a field or conjugate.
@@ -37,14 +39,15 @@ pub enum Variable {
 
 impl Variable {
     fn matches(&self, e: &Expr) -> bool {
-        let constants =
-            |indices: &[IndexExpr]| -> Vec<i64> { indices.iter().map(|i| i.constant).collect() };
+        let same = |indices: &[IndexExpr], idx: &[i64]| {
+            indices.len() == idx.len() && indices.iter().zip(idx).all(|(i, v)| i.constant == *v)
+        };
         match (&e.kind, self) {
             (ExprKind::Field { field, indices }, Variable::Field(f, idx)) => {
-                field == f && constants(indices) == *idx
+                field == f && same(indices, idx)
             }
             (ExprKind::Conjugate { conj, indices }, Variable::Conjugate(c, idx)) => {
-                conj == c && constants(indices) == *idx
+                conj == c && same(indices, idx)
             }
             _ => false,
         }
@@ -79,6 +82,17 @@ impl Variable {
 /// occurrences, plus the derivative of the family's Gaussian measure, which is symmetric as a
 /// whole already (Stein's lemma over the family, `family_measure_gradient`).
 pub fn gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, DeriveError> {
+    gradient_indexed(theory, e, var, None)
+}
+
+/// [`gradient`] of an expression with its [`DependenceIndex`] (taking many gradients of
+/// one action, one per layer).
+pub fn gradient_indexed(
+    theory: &Theory,
+    e: &Expr,
+    var: &Variable,
+    index: Option<&DependenceIndex>,
+) -> Result<Expr, DeriveError> {
     if let Some(partner) = family_partner(theory, var) {
         let direct = |v: &Variable| {
             let shape = v.expr(theory).shape;
@@ -87,6 +101,7 @@ pub fn gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, Deriv
                 var: v,
                 shape,
                 family: FamilyMeasure::Exclude,
+                index,
             }
             .grad(e)
         };
@@ -101,11 +116,12 @@ pub fn gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, Deriv
             var,
             shape: Shape::KERNEL,
             family: FamilyMeasure::Only,
+            index,
         }
         .grad(e)?;
         return Ok(add(symmetrised, measure));
     }
-    let g = raw_gradient(theory, e, var)?;
+    let g = raw_gradient_indexed(theory, e, var, index)?;
     Ok(if is_kernel(theory, var) {
         symmetric_part(g)
     } else {
@@ -118,14 +134,147 @@ pub fn gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, Deriv
 /// family, C̃[t, s] = R[t, s] with R the raw gradient's remainder solves the symmetrised
 /// condition too, because the measure part is symmetric over the family.
 pub fn raw_gradient(theory: &Theory, e: &Expr, var: &Variable) -> Result<Expr, DeriveError> {
+    raw_gradient_indexed(theory, e, var, None)
+}
+
+/// [`raw_gradient`] with the expression's [`DependenceIndex`].
+pub fn raw_gradient_indexed(
+    theory: &Theory,
+    e: &Expr,
+    var: &Variable,
+    index: Option<&DependenceIndex>,
+) -> Result<Expr, DeriveError> {
     let shape = var.expr(theory).shape;
     Gradient {
         theory,
         var,
         shape,
         family: FamilyMeasure::Include,
+        index,
     }
     .grad(e)
+}
+
+/// Which entries each node of one expression may mention, by the node's address: per field
+/// or conjugate, the lexicographic range of the index lists below the node (any index for a
+/// time family whose joint covariance an expectation uses). A gradient skips a node whose
+/// ranges exclude its variable: the partial sums of an unrolled `sum(l in 1..=L, …)`, a
+/// chain L deep, mention the layers up to their own only, so the gradient with respect to
+/// layer l stops at once on each of those below l instead of walking it.
+///
+/// Addresses are stable because the expression is borrowed for the index's lifetime: no
+/// other expression can live at the address of one of its nodes meanwhile, so a lookup of
+/// any other expression (one built while differentiating) finds nothing and is not pruned.
+pub struct DependenceIndex<'e> {
+    mentions: HashMap<*const Expr, Vec<Mention>>,
+    _expression: std::marker::PhantomData<&'e Expr>,
+}
+
+/// The entries of one field (`conjugate` false) or conjugate mentioned below a node.
+#[derive(Clone, Debug, PartialEq)]
+struct Mention {
+    conjugate: bool,
+    id: usize,
+    /// `None`: any index.
+    range: Option<(Vec<i64>, Vec<i64>)>,
+}
+
+impl<'e> DependenceIndex<'e> {
+    /// Indexes every node of `e`.
+    pub fn new(e: &'e Expr) -> Self {
+        let mut index = DependenceIndex {
+            mentions: HashMap::new(),
+            _expression: std::marker::PhantomData,
+        };
+        index.visit(e);
+        index
+    }
+
+    fn visit(&mut self, e: &Expr) -> Vec<Mention> {
+        let mut mentions = Vec::new();
+        let constants =
+            |indices: &[IndexExpr]| -> Vec<i64> { indices.iter().map(|i| i.constant).collect() };
+        match &e.kind {
+            ExprKind::Field { field, indices } => {
+                let idx = constants(indices);
+                merge(
+                    &mut mentions,
+                    Mention {
+                        conjugate: false,
+                        id: *field,
+                        range: Some((idx.clone(), idx)),
+                    },
+                );
+            }
+            ExprKind::Conjugate { conj, indices } => {
+                let idx = constants(indices);
+                merge(
+                    &mut mentions,
+                    Mention {
+                        conjugate: true,
+                        id: *conj,
+                        range: Some((idx.clone(), idx)),
+                    },
+                );
+            }
+            ExprKind::Expectation {
+                cov: Covariance::Family(f),
+                ..
+            } => merge(
+                &mut mentions,
+                Mention {
+                    conjugate: false,
+                    id: *f,
+                    range: None,
+                },
+            ),
+            _ => {}
+        }
+        let mut children = Vec::new();
+        crate::check::for_each_child(e, |c| children.push(c));
+        for child in children {
+            for mention in self.visit(child) {
+                merge(&mut mentions, mention);
+            }
+        }
+        self.mentions.insert(e as *const Expr, mentions.clone());
+        mentions
+    }
+
+    /// Whether `e` (a node of the indexed expression) certainly does not mention `var`;
+    /// false for any other expression.
+    fn excludes(&self, e: &Expr, var: &Variable) -> bool {
+        let Some(mentions) = self.mentions.get(&(e as *const Expr)) else {
+            return false;
+        };
+        let (conjugate, id, idx) = match var {
+            Variable::Field(f, idx) => (false, *f, idx),
+            Variable::Conjugate(c, idx) => (true, *c, idx),
+        };
+        !mentions.iter().any(|m| {
+            m.conjugate == conjugate
+                && m.id == id
+                && m.range
+                    .as_ref()
+                    .is_none_or(|(low, high)| low <= idx && idx <= high)
+        })
+    }
+}
+
+/// Adds `mention` to `mentions`, widening the range of the same field or conjugate.
+fn merge(mentions: &mut Vec<Mention>, mention: Mention) {
+    match mentions
+        .iter_mut()
+        .find(|m| m.conjugate == mention.conjugate && m.id == mention.id)
+    {
+        None => mentions.push(mention),
+        Some(existing) => {
+            existing.range = match (existing.range.take(), mention.range) {
+                (Some((low, high)), Some((l, h))) => Some((low.min(l), high.max(h))),
+                _ => None,
+            }
+        }
+    }
 }
 
 /// The partner `C[s, t]` of a block `C[t, s]` of a time family (itself on the diagonal).
@@ -160,12 +309,16 @@ struct Gradient<'a> {
     var: &'a Variable,
     shape: Shape,
     family: FamilyMeasure,
+    index: Option<&'a DependenceIndex<'a>>,
 }
 
 impl Gradient<'_> {
     fn depends(&self, e: &Expr) -> bool {
         if self.var.matches(e) {
             return true;
+        }
+        if self.index.is_some_and(|index| index.excludes(e, self.var)) {
+            return false;
         }
         let mut found = false;
         if let ExprKind::Expectation {
@@ -182,17 +335,42 @@ impl Gradient<'_> {
 
     /// ∇ of a scalar.
     fn grad(&self, e: &Expr) -> Result<Expr, DeriveError> {
+        if self.index.is_some_and(|index| index.excludes(e, self.var)) {
+            return Ok(zero(self.shape));
+        }
+        // Sums (and scalar products, which hold factored sums: N·(x + y + …)) go straight
+        // to their parts, each checked for dependence on its own: checking every partial sum
+        // of an unrolled `sum(l in 1..=L, …)` (a chain L deep) walked the whole chain at
+        // every level, O(L²) per gradient and O(L³) for the L equations. A factor whose
+        // gradient is zero is not copied (its copy would be multiplied by zero).
+        match &e.kind {
+            ExprKind::Add(a, b) => return Ok(add(self.grad(a)?, self.grad(b)?)),
+            ExprKind::Sub(a, b) => return Ok(sub(self.grad(a)?, self.grad(b)?)),
+            ExprKind::Mul(a, b) if a.shape.is_scalar() && b.shape.is_scalar() => {
+                let (grad_a, grad_b) = (self.grad(a)?, self.grad(b)?);
+                let times = |factor: &Expr, gradient: Expr| {
+                    if is_zero(&gradient) {
+                        mul(zero(factor.shape), gradient)
+                    } else {
+                        mul(factor.clone(), gradient)
+                    }
+                };
+                return Ok(add(times(a, grad_b), times(b, grad_a)));
+            }
+            ExprKind::Neg(a) => {
+                let inner = self.grad(a)?;
+                return Ok(if is_zero(&inner) {
+                    zero(self.shape)
+                } else {
+                    neg(inner)
+                });
+            }
+            _ => {}
+        }
         if !self.depends(e) {
             return Ok(zero(self.shape));
         }
         Ok(match &e.kind {
-            ExprKind::Neg(a) => neg(self.grad(a)?),
-            ExprKind::Add(a, b) => add(self.grad(a)?, self.grad(b)?),
-            ExprKind::Sub(a, b) => sub(self.grad(a)?, self.grad(b)?),
-            ExprKind::Mul(a, b) if a.shape.is_scalar() && b.shape.is_scalar() => add(
-                mul((**a).clone(), self.grad(b)?),
-                mul((**b).clone(), self.grad(a)?),
-            ),
             // a 1×1 product of matrices and vectors: its own trace
             ExprKind::Mul(..) => self.grad_trace(None, e)?,
             ExprKind::Div(a, b) => {
@@ -545,6 +723,77 @@ mod tests {
             .collect();
         let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).expect("unrolls");
         (theory, action)
+    }
+
+    /// The example `name` unrolled with the integer parameter `int` = `value`.
+    fn unrolled(name: &str, int: &str, value: i64) -> (Theory, Expr) {
+        let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
+        let source = std::fs::read_to_string(&path).expect("example");
+        let theory = crate::compile(&source, &path).expect("checks");
+        let ints: Vec<i64> = theory
+            .params
+            .iter()
+            .map(|p| if p.name == int { value } else { 0 })
+            .collect();
+        let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).expect("unrolls");
+        (theory, action)
+    }
+
+    #[test]
+    fn the_dependence_index_changes_no_gradient() {
+        for (name, int, value) in [
+            ("deep_erf", "L", 6),
+            ("deep_tanh", "L", 3),
+            ("binary_threshold", "L", 3),
+            ("recurrent_erf", "T", 3),
+        ] {
+            let (theory, action) = unrolled(name, int, value);
+            let index = DependenceIndex::new(&action);
+            let mut variables = Vec::new();
+            for l in 0..=value {
+                for id in 0..theory.fields.len() {
+                    variables.push(Variable::Field(id, vec![l]));
+                    variables.push(Variable::Field(id, vec![l, l]));
+                    variables.push(Variable::Field(id, vec![l, (l + 1).min(value)]));
+                }
+                for id in 0..theory.conjugates.len() {
+                    variables.push(Variable::Conjugate(id, vec![l]));
+                    variables.push(Variable::Conjugate(id, vec![l, l]));
+                }
+            }
+            let mut nonzero = 0;
+            for var in &variables {
+                let plain = gradient(&theory, &action, var);
+                let indexed = gradient_indexed(&theory, &action, var, Some(&index));
+                assert_eq!(plain, indexed, "{name}: {var:?}");
+                let raw = raw_gradient(&theory, &action, var);
+                let raw_indexed = raw_gradient_indexed(&theory, &action, var, Some(&index));
+                assert_eq!(raw, raw_indexed, "{name}: raw {var:?}");
+                nonzero += usize::from(plain.is_ok_and(|g| !is_zero(&g)));
+            }
+            assert!(
+                nonzero >= value as usize,
+                "{name}: only {nonzero} gradients"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dependence_index_prunes_the_partial_sums_below_a_layer() {
+        let (_, action) = unrolled("deep_erf", "L", 6);
+        let index = DependenceIndex::new(&action);
+        // the root mentions every layer; some partial sum of the chain mentions no C̃[6]
+        let last = Variable::Conjugate(0, vec![6]);
+        assert!(!index.excludes(&action, &last));
+        let mut node = &action;
+        let mut pruned = false;
+        while let ExprKind::Add(a, _) | ExprKind::Sub(a, _) = &node.kind {
+            pruned |= index.excludes(a, &last);
+            node = a;
+        }
+        assert!(pruned, "no partial sum was excluded");
+        // an expression built elsewhere is never pruned
+        assert!(!index.excludes(&action.clone(), &Variable::Conjugate(0, vec![99])));
     }
 
     #[test]

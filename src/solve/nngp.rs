@@ -275,6 +275,11 @@ pub fn nngp_kernels(
         kind: FieldKind,
         program: Program,
         given: Vec<Array2<f64>>,
+        /// The entries it reads ([`input_keys`], parsed once: the loops below ask for them
+        /// once per other equation, L² times for a depth-L network).
+        inputs: Vec<EntryKey>,
+        /// Whether every slot names an entry or a given matrix.
+        resolvable: bool,
     }
     let mut forward = Vec::new();
     for eq in &equations.forward {
@@ -300,11 +305,18 @@ pub fn nngp_kernels(
         for g in &formula.given {
             given.push(evaluate_matrix(theory, &params, x, y, &kernels, g, &name)?);
         }
+        let inputs = input_keys(theory, &program);
+        let resolvable = program
+            .slots
+            .iter()
+            .all(|slot| slot_source(theory, slot).is_some());
         forward.push(Compiled {
             key,
             kind,
             program,
             given,
+            inputs,
+            resolvable,
         });
     }
 
@@ -320,7 +332,7 @@ pub fn nngp_kernels(
             && matches!(&settings.keep, Keep::Only(keep) if !keep.contains(&key))
             && forward
                 .iter()
-                .filter(|c| input_keys(theory, &c.program).contains(&key))
+                .filter(|c| c.inputs.contains(&key))
                 .all(|c| reads_upper_triangle_only(theory, &c.program, c.kind, &c.key, &key));
         let value = match evaluate_value_triangle(
             theory, &params, x, y, &kernels, &body, &name, upper_only,
@@ -334,8 +346,8 @@ pub fn nngp_kernels(
     // How many equations still read each entry (for dropping what is no longer needed).
     let mut uses: HashMap<EntryKey, usize> = HashMap::new();
     for c in &forward {
-        for key in input_keys(theory, &c.program) {
-            *uses.entry(key).or_insert(0) += 1;
+        for key in &c.inputs {
+            *uses.entry(key.clone()).or_insert(0) += 1;
         }
     }
     let mut remaining: Vec<Compiled> = forward;
@@ -348,12 +360,7 @@ pub fn nngp_kernels(
     let mut chains: HashMap<EntryKey, Chain> = HashMap::new();
     while !remaining.is_empty() {
         let ready = remaining.iter().position(|c| {
-            c.program.slots.iter().all(|s| {
-                slot_source(theory, s).is_some_and(|src| match src {
-                    SlotSource::Field(key, _) => kernels.entries.contains_key(&key),
-                    SlotSource::Given(..) => true,
-                })
-            })
+            c.resolvable && c.inputs.iter().all(|key| kernels.entries.contains_key(key))
         });
         let Some(i) = ready else {
             let names: Vec<String> = remaining
@@ -369,7 +376,7 @@ pub fn nngp_kernels(
         let upper_only = matches!(&settings.keep, Keep::Only(keep) if !keep.contains(&c.key))
             && remaining
                 .iter()
-                .filter(|r| input_keys(theory, &r.program).contains(&c.key))
+                .filter(|r| r.inputs.contains(&c.key))
                 .all(|r| reads_upper_triangle_only(theory, &r.program, r.kind, &r.key, &c.key));
         // A closed-form pair map of one kernel that is dropped after this equation, or
         // that is itself a link of a chain, extends the chain; the chain is applied in one
@@ -400,7 +407,7 @@ pub fn nngp_kernels(
             // the only reader is the next link: defer
             let readers: Vec<&Compiled> = remaining
                 .iter()
-                .filter(|r| input_keys(theory, &r.program).contains(&c.key))
+                .filter(|r| r.inputs.contains(&c.key))
                 .collect();
             let next_is_link = upper_only
                 && readers.len() == 1
@@ -431,11 +438,11 @@ pub fn nngp_kernels(
                 out
             }
         } else {
-            for key in input_keys(theory, &c.program) {
-                if chains.contains_key(&key) {
+            for key in &c.inputs {
+                if chains.contains_key(key) {
                     return Err(NngpError::Stuck(format!(
                         "{name} reads {}, deferred in a chain of pair maps",
-                        Kernels::name(theory, &key)
+                        Kernels::name(theory, key)
                     )));
                 }
             }
@@ -459,14 +466,14 @@ pub fn nngp_kernels(
         kernels.order.push(c.key.clone());
         kernels.entries.insert(c.key.clone(), value);
         if let Keep::Only(keep) = &settings.keep {
-            for key in input_keys(theory, &c.program) {
-                let left = uses.get_mut(&key).map(|n| {
+            for key in &c.inputs {
+                let left = uses.get_mut(key).map(|n| {
                     *n -= 1;
                     *n
                 });
                 if left == Some(0)
-                    && !keep.contains(&key)
-                    && let Some(buffer) = kernels.entries.remove(&key)
+                    && !keep.contains(key)
+                    && let Some(buffer) = kernels.entries.remove(key)
                 {
                     spare.push(buffer);
                 }
