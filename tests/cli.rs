@@ -465,3 +465,32 @@ fn a_closed_pipe_ends_the_output_quietly() {
     assert!(out.status.success(), "status {:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Usage errors are user errors (exit code 1, as DESIGN.md's contract says), a quadrature
+/// order out of range is refused at the command line with its range, and help succeeds.
+#[test]
+fn usage_errors_exit_with_one() {
+    let x = temp_file("xu.csv", X);
+    let x = x.to_str().expect("path");
+    let (code, _, err) = saddle(&["kernel", "examples/deep_erf.action", "--bogus"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--bogus"), "{err}");
+    for order in ["0", "5001"] {
+        let (code, _, err) = saddle(&[
+            "kernel",
+            "examples/deep_tanh.action",
+            "--x",
+            x,
+            "--quadrature",
+            order,
+        ]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("--quadrature") && err.contains("1..=5000"),
+            "{err}"
+        );
+    }
+    let (code, out, err) = saddle(&["--help"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kernel"), "{out}");
+}

@@ -45,7 +45,7 @@ pub struct KernelArgs {
     /// Gauss–Hermite order for expectations without a closed form, per pattern pair. Tanh
     /// and smooth user functions go through the Mehler expansion instead; its per-pair
     /// fallback uses this order or 160, whichever is higher.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, value_parser = super::quadrature_order())]
     pub quadrature: usize,
 }
 

@@ -101,7 +101,19 @@ impl From<Diagnostics> for CliError {
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error (unknown flag, a value out of range) is a user error: exit code 1, not
+    // clap's 2; `--help` and `--version` print and succeed.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.exit_code() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+    };
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
@@ -162,4 +174,11 @@ pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
         eprintln!("saddle: writing the output: {e}");
         std::process::exit(1);
     }
+}
+
+/// `--quadrature`: a Gauss–Hermite order the rules can be built for, refused with the range
+/// at the command line rather than deep inside a computation.
+fn quadrature_order() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new()
+        .range(1..=crate::numeric::quad::MAX_ORDER as u64)
 }

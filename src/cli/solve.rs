@@ -59,7 +59,7 @@ pub struct SolveArgs {
     /// 80; tanh and smooth user functions go through the Mehler expansion, whose per-pair
     /// fallback uses this order or 160, whichever is higher), per dimension of the
     /// P-dimensional tilted expectations (`map`, `linear`, default 64).
-    #[arg(long)]
+    #[arg(long, value_parser = super::quadrature_order())]
     pub quadrature: Option<usize>,
 }
 
