@@ -494,3 +494,36 @@ fn usage_errors_exit_with_one() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("kernel"), "{out}");
 }
+
+/// A failure inside an expression of the action at finite width is shown where the
+/// expression is written: file:line:col with a caret, as the checker's diagnostics are.
+#[test]
+fn finite_width_evaluation_errors_point_into_the_action() {
+    let (x, y) = (temp_file("xn.csv", X), temp_file("yn.csv", Y));
+    let (x, y) = (x.to_str().expect("path"), y.to_str().expect("path"));
+    let (code, _, err) = saddle(&[
+        "solve",
+        "examples/deep_erf.action",
+        "--x",
+        x,
+        "--y",
+        y,
+        "--method",
+        "map",
+        "--set",
+        "N=0",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    // `g / N` on the line of the expectation in examples/deep_erf.action
+    let line = include_str!("../examples/deep_erf.action")
+        .lines()
+        .position(|l| l.contains("g / N"))
+        .expect("the line with g / N")
+        + 1;
+    assert!(
+        err.contains(&format!("examples/deep_erf.action:{line}:")),
+        "{err}"
+    );
+    assert!(err.contains("division by zero"), "{err}");
+    assert!(!err.contains("source bytes"), "{err}");
+}

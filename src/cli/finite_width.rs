@@ -9,9 +9,11 @@ use super::CliError;
 use super::options::{matrix_json, params_json, write_npy};
 use super::solve::{Method, SolveArgs};
 use crate::check::ir::Theory;
+use crate::numeric::action::ActionError;
 use crate::solve::fluctuation::{FluctuationSettings, Order, linear_response};
 use crate::solve::nngp::parameter_values;
 use crate::solve::saddle_point::{SaddleSettings, saddle_point};
+use crate::syntax::{Diagnostic, Diagnostics};
 
 /// One layer's result, whichever method produced it.
 struct LayerOut {
@@ -41,7 +43,8 @@ pub fn run(
             quadrature_order: quadrature,
             ..SaddleSettings::default()
         };
-        let s = saddle_point(theory, x, Some(y), &settings).map_err(|e| usage(&e))?;
+        let s = saddle_point(theory, x, Some(y), &settings)
+            .map_err(|e| solver_error(&e, &args.file))?;
         let extra = json!({ "iterations": s.iterations, "residual": s.residual });
         let layers = s
             .layers
@@ -61,7 +64,8 @@ pub fn run(
             quadrature_order: quadrature,
             order: Order::Full,
         };
-        let f = linear_response(theory, x, Some(y), &settings).map_err(|e| usage(&e))?;
+        let f = linear_response(theory, x, Some(y), &settings)
+            .map_err(|e| solver_error(&e, &args.file))?;
         let layers = f
             .layers
             .into_iter()
@@ -150,4 +154,28 @@ fn compact(m: &Array2<f64>) -> String {
         })
         .collect();
     format!("[{}]", rows.join(", "))
+}
+
+/// An error of a finite-width solver. One that arose in an expression of the action is shown
+/// where that expression is written (file:line:col with a caret), as the checker's are.
+fn solver_error(error: &(dyn std::error::Error + 'static), file: &std::path::Path) -> CliError {
+    let message = error.to_string();
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(context) = e
+            .downcast_ref::<ActionError>()
+            .and_then(ActionError::context)
+            && let Some(span) = context.span
+            && let Ok(source) = super::read_source(file)
+            && span.end <= source.len()
+        {
+            let message = message.replace(&context.to_string(), &context.what);
+            let diagnostic =
+                Diagnostic::new("saddle::evaluation", message, span, context.what.clone());
+            let file_name = super::display_name(file);
+            return Diagnostics::new(&file_name, &source, vec![diagnostic]).into();
+        }
+        cause = e.source();
+    }
+    CliError::Usage(message)
 }

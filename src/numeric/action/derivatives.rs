@@ -92,7 +92,7 @@ fn finite(value: f64, name: impl FnOnce() -> String) -> Result<f64, ActionError>
         Ok(value)
     } else {
         Err(ActionError::NotFinite {
-            what: name(),
+            what: name().into(),
             value,
         })
     }

@@ -3,6 +3,44 @@
 
 use super::dense::DenseError;
 use crate::numeric::quad::QuadError;
+use crate::syntax::Span;
+
+/// What was being evaluated when an evaluation failed, and where it is written in the
+/// `.action` source when that is known (a byte span; the command line shows it as
+/// file:line:col with a caret, see [`ActionError::context`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Context {
+    /// What, in words: `division by zero`, `expectation over `h``.
+    pub what: String,
+    /// Where in the source.
+    pub span: Option<Span>,
+}
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.span {
+            Some(span) => write!(
+                f,
+                "{} (source bytes {}..{})",
+                self.what, span.start, span.end
+            ),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+// Boxed in the errors: a failure stays small on the happy path's `Result`s.
+impl From<&str> for Box<Context> {
+    fn from(what: &str) -> Self {
+        what.to_string().into()
+    }
+}
+
+impl From<String> for Box<Context> {
+    fn from(what: String) -> Self {
+        Box::new(Context { what, span: None })
+    }
+}
 
 /// A failed evaluation of the action, its gradient or its Hessian.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -64,7 +102,7 @@ pub enum ActionError {
     #[error("{context}: {source}")]
     LinearAlgebra {
         /// Where it arose, with the source location.
-        context: String,
+        context: Box<Context>,
         /// The failure.
         source: DenseError,
     },
@@ -75,7 +113,7 @@ pub enum ActionError {
     )]
     TooManyNodes {
         /// Where it arose.
-        context: String,
+        context: Box<Context>,
         /// Nodes per dimension.
         order: usize,
         /// Integration dimensions.
@@ -91,7 +129,7 @@ pub enum ActionError {
     #[error("{context}: {reason}")]
     Unsupported {
         /// Where it arose.
-        context: String,
+        context: Box<Context>,
         /// What is not supported.
         reason: String,
     },
@@ -99,8 +137,21 @@ pub enum ActionError {
     #[error("{what} is not finite ({value})")]
     NotFinite {
         /// What was computed.
-        what: String,
+        what: Box<Context>,
         /// The offending value.
         value: f64,
     },
+}
+
+impl ActionError {
+    /// What was being evaluated and where, for the failures that know it.
+    pub fn context(&self) -> Option<&Context> {
+        match self {
+            ActionError::LinearAlgebra { context, .. }
+            | ActionError::TooManyNodes { context, .. }
+            | ActionError::Unsupported { context, .. } => Some(&**context),
+            ActionError::NotFinite { what, .. } => Some(&**what),
+            _ => None,
+        }
+    }
 }

@@ -241,7 +241,7 @@ fn failures_are_errors_not_panics() {
     let error = deep.gradient(&bad).unwrap_err();
     assert!(
         matches!(&error, ActionError::LinearAlgebra { context, source: DenseError::NotPositiveDefinite { .. } }
-            if context.contains("covariance of the expectation over `h`")),
+            if context.what.contains("covariance of the expectation over `h`")),
         "{error}"
     );
 

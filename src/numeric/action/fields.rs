@@ -54,7 +54,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                     (a.clone() + b.clone()) * 0.5
                 })
                 .map_err(|source| ActionError::LinearAlgebra {
-                    context: format!("symmetrising `{name}`"),
+                    context: format!("symmetrising `{name}`").into(),
                     source,
                 })?
             }
@@ -79,7 +79,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
                 let block = &self.values[*offset..*offset + patterns * cols];
                 Dense::from_vec(patterns, cols, block.to_vec()).map_err(|source| {
                     ActionError::LinearAlgebra {
-                        context: name(),
+                        context: name().into(),
                         source,
                     }
                 })
@@ -136,7 +136,7 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         let cols = block.len() / patterns;
         Dense::from_vec(patterns, cols, self.values[block].to_vec()).map_err(|source| {
             ActionError::LinearAlgebra {
-                context: name,
+                context: name.into(),
                 source,
             }
         })

@@ -63,7 +63,7 @@ pub mod variables;
 
 pub use dense::{Dense, DenseError};
 pub use derivatives::ValueGradientHessian;
-pub use error::ActionError;
+pub use error::{ActionError, Context};
 pub use eval::ActionEvaluator;
 pub use expectation::MAX_NODES;
 pub use variables::{Owner, Variable, Variables};

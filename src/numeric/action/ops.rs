@@ -15,9 +15,12 @@ use crate::check::ir::{Builtin, Expr, MatrixFunction};
 use crate::numeric::special::ErfDual;
 use crate::syntax::Span;
 
-/// `what (source bytes a..b)`: where an error arose.
-pub(crate) fn context(what: &str, span: Span) -> String {
-    format!("{what} (source bytes {}..{})", span.start, span.end)
+/// What was evaluated where an error arose.
+pub(crate) fn context(what: &str, span: Span) -> Box<super::error::Context> {
+    Box::new(super::error::Context {
+        what: what.to_string(),
+        span: Some(span),
+    })
 }
 
 /// Wraps a linear-algebra failure with the expression it arose in.
