@@ -191,44 +191,26 @@ impl<'e> DependenceIndex<'e> {
     }
 
     fn visit(&mut self, e: &Expr) -> Vec<Mention> {
-        let mut mentions = Vec::new();
-        let constants =
-            |indices: &[IndexExpr]| -> Vec<i64> { indices.iter().map(|i| i.constant).collect() };
-        match &e.kind {
-            ExprKind::Field { field, indices } => {
-                let idx = constants(indices);
-                merge(
-                    &mut mentions,
-                    Mention {
-                        conjugate: false,
-                        id: *field,
-                        range: Some((idx.clone(), idx)),
-                    },
-                );
-            }
+        let constants = |indices: &[IndexExpr]| indices.iter().map(|i| i.constant).collect();
+        let single = |idx: Vec<i64>| Some((idx.clone(), idx));
+        let own = match &e.kind {
+            ExprKind::Field { field, indices } => Some((false, *field, single(constants(indices)))),
             ExprKind::Conjugate { conj, indices } => {
-                let idx = constants(indices);
-                merge(
-                    &mut mentions,
-                    Mention {
-                        conjugate: true,
-                        id: *conj,
-                        range: Some((idx.clone(), idx)),
-                    },
-                );
+                Some((true, *conj, single(constants(indices))))
             }
             ExprKind::Expectation {
                 cov: Covariance::Family(f),
                 ..
-            } => merge(
-                &mut mentions,
-                Mention {
-                    conjugate: false,
-                    id: *f,
-                    range: None,
-                },
-            ),
-            _ => {}
+            } => Some((false, *f, None)),
+            _ => None,
+        };
+        let mut mentions = Vec::new();
+        if let Some((conjugate, id, range)) = own {
+            mentions.push(Mention {
+                conjugate,
+                id,
+                range,
+            });
         }
         let mut children = Vec::new();
         crate::check::for_each_child(e, |c| children.push(c));
