@@ -115,6 +115,11 @@ fn comment() -> impl Strategy<Value = String> {
     "[ a-zA-Z0-9×κ/()=+-]{0,20}[a-z]".prop_map(|s| s)
 }
 
+/// A comment line above a declaration, as the AST keeps it: with its `//`, possibly bare.
+fn comment_line() -> impl Strategy<Value = String> {
+    "([ a-zA-Z0-9×κ/()=+-]{0,20}[a-z])?".prop_map(|s| format!("//{s}"))
+}
+
 fn item_kind() -> impl Strategy<Value = ItemKind> {
     let names = || prop::collection::vec(ident(), 0..3);
     prop_oneof![
@@ -185,7 +190,7 @@ fn item_kind() -> impl Strategy<Value = ItemKind> {
 fn file() -> impl Strategy<Value = File> {
     let item = (
         item_kind(),
-        prop::collection::vec(comment(), 0..2),
+        prop::collection::vec(comment_line(), 0..2),
         prop::option::of(comment()),
         any::<bool>(),
     )
@@ -200,7 +205,7 @@ fn file() -> impl Strategy<Value = File> {
         );
     (
         prop::collection::vec(item, 0..6),
-        prop::collection::vec(comment(), 0..2),
+        prop::collection::vec(comment_line(), 0..2),
     )
         .prop_map(|(mut items, end_comments)| {
             if let Some(first) = items.first_mut() {

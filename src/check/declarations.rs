@@ -253,6 +253,28 @@ impl Checker {
 
     fn declare_param(&mut self, p: &ast::ParamDecl) {
         let ty = p.declared_type.unwrap_or(ParamType::Real);
+        if ty == ParamType::Int
+            && p.default.value.fract() == 0.0
+            && super::bind::value_problem(ty, p.default.value).is_some()
+        {
+            self.error(
+                Diagnostic::new(
+                    "saddle::int_param_out_of_range",
+                    format!(
+                        "`{}` is an `int` parameter, but its default `{}` is outside 0..={}",
+                        p.name.name,
+                        p.default.value,
+                        super::MAX_INT_PARAM
+                    ),
+                    p.default.span,
+                    "out of range",
+                )
+                .with_help(
+                    "depths and numbers of time steps are bounded by 10000: unrolled sums and \
+                     kernel families beyond it would not fit in memory",
+                ),
+            );
+        }
         if ty == ParamType::Int && p.default.value.fract() != 0.0 {
             self.error(
                 Diagnostic::new(

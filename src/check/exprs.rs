@@ -478,6 +478,10 @@ impl Checker {
             func.span,
             "not defined",
         );
+        if let Some(help) = super::suggest::builtin_alias(&func.name) {
+            self.error(diagnostic.with_help(help));
+            return;
+        }
         diagnostic =
             match super::suggest::closest(&func.name, candidates.iter().map(String::as_str)) {
                 Some(best) => diagnostic.with_help(format!("did you mean `{best}`?")),

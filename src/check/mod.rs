@@ -8,6 +8,7 @@
 //! either defined or conjugated (never both, never twice) and that definitions have no
 //! cycles. It collects all problems instead of stopping at the first.
 
+pub mod bind;
 mod coverage;
 mod declarations;
 mod exprs;
@@ -18,6 +19,7 @@ mod suggest;
 use std::collections::HashMap;
 
 pub(crate) use coverage::for_each_child;
+pub use bind::{BindError, MAX_INT_PARAM};
 pub use ir::Theory;
 pub use suggest::closest as closest_name;
 

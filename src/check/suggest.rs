@@ -57,13 +57,99 @@ impl Checker {
             ident.span,
             "not declared",
         );
-        if let Some(best) = closest(&ident.name, names.iter().map(String::as_str)) {
+        if let Some(help) = builtin_alias(&ident.name) {
+            diagnostic = diagnostic.with_help(help);
+        } else if let Some(help) = self.undeclared_conjugate(&ident.name) {
+            diagnostic.message = format!(
+                "unknown name `{}`: it looks like a conjugate kernel that is not declared",
+                ident.name
+            );
+            diagnostic = diagnostic.with_help(help);
+        } else if let Some(help) = self.argument_outside_its_function(&ident.name) {
+            diagnostic = diagnostic.with_help(help);
+        } else if let Some(best) = closest(&ident.name, names.iter().map(String::as_str)) {
             diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
         } else {
             diagnostic =
                 diagnostic.with_help("declare it with `param`, `kernel`, `mean`, `conj` or `data`");
         }
         self.error(diagnostic);
+    }
+}
+
+/// What to write instead of a name other languages use for a built-in (`log`, `det`,
+/// `trace`, …).
+pub fn builtin_alias(name: &str) -> Option<String> {
+    let (instead, why) = match name {
+        "log" | "Log" => ("ln", "the natural logarithm"),
+        "det" | "Det" => (
+            "logdet",
+            "ln det A, the form actions use (det itself overflows for P×P kernels)",
+        ),
+        "trace" | "Tr" | "Trace" => ("tr", "the trace"),
+        "inverse" | "Inv" => ("inv", "the matrix inverse"),
+        "arcsin" => ("asin", "the inverse sine"),
+        "arccos" => ("acos", "the inverse cosine"),
+        "arctan" => ("atan", "the inverse tangent"),
+        "sgn" | "signum" => ("sign", "±1 by the sign"),
+        "heaviside" | "Heaviside" => ("step", "the unit step"),
+        "ReLU" | "Relu" => ("relu", "max(x, 0)"),
+        "expect" | "Expect" | "expectation" => ("E[f | h ~ N(m, K)]", "a Gaussian expectation"),
+        _ => return None,
+    };
+    Some(format!("saddle writes {why} as `{instead}`"))
+}
+
+impl Checker {
+    /// A hint for `Ct` when a field `C` exists: the name looks like its conjugate, which
+    /// needs a `conj` declaration.
+    fn undeclared_conjugate(&self, name: &str) -> Option<String> {
+        const SUFFIXES: [&str; 8] = ["t", "_t", "tilde", "_tilde", "hat", "_hat", "T", "c"];
+        SUFFIXES.iter().find_map(|suffix| {
+            let base = name.strip_suffix(suffix).filter(|b| !b.is_empty())?;
+            let field = self.fields.iter().find(|f| f.name == base)?;
+            let vars: Vec<&str> = field.indices.iter().map(|b| b.var.as_str()).collect();
+            let indexed = |n: &str| {
+                if vars.is_empty() {
+                    n.to_string()
+                } else {
+                    format!("{n}[{}]", vars.join(", "))
+                }
+            };
+            let ranges: Vec<String> = vars.iter().map(|v| format!("{v} in 1..=…")).collect();
+            let ranges = if ranges.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", ranges.join(", "))
+            };
+            Some(format!(
+                "declare it as the conjugate of `{base}`: `conj {} of {}{ranges}` (over the \
+                 entries the saddle point determines)",
+                indexed(name),
+                indexed(base)
+            ))
+        })
+    }
+
+    /// A hint for a user function's argument name used outside that function's body (as
+    /// in `E[phi(x) … | h ~ N(0, C)]`): inside an expectation the variable is the random one.
+    fn argument_outside_its_function(&self, name: &str) -> Option<String> {
+        let function = self
+            .functions
+            .iter()
+            .find(|f| f.params.iter().any(|p| p == name))?;
+        let inside = match self.random_scope.last() {
+            Some(random) => format!(
+                "; inside this expectation the variable is `{}`: write `{}({})`",
+                random.name, function.name, random.name
+            ),
+            None => String::new(),
+        };
+        Some(format!(
+            "`{name}` is the argument of `{}({})` and exists only in its definition{inside}",
+            function.name,
+            function.params.join(", ")
+        ))
     }
 }
 

@@ -15,6 +15,49 @@ use crate::solve::nngp::parameter_values;
 use crate::solve::saddle_point::{SaddleSettings, saddle_point};
 use crate::syntax::{Diagnostic, Diagnostics};
 
+/// What every finite-width method needs of the parameters, checked before solving so the
+/// error names the parameter and its value: a positive, finite width `N` (the theory's
+/// width parameter, when it has one) and a readout noise κ ≥ 0 (the identity part of the
+/// data term's `inv(K + κ·I)`, as `nngp` requires).
+fn check_finite_width_setting(
+    theory: &Theory,
+    params: &[f64],
+    x: ArrayView2<f64>,
+    overrides: &[(String, f64)],
+) -> Result<f64, CliError> {
+    if let Some(id) = theory.param("N")
+        && !(params[id] > 0.0)
+    {
+        return Err(CliError::Usage(format!(
+            "parameter `N` = {}: the width must be positive (the finite-width terms divide by it)",
+            params[id]
+        )));
+    }
+    let settings = crate::solve::nngp::NngpSettings {
+        overrides: overrides.to_vec(),
+        ..crate::solve::nngp::NngpSettings::default()
+    };
+    let (_, noise, _) = crate::solve::predict::readout_kernel(theory, x, None, &settings)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    if !(noise.is_finite() && noise >= 0.0) {
+        return Err(CliError::Usage(format!(
+            "the readout noise κ = {noise} (the identity part of the data term's \
+             `inv(K + κ·I)`, from {}) must be finite and ≥ 0",
+            describe_noise_params(theory)
+        )));
+    }
+    Ok(noise)
+}
+
+/// "`kappa`" when the theory has a parameter of that name, else a general phrase.
+fn describe_noise_params(theory: &Theory) -> String {
+    theory
+        .params
+        .iter()
+        .find(|p| matches!(p.name.as_str(), "kappa" | "κ" | "noise" | "sigma2"))
+        .map_or_else(|| "the parameters".to_string(), |p| format!("`{}`", p.name))
+}
+
 /// One layer's result, whichever method produced it.
 struct LayerOut {
     name: String,
@@ -37,6 +80,10 @@ pub fn run(
     let (json_out, out) = (args.json, args.out.as_deref());
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
     let params = parameter_values(theory, overrides).map_err(|e| usage(&e))?;
+    let noise = check_finite_width_setting(theory, &params, x, overrides)?;
+    let solver_error = |e: &(dyn std::error::Error + 'static), file: &std::path::Path| {
+        solver_error(e, file, noise)
+    };
     let (layers, width, extra) = if map {
         let settings = SaddleSettings {
             overrides: overrides.to_vec(),
@@ -158,14 +205,26 @@ fn compact(m: &Array2<f64>) -> String {
 
 /// An error of a finite-width solver. One that arose in an expression of the action is shown
 /// where that expression is written (file:line:col with a caret), as the checker's are.
-fn solver_error(error: &(dyn std::error::Error + 'static), file: &std::path::Path) -> CliError {
-    let message = error.to_string();
+fn solver_error(
+    error: &(dyn std::error::Error + 'static),
+    file: &std::path::Path,
+    noise: f64,
+) -> CliError {
+    let mut message = error.to_string();
+    if message.contains("singular") && noise == 0.0 {
+        message.push_str(
+            "; with readout noise κ = 0 a kernel that is singular on the inputs (duplicate or \
+             collinear patterns) has no inverse: set κ > 0 (`--set kappa=…`)",
+        );
+    }
     let mut cause = Some(error);
     while let Some(e) = cause {
         if let Some(context) = e
             .downcast_ref::<ActionError>()
             .and_then(ActionError::context)
             && let Some(span) = context.span
+            // derived expressions carry no source position: those are said in words
+            && !span.is_empty()
             && let Ok(source) = super::read_source(file)
             && span.end <= source.len()
         {

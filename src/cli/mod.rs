@@ -136,15 +136,15 @@ fn report(error: &CliError) {
     match error {
         CliError::Diagnostics(d) => {
             let color = std::io::stderr().is_terminal();
-            eprint!("{}", d.render(color));
             let n = d.items.len();
-            eprintln!(
-                "saddle: {n} problem{} in {}",
+            emit_error(format_args!(
+                "{}saddle: {n} problem{} in {}\n",
+                d.render(color),
                 if n == 1 { "" } else { "s" },
                 d.file_name
-            );
+            ));
         }
-        other => eprintln!("saddle: {other}"),
+        other => emit_error(format_args!("saddle: {other}\n")),
     }
 }
 
@@ -171,9 +171,18 @@ pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("saddle: writing the output: {e}");
+        emit_error(format_args!("saddle: writing the output: {e}\n"));
         std::process::exit(1);
     }
+}
+
+/// Writes to stderr, ignoring failures: a reader that closed the pipe
+/// (`saddle check bad.action 2>&1 | head -1`) has taken what it wanted, and the exit code
+/// already says what happened (`eprintln!` would panic there).
+pub(crate) fn emit_error(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_fmt(args).and_then(|()| stderr.flush());
 }
 
 /// `--quadrature`: a Gauss–Hermite order the rules can be built for, refused with the range

@@ -58,21 +58,11 @@ fn derive_equations(
     overrides: &[(String, f64)],
     with_backward: bool,
 ) -> Result<Equations, DeriveError> {
+    let values = theory.bind(overrides)?;
     let mut ints: Vec<i64> = Vec::new();
     let mut int_params = Vec::new();
-    for p in &theory.params {
-        let value = overrides
-            .iter()
-            .find(|(n, _)| *n == p.name)
-            .map_or(p.default, |(_, v)| *v);
+    for (p, &value) in theory.params.iter().zip(&values) {
         if p.ty == ParamType::Int {
-            if value.fract() != 0.0 || !(0.0..=10_000.0).contains(&value) {
-                return Err(DeriveError::BadIntParam {
-                    name: p.name.clone(),
-                    value,
-                    reason: "an integer between 0 and 10000 is needed".into(),
-                });
-            }
             int_params.push((p.name.clone(), value as i64));
         }
         ints.push(if p.ty == ParamType::Int {

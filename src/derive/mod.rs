@@ -29,14 +29,7 @@ pub enum DeriveError {
     /// A construct the derivation does not handle (yet), said in words.
     #[error("{0}")]
     Unsupported(String),
-    /// An `int` parameter value that makes no sense.
-    #[error("the integer parameter `{name}` = {value} is out of range: {reason}")]
-    BadIntParam {
-        /// Its name.
-        name: String,
-        /// The value given.
-        value: f64,
-        /// Why it is rejected.
-        reason: String,
-    },
+    /// A parameter value that cannot be bound (see [`crate::check::bind`]).
+    #[error(transparent)]
+    Bind(#[from] crate::check::BindError),
 }

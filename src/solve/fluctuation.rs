@@ -129,6 +129,12 @@ pub enum FluctuationError {
     /// A theory outside what the solver handles.
     #[error("{0}")]
     Unsupported(String),
+    /// A quadrature too coarse to resolve the four-point expectations.
+    #[error(
+        "quadrature order {0}: at least {MIN_QUADRATURE_ORDER} nodes per dimension are needed \
+         (fewer make the fluctuation terms vanish)"
+    )]
+    BadQuadrature(usize),
     /// The targets are missing.
     #[error("the fluctuation system needs targets Y (the data term is its source)")]
     MissingTargets,
@@ -142,6 +148,11 @@ pub enum FluctuationError {
     },
 }
 
+/// The fewest Gauss–Hermite nodes per dimension the finite-width solvers accept: one node
+/// sits at the mean and makes every covariance vanish (all corrections zero), and the
+/// fourth moments of the Hessian blocks need a few more.
+pub const MIN_QUADRATURE_ORDER: usize = 4;
+
 /// The linearised saddle point of `theory` on inputs `x` and targets `y`.
 pub fn linear_response(
     theory: &Theory,
@@ -150,6 +161,9 @@ pub fn linear_response(
     settings: &FluctuationSettings,
 ) -> Result<Fluctuations, FluctuationError> {
     let y = y.ok_or(FluctuationError::MissingTargets)?;
+    if settings.quadrature_order < MIN_QUADRATURE_ORDER {
+        return Err(FluctuationError::BadQuadrature(settings.quadrature_order));
+    }
     let params = parameter_values(theory, &settings.overrides)?;
     let named: Vec<(String, f64)> = theory
         .params

@@ -38,24 +38,9 @@ pub type EntryKey = (FieldId, Vec<i64>);
 /// Why NNGP kernels could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum NngpError {
-    /// A `--set` name that is not a parameter.
-    #[error("`--set {name}=…`: the theory has no parameter `{name}`{hint}")]
-    UnknownParam {
-        /// The name given.
-        name: String,
-        /// " (did you mean …?)" or the list of parameters.
-        hint: String,
-    },
-    /// A parameter value that is not usable.
-    #[error("parameter `{name}` = {value}: {reason}")]
-    BadParam {
-        /// Its name.
-        name: String,
-        /// The value.
-        value: f64,
-        /// Why.
-        reason: String,
-    },
+    /// A `--set` value that cannot be bound (unknown name, value out of range).
+    #[error(transparent)]
+    Bind(#[from] crate::check::BindError),
     /// Bad input data.
     #[error("{0}")]
     Data(String),
@@ -100,44 +85,7 @@ pub fn parameter_values(
     theory: &Theory,
     overrides: &[(String, f64)],
 ) -> Result<Vec<f64>, NngpError> {
-    for (name, value) in overrides {
-        let Some(id) = theory.param(name) else {
-            let names: Vec<&str> = theory.params.iter().map(|p| p.name.as_str()).collect();
-            let hint = match crate::check::closest_name(name, names.iter().copied()) {
-                Some(best) => format!(" (did you mean `{best}`?)"),
-                None => format!(" (parameters: {})", names.join(", ")),
-            };
-            return Err(NngpError::UnknownParam {
-                name: name.clone(),
-                hint,
-            });
-        };
-        if !value.is_finite() {
-            return Err(NngpError::BadParam {
-                name: name.clone(),
-                value: *value,
-                reason: "not a finite number".into(),
-            });
-        }
-        if theory.params[id].ty == ParamType::Int && (value.fract() != 0.0 || *value < 0.0) {
-            return Err(NngpError::BadParam {
-                name: name.clone(),
-                value: *value,
-                reason: "an `int` parameter needs a non-negative integer".into(),
-            });
-        }
-    }
-    Ok(theory
-        .params
-        .iter()
-        .map(|p| {
-            overrides
-                .iter()
-                .rev()
-                .find(|(n, _)| *n == p.name)
-                .map_or(p.default, |(_, v)| *v)
-        })
-        .collect())
+    Ok(theory.bind(overrides)?)
 }
 
 /// The computed kernels and mean fields (means as P×1 matrices), keyed by entry.

@@ -167,7 +167,7 @@ pub fn saddle_point(
             reason: "a positive number is needed",
         });
     }
-    if settings.quadrature_order < 4 {
+    if settings.quadrature_order < crate::solve::fluctuation::MIN_QUADRATURE_ORDER {
         return Err(SaddleError::BadSetting {
             name: "quadrature order",
             value: settings.quadrature_order as f64,

@@ -21,7 +21,8 @@ pub struct File {
 pub struct Item {
     /// What the declaration says.
     pub kind: ItemKind,
-    /// The comment lines directly above it (without the `//`), and any comments written
+    /// The comment lines directly above it (each with its `//`; an empty entry is a blank
+    /// line between comment lines), and any comments written
     /// inside a multi-line declaration (they move above it when the file is formatted).
     pub leading_comments: Vec<String>,
     /// A `// …` comment at the end of its last line.

@@ -30,8 +30,8 @@ pub fn attach_comments(source: &str, items: &mut [Item]) -> Vec<String> {
     gap_comments(tail, false).0
 }
 
-/// Comment lines in the text between two declarations (an empty entry stands for a blank
-/// line after a comment), and whether a blank line separates the comment block (or the
+/// Comment lines in the text between two declarations, each with its `//` (an empty entry
+/// stands for a blank line after a comment), and whether a blank line separates the comment block (or the
 /// declaration) from what stands above.
 fn gap_comments(gap: &str, at_file_start: bool) -> (Vec<String>, bool) {
     let mut comments = Vec::new();
@@ -46,8 +46,10 @@ fn gap_comments(gap: &str, at_file_start: bool) -> (Vec<String>, bool) {
     }
     for line in lines {
         let trimmed = line.trim();
-        if let Some(text) = trimmed.strip_prefix("//") {
-            comments.push(text.trim_end().to_string());
+        if trimmed.starts_with("//") {
+            // Kept with its `//`, so a bare `//` line stays a comment line and never
+            // becomes the empty entry that stands for a blank line.
+            comments.push(trimmed.to_string());
         } else if trimmed.is_empty() && comments.is_empty() && !at_file_start {
             blank_before = true;
         } else if trimmed.is_empty() && comments.last().is_some_and(|c: &String| !c.is_empty()) {
@@ -68,7 +70,7 @@ fn inner_comments(text: &str) -> Vec<String> {
         .take(n.saturating_sub(1))
         .filter_map(|line| {
             line.find("//")
-                .map(|i| line[i + 2..].trim_end().to_string())
+                .map(|i| line[i..].trim_end().to_string())
         })
         .collect()
 }

@@ -20,6 +20,15 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, S
 
 use super::span::Span;
 
+/// At most this many diagnostics are rendered in full; the rest are counted.
+pub const MAX_RENDERED: usize = 100;
+
+/// Lines longer than this (in characters) are shown as a window around the span.
+pub const MAX_LINE_CHARS: usize = 300;
+
+/// Characters of context shown on either side of a span on a long line.
+const WINDOW_CHARS: usize = 60;
+
 /// One problem in a `.action` file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
@@ -92,6 +101,11 @@ impl Diagnostics {
     }
 
     /// Renders every diagnostic with source excerpts and carets; `color` for terminals.
+    ///
+    /// What is printed stays bounded whatever the input: at most [`MAX_RENDERED`]
+    /// diagnostics (then a count of the rest), and a line longer than [`MAX_LINE_CHARS`]
+    /// is shown as a window around the span instead of whole (miette prints whole lines,
+    /// and its padding arithmetic panics beyond column 65,535).
     pub fn render(&self, color: bool) -> String {
         let theme = if color {
             GraphicalTheme::unicode()
@@ -103,7 +117,12 @@ impl Diagnostics {
             .with_links(false);
         let source = NamedSource::new(&self.file_name, self.source.clone());
         let mut out = String::new();
-        for item in &self.items {
+        for item in self.items.iter().take(MAX_RENDERED) {
+            if self.line_of(item.span).chars().count() > MAX_LINE_CHARS {
+                out.push_str(&self.render_window(item));
+                out.push('\n');
+                continue;
+            }
             let report = Rendered {
                 item,
                 source: &source,
@@ -112,6 +131,60 @@ impl Diagnostics {
                 out.push_str(&self.one_line(item));
             }
             out.push('\n');
+        }
+        if self.items.len() > MAX_RENDERED {
+            let rest = self.items.len() - MAX_RENDERED;
+            out.push_str(&format!(
+                "… and {rest} more problem{} (the first {MAX_RENDERED} are shown)\n",
+                if rest == 1 { "" } else { "s" }
+            ));
+        }
+        out
+    }
+
+    /// The whole source line the span starts on (without its line break).
+    fn line_of(&self, span: Span) -> &str {
+        let start = span.start.min(self.source.len());
+        let line_start = self.source[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.source[start..]
+            .find('\n')
+            .map_or(self.source.len(), |i| start + i);
+        &self.source[line_start..line_end]
+    }
+
+    /// A diagnostic on a very long line: `file:line:col`, a window of the line around the
+    /// span with `…` where it is cut, a caret line under the span, the label and the hint.
+    fn render_window(&self, item: &Diagnostic) -> String {
+        let (line, col) = item.span.line_col(&self.source);
+        let text: Vec<char> = self.line_of(item.span).chars().collect();
+        let first = col - 1;
+        let width = self.source[item.span.start.min(self.source.len())
+            ..item.span.end.min(self.source.len())]
+            .split('\n')
+            .next()
+            .map_or(1, |s| s.chars().count().clamp(1, WINDOW_CHARS));
+        let from = first.saturating_sub(WINDOW_CHARS / 2);
+        let to = (first + width + WINDOW_CHARS / 2).min(text.len());
+        let mut excerpt: String = text[from..to].iter().collect();
+        let mut pad = first - from;
+        if from > 0 {
+            excerpt.insert(0, '…');
+            pad += 1;
+        }
+        if to < text.len() {
+            excerpt.push('…');
+        }
+        let mut out = format!(
+            "error[{}]: {}\n  --> {}:{line}:{col}\n   | {excerpt}\n   | {}{} {}\n",
+            item.code,
+            item.message,
+            self.file_name,
+            " ".repeat(pad),
+            "^".repeat(width),
+            item.label
+        );
+        if let Some(help) = &item.help {
+            out.push_str(&format!("  help: {help}\n"));
         }
         out
     }

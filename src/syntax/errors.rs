@@ -28,6 +28,21 @@ pub fn check_delimiters(source: &str) -> Vec<Diagnostic> {
                     }
                 }
             }
+            '(' | '[' if stack.len() >= super::limits::MAX_BRACKETS => {
+                problems.push(
+                    Diagnostic::new(
+                        "saddle::nesting_too_deep",
+                        format!(
+                            "brackets nested more than {} deep",
+                            super::limits::MAX_BRACKETS
+                        ),
+                        Span::new(i, i + c.len_utf8()),
+                        "nested too deeply",
+                    )
+                    .with_help("split the expression into named functions or definitions"),
+                );
+                return problems;
+            }
             '(' | '[' => stack.push((c, i)),
             ')' | ']' => {
                 let want = if c == ')' { '(' } else { '[' };

@@ -2,12 +2,14 @@
 //!
 //! The grammar lives in `grammars/action.pest`; [`parser`] turns pest's parse tree into the
 //! [`ast`]; [`errors`] words syntax errors for people; [`mod@print`] writes the canonical form
-//! back (`saddle fmt`); [`diagnostic`] is the error type every front-end stage reports with.
+//! back (`saddle fmt`); [`diagnostic`] is the error type every front-end stage reports with;
+//! [`limits`] bounds how deeply a source may nest.
 
 pub mod ast;
 pub mod comments;
 pub mod diagnostic;
 pub mod errors;
+pub mod limits;
 pub mod parser;
 pub mod print;
 pub mod span;

@@ -49,6 +49,15 @@ pub fn parse_file(source: &str) -> Result<File, Vec<Diagnostic>> {
     if !builder.problems.is_empty() {
         return Err(builder.problems);
     }
+    let mut file = File {
+        items,
+        end_comments: Vec::new(),
+    };
+    let too_deep = super::limits::check_nesting(&file);
+    if !too_deep.is_empty() {
+        return Err(too_deep);
+    }
+    let mut items = std::mem::take(&mut file.items);
     for item in &mut items {
         // pest's implicit blanks before a trailing optional part end up inside the item's
         // span; the declaration itself ends at its last token.

@@ -25,7 +25,8 @@ pub fn print_file(file: &File) -> String {
             if comment.is_empty() {
                 out.push('\n');
             } else {
-                out.push_str(&format!("//{comment}\n"));
+                out.push_str(comment);
+                out.push('\n');
             }
         }
         let text = print_item(item, param_width[i]);
@@ -48,7 +49,8 @@ pub fn print_file(file: &File) -> String {
             if comment.is_empty() {
                 out.push('\n');
             } else {
-                out.push_str(&format!("//{comment}\n"));
+                out.push_str(comment);
+                out.push('\n');
             }
         }
     }

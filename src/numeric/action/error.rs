@@ -54,7 +54,7 @@ pub enum ActionError {
         got: usize,
     },
     /// An `int` parameter has a value that is not an integer.
-    #[error("integer parameter `{name}` has the non-integer value {value}")]
+    #[error("integer parameter `{name}` = {value}: not a whole number in 0..=10000")]
     NonIntegerParam {
         /// The parameter.
         name: String,

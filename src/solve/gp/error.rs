@@ -57,6 +57,20 @@ pub enum GpError {
     /// The noise is negative or not finite.
     #[error("noise κ = {0} must be finite and ≥ 0")]
     InvalidNoise(f64),
+    /// A result overflowed although every input was finite (targets or kernel entries too
+    /// large for their squares and sums to be represented).
+    #[error(
+        "the {what} came out {value}: the inputs are finite but too large for it (largest |target| \
+         {largest_target:e}); rescale the targets"
+    )]
+    Overflow {
+        /// Which result.
+        what: &'static str,
+        /// Its value.
+        value: f64,
+        /// The largest |y| among the training and test targets.
+        largest_target: f64,
+    },
 }
 
 /// [`GpError::NonFinite`] for the first NaN / ±inf entry of `matrix`, if any.

@@ -34,12 +34,39 @@ pub fn regress(
     let posterior = GpPosterior::fit(kernel, targets, noise)?;
     let prediction = posterior.predict(cross_kernel, test_diagonal)?;
     let metrics = test_targets.map(|y| prediction.metrics(y)).transpose()?;
-    Ok(GpResult {
+    let result = GpResult {
         prediction,
         log_marginal_likelihood: posterior.log_marginal_likelihood(),
         jitter: posterior.jitter(),
         metrics,
-    })
+    };
+    let largest_target = targets
+        .iter()
+        .chain(test_targets.iter().flat_map(|y| y.iter()))
+        .fold(0.0_f64, |m, v| m.max(v.abs()));
+    let overflow = |what, value: f64| {
+        (!value.is_finite()).then_some(GpError::Overflow {
+            what,
+            value,
+            largest_target,
+        })
+    };
+    let mut checks = vec![("log marginal likelihood", result.log_marginal_likelihood)];
+    if let Some(m) = &result.metrics {
+        checks.extend([
+            ("test MSE", m.mse),
+            ("generalisation error", m.generalisation_error),
+            ("test accuracy", m.accuracy),
+        ]);
+    }
+    let mean = result.prediction.mean.iter().copied();
+    let variance = result.prediction.latent_variance.iter().copied();
+    checks.extend(mean.map(|v| ("predicted mean", v)));
+    checks.extend(variance.map(|v| ("predicted variance", v)));
+    match checks.into_iter().find_map(|(what, value)| overflow(what, value)) {
+        Some(error) => Err(error),
+        None => Ok(result),
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +183,32 @@ mod tests {
                 "{activation:?}: {errors:?}"
             );
             assert_eq!(result.jitter.attempts, 1, "κ = 0.1 needs no jitter");
+        }
+    }
+
+    /// Targets of ±1e200 are finite, but their squares are not: an error, never `inf`.
+    #[test]
+    fn huge_targets_are_an_overflow_error_not_an_infinite_score() {
+        let c = t4_kernel(Activation::Relu, 1.0, 0.1, 2.0, 0.1);
+        let targets = array![[-1e200], [-1e200], [1e200], [1e200]];
+        let result = regress(
+            c.slice(s![..4, ..4]).to_owned(),
+            targets.view(),
+            c.slice(s![..4, 4..]),
+            c.diag().slice(s![4..]),
+            0.1,
+            Some(array![[-1e200], [1e200], [1e200]].view()),
+        );
+        match result {
+            Err(GpError::Overflow {
+                what,
+                largest_target,
+                ..
+            }) => {
+                assert_eq!(what, "log marginal likelihood");
+                assert_eq!(largest_target, 1e200);
+            }
+            other => panic!("expected an overflow error, got {other:?}"),
         }
     }
 

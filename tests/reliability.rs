@@ -1,0 +1,225 @@
+//! Regressions for contract breaks found by fuzzing (exit 0 or 1, never a panic; no silent
+//! wrong number; bounded resources; errors that say where and why), each with its failing
+//! input minimised. `tests/fuzz.rs` keeps looking for new ones.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn saddle(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_saddle"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("saddle-reliability-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+fn path_str(path: &std::path::Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+const ERF: &str = "examples/deep_erf.action";
+
+/// Item 1: a diagnostic beyond column 65,535 made miette's renderer panic (exit 101).
+/// Item 10: a long line is shown as a window around the span, not whole, per diagnostic.
+#[test]
+fn diagnostics_on_very_long_lines_render_a_window() {
+    let source = format!("param x = 1{}@\n", " ".repeat(65_530));
+    let file = temp_file("long_line.action", &source);
+    let (code, _, err) = saddle(&["check", path_str(&file)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("long_line.action:1:65542"), "{err}");
+    assert!(err.len() < 2_000, "{} bytes of stderr", err.len());
+    let (code, _, err) = saddle(&["fmt", path_str(&file)]);
+    assert_eq!(code, 1, "{err}");
+
+    // 8,000 errors on one 32 KB line: bounded output, a count of the rest.
+    let terms: Vec<String> = (0..8_000).map(|i| format!("q{i}")).collect();
+    let many = format!("theory t\naction S = {}\n", terms.join(" + "));
+    let file = temp_file("many.action", &many);
+    let (code, _, err) = saddle(&["check", path_str(&file)]);
+    assert_eq!(code, 1);
+    assert!(err.len() < 100_000, "{} bytes of stderr", err.len());
+    assert!(err.contains("and 7900 more problems"), "{err}");
+}
+
+/// Item 2: `saddle check bad.action 2>&1 | head -1` exited 101 when stderr was closed.
+#[test]
+fn a_closed_stderr_pipe_is_not_a_panic() {
+    for _ in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_saddle"))
+            .args(["check", "tests/diagnostics/err_unknown_name.action"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs");
+        drop(child.stderr.take()); // the reader goes away before anything is written
+        let status = child.wait().expect("waits");
+        assert_eq!(status.code(), Some(1), "{status:?}");
+    }
+}
+
+/// Item 3: a bare `//` line was printed as a blank line, so `fmt` was not idempotent.
+#[test]
+fn fmt_keeps_bare_comment_lines_and_is_idempotent() {
+    let file = temp_file("bare.action", "theory t\n//\n//\nparam a = 1\n");
+    let (code, once, err) = saddle(&["fmt", path_str(&file)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(once, "theory t\n//\n//\nparam a = 1\n");
+    let again = temp_file("bare_again.action", &once);
+    let (_, twice, _) = saddle(&["fmt", path_str(&again)]);
+    assert_eq!(twice, once);
+    let (code, _, err) = saddle(&["fmt", "--check", "examples/deep_linear.action"]);
+    let (_, canonical, _) = saddle(&["fmt", "examples/deep_linear.action"]);
+    let canonical_file = temp_file("deep_linear.action", &canonical);
+    let (code2, _, err2) = saddle(&["fmt", "--check", path_str(&canonical_file)]);
+    assert!(code <= 1, "{err}");
+    assert_eq!(code2, 0, "{err2}");
+    assert!(canonical.contains("//\n"), "the bare `//` line of deep_linear is kept");
+}
+
+/// Item 4: huge integer parameters grew memory until the allocator aborted (exit 134).
+#[test]
+fn huge_integer_parameters_are_refused_at_once() {
+    let x = temp_file("x.csv", "1,2,3\n4,5,6\n");
+    for value in ["1e9", "99999999999999999999", "10001", "-1", "2.5"] {
+        let set = format!("L={value}");
+        let (code, _, err) = saddle(&["kernel", ERF, "--x", path_str(&x), "--set", &set]);
+        assert_eq!(code, 1, "L = {value}: {err}");
+        assert!(err.contains("parameter `L`"), "{err}");
+    }
+    let (code, _, err) = saddle(&[
+        "kernel",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--set",
+        "T=10001",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("0..=10000"), "{err}");
+    let file = temp_file("big.action", "theory t\nparam L: int = 99999999999999999999\n");
+    let (code, _, err) = saddle(&["check", path_str(&file)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("saddle::int_param_out_of_range"), "{err}");
+}
+
+/// Item 7: targets of ±1e200 printed `-inf` / `inf` with exit 0.
+#[test]
+fn overflowing_scores_are_an_error_not_infinity() {
+    let x = temp_file("x7.csv", "1,1\n-1,-1\n1,-1\n-1,1\n");
+    let y = temp_file("y7.csv", "-1e200\n-1e200\n1e200\n1e200\n");
+    let xt = temp_file("xt7.csv", "0.8,1.2\n-0.7,0.9\n");
+    let yt = temp_file("yt7.csv", "-1e200\n1e200\n");
+    let args = [
+        "solve",
+        ERF,
+        "--x",
+        path_str(&x),
+        "--y",
+        path_str(&y),
+        "--x-test",
+        path_str(&xt),
+        "--y-test",
+        path_str(&yt),
+    ];
+    let (code, out, err) = saddle(&args);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("rescale the targets"), "{err}");
+    assert!(!out.contains("inf"), "{out}");
+}
+
+fn finite_width(method: &str, x: &str, extra: &[&str]) -> (i32, String, String) {
+    let x = temp_file(&format!("x_{method}.csv"), x);
+    let y = temp_file(&format!("y_{method}.csv"), "1\n-1\n");
+    let mut args = vec![
+        "solve",
+        ERF,
+        "--x",
+        path_str(&x),
+        "--y",
+        path_str(&y),
+        "--method",
+        method,
+        "--set",
+        "L=1",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = saddle(&args);
+    (code, out, err.to_string())
+}
+
+/// Items 8 and 9: `linear --quadrature 1` returned all-zero corrections; negative κ and N
+/// ran; `N = 0` and a singular kernel were reported at line 1, column 1 (a comment).
+#[test]
+fn finite_width_settings_are_validated_with_names_and_values() {
+    let x = "1,2,3\n4,5,6\n";
+    let (code, _, err) = finite_width("linear", x, &["--quadrature", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("quadrature order 1"), "{err}");
+    for method in ["map", "linear"] {
+        let (code, _, err) = finite_width(method, x, &["--set", "kappa=-1"]);
+        assert_eq!(code, 1, "{method}");
+        assert!(err.contains("κ = -1"), "{method}: {err}");
+        for n in ["-1", "0"] {
+            let set = format!("N={n}");
+            let (code, _, err) = finite_width(method, x, &["--set", &set]);
+            assert_eq!(code, 1, "{method} N = {n}");
+            assert!(err.contains(&format!("parameter `N` = {n}")), "{err}");
+        }
+    }
+    // Two identical patterns with κ = 0: K + κI is singular; said in words, not at 1:1.
+    let (code, _, err) = finite_width("linear", "1,2,3\n1,2,3\n", &["--set", "kappa=0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("κ = 0"), "{err}");
+    assert!(!err.contains(":1:1]"), "{err}");
+}
+
+fn check_message(name: &str, source: &str) -> String {
+    let file = temp_file(name, source);
+    let (code, _, err) = saddle(&["check", path_str(&file)]);
+    assert_eq!(code, 1, "{err}");
+    err
+}
+
+/// Item 11: common mistakes get messages that say what to do.
+#[test]
+fn common_mistakes_get_helpful_messages() {
+    let erf = std::fs::read_to_string(ERF).expect("example");
+    let no_conj: String = erf
+        .lines()
+        .filter(|l| !l.starts_with("conj"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let err = check_message("no_conj.action", &no_conj);
+    assert!(err.contains("looks like a conjugate kernel"), "{err}");
+    assert!(err.contains("conj Ct[l] of C[l]"), "{err}");
+
+    let err = check_message("log.action", &erf.replace("ln E[", "log E["));
+    assert!(err.contains("unknown name `log`"), "{err}");
+    assert!(err.contains("`ln`"), "{err}");
+    let err = check_message("det.action", &erf.replace("logdet(", "det("));
+    assert!(err.contains("`logdet`"), "{err}");
+    let err = check_message("trace.action", &erf.replace("tr(Y^T", "trace(Y^T"));
+    assert!(err.contains("`tr`"), "{err}");
+
+    let err = check_message(
+        "phi_x.action",
+        &erf.replace("phi(h)^T Ct[l] phi(h)", "phi(x)^T Ct[l] phi(x)"),
+    );
+    assert!(err.contains("argument of `phi(x)`"), "{err}");
+    assert!(err.contains("write `phi(h)`"), "{err}");
+}
