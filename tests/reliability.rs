@@ -223,3 +223,55 @@ fn common_mistakes_get_helpful_messages() {
     assert!(err.contains("argument of `phi(x)`"), "{err}");
     assert!(err.contains("write `phi(h)`"), "{err}");
 }
+
+/// Item 5: two nearly identical inputs under deep_tanh gave a correlation above 1 (and a
+/// bound of 0); at L = 3 the next layer failed as "not positive semi-definite".
+#[test]
+fn near_duplicate_inputs_give_a_valid_kernel() {
+    for (name, second) in [("near", "1,2,3.0000001"), ("exact", "1,2,3")] {
+        let x = temp_file(&format!("dup_{name}.csv"), &format!("1,2,3\n{second}\n"));
+        for depth in ["L=1", "L=3"] {
+            let (code, out, err) = saddle(&[
+                "kernel",
+                "examples/deep_tanh.action",
+                "--x",
+                path_str(&x),
+                "--set",
+                depth,
+                "--json",
+            ]);
+            assert_eq!(code, 0, "{name} {depth}: {err}");
+            let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+            let k = &json["kernels"];
+            let k = k.as_object().and_then(|m| m.values().last()).expect("a kernel");
+            let entry = |i: usize, j: usize| k[i][j].as_f64().expect("number");
+            let limit = (entry(0, 0) * entry(1, 1)).sqrt();
+            assert!(entry(0, 1) <= limit * (1.0 + 1e-14), "{name} {depth}: {k}");
+            for report in json["expansions"].as_object().expect("reports").values() {
+                let bound = report["worst_bound"].as_f64().expect("bound");
+                assert!(bound < 1e-9, "{name} {depth}: {report}");
+            }
+        }
+    }
+}
+
+/// Item 6: `phi(x) = 1/x` gave a finite kernel with "error bound 3.4e-15".
+#[test]
+fn a_divergent_expectation_is_an_error() {
+    let erf = std::fs::read_to_string(ERF).expect("example");
+    let x = temp_file("x6.csv", "1,2,3\n4,5,6\n");
+    for (name, phi) in [
+        ("recip", "1 / x"),
+        ("shifted", "1 / (x - 0.3)"),
+        ("root", "1 / sqrt(abs(x))"),
+    ] {
+        let source = erf.replace(
+            "phi(x) = erf(sqrt(pi) / 2 * x)",
+            &format!("phi(x) = {phi}"),
+        );
+        let file = temp_file(&format!("{name}.action"), &source);
+        let (code, out, err) = saddle(&["kernel", path_str(&file), "--x", path_str(&x)]);
+        assert_eq!(code, 1, "{phi}: {out}");
+        assert!(err.contains("does not exist"), "{phi}: {err}");
+    }
+}

@@ -78,6 +78,49 @@ pub enum Activation {
     Custom(CustomActivation),
 }
 
+/// Where a user function blows up, and how fast: $|\phi(x)|\sim|x-\text{at}|^{-\text{exponent}}$.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pole {
+    /// The location (to about 1e-16 of the grid step).
+    pub at: f64,
+    /// The growth exponent (∞ where φ itself is infinite next to it).
+    pub exponent: f64,
+}
+
+/// The point of largest `f` in `[lo, hi]`, by golden-section search (100 steps shrink the
+/// bracket by 1e-21).
+fn golden_section_peak(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
+    let ratio = (5f64.sqrt() - 1.0) / 2.0;
+    let mut a = hi - ratio * (hi - lo);
+    let mut b = lo + ratio * (hi - lo);
+    let (mut fa, mut fb) = (f(a), f(b));
+    for _ in 0..100 {
+        if fa.is_infinite() {
+            return a;
+        }
+        if fb.is_infinite() {
+            return b;
+        }
+        if fa >= fb || fb.is_nan() {
+            hi = b;
+            b = a;
+            fb = fa;
+            a = hi - ratio * (hi - lo);
+            fa = f(a);
+        } else {
+            lo = a;
+            a = b;
+            fa = fb;
+            b = lo + ratio * (hi - lo);
+            fb = f(b);
+        }
+        if hi - lo <= f64::EPSILON * hi.abs().max(lo.abs()).max(f64::MIN_POSITIVE) {
+            break;
+        }
+    }
+    if fa >= fb { a } else { b }
+}
+
 /// Evaluating an activation on a dual number needs more derivatives than it provides.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error(
@@ -150,6 +193,64 @@ impl Activation {
             }
             Activation::Custom(custom) => (custom.jet)(x),
         }
+    }
+
+    /// A pole of a user function strong enough that $\langle\phi(h)^2\rangle$ diverges under
+    /// every Gaussian ($|\phi(x)|\sim|x-x_0|^{-p}$ with $p\ge\tfrac12$), looked for on
+    /// $[-40s, 40s]$ for pre-activations of standard deviation `scale` = $s$.
+    ///
+    /// Quadrature never sees such a pole unless a node lands on it: `phi(x) = 1/x` gave a
+    /// finite kernel with a tiny error bound. The scan evaluates φ on a grid of 8001 points,
+    /// zooms (golden section) into every local maximum of $|\phi|$ and, where it is not
+    /// bounded, measures the growth exponent $p$ from $|\phi|$ at distances $10^{-8}h$ and
+    /// $10^{-4}h$ from the peak ($h$ the grid step). Built-in activations have no poles.
+    pub fn square_integrable_pole(&self, scale: f64) -> Option<Pole> {
+        let Activation::Custom(custom) = self else {
+            return None;
+        };
+        let phi = |x: f64| (custom.jet)(x)[0].abs();
+        const POINTS: usize = 8001;
+        let reach = 40.0 * if scale.is_finite() && scale > 0.0 { scale } else { 1.0 };
+        let step = 2.0 * reach / (POINTS - 1) as f64;
+        let grid: Vec<f64> = (0..POINTS).map(|i| -reach + step * i as f64).collect();
+        let values: Vec<f64> = grid.iter().map(|&x| phi(x)).collect();
+        let growth = |at: f64| {
+            let exponent = |side: f64| {
+                let near = phi(at + side * 1e-8 * step);
+                let far = phi(at + side * 1e-4 * step);
+                if near.is_finite() && far.is_finite() && far > 0.0 {
+                    (near / far).ln() / 1e4_f64.ln()
+                } else if near.is_infinite() {
+                    f64::INFINITY
+                } else {
+                    f64::NAN
+                }
+            };
+            let (left, right) = (exponent(-1.0), exponent(1.0));
+            left.max(right)
+        };
+        for i in 0..POINTS {
+            let v = values[i];
+            let peak = if v.is_infinite() {
+                grid[i]
+            } else {
+                let lower = if i > 0 { values[i - 1] } else { f64::NEG_INFINITY };
+                let upper = if i + 1 < POINTS { values[i + 1] } else { f64::NEG_INFINITY };
+                // interior local maxima only: growth towards ±∞ (x², eˣ) is no pole
+                if !(v.is_finite() && i > 0 && i + 1 < POINTS && v >= lower && v >= upper) {
+                    continue;
+                }
+                golden_section_peak(phi, grid[i - 1], grid[i + 1])
+            };
+            let p = growth(peak);
+            if p >= 0.5 - 1e-3 {
+                return Some(Pole {
+                    at: peak,
+                    exponent: p,
+                });
+            }
+        }
+        None
     }
 
     /// $\phi(x)$.
@@ -235,6 +336,39 @@ impl Activation {
 
 #[cfg(test)]
 mod tests {
+
+    fn user(f: fn(f64) -> f64) -> Activation {
+        Activation::Custom(CustomActivation::new("φ", move |x: f64| [f(x), 0.0, 0.0]))
+    }
+
+    /// `1/x` gave a finite kernel with a tiny error bound: poles whose square is not
+    /// integrable are found and located; integrable singularities and sharp but finite
+    /// peaks are not poles.
+    #[test]
+    fn poles_with_a_non_integrable_square_are_found() {
+        let cases: [(fn(f64) -> f64, Option<(f64, f64)>); 7] = [
+            (|x| 1.0 / x, Some((0.0, 1.0))),
+            (|x| 1.0 / (x - 0.3), Some((0.3, 1.0))),
+            (|x| 1.0 / (x + 2.0).powi(2), Some((-2.0, 2.0))),
+            (|x| 1.0 / x.abs().sqrt(), Some((0.0, 0.5))),
+            (|x| x.abs().powf(-0.25), None),
+            (|x| x.tanh() * x.exp(), None),
+            (|x| 1.0 / (x * x + 1e-6), None),
+        ];
+        for (i, (f, want)) in cases.into_iter().enumerate() {
+            let found = user(f).square_integrable_pole(1.0);
+            match (found, want) {
+                (Some(pole), Some((at, exponent))) => {
+                    assert!((pole.at - at).abs() < 1e-9, "case {i}: {pole:?}");
+                    assert!((pole.exponent - exponent).abs() < 0.01, "case {i}: {pole:?}");
+                }
+                (None, None) => {}
+                other => panic!("case {i}: {other:?}"),
+            }
+        }
+        assert_eq!(Activation::Tanh.square_integrable_pole(1.0), None);
+    }
+
     use super::*;
     use num_dual::{Dual2_64, Dual3_64, Dual64};
 

@@ -29,6 +29,20 @@ pub enum ProgramError {
     /// A construct that cannot be evaluated numerically.
     #[error("cannot evaluate {0}")]
     Unsupported(String),
+    /// A Gaussian expectation that does not exist: the function has a pole on the real line.
+    #[error(
+        "⟨{function}(h)²⟩ does not exist under a Gaussian: `{function}` has a pole at h ≈ {at:.6} \
+         (|{function}| grows like |h − {at:.6}|^−{exponent:.2}, and exponents ≥ 1/2 make its \
+         square non-integrable)"
+    )]
+    DivergentExpectation {
+        /// The function's name.
+        function: String,
+        /// Where it blows up.
+        at: f64,
+        /// How fast.
+        exponent: f64,
+    },
     /// A Gaussian expectation with an invalid covariance at some pair.
     #[error(
         "a Gaussian expectation got an invalid covariance (variances {var_u}, {var_v}, covariance {cov}): the kernel is not positive semi-definite"
@@ -444,12 +458,43 @@ fn formula_activation(op: &Op) -> Option<Activation> {
     }
     let formula = std::sync::Arc::new(op.clone());
     Some(Activation::Custom(CustomActivation::new(
-        "user function",
+        "φ",
         move |x: f64| {
             let value = eval_in_x(&formula, Dual2_64::from_re(x).derivative());
             [value.re, value.v1, value.v2]
         },
     )))
+}
+
+/// An integrand in `x` alone with a pole on the real line has no Gaussian expectation of
+/// its square (see [`Activation::square_integrable_pole`]); formulas that read slots are
+/// not scanned.
+fn reject_poles(op: &Op) -> Result<(), ProgramError> {
+    fn in_x_alone(op: &Op) -> bool {
+        match op {
+            Op::Const(_) | Op::X => true,
+            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::Pow(a, b) => {
+                in_x_alone(a) && in_x_alone(b)
+            }
+            Op::Neg(a) | Op::Fun(_, a) => in_x_alone(a),
+            Op::Slot(_) | Op::Delta | Op::Bvn(_) | Op::Pair(_) | Op::Single(_) => false,
+        }
+    }
+    if !in_x_alone(op) {
+        return Ok(());
+    }
+    let formula = std::sync::Arc::new(op.clone());
+    let phi = Activation::Custom(CustomActivation::new("φ", move |x: f64| {
+        [eval_in_x(&formula, x), 0.0, 0.0]
+    }));
+    match phi.square_integrable_pole(1.0) {
+        Some(pole) => Err(ProgramError::DivergentExpectation {
+            function: phi.name(),
+            at: pole.at,
+            exponent: pole.exponent,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Whether `op` is a smooth formula of `x` alone.
@@ -651,7 +696,9 @@ impl Compiler<'_> {
         if let Some(act) = self.activation(id) {
             return Ok(Integrand::Known(act));
         }
-        Ok(Integrand::Formula(Box::new(self.op(id, true)?)))
+        let op = self.op(id, true)?;
+        reject_poles(&op)?;
+        Ok(Integrand::Formula(Box::new(op)))
     }
 
     fn is_x(&self, id: Id) -> bool {

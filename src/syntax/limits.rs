@@ -50,9 +50,22 @@ pub fn check_nesting(file: &File) -> Vec<Diagnostic> {
 fn nesting(expr: &Expr) -> (usize, Span) {
     let children: Vec<&Expr> = match &expr.kind {
         ExprKind::Number(_) | ExprKind::Name(_) => return (0, expr.span),
-        ExprKind::Binary { op, lhs, rhs } if *op != BinaryOp::Pow => {
-            let (l, r) = (nesting(lhs), nesting(rhs));
-            return if l.0 >= r.0 { l } else { r };
+        ExprKind::Binary { op, .. } if *op != BinaryOp::Pow => {
+            // walk the left spine of the chain in a loop: a sum of thousands of terms is
+            // thousands deep on the left, and recursion there would exhaust the stack
+            let mut deepest = (0, expr.span);
+            let mut spine = expr;
+            while let ExprKind::Binary { op, lhs, rhs } = &spine.kind
+                && *op != BinaryOp::Pow
+            {
+                let r = nesting(rhs);
+                if r.0 > deepest.0 {
+                    deepest = r;
+                }
+                spine = lhs;
+            }
+            let l = nesting(spine);
+            return if l.0 > deepest.0 { l } else { deepest };
         }
         ExprKind::Binary { lhs, rhs, .. } => vec![lhs.as_ref(), rhs.as_ref()],
         ExprKind::Index { indices, .. } => indices.iter().collect(),
