@@ -9,7 +9,7 @@
 //! ∂K_αβ/∂C_αα. Formula and G are put in [`canonical`] form, so that every layer's equation
 //! reads alike.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use egg::RecExpr;
 
@@ -60,6 +60,34 @@ pub fn pair_equation(
     eq: &FieldEquation,
     with_jacobian: bool,
 ) -> Option<PairEquation> {
+    pair_equation_cached(theory, eq, with_jacobian, &mut PairCache::default())
+}
+
+/// Simplified pair formulas by their template (field entries as placeholders): the layers of
+/// a deep network and the T² blocks of a recurrent one share a handful of templates, and
+/// egg, deterministic, gives each template one result. A recurrent `derive` at T = 10
+/// simplified the same template a hundred times (over a minute).
+#[derive(Default)]
+pub struct PairCache {
+    templates: HashMap<(String, bool), SimplifiedTemplate>,
+}
+
+/// A template's simplified formula and Jacobian, in placeholder names.
+#[derive(Clone)]
+struct SimplifiedTemplate {
+    formula: RecExpr<Math>,
+    stop_reason: StopReason,
+    nodes: usize,
+    jacobian: BTreeMap<String, Result<RecExpr<Math>, String>>,
+}
+
+/// [`pair_equation`] sharing the simplification of equal templates through `cache`.
+pub fn pair_equation_cached(
+    theory: &Theory,
+    eq: &FieldEquation,
+    with_jacobian: bool,
+    cache: &mut PairCache,
+) -> Option<PairEquation> {
     let nngp = eq.nngp.as_ref().ok()?;
     let position = if nngp.shape.cols == Dim::One {
         Position::First
@@ -74,15 +102,50 @@ pub fn pair_equation(
     // Every layer is simplified in the same names (`C[2]_ab` → `K0_ab`), so that egg's
     // choices between equal-cost forms, and with them the printed shape, agree across layers.
     let (template, names) = placeholders(theory, &raw.expr);
-    let simplified = simplify(&template, RuleSelection::all());
-    let mut jacobian = Vec::new();
+    let key = (template.to_string(), with_jacobian);
+    let simplified = match cache.templates.get(&key) {
+        Some(done) => done.clone(),
+        None => {
+            let done = simplify_template(&template, &names, with_jacobian);
+            cache.templates.insert(key, done.clone());
+            done
+        }
+    };
+    let mut symbols: Vec<(&String, &String)> = names.iter().collect();
+    symbols.sort_by_key(|(_, real)| real.as_str());
+    let jacobian = symbols
+        .into_iter()
+        .filter_map(|(placeholder, symbol)| {
+            let derivative = simplified.jacobian.get(placeholder)?;
+            Some((
+                symbol.clone(),
+                derivative.as_ref().map(|d| rename(d, &names)).map_err(Clone::clone),
+            ))
+        })
+        .collect();
+    Some(PairEquation {
+        unknown,
+        formula: rename(&simplified.formula, &names),
+        stop_reason: simplified.stop_reason,
+        nodes: simplified.nodes,
+        jacobian,
+    })
+}
+
+/// Simplifies a template and, with `with_jacobian`, its derivative with respect to each
+/// placeholder (canonical forms, placeholder names).
+fn simplify_template(
+    template: &RecExpr<Math>,
+    names: &BTreeMap<String, String>,
+    with_jacobian: bool,
+) -> SimplifiedTemplate {
+    let simplified = simplify(template, RuleSelection::all());
+    let mut jacobian = BTreeMap::new();
     if with_jacobian {
-        let mut symbols: Vec<(&String, &String)> = names.iter().collect();
-        symbols.sort_by_key(|(_, real)| real.as_str());
-        for (placeholder, symbol) in symbols {
+        for placeholder in names.keys() {
             // Price's theorem on the expectation, or, where that needs ⟨δ′ φ⟩ (the diagonal
             // of sign/step), the derivative of the closed form found for it.
-            let derivative = diff(&template, placeholder)
+            let derivative = diff(template, placeholder)
                 .or_else(|e| match e {
                     DiffError::DeltaDerivative if is_closed(&simplified.expr) => {
                         diff(&simplified.expr, placeholder).map_err(|_| DiffError::DeltaDerivative)
@@ -93,23 +156,22 @@ pub fn pair_equation(
                 .map(|d| {
                     // full-matrix convention: an off-diagonal covariance counts half for each of
                     // the two entries (αβ) and (βα)
-                    let d = if symbol.ends_with("_ab") {
+                    let d = if placeholder.ends_with("_ab") {
                         halve(&d)
                     } else {
                         d
                     };
-                    rename(&canonical(&simplify(&d, RuleSelection::all()).expr), &names)
+                    canonical(&simplify(&d, RuleSelection::all()).expr)
                 });
-            jacobian.push((symbol.clone(), derivative));
+            jacobian.insert(placeholder.clone(), derivative);
         }
     }
-    Some(PairEquation {
-        unknown,
-        formula: rename(&canonical(&simplified.expr), &names),
+    SimplifiedTemplate {
+        formula: canonical(&simplified.expr),
         stop_reason: simplified.stop_reason,
         nodes: simplified.nodes,
         jacobian,
-    })
+    }
 }
 
 /// `expr` with its field entries renamed to placeholders `K<i>_<entry>` (`i` counts the

@@ -6,7 +6,7 @@ use crate::check::ir::Theory;
 use crate::render::{Latex, NameRoles, Notation, Unicode, render_expr};
 use crate::syntax::ast::{self, ExprKind};
 
-use super::closed_form::{PairEquation, pair_equation};
+use super::closed_form::{PairCache, PairEquation, pair_equation_cached};
 use super::equations::{Equations, FieldEquation};
 use super::grad::Variable;
 use super::hessian::{SecondVariation, second_variation};
@@ -31,10 +31,11 @@ pub struct Report<'a> {
 impl<'a> Report<'a> {
     /// Simplifies every forward equation's pair formula and its Jacobian.
     pub fn new(theory: &'a Theory, equations: &'a Equations) -> Self {
+        let mut cache = PairCache::default();
         let pairs = equations
             .forward
             .iter()
-            .map(|e| pair_equation(theory, e, true))
+            .map(|e| pair_equation_cached(theory, e, true, &mut cache))
             .collect();
         let second = second_variation(theory, equations);
         let linearised = linearised_system(equations, &second);
