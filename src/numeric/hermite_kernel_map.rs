@@ -186,7 +186,7 @@ pub fn apply_into(
             worst_bound = worst_bound.max(error);
         }
     }
-    crate::solve::nngp::mirror_upper(out);
+    crate::numeric::kernel_map::mirror_upper(out);
     Ok(ExpansionReport {
         terms: expansion.terms(),
         parity: expansion.parity(),

@@ -25,7 +25,16 @@ use super::activation::Activation;
 use super::hermite_kernel_map::{ExpansionReport, HermiteSettings};
 use super::program::ProgramError;
 use super::vector_math::{Isa, acos, asin, dispatch_by_isa, madd};
-use crate::solve::nngp::PairSet;
+
+/// Which pattern pairs to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairSet {
+    /// All pairs.
+    All,
+    /// Pairs with at least one of the first `n` patterns, and the diagonal (train kernel,
+    /// train–test cross kernel and test variances; test–test covariances are skipped).
+    TrainAndCross(usize),
+}
 
 /// Rows per rayon task; the transposed write puts `BAND_ROWS` contiguous entries (512 bytes)
 /// in each row of the lower triangle. Measured at P = 4000: 16 rows × 256 columns took 1.3×

@@ -423,7 +423,7 @@ fn gram_affine_triangle(
             }
         });
     if mirror {
-        crate::solve::nngp::mirror_upper(&mut out);
+        crate::numeric::kernel_map::mirror_upper(&mut out);
     }
     Ok(out)
 }

@@ -28,7 +28,8 @@ use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, assignments, unroll};
 use crate::derive::{DeriveError, derive_forward};
 use crate::numeric::hermite_kernel_map::ExpansionReport;
-use crate::numeric::kernel_map::PairKernelMap;
+pub use crate::numeric::kernel_map::PairSet;
+use crate::numeric::kernel_map::{PairKernelMap, mirror_upper};
 use crate::numeric::matrix::{MatrixContext, MatrixEvalError, Value};
 use crate::numeric::program::{Program, ProgramError};
 
@@ -120,15 +121,6 @@ impl Kernels {
     }
 }
 
-/// Which pattern pairs to compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PairSet {
-    /// All pairs.
-    All,
-    /// Pairs with at least one of the first `n` patterns, and the diagonal (train kernel,
-    /// train–test cross kernel and test variances; test–test covariances are skipped).
-    TrainAndCross(usize),
-}
 
 /// Settings of an NNGP computation.
 #[derive(Debug, Clone)]
@@ -778,7 +770,3 @@ fn evaluate_forward(
     Ok((out, None))
 }
 
-/// Copies the upper triangle onto the lower one (parallel, in cache-sized tiles).
-pub fn mirror_upper(m: &mut Array2<f64>) {
-    crate::numeric::kernel_map::mirror_upper(m);
-}
