@@ -392,30 +392,8 @@ impl Checker {
 }
 
 /// Calls `f` on every direct sub-expression.
-pub(crate) fn for_each_child<'a>(e: &'a Expr, mut f: impl FnMut(&'a Expr)) {
-    match &e.kind {
-        ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => f(a),
-        ExprKind::Add(a, b)
-        | ExprKind::Sub(a, b)
-        | ExprKind::Mul(a, b)
-        | ExprKind::Div(a, b)
-        | ExprKind::Pow(a, b) => {
-            f(a);
-            f(b);
-        }
-        ExprKind::Apply { args, .. } => args.iter().for_each(f),
-        ExprKind::Sum { body, .. } => f(body),
-        ExprKind::Expectation {
-            body, mean, cov, ..
-        } => {
-            f(body);
-            f(mean);
-            if let ir::Covariance::Matrix(c) = cov {
-                f(c);
-            }
-        }
-        _ => {}
-    }
+pub(crate) fn for_each_child<'a>(e: &'a Expr, f: impl FnMut(&'a Expr)) {
+    e.children().for_each(f);
 }
 
 fn dfs(

@@ -537,6 +537,92 @@ pub enum ExprKind {
     },
 }
 
+impl Expr {
+    /// The direct sub-expressions, left to right (an expectation's body, mean, then its
+    /// covariance when that is a matrix). Index expressions are not sub-expressions.
+    pub fn children(&self) -> impl Iterator<Item = &Expr> {
+        let (fixed, rest): ([Option<&Expr>; 3], &[Expr]) = match &self.kind {
+            ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => {
+                ([Some(a), None, None], &[])
+            }
+            ExprKind::Add(a, b)
+            | ExprKind::Sub(a, b)
+            | ExprKind::Mul(a, b)
+            | ExprKind::Div(a, b)
+            | ExprKind::Pow(a, b) => ([Some(a), Some(b), None], &[]),
+            ExprKind::Apply { args, .. } => ([None, None, None], args.as_slice()),
+            ExprKind::Sum { body, .. } => ([Some(body), None, None], &[]),
+            ExprKind::Expectation {
+                body, mean, cov, ..
+            } => {
+                let cov = match cov {
+                    Covariance::Matrix(c) => Some(c.as_ref()),
+                    Covariance::Family(_) => None,
+                };
+                ([Some(body), Some(mean), cov], &[])
+            }
+            _ => ([None, None, None], &[]),
+        };
+        fixed.into_iter().flatten().chain(rest.iter())
+    }
+
+    /// Whether `predicate` holds for this expression or any expression inside it (pre-order,
+    /// stopping at the first hit).
+    pub fn any(&self, predicate: &mut impl FnMut(&Expr) -> bool) -> bool {
+        predicate(self) || self.children().any(|c| c.any(predicate))
+    }
+
+    /// The same node with every direct sub-expression replaced by `f` of it (shape and span
+    /// kept); the first error stops the rebuild.
+    pub fn try_map_children<E>(
+        &self,
+        mut f: impl FnMut(&Expr) -> Result<Expr, E>,
+    ) -> Result<Expr, E> {
+        let mut boxed = |e: &Expr| f(e).map(Box::new);
+        let kind = match &self.kind {
+            ExprKind::Neg(a) => ExprKind::Neg(boxed(a)?),
+            ExprKind::Transpose(a) => ExprKind::Transpose(boxed(a)?),
+            ExprKind::Matrix(m, a) => ExprKind::Matrix(*m, boxed(a)?),
+            ExprKind::Add(a, b) => ExprKind::Add(boxed(a)?, boxed(b)?),
+            ExprKind::Sub(a, b) => ExprKind::Sub(boxed(a)?, boxed(b)?),
+            ExprKind::Mul(a, b) => ExprKind::Mul(boxed(a)?, boxed(b)?),
+            ExprKind::Div(a, b) => ExprKind::Div(boxed(a)?, boxed(b)?),
+            ExprKind::Pow(a, b) => ExprKind::Pow(boxed(a)?, boxed(b)?),
+            ExprKind::Apply { callee, args } => ExprKind::Apply {
+                callee: *callee,
+                args: args
+                    .iter()
+                    .map(|a| boxed(a).map(|b| *b))
+                    .collect::<Result<_, _>>()?,
+            },
+            ExprKind::Sum { bindings, body } => ExprKind::Sum {
+                bindings: bindings.clone(),
+                body: boxed(body)?,
+            },
+            ExprKind::Expectation {
+                var,
+                body,
+                mean,
+                cov,
+            } => ExprKind::Expectation {
+                var: var.clone(),
+                body: boxed(body)?,
+                mean: boxed(mean)?,
+                cov: match cov {
+                    Covariance::Matrix(c) => Covariance::Matrix(boxed(c)?),
+                    Covariance::Family(f) => Covariance::Family(*f),
+                },
+            },
+            leaf => leaf.clone(),
+        };
+        Ok(Expr {
+            kind,
+            shape: self.shape,
+            span: self.span,
+        })
+    }
+}
+
 /// A checked theory, ready for the symbolic stage and the solvers.
 #[derive(Debug, Clone)]
 pub struct Theory {
@@ -593,5 +679,55 @@ impl Theory {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action() -> Expr {
+        let source = "theory t\nparam g = 1.5\ndata X, Y\nkernel C[l] for l in 0..=1\n\
+                      conj Ct[l] of C[l] for l in 1..=1\nC[0] = X X^T / d\n\
+                      action S = - tr(Ct[1]^T C[1]) + ln E[exp(g * tanh(h)^T Ct[1] tanh(h)) | h ~ N(0, C[0])]\n";
+        crate::compile(source, "t.action")
+            .unwrap_or_else(|d| panic!("{}", d.render(false)))
+            .action
+            .body
+    }
+
+    #[test]
+    fn children_any_and_map_walk_the_same_tree() {
+        let e = action();
+        let mut count = 0;
+        e.any(&mut |_| {
+            count += 1;
+            false
+        });
+        assert!(count > 10, "{count} nodes");
+        assert!(e.any(&mut |x| matches!(x.kind, ExprKind::RandomVar { .. })));
+        assert!(!e.any(&mut |x| matches!(x.kind, ExprKind::Whitened { .. })));
+        // an identity map rebuilds an equal tree
+        fn identity(e: &Expr) -> Result<Expr, ()> {
+            e.try_map_children(identity)
+        }
+        assert_eq!(identity(&e), Ok(e.clone()));
+        // a failing map stops at the first error
+        let failed = e.try_map_children(|_| Err::<Expr, _>("stop"));
+        assert_eq!(failed, Err("stop"));
+        // the expectation's children: body, mean and the matrix covariance
+        let expectation = {
+            let mut found = None;
+            e.any(&mut |x| {
+                if matches!(x.kind, ExprKind::Expectation { .. }) {
+                    found = Some(x.clone());
+                    true
+                } else {
+                    false
+                }
+            });
+            found.expect("an expectation")
+        };
+        assert_eq!(expectation.children().count(), 3);
     }
 }

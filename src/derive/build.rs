@@ -339,9 +339,7 @@ pub fn mentions_random(e: &Expr, var: Option<&str>) -> bool {
     if let ExprKind::RandomVar { name, .. } | ExprKind::Whitened { name, .. } = &e.kind {
         return var.is_none_or(|v| v == name);
     }
-    let mut found = false;
-    crate::check::for_each_child(e, |c| found = found || mentions_random(c, var));
-    found
+    e.children().any(|c| mentions_random(c, var))
 }
 
 /// `E[body | var ~ N(mean, cov)]`, with factors free of the random variable pulled out.

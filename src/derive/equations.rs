@@ -256,9 +256,6 @@ fn mentions_outside_expectations(e: &Expr, target: &Expr) -> bool {
     if matches!(e.kind, ExprKind::Expectation { .. }) {
         return false;
     }
-    let mut found = false;
-    crate::check::for_each_child(e, |c| {
-        found = found || mentions_outside_expectations(c, target);
-    });
-    found
+    e.children()
+        .any(|c| mentions_outside_expectations(c, target))
 }

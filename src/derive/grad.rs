@@ -302,7 +302,6 @@ impl Gradient<'_> {
         if self.index.is_some_and(|index| index.excludes(e, self.var)) {
             return false;
         }
-        let mut found = false;
         if let ExprKind::Expectation {
             cov: crate::check::ir::Covariance::Family(f),
             ..
@@ -311,8 +310,7 @@ impl Gradient<'_> {
         {
             return true;
         }
-        crate::check::for_each_child(e, |c| found = found || self.depends(c));
-        found
+        e.children().any(|c| self.depends(c))
     }
 
     /// ∇ of a scalar.
@@ -655,12 +653,7 @@ fn derivative(f: Builtin, s: Expr) -> Result<Expr, DeriveError> {
 
 /// Whether `e` reads a whitened random variable.
 fn mentions_whitened(e: &Expr) -> bool {
-    if matches!(e.kind, ExprKind::Whitened { .. }) {
-        return true;
-    }
-    let mut found = false;
-    crate::check::for_each_child(e, |c| found = found || mentions_whitened(c));
-    found
+    e.any(&mut |x| matches!(x.kind, ExprKind::Whitened { .. }))
 }
 
 /// The times `t` of the family members `var[t]` that `e` reads (after unrolling, constants).

@@ -43,12 +43,7 @@ pub fn find_readout(action: &Expr) -> Option<Readout> {
 }
 
 fn mentions_field(e: &Expr) -> bool {
-    if matches!(e.kind, ExprKind::Field { .. }) {
-        return true;
-    }
-    let mut found = false;
-    crate::check::for_each_child(e, |c| found = found || mentions_field(c));
-    found
+    e.any(&mut |x| matches!(x.kind, ExprKind::Field { .. }))
 }
 
 fn find_inverse_argument(e: &Expr) -> Option<&Expr> {

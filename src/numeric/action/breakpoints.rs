@@ -212,20 +212,8 @@ fn breaks(builtin: Builtin) -> bool {
 
 /// Whether a user-function body expression reads one of the function's arguments.
 fn mentions_argument(expr: &Expr) -> bool {
-    match &expr.kind {
-        ExprKind::FunctionArg(_) => true,
-        ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => mentions_argument(a),
-        ExprKind::Add(a, b)
-        | ExprKind::Sub(a, b)
-        | ExprKind::Mul(a, b)
-        | ExprKind::Div(a, b)
-        | ExprKind::Pow(a, b) => mentions_argument(a) || mentions_argument(b),
-        ExprKind::Apply { args, .. } => args.iter().any(mentions_argument),
-        ExprKind::Sum { body, .. } => mentions_argument(body),
-        // Conservative: an expectation inside a body is not analysed.
-        ExprKind::Expectation { .. } => true,
-        _ => false,
-    }
+    // Conservative: an expectation inside a body is not analysed.
+    expr.any(&mut |e| matches!(e.kind, ExprKind::FunctionArg(_) | ExprKind::Expectation { .. }))
 }
 
 /// A value that is affine in one random block (or in a function's argument).

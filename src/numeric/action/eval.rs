@@ -463,24 +463,17 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
 /// Whether `expr` can carry a derivative (reads a field, conjugate, random variable or a
 /// function argument).
 pub(super) fn depends_on_variables(expr: &Expr) -> bool {
-    let any = |items: &[&Expr]| items.iter().any(|e| depends_on_variables(e));
-    match &expr.kind {
-        ExprKind::Field { .. }
-        | ExprKind::Conjugate { .. }
-        | ExprKind::RandomVar { .. }
-        | ExprKind::Whitened { .. }
-        | ExprKind::FunctionArg(_)
-        | ExprKind::Expectation { .. } => true,
-        ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => any(&[a]),
-        ExprKind::Add(a, b)
-        | ExprKind::Sub(a, b)
-        | ExprKind::Mul(a, b)
-        | ExprKind::Div(a, b)
-        | ExprKind::Pow(a, b) => any(&[a, b]),
-        ExprKind::Apply { args, .. } => args.iter().any(depends_on_variables),
-        ExprKind::Sum { body, .. } => any(&[body]),
-        _ => false,
-    }
+    expr.any(&mut |e| {
+        matches!(
+            e.kind,
+            ExprKind::Field { .. }
+                | ExprKind::Conjugate { .. }
+                | ExprKind::RandomVar { .. }
+                | ExprKind::Whitened { .. }
+                | ExprKind::FunctionArg(_)
+                | ExprKind::Expectation { .. }
+        )
+    })
 }
 
 /// A data matrix with finite entries.

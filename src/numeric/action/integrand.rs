@@ -15,7 +15,7 @@ use super::dense::Dense;
 use super::eval::{Evaluation, depends_on_variables};
 use super::ops::{self, context};
 use super::variables::assignments;
-use crate::check::ir::{Callee, Covariance, Expr, ExprKind};
+use crate::check::ir::{Callee, Expr, ExprKind};
 
 /// The integrand with everything that does not depend on the random variable evaluated.
 pub(super) enum Integrand<'e, D> {
@@ -213,22 +213,9 @@ fn unreachable_operator<T>(expr: &Expr) -> Result<T, ActionError> {
 
 /// Whether `expr` reads the random variable `var`.
 fn mentions(expr: &Expr, var: &str) -> bool {
-    let m = |e: &Expr| mentions(e, var);
-    match &expr.kind {
-        ExprKind::RandomVar { name, .. } | ExprKind::Whitened { name, .. } => name == var,
-        ExprKind::Neg(a) | ExprKind::Transpose(a) | ExprKind::Matrix(_, a) => m(a),
-        ExprKind::Add(a, b)
-        | ExprKind::Sub(a, b)
-        | ExprKind::Mul(a, b)
-        | ExprKind::Div(a, b)
-        | ExprKind::Pow(a, b) => m(a) || m(b),
-        ExprKind::Apply { args, .. } => args.iter().any(m),
-        ExprKind::Sum { body, .. } => m(body),
-        ExprKind::Expectation {
-            body, mean, cov, ..
-        } => m(body) || m(mean) || matches!(cov, Covariance::Matrix(c) if m(c)),
-        _ => false,
-    }
+    expr.any(&mut |e| {
+        matches!(&e.kind, ExprKind::RandomVar { name, .. } | ExprKind::Whitened { name, .. } if name == var)
+    })
 }
 
 impl<D> Integrand<'_, D> {
