@@ -349,11 +349,8 @@ fn parameters(node: &Math) -> Vec<Id> {
     }
 }
 
-#[path = "diff_expect.rs"]
 mod expect;
-#[path = "diff_unary.rs"]
 mod unary;
 
 #[cfg(test)]
-#[path = "diff_tests.rs"]
 mod tests;
