@@ -3,26 +3,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn saddle(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_saddle"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("saddle-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, contents).expect("write temp file");
-    path
-}
+mod common;
+use common::{saddle, temp_file};
 
 const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
 const Y: &str = "-1\n-1\n1\n1\n";
@@ -497,10 +479,32 @@ fn usage_errors_exit_with_one() {
 
 /// A failure inside an expression of the action at finite width is shown where the
 /// expression is written: file:line:col with a caret, as the checker's diagnostics are.
+/// (`N = 0` itself is refused before solving, naming the parameter; a scale `s` that only
+/// the data term divides by reaches the evaluation.)
 #[test]
 fn finite_width_evaluation_errors_point_into_the_action() {
-    let (x, y) = (temp_file("xn.csv", X), temp_file("yn.csv", Y));
+    let (x, y) = (
+        temp_file("xn.csv", "1,1\n-1,0.5\n"),
+        temp_file("yn.csv", "1\n-1\n"),
+    );
     let (x, y) = (x.to_str().expect("path"), y.to_str().expect("path"));
+    let source = include_str!("../examples/deep_erf.action")
+        .replace("param N     = 100", "param N     = 100\nparam s     = 1")
+        .replace("- 1/2 * tr(Y^T", "- 1/(2 * s) * tr(Y^T");
+    let action = temp_file("scaled.action", &source);
+    let action = action.to_str().expect("path");
+    let (code, _, err) = saddle(&[
+        "solve", action, "--x", x, "--y", y, "--method", "map", "--set", "s=0",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let line = source
+        .lines()
+        .position(|l| l.contains("1/(2 * s)"))
+        .expect("the line with 1/(2 * s)")
+        + 1;
+    assert!(err.contains(&format!("scaled.action:{line}:")), "{err}");
+    assert!(err.contains("division by zero"), "{err}");
+    assert!(!err.contains("source bytes"), "{err}");
     let (code, _, err) = saddle(&[
         "solve",
         "examples/deep_erf.action",
@@ -514,16 +518,5 @@ fn finite_width_evaluation_errors_point_into_the_action() {
         "N=0",
     ]);
     assert_eq!(code, 1, "{err}");
-    // `g / N` on the line of the expectation in examples/deep_erf.action
-    let line = include_str!("../examples/deep_erf.action")
-        .lines()
-        .position(|l| l.contains("g / N"))
-        .expect("the line with g / N")
-        + 1;
-    assert!(
-        err.contains(&format!("examples/deep_erf.action:{line}:")),
-        "{err}"
-    );
-    assert!(err.contains("division by zero"), "{err}");
-    assert!(!err.contains("source bytes"), "{err}");
+    assert!(err.contains("parameter `N` = 0"), "{err}");
 }

@@ -2,33 +2,10 @@
 //! wrong number; bounded resources; errors that say where and why), each with its failing
 //! input minimised. `tests/fuzz.rs` keeps looking for new ones.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-fn saddle(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_saddle"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("saddle-reliability-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, contents).expect("write temp file");
-    path
-}
-
-fn path_str(path: &std::path::Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
+mod common;
+use common::{path_str, saddle, temp_file};
 
 const ERF: &str = "examples/deep_erf.action";
 
@@ -88,7 +65,10 @@ fn fmt_keeps_bare_comment_lines_and_is_idempotent() {
     let (code2, _, err2) = saddle(&["fmt", "--check", path_str(&canonical_file)]);
     assert!(code <= 1, "{err}");
     assert_eq!(code2, 0, "{err2}");
-    assert!(canonical.contains("//\n"), "the bare `//` line of deep_linear is kept");
+    assert!(
+        canonical.contains("//\n"),
+        "the bare `//` line of deep_linear is kept"
+    );
 }
 
 /// Item 4: huge integer parameters grew memory until the allocator aborted (exit 134).
@@ -111,7 +91,10 @@ fn huge_integer_parameters_are_refused_at_once() {
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("0..=10000"), "{err}");
-    let file = temp_file("big.action", "theory t\nparam L: int = 99999999999999999999\n");
+    let file = temp_file(
+        "big.action",
+        "theory t\nparam L: int = 99999999999999999999\n",
+    );
     let (code, _, err) = saddle(&["check", path_str(&file)]);
     assert_eq!(code, 1);
     assert!(err.contains("saddle::int_param_out_of_range"), "{err}");
@@ -243,7 +226,10 @@ fn near_duplicate_inputs_give_a_valid_kernel() {
             assert_eq!(code, 0, "{name} {depth}: {err}");
             let json: serde_json::Value = serde_json::from_str(&out).expect("json");
             let k = &json["kernels"];
-            let k = k.as_object().and_then(|m| m.values().last()).expect("a kernel");
+            let k = k
+                .as_object()
+                .and_then(|m| m.values().next_back())
+                .expect("a kernel");
             let entry = |i: usize, j: usize| k[i][j].as_f64().expect("number");
             let limit = (entry(0, 0) * entry(1, 1)).sqrt();
             assert!(entry(0, 1) <= limit * (1.0 + 1e-14), "{name} {depth}: {k}");
@@ -265,10 +251,7 @@ fn a_divergent_expectation_is_an_error() {
         ("shifted", "1 / (x - 0.3)"),
         ("root", "1 / sqrt(abs(x))"),
     ] {
-        let source = erf.replace(
-            "phi(x) = erf(sqrt(pi) / 2 * x)",
-            &format!("phi(x) = {phi}"),
-        );
+        let source = erf.replace("phi(x) = erf(sqrt(pi) / 2 * x)", &format!("phi(x) = {phi}"));
         let file = temp_file(&format!("{name}.action"), &source);
         let (code, out, err) = saddle(&["kernel", path_str(&file), "--x", path_str(&x)]);
         assert_eq!(code, 1, "{phi}: {out}");
@@ -326,4 +309,87 @@ fn recurrent_kernels_at_tens_of_steps_fit_in_bounded_memory() {
     let json: serde_json::Value = serde_json::from_str(&out).expect("json");
     let k = &json["kernels"]["C[40,40]"];
     assert!(k[0][0].as_f64().is_some_and(f64::is_finite), "{out}");
+}
+
+const TINY: &str = "0.5,-1.0,2.0\n1.5,0.25,-0.75\n-1.0,1.0,0.0\n";
+
+/// Found by `tests/fuzz.rs`: negative variance parameters acting on the returned layer, and
+/// overflow there, came out as a "kernel" (negative variances, `null`, `inf`) with exit 0.
+#[test]
+fn returned_kernels_are_finite_covariances() {
+    let x = temp_file("tiny.csv", TINY);
+    for set in [
+        ["L=1", "g=-1"],
+        ["L=1", "gb=-1"],
+        ["L=0", "g0=-1"],
+        ["L=0", "gb0=-1"],
+        ["L=2", "g=1e300"],
+        ["L=2", "gb=1e308"],
+    ] {
+        let (code, out, err) = saddle(&[
+            "kernel",
+            "examples/deep_relu.action",
+            "--x",
+            path_str(&x),
+            "--json",
+            "--set",
+            set[0],
+            "--set",
+            set[1],
+        ]);
+        assert_eq!(code, 1, "{set:?}: {out}");
+        assert!(
+            err.contains("not a covariance matrix") || err.contains("not finite"),
+            "{set:?}: {err}"
+        );
+    }
+    let huge = temp_file("huge.csv", "1e200\n");
+    let (code, out, _) = saddle(&[
+        "kernel",
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&huge),
+        "--set",
+        "L=0",
+    ]);
+    assert_eq!(code, 1, "{out}");
+}
+
+/// Found by `tests/fuzz.rs`: `step(x) / x` (a pole next to an undefined point) gave a
+/// kernel with correlation 2.27; `exp(x^2)` overflows; the message says which.
+#[test]
+fn singular_and_overflowing_activations_are_named() {
+    let erf = std::fs::read_to_string(ERF).expect("example");
+    let x = temp_file("tiny_s.csv", TINY);
+    for (name, phi, says) in [
+        ("step_over_x", "step(x) / x", "has a pole at h ≈ 0.000000"),
+        ("exp_square", "exp(x^2)", "is not finite at h ≈"),
+        ("log", "ln(x)", "is not finite at h ≈"),
+    ] {
+        let source = erf.replace("phi(x) = erf(sqrt(pi) / 2 * x)", &format!("phi(x) = {phi}"));
+        let file = temp_file(&format!("{name}.action"), &source);
+        let (code, out, err) = saddle(&["kernel", path_str(&file), "--x", path_str(&x)]);
+        assert_eq!(code, 1, "{phi}: {out}");
+        assert!(err.contains(says), "{phi}: {err}");
+    }
+}
+
+/// Found by `tests/fuzz.rs`: a 128-byte `.npy` whose header claims 10⁹ × 10⁹ floats made
+/// the loader allocate 8·10¹⁸ bytes and abort.
+#[test]
+fn a_lying_npy_header_is_an_error() {
+    let mut header =
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }".to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    let path = temp_file("lies.npy", "");
+    std::fs::write(&path, &bytes).expect("write");
+    let (code, _, err) = saddle(&["kernel", ERF, "--x", path_str(&path)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("declares shape"), "{err}");
 }

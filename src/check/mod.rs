@@ -18,8 +18,8 @@ mod suggest;
 
 use std::collections::HashMap;
 
-pub(crate) use coverage::for_each_child;
 pub use bind::{BindError, MAX_INT_PARAM};
+pub(crate) use coverage::for_each_child;
 pub use ir::Theory;
 pub use suggest::closest as closest_name;
 

@@ -26,7 +26,7 @@ fn check_finite_width_setting(
     overrides: &[(String, f64)],
 ) -> Result<f64, CliError> {
     if let Some(id) = theory.param("N")
-        && !(params[id] > 0.0)
+        && (params[id].is_nan() || params[id] <= 0.0)
     {
         return Err(CliError::Usage(format!(
             "parameter `N` = {}: the width must be positive (the finite-width terms divide by it)",

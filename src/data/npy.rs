@@ -72,6 +72,7 @@ fn read_dyn<T: ReadableElement>(path: &Path) -> Result<Result<ArrayD<T>, String>
         path: path.to_owned(),
         source,
     })?;
+    check_declared_size(path, &file)?;
     match ArrayD::<T>::read_npy(BufReader::new(file)) {
         Ok(array) => Ok(Ok(array)),
         Err(ReadNpyError::WrongDescriptor(descriptor)) => Ok(Err(descriptor.to_string())),
@@ -82,6 +83,73 @@ fn read_dyn<T: ReadableElement>(path: &Path) -> Result<Result<ArrayD<T>, String>
         }),
         Err(other) => Err(npy_format(path, other.to_string())),
     }
+}
+
+/// Refuses a file whose header declares more data than the file holds, before anything is
+/// allocated: the reader sizes its buffer from the header, so a 128-byte file claiming
+/// 10⁹ × 10⁹ floats aborted the process (allocation failure) instead of being an error.
+fn check_declared_size(path: &Path, file: &File) -> Result<(), DataError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let available = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let mut head = Vec::new();
+    // The header is at most a few KiB; anything unparsable is left to the reader's errors.
+    let read = file.take(1 << 16).read_to_end(&mut head);
+    let mut rewind = file;
+    rewind
+        .seek(SeekFrom::Start(0))
+        .map_err(|source| DataError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+    if read.is_err() || head.len() < 10 {
+        return Ok(());
+    }
+    let (text_start, text_len) = match head[6] {
+        1 => (10, usize::from(u16::from_le_bytes([head[8], head[9]]))),
+        2 | 3 if head.len() >= 12 => (
+            12,
+            u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize,
+        ),
+        _ => return Ok(()),
+    };
+    let Some(text) = head.get(text_start..text_start + text_len) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(text);
+    let item_size = text
+        .split("'descr'")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').nth(1))
+        .and_then(|descr| descr.trim_start_matches(['<', '>', '|', '=']).get(1..))
+        .and_then(|digits| digits.parse::<u128>().ok());
+    let shape: Option<Vec<u128>> = text.split("'shape'").nth(1).and_then(|rest| {
+        let inside = rest.split('(').nth(1)?.split(')').next()?;
+        inside
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| d.parse::<u128>().ok())
+            .collect()
+    });
+    let (Some(item_size), Some(shape)) = (item_size, shape) else {
+        return Ok(());
+    };
+    let declared = shape
+        .iter()
+        .try_fold(item_size, |bytes, &d| bytes.checked_mul(d))
+        .unwrap_or(u128::MAX);
+    let data = u128::from(available).saturating_sub((text_start + text_len) as u128);
+    if declared > data {
+        return Err(npy_format(
+            path,
+            format!(
+                "the header declares shape {shape:?} ({declared} bytes of data), but the file \
+                 holds {data} bytes after its header"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn npy_format(path: &Path, reason: String) -> DataError {
@@ -157,6 +225,26 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("int.npy"), "{err}");
+    }
+
+    /// A header that claims far more data than the file holds is an error, not an
+    /// allocation of 8·10¹⁸ bytes.
+    #[test]
+    fn a_header_that_lies_about_its_shape_is_refused() {
+        let path = temp_path("lies.npy");
+        let mut header =
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000), }"
+                .to_string();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        std::fs::write(&path, &bytes).expect("write");
+        let err = read_npy_matrix(&path).unwrap_err();
+        assert!(err.to_string().contains("declares shape"), "{err}");
     }
 
     #[test]

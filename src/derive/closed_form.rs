@@ -119,7 +119,10 @@ pub fn pair_equation_cached(
             let derivative = simplified.jacobian.get(placeholder)?;
             Some((
                 symbol.clone(),
-                derivative.as_ref().map(|d| rename(d, &names)).map_err(Clone::clone),
+                derivative
+                    .as_ref()
+                    .map(|d| rename(d, &names))
+                    .map_err(Clone::clone),
             ))
         })
         .collect();

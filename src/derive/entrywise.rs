@@ -120,7 +120,7 @@ impl Lowering<'_> {
 
     fn number(&mut self, v: f64) -> Result<Id, DeriveError> {
         let c = Constant::from_decimal(v.abs()).ok_or_else(|| {
-            DeriveError::Unsupported(format!("the number {v} has no exact rational form"))
+            DeriveError::Unsupported(format!("the number {v:e} has no exact rational form"))
         })?;
         let id = self.add(Math::Num(c));
         Ok(if v < 0.0 { self.add(Math::Neg(id)) } else { id })

@@ -8,9 +8,7 @@
 use crate::check::ir::{Builtin, Callee, Expr, ExprKind, ParamType, Theory};
 
 use super::DeriveError;
-use super::build::{
-    add, div, expectation, is_zero, neg, number, substitute, symmetric_part, zero,
-};
+use super::build::{add, div, expectation, is_zero, neg, number, substitute, symmetric_part, zero};
 use super::grad::{DependenceIndex, Variable, gradient_indexed, is_kernel, raw_gradient_indexed};
 use super::unroll::{IndexEnv, assignments, unroll};
 
@@ -207,8 +205,8 @@ fn solve_for(theory: &Theory, g: Expr, unknown: &Variable) -> Result<Expr, Deriv
             coefficient += sign;
         } else if mentions_outside_expectations(&term, &target) {
             return Err(DeriveError::Unsupported(format!(
-                "the stationarity condition is not affine in {:?}; it cannot be solved in closed form",
-                unknown
+                "the stationarity condition is not affine in {}; it cannot be solved in closed form",
+                unknown.name(theory)
             )));
         } else if sign > 0.0 {
             rest = add(rest, term);
@@ -218,7 +216,9 @@ fn solve_for(theory: &Theory, g: Expr, unknown: &Variable) -> Result<Expr, Deriv
     }
     if coefficient == 0.0 {
         return Err(DeriveError::Unsupported(format!(
-            "the condition does not contain {unknown:?}"
+            "the stationarity condition does not contain {}: the action needs a term that \
+             pairs each field entry with its conjugate, such as `- tr(Ct[l]^T C[l])`",
+            unknown.name(theory)
         )));
     }
     Ok(if coefficient == -1.0 {

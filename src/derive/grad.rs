@@ -53,6 +53,20 @@ impl Variable {
         }
     }
 
+    /// The entry as written in the theory: `C[2]`, `Ct[1,3]`.
+    pub fn name(&self, theory: &Theory) -> String {
+        let (name, indices) = match self {
+            Variable::Field(f, v) => (&theory.fields[*f].name, v),
+            Variable::Conjugate(c, v) => (&theory.conjugates[*c].name, v),
+        };
+        if indices.is_empty() {
+            name.clone()
+        } else {
+            let indices: Vec<String> = indices.iter().map(i64::to_string).collect();
+            format!("{name}[{}]", indices.join(","))
+        }
+    }
+
     /// The variable as an expression.
     pub fn expr(&self, theory: &Theory) -> Expr {
         let idx = |v: &[i64]| v.iter().map(|&i| IndexExpr::constant(i)).collect();

@@ -78,13 +78,41 @@ pub enum Activation {
     Custom(CustomActivation),
 }
 
-/// Where a user function blows up, and how fast: $|\phi(x)|\sim|x-\text{at}|^{-\text{exponent}}$.
+/// Where a user function has no finite Gaussian expectation of its square.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pole {
-    /// The location (to about 1e-16 of the grid step).
-    pub at: f64,
-    /// The growth exponent (∞ where φ itself is infinite next to it).
-    pub exponent: f64,
+pub enum Singularity {
+    /// $|\phi(x)|\sim|x-\text{at}|^{-\text{exponent}}$ with exponent ≥ ½.
+    Pole {
+        /// The location (to about 1e-16 of the grid step).
+        at: f64,
+        /// The growth exponent (∞ where φ is finite only on one side and jumps there).
+        exponent: f64,
+    },
+    /// φ is not finite at `at` nor next to it (undefined there, or overflowing).
+    NotFinite {
+        /// A point of the stretch.
+        at: f64,
+        /// φ there (NaN or ±∞).
+        value: f64,
+    },
+}
+
+impl std::fmt::Display for Singularity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Singularity::Pole { at, exponent } => write!(
+                f,
+                "has a pole at h ≈ {at:.6} (|φ| grows like |h − {at:.6}|^−{exponent:.2}; \
+                 exponents ≥ 1/2 make its square non-integrable)"
+            ),
+            Singularity::NotFinite { at, value } => {
+                write!(
+                    f,
+                    "is not finite at h ≈ {at:.6} and around it (φ = {value})"
+                )
+            }
+        }
+    }
 }
 
 /// The point of largest `f` in `[lo, hi]`, by golden-section search (100 steps shrink the
@@ -195,59 +223,78 @@ impl Activation {
         }
     }
 
-    /// A pole of a user function strong enough that $\langle\phi(h)^2\rangle$ diverges under
-    /// every Gaussian ($|\phi(x)|\sim|x-x_0|^{-p}$ with $p\ge\tfrac12$), looked for on
-    /// $[-40s, 40s]$ for pre-activations of standard deviation `scale` = $s$.
+    /// Where a user function makes $\langle\phi(h)^2\rangle$ diverge (or undefined) under
+    /// every Gaussian, looked for on $[-40s, 40s]$ for pre-activations of standard deviation
+    /// `scale` = $s$: a pole with $|\phi(x)|\sim|x-x_0|^{-p}$, $p\ge\tfrac12$, or a stretch
+    /// where φ is not finite (`ln` of a negative, an overflowing `exp(x^2)`, `x/0`).
     ///
-    /// Quadrature never sees such a pole unless a node lands on it: `phi(x) = 1/x` gave a
-    /// finite kernel with a tiny error bound. The scan evaluates φ on a grid of 8001 points,
-    /// zooms (golden section) into every local maximum of $|\phi|$ and, where it is not
-    /// bounded, measures the growth exponent $p$ from $|\phi|$ at distances $10^{-8}h$ and
-    /// $10^{-4}h$ from the peak ($h$ the grid step). Built-in activations have no poles.
-    pub fn square_integrable_pole(&self, scale: f64) -> Option<Pole> {
+    /// Quadrature never sees a pole unless a node lands on it: `phi(x) = 1/x` gave a finite
+    /// kernel with a tiny error bound. The scan evaluates φ on a grid of 8001 points, zooms
+    /// (golden section) into every local maximum of $|\phi|$ and, where it is not bounded,
+    /// measures the growth exponent $p$ from $|\phi|$ at distances $10^{-8}h$ and $10^{-4}h$
+    /// from the peak ($h$ the grid step), on each side. An isolated non-finite point with a
+    /// bounded neighbourhood (`sin(x)/x`-like 0/0) is not a singularity. Built-in activations
+    /// have none.
+    pub fn square_integrable_pole(&self, scale: f64) -> Option<Singularity> {
         let Activation::Custom(custom) = self else {
             return None;
         };
         let phi = |x: f64| (custom.jet)(x)[0].abs();
         const POINTS: usize = 8001;
-        let reach = 40.0 * if scale.is_finite() && scale > 0.0 { scale } else { 1.0 };
+        let reach = 40.0
+            * if scale.is_finite() && scale > 0.0 {
+                scale
+            } else {
+                1.0
+            };
         let step = 2.0 * reach / (POINTS - 1) as f64;
         let grid: Vec<f64> = (0..POINTS).map(|i| -reach + step * i as f64).collect();
         let values: Vec<f64> = grid.iter().map(|&x| phi(x)).collect();
+        // Growth exponent on each side of `at`: None where φ is not finite next to it.
         let growth = |at: f64| {
             let exponent = |side: f64| {
                 let near = phi(at + side * 1e-8 * step);
                 let far = phi(at + side * 1e-4 * step);
-                if near.is_finite() && far.is_finite() && far > 0.0 {
-                    (near / far).ln() / 1e4_f64.ln()
-                } else if near.is_infinite() {
-                    f64::INFINITY
-                } else {
-                    f64::NAN
-                }
+                (near.is_finite() && far.is_finite()).then(|| {
+                    if far > 0.0 {
+                        (near / far).ln() / 1e4_f64.ln()
+                    } else if near > 0.0 {
+                        f64::INFINITY
+                    } else {
+                        0.0
+                    }
+                })
             };
-            let (left, right) = (exponent(-1.0), exponent(1.0));
-            left.max(right)
+            match (exponent(-1.0), exponent(1.0)) {
+                (Some(l), Some(r)) => Some(l.max(r)),
+                (one, other) => one.or(other),
+            }
         };
+        // comparisons with a non-finite neighbour count it as lower
+        let level = |i: usize| values.get(i).copied().filter(|v| v.is_finite());
         for i in 0..POINTS {
-            let v = values[i];
-            let peak = if v.is_infinite() {
-                grid[i]
-            } else {
-                let lower = if i > 0 { values[i - 1] } else { f64::NEG_INFINITY };
-                let upper = if i + 1 < POINTS { values[i + 1] } else { f64::NEG_INFINITY };
-                // interior local maxima only: growth towards ±∞ (x², eˣ) is no pole
-                if !(v.is_finite() && i > 0 && i + 1 < POINTS && v >= lower && v >= upper) {
+            let (at, value) = if values[i].is_finite() {
+                let interior = i > 0 && i + 1 < POINTS;
+                let v = values[i];
+                let peak = interior
+                    && level(i - 1).is_none_or(|l| v >= l)
+                    && level(i + 1).is_none_or(|u| v >= u);
+                if !peak {
                     continue;
                 }
-                golden_section_peak(phi, grid[i - 1], grid[i + 1])
+                (golden_section_peak(phi, grid[i - 1], grid[i + 1]), None)
+            } else {
+                (grid[i], Some((custom.jet)(grid[i])[0]))
             };
-            let p = growth(peak);
-            if p >= 0.5 - 1e-3 {
-                return Some(Pole {
-                    at: peak,
-                    exponent: p,
-                });
+            match growth(at) {
+                Some(p) if p >= 0.5 - 1e-3 => {
+                    return Some(Singularity::Pole { at, exponent: p });
+                }
+                None if value.is_some() => {
+                    let value = value.unwrap_or(f64::NAN);
+                    return Some(Singularity::NotFinite { at, value });
+                }
+                _ => {}
             }
         }
         None
@@ -346,7 +393,8 @@ mod tests {
     /// peaks are not poles.
     #[test]
     fn poles_with_a_non_integrable_square_are_found() {
-        let cases: [(fn(f64) -> f64, Option<(f64, f64)>); 7] = [
+        type Case = (fn(f64) -> f64, Option<(f64, f64)>);
+        let cases: [Case; 7] = [
             (|x| 1.0 / x, Some((0.0, 1.0))),
             (|x| 1.0 / (x - 0.3), Some((0.3, 1.0))),
             (|x| 1.0 / (x + 2.0).powi(2), Some((-2.0, 2.0))),
@@ -358,15 +406,31 @@ mod tests {
         for (i, (f, want)) in cases.into_iter().enumerate() {
             let found = user(f).square_integrable_pole(1.0);
             match (found, want) {
-                (Some(pole), Some((at, exponent))) => {
-                    assert!((pole.at - at).abs() < 1e-9, "case {i}: {pole:?}");
-                    assert!((pole.exponent - exponent).abs() < 0.01, "case {i}: {pole:?}");
+                (Some(Singularity::Pole { at: x, exponent: p }), Some((at, exponent))) => {
+                    assert!((x - at).abs() < 1e-9, "case {i}: {found:?}");
+                    assert!((p - exponent).abs() < 0.01, "case {i}: {found:?}");
                 }
                 (None, None) => {}
                 other => panic!("case {i}: {other:?}"),
             }
         }
         assert_eq!(Activation::Tanh.square_integrable_pole(1.0), None);
+        // a one-sided pole next to an undefined point, undefined stretches, and a removable
+        // 0/0 that is no singularity
+        let step_over_x = user(|x| if x > 0.0 { 1.0 / x } else { 0.0 / x });
+        assert!(matches!(
+            step_over_x.square_integrable_pole(1.0),
+            Some(Singularity::Pole { at, .. }) if at.abs() < 1e-9
+        ));
+        assert!(matches!(
+            user(f64::ln).square_integrable_pole(1.0),
+            Some(Singularity::NotFinite { at, .. }) if at < 0.0
+        ));
+        assert!(matches!(
+            user(|x| (x * x).exp()).square_integrable_pole(1.0),
+            Some(Singularity::NotFinite { .. })
+        ));
+        assert_eq!(user(|x| x.sin() / x).square_integrable_pole(1.0), None);
     }
 
     use super::*;

@@ -84,11 +84,10 @@ pub fn apply_into(
         });
     }
     let largest = diag.iter().copied().fold(0.0, f64::max);
-    if let Some(pole) = activation.square_integrable_pole(largest.sqrt()) {
+    if let Some(singularity) = activation.square_integrable_pole(largest.sqrt()) {
         return Err(ProgramError::DivergentExpectation {
             function: activation.name(),
-            at: pole.at,
-            exponent: pole.exponent,
+            singularity,
         });
     }
     let inverse_root: Vec<f64> = diag
@@ -174,7 +173,9 @@ pub fn apply_into(
     let fallback_diagonal = fallback.iter().filter(|(a, b)| a == b).count();
     let mut worst_bound = worst_bound;
     if !fallback.is_empty() {
-        let first = settings.fallback_order.max(MAX_FALLBACK_OUTER.min(expansion.nodes()));
+        let first = settings
+            .fallback_order
+            .max(MAX_FALLBACK_OUTER.min(expansion.nodes()));
         let finest = first.max(expansion.nodes());
         let rules = FallbackRules::new(first, finest, settings.fallback_order, settings.tolerance)?;
         let values: Vec<(f64, f64)> = fallback
@@ -221,7 +222,8 @@ struct FallbackRules {
 }
 
 fn shared_rule(n: usize) -> Result<std::sync::Arc<GaussHermite>, ProgramError> {
-    GaussHermite::shared(n).map_err(|e| ProgramError::Unsupported(format!("fallback quadrature: {e}")))
+    GaussHermite::shared(n)
+        .map_err(|e| ProgramError::Unsupported(format!("fallback quadrature: {e}")))
 }
 
 impl FallbackRules {
@@ -236,7 +238,10 @@ impl FallbackRules {
             orders.push(finest);
         }
         Ok(Self {
-            outer: orders.into_iter().map(shared_rule).collect::<Result<_, _>>()?,
+            outer: orders
+                .into_iter()
+                .map(shared_rule)
+                .collect::<Result<_, _>>()?,
             inner_order: inner_order.max(8),
             tolerance,
         })
@@ -264,8 +269,8 @@ impl FallbackRules {
             1.0
         };
         // Inner nodes in proportion to the conditional variance b(1 − ρ²), at least 8.
-        let inner = ((self.inner_order as f64 * (1.0 - rho2)).ceil() as usize)
-            .clamp(8, self.inner_order);
+        let inner =
+            ((self.inner_order as f64 * (1.0 - rho2)).ceil() as usize).clamp(8, self.inner_order);
         let inner_rules = [shared_rule((inner * 3 / 4).max(6))?, shared_rule(inner)?];
         let mut previous = nested_pair(activation, a, b, c, &self.outer[0], &inner_rules[0]);
         let mut result = (previous, f64::INFINITY);
@@ -362,7 +367,6 @@ fn expansion_error(e: ExpansionError) -> ProgramError {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,7 +446,10 @@ mod tests {
         assert!(report.fallback_pairs >= 1, "{report:?}");
         let limit = (out[[0, 0]] * out[[1, 1]]).sqrt();
         assert!(out[[0, 1]] <= limit + 1e-15, "{} > {limit}", out[[0, 1]]);
-        assert!(report.worst_bound > 0.0 && report.worst_bound < 1e-10, "{report:?}");
+        assert!(
+            report.worst_bound > 0.0 && report.worst_bound < 1e-10,
+            "{report:?}"
+        );
         // against the closed form of the degenerate limit: both patterns at the mean point
         let rule = GaussHermite::new(1200).unwrap();
         let (a, b, cab) = (c[[0, 0]], c[[1, 1]], c[[0, 1]]);
@@ -462,9 +469,22 @@ mod tests {
         }));
         let c = array![[1.0, 0.5], [0.5, 2.0]];
         let mut out = Array2::zeros((2, 2));
-        let error = apply_into(&recip, (1.0, 0.0), c.view(), &|_, _| true, &mut out, &Default::default());
+        let error = apply_into(
+            &recip,
+            (1.0, 0.0),
+            c.view(),
+            &|_, _| true,
+            &mut out,
+            &Default::default(),
+        );
         assert!(
-            matches!(error, Err(ProgramError::DivergentExpectation { at, .. }) if at.abs() < 1e-9),
+            matches!(
+                error,
+                Err(ProgramError::DivergentExpectation {
+                    singularity: crate::numeric::activation::Singularity::Pole { at, .. },
+                    ..
+                }) if at.abs() < 1e-9
+            ),
             "{error:?}"
         );
     }

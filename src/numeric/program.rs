@@ -29,19 +29,14 @@ pub enum ProgramError {
     /// A construct that cannot be evaluated numerically.
     #[error("cannot evaluate {0}")]
     Unsupported(String),
-    /// A Gaussian expectation that does not exist: the function has a pole on the real line.
-    #[error(
-        "⟨{function}(h)²⟩ does not exist under a Gaussian: `{function}` has a pole at h ≈ {at:.6} \
-         (|{function}| grows like |h − {at:.6}|^−{exponent:.2}, and exponents ≥ 1/2 make its \
-         square non-integrable)"
-    )]
+    /// A Gaussian expectation that does not exist: the function has a pole on the real line
+    /// or is not finite on part of it.
+    #[error("⟨{function}(h)²⟩ does not exist under a Gaussian: `{function}` {singularity}")]
     DivergentExpectation {
         /// The function's name.
         function: String,
-        /// Where it blows up.
-        at: f64,
-        /// How fast.
-        exponent: f64,
+        /// Where and how.
+        singularity: super::activation::Singularity,
     },
     /// A Gaussian expectation with an invalid covariance at some pair.
     #[error(
@@ -488,10 +483,9 @@ fn reject_poles(op: &Op) -> Result<(), ProgramError> {
         [eval_in_x(&formula, x), 0.0, 0.0]
     }));
     match phi.square_integrable_pole(1.0) {
-        Some(pole) => Err(ProgramError::DivergentExpectation {
+        Some(singularity) => Err(ProgramError::DivergentExpectation {
             function: phi.name(),
-            at: pole.at,
-            exponent: pole.exponent,
+            singularity,
         }),
         None => Ok(()),
     }

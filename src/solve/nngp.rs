@@ -76,6 +76,21 @@ pub enum NngpError {
         /// Second pattern.
         b: usize,
     },
+    /// A kernel that is not a covariance matrix.
+    #[error(
+        "{field} is not a covariance matrix at patterns ({a}, {b}): {reason}; check the signs \
+         and sizes of the variance parameters"
+    )]
+    NotCovariance {
+        /// The field entry.
+        field: String,
+        /// First pattern.
+        a: usize,
+        /// Second pattern.
+        b: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// Forward equations that depend on each other.
     #[error("the forward equations of {0} depend on entries that are never computed")]
     Stuck(String),
@@ -120,7 +135,6 @@ impl Kernels {
         }
     }
 }
-
 
 /// Settings of an NNGP computation.
 #[derive(Debug, Clone)]
@@ -427,7 +441,54 @@ pub fn nngp_kernels(
         kernels.entries.retain(|k, _| keep.contains(k));
         kernels.order.retain(|k| keep.contains(k));
     }
+    for (key, value) in &kernels.entries {
+        validate_entry(theory, key, value)?;
+    }
     Ok(kernels)
+}
+
+/// What every returned entry must be: finite, and a kernel entry (`C[l]`, `C[t, t]`) a
+/// covariance matrix — non-negative variances and |C_αβ| ≤ √(C_αα C_ββ). Hidden layers
+/// meet this through the Gaussian expectations that read them; the returned ones (the last
+/// layer, or the input kernel at L = 0) were not checked, and negative variance parameters
+/// or overflowing inputs came out as a "kernel" with exit 0.
+fn validate_entry(theory: &Theory, key: &EntryKey, value: &Array2<f64>) -> Result<(), NngpError> {
+    let name = || Kernels::name(theory, key);
+    let covariance = theory.fields[key.0].kind == FieldKind::Kernel
+        && key_is_symmetric(key.1.clone())
+        && value.is_square();
+    let problem = (0..value.nrows()).into_par_iter().find_map_first(|a| {
+        let row = value.row(a);
+        if let Some(b) = row.iter().position(|v| !v.is_finite()) {
+            return Some(NngpError::NotFinite {
+                field: name(),
+                a,
+                b,
+            });
+        }
+        if !covariance {
+            return None;
+        }
+        let variance = row[a];
+        if variance < 0.0 {
+            return Some(NngpError::NotCovariance {
+                field: name(),
+                a,
+                b: a,
+                reason: format!("its variance is {variance} < 0"),
+            });
+        }
+        row.iter().enumerate().find_map(|(b, &v)| {
+            let limit = (variance * value[[b, b]]).sqrt();
+            (v.abs() > limit * (1.0 + 1e-9) + 1e-300).then(|| NngpError::NotCovariance {
+                field: name(),
+                a,
+                b,
+                reason: format!("|{v}| exceeds √(C_αα C_ββ) = {limit}"),
+            })
+        })
+    });
+    problem.map_or(Ok(()), Err)
 }
 
 fn validate_inputs(x: ArrayView2<f64>) -> Result<(), NngpError> {
@@ -769,4 +830,3 @@ fn evaluate_forward(
     }
     Ok((out, None))
 }
-

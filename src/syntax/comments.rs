@@ -68,9 +68,6 @@ fn inner_comments(text: &str) -> Vec<String> {
     lines
         .iter()
         .take(n.saturating_sub(1))
-        .filter_map(|line| {
-            line.find("//")
-                .map(|i| line[i..].trim_end().to_string())
-        })
+        .filter_map(|line| line.find("//").map(|i| line[i..].trim_end().to_string()))
         .collect()
 }

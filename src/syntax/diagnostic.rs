@@ -158,8 +158,8 @@ impl Diagnostics {
         let (line, col) = item.span.line_col(&self.source);
         let text: Vec<char> = self.line_of(item.span).chars().collect();
         let first = col - 1;
-        let width = self.source[item.span.start.min(self.source.len())
-            ..item.span.end.min(self.source.len())]
+        let width = self.source
+            [item.span.start.min(self.source.len())..item.span.end.min(self.source.len())]
             .split('\n')
             .next()
             .map_or(1, |s| s.chars().count().clamp(1, WINDOW_CHARS));

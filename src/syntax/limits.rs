@@ -32,7 +32,9 @@ pub fn check_nesting(file: &File) -> Vec<Diagnostic> {
             problems.push(
                 Diagnostic::new(
                     "saddle::nesting_too_deep",
-                    format!("an expression nested {depth} deep (at most {MAX_NESTING} are allowed)"),
+                    format!(
+                        "an expression nested {depth} deep (at most {MAX_NESTING} are allowed)"
+                    ),
                     deepest,
                     "nested too deeply",
                 )
@@ -94,17 +96,17 @@ mod tests {
     use crate::syntax::parse;
 
     fn tower(height: usize) -> String {
-        format!(
-            "theory t\nphi(x) = {}\n",
-            vec!["x"; height].join("^")
-        )
+        format!("theory t\nphi(x) = {}\n", vec!["x"; height].join("^"))
     }
 
     #[test]
     fn power_towers_are_bounded_and_long_sums_are_not() {
         assert!(parse(&tower(super::MAX_NESTING), "t.action").is_ok());
         let err = parse(&tower(super::MAX_NESTING + 2), "t.action").err();
-        let codes: Vec<&str> = err.iter().flat_map(|d| d.items.iter().map(|i| i.code)).collect();
+        let codes: Vec<&str> = err
+            .iter()
+            .flat_map(|d| d.items.iter().map(|i| i.code))
+            .collect();
         assert_eq!(codes, ["saddle::nesting_too_deep"]);
         let long_sum = format!("theory t\nphi(x) = {}\n", vec!["x"; 5000].join(" + "));
         assert!(parse(&long_sum, "t.action").is_ok());
@@ -118,7 +120,10 @@ mod tests {
             ")".repeat(10_000)
         );
         let err = parse(&deep, "t.action").err();
-        let codes: Vec<&str> = err.iter().flat_map(|d| d.items.iter().map(|i| i.code)).collect();
+        let codes: Vec<&str> = err
+            .iter()
+            .flat_map(|d| d.items.iter().map(|i| i.code))
+            .collect();
         assert_eq!(codes, ["saddle::nesting_too_deep"]);
     }
 }

@@ -213,7 +213,12 @@ fn breaks(builtin: Builtin) -> bool {
 /// Whether a user-function body expression reads one of the function's arguments.
 fn mentions_argument(expr: &Expr) -> bool {
     // Conservative: an expectation inside a body is not analysed.
-    expr.any(&mut |e| matches!(e.kind, ExprKind::FunctionArg(_) | ExprKind::Expectation { .. }))
+    expr.any(&mut |e| {
+        matches!(
+            e.kind,
+            ExprKind::FunctionArg(_) | ExprKind::Expectation { .. }
+        )
+    })
 }
 
 /// A value that is affine in one random block (or in a function's argument).

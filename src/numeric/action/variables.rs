@@ -216,7 +216,9 @@ pub(crate) fn integer_params(theory: &Theory, params: &[f64]) -> Result<Vec<i64>
         .zip(params)
         .map(|(param, &value)| match param.ty {
             ParamType::Real => Ok(0),
-            ParamType::Int if crate::check::bind::value_problem(ParamType::Int, value).is_none() => {
+            ParamType::Int
+                if crate::check::bind::value_problem(ParamType::Int, value).is_none() =>
+            {
                 Ok(value as i64)
             }
             ParamType::Int => Err(ActionError::NonIntegerParam {

@@ -63,7 +63,10 @@ pub fn regress(
     let variance = result.prediction.latent_variance.iter().copied();
     checks.extend(mean.map(|v| ("predicted mean", v)));
     checks.extend(variance.map(|v| ("predicted variance", v)));
-    match checks.into_iter().find_map(|(what, value)| overflow(what, value)) {
+    match checks
+        .into_iter()
+        .find_map(|(what, value)| overflow(what, value))
+    {
         Some(error) => Err(error),
         None => Ok(result),
     }
