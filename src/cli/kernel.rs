@@ -126,13 +126,14 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
             .find(|(k, _)| Kernels::name(&theory, k) == name)
             .map_or(&readout, |(_, m)| m);
         let diag_mean = if m.ncols() == m.nrows() {
-            m.diag().mean().unwrap_or(f64::NAN)
+            overflow_free_mean(m.diag().iter())
         } else {
-            m.mean().unwrap_or(f64::NAN)
+            overflow_free_mean(m.iter())
         };
         outln!(
-            "  {name:<10} mean diagonal {diag_mean:.6}   entry [0,0] {:.6}",
-            m[[0, 0]]
+            "  {name:<10} mean diagonal {}   entry [0,0] {}",
+            readable(diag_mean),
+            readable(m[[0, 0]])
         );
     }
     for (key, report) in &kernels.expansions {
@@ -182,4 +183,21 @@ fn readout_name(
         .rev()
         .find(|k| kernels.entries[*k] == *readout)
         .map_or_else(|| "readout".to_string(), |k| Kernels::name(theory, k))
+}
+
+/// The mean as Σ xᵢ/n: entries near the largest float (finite, as every returned kernel
+/// is) would overflow a plain sum.
+fn overflow_free_mean<'a>(values: impl ExactSizeIterator<Item = &'a f64>) -> f64 {
+    let n = values.len().max(1) as f64;
+    values.map(|v| v / n).sum()
+}
+
+/// Six decimals for ordinary magnitudes, scientific notation for huge or tiny ones (a
+/// kernel entry of 1e300 printed with `{:.6}` is three hundred digits).
+fn readable(x: f64) -> String {
+    if x != 0.0 && !(1e-4..1e6).contains(&x.abs()) {
+        format!("{x:.6e}")
+    } else {
+        format!("{x:.6}")
+    }
 }
