@@ -654,9 +654,13 @@ fn derivative(f: Builtin, s: Expr) -> Result<Expr, DeriveError> {
             apply(Builtin::Sqrt, sub(number(1.0), sq())),
         )),
         Builtin::Atan => div(number(1.0), add(number(1.0), sq())),
+        // Kinks take their pointwise derivative, as in the symbolic engine
+        // (`symbolic::diff`): relu' = step, |x|' = sign (Price's theorem inside an
+        // expectation gives the same). Jumps have only a δ and are refused.
         Builtin::Relu => apply(Builtin::Step, s),
+        Builtin::Abs => apply(Builtin::Sign, s),
         Builtin::Ln => div(number(1.0), s),
-        Builtin::Step | Builtin::Sign | Builtin::Abs => {
+        Builtin::Step | Builtin::Sign => {
             return Err(DeriveError::Unsupported(format!(
                 "`{}` has no classical derivative",
                 f.name()
@@ -726,6 +730,31 @@ mod tests {
             .collect();
         let action = unroll(&theory.action.body, &IndexEnv::new(), &ints).expect("unrolls");
         (theory, action)
+    }
+
+    /// The derivation and the symbolic engine agree on kinks (|x|' = sign x, relu' = step)
+    /// and both refuse jumps (their derivative is a δ).
+    #[test]
+    fn kinks_take_their_pointwise_derivative_in_both_engines() {
+        use crate::symbolic::diff::diff;
+        use crate::symbolic::lang::Math;
+        let x = || node(ExprKind::Pi, Shape::SCALAR);
+        assert_eq!(
+            derivative(Builtin::Abs, x()).ok(),
+            Some(apply(Builtin::Sign, x()))
+        );
+        assert_eq!(
+            derivative(Builtin::Relu, x()).ok(),
+            Some(apply(Builtin::Step, x()))
+        );
+        assert!(derivative(Builtin::Sign, x()).is_err());
+        assert!(derivative(Builtin::Step, x()).is_err());
+        let expr: egg::RecExpr<Math> = "(abs x)".parse().expect("a term");
+        let symbolic = diff(&expr, "x").expect("abs has a pointwise derivative");
+        assert!(
+            symbolic.as_ref().iter().any(|n| matches!(n, Math::Sign(_))),
+            "{symbolic}"
+        );
     }
 
     #[test]
