@@ -343,6 +343,20 @@ fn returned_kernels_are_finite_covariances() {
             "{set:?}: {err}"
         );
     }
+    // a readout that is an expression (`gw * Q[L]`), not a field entry
+    let (code, out, err) = saddle(&[
+        "kernel",
+        "examples/binary_threshold.action",
+        "--x",
+        path_str(&x),
+        "--set",
+        "gw=-1",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("the readout kernel is not a covariance"),
+        "{err}"
+    );
     let huge = temp_file("huge.csv", "1e200\n");
     let (code, out, _) = saddle(&[
         "kernel",

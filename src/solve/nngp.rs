@@ -453,10 +453,25 @@ pub fn nngp_kernels(
 /// layer, or the input kernel at L = 0) were not checked, and negative variance parameters
 /// or overflowing inputs came out as a "kernel" with exit 0.
 fn validate_entry(theory: &Theory, key: &EntryKey, value: &Array2<f64>) -> Result<(), NngpError> {
-    let name = || Kernels::name(theory, key);
     let covariance = theory.fields[key.0].kind == FieldKind::Kernel
         && key_is_symmetric(key.1.clone())
         && value.is_square();
+    validate_matrix(&|| Kernels::name(theory, key), value, covariance)
+}
+
+/// A readout kernel (`C[L]`, or an expression such as `gw * Q[L]`) must be a covariance
+/// matrix too: see [`nngp_kernels`]' check of the returned entries.
+pub fn validate_covariance(name: &str, value: &Array2<f64>) -> Result<(), NngpError> {
+    validate_matrix(&|| name.to_string(), value, value.is_square())
+}
+
+/// Finite entries and, with `covariance`, non-negative variances and correlations within
+/// ±1, in one pass over the upper triangle.
+fn validate_matrix(
+    name: &(dyn Fn() -> String + Sync),
+    value: &Array2<f64>,
+    covariance: bool,
+) -> Result<(), NngpError> {
     let n = value.ncols();
     // √C_ββ once per pattern; then one multiply and compare per entry of the upper
     // triangle (the pass costs a few ms at P = 4000, a sqrt per entry cost 50)

@@ -157,6 +157,7 @@ fn evaluate_readout(
         &readout.kernel,
         "the readout kernel",
     )?;
+    crate::solve::nngp::validate_covariance("the readout kernel", &kernel)?;
     Ok((kernel, noise))
 }
 
