@@ -4,12 +4,14 @@
 //! $\partial K/\partial C$ (the Jacobian $G$) and higher derivatives.
 //!
 //! * [`special`]: $\operatorname{erf}$, $\Phi$, $\varphi$ on dual numbers (exact to all orders).
-//! * [`activation`]: $\phi$, $\phi'$, $\phi''$ of the activations.
+//! * [`activation`]: $\phi$, $\phi'$, $\phi''$ of the activations; [`singularity`]: the poles
+//!   and non-finite stretches of user functions that leave $\langle\phi^2\rangle$ undefined.
 //! * [`pair`], [`pair_derivative`]: closed forms of $K_\phi$, $\langle\phi'\phi'\rangle$,
 //!   $\langle\phi''\phi\rangle$ and the diagonal $\frac{d}{dq}\langle\phi^2\rangle$;
 //!   [`pair_quadrature`]: $K_\phi$ for every activation (Gauss–Hermite where no closed form).
 //! * [`hermite_expansion`], [`hermite_kernel_map`]: $K_\phi$ of tanh and smooth user functions
-//!   over all pattern pairs by the Mehler expansion, with an error bound per pair.
+//!   over all pattern pairs by the Mehler expansion, with an error bound per pair; the
+//!   pairs it cannot bound by nested Gauss–Hermite (`pair_fallback`).
 //! * [`bvn`]: bivariate normal CDF $\Phi_2(h,k;\rho)$ (threshold units, THEORY.md §7).
 //! * [`buffer`]: fresh P×P buffers, their pages mapped (huge where allowed) on all cores.
 //! * [`dense`]: the Cholesky factor as parallel bands of sequential faer kernels (the GP
@@ -35,11 +37,13 @@ pub mod matrix;
 pub mod monte_carlo;
 pub mod pair;
 pub mod pair_derivative;
+mod pair_fallback;
 pub mod pair_quadrature;
 pub mod program;
 pub mod quad;
 #[cfg(test)]
 mod reference_values;
+pub mod singularity;
 pub mod special;
 pub mod tanh_sinh;
 pub mod vector_math;

@@ -36,7 +36,7 @@ pub enum ProgramError {
         /// The function's name.
         function: String,
         /// Where and how.
-        singularity: super::activation::Singularity,
+        singularity: super::singularity::Singularity,
     },
     /// A Gaussian expectation with an invalid covariance at some pair.
     #[error(
