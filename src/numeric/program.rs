@@ -478,13 +478,30 @@ fn reject_poles(op: &Op) -> Result<(), ProgramError> {
     if !in_x_alone(op) {
         return Ok(());
     }
-    let formula = std::sync::Arc::new(op.clone());
-    let phi = Activation::Custom(CustomActivation::new("φ", move |x: f64| {
-        [eval_in_x(&formula, x), 0.0, 0.0]
-    }));
-    match phi.square_integrable_pole(1.0) {
+    // Every layer of a deep theory compiles the same formula: scan each formula once.
+    static SCANNED: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<String, Option<super::singularity::Singularity>>>,
+    > = std::sync::OnceLock::new();
+    let key = format!("{op:?}");
+    let cache = SCANNED.get_or_init(Default::default);
+    let known = cache.lock().ok().and_then(|c| c.get(&key).copied());
+    let found = match known {
+        Some(found) => found,
+        None => {
+            let formula = std::sync::Arc::new(op.clone());
+            let phi = Activation::Custom(CustomActivation::new("φ", move |x: f64| {
+                [eval_in_x(&formula, x), 0.0, 0.0]
+            }));
+            let found = phi.square_integrable_pole(1.0);
+            if let Ok(mut c) = cache.lock() {
+                c.insert(key, found);
+            }
+            found
+        }
+    };
+    match found {
         Some(singularity) => Err(ProgramError::DivergentExpectation {
-            function: phi.name(),
+            function: "φ".into(),
             singularity,
         }),
         None => Ok(()),

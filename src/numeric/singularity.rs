@@ -84,7 +84,7 @@ impl Activation {
     /// where φ is not finite (`ln` of a negative, an overflowing `exp(x^2)`, `x/0`).
     ///
     /// Quadrature never sees a pole unless a node lands on it: `phi(x) = 1/x` gave a finite
-    /// kernel with a tiny error bound. The scan evaluates φ on a grid of 8001 points, zooms
+    /// kernel with a tiny error bound. The scan evaluates φ on a grid of 2001 points, zooms
     /// (golden section) into every local maximum of $|\phi|$ and, where it is not bounded,
     /// measures the growth exponent $p$ from $|\phi|$ at distances $10^{-8}h$ and $10^{-4}h$
     /// from the peak ($h$ the grid step), on each side. An isolated non-finite point with a
@@ -95,7 +95,7 @@ impl Activation {
             return None;
         };
         let phi = |x: f64| self.value(x).abs();
-        const POINTS: usize = 8001;
+        const POINTS: usize = 2001;
         let reach = 40.0
             * if scale.is_finite() && scale > 0.0 {
                 scale
