@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use saddle::derive::closed_form::pair_equation;
-use saddle::symbolic::eval::eval;
+use saddle::numeric::term_eval::eval;
 
 fn theory(phi: &str) -> saddle::Theory {
     let source = format!(

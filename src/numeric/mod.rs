@@ -21,6 +21,8 @@
 //! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
+//! * [`term_eval`]: the `f64` value of a symbolic term; the symbolic stage's closed forms,
+//!   derivatives and canonical forms are checked numerically with it here.
 //! * [`vector_math`]: branch-free asin / acos for SIMD loops, and the run-time choice of
 //!   instruction set; [`kernel_map`] uses them in the closed-form pair loop.
 
@@ -28,7 +30,13 @@ pub mod action;
 pub mod activation;
 pub mod buffer;
 pub mod bvn;
+#[cfg(test)]
+mod canonical_checks;
+#[cfg(test)]
+mod closed_form_checks;
 pub mod dense;
+#[cfg(test)]
+mod diff_checks;
 pub mod gauss_rule;
 pub mod hermite_expansion;
 pub mod hermite_kernel_map;
@@ -46,4 +54,5 @@ mod reference_values;
 pub mod singularity;
 pub mod special;
 pub mod tanh_sinh;
+pub mod term_eval;
 pub mod vector_math;

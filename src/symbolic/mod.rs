@@ -6,15 +6,13 @@
 //! * [`analysis`]: constant folding and sign/range facts the conditional rules read.
 //! * [`diff`]: symbolic derivatives (Price's theorem inside expectations).
 //! * [`canonical`]: one printed shape per formula (exact coefficient, sorted factors).
-//! * [`mod@print`]: Unicode and LaTeX of `Math` terms; `eval` (runtime only): their `f64`
-//!   value, for checking closed forms.
+//! * [`mod@print`]: Unicode and LaTeX of `Math` terms (their `f64` values:
+//!   `numeric::term_eval`).
 
 pub mod analysis;
 pub mod canonical;
 pub mod cost;
 pub mod diff;
-#[cfg(feature = "runtime")]
-pub mod eval;
 pub mod lang;
 pub mod print;
 pub mod rules;

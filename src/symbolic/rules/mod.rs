@@ -23,7 +23,4 @@ mod set;
 mod testing;
 pub mod trig;
 
-#[cfg(all(test, feature = "runtime"))]
-mod closed_forms;
-
 pub use set::{RuleSelection, RuleSet, Rw, UnknownRuleSet, rule_sets};

@@ -4,15 +4,17 @@
 //! `inv`, `logdet`) have no scalar value here and give `None`, as does any non-finite
 //! intermediate (division by zero, `sqrt` of a negative, `ln` of a non-positive, a non-integer
 //! power of a negative). `step(0) = 1/2`, `sign(0) = 0`. $\operatorname{erf}$ comes from `libm`,
-//! $\Phi_2$ from [`bvn_cdf`] (hence the `runtime` feature).
+//! $\Phi_2$ from [`bvn_cdf`]. It lives in `numeric`, not `symbolic`, because it evaluates with
+//! numeric's special functions: the symbolic stage's numeric cross-checks live here too
+//! (`closed_form_checks`, `diff_checks`, `canonical_checks`).
 
 use std::collections::HashMap;
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
 use egg::RecExpr;
 
-use super::lang::Math;
-use crate::numeric::bvn::bvn_cdf;
+use super::bvn::bvn_cdf;
+use crate::symbolic::lang::Math;
 
 /// The value of `expr` with its symbols taken from `env` (see the module docs for `None`).
 pub fn eval(expr: &RecExpr<Math>, env: &HashMap<&str, f64>) -> Option<f64> {

@@ -1,7 +1,7 @@
 //! Numeric checks of the gaussian closed forms: THEORY.md T2/T2b and independent quadrature.
 //!
 //! Every check simplifies an `E1`/`E2` node with all rule sets, asserts that no expectation is
-//! left, and evaluates the result with [`eval`](crate::symbolic::eval::eval). Independent values
+//! left, and evaluates the result with [`eval`](super::term_eval::eval). Independent values
 //! come from the THEORY.md tables or from 1-D Simpson quadrature of
 //! $\langle f(u)g(v)\rangle=\int f(u)\,\mathcal N(u;\mu_u,a)\,\langle g(v)\mid u\rangle\,du$,
 //! $v\mid u\sim\mathcal N\big(\mu_v+\tfrac ca(u-\mu_u),\,b-\tfrac{c^2}a\big)$.
@@ -11,7 +11,7 @@ use std::f64::consts::PI;
 
 use egg::RecExpr;
 
-use crate::symbolic::eval::eval;
+use super::term_eval::eval;
 use crate::symbolic::lang::Math;
 use crate::symbolic::rules::RuleSelection;
 use crate::symbolic::runner::simplify;
