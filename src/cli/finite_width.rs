@@ -37,25 +37,24 @@ fn check_finite_width_setting(
         overrides: overrides.to_vec(),
         ..crate::solve::nngp::NngpSettings::default()
     };
-    let (_, noise, _) = crate::solve::predict::readout_kernel(theory, x, None, &settings)
+    let (noise, names) = crate::solve::predict::readout_noise(theory, x, &settings)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     if !(noise.is_finite() && noise >= 0.0) {
+        let from = if names.is_empty() {
+            "constants".to_string()
+        } else {
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         return Err(CliError::Usage(format!(
             "the readout noise κ = {noise} (the identity part of the data term's \
-             `inv(K + κ·I)`, from {}) must be finite and ≥ 0",
-            describe_noise_params(theory)
+             `inv(K + κ·I)`, from {from}) must be finite and ≥ 0"
         )));
     }
     Ok(noise)
-}
-
-/// "`kappa`" when the theory has a parameter of that name, else a general phrase.
-fn describe_noise_params(theory: &Theory) -> String {
-    theory
-        .params
-        .iter()
-        .find(|p| matches!(p.name.as_str(), "kappa" | "κ" | "noise" | "sigma2"))
-        .map_or_else(|| "the parameters".to_string(), |p| format!("`{}`", p.name))
 }
 
 /// One layer's result, whichever method produced it.

@@ -91,6 +91,47 @@ fn unrolled_readout(
     Ok((params, readout))
 }
 
+/// The readout noise κ and the names of the parameters it is written with, evaluated without
+/// computing any kernel (κ may not read the fields; a κ that does is an error here).
+pub fn readout_noise(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    settings: &NngpSettings,
+) -> Result<(f64, Vec<String>), PredictError> {
+    let (params, readout) = unrolled_readout(theory, settings)?;
+    let value = noise_value(theory, &params, x, None, &Kernels::default(), &readout)?;
+    let mut names = Vec::new();
+    readout.noise.any(&mut |e| {
+        if let ExprKind::Param(id) = e.kind
+            && !names.contains(&theory.params[id].name)
+        {
+            names.push(theory.params[id].name.clone());
+        }
+        false
+    });
+    Ok((value, names))
+}
+
+/// κ of a readout: a scalar.
+fn noise_value(
+    theory: &Theory,
+    params: &[f64],
+    x: ArrayView2<f64>,
+    targets: Option<ArrayView2<f64>>,
+    kernels: &Kernels,
+    readout: &Readout,
+) -> Result<f64, PredictError> {
+    let what = "the readout noise";
+    match evaluate_value(theory, params, x, targets, kernels, &readout.noise, what)? {
+        Value::Scalar(noise) => Ok(noise),
+        Value::Matrix(m) => Err(PredictError::Shape(format!(
+            "the readout noise must be a scalar κ (as in inv(K + kappa * I)), not a {}×{} matrix",
+            m.nrows(),
+            m.ncols()
+        ))),
+    }
+}
+
 /// The field entries the readout kernel reads (what a prediction must keep).
 pub fn readout_fields(
     theory: &Theory,
@@ -121,24 +162,14 @@ fn evaluate_readout(
 ) -> Result<(Array2<f64>, f64), PredictError> {
     let (params, readout) = unrolled_readout(theory, settings)?;
     let dummy_targets = outputs.map(|d| Array2::zeros((x.nrows(), d)));
-    let noise = match evaluate_value(
+    let noise = noise_value(
         theory,
         &params,
         x,
         dummy_targets.as_ref().map(|t| t.view()),
         kernels,
-        &readout.noise,
-        "the readout noise",
-    )? {
-        Value::Scalar(noise) => noise,
-        Value::Matrix(m) => {
-            return Err(PredictError::Shape(format!(
-                "the readout noise must be a scalar κ (as in inv(K + kappa * I)), not a {}×{} matrix",
-                m.nrows(),
-                m.ncols()
-            )));
-        }
-    };
+        &readout,
+    )?;
     if let (true, ExprKind::Field { field, indices }) = (move_out, &readout.kernel.kind) {
         let key = (
             *field,
