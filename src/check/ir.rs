@@ -537,6 +537,54 @@ pub enum ExprKind {
     },
 }
 
+/// The parts of a cumulant-generating term `ln E[exp(tilt) | var ~ N(mean, cov)]`.
+#[derive(Debug, Clone, Copy)]
+pub struct LogMgf<'a> {
+    /// The expectation node `E[exp(tilt) | …]`.
+    pub expectation: &'a Expr,
+    /// The random variable's name.
+    pub var: &'a str,
+    /// The scalar exponent.
+    pub tilt: &'a Expr,
+    /// The Gaussian's mean.
+    pub mean: &'a Expr,
+    /// The Gaussian's covariance.
+    pub cov: &'a Covariance,
+}
+
+/// `callee(args)` as a cumulant-generating term, if it is `ln` of `E[exp(scalar) | …]`.
+pub fn log_mgf<'a>(callee: Callee, args: &'a [Expr]) -> Option<LogMgf<'a>> {
+    let (Callee::Builtin(Builtin::Ln), [expectation]) = (callee, args) else {
+        return None;
+    };
+    let ExprKind::Expectation {
+        var,
+        body,
+        mean,
+        cov,
+    } = &expectation.kind
+    else {
+        return None;
+    };
+    let ExprKind::Apply {
+        callee: Callee::Builtin(Builtin::Exp),
+        args: inner,
+    } = &body.kind
+    else {
+        return None;
+    };
+    let [tilt] = inner.as_slice() else {
+        return None;
+    };
+    tilt.shape.is_scalar().then_some(LogMgf {
+        expectation,
+        var,
+        tilt,
+        mean,
+        cov,
+    })
+}
+
 impl Expr {
     /// The direct sub-expressions, left to right (an expectation's body, mean, then its
     /// covariance when that is a matrix). Index expressions are not sub-expressions.

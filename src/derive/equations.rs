@@ -5,7 +5,7 @@
 //! * backward / output, ∂S/∂C⁽ⁱ⁾ = 0 solved for the conjugate entry: C̃⁽ⁱ⁾ = …
 //!   (§4.3 (B), (O)); where a derivative is not available symbolically the reason is kept.
 
-use crate::check::ir::{Builtin, Callee, Expr, ExprKind, ParamType, Theory};
+use crate::check::ir::{Expr, ExprKind, ParamType, Theory, log_mgf};
 
 use super::DeriveError;
 use super::build::{add, div, expectation, is_zero, neg, number, substitute, symmetric_part, zero};
@@ -143,44 +143,18 @@ fn derive_equations(
 /// of its T² equations: T⁴ in time and memory (T = 30: 9 s and 1.6 GB).
 fn linearise_tilts(e: &Expr) -> Expr {
     substitute(e, &|x| {
-        let ExprKind::Apply {
-            callee: Callee::Builtin(Builtin::Ln),
-            args,
-        } = &x.kind
-        else {
+        let ExprKind::Apply { callee, args } = &x.kind else {
             return None;
         };
-        let [argument] = args.as_slice() else {
-            return None;
-        };
-        let ExprKind::Expectation {
-            var,
-            body,
-            mean,
-            cov,
-        } = &argument.kind
-        else {
-            return None;
-        };
-        let ExprKind::Apply {
-            callee: Callee::Builtin(Builtin::Exp),
-            args: tilt,
-        } = &body.kind
-        else {
-            return None;
-        };
-        let [tilt] = tilt.as_slice() else {
-            return None;
-        };
-        if !is_zero(&at_nngp_point(tilt)) {
-            return None;
-        }
-        Some(expectation(
-            var,
-            linearise_tilts(tilt),
-            (**mean).clone(),
-            cov.clone(),
-        ))
+        let term = log_mgf(*callee, args)?;
+        is_zero(&at_nngp_point(term.tilt)).then(|| {
+            expectation(
+                term.var,
+                linearise_tilts(term.tilt),
+                term.mean.clone(),
+                term.cov.clone(),
+            )
+        })
     })
 }
 

@@ -20,7 +20,7 @@ use super::expectation::{Mode, PieceRules};
 use super::ops::{self, context};
 use super::variables::{Variables, eval_index, integer_params};
 use crate::check::ir::{
-    Builtin, Callee, DataRole, Dim, Expr, ExprKind, FieldId, IndexExpr, Size, Theory,
+    Callee, DataRole, Dim, Expr, ExprKind, FieldId, IndexExpr, Size, Theory, log_mgf,
 };
 use crate::numeric::gauss_rule;
 use crate::numeric::quad::GaussHermite;
@@ -373,43 +373,20 @@ impl<D: DualNum<Primitive = f64>> Evaluation<'_, D> {
         scope: &[(String, i64)],
         args: &[D],
     ) -> Result<Option<Dense<D>>, ActionError> {
-        let [argument] = arg_exprs else {
+        let Some(term) = log_mgf(callee, arg_exprs) else {
             return Ok(None);
         };
-        let ExprKind::Expectation {
-            var,
-            body,
-            mean,
-            cov,
-        } = &argument.kind
-        else {
-            return Ok(None);
-        };
-        let ExprKind::Apply {
-            callee: inner_callee,
-            args: inner,
-        } = &body.kind
-        else {
-            return Ok(None);
-        };
-        match (callee, inner_callee, inner.as_slice()) {
-            (Callee::Builtin(Builtin::Ln), Callee::Builtin(Builtin::Exp), [exponent])
-                if exponent.shape.is_scalar() =>
-            {
-                let value = self.expectation(
-                    argument,
-                    var,
-                    exponent,
-                    mean,
-                    cov,
-                    scope,
-                    args,
-                    Mode::LogMeanExp,
-                )?;
-                Ok(Some(value))
-            }
-            _ => Ok(None),
-        }
+        let value = self.expectation(
+            term.expectation,
+            term.var,
+            term.tilt,
+            term.mean,
+            term.cov,
+            scope,
+            args,
+            Mode::LogMeanExp,
+        )?;
+        Ok(Some(value))
     }
 
     /// A built-in or user function applied entry-wise to evaluated arguments.
