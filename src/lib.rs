@@ -5,6 +5,7 @@
 //! ```text
 //! .action ──syntax──▶ AST ──check──▶ Theory (typed IR) ──symbolic/derive──▶ equations
 //!                                                   └──numeric/solve──▶ kernels, GP predictions
+//!                                                   └──simulate──▶ sampled finite networks
 //! ```
 
 #![warn(missing_docs)]
@@ -18,6 +19,8 @@ pub mod derive;
 #[cfg(feature = "runtime")]
 pub mod numeric;
 pub mod render;
+#[cfg(feature = "runtime")]
+pub mod simulate;
 #[cfg(feature = "runtime")]
 pub mod solve;
 pub mod symbolic;

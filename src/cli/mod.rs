@@ -28,6 +28,7 @@ mod finite_width;
 mod fmt;
 mod kernel;
 mod options;
+mod simulate;
 mod solve;
 
 use std::io::IsTerminal;
@@ -68,6 +69,10 @@ pub enum Command {
     Kernel(kernel::KernelArgs),
     /// GP prediction with the theory's NNGP kernel: test MSE, accuracy, log marginal likelihood.
     Solve(solve::SolveArgs),
+    /// Sample the finite network the action describes: prior draws (`--prior`) or the
+    /// posterior given training targets (elliptical slice sampling, several chains), with
+    /// standard errors, ESS and R-hat, beside the NNGP kernels.
+    Simulate(simulate::SimulateArgs),
     /// Run a bundled real-data demo (no arguments needed): MNIST 0 vs 3 against depth.
     Demo(demo::DemoArgs),
 }
@@ -120,6 +125,7 @@ pub fn run() -> ExitCode {
         Command::Derive(args) => derive::run(&args),
         Command::Kernel(args) => kernel::run(&args),
         Command::Solve(args) => solve::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

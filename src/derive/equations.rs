@@ -72,6 +72,34 @@ fn derive_equations(
         });
     }
     let unrolled = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
+    let (forward, backward, action) = equations_of(theory, unrolled, &ints, with_backward)?;
+    Ok(Equations {
+        int_params,
+        action,
+        forward,
+        backward,
+    })
+}
+
+/// The forward equations of an action already unrolled at the `int` parameter values `ints`
+/// (one per parameter, by id): what the simulator derives from an action whose random
+/// variables it has renamed per population ([`crate::simulate`]).
+pub fn forward_equations_of(
+    theory: &Theory,
+    unrolled: Expr,
+    ints: &[i64],
+) -> Result<Vec<FieldEquation>, DeriveError> {
+    Ok(equations_of(theory, unrolled, ints, false)?.0)
+}
+
+type EquationSets = (Vec<FieldEquation>, Vec<FieldEquation>, Expr);
+
+fn equations_of(
+    theory: &Theory,
+    unrolled: Expr,
+    ints: &[i64],
+    with_backward: bool,
+) -> Result<EquationSets, DeriveError> {
     // Only the NNGP point wanted: the tilts may be linearised first (see `linearise_tilts`),
     // which keeps a recurrent theory's T² equations from each copying its T²-term tilt.
     let action = if with_backward {
@@ -83,7 +111,7 @@ fn derive_equations(
     let mut forward = Vec::new();
     let mut backward = Vec::new();
     for (id, conj) in theory.conjugates.iter().enumerate() {
-        for env in assignments(&conj.indices, &IndexEnv::new(), &ints)? {
+        for env in assignments(&conj.indices, &IndexEnv::new(), ints)? {
             let idx: Vec<i64> = conj
                 .indices
                 .iter()
@@ -126,12 +154,7 @@ fn derive_equations(
             });
         }
     }
-    Ok(Equations {
-        int_params,
-        action,
-        forward,
-        backward,
-    })
+    Ok((forward, backward, action))
 }
 
 /// Replaces every cumulant-generating term `ln E[exp(A)]` whose tilt A vanishes at the NNGP

@@ -145,7 +145,7 @@ impl MatrixContext<'_> {
                 callee: Callee::Builtin(b),
                 args,
             } if args.len() == 1 => {
-                let f = builtin(*b);
+                let f = builtin_f64(*b);
                 map(self.eval(&args[0])?, f)
             }
             ExprKind::Matrix(MatrixFunction::Inverse, a) => match self.eval(a)? {
@@ -428,7 +428,8 @@ fn gram_affine_triangle(
     Ok(out)
 }
 
-fn builtin(b: Builtin) -> fn(f64) -> f64 {
+/// A built-in function on `f64`: the one definition of the plain numeric evaluators.
+pub fn builtin_f64(b: Builtin) -> fn(f64) -> f64 {
     match b {
         Builtin::Exp => f64::exp,
         Builtin::Ln => f64::ln,

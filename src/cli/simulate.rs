@@ -1,0 +1,622 @@
+//! `saddle simulate FILE --x X [--y Y] [--x-test XT --y-test YT] --set N=…`: the finite
+//! network the action describes, sampled ([`crate::simulate`]): independent prior draws
+//! (`--prior`) or the posterior given the training targets (elliptical slice sampling,
+//! several chains), with standard errors, effective sample sizes and R-hat, side by side with
+//! the NNGP kernels.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ndarray::{Array2, concatenate};
+use serde_json::{Map, Value, json};
+
+use super::CliError;
+use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
+use crate::check::ir::FieldKind;
+use crate::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
+use crate::simulate::prior::sample_prior;
+use crate::simulate::{Network, SimulateError, Simulator};
+use crate::solve::gp::accuracy;
+use crate::solve::nngp::{EntryKey, NngpSettings, nngp_kernels, parameter_values};
+use crate::syntax::{Diagnostic, Diagnostics};
+
+/// Arguments of `saddle simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The `.action` file.
+    pub file: PathBuf,
+    /// Training inputs (P×d, `.npy` or `.csv`).
+    #[arg(long = "x", value_name = "X")]
+    pub x: PathBuf,
+    /// Training targets (P×D); needed unless `--prior`.
+    #[arg(long = "y", value_name = "Y")]
+    pub y: Option<PathBuf>,
+    /// Test inputs: rows of the same network without a likelihood term.
+    #[arg(long = "x-test", value_name = "XT")]
+    pub x_test: Option<PathBuf>,
+    /// Test targets (for MSE and accuracy).
+    #[arg(long = "y-test", value_name = "YT")]
+    pub y_test: Option<PathBuf>,
+    /// Override a parameter: `--set N=100`.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, f64)>,
+    /// Sample the prior (independent draws, no targets) instead of the posterior.
+    #[arg(long)]
+    pub prior: bool,
+    /// Independent chains (posterior).
+    #[arg(long, default_value_t = 4)]
+    pub chains: usize,
+    /// Draws: independent ones with `--prior` (default 4000), recorded per chain otherwise
+    /// (default 200).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Steps discarded at the start of every chain (default: as many as recorded draws).
+    #[arg(long = "burn-in")]
+    pub burn_in: Option<usize>,
+    /// Steps per recorded draw.
+    #[arg(long, default_value_t = 1)]
+    pub thin: usize,
+    /// Seed: the same seed gives the same numbers, bit for bit.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Write result.json and every mean kernel as `.npy` into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Simulates and reports.
+pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
+    let theory = theory(&args.file)?;
+    let params =
+        parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
+    let x_train = load("--x", &args.x)?;
+    let y = args.y.as_ref().map(|p| load("--y", p)).transpose()?;
+    let x_test = args
+        .x_test
+        .as_ref()
+        .map(|p| load("--x-test", p))
+        .transpose()?;
+    let y_test = args
+        .y_test
+        .as_ref()
+        .map(|p| load("--y-test", p))
+        .transpose()?;
+    check_shapes(
+        &x_train,
+        y.as_ref(),
+        x_test.as_ref(),
+        y_test.as_ref(),
+        args.prior,
+    )?;
+    let x = match &x_test {
+        Some(t) => concatenate![ndarray::Axis(0), x_train, *t],
+        None => x_train.clone(),
+    };
+    let train = x_train.nrows();
+    let network = Network::new(&theory, &params).map_err(|e| simulate_error(&e, args))?;
+    let simulator = Simulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
+    let nngp = nngp_kernels(
+        &theory,
+        x.view(),
+        None,
+        &NngpSettings {
+            overrides: args.set.clone(),
+            outputs: y.as_ref().map(|y| y.ncols()),
+            ..NngpSettings::default()
+        },
+    )
+    .map_err(|e| CliError::Usage(format!("the NNGP kernels to compare with: {e}")))?;
+    let nngp_of = |key: &EntryKey| nngp.entries.get(key).cloned();
+
+    let mut out = Map::new();
+    out.insert("saddle_version".into(), json!(env!("CARGO_PKG_VERSION")));
+    out.insert("params".into(), params_json(&theory, &params));
+    out.insert("seed".into(), json!(args.seed));
+    let units: Map<String, Value> = network
+        .rules
+        .iter()
+        .filter_map(|r| {
+            network
+                .units_of(&r.key)
+                .map(|n| (network.name(&r.key), json!(n)))
+        })
+        .collect();
+    out.insert("units".into(), Value::Object(units));
+    let mut report = Vec::new();
+    if args.prior {
+        let samples = args.samples.unwrap_or(4000);
+        let bar = progress_bar(samples as u64, args.json);
+        let tick = |n: u64| bar.inc(n);
+        let prior = sample_prior(&simulator, samples, args.seed, &tick)
+            .map_err(|e| simulate_error(&e, args))?;
+        bar.finish_and_clear();
+        out.insert("method".into(), json!("simulate-prior"));
+        out.insert("samples".into(), json!(samples));
+        let (mut kernels, mut means, mut errors, mut variances, mut variance_errors, mut nngp_json) = (
+            Map::new(),
+            Map::new(),
+            Map::new(),
+            Map::new(),
+            Map::new(),
+            Map::new(),
+        );
+        for (key, stats) in &prior.entries {
+            let name = network.name(key);
+            let target = if theory.fields[key.0].kind == FieldKind::Mean {
+                &mut means
+            } else {
+                &mut kernels
+            };
+            target.insert(name.clone(), matrix_json(&stats.mean));
+            errors.insert(name.clone(), matrix_json(&stats.std_error));
+            variances.insert(name.clone(), matrix_json(&stats.variance));
+            variance_errors.insert(name.clone(), matrix_json(&stats.variance_std_error));
+            let reference = nngp_of(key);
+            if let Some(r) = &reference {
+                nngp_json.insert(name.clone(), matrix_json(r));
+            }
+            let n = network.units_of(key).unwrap_or(1) as f64;
+            report.push(PriorRow {
+                name,
+                mean: stats.mean.clone(),
+                std_error: stats.std_error.clone(),
+                nngp: reference,
+                n_variance: &stats.variance * n,
+                n_variance_error: &stats.variance_std_error * n,
+                units: n,
+            });
+        }
+        out.insert("kernels".into(), Value::Object(kernels));
+        out.insert("means".into(), Value::Object(means));
+        out.insert("standard_errors".into(), Value::Object(errors));
+        out.insert("variance".into(), Value::Object(variances));
+        out.insert(
+            "variance_standard_errors".into(),
+            Value::Object(variance_errors),
+        );
+        out.insert("nngp".into(), Value::Object(nngp_json));
+        write_out(
+            args,
+            &out,
+            &prior
+                .entries
+                .iter()
+                .map(|(k, s)| (network.name(k), s.mean.clone()))
+                .collect::<Vec<_>>(),
+        )?;
+        if args.json {
+            outln!("{}", Value::Object(out));
+            return Ok(());
+        }
+        outln!(
+            "theory {} — the finite network, {} independent prior draws (seed {}), {} patterns",
+            theory.name,
+            samples,
+            args.seed,
+            x.nrows()
+        );
+        print_prior(&report);
+        return Ok(());
+    }
+
+    let y = y.ok_or_else(|| {
+        CliError::Usage("--y is needed to sample the posterior (or pass --prior)".into())
+    })?;
+    let samples = args.samples.unwrap_or(200);
+    let settings = PosteriorSettings {
+        chains: args.chains,
+        samples,
+        burn_in: args.burn_in.unwrap_or(samples),
+        thin: args.thin,
+        seed: args.seed,
+    };
+    let steps = (settings.chains * (settings.burn_in + settings.samples * settings.thin)) as u64;
+    let bar = progress_bar(steps, args.json);
+    let tick = |n: u64| bar.inc(n);
+    let posterior = sample_posterior(&simulator, Targets { y: y.view() }, settings, &tick)
+        .map_err(|e| simulate_error(&e, args))?;
+    bar.finish_and_clear();
+    out.insert("method".into(), json!("simulate-ess"));
+    out.insert(
+        "sampler".into(),
+        json!({
+            "name": "elliptical slice sampling",
+            "chains": settings.chains,
+            "samples_per_chain": settings.samples,
+            "burn_in": settings.burn_in,
+            "thin": settings.thin,
+            "likelihood_evaluations_per_step": posterior.evaluations_per_step,
+            "failed_evaluations": posterior.failed_evaluations,
+        }),
+    );
+    let (mut kernels, mut means, mut errors, mut ess, mut rhat, mut nngp_json) = (
+        Map::new(),
+        Map::new(),
+        Map::new(),
+        Map::new(),
+        Map::new(),
+        Map::new(),
+    );
+    let mut worst_rhat: f64 = 1.0;
+    let mut least_ess = f64::INFINITY;
+    for (key, stats) in &posterior.entries {
+        let name = network.name(key);
+        let target = if theory.fields[key.0].kind == FieldKind::Mean {
+            &mut means
+        } else {
+            &mut kernels
+        };
+        target.insert(name.clone(), matrix_json(&stats.mean));
+        errors.insert(name.clone(), matrix_json(&stats.std_error));
+        ess.insert(name.clone(), matrix_json(&stats.ess));
+        rhat.insert(name.clone(), matrix_json(&stats.rhat));
+        worst_rhat = stats.rhat.iter().fold(worst_rhat, |a, &b| a.max(b));
+        least_ess = stats.ess.iter().fold(least_ess, |a, &b| a.min(b));
+        let reference = nngp_of(key);
+        if let Some(r) = &reference {
+            nngp_json.insert(name.clone(), matrix_json(r));
+        }
+        let n = network.units_of(key).unwrap_or(1) as f64;
+        report.push(PriorRow {
+            name,
+            mean: stats.mean.clone(),
+            std_error: stats.std_error.clone(),
+            nngp: reference,
+            n_variance: Array2::zeros((0, 0)),
+            n_variance_error: Array2::zeros((0, 0)),
+            units: n,
+        });
+    }
+    out.insert("kernels".into(), Value::Object(kernels));
+    out.insert("means".into(), Value::Object(means));
+    out.insert("standard_errors".into(), Value::Object(errors));
+    out.insert("ess".into(), Value::Object(ess));
+    out.insert("rhat".into(), Value::Object(rhat));
+    out.insert("nngp".into(), Value::Object(nngp_json));
+    out.insert(
+        "summaries".into(),
+        Value::Array(
+            posterior
+                .summaries
+                .iter()
+                .map(|(name, s)| {
+                    json!({"name": name, "mean": s.mean, "std_dev": s.std_dev,
+                           "std_error": s.std_error, "ess": s.ess, "rhat": s.rhat})
+                })
+                .collect(),
+        ),
+    );
+    let mut metrics = None;
+    if let Some(prediction) = &posterior.prediction {
+        out.insert(
+            "prediction".into(),
+            json!({
+                "mean": matrix_json(&prediction.mean.mean),
+                "variance": prediction.variance.to_vec(),
+                "standard_errors": {
+                    "mean": matrix_json(&prediction.mean.std_error),
+                    "variance": prediction.variance_std_error.to_vec(),
+                },
+            }),
+        );
+        if let Some(y_test) = &y_test {
+            let residual = y_test - &prediction.mean.mean;
+            let mse = residual.iter().map(|r| r * r).sum::<f64>() / y_test.nrows() as f64;
+            let acc = accuracy(prediction.mean.mean.view(), y_test.view())
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            out.insert("test_mse".into(), json!(mse));
+            out.insert("test_accuracy".into(), json!(acc));
+            metrics = Some((mse, acc));
+        }
+    }
+    let mut matrices: Vec<(String, Array2<f64>)> = posterior
+        .entries
+        .iter()
+        .map(|(k, s)| (network.name(k), s.mean.clone()))
+        .collect();
+    if let Some(p) = &posterior.prediction {
+        matrices.push(("prediction_mean".into(), p.mean.mean.clone()));
+    }
+    write_out(args, &out, &matrices)?;
+    if args.json {
+        outln!("{}", Value::Object(out));
+        return Ok(());
+    }
+    outln!(
+        "theory {} — the finite network's posterior given {} training targets: elliptical slice \
+         sampling, {} chains × {} draws (burn-in {}, thin {}, seed {}), {:.2} likelihood \
+         evaluations per step",
+        theory.name,
+        train,
+        settings.chains,
+        settings.samples,
+        settings.burn_in,
+        settings.thin,
+        settings.seed,
+        posterior.evaluations_per_step
+    );
+    print_posterior(&report);
+    outln!();
+    outln!(
+        "{:<34} {:>12} {:>10} {:>8} {:>7}",
+        "convergence",
+        "mean",
+        "MC s.e.",
+        "ESS",
+        "R-hat"
+    );
+    for (name, s) in &posterior.summaries {
+        outln!(
+            "{:<34} {:>12.6} {:>10.2e} {:>8.0} {:>7.3}",
+            name,
+            s.mean,
+            s.std_error,
+            s.ess,
+            s.rhat
+        );
+    }
+    outln!(
+        "every kernel entry: smallest ESS {:.0}, largest split-R-hat {:.3}{}",
+        least_ess,
+        worst_rhat,
+        if worst_rhat > 1.05 {
+            " — above 1.05: run longer chains (--samples, --burn-in)"
+        } else {
+            ""
+        }
+    );
+    if let Some((mse, acc)) = metrics {
+        outln!(
+            "test patterns: {} — MSE {:.6}, accuracy {:.2}%",
+            x.nrows() - train,
+            mse,
+            100.0 * acc
+        );
+    }
+    Ok(())
+}
+
+struct PriorRow {
+    name: String,
+    mean: Array2<f64>,
+    std_error: Array2<f64>,
+    nngp: Option<Array2<f64>>,
+    n_variance: Array2<f64>,
+    n_variance_error: Array2<f64>,
+    units: f64,
+}
+
+/// The upper-triangle entries (or vector entries) shown for a P×P (or P×1) matrix.
+fn shown_entries(m: &Array2<f64>) -> Vec<(usize, usize)> {
+    if m.ncols() == 1 {
+        (0..m.nrows()).map(|i| (i, 0)).collect()
+    } else {
+        (0..m.nrows())
+            .flat_map(|i| (i..m.ncols()).map(move |j| (i, j)))
+            .collect()
+    }
+}
+
+fn print_prior(rows: &[PriorRow]) {
+    outln!(
+        "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16} {:>16}",
+        "field",
+        "entry",
+        "mean",
+        "s.e.",
+        "NNGP",
+        "N·(mean − NNGP)",
+        "N·Var"
+    );
+    for row in rows {
+        let entries = shown_entries(&row.mean);
+        let many = entries.len() > 10;
+        for (count, &(i, j)) in entries.iter().enumerate() {
+            if many && count == 10 {
+                outln!(
+                    "{:<8} … {} more entries (--json or --out for all)",
+                    "",
+                    entries.len() - 10
+                );
+                break;
+            }
+            let label = if row.mean.ncols() == 1 {
+                format!("{}", i + 1)
+            } else {
+                format!("{},{}", i + 1, j + 1)
+            };
+            let (nngp, shift) = match &row.nngp {
+                Some(r) => (
+                    format!("{:.6}", r[[i, j]]),
+                    format!(
+                        "{:+.4} ± {:.4}",
+                        row.units * (row.mean[[i, j]] - r[[i, j]]),
+                        row.units * row.std_error[[i, j]]
+                    ),
+                ),
+                None => ("—".into(), "—".into()),
+            };
+            outln!(
+                "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16} {:>16}",
+                row.name,
+                label,
+                row.mean[[i, j]],
+                row.std_error[[i, j]],
+                nngp,
+                shift,
+                format!(
+                    "{:.4} ± {:.4}",
+                    row.n_variance[[i, j]],
+                    row.n_variance_error[[i, j]]
+                )
+            );
+        }
+    }
+    outln!("N: the number of units of the population each field averages over.");
+}
+
+fn print_posterior(rows: &[PriorRow]) {
+    outln!(
+        "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16}",
+        "field",
+        "entry",
+        "posterior",
+        "MC s.e.",
+        "NNGP",
+        "N·(post − NNGP)"
+    );
+    for row in rows {
+        let entries = shown_entries(&row.mean);
+        let many = entries.len() > 10;
+        for (count, &(i, j)) in entries.iter().enumerate() {
+            if many && count == 10 {
+                outln!(
+                    "{:<8} … {} more entries (--json or --out for all)",
+                    "",
+                    entries.len() - 10
+                );
+                break;
+            }
+            let label = if row.mean.ncols() == 1 {
+                format!("{}", i + 1)
+            } else {
+                format!("{},{}", i + 1, j + 1)
+            };
+            let (nngp, shift) = match &row.nngp {
+                Some(r) => (
+                    format!("{:.6}", r[[i, j]]),
+                    format!(
+                        "{:+.4} ± {:.4}",
+                        row.units * (row.mean[[i, j]] - r[[i, j]]),
+                        row.units * row.std_error[[i, j]]
+                    ),
+                ),
+                None => ("—".into(), "—".into()),
+            };
+            outln!(
+                "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16}",
+                row.name,
+                label,
+                row.mean[[i, j]],
+                row.std_error[[i, j]],
+                nngp,
+                shift
+            );
+        }
+    }
+}
+
+fn progress_bar(len: u64, json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn check_shapes(
+    x: &Array2<f64>,
+    y: Option<&Array2<f64>>,
+    x_test: Option<&Array2<f64>>,
+    y_test: Option<&Array2<f64>>,
+    prior: bool,
+) -> Result<(), CliError> {
+    if let Some(y) = y
+        && y.nrows() != x.nrows()
+    {
+        return Err(CliError::Usage(format!(
+            "--y has {} rows but --x has {} patterns",
+            y.nrows(),
+            x.nrows()
+        )));
+    }
+    if let Some(t) = x_test
+        && t.ncols() != x.ncols()
+    {
+        return Err(CliError::Usage(format!(
+            "--x-test has {} features but --x has {}",
+            t.ncols(),
+            x.ncols()
+        )));
+    }
+    match (x_test, y_test) {
+        (None, Some(_)) => {
+            return Err(CliError::Usage("--y-test needs --x-test".into()));
+        }
+        (Some(t), Some(yt))
+            if yt.nrows() != t.nrows() || y.is_some_and(|y| y.ncols() != yt.ncols()) =>
+        {
+            return Err(CliError::Usage(format!(
+                "--y-test is {}×{}: it needs one row per test pattern ({}) and the columns of --y",
+                yt.nrows(),
+                yt.ncols(),
+                t.nrows()
+            )));
+        }
+        _ => {}
+    }
+    if prior && y_test.is_some() {
+        return Err(CliError::Usage(
+            "--y-test: the prior has no predictions to score (drop --prior to sample the \
+             posterior)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn write_out(
+    args: &SimulateArgs,
+    out: &Map<String, Value>,
+    matrices: &[(String, Array2<f64>)],
+) -> Result<(), CliError> {
+    let Some(dir) = &args.out else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
+        action: "write",
+        path: dir.clone(),
+        source,
+    })?;
+    for (name, m) in matrices {
+        let file: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        write_npy(&dir.join(format!("{}.npy", file.trim_end_matches('_'))), m)?;
+    }
+    let path = dir.join("result.json");
+    std::fs::write(&path, Value::Object(out.clone()).to_string()).map_err(|source| CliError::Io {
+        action: "write",
+        path,
+        source,
+    })
+}
+
+/// A simulation error; one about a term of the action is shown where it is written.
+fn simulate_error(error: &SimulateError, args: &SimulateArgs) -> CliError {
+    if let SimulateError::NotSimulable { reason, span } = error
+        && !span.is_empty()
+        && let Ok(source) = super::read_source(&args.file)
+        && span.end <= source.len()
+    {
+        let diagnostic = Diagnostic::new(
+            "saddle::not_simulable",
+            reason.clone(),
+            *span,
+            "the simulator cannot read this as a network",
+        );
+        return Diagnostics::new(&super::display_name(&args.file), &source, vec![diagnostic])
+            .into();
+    }
+    CliError::Usage(error.to_string())
+}

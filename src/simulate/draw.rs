@@ -1,0 +1,308 @@
+//! One draw of the network: standard normals in, every field entry out.
+//!
+//! Population k's pre-activations are Hₖ = Zₖ Lₖᵀ + 𝟏mₖᵀ with Zₖ an nₖ×P matrix of
+//! independent standard normals and LₖLₖᵀ = Kₖ (Cholesky; an eigendecomposition where Kₖ
+//! is only semi-definite, as an empirical kernel of fewer units than patterns is). Kₖ and
+//! mₖ are evaluated from the fields drawn before, so a draw is a deterministic function of
+//! Z = (Z₁, Z₂, …): the prior of Z is 𝒩(0, I) exactly, which is what the posterior sampler
+//! works with (whitened coordinates).
+
+use std::collections::BTreeMap;
+
+use faer::Side;
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::{Rng, RngExt};
+use rand_distr::StandardNormal;
+
+use super::SimulateError;
+use super::network::{Network, Step};
+use super::units::UnitEvaluator;
+use crate::check::ir::Expr;
+use crate::numeric::matrix::{MatrixContext, Value};
+use crate::solve::nngp::EntryKey;
+
+/// The fields of one draw.
+#[derive(Debug, Clone)]
+pub struct Draw {
+    /// Every entry computed from the units (definitions that read no field are in
+    /// [`Simulator::fixed`]).
+    pub entries: BTreeMap<EntryKey, Array2<f64>>,
+}
+
+/// A network on given inputs, ready to draw.
+#[derive(Debug)]
+pub struct Simulator<'a> {
+    /// The network.
+    pub network: &'a Network,
+    /// Inputs, one pattern per row (training patterns first, then test patterns).
+    pub x: ArrayView2<'a, f64>,
+    /// Definitions that read no field, evaluated once.
+    pub fixed: BTreeMap<EntryKey, Array2<f64>>,
+}
+
+impl<'a> Simulator<'a> {
+    /// Evaluates the fixed definitions on `x`.
+    pub fn new(network: &'a Network, x: ArrayView2<'a, f64>) -> Result<Self, SimulateError> {
+        if x.nrows() == 0 || x.ncols() == 0 {
+            return Err(SimulateError::Data(format!(
+                "the inputs are empty ({} patterns × {} features)",
+                x.nrows(),
+                x.ncols()
+            )));
+        }
+        if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(SimulateError::Data(format!(
+                "the inputs hold {v} at pattern {i}, feature {j}"
+            )));
+        }
+        let mut simulator = Simulator {
+            network,
+            x,
+            fixed: BTreeMap::new(),
+        };
+        for def in network.definitions.iter().filter(|d| d.reads.is_empty()) {
+            let empty = BTreeMap::new();
+            let value = simulator.matrix(&empty, &[], &def.body, &network.name(&def.key))?;
+            simulator.fixed.insert(def.key.clone(), value);
+        }
+        Ok(simulator)
+    }
+
+    /// The number of patterns P (rows of every kernel).
+    pub fn patterns(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Fresh standard normals for every population (nₖ×P each).
+    pub fn standard_normals(&self, rng: &mut impl Rng) -> Vec<Array2<f64>> {
+        let p = self.patterns();
+        self.network
+            .populations
+            .iter()
+            .map(|pop| {
+                Array2::from_shape_simple_fn((pop.units, p), || {
+                    rng.sample::<f64, _>(StandardNormal)
+                })
+            })
+            .collect()
+    }
+
+    /// The fields at standard normals `z` (one nₖ×P matrix per population).
+    pub fn draw(&self, z: &[Array2<f64>]) -> Result<Draw, SimulateError> {
+        let network = self.network;
+        let mut entries: BTreeMap<EntryKey, Array2<f64>> = BTreeMap::new();
+        let mut units: Vec<Option<Array2<f64>>> = vec![None; network.populations.len()];
+        for step in &network.schedule {
+            match *step {
+                Step::Definition(i) => {
+                    let def = &network.definitions[i];
+                    let value = self.matrix(&entries, &[], &def.body, &network.name(&def.key))?;
+                    entries.insert(def.key.clone(), value);
+                }
+                Step::Population(k) => {
+                    let pop = &network.populations[k];
+                    let what = format!("the covariance of the units of term {}", k + 1);
+                    let cov = self.matrix(&entries, &[], &pop.cov, &what)?;
+                    let factor = covariance_factor(&cov, &what)?;
+                    let mut h = z[k].dot(&factor.t());
+                    match self.value(&entries, &[], &pop.mean, "the mean of the units")? {
+                        Value::Scalar(m) => h += m,
+                        Value::Matrix(m) if m.len() == h.ncols() => {
+                            h += &m.column(0).insert_axis(Axis(0));
+                        }
+                        Value::Matrix(m) => {
+                            return Err(SimulateError::Evaluate {
+                                what: "the mean of the units".into(),
+                                reason: format!(
+                                    "a {}×{} matrix, not a P-vector",
+                                    m.nrows(),
+                                    m.ncols()
+                                ),
+                            });
+                        }
+                    }
+                    if let Some(bad) = h.iter().find(|v| !v.is_finite()) {
+                        return Err(SimulateError::Evaluate {
+                            what: what.clone(),
+                            reason: format!("a pre-activation came out {bad}"),
+                        });
+                    }
+                    units[k] = Some(h);
+                }
+                Step::Field(r) => {
+                    let rule = &network.rules[r];
+                    let name = network.name(&rule.key);
+                    let mut slots = Vec::with_capacity(rule.averages.len());
+                    for average in &rule.averages {
+                        let pop = &network.populations[average.population];
+                        let h = units[average.population].as_ref().ok_or_else(|| {
+                            SimulateError::Evaluate {
+                                what: name.clone(),
+                                reason: "its population has not been drawn".into(),
+                            }
+                        })?;
+                        let value = self.with_context(&entries, &[], |ctx| {
+                            UnitEvaluator {
+                                theory: &network.theory,
+                                var: &pop.var,
+                                h: h.view(),
+                                constants: ctx,
+                            }
+                            .average(&average.body)
+                            .map_err(|e| SimulateError::NotSimulable {
+                                reason: e.reason,
+                                span: e.span,
+                            })
+                        })?;
+                        slots.push(value);
+                    }
+                    let value = self.matrix(&entries, &slots, &rule.rhs, &name)?;
+                    if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
+                        return Err(SimulateError::Evaluate {
+                            what: name,
+                            reason: format!("an entry came out {bad}"),
+                        });
+                    }
+                    entries.insert(rule.key.clone(), value);
+                }
+            }
+        }
+        Ok(Draw { entries })
+    }
+
+    /// A field entry of a draw (or a fixed definition).
+    pub fn entry<'d>(&'d self, draw: &'d Draw, key: &EntryKey) -> Option<&'d Array2<f64>> {
+        draw.entries.get(key).or_else(|| self.fixed.get(key))
+    }
+
+    /// The readout kernel K and noise κ of a draw.
+    pub fn readout(&self, draw: &Draw) -> Result<(Array2<f64>, f64), SimulateError> {
+        let readout = self
+            .network
+            .readout
+            .as_ref()
+            .ok_or(SimulateError::NoReadout)?;
+        let kernel = self.matrix(&draw.entries, &[], &readout.kernel, "the readout kernel")?;
+        let noise = match self.value(&draw.entries, &[], &readout.noise, "the readout noise")? {
+            Value::Scalar(s) => s,
+            Value::Matrix(_) => {
+                return Err(SimulateError::Evaluate {
+                    what: "the readout noise".into(),
+                    reason: "a matrix, not a scalar κ".into(),
+                });
+            }
+        };
+        Ok((kernel, noise))
+    }
+
+    fn with_context<T>(
+        &self,
+        entries: &BTreeMap<EntryKey, Array2<f64>>,
+        slots: &[Value],
+        f: impl FnOnce(&MatrixContext<'_>) -> Result<T, SimulateError>,
+    ) -> Result<T, SimulateError> {
+        let nfields = self.network.theory.fields.len();
+        let mut params = self.network.params.clone();
+        params.extend(slots.iter().map(|s| match s {
+            Value::Scalar(v) => *v,
+            Value::Matrix(_) => f64::NAN,
+        }));
+        let lookup = |f: usize, idx: &[i64]| -> Option<&Array2<f64>> {
+            if f >= nfields {
+                return match slots.get(f - nfields) {
+                    Some(Value::Matrix(m)) => Some(m),
+                    _ => None,
+                };
+            }
+            let key = (f, idx.to_vec());
+            entries.get(&key).or_else(|| self.fixed.get(&key))
+        };
+        let theory = &self.network.theory;
+        let name = |f: usize| {
+            theory
+                .fields
+                .get(f)
+                .map_or_else(|| "an average".to_string(), |f| f.name.clone())
+        };
+        let ctx = MatrixContext {
+            params: &params,
+            inputs: Some(self.x),
+            targets: None,
+            field: &lookup,
+            field_name: &name,
+        };
+        f(&ctx)
+    }
+
+    fn value(
+        &self,
+        entries: &BTreeMap<EntryKey, Array2<f64>>,
+        slots: &[Value],
+        e: &Expr,
+        what: &str,
+    ) -> Result<Value, SimulateError> {
+        self.with_context(entries, slots, |ctx| {
+            ctx.eval(e).map_err(|err| SimulateError::Evaluate {
+                what: what.to_string(),
+                reason: err.to_string(),
+            })
+        })
+    }
+
+    fn matrix(
+        &self,
+        entries: &BTreeMap<EntryKey, Array2<f64>>,
+        slots: &[Value],
+        e: &Expr,
+        what: &str,
+    ) -> Result<Array2<f64>, SimulateError> {
+        let p = self.patterns();
+        match self.value(entries, slots, e, what)? {
+            Value::Matrix(m) => Ok(m),
+            Value::Scalar(s) => Ok(Array2::from_elem((p, p), s)),
+        }
+    }
+}
+
+/// L with L Lᵀ = K: Cholesky, or U √Λ where K is only positive semi-definite.
+pub fn covariance_factor(k: &Array2<f64>, what: &str) -> Result<Array2<f64>, SimulateError> {
+    let p = k.nrows();
+    if k.ncols() != p {
+        return Err(SimulateError::NotCovariance {
+            what: what.to_string(),
+            reason: format!("it is {}×{}, not square", p, k.ncols()),
+        });
+    }
+    if let Some(v) = k.iter().find(|v| !v.is_finite()) {
+        return Err(SimulateError::NotCovariance {
+            what: what.to_string(),
+            reason: format!("it holds {v}"),
+        });
+    }
+    let m = faer::Mat::from_fn(p, p, |i, j| 0.5 * (k[[i, j]] + k[[j, i]]));
+    if let Ok(llt) = m.llt(Side::Lower) {
+        let l = llt.L();
+        return Ok(Array2::from_shape_fn((p, p), |(i, j)| {
+            if j <= i { l[(i, j)] } else { 0.0 }
+        }));
+    }
+    let eigen = m
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| SimulateError::NotCovariance {
+            what: what.to_string(),
+            reason: format!("its eigendecomposition failed ({e:?})"),
+        })?;
+    let s = eigen.S().column_vector();
+    let u = eigen.U();
+    let largest = (0..p).map(|i| s[i].abs()).fold(0.0, f64::max);
+    let smallest = (0..p).map(|i| s[i]).fold(f64::INFINITY, f64::min);
+    if smallest < -1e-9 * largest.max(f64::MIN_POSITIVE) {
+        return Err(SimulateError::NotCovariance {
+            what: what.to_string(),
+            reason: format!("it has the negative eigenvalue {smallest:e} (largest {largest:e})"),
+        });
+    }
+    Ok(Array2::from_shape_fn((p, p), |(i, j)| {
+        u[(i, j)] * s[j].max(0.0).sqrt()
+    }))
+}

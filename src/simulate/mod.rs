@@ -1,0 +1,89 @@
+//! Stage 6′: the finite networks an action describes, sampled directly — the check of every
+//! finite-width number the theory predicts.
+//!
+//! * [`network`]: the network read off the action — one population of n units per
+//!   cumulant-generating term `n · ln E[exp(A) | h ~ N(m, K)]`, each field an empirical
+//!   average over its population (its forward equation at the NNGP point with ⟨·⟩ → (1/n) Σᵢ).
+//! * [`units`]: an integrand evaluated on all units at once, averaged as matrix products.
+//! * [`draw`]: one draw of every field from standard normals (whitened coordinates).
+//! * [`prior`]: independent draws — the mean, N·Var and standard errors of every kernel entry,
+//!   against the NNGP and its 1/N corrections (THEORY.md §4.5).
+//! * [`posterior`]: the posterior given training targets by elliptical slice sampling in the
+//!   whitened coordinates, the readout integrated out (likelihood 𝒩(Y; 0, K + κI)); several
+//!   chains, R-hat and effective sample sizes ([`diagnostics`]), predictions on test patterns.
+//!
+//! Layered theories (deep, binary with mean fields) are simulated exactly; a recurrent theory
+//! (an expectation over a time family) is refused with a diagnostic.
+
+pub mod diagnostics;
+pub mod draw;
+pub mod network;
+pub mod posterior;
+pub mod prior;
+pub mod units;
+
+pub use draw::{Draw, Simulator};
+pub use network::Network;
+
+use crate::syntax::Span;
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// A parameter value that cannot be bound.
+    #[error(transparent)]
+    Bind(#[from] crate::check::BindError),
+    /// The equations could not be derived.
+    #[error("deriving the equations: {0}")]
+    Derive(#[from] crate::derive::DeriveError),
+    /// A part of the action the simulator cannot read as a network.
+    #[error("{reason}")]
+    NotSimulable {
+        /// What and why, in words.
+        reason: String,
+        /// Where.
+        span: Span,
+    },
+    /// A setting out of range (named, with its value).
+    #[error("{0}")]
+    Setting(String),
+    /// Bad input data.
+    #[error("{0}")]
+    Data(String),
+    /// An expression of a draw could not be evaluated.
+    #[error("evaluating {what}: {reason}")]
+    Evaluate {
+        /// What was evaluated.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A covariance that is not one.
+    #[error("{what} is not a covariance matrix: {reason}")]
+    NotCovariance {
+        /// Which matrix.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The action has no data term to read the readout from.
+    #[error(
+        "the action has no data term `tr(Y^T inv(K + kappa * I) Y)` / `logdet(K + kappa * I)` to read the output kernel from"
+    )]
+    NoReadout,
+    /// The GP step of a prediction or likelihood failed.
+    #[error(transparent)]
+    Gp(#[from] crate::solve::gp::GpError),
+    /// The chains' diagnostics could not be computed.
+    #[error(transparent)]
+    Diagnostics(#[from] diagnostics::DiagnosticsError),
+}
+
+/// A seed for draw (or chain) `index` of a run seeded with `seed` (SplitMix64 finaliser):
+/// every draw has its own stream, so results do not depend on the number of threads.
+pub fn stream_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,452 @@
+//! The posterior of the finite network given training targets, sampled exactly.
+//!
+//! The state is the whitened draw Z (every population's standard normals, [`super::draw`]):
+//! its prior is 𝒩(0, I), and with the readout weights integrated out the likelihood is
+//! 𝒩(Y; 0, K(Z)_train + κI) per output column (the action's data term, with its constant).
+//! Elliptical slice sampling (Murray, Adams & MacKay 2010) moves Z along the ellipse
+//! Z cos θ + ν sin θ through a fresh prior draw ν, shrinking the bracket of θ until the
+//! likelihood clears a uniformly drawn level: no step size, every move accepted, exact for
+//! any likelihood. Test patterns are rows of the same network without a likelihood term; each
+//! recorded draw's GP prediction on them (mean and latent variance given K(Z)) is averaged,
+//! and the predictive variance is E[σ²] + Var[μ] (law of total variance).
+//!
+//! Each chain runs on its own seeded stream. Every entry of every field is streamed into batch
+//! means (standard error and effective sample size) and half-chain moments (split-R-hat); the
+//! log-likelihood and each kernel's mean diagonal and off-diagonal entry keep full traces for
+//! the multi-chain ESS and R-hat of [`super::diagnostics::summarize`].
+
+use std::f64::consts::TAU;
+
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
+
+use super::diagnostics::{ChainSummary, batch_means_summary, split_rhat_from_moments, summarize};
+use super::draw::{Draw, Simulator};
+use super::{SimulateError, stream_seed};
+use crate::solve::gp::GpPosterior;
+use crate::solve::nngp::EntryKey;
+
+/// Batches per chain for the batch-means standard errors (even: its halves give split-R-hat).
+pub const BATCHES: usize = 10;
+
+/// How to sample.
+#[derive(Debug, Clone, Copy)]
+pub struct PosteriorSettings {
+    /// Independent chains.
+    pub chains: usize,
+    /// Draws recorded per chain.
+    pub samples: usize,
+    /// Steps discarded at the start of each chain.
+    pub burn_in: usize,
+    /// Steps per recorded draw.
+    pub thin: usize,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// Posterior statistics of one field entry (or of the predictive mean), entry by entry.
+#[derive(Debug, Clone)]
+pub struct EntryPosterior {
+    /// Posterior mean.
+    pub mean: Array2<f64>,
+    /// Monte Carlo standard error of the mean (batch means over all chains).
+    pub std_error: Array2<f64>,
+    /// Effective sample size (batch means).
+    pub ess: Array2<f64>,
+    /// Split-R-hat.
+    pub rhat: Array2<f64>,
+}
+
+/// Predictions on the test patterns.
+#[derive(Debug, Clone)]
+pub struct PosteriorPrediction {
+    /// Posterior-predictive mean, P*×D, with its statistics.
+    pub mean: EntryPosterior,
+    /// Predictive (latent) variance per test pattern: E[σ²] + Var[μ] averaged over outputs.
+    pub variance: Array1<f64>,
+    /// Its Monte Carlo standard error.
+    pub variance_std_error: Array1<f64>,
+}
+
+/// The result of [`sample_posterior`].
+#[derive(Debug, Clone)]
+pub struct PosteriorSample {
+    /// The settings used.
+    pub settings: PosteriorSettings,
+    /// Every entry of every field a draw computes.
+    pub entries: Vec<(EntryKey, EntryPosterior)>,
+    /// Scalar summaries with full traces: `ln p(Y|Z)` and each kernel's mean diagonal and
+    /// off-diagonal entry on the training patterns.
+    pub summaries: Vec<(String, ChainSummary)>,
+    /// Predictions on the test patterns, if any.
+    pub prediction: Option<PosteriorPrediction>,
+    /// Likelihood evaluations per step (1 = every first proposal accepted).
+    pub evaluations_per_step: f64,
+    /// Proposals whose fields could not be evaluated (rejected), over all chains.
+    pub failed_evaluations: usize,
+}
+
+/// Training targets and how many leading patterns they belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct Targets<'a> {
+    /// Y, P_train×D.
+    pub y: ArrayView2<'a, f64>,
+}
+
+struct State {
+    z: Vec<Array2<f64>>,
+    draw: Draw,
+    kernel: Array2<f64>,
+    noise: f64,
+    log_likelihood: f64,
+}
+
+/// Streamed sums of one tracked array: per-batch sums, per-half sums of squares.
+struct Stream {
+    batches: Vec<Array2<f64>>,
+    half_squares: [Array2<f64>; 2],
+    half_counts: [usize; 2],
+    batch_counts: Vec<usize>,
+}
+
+impl Stream {
+    fn new(dim: (usize, usize)) -> Self {
+        Stream {
+            batches: (0..BATCHES).map(|_| Array2::zeros(dim)).collect(),
+            half_squares: [Array2::zeros(dim), Array2::zeros(dim)],
+            half_counts: [0, 0],
+            batch_counts: vec![0; BATCHES],
+        }
+    }
+
+    fn add(&mut self, batch: usize, value: &Array2<f64>) {
+        self.batches[batch] += value;
+        self.batch_counts[batch] += 1;
+        let half = usize::from(batch >= BATCHES / 2);
+        self.half_squares[half].zip_mut_with(value, |s, v| *s += v * v);
+        self.half_counts[half] += 1;
+    }
+}
+
+struct ChainRecord {
+    streams: Vec<Stream>,
+    traces: Vec<Vec<f64>>,
+    evaluations: usize,
+    steps: usize,
+    failures: usize,
+}
+
+/// Samples the posterior of the simulator's network given `targets` on its first
+/// `targets.y.nrows()` patterns; the rest are test patterns. `progress` is called with the
+/// number of steps finished.
+pub fn sample_posterior(
+    simulator: &Simulator<'_>,
+    targets: Targets<'_>,
+    settings: PosteriorSettings,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PosteriorSample, SimulateError> {
+    let train = targets.y.nrows();
+    let patterns = simulator.patterns();
+    if settings.chains < 2 {
+        return Err(SimulateError::Setting(format!(
+            "--chains {}: R-hat compares chains, at least 2 are needed",
+            settings.chains
+        )));
+    }
+    if settings.samples < 2 * BATCHES {
+        return Err(SimulateError::Setting(format!(
+            "--samples {}: at least {} draws per chain are needed (standard errors come from \
+             {BATCHES} batches of draws per chain)",
+            settings.samples,
+            2 * BATCHES
+        )));
+    }
+    if settings.thin == 0 {
+        return Err(SimulateError::Setting(
+            "--thin 0: at least one step per recorded draw".into(),
+        ));
+    }
+    if train == 0 || train > patterns || targets.y.ncols() == 0 {
+        return Err(SimulateError::Data(format!(
+            "the targets are {}×{}: they need one row per training pattern ({} at most) and at \
+             least one column",
+            train,
+            targets.y.ncols(),
+            patterns
+        )));
+    }
+    if let Some(((i, j), v)) = targets.y.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(SimulateError::Data(format!(
+            "the targets hold {v} at pattern {i}, column {j}"
+        )));
+    }
+    let records: Vec<Result<ChainRecord, SimulateError>> = (0..settings.chains)
+        .into_par_iter()
+        .map(|chain| run_chain(simulator, targets, settings, chain, progress))
+        .collect();
+    let records = records.into_iter().collect::<Result<Vec<_>, _>>()?;
+    combine(simulator, settings, records)
+}
+
+fn evaluate(
+    simulator: &Simulator<'_>,
+    targets: Targets<'_>,
+    z: Vec<Array2<f64>>,
+) -> Result<State, SimulateError> {
+    let train = targets.y.nrows();
+    let draw = simulator.draw(&z)?;
+    let (kernel, noise) = simulator.readout(&draw)?;
+    let k_train = kernel.slice(s![..train, ..train]).to_owned();
+    let gp = GpPosterior::fit(k_train, targets.y, noise)?;
+    Ok(State {
+        z,
+        draw,
+        kernel,
+        noise,
+        log_likelihood: gp.log_marginal_likelihood(),
+    })
+}
+
+fn run_chain(
+    simulator: &Simulator<'_>,
+    targets: Targets<'_>,
+    settings: PosteriorSettings,
+    chain: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ChainRecord, SimulateError> {
+    let train = targets.y.nrows();
+    let patterns = simulator.patterns();
+    let mut rng = StdRng::seed_from_u64(stream_seed(settings.seed, chain as u64));
+    let mut state = evaluate(simulator, targets, simulator.standard_normals(&mut rng))?;
+    let keys: Vec<EntryKey> = state.draw.entries.keys().cloned().collect();
+    let has_test = patterns > train;
+    let mut streams: Vec<Stream> = keys
+        .iter()
+        .map(|k| Stream::new(state.draw.entries[k].dim()))
+        .collect();
+    if has_test {
+        // μ, μ² (for Var[μ] and its error) and σ² of the GP prediction given the kernels
+        let dim = (patterns - train, targets.y.ncols());
+        streams.push(Stream::new(dim));
+        streams.push(Stream::new(dim));
+        streams.push(Stream::new((patterns - train, 1)));
+    }
+    let mut traces: Vec<Vec<f64>> = vec![Vec::with_capacity(settings.samples); 1 + 2 * keys.len()];
+    let (mut evaluations, mut failures) = (0usize, 0usize);
+    let steps = settings.burn_in + settings.samples * settings.thin;
+    let mut recorded = 0usize;
+    for step in 0..steps {
+        let nu = simulator.standard_normals(&mut rng);
+        let level = state.log_likelihood + rng.random::<f64>().ln();
+        let mut theta = rng.random::<f64>() * TAU;
+        let (mut low, mut high) = (theta - TAU, theta);
+        loop {
+            let (c, sn) = (theta.cos(), theta.sin());
+            let proposal: Vec<Array2<f64>> = state
+                .z
+                .iter()
+                .zip(&nu)
+                .map(|(z, n)| z * c + n * sn)
+                .collect();
+            evaluations += 1;
+            match evaluate(simulator, targets, proposal) {
+                Ok(next) if next.log_likelihood > level => {
+                    state = next;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => failures += 1,
+            }
+            if theta < 0.0 {
+                low = theta;
+            } else {
+                high = theta;
+            }
+            if high - low < 1e-12 {
+                break;
+            }
+            theta = low + rng.random::<f64>() * (high - low);
+        }
+        progress(1);
+        if step < settings.burn_in || !(step - settings.burn_in + 1).is_multiple_of(settings.thin) {
+            continue;
+        }
+        let batch = recorded * BATCHES / settings.samples;
+        recorded += 1;
+        traces[0].push(state.log_likelihood);
+        for (i, key) in keys.iter().enumerate() {
+            let value = &state.draw.entries[key];
+            streams[i].add(batch, value);
+            let block = value.slice(s![..train.min(value.nrows()), ..train.min(value.ncols())]);
+            let (diagonal, off) = diagonal_and_off_diagonal_means(block);
+            traces[1 + 2 * i].push(diagonal);
+            traces[2 + 2 * i].push(off);
+        }
+        if has_test {
+            let gp = GpPosterior::fit(
+                state.kernel.slice(s![..train, ..train]).to_owned(),
+                targets.y,
+                state.noise,
+            )?;
+            let cross = state.kernel.slice(s![..train, train..]);
+            let diagonal = state.kernel.slice(s![train.., train..]).diag().to_owned();
+            let prediction = gp.predict(cross, diagonal.view())?;
+            let first = streams.len() - 3;
+            streams[first].add(batch, &prediction.mean);
+            streams[first + 1].add(batch, &prediction.mean.mapv(|m| m * m));
+            let latent = prediction.latent_variance.insert_axis(Axis(1));
+            streams[first + 2].add(batch, &latent);
+        }
+    }
+    Ok(ChainRecord {
+        streams,
+        traces,
+        evaluations,
+        steps,
+        failures,
+    })
+}
+
+/// Mean diagonal entry and mean off-diagonal entry of a square block (a vector: its mean
+/// and 0).
+fn diagonal_and_off_diagonal_means(block: ArrayView2<'_, f64>) -> (f64, f64) {
+    if block.nrows() != block.ncols() {
+        return (block.mean().unwrap_or(0.0), 0.0);
+    }
+    let p = block.nrows() as f64;
+    let diagonal = block.diag().sum();
+    let total = block.sum();
+    let off = if p > 1.0 {
+        (total - diagonal) / (p * (p - 1.0))
+    } else {
+        0.0
+    };
+    (diagonal / p, off)
+}
+
+fn combine(
+    simulator: &Simulator<'_>,
+    settings: PosteriorSettings,
+    records: Vec<ChainRecord>,
+) -> Result<PosteriorSample, SimulateError> {
+    let network = simulator.network;
+    let keys: Vec<EntryKey> = {
+        let mut rng = StdRng::seed_from_u64(0);
+        let z = simulator.standard_normals(&mut rng);
+        simulator.draw(&z)?.entries.keys().cloned().collect()
+    };
+    let chains = records.len();
+    let total_draws = (chains * settings.samples) as f64;
+    let stream_statistics = |index: usize| -> Result<EntryPosterior, SimulateError> {
+        let dim = records[0].streams[index].batches[0].dim();
+        let mut out = EntryPosterior {
+            mean: Array2::zeros(dim),
+            std_error: Array2::zeros(dim),
+            ess: Array2::zeros(dim),
+            rhat: Array2::zeros(dim),
+        };
+        let mut batch_means = vec![vec![0.0; BATCHES]; chains];
+        let mut halves = Vec::with_capacity(2 * chains);
+        for (idx, _) in out.mean.clone().indexed_iter() {
+            halves.clear();
+            let mut sum = 0.0;
+            let mut within = 0.0;
+            for (c, record) in records.iter().enumerate() {
+                let stream = &record.streams[index];
+                for half in 0..2 {
+                    let range = half * BATCHES / 2..(half + 1) * BATCHES / 2;
+                    let count: usize = stream.batch_counts[range.clone()].iter().sum();
+                    let total: f64 = range.clone().map(|b| stream.batches[b][idx]).sum();
+                    let mean = total / count as f64;
+                    let squares = stream.half_squares[half][idx];
+                    let variance =
+                        ((squares - count as f64 * mean * mean) / (count as f64 - 1.0)).max(0.0);
+                    halves.push((mean, variance, count));
+                    sum += total;
+                    within += variance;
+                }
+                for (b, m) in batch_means[c].iter_mut().enumerate() {
+                    *m = stream.batches[b][idx] / stream.batch_counts[b] as f64;
+                }
+            }
+            let mean = sum / total_draws;
+            within /= (2 * chains) as f64;
+            out.mean[idx] = mean;
+            let rows: Vec<&[f64]> = batch_means.iter().map(Vec::as_slice).collect();
+            let batch_size = settings.samples / BATCHES;
+            if within <= 0.0 {
+                // constant over every draw (a bias-only entry): exact
+                out.std_error[idx] = 0.0;
+                out.ess[idx] = total_draws;
+                out.rhat[idx] = 1.0;
+                continue;
+            }
+            let (ess, se) = batch_means_summary(&rows, batch_size, within)?;
+            out.std_error[idx] = se;
+            out.ess[idx] = ess;
+            out.rhat[idx] = split_rhat_from_moments(&halves)?;
+        }
+        Ok(out)
+    };
+    let mut entries = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        entries.push((key.clone(), stream_statistics(i)?));
+    }
+    let mut summaries = Vec::new();
+    let trace_names =
+        std::iter::once("ln p(Y|X, network)".to_string()).chain(keys.iter().flat_map(|k| {
+            let name = network.name(k);
+            [
+                format!("{name} mean diagonal"),
+                format!("{name} mean off-diagonal"),
+            ]
+        }));
+    for (t, name) in trace_names.enumerate() {
+        let chains_of: Vec<&[f64]> = records.iter().map(|r| r.traces[t].as_slice()).collect();
+        let constant = chains_of
+            .iter()
+            .all(|c| c.iter().all(|v| *v == chains_of[0][0]));
+        if constant && name.ends_with("off-diagonal") {
+            continue;
+        }
+        summaries.push((name, summarize(&chains_of)?));
+    }
+    let has_test = records[0].streams.len() > keys.len();
+    let prediction = match has_test {
+        false => None,
+        true => {
+            let mean = stream_statistics(keys.len())?;
+            let squares = stream_statistics(keys.len() + 1)?;
+            let latent = stream_statistics(keys.len() + 2)?;
+            // Var[f*] = E[σ²] + E[μ²] − E[μ]², averaged over the outputs; its error from the
+            // three means' errors (independence assumed: conservative for positively
+            // correlated μ² and μ).
+            let outputs = mean.mean.ncols() as f64;
+            let spread = (&squares.mean - &mean.mean * &mean.mean).mapv(|v| v.max(0.0));
+            let spread_error = (squares.std_error.mapv(|e| e * e)
+                + (&mean.mean * &mean.std_error * 2.0).mapv(|e| e * e))
+            .mapv(f64::sqrt);
+            let variance = &latent.mean.column(0) + &spread.sum_axis(Axis(1)) / outputs;
+            let variance_std_error = (latent.std_error.column(0).mapv(|e| e * e)
+                + spread_error.mapv(|e| e * e).sum_axis(Axis(1)) / (outputs * outputs))
+                .mapv(f64::sqrt);
+            Some(PosteriorPrediction {
+                mean,
+                variance,
+                variance_std_error,
+            })
+        }
+    };
+    let steps: usize = records.iter().map(|r| r.steps).sum();
+    let evaluations: usize = records.iter().map(|r| r.evaluations).sum();
+    Ok(PosteriorSample {
+        settings,
+        entries,
+        summaries,
+        prediction,
+        evaluations_per_step: evaluations as f64 / steps.max(1) as f64,
+        failed_evaluations: records.iter().map(|r| r.failures).sum(),
+    })
+}
