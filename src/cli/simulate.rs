@@ -127,6 +127,10 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
         })
         .collect();
     out.insert("units".into(), Value::Object(units));
+    let left_out = left_out_terms(&network, args);
+    if !left_out.is_empty() {
+        out.insert("left_out_terms".into(), json!(left_out));
+    }
     let mut report = Vec::new();
     if args.prior {
         let samples = args.samples.unwrap_or(4000);
@@ -201,6 +205,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
             x.nrows()
         );
         print_prior(&report);
+        print_left_out(&left_out);
         return Ok(());
     }
 
@@ -341,6 +346,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
         posterior.evaluations_per_step
     );
     print_posterior(&report);
+    print_left_out(&left_out);
     outln!();
     outln!(
         "{:<34} {:>12} {:>10} {:>8} {:>7}",
@@ -619,4 +625,34 @@ fn simulate_error(error: &SimulateError, args: &SimulateArgs) -> CliError {
             .into();
     }
     CliError::Usage(error.to_string())
+}
+
+/// The source text of the action's terms that are not part of the network.
+fn left_out_terms(network: &Network, args: &SimulateArgs) -> Vec<String> {
+    let source = super::read_source(&args.file).unwrap_or_default();
+    network
+        .left_out
+        .iter()
+        .map(|span| {
+            source
+                .get(span.start..span.end)
+                .filter(|t| !t.is_empty())
+                .map_or_else(
+                    || "a term".to_string(),
+                    |t| t.split_whitespace().collect::<Vec<_>>().join(" "),
+                )
+        })
+        .collect()
+}
+
+fn print_left_out(terms: &[String]) {
+    if terms.is_empty() {
+        return;
+    }
+    outln!(
+        "not simulated ({} term(s) that read fields but neither a conjugate nor the targets: \
+         corrections of the rate function at finite P/N, not part of the network): {}",
+        terms.len(),
+        terms.join("; ")
+    );
 }

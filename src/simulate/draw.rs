@@ -306,3 +306,70 @@ pub fn covariance_factor(k: &Array2<f64>, what: &str) -> Result<Array2<f64>, Sim
         u[(i, j)] * s[j].max(0.0).sqrt()
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+
+    /// One draw of a one-layer erf network is g/N Σᵢ φ(hᵢ)φ(hᵢ)ᵀ + g_b with hᵢ = L zᵢ,
+    /// written out by hand.
+    #[test]
+    fn a_draw_is_the_empirical_kernel_of_its_units() {
+        let source = std::fs::read_to_string("examples/deep_erf.action").unwrap();
+        let theory = crate::compile(&source, "deep_erf.action").unwrap();
+        let params = theory
+            .bind(&[("L".into(), 1.0), ("N".into(), 7.0)])
+            .unwrap();
+        let network = Network::new(&theory, &params).unwrap();
+        assert_eq!(network.populations.len(), 1);
+        assert_eq!(network.populations[0].units, 7);
+        let x = array![[1.0, 0.5, -0.2], [-0.3, 1.2, 0.4], [0.6, -0.1, 0.9]];
+        let simulator = Simulator::new(&network, x.view()).unwrap();
+        let z = simulator.standard_normals(&mut StdRng::seed_from_u64(5));
+        let draw = simulator.draw(&z).unwrap();
+        let value = |name: &str| params[theory.param(name).unwrap()];
+        let (g, gb, g0, gb0) = (value("g"), value("gb"), value("g0"), value("gb0"));
+        let c0 = x.dot(&x.t()) * (g0 / 3.0) + gb0;
+        let l = covariance_factor(&c0, "C[0]").unwrap();
+        let phi = |v: f64| {
+            crate::numeric::special::ErfDual::erf(&(std::f64::consts::PI.sqrt() / 2.0 * v))
+        };
+        let mut want = Array2::from_elem((3, 3), gb);
+        for i in 0..7 {
+            let h = l.dot(&z[0].row(i));
+            for a in 0..3 {
+                for b in 0..3 {
+                    want[[a, b]] += g / 7.0 * phi(h[a]) * phi(h[b]);
+                }
+            }
+        }
+        let c1 = &draw.entries[&(theory.field("C").unwrap(), vec![1])];
+        for (got, want) in c1.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-13, "{got} vs {want}");
+        }
+        // L Lᵀ = C[0]
+        let back = l.dot(&l.t());
+        for (a, b) in back.iter().zip(&c0) {
+            assert!((a - b).abs() < 1e-13);
+        }
+    }
+
+    /// A semi-definite covariance (rank 1) is factored by its eigendecomposition; an
+    /// indefinite one is refused.
+    #[test]
+    fn semi_definite_covariances_factor_and_indefinite_ones_are_refused() {
+        let k = array![[1.0, 2.0], [2.0, 4.0]];
+        let l = covariance_factor(&k, "K").unwrap();
+        let back = l.dot(&l.t());
+        for (a, b) in back.iter().zip(&k) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let bad = array![[1.0, 2.0], [2.0, 1.0]];
+        let err = covariance_factor(&bad, "K").unwrap_err().to_string();
+        assert!(err.contains("negative eigenvalue"), "{err}");
+    }
+}

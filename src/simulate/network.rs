@@ -182,16 +182,10 @@ impl Network {
         let constants = ConstantContext::new(theory, params);
         let mut units: HashMap<String, usize> = HashMap::new();
         let mut left_out = Vec::new();
+        source_terms_left_out(&theory.action.body, &mut left_out);
         for (sign, term) in additive_terms(&renamed, 1.0) {
             let vars = populations_in(&term);
             if vars.is_empty() {
-                let conjugate = term.any(&mut |x| matches!(x.kind, ExprKind::Conjugate { .. }));
-                let fields = term.any(&mut |x| matches!(x.kind, ExprKind::Field { .. }));
-                let targets =
-                    term.any(&mut |x| matches!(x.kind, ExprKind::Data(DataRole::Targets)));
-                if !conjugate && fields && !targets {
-                    left_out.push(term.span);
-                }
                 continue;
             }
             let (coefficient, var) = population_coefficient(&term, &constants)?;
@@ -560,4 +554,26 @@ fn schedule(
         order.push(step);
     }
     Ok(order)
+}
+
+/// Terms of the action as written (inside sums too) that read fields but neither a conjugate
+/// nor the targets: not part of the network.
+fn source_terms_left_out(e: &Expr, out: &mut Vec<Span>) {
+    for (_, term) in additive_terms(e, 1.0) {
+        if let ExprKind::Sum { body, .. } = &term.kind {
+            source_terms_left_out(body, out);
+            continue;
+        }
+        let conjugate = term.any(&mut |x| {
+            matches!(
+                x.kind,
+                ExprKind::Conjugate { .. } | ExprKind::Expectation { .. }
+            )
+        });
+        let fields = term.any(&mut |x| matches!(x.kind, ExprKind::Field { .. }));
+        let targets = term.any(&mut |x| matches!(x.kind, ExprKind::Data(DataRole::Targets)));
+        if !conjugate && fields && !targets && !out.contains(&term.span) {
+            out.push(term.span);
+        }
+    }
 }

@@ -1,0 +1,299 @@
+//! `saddle simulate`: the sampled finite networks against exact results.
+//!
+//! * prior, deep erf: N·Var and the 1/N mean shift of every layer's kernel against the
+//!   one-loop theory of THEORY.md T8, within 4 standard errors;
+//! * prior, binary units: layer 1's mean activity is unbiased and N·Var(m) = p(1 − p);
+//! * posterior, deep linear L = 1 (THEORY.md §5.2): the predictive mean k*ᵀK⁻¹y and variance
+//!   E[u|y](k** − k*ᵀK⁻¹k*) of the Gamma scale mixture (u | y ~ GIG), within 4 s.e.;
+//! * seeds reproduce bit for bit on any number of threads; bad settings are named errors.
+
+mod common;
+
+use common::{path_str, saddle, temp_file};
+use ndarray::{Array2, array};
+use saddle::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
+use saddle::simulate::prior::sample_prior;
+use saddle::simulate::{Network, Simulator};
+
+fn theory(name: &str, overrides: &[(&str, f64)]) -> (saddle::Theory, Vec<f64>) {
+    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(&path).expect("example");
+    let theory = saddle::compile(&source, name).expect("checks");
+    let overrides: Vec<(String, f64)> =
+        overrides.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    let params = theory.bind(&overrides).expect("binds");
+    (theory, params)
+}
+
+/// X with g0/d · X Xᵀ = C⁽⁰⁾ = [[1, 0.6], [0.6, 1.5]] (T1) for g0 = 1, d = 2.
+fn t1_inputs() -> Array2<f64> {
+    let s = 2f64.sqrt();
+    array![[s, 0.0], [1.2 / s, (3.0f64 - 0.72).sqrt()]]
+}
+
+fn no_progress(_: u64) {}
+
+#[test]
+fn deep_erf_prior_fluctuations_and_shift_match_t8() {
+    let n = 50.0;
+    let (theory, params) = theory("deep_erf", &[("L", 3.0), ("N", n), ("gb0", 0.0)]);
+    let network = Network::new(&theory, &params).unwrap();
+    let x = t1_inputs();
+    let simulator = Simulator::new(&network, x.view()).unwrap();
+    let prior = sample_prior(&simulator, 40_000, 8, &no_progress).unwrap();
+    // T8: N·Var and N·shift of C⁽ˡ⁾ at entries 11, 12, 22 (one-loop theory).
+    let variance = [
+        [0.250808, 0.411606, 0.282941],
+        [0.253581, 0.447838, 0.265335],
+        [0.247590, 0.453751, 0.252500],
+    ];
+    let shift = [
+        [0.0, 0.0, 0.0],
+        [-0.058633, -0.015150, -0.052869],
+        [-0.097137, -0.020334, -0.090317],
+    ];
+    // NNGP C⁽ˡ⁾ of T1 (erf(√π x/2)).
+    let nngp = [
+        [0.72771607, 0.41191432, 0.84318640],
+        [0.63724070, 0.38086324, 0.67893239],
+        [0.60026876, 0.38516726, 0.61782974],
+    ];
+    let c = theory.field("C").unwrap();
+    for l in 1..=3 {
+        let (_, stats) = prior
+            .entries
+            .iter()
+            .find(|(k, _)| *k == (c, vec![l as i64]))
+            .expect("layer");
+        for (e, &(i, j)) in [(0, 0), (0, 1), (1, 1)].iter().enumerate() {
+            let nvar = n * stats.variance[[i, j]];
+            let nvar_se = n * stats.variance_std_error[[i, j]];
+            assert!(
+                (nvar - variance[l - 1][e]).abs() < 4.0 * nvar_se,
+                "C[{l}] {i}{j}: N·Var {nvar} ± {nvar_se} vs {}",
+                variance[l - 1][e]
+            );
+            let nshift = n * (stats.mean[[i, j]] - nngp[l - 1][e]);
+            let nshift_se = n * stats.std_error[[i, j]];
+            assert!(
+                (nshift - shift[l - 1][e]).abs() < 4.0 * nshift_se,
+                "C[{l}] {i}{j}: N·shift {nshift} ± {nshift_se} vs {}",
+                shift[l - 1][e]
+            );
+            // the error estimates mean something: 40 000 draws of a variance of ≈ 0.3/N
+            assert!(nshift_se < 0.03 && nvar_se < 0.01, "{nshift_se} {nvar_se}");
+        }
+    }
+}
+
+#[test]
+fn binary_layer_one_activity_is_unbiased_with_bernoulli_variance() {
+    let n = 200.0;
+    let (theory, params) = theory("binary_threshold", &[("L", 2.0), ("N", n)]);
+    let network = Network::new(&theory, &params).unwrap();
+    let x = t1_inputs();
+    let simulator = Simulator::new(&network, x.view()).unwrap();
+    let prior = sample_prior(&simulator, 20_000, 3, &no_progress).unwrap();
+    let m = theory.field("m").unwrap();
+    let (_, stats) = prior
+        .entries
+        .iter()
+        .find(|(k, _)| *k == (m, vec![1]))
+        .unwrap();
+    // h ~ N(0, g0/d X Xᵀ): P(h_α > θ) = Φ(−θ/√C⁽⁰⁾_αα)
+    let theta = params[theory.param("theta").unwrap()];
+    for (a, c0) in [(0, 1.0f64), (1, 1.5)] {
+        let p = 0.5 * libm_erfc(theta / (2.0 * c0).sqrt());
+        let se = stats.std_error[[a, 0]];
+        assert!((stats.mean[[a, 0]] - p).abs() < 4.0 * se, "m[1]_{a}");
+        let nvar = n * stats.variance[[a, 0]];
+        let nvar_se = n * stats.variance_std_error[[a, 0]];
+        assert!(
+            (nvar - p * (1.0 - p)).abs() < 4.0 * nvar_se,
+            "N·Var m[1]_{a}: {nvar} ± {nvar_se} vs {}",
+            p * (1.0 - p)
+        );
+    }
+}
+
+/// erfc by its continued fraction-free series (|x| small here) — independent of the library.
+fn libm_erfc(x: f64) -> f64 {
+    // erf(x) = 2/√π Σ (−1)^k x^{2k+1} / (k! (2k+1))
+    let mut sum = 0.0;
+    let mut term = x;
+    for k in 0..60 {
+        sum += term / (2 * k + 1) as f64;
+        term *= -x * x / (k + 1) as f64;
+    }
+    1.0 - 2.0 / std::f64::consts::PI.sqrt() * sum
+}
+
+/// ∫ u^{p−1} e^{−(a u + b/u)/2} du ratios by the trapezoid rule in ln u (exponentially
+/// accurate for this smooth, doubly decaying integrand): E[u | y] of THEORY.md §5.2.
+fn gig_mean(p: f64, a: f64, b: f64) -> f64 {
+    let (mut zeroth, mut first) = (0.0, 0.0);
+    let steps = 40_000;
+    for i in 0..=steps {
+        let t = -30.0 + 60.0 * i as f64 / steps as f64;
+        let u = t.exp();
+        // density in t = ln u: u^p e^{…}; scaled to avoid overflow
+        let w = (p * t - 0.5 * (a * u + b / u)).exp();
+        zeroth += w;
+        first += w * u;
+    }
+    first / zeroth
+}
+
+#[test]
+fn deep_linear_posterior_predictions_match_the_exact_scale_mixture() {
+    let n = 10.0;
+    let (theory, params) = theory(
+        "deep_linear",
+        &[
+            ("L", 1.0),
+            ("N", n),
+            ("kappa", 1e-8),
+            ("g", 1.0),
+            ("g0", 1.0),
+        ],
+    );
+    let network = Network::new(&theory, &params).unwrap();
+    // 3 training and 2 test patterns in d = 6 (K invertible)
+    let x = Array2::from_shape_fn((5, 6), |(i, j)| {
+        ((i * 7 + j * 3) % 11) as f64 / 5.0 - 1.0 + if i == j { 1.0 } else { 0.0 }
+    });
+    let y = array![[1.0], [-0.5], [0.8]];
+    let simulator = Simulator::new(&network, x.view()).unwrap();
+    let settings = PosteriorSettings {
+        chains: 4,
+        samples: 3000,
+        burn_in: 500,
+        thin: 1,
+        seed: 11,
+    };
+    let posterior =
+        sample_posterior(&simulator, Targets { y: y.view() }, settings, &no_progress).unwrap();
+    // exact: K = g g0 X Xᵀ/d, μ* = k*ᵀ K⁻¹ y, Var = E[u|y] (k** − k*ᵀ K⁻¹ k*)
+    let k = x.dot(&x.t()) / 6.0;
+    let kt = k.slice(ndarray::s![..3, ..3]).to_owned();
+    let inverse = invert3(&kt);
+    let alpha = inverse.dot(&y);
+    let b = y.t().dot(&alpha)[[0, 0]];
+    let u = gig_mean((n - 3.0) / 2.0, n, b);
+    let prediction = posterior.prediction.as_ref().expect("test patterns");
+    for t in 0..2 {
+        let ks = k.slice(ndarray::s![..3, 3 + t]).to_owned();
+        let mean: f64 = ks.iter().zip(alpha.column(0)).map(|(a, b)| a * b).sum();
+        let variance = u * (k[[3 + t, 3 + t]] - ks.dot(&inverse.dot(&ks)));
+        let (got, se) = (
+            prediction.mean.mean[[t, 0]],
+            prediction.mean.std_error[[t, 0]],
+        );
+        assert!(
+            (got - mean).abs() < 4.0 * se,
+            "mean {t}: {got} ± {se} vs {mean}"
+        );
+        let (got, se) = (prediction.variance[t], prediction.variance_std_error[t]);
+        assert!(
+            (got - variance).abs() < 4.0 * se,
+            "variance {t}: {got} ± {se} vs {variance}"
+        );
+        assert!(
+            se < 0.15 * variance,
+            "the estimate is informative: {se} vs {variance}"
+        );
+    }
+    for (name, s) in &posterior.summaries {
+        assert!(s.rhat < 1.05, "{name}: R-hat {}", s.rhat);
+        assert!(s.ess > 500.0, "{name}: ESS {}", s.ess);
+    }
+}
+
+fn invert3(m: &Array2<f64>) -> Array2<f64> {
+    let c = |i: usize, j: usize| {
+        let (r0, r1) = ((i + 1) % 3, (i + 2) % 3);
+        let (c0, c1) = ((j + 1) % 3, (j + 2) % 3);
+        m[[r0, c0]] * m[[r1, c1]] - m[[r0, c1]] * m[[r1, c0]]
+    };
+    let det: f64 = (0..3).map(|j| m[[0, j]] * c(0, j)).sum();
+    Array2::from_shape_fn((3, 3), |(i, j)| c(j, i) / det)
+}
+
+#[test]
+fn a_seed_gives_the_same_numbers_on_any_number_of_threads() {
+    let (theory, params) = theory("deep_erf", &[("L", 2.0), ("N", 20.0)]);
+    let network = Network::new(&theory, &params).unwrap();
+    let x = t1_inputs();
+    let simulator = Simulator::new(&network, x.view()).unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| sample_prior(&simulator, 500, 42, &no_progress).unwrap());
+    let many = sample_prior(&simulator, 500, 42, &no_progress).unwrap();
+    let other = sample_prior(&simulator, 500, 43, &no_progress).unwrap();
+    for ((a, b), c) in one.entries.iter().zip(&many.entries).zip(&other.entries) {
+        assert_eq!(a.1.mean, b.1.mean);
+        assert_eq!(a.1.variance, b.1.variance);
+        assert_ne!(a.1.mean, c.1.mean);
+    }
+}
+
+#[test]
+fn the_command_line_reproduces_and_refuses_bad_settings() {
+    let x = temp_file(
+        "x.csv",
+        "1.4142135623730951,0\n0.848528137423857,1.50996688705415\n",
+    );
+    let y = temp_file("y.csv", "1\n-1\n");
+    let (x, y) = (path_str(&x), path_str(&y));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "examples/deep_erf.action", "--x", x];
+        args.extend_from_slice(extra);
+        saddle(&args)
+    };
+    let posterior = ["--y", y, "--set", "L=1", "--samples", "40", "--json"];
+    let (code, first, err) = run(&posterior);
+    assert_eq!(code, 0, "{err}");
+    let (_, second, _) = run(&posterior);
+    assert_eq!(first, second, "same seed, same output");
+    let json: serde_json::Value = serde_json::from_str(&first).unwrap();
+    for key in [
+        "kernels",
+        "standard_errors",
+        "ess",
+        "rhat",
+        "nngp",
+        "params",
+        "summaries",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}");
+    }
+    assert!(!first.contains("NaN") && !first.contains("null"));
+
+    for (args, needle) in [
+        (vec!["--prior", "--set", "N=0"], "n = 0"),
+        (vec!["--prior", "--set", "N=2.5"], "n = 2.5"),
+        (vec!["--prior", "--samples", "1"], "--samples 1"),
+        (vec!["--y", y, "--chains", "1"], "--chains 1"),
+        (vec!["--y", y, "--samples", "5"], "--samples 5"),
+        (vec!["--y", y, "--thin", "0"], "--thin 0"),
+        (vec![], "--y is needed"),
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (code, _, err) = saddle(&[
+        "simulate",
+        "examples/recurrent_erf.action",
+        "--x",
+        x,
+        "--prior",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("recurrent_erf.action:27") && err.contains("time family"),
+        "{err}"
+    );
+}
