@@ -1466,6 +1466,10 @@ enum Method {
     Nngp,
     Linear,
     Map,
+    /// `simulate --prior`
+    Prior,
+    /// `simulate` (posterior, elliptical slice sampling)
+    Simulate,
 }
 
 /// Which input file carries the defect.
@@ -1492,6 +1496,8 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
         Method::Nngp,
         Method::Nngp,
         Method::Linear,
+        Method::Prior,
+        Method::Simulate,
     ]);
     // the finite-width solvers are slow: two patterns, and map only now and then
     let method = if method == Method::Linear && rng.chance(0.3) {
@@ -1505,7 +1511,8 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
 
     let defect = (!rng.chance(0.1)).then(|| *rng.pick(DEFECTS));
     let target = match method {
-        Method::Kernel => Target::X,
+        Method::Kernel | Method::Prior => Target::X,
+        Method::Simulate => *rng.pick(&[Target::X, Target::Y, Target::XTest]),
         _ => *rng.pick(&[
             Target::X,
             Target::X,
@@ -1534,6 +1541,11 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
     );
     let mut command = match method {
         Method::Kernel => args(&["kernel", file, "--x", &x]),
+        Method::Prior => args(&["simulate", file, "--x", &x, "--prior"]),
+        Method::Simulate => {
+            let y = input(&case, "y", targets(patterns, &mut rng), Target::Y, &mut rng);
+            args(&["simulate", file, "--x", &x, "--y", &y])
+        }
         _ => {
             let y = input(&case, "y", targets(patterns, &mut rng), Target::Y, &mut rng);
             args(&["solve", file, "--x", &x, "--y", &y])
@@ -1571,6 +1583,31 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
             command.extend(args(&["--method", name, "--set", &format!("N={width}")]));
             if method == Method::Map {
                 command.extend(args(&["--set", &format!("{int_param}=1")]));
+            }
+        }
+        Method::Prior | Method::Simulate => {
+            let width = rng.pick(&["1", "3", "20", "2.5", "0"]);
+            let samples = if method == Method::Prior { "50" } else { "20" };
+            command.extend(args(&[
+                "--set",
+                &format!("N={width}"),
+                "--samples",
+                samples,
+                "--chains",
+                "2",
+                "--burn-in",
+                "5",
+            ]));
+            if method == Method::Simulate && rng.chance(0.5) {
+                let tests = rng.range(1, 3);
+                let xt = input(
+                    &case,
+                    "xt",
+                    matrix(tests, columns, &mut rng),
+                    Target::XTest,
+                    &mut rng,
+                );
+                command.extend(args(&["--x-test", &xt]));
             }
         }
         Method::Kernel => {}

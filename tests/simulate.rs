@@ -297,3 +297,15 @@ fn the_command_line_reproduces_and_refuses_bad_settings() {
         "{err}"
     );
 }
+
+/// The Wishart measure term of the deep linear network is not part of the network; the data
+/// terms (which read Y or D) and the populations are.
+#[test]
+fn only_rate_function_corrections_are_left_out() {
+    for (name, left_out) in [("deep_linear", 1), ("deep_erf", 0), ("binary_threshold", 0)] {
+        let (theory, params) = theory(name, &[]);
+        let network = Network::new(&theory, &params).unwrap();
+        assert_eq!(network.left_out.len(), left_out, "{name}");
+        assert!(!network.populations.is_empty());
+    }
+}

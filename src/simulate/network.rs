@@ -557,7 +557,7 @@ fn schedule(
 }
 
 /// Terms of the action as written (inside sums too) that read fields but neither a conjugate
-/// nor the targets: not part of the network.
+/// nor the targets (Y or their number D): not part of the network.
 fn source_terms_left_out(e: &Expr, out: &mut Vec<Span>) {
     for (_, term) in additive_terms(e, 1.0) {
         if let ExprKind::Sum { body, .. } = &term.kind {
@@ -571,7 +571,13 @@ fn source_terms_left_out(e: &Expr, out: &mut Vec<Span>) {
             )
         });
         let fields = term.any(&mut |x| matches!(x.kind, ExprKind::Field { .. }));
-        let targets = term.any(&mut |x| matches!(x.kind, ExprKind::Data(DataRole::Targets)));
+        // the data term reads the targets or their number of columns D
+        let targets = term.any(&mut |x| {
+            matches!(
+                x.kind,
+                ExprKind::Data(DataRole::Targets) | ExprKind::Size(crate::check::ir::Size::Outputs)
+            )
+        });
         if !conjugate && fields && !targets && !out.contains(&term.span) {
             out.push(term.span);
         }

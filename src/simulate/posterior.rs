@@ -22,7 +22,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
-use super::diagnostics::{ChainSummary, batch_means_summary, split_rhat_from_moments, summarize};
+use super::diagnostics::{
+    ChainSummary, DiagnosticsError, batch_means_summary, split_rhat_from_moments, summarize,
+};
 use super::draw::{Draw, Simulator};
 use super::{SimulateError, stream_seed};
 use crate::solve::gp::GpPosterior;
@@ -376,6 +378,9 @@ fn combine(
             out.mean[idx] = mean;
             let rows: Vec<&[f64]> = batch_means.iter().map(Vec::as_slice).collect();
             let batch_size = settings.samples / BATCHES;
+            if within <= 0.0 && halves.iter().any(|h| h.0 != halves[0].0) {
+                return Err(not_mixing(&format!("an entry of field {}", index + 1)));
+            }
             if within <= 0.0 {
                 // constant over every draw (a bias-only entry): exact
                 out.std_error[idx] = 0.0;
@@ -411,7 +416,11 @@ fn combine(
         if constant && name.ends_with("off-diagonal") {
             continue;
         }
-        summaries.push((name, summarize(&chains_of)?));
+        let summary = match summarize(&chains_of) {
+            Err(DiagnosticsError::Degenerate(_)) => return Err(not_mixing(&name)),
+            other => other?,
+        };
+        summaries.push((name, summary));
     }
     let has_test = records[0].streams.len() > keys.len();
     let prediction = match has_test {
@@ -449,4 +458,14 @@ fn combine(
         evaluations_per_step: evaluations as f64 / steps.max(1) as f64,
         failed_evaluations: records.iter().map(|r| r.failures).sum(),
     })
+}
+
+/// The chains stayed put: a quantity is constant within every half-chain but differs between
+/// them (binary units with very few of them, a likelihood too sharp to move in).
+fn not_mixing(what: &str) -> SimulateError {
+    SimulateError::Setting(format!(
+        "the chains did not mix: {what} stays constant within each half-chain but differs \
+         between them, so the posterior was not sampled (R-hat is infinite); use more units \
+         (`--set N=…`), more noise (κ) or longer chains (`--samples`, `--burn-in`)"
+    ))
 }
