@@ -309,3 +309,46 @@ fn only_rate_function_corrections_are_left_out() {
         assert!(!network.populations.is_empty());
     }
 }
+
+/// `saddle compare`: every method on one table; JSON with each method's kernels.
+#[test]
+fn compare_puts_theory_and_simulation_side_by_side() {
+    let x = temp_file(
+        "cx.csv",
+        "1.4142135623730951,0\n0.848528137423857,1.50996688705415\n",
+    );
+    let y = temp_file("cy.csv", "1\n-1\n");
+    let (code, out, err) = saddle(&[
+        "compare",
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&x),
+        "--y",
+        path_str(&y),
+        "--set",
+        "L=1",
+        "--set",
+        "N=50",
+        "--samples",
+        "200",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let c1 = &json["kernels"]["C[1]"];
+    for key in ["simulation", "standard_errors", "nngp", "linear", "map"] {
+        assert!(c1[key].is_array(), "{key}: {c1}");
+    }
+    // the MAP and the simulation agree to leading order at L = 1 (no prior shift there):
+    // N·|MAP − simulation| within 5 standard errors plus an O(1/N) remainder of 0.2
+    let n = 50.0;
+    for (i, j) in [(0, 0), (0, 1), (1, 1)] {
+        let sim = c1["simulation"][i][j].as_f64().unwrap();
+        let se = c1["standard_errors"][i][j].as_f64().unwrap();
+        let map = c1["map"][i][j].as_f64().unwrap();
+        assert!(
+            n * (map - sim).abs() < n * 5.0 * se + 0.2,
+            "{i}{j}: MAP {map}, simulation {sim} ± {se}"
+        );
+    }
+}

@@ -22,6 +22,7 @@ macro_rules! out {
 }
 
 mod check;
+mod compare;
 mod demo;
 mod derive;
 mod finite_width;
@@ -73,6 +74,9 @@ pub enum Command {
     /// posterior given training targets (elliptical slice sampling, several chains), with
     /// standard errors, ESS and R-hat, beside the NNGP kernels.
     Simulate(simulate::SimulateArgs),
+    /// Theory against the network: the simulated posterior mean of every kernel entry beside
+    /// the NNGP, the linearised system and the MAP (small P), in standard errors.
+    Compare(compare::CompareArgs),
     /// Run a bundled real-data demo (no arguments needed): MNIST 0 vs 3 against depth.
     Demo(demo::DemoArgs),
 }
@@ -126,6 +130,7 @@ pub fn run() -> ExitCode {
         Command::Kernel(args) => kernel::run(&args),
         Command::Solve(args) => solve::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {
