@@ -409,21 +409,32 @@ fn shown_entries(m: &Array2<f64>) -> Vec<(usize, usize)> {
 }
 
 fn print_prior(rows: &[PriorRow]) {
+    print_rows(rows, "mean", "s.e.", "N·(mean − NNGP)", true);
+    outln!("N: the number of units of the population each field averages over.");
+}
+
+fn print_posterior(rows: &[PriorRow]) {
+    print_rows(rows, "posterior", "MC s.e.", "N·(post − NNGP)", false);
+}
+
+/// One line per shown entry: value, its error, the NNGP value, N·(value − NNGP) and, for the
+/// prior, N·Var.
+fn print_rows(rows: &[PriorRow], value: &str, error: &str, shift: &str, with_variance: bool) {
+    let variance_header = if with_variance { "N·Var" } else { "" };
     outln!(
         "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16} {:>16}",
         "field",
         "entry",
-        "mean",
-        "s.e.",
+        value,
+        error,
         "NNGP",
-        "N·(mean − NNGP)",
-        "N·Var"
+        shift,
+        variance_header
     );
     for row in rows {
         let entries = shown_entries(&row.mean);
-        let many = entries.len() > 10;
         for (count, &(i, j)) in entries.iter().enumerate() {
-            if many && count == 10 {
+            if entries.len() > 10 && count == 10 {
                 outln!(
                     "{:<8} … {} more entries (--json or --out for all)",
                     "",
@@ -446,6 +457,15 @@ fn print_prior(rows: &[PriorRow]) {
                     ),
                 ),
                 None => ("—".into(), "—".into()),
+            };
+            let variance = if with_variance {
+                format!(
+                    "{:.4} ± {:.4}",
+                    row.n_variance[[i, j]],
+                    row.n_variance_error[[i, j]]
+                )
+            } else {
+                String::new()
             };
             outln!(
                 "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16} {:>16}",
@@ -455,63 +475,7 @@ fn print_prior(rows: &[PriorRow]) {
                 row.std_error[[i, j]],
                 nngp,
                 shift,
-                format!(
-                    "{:.4} ± {:.4}",
-                    row.n_variance[[i, j]],
-                    row.n_variance_error[[i, j]]
-                )
-            );
-        }
-    }
-    outln!("N: the number of units of the population each field averages over.");
-}
-
-fn print_posterior(rows: &[PriorRow]) {
-    outln!(
-        "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16}",
-        "field",
-        "entry",
-        "posterior",
-        "MC s.e.",
-        "NNGP",
-        "N·(post − NNGP)"
-    );
-    for row in rows {
-        let entries = shown_entries(&row.mean);
-        let many = entries.len() > 10;
-        for (count, &(i, j)) in entries.iter().enumerate() {
-            if many && count == 10 {
-                outln!(
-                    "{:<8} … {} more entries (--json or --out for all)",
-                    "",
-                    entries.len() - 10
-                );
-                break;
-            }
-            let label = if row.mean.ncols() == 1 {
-                format!("{}", i + 1)
-            } else {
-                format!("{},{}", i + 1, j + 1)
-            };
-            let (nngp, shift) = match &row.nngp {
-                Some(r) => (
-                    format!("{:.6}", r[[i, j]]),
-                    format!(
-                        "{:+.4} ± {:.4}",
-                        row.units * (row.mean[[i, j]] - r[[i, j]]),
-                        row.units * row.std_error[[i, j]]
-                    ),
-                ),
-                None => ("—".into(), "—".into()),
-            };
-            outln!(
-                "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16}",
-                row.name,
-                label,
-                row.mean[[i, j]],
-                row.std_error[[i, j]],
-                nngp,
-                shift
+                variance
             );
         }
     }
