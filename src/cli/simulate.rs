@@ -19,7 +19,7 @@ use crate::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
 use crate::simulate::prior::sample_prior;
 use crate::simulate::{Network, SimulateError, Simulator};
 use crate::solve::gp::accuracy;
-use crate::solve::nngp::{EntryKey, NngpSettings, nngp_kernels, parameter_values};
+use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
 use crate::syntax::{Diagnostic, Diagnostics};
 
 /// Arguments of `saddle simulate`.
@@ -111,7 +111,6 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
         },
     )
     .map_err(|e| CliError::Usage(format!("the NNGP kernels to compare with: {e}")))?;
-    let nngp_of = |key: &EntryKey| nngp.entries.get(key).cloned();
 
     let mut out = Map::new();
     out.insert("saddle_version".into(), json!(env!("CARGO_PKG_VERSION")));
@@ -131,7 +130,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
     if !left_out.is_empty() {
         out.insert("left_out_terms".into(), json!(left_out));
     }
-    let mut report = Vec::new();
+    let mut tables = Tables::new(&network, &nngp);
     if args.prior {
         let samples = args.samples.unwrap_or(4000);
         let bar = progress_bar(samples as u64, args.json);
@@ -141,49 +140,21 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
         bar.finish_and_clear();
         out.insert("method".into(), json!("simulate-prior"));
         out.insert("samples".into(), json!(samples));
-        let (mut kernels, mut means, mut errors, mut variances, mut variance_errors, mut nngp_json) = (
-            Map::new(),
-            Map::new(),
-            Map::new(),
-            Map::new(),
-            Map::new(),
-            Map::new(),
-        );
+        let (mut variances, mut variance_errors) = (Map::new(), Map::new());
         for (key, stats) in &prior.entries {
             let name = network.name(key);
-            let target = if theory.fields[key.0].kind == FieldKind::Mean {
-                &mut means
-            } else {
-                &mut kernels
-            };
-            target.insert(name.clone(), matrix_json(&stats.mean));
-            errors.insert(name.clone(), matrix_json(&stats.std_error));
             variances.insert(name.clone(), matrix_json(&stats.variance));
-            variance_errors.insert(name.clone(), matrix_json(&stats.variance_std_error));
-            let reference = nngp_of(key);
-            if let Some(r) = &reference {
-                nngp_json.insert(name.clone(), matrix_json(r));
-            }
+            variance_errors.insert(name, matrix_json(&stats.variance_std_error));
             let n = network.units_of(key).unwrap_or(1) as f64;
-            report.push(PriorRow {
-                name,
-                mean: stats.mean.clone(),
-                std_error: stats.std_error.clone(),
-                nngp: reference,
-                n_variance: &stats.variance * n,
-                n_variance_error: &stats.variance_std_error * n,
-                units: n,
-            });
+            let n_variance = (&stats.variance * n, &stats.variance_std_error * n);
+            tables.add(key, &stats.mean, &stats.std_error, Some(n_variance));
         }
-        out.insert("kernels".into(), Value::Object(kernels));
-        out.insert("means".into(), Value::Object(means));
-        out.insert("standard_errors".into(), Value::Object(errors));
+        let report = tables.finish(&mut out);
         out.insert("variance".into(), Value::Object(variances));
         out.insert(
             "variance_standard_errors".into(),
             Value::Object(variance_errors),
         );
-        out.insert("nngp".into(), Value::Object(nngp_json));
         write_out(
             args,
             &out,
@@ -239,50 +210,20 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
             "failed_evaluations": posterior.failed_evaluations,
         }),
     );
-    let (mut kernels, mut means, mut errors, mut ess, mut rhat, mut nngp_json) = (
-        Map::new(),
-        Map::new(),
-        Map::new(),
-        Map::new(),
-        Map::new(),
-        Map::new(),
-    );
+    let (mut ess, mut rhat) = (Map::new(), Map::new());
     let mut worst_rhat: f64 = 1.0;
     let mut least_ess = f64::INFINITY;
     for (key, stats) in &posterior.entries {
         let name = network.name(key);
-        let target = if theory.fields[key.0].kind == FieldKind::Mean {
-            &mut means
-        } else {
-            &mut kernels
-        };
-        target.insert(name.clone(), matrix_json(&stats.mean));
-        errors.insert(name.clone(), matrix_json(&stats.std_error));
         ess.insert(name.clone(), matrix_json(&stats.ess));
-        rhat.insert(name.clone(), matrix_json(&stats.rhat));
+        rhat.insert(name, matrix_json(&stats.rhat));
         worst_rhat = stats.rhat.iter().fold(worst_rhat, |a, &b| a.max(b));
         least_ess = stats.ess.iter().fold(least_ess, |a, &b| a.min(b));
-        let reference = nngp_of(key);
-        if let Some(r) = &reference {
-            nngp_json.insert(name.clone(), matrix_json(r));
-        }
-        let n = network.units_of(key).unwrap_or(1) as f64;
-        report.push(PriorRow {
-            name,
-            mean: stats.mean.clone(),
-            std_error: stats.std_error.clone(),
-            nngp: reference,
-            n_variance: Array2::zeros((0, 0)),
-            n_variance_error: Array2::zeros((0, 0)),
-            units: n,
-        });
+        tables.add(key, &stats.mean, &stats.std_error, None);
     }
-    out.insert("kernels".into(), Value::Object(kernels));
-    out.insert("means".into(), Value::Object(means));
-    out.insert("standard_errors".into(), Value::Object(errors));
+    let report = tables.finish(&mut out);
     out.insert("ess".into(), Value::Object(ess));
     out.insert("rhat".into(), Value::Object(rhat));
-    out.insert("nngp".into(), Value::Object(nngp_json));
     out.insert(
         "summaries".into(),
         Value::Array(
@@ -387,14 +328,79 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-struct PriorRow {
+/// One field entry's table row.
+struct Row {
     name: String,
     mean: Array2<f64>,
     std_error: Array2<f64>,
     nngp: Option<Array2<f64>>,
-    n_variance: Array2<f64>,
-    n_variance_error: Array2<f64>,
+    /// N·Var and its standard error (prior draws only).
+    n_variance: Option<(Array2<f64>, Array2<f64>)>,
     units: f64,
+}
+
+/// What every mode writes per field entry: the `kernels`/`means`, `standard_errors` and
+/// `nngp` maps of the JSON, and the rows of the table.
+struct Tables<'a> {
+    network: &'a Network,
+    nngp: &'a Kernels,
+    kernels: Map<String, Value>,
+    means: Map<String, Value>,
+    errors: Map<String, Value>,
+    references: Map<String, Value>,
+    rows: Vec<Row>,
+}
+
+impl<'a> Tables<'a> {
+    fn new(network: &'a Network, nngp: &'a Kernels) -> Self {
+        Tables {
+            network,
+            nngp,
+            kernels: Map::new(),
+            means: Map::new(),
+            errors: Map::new(),
+            references: Map::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn add(
+        &mut self,
+        key: &EntryKey,
+        mean: &Array2<f64>,
+        std_error: &Array2<f64>,
+        n_variance: Option<(Array2<f64>, Array2<f64>)>,
+    ) {
+        let name = self.network.name(key);
+        let target = if self.network.theory.fields[key.0].kind == FieldKind::Mean {
+            &mut self.means
+        } else {
+            &mut self.kernels
+        };
+        target.insert(name.clone(), matrix_json(mean));
+        self.errors.insert(name.clone(), matrix_json(std_error));
+        let reference = self.nngp.entries.get(key).cloned();
+        if let Some(r) = &reference {
+            self.references.insert(name.clone(), matrix_json(r));
+        }
+        self.rows.push(Row {
+            name,
+            mean: mean.clone(),
+            std_error: std_error.clone(),
+            nngp: reference,
+            n_variance,
+            units: self.network.units_of(key).unwrap_or(1) as f64,
+        });
+    }
+
+    /// Writes the maps into `out`; returns the rows.
+    fn finish(self, out: &mut Map<String, Value>) -> Vec<Row> {
+        out.insert("kernels".into(), Value::Object(self.kernels));
+        out.insert("means".into(), Value::Object(self.means));
+        out.insert("standard_errors".into(), Value::Object(self.errors));
+        out.insert("nngp".into(), Value::Object(self.references));
+        self.rows
+    }
 }
 
 /// The upper-triangle entries (or vector entries) shown for a P×P (or P×1) matrix.
@@ -408,29 +414,24 @@ fn shown_entries(m: &Array2<f64>) -> Vec<(usize, usize)> {
     }
 }
 
-fn print_prior(rows: &[PriorRow]) {
+fn print_prior(rows: &[Row]) {
     print_rows(rows, "mean", "s.e.", "N·(mean − NNGP)", true);
     outln!("N: the number of units of the population each field averages over.");
 }
 
-fn print_posterior(rows: &[PriorRow]) {
+fn print_posterior(rows: &[Row]) {
     print_rows(rows, "posterior", "MC s.e.", "N·(post − NNGP)", false);
 }
 
 /// One line per shown entry: value, its error, the NNGP value, N·(value − NNGP) and, for the
 /// prior, N·Var.
-fn print_rows(rows: &[PriorRow], value: &str, error: &str, shift: &str, with_variance: bool) {
+fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance: bool) {
     let variance_header = if with_variance { "N·Var" } else { "" };
-    outln!(
+    let header = format!(
         "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16} {:>16}",
-        "field",
-        "entry",
-        value,
-        error,
-        "NNGP",
-        shift,
-        variance_header
+        "field", "entry", value, error, "NNGP", shift, variance_header
     );
+    outln!("{}", header.trim_end());
     for row in rows {
         let entries = shown_entries(&row.mean);
         for (count, &(i, j)) in entries.iter().enumerate() {
@@ -458,16 +459,10 @@ fn print_rows(rows: &[PriorRow], value: &str, error: &str, shift: &str, with_var
                 ),
                 None => ("—".into(), "—".into()),
             };
-            let variance = if with_variance {
-                format!(
-                    "{:.4} ± {:.4}",
-                    row.n_variance[[i, j]],
-                    row.n_variance_error[[i, j]]
-                )
-            } else {
-                String::new()
-            };
-            outln!(
+            let variance = row.n_variance.as_ref().map_or(String::new(), |(v, e)| {
+                format!("{:.4} ± {:.4}", v[[i, j]], e[[i, j]])
+            });
+            let line = format!(
                 "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16} {:>16}",
                 row.name,
                 label,
@@ -477,6 +472,7 @@ fn print_rows(rows: &[PriorRow], value: &str, error: &str, shift: &str, with_var
                 shift,
                 variance
             );
+            outln!("{}", line.trim_end());
         }
     }
 }

@@ -43,17 +43,8 @@ pub struct Simulator<'a> {
 impl<'a> Simulator<'a> {
     /// Evaluates the fixed definitions on `x`.
     pub fn new(network: &'a Network, x: ArrayView2<'a, f64>) -> Result<Self, SimulateError> {
-        if x.nrows() == 0 || x.ncols() == 0 {
-            return Err(SimulateError::Data(format!(
-                "the inputs are empty ({} patterns × {} features)",
-                x.nrows(),
-                x.ncols()
-            )));
-        }
-        if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(SimulateError::Data(format!(
-                "the inputs hold {v} at pattern {i}, feature {j}"
-            )));
+        if let Some(why) = crate::solve::nngp::input_problem(x) {
+            return Err(SimulateError::Data(why));
         }
         let mut simulator = Simulator {
             network,
@@ -168,11 +159,6 @@ impl<'a> Simulator<'a> {
             }
         }
         Ok(Draw { entries })
-    }
-
-    /// A field entry of a draw (or a fixed definition).
-    pub fn entry<'d>(&'d self, draw: &'d Draw, key: &EntryKey) -> Option<&'d Array2<f64>> {
-        draw.entries.get(key).or_else(|| self.fixed.get(key))
     }
 
     /// The readout kernel K and noise κ of a draw.

@@ -316,24 +316,6 @@ impl Network {
         })
     }
 
-    /// The field entries a draw computes, in the order computed.
-    pub fn entries(&self) -> Vec<EntryKey> {
-        self.schedule
-            .iter()
-            .filter_map(|s| match s {
-                Step::Definition(i) => Some(self.definitions[*i].key.clone()),
-                Step::Field(i) => Some(self.rules[*i].key.clone()),
-                Step::Population(_) => None,
-            })
-            .chain(
-                self.definitions
-                    .iter()
-                    .filter(|d| d.reads.is_empty())
-                    .map(|d| d.key.clone()),
-            )
-            .collect()
-    }
-
     /// The entry's name as written: `C[2]`.
     pub fn name(&self, key: &EntryKey) -> String {
         Kernels::name(&self.theory, key)
@@ -345,11 +327,6 @@ impl Network {
         let rule = self.rules.iter().find(|r| &r.key == key)?;
         let first = rule.averages.first()?;
         Some(self.populations[first.population].units)
-    }
-
-    /// The number of independent standard normals one draw uses: Σ units × P.
-    pub fn dimension(&self, patterns: usize) -> usize {
-        self.populations.iter().map(|p| p.units * patterns).sum()
     }
 }
 

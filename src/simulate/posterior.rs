@@ -100,8 +100,10 @@ pub struct Targets<'a> {
 struct State {
     z: Vec<Array2<f64>>,
     draw: Draw,
+    /// The readout kernel on all patterns (the test blocks predict).
     kernel: Array2<f64>,
-    noise: f64,
+    /// The GP fitted on the training block: the likelihood, and the prediction's factor.
+    gp: GpPosterior,
     log_likelihood: f64,
 }
 
@@ -133,6 +135,8 @@ impl Stream {
 }
 
 struct ChainRecord {
+    /// The entries a draw computes, in the order of `streams`.
+    keys: Vec<EntryKey>,
     streams: Vec<Stream>,
     traces: Vec<Vec<f64>>,
     evaluations: usize,
@@ -206,8 +210,8 @@ fn evaluate(
         z,
         draw,
         kernel,
-        noise,
         log_likelihood: gp.log_marginal_likelihood(),
+        gp,
     })
 }
 
@@ -287,14 +291,9 @@ fn run_chain(
             traces[2 + 2 * i].push(off);
         }
         if has_test {
-            let gp = GpPosterior::fit(
-                state.kernel.slice(s![..train, ..train]).to_owned(),
-                targets.y,
-                state.noise,
-            )?;
             let cross = state.kernel.slice(s![..train, train..]);
             let diagonal = state.kernel.slice(s![train.., train..]).diag().to_owned();
-            let prediction = gp.predict(cross, diagonal.view())?;
+            let prediction = state.gp.predict(cross, diagonal.view())?;
             let first = streams.len() - 3;
             streams[first].add(batch, &prediction.mean);
             streams[first + 1].add(batch, &prediction.mean.mapv(|m| m * m));
@@ -303,6 +302,7 @@ fn run_chain(
         }
     }
     Ok(ChainRecord {
+        keys,
         streams,
         traces,
         evaluations,
@@ -334,11 +334,8 @@ fn combine(
     records: Vec<ChainRecord>,
 ) -> Result<PosteriorSample, SimulateError> {
     let network = simulator.network;
-    let keys: Vec<EntryKey> = {
-        let mut rng = StdRng::seed_from_u64(0);
-        let z = simulator.standard_normals(&mut rng);
-        simulator.draw(&z)?.entries.keys().cloned().collect()
-    };
+    // every chain draws the same entries (the network's schedule)
+    let keys = records[0].keys.clone();
     let chains = records.len();
     let total_draws = (chains * settings.samples) as f64;
     let stream_statistics = |index: usize| -> Result<EntryPosterior, SimulateError> {
@@ -423,30 +420,29 @@ fn combine(
         summaries.push((name, summary));
     }
     let has_test = records[0].streams.len() > keys.len();
-    let prediction = match has_test {
-        false => None,
-        true => {
-            let mean = stream_statistics(keys.len())?;
-            let squares = stream_statistics(keys.len() + 1)?;
-            let latent = stream_statistics(keys.len() + 2)?;
-            // Var[f*] = E[σ²] + E[μ²] − E[μ]², averaged over the outputs; its error from the
-            // three means' errors (independence assumed: conservative for positively
-            // correlated μ² and μ).
-            let outputs = mean.mean.ncols() as f64;
-            let spread = (&squares.mean - &mean.mean * &mean.mean).mapv(|v| v.max(0.0));
-            let spread_error = (squares.std_error.mapv(|e| e * e)
-                + (&mean.mean * &mean.std_error * 2.0).mapv(|e| e * e))
+    let prediction = if has_test {
+        let mean = stream_statistics(keys.len())?;
+        let squares = stream_statistics(keys.len() + 1)?;
+        let latent = stream_statistics(keys.len() + 2)?;
+        // Var[f*] = E[σ²] + E[μ²] − E[μ]², averaged over the outputs; its error from the
+        // three means' errors (independence assumed: conservative for positively
+        // correlated μ² and μ).
+        let outputs = mean.mean.ncols() as f64;
+        let spread = (&squares.mean - &mean.mean * &mean.mean).mapv(|v| v.max(0.0));
+        let spread_error = (squares.std_error.mapv(|e| e * e)
+            + (&mean.mean * &mean.std_error * 2.0).mapv(|e| e * e))
+        .mapv(f64::sqrt);
+        let variance = &latent.mean.column(0) + &spread.sum_axis(Axis(1)) / outputs;
+        let variance_std_error = (latent.std_error.column(0).mapv(|e| e * e)
+            + spread_error.mapv(|e| e * e).sum_axis(Axis(1)) / (outputs * outputs))
             .mapv(f64::sqrt);
-            let variance = &latent.mean.column(0) + &spread.sum_axis(Axis(1)) / outputs;
-            let variance_std_error = (latent.std_error.column(0).mapv(|e| e * e)
-                + spread_error.mapv(|e| e * e).sum_axis(Axis(1)) / (outputs * outputs))
-                .mapv(f64::sqrt);
-            Some(PosteriorPrediction {
-                mean,
-                variance,
-                variance_std_error,
-            })
-        }
+        Some(PosteriorPrediction {
+            mean,
+            variance,
+            variance_std_error,
+        })
+    } else {
+        None
     };
     let steps: usize = records.iter().map(|r| r.steps).sum();
     let evaluations: usize = records.iter().map(|r| r.evaluations).sum();

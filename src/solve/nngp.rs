@@ -536,19 +536,22 @@ fn validate_matrix(
 }
 
 fn validate_inputs(x: ArrayView2<f64>) -> Result<(), NngpError> {
+    input_problem(x).map_or(Ok(()), |why| Err(NngpError::Data(why)))
+}
+
+/// What is wrong with inputs X, if anything: no patterns or features, or a NaN/infinite entry
+/// (named by pattern and feature).
+pub fn input_problem(x: ArrayView2<f64>) -> Option<String> {
     if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(NngpError::Data(format!(
+        return Some(format!(
             "the inputs are empty ({} patterns × {} features)",
             x.nrows(),
             x.ncols()
-        )));
+        ));
     }
-    if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(NngpError::Data(format!(
-            "the inputs hold {v} at pattern {i}, feature {j}"
-        )));
-    }
-    Ok(())
+    x.indexed_iter()
+        .find(|(_, v)| !v.is_finite())
+        .map(|((i, j), v)| format!("the inputs hold {v} at pattern {i}, feature {j}"))
 }
 
 /// Evaluates a matrix expression (definition, data-only matrix, readout kernel); a scalar
