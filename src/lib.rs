@@ -17,6 +17,8 @@ pub mod cli;
 pub mod data;
 pub mod derive;
 #[cfg(feature = "runtime")]
+pub mod finite_width;
+#[cfg(feature = "runtime")]
 pub mod numeric;
 pub mod render;
 #[cfg(feature = "runtime")]

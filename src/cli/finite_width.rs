@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use super::CliError;
 use super::options::{matrix_json, params_json, write_npy};
-use super::solve::{Method, SolveArgs};
+use super::solve::{Expectations, Method, SolveArgs};
 use crate::check::ir::Theory;
+use crate::finite_width::{MapSettings, map_kernels};
 use crate::numeric::action::ActionError;
 use crate::solve::fluctuation::{FluctuationSettings, Order, linear_response};
 use crate::solve::nngp::parameter_values;
@@ -64,6 +65,8 @@ struct LayerOut {
     nngp: Array2<f64>,
     kernel: Array2<f64>,
     conjugate: Array2<f64>,
+    /// Monte Carlo standard errors of `kernel` and `conjugate` (sampled expectations).
+    errors: Option<(Array2<f64>, Array2<f64>)>,
 }
 
 /// Solves at finite width and reports (`map`: full saddle point; otherwise the linear system).
@@ -83,7 +86,61 @@ pub fn run(
     let solver_error = |e: &(dyn std::error::Error + 'static), file: &std::path::Path| {
         solver_error(e, file, noise)
     };
-    let (layers, width, extra) = if map {
+    let scalable = match args.expectations {
+        Expectations::Auto => x.nrows() > 3,
+        Expectations::Quadrature => false,
+        Expectations::Scalable | Expectations::MonteCarlo => true,
+    };
+    if !map && scalable && args.expectations != Expectations::Auto {
+        return Err(CliError::Usage(
+            "--expectations scalable|monte-carlo: the linearised system is computed by \
+             quadrature (P ≤ 3); use `--method map` for any P"
+                .into(),
+        ));
+    }
+    let (layers, width, extra) = if map && scalable {
+        let settings = MapSettings {
+            overrides: overrides.to_vec(),
+            samples: args.samples,
+            seed: args.seed,
+            force_sampling: args.expectations == Expectations::MonteCarlo,
+            ..MapSettings::default()
+        };
+        let s = map_kernels(theory, x, y, &settings).map_err(|e| solver_error(&e, &args.file))?;
+        let populations: Vec<Value> = s
+            .populations
+            .iter()
+            .map(|p| {
+                json!({
+                    "term": p.term,
+                    "units": p.units,
+                    "estimator": p.estimator.describe(),
+                    "effective_samples": p.effective_samples,
+                })
+            })
+            .collect();
+        let extra = json!({
+            "sweeps": s.sweeps,
+            "residual": s.residual,
+            "samples": s.samples,
+            "replicas": s.replicas,
+            "seed": args.seed,
+            "populations": populations,
+        });
+        let layers = s
+            .layers
+            .into_iter()
+            .map(|l| LayerOut {
+                errors: l.kernel_error.zip(l.conjugate_error),
+                name: l.name,
+                conjugate_name: l.conjugate_name,
+                nngp: l.nngp,
+                kernel: l.kernel,
+                conjugate: l.conjugate,
+            })
+            .collect::<Vec<_>>();
+        (layers, s.width, extra)
+    } else if map {
         let settings = SaddleSettings {
             overrides: overrides.to_vec(),
             quadrature_order: quadrature,
@@ -101,6 +158,7 @@ pub fn run(
                 nngp: l.nngp,
                 kernel: l.kernel,
                 conjugate: l.conjugate,
+                errors: None,
             })
             .collect::<Vec<_>>();
         (layers, s.width, extra)
@@ -121,6 +179,7 @@ pub fn run(
                 conjugate_name: l.conjugate_name,
                 nngp: l.nngp,
                 conjugate: l.conjugate,
+                errors: None,
             })
             .collect::<Vec<_>>();
         (layers, f.width, Value::Null)
@@ -150,6 +209,8 @@ pub fn run(
                 "value": matrix_json(&l.kernel),
                 "conjugate_value": matrix_json(&l.conjugate),
                 "scaled_shift": width.map(|_| matrix_json(&scaled(l))),
+                "standard_error": l.errors.as_ref().map(|(k, _)| matrix_json(k)),
+                "conjugate_standard_error": l.errors.as_ref().map(|(_, c)| matrix_json(c)),
             })).collect::<Vec<_>>(),
         });
         if let (Value::Object(extra), Some(object)) = (extra, value.as_object_mut()) {
@@ -174,28 +235,70 @@ pub fn run(
     {
         outln!("  Newton iterations {iterations}, largest |∂S/∂u| {residual:.2e}");
     }
+    if let (Some(sweeps), Some(residual)) = (extra["sweeps"].as_u64(), extra["residual"].as_f64()) {
+        outln!("  forward–backward sweeps {sweeps}, last relative change {residual:.2e}");
+        for p in extra["populations"].as_array().into_iter().flatten() {
+            let ess = p["effective_samples"].as_f64().map_or(String::new(), |e| {
+                format!(
+                    ", {} samples, effective {e:.0}",
+                    extra["samples"].as_u64().unwrap_or(0)
+                )
+            });
+            outln!(
+                "  term {} ({} units): {}{ess}",
+                p["term"],
+                p["units"],
+                p["estimator"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(r) = extra["replicas"].as_u64().filter(|r| *r > 0) {
+            outln!(
+                "  ± one Monte Carlo standard error, from {r} independent replicas of {} samples",
+                extra["samples"].as_u64().unwrap_or(0) / r
+            );
+        }
+    }
     let shift = if width.is_some() {
         "N·(C − C*)"
     } else {
         "C − C*"
     };
     for l in &layers {
-        outln!("  {}: {shift} = {}", l.name, compact(&scaled(l)));
-        outln!("  {} = {}", l.conjugate_name, compact(&l.conjugate));
+        let (kernel_error, conjugate_error) = match &l.errors {
+            Some((k, c)) => (Some(k * width.unwrap_or(1.0)), Some(c.clone())),
+            None => (None, None),
+        };
+        outln!(
+            "  {}: {shift} = {}",
+            l.name,
+            compact(&scaled(l), kernel_error.as_ref())
+        );
+        outln!(
+            "  {} = {}",
+            l.conjugate_name,
+            compact(&l.conjugate, conjugate_error.as_ref())
+        );
     }
     Ok(())
 }
 
 /// `[[a, b], [c, d]]` with 6 significant digits (or the shape, for large P).
-fn compact(m: &Array2<f64>) -> String {
+fn compact(m: &Array2<f64>, errors: Option<&Array2<f64>>) -> String {
     if m.len() > 36 {
         return format!("{}×{} matrix (use --json or --out)", m.nrows(), m.ncols());
     }
     let rows: Vec<String> = m
-        .rows()
-        .into_iter()
-        .map(|r| {
-            let entries: Vec<String> = r.iter().map(|v| format!("{v:.6}")).collect();
+        .outer_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let entries: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(j, v)| match errors {
+                    Some(e) => format!("{v:.6} ± {:.6}", e[[i, j]]),
+                    None => format!("{v:.6}"),
+                })
+                .collect();
             format!("[{}]", entries.join(", "))
         })
         .collect();

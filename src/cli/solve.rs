@@ -18,12 +18,27 @@ use crate::solve::predict::{check_targets, prediction_kernels};
 pub enum Method {
     /// Infinite width: the NNGP kernel and exact GP inference.
     Nngp,
-    /// Finite width N: the full saddle point of the action (MAP kernels of every layer), by
-    /// Newton's method from the NNGP point. Small P only (P-dimensional quadrature).
+    /// Finite width N: the full saddle point of the action (MAP kernels of every layer):
+    /// Newton's method with P-dimensional quadrature for P ≤ 3, forward–backward sweeps
+    /// with Gaussian closed forms or importance sampling for any P (`--expectations`).
     Map,
     /// Finite width N: the linearised fluctuation system around the NNGP point (one Newton
     /// step). Small P only.
     Linear,
+}
+
+/// How the tilted expectations of the finite-width methods are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Expectations {
+    /// P-dimensional quadrature for P ≤ 3, `scalable` beyond.
+    Auto,
+    /// P-dimensional Gauss–Hermite quadrature (exact, P ≤ 3).
+    Quadrature,
+    /// Gaussian closed forms where the tilt is quadratic (linear units), importance
+    /// sampling elsewhere; any P.
+    Scalable,
+    /// Importance sampling everywhere (a check of the closed forms).
+    MonteCarlo,
 }
 
 /// Arguments of `saddle solve`.
@@ -61,6 +76,15 @@ pub struct SolveArgs {
     /// P-dimensional tilted expectations (`map`, `linear`, default 64).
     #[arg(long, value_parser = super::quadrature_order())]
     pub quadrature: Option<usize>,
+    /// How `map` computes the tilted expectations.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub expectations: Expectations,
+    /// Monte Carlo samples per population (`map` with sampled expectations).
+    #[arg(long, default_value_t = 20_000)]
+    pub samples: usize,
+    /// Seed of the Monte Carlo samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Solves and reports.

@@ -92,6 +92,18 @@ pub fn forward_equations_of(
     Ok(equations_of(theory, unrolled, ints, false)?.0)
 }
 
+/// The backward equations ∂S/∂C = 0, solved for the conjugates, of an action already
+/// unrolled at the `int` parameter values `ints`: what the scalable finite-width solver
+/// derives from the part of an action outside its cumulant-generating terms
+/// ([`crate::finite_width`]).
+pub fn backward_equations_of(
+    theory: &Theory,
+    unrolled: Expr,
+    ints: &[i64],
+) -> Result<Vec<FieldEquation>, DeriveError> {
+    Ok(equations_of(theory, unrolled, ints, true)?.1)
+}
+
 type EquationSets = (Vec<FieldEquation>, Vec<FieldEquation>, Expr);
 
 fn equations_of(

@@ -41,6 +41,8 @@ pub struct Population {
     pub mean: Expr,
     /// Their covariance (P×P).
     pub cov: Expr,
+    /// The term's tilt A, the exponent in `ln E[exp(A)]` (it reads the conjugates).
+    pub tilt: Expr,
     /// Where the term was written.
     pub span: Span,
     /// The field entries the mean and covariance read.
@@ -126,7 +128,7 @@ impl Network {
             .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
             .collect();
         let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
-        let found = RefCell::new(Vec::<(String, Expr, Expr, Span)>::new());
+        let found = RefCell::new(Vec::<(String, Expr, Expr, Expr, Span)>::new());
         let mut problems = Vec::new();
         let renamed = substitute(&action, &|e| {
             let ExprKind::Apply { callee, args } = &e.kind else {
@@ -138,8 +140,14 @@ impl Network {
             };
             let mut found = found.borrow_mut();
             let var = format!("{}#{}", term.var, found.len() + 1);
-            found.push((var.clone(), term.mean.clone(), (**cov).clone(), e.span));
             let tilt = rename(term.tilt, term.var, &var);
+            found.push((
+                var.clone(),
+                term.mean.clone(),
+                (**cov).clone(),
+                tilt.clone(),
+                e.span,
+            ));
             let body = crate::derive::build::apply(crate::check::ir::Builtin::Exp, tilt);
             let inner = expectation(&var, body, term.mean.clone(), term.cov.clone());
             Some(crate::derive::build::apply(
@@ -204,7 +212,7 @@ impl Network {
         }
 
         let mut populations = Vec::new();
-        for (var, mean, cov, span) in &found {
+        for (var, mean, cov, tilt, span) in &found {
             let Some(&n) = units.get(var) else {
                 return Err(SimulateError::NotSimulable {
                     reason: "this cumulant-generating term is not a term of the action times \
@@ -222,6 +230,7 @@ impl Network {
                 var: var.clone(),
                 mean: mean.clone(),
                 cov: cov.clone(),
+                tilt: tilt.clone(),
                 span: *span,
                 reads: reads.into_iter().collect(),
             });
@@ -370,7 +379,7 @@ impl<'a> ConstantContext<'a> {
 }
 
 /// The terms of a sum with their signs.
-fn additive_terms(e: &Expr, sign: f64) -> Vec<(f64, Expr)> {
+pub(crate) fn additive_terms(e: &Expr, sign: f64) -> Vec<(f64, Expr)> {
     match &e.kind {
         ExprKind::Add(a, b) => {
             let mut out = additive_terms(a, sign);

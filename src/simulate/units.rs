@@ -72,32 +72,58 @@ pub struct UnitEvaluator<'a, 'c> {
 impl UnitEvaluator<'_, '_> {
     /// (1/n) Σᵢ f(hᵢ): a scalar or a matrix (P-vectors as P×1, row vectors as 1×P).
     pub fn average(&self, body: &Expr) -> Result<Value, UnitError> {
+        self.weighted_average(body, None)
+    }
+
+    /// Σᵢ wᵢ f(hᵢ) with weights `w` summing to one (importance sampling), or the plain
+    /// average (1/n) Σᵢ f(hᵢ) without.
+    pub fn weighted_average(
+        &self,
+        body: &Expr,
+        weights: Option<&Array1<f64>>,
+    ) -> Result<Value, UnitError> {
         let n = self.h.nrows() as f64;
+        let mean = |a: Array2<f64>| match weights {
+            Some(w) => a.t().dot(w),
+            None => a.sum_axis(Axis(0)) / n,
+        };
         Ok(match self.eval(body)? {
             Units::Constant(v) => v,
-            Units::Scalars(s) => Value::Scalar(s.sum() / n),
-            Units::Columns(c) => {
-                let mean = c.sum_axis(Axis(0)) / n;
-                Value::Matrix(mean.insert_axis(Axis(1)))
-            }
-            Units::Rows(r) => {
-                let mean = r.sum_axis(Axis(0)) / n;
-                Value::Matrix(mean.insert_axis(Axis(0)))
-            }
+            Units::Scalars(s) => Value::Scalar(match weights {
+                Some(w) => s.dot(w),
+                None => s.sum() / n,
+            }),
+            Units::Columns(c) => Value::Matrix(mean(c).insert_axis(Axis(1))),
+            Units::Rows(r) => Value::Matrix(mean(r).insert_axis(Axis(0))),
             Units::Matrices { terms, constant } => {
                 let p = self.h.ncols();
                 let mut total = constant.unwrap_or_else(|| Array2::zeros((p, p)));
                 for t in terms {
-                    let left = match &t.weight {
-                        Some(w) => &t.left * &w.view().insert_axis(Axis(1)),
-                        None => t.left,
+                    let combined = match (&t.weight, weights) {
+                        (Some(a), Some(b)) => Some(a * b),
+                        (Some(a), None) => Some(a / n),
+                        (None, Some(b)) => Some(b.clone()),
+                        (None, None) => None,
+                    };
+                    let (left, factor) = match combined {
+                        Some(w) => (&t.left * &w.view().insert_axis(Axis(1)), 1.0),
+                        None => (t.left, 1.0 / n),
                     };
                     let product = left.t().dot(&t.right);
-                    total.scaled_add(t.scale / n, &product);
+                    total.scaled_add(t.scale * factor, &product);
                 }
                 Value::Matrix(total)
             }
         })
+    }
+
+    /// A scalar integrand on every unit: f(hᵢ) for i = 1..n.
+    pub fn per_unit(&self, body: &Expr) -> Result<Array1<f64>, UnitError> {
+        match self.eval(body)? {
+            Units::Scalars(s) => Ok(s),
+            Units::Constant(Value::Scalar(c)) => Ok(Array1::from_elem(self.h.nrows(), c)),
+            _ => Err(unsupported(body, "a scalar per unit was expected")),
+        }
     }
 
     fn constant(&self, e: &Expr) -> Result<Units, UnitError> {

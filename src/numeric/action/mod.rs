@@ -54,7 +54,7 @@ mod expectation;
 mod factor;
 mod fields;
 mod integrand;
-mod ops;
+pub(crate) mod ops;
 #[cfg(test)]
 mod split_tests;
 #[cfg(test)]

@@ -1,0 +1,977 @@
+//! The MAP kernels at finite width for any number of patterns, by forward–backward sweeps.
+//!
+//! ## Equations
+//! For an action S = Σₖ nₖ ln Zₖ(Kₖ, mₖ; C̃) − Σ⟨C̃, C⟩ + R(C, C̃) with one population per
+//! cumulant-generating term ([`crate::simulate::network`]), stationarity gives
+//! (THEORY.md §4.3)
+//! * (F) each field from the tilted averages of its population: C = F(⟨q(h)⟩_P);
+//! * (B, O) each conjugate from the populations that read its field and the rest R of the
+//!   action (the data term, a Wishart measure term):
+//!   $$\tilde C_f=\partial_{C_f}R+\sum_k n_k\,a_{kf}\,\partial_{K_k}\ln Z_k\quad
+//!   (K_k=a_{kf}C_f+\dots),$$
+//!   the mean fields likewise through ∂_m ln Z. ∂R/∂C is derived symbolically from R
+//!   ([`crate::derive::equations::backward_equations_of`]), and ∂ ln Z by
+//!   [`super::tilted`]: exactly where the tilt is Gaussian, by importance sampling
+//!   otherwise.
+//!
+//! A sweep is (B, O) from the last field to the first, a damped update of the conjugates
+//! C̃ ← C̃ + d (C̃_new − C̃) (d halved where a tilted measure is not normalisable), then (F)
+//! from the first field to the last. It starts at the NNGP point (C = C*, C̃ = 0) and stops
+//! when both updates change less than `tolerance` relative to the size of the fields and
+//! of the conjugates.
+//!
+//! ## Monte Carlo
+//! With sampled expectations every sweep uses the same standard normals (common random
+//! numbers), so the sweeps are a deterministic map and converge to a fixed point as the
+//! exact ones do. The fields are C = C* + F_z(C, C̃) − F_z(C*, 0): the sampled map's error at
+//! the NNGP point (known exactly) is subtracted, which leaves the noise in the shift
+//! C − C* = O(1/N) rather than in C. Standard errors come from independent replicas (fresh
+//! normals, M/R samples each): s.e. = sd over replicas / √R.
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array1, Array2, ArrayView2};
+use rand::{SeedableRng, rngs::StdRng};
+use rand_distr::{Distribution, StandardNormal};
+
+use super::FiniteWidthError;
+use super::gaussian::GaussianForms;
+use super::price::TiltForm;
+use super::tilted::{Estimator, PopulationContext, TiltedMeasure};
+use crate::check::ir::{Expr, ExprKind, FieldKind, ParamType, Theory};
+use crate::derive::build::{add, neg, node, substitute, zero};
+use crate::derive::equations::backward_equations_of;
+use crate::derive::grad::Variable;
+use crate::derive::unroll::{IndexEnv, unroll};
+use crate::numeric::matrix::{MatrixContext, Value};
+use crate::simulate::network::{Network, Step, additive_terms};
+use crate::simulate::stream_seed;
+use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
+
+/// Field (or conjugate) entries by the field's key.
+type Entries = BTreeMap<EntryKey, Array2<f64>>;
+
+/// Past iterates kept by the Anderson acceleration of the sweeps.
+const ANDERSON_MEMORY: usize = 6;
+
+/// Field ids at and above this stand for conjugates (id − base) in evaluation contexts.
+const CONJUGATE_BASE: usize = 1 << 24;
+
+/// Settings of [`map_kernels`].
+#[derive(Debug, Clone)]
+pub struct MapSettings {
+    /// Parameter overrides (`--set`).
+    pub overrides: Vec<(String, f64)>,
+    /// Monte Carlo samples M per population (where the tilt is not Gaussian).
+    pub samples: usize,
+    /// Seed of the standard normals.
+    pub seed: u64,
+    /// Converged when a sweep changes the fields and the conjugates by less than this,
+    /// relative to their size (Frobenius norms over all entries).
+    pub tolerance: f64,
+    /// Sweeps allowed.
+    pub max_sweeps: usize,
+    /// The first damping d of the conjugates' update (0 < d ≤ 1).
+    pub damping: f64,
+    /// Independent replicas for the Monte Carlo standard errors (0: none).
+    pub replicas: usize,
+    /// Sample every population, even where the Gaussian closed form is exact (for checks).
+    pub force_sampling: bool,
+}
+
+impl Default for MapSettings {
+    fn default() -> Self {
+        MapSettings {
+            overrides: Vec::new(),
+            samples: 20_000,
+            seed: 0,
+            tolerance: 1e-10,
+            max_sweeps: 1000,
+            damping: 0.5,
+            replicas: 16,
+            force_sampling: false,
+        }
+    }
+}
+
+/// One field entry at the MAP.
+#[derive(Debug, Clone)]
+pub struct MapLayer {
+    /// The entry, e.g. `C[2]`.
+    pub name: String,
+    /// Its conjugate, e.g. `Ct[2]`.
+    pub conjugate_name: String,
+    /// At the NNGP point.
+    pub nngp: Array2<f64>,
+    /// At the MAP.
+    pub kernel: Array2<f64>,
+    /// Its conjugate at the MAP.
+    pub conjugate: Array2<f64>,
+    /// Monte Carlo standard error of each entry of `kernel` (None when exact).
+    pub kernel_error: Option<Array2<f64>>,
+    /// Monte Carlo standard error of each entry of `conjugate`.
+    pub conjugate_error: Option<Array2<f64>>,
+}
+
+/// How one population's expectations were computed.
+#[derive(Debug, Clone)]
+pub struct PopulationReport {
+    /// The term of the action (1-based, in order of appearance).
+    pub term: usize,
+    /// Its number of units n.
+    pub units: usize,
+    /// The estimator.
+    pub estimator: Estimator,
+    /// Effective sample size of the importance weights at the MAP (sampled only).
+    pub effective_samples: Option<f64>,
+}
+
+/// The MAP and how it was reached.
+#[derive(Debug, Clone)]
+pub struct MapSolution {
+    /// The width (the parameter `N`), when the theory has one.
+    pub width: Option<f64>,
+    /// One per field entry with a forward equation, in the order computed.
+    pub layers: Vec<MapLayer>,
+    /// Sweeps taken.
+    pub sweeps: usize,
+    /// The last sweep's relative change.
+    pub residual: f64,
+    /// Per population.
+    pub populations: Vec<PopulationReport>,
+    /// Samples M per sampled population (0 when every population is exact).
+    pub samples: usize,
+    /// Replicas behind the standard errors.
+    pub replicas: usize,
+}
+
+impl MapSolution {
+    /// N·(C − C*) of layer `i`, when the theory has a width `N`.
+    pub fn scaled_delta(&self, i: usize) -> Option<Array2<f64>> {
+        let layer = self.layers.get(i)?;
+        Some((&layer.kernel - &layer.nngp) * self.width?)
+    }
+}
+
+/// How a population's covariance or mean reads a field: K = a·C_f + (the rest).
+#[derive(Debug, Clone)]
+struct Link {
+    field: EntryKey,
+    coefficient: f64,
+    /// Through the mean (a mean field) rather than the covariance.
+    mean: bool,
+}
+
+/// The theory read for the sweeps, at bound parameters on fixed inputs.
+struct Problem<'a> {
+    theory: &'a Theory,
+    network: Network,
+    x: ArrayView2<'a, f64>,
+    y: Option<ArrayView2<'a, f64>>,
+    /// Definitions (computed once).
+    fixed: BTreeMap<EntryKey, Array2<f64>>,
+    /// Conjugate id of each field (None when it has none).
+    conjugate_of: Vec<Option<usize>>,
+    /// Each population's tilt, conjugates as fields at [`CONJUGATE_BASE`].
+    tilts: Vec<Expr>,
+    /// ∂R/∂C per rule, conjugates as fields.
+    rest: Vec<Option<Expr>>,
+    /// Per population.
+    links: Vec<Vec<Link>>,
+    estimators: Vec<Estimator>,
+    /// Per population: the tilt as a form of smooth entry-wise functions (Price's theorem
+    /// for the backward equations), when it is one.
+    price: Vec<Option<TiltForm>>,
+}
+
+/// Fields and conjugates (by the field's key).
+#[derive(Debug, Clone)]
+struct State {
+    fields: BTreeMap<EntryKey, Array2<f64>>,
+    conjugates: BTreeMap<EntryKey, Array2<f64>>,
+}
+
+/// The MAP kernels of `theory` on inputs `x` and targets `y`.
+pub fn map_kernels(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    settings: &MapSettings,
+) -> Result<MapSolution, FiniteWidthError> {
+    check_settings(settings)?;
+    let params = parameter_values(theory, &settings.overrides)?;
+    let nngp = nngp_kernels(
+        theory,
+        x,
+        Some(y),
+        &NngpSettings {
+            overrides: settings.overrides.clone(),
+            ..NngpSettings::default()
+        },
+    )?;
+    let problem = Problem::new(theory, &params, x, Some(y), &nngp, settings.force_sampling)?;
+    let start = problem.nngp_state(&nngp)?;
+    let sampled = problem.estimators.contains(&Estimator::ImportanceSampling);
+    let p = x.nrows();
+    let z = if sampled {
+        normals(settings.samples, p, stream_seed(settings.seed, 0))
+    } else {
+        Array2::zeros((0, p))
+    };
+    let (state, sweeps, residual) = problem.solve(&start, start.clone(), z.view(), settings)?;
+    let (_, measures) = problem.forward(&state, z.view())?;
+    let populations = problem
+        .network
+        .populations
+        .iter()
+        .enumerate()
+        .map(|(k, pop)| PopulationReport {
+            term: k + 1,
+            units: pop.units,
+            estimator: problem.estimators[k],
+            effective_samples: measures[k]
+                .as_ref()
+                .and_then(TiltedMeasure::effective_samples),
+        })
+        .collect();
+
+    // replicas: fresh normals, warm start from the solution
+    let replicas = if sampled { settings.replicas } else { 0 };
+    let mut replica_states = Vec::with_capacity(replicas);
+    if let Some(per) = settings.samples.checked_div(replicas) {
+        let per = per.max(1);
+        for r in 0..replicas {
+            let z = normals(per, p, stream_seed(settings.seed, r as u64 + 1));
+            let (s, _, _) = problem.solve(&start, state.clone(), z.view(), settings)?;
+            replica_states.push(s);
+        }
+    }
+    let error = |pick: &dyn Fn(&State) -> &Array2<f64>| -> Option<Array2<f64>> {
+        if replica_states.len() < 2 {
+            return None;
+        }
+        let r = replica_states.len() as f64;
+        let first = pick(&replica_states[0]);
+        let mut mean = Array2::<f64>::zeros(first.dim());
+        for s in &replica_states {
+            mean += pick(s);
+        }
+        mean /= r;
+        let mut var = Array2::<f64>::zeros(first.dim());
+        for s in &replica_states {
+            let d = pick(s) - &mean;
+            var += &(&d * &d);
+        }
+        Some((var / (r - 1.0)).mapv(f64::sqrt) / r.sqrt())
+    };
+
+    let layers = problem
+        .network
+        .rules
+        .iter()
+        .map(|rule| {
+            let key = &rule.key;
+            let conjugate_name = problem.conjugate_name(key);
+            MapLayer {
+                name: problem.network.name(key),
+                conjugate_name,
+                nngp: start.fields[key].clone(),
+                kernel: state.fields[key].clone(),
+                conjugate: state.conjugates[key].clone(),
+                kernel_error: error(&|s: &State| &s.fields[key]),
+                conjugate_error: error(&|s: &State| &s.conjugates[key]),
+            }
+        })
+        .collect();
+    Ok(MapSolution {
+        width: theory.param("N").map(|id| params[id]),
+        layers,
+        sweeps,
+        residual,
+        populations,
+        samples: if sampled { settings.samples } else { 0 },
+        replicas,
+    })
+}
+
+fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthError> {
+    let bad = |name: &'static str, value: f64, reason: &'static str| {
+        Err(FiniteWidthError::BadSetting {
+            name,
+            value,
+            reason,
+        })
+    };
+    if settings.samples < 2 {
+        return bad(
+            "samples",
+            settings.samples as f64,
+            "at least 2 Monte Carlo samples are needed",
+        );
+    }
+    if !(settings.tolerance > 0.0 && settings.tolerance.is_finite()) {
+        return bad(
+            "tolerance",
+            settings.tolerance,
+            "a positive number is needed",
+        );
+    }
+    if !(settings.damping > 0.0 && settings.damping <= 1.0) {
+        return bad("damping", settings.damping, "it must lie in (0, 1]");
+    }
+    if settings.replicas == 1 {
+        return bad(
+            "replicas",
+            1.0,
+            "a standard error needs at least 2 replicas (0 switches them off)",
+        );
+    }
+    Ok(())
+}
+
+fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Array2::from_shape_simple_fn((m, p), || StandardNormal.sample(&mut rng))
+}
+
+/// Replaces conjugate entries by fields at [`CONJUGATE_BASE`] + id.
+fn conjugates_as_fields(e: &Expr) -> Expr {
+    substitute(e, &|x| match &x.kind {
+        ExprKind::Conjugate { conj, indices } => Some(node(
+            ExprKind::Field {
+                field: CONJUGATE_BASE + conj,
+                indices: indices.clone(),
+            },
+            x.shape,
+        )),
+        _ => None,
+    })
+}
+
+fn norm(m: &Array2<f64>) -> f64 {
+    m.iter().map(|v| v * v).sum::<f64>().sqrt()
+}
+
+fn column(v: &Value, p: usize) -> Array1<f64> {
+    match v {
+        Value::Scalar(s) => Array1::from_elem(p, *s),
+        Value::Matrix(m) => m.iter().copied().collect(),
+    }
+}
+
+impl<'a> Problem<'a> {
+    fn new(
+        theory: &'a Theory,
+        params: &[f64],
+        x: ArrayView2<'a, f64>,
+        y: Option<ArrayView2<'a, f64>>,
+        nngp: &Kernels,
+        force_sampling: bool,
+    ) -> Result<Problem<'a>, FiniteWidthError> {
+        let network = Network::new(theory, params)?;
+        let mut fixed = BTreeMap::new();
+        for def in &network.definitions {
+            if !def.reads.is_empty() {
+                return Err(FiniteWidthError::Unsupported(format!(
+                    "the definition of {} reads other fields; the sweeps handle definitions of \
+                     the data only",
+                    network.name(&def.key)
+                )));
+            }
+            let value = nngp.entries.get(&def.key).ok_or_else(|| {
+                FiniteWidthError::Unsupported(format!("no value of {}", network.name(&def.key)))
+            })?;
+            fixed.insert(def.key.clone(), value.clone());
+        }
+        let conjugate_of: Vec<Option<usize>> = (0..theory.fields.len())
+            .map(|f| theory.conjugates.iter().position(|c| c.of == f))
+            .collect();
+        for rule in &network.rules {
+            if conjugate_of[rule.key.0].is_none() {
+                return Err(FiniteWidthError::Unsupported(format!(
+                    "{} has a forward equation but no conjugate",
+                    network.name(&rule.key)
+                )));
+            }
+            if rule.key.1.windows(2).any(|w| w[0] != w[1]) {
+                return Err(FiniteWidthError::Unsupported(format!(
+                    "{}: cross blocks of a multi-index kernel are not symmetric matrices",
+                    network.name(&rule.key)
+                )));
+            }
+        }
+
+        // ∂R/∂C of the action without its cumulant-generating terms
+        let ints: Vec<i64> = theory
+            .params
+            .iter()
+            .zip(params)
+            .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
+            .collect();
+        let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
+        let mut rest = zero(action.shape);
+        for (sign, term) in additive_terms(&action, 1.0) {
+            if term.any(&mut |e| matches!(e.kind, ExprKind::Expectation { .. })) {
+                continue;
+            }
+            rest = add(rest, if sign < 0.0 { neg(term) } else { term });
+        }
+        let backward = backward_equations_of(theory, rest, &ints)?;
+        let mut rest_of = Vec::new();
+        for rule in &network.rules {
+            let conj = conjugate_of[rule.key.0];
+            let eq = backward.iter().find(|eq| {
+                matches!(&eq.stationary_in, Variable::Field(f, i) if *f == rule.key.0 && *i == rule.key.1)
+                    && matches!(&eq.unknown, Variable::Conjugate(c, _) if Some(*c) == conj)
+            });
+            rest_of.push(match eq.map(|eq| &eq.rhs) {
+                Some(Ok(rhs)) => Some(conjugates_as_fields(rhs)),
+                Some(Err(e)) => return Err(FiniteWidthError::Derive(e.clone())),
+                None => None,
+            });
+        }
+        let tilts: Vec<Expr> = network
+            .populations
+            .iter()
+            .map(|p| conjugates_as_fields(&p.tilt))
+            .collect();
+        let price = network
+            .populations
+            .iter()
+            .zip(&tilts)
+            .map(|(p, tilt)| TiltForm::read(theory, &p.var, tilt))
+            .collect();
+        let mut problem = Problem {
+            theory,
+            network,
+            x,
+            y,
+            fixed,
+            conjugate_of,
+            tilts,
+            rest: rest_of,
+            links: Vec::new(),
+            estimators: Vec::new(),
+            price,
+        };
+        let state = problem.nngp_state(nngp)?;
+        problem.links = problem.find_links(&state)?;
+        problem.estimators = problem.choose_estimators(&state, force_sampling);
+        Ok(problem)
+    }
+
+    fn nngp_state(&self, nngp: &Kernels) -> Result<State, FiniteWidthError> {
+        let mut fields = BTreeMap::new();
+        let mut conjugates = BTreeMap::new();
+        for rule in &self.network.rules {
+            let value = nngp.entries.get(&rule.key).ok_or_else(|| {
+                FiniteWidthError::Unsupported(format!(
+                    "no NNGP value of {}",
+                    self.network.name(&rule.key)
+                ))
+            })?;
+            fields.insert(rule.key.clone(), value.clone());
+            conjugates.insert(rule.key.clone(), Array2::zeros(value.dim()));
+        }
+        Ok(State { fields, conjugates })
+    }
+
+    fn conjugate_name(&self, key: &EntryKey) -> String {
+        let name = self.conjugate_of[key.0]
+            .map_or_else(String::new, |c| self.theory.conjugates[c].name.clone());
+        if key.1.is_empty() {
+            name
+        } else {
+            let idx: Vec<String> = key.1.iter().map(i64::to_string).collect();
+            format!("{name}[{}]", idx.join(","))
+        }
+    }
+
+    /// Runs `f` with a context that reads `fields`, `conjugates` and slot values.
+    fn with_context<T>(
+        &self,
+        fields: &BTreeMap<EntryKey, Array2<f64>>,
+        conjugates: &BTreeMap<EntryKey, Array2<f64>>,
+        slots: &[Value],
+        f: impl FnOnce(&MatrixContext<'_>) -> Result<T, FiniteWidthError>,
+    ) -> Result<T, FiniteWidthError> {
+        let nfields = self.theory.fields.len();
+        let mut params = self.network.params.clone();
+        params.extend(slots.iter().map(|s| match s {
+            Value::Scalar(v) => *v,
+            Value::Matrix(_) => f64::NAN,
+        }));
+        let by_conjugate: BTreeMap<(usize, Vec<i64>), &Array2<f64>> = conjugates
+            .iter()
+            .filter_map(|(key, v)| Some(((self.conjugate_of[key.0]?, key.1.clone()), v)))
+            .collect();
+        let lookup = |f: usize, idx: &[i64]| -> Option<&Array2<f64>> {
+            if f >= CONJUGATE_BASE {
+                return by_conjugate
+                    .get(&(f - CONJUGATE_BASE, idx.to_vec()))
+                    .copied();
+            }
+            if f >= nfields {
+                return match slots.get(f - nfields) {
+                    Some(Value::Matrix(m)) => Some(m),
+                    _ => None,
+                };
+            }
+            let key = (f, idx.to_vec());
+            fields.get(&key).or_else(|| self.fixed.get(&key))
+        };
+        let theory = self.theory;
+        let name = |f: usize| {
+            if f >= CONJUGATE_BASE {
+                return theory
+                    .conjugates
+                    .get(f - CONJUGATE_BASE)
+                    .map_or_else(String::new, |c| c.name.clone());
+            }
+            theory
+                .fields
+                .get(f)
+                .map_or_else(|| "an average".to_string(), |f| f.name.clone())
+        };
+        let ctx = MatrixContext {
+            params: &params,
+            inputs: Some(self.x),
+            targets: self.y,
+            field: &lookup,
+            field_name: &name,
+        };
+        f(&ctx)
+    }
+
+    fn eval(
+        &self,
+        state: &State,
+        slots: &[Value],
+        e: &Expr,
+        what: impl Fn() -> String,
+    ) -> Result<Value, FiniteWidthError> {
+        self.with_context(&state.fields, &state.conjugates, slots, |ctx| {
+            ctx.eval(e).map_err(|err| FiniteWidthError::Evaluate {
+                what: what(),
+                reason: err.to_string(),
+            })
+        })
+    }
+
+    /// K and m of population k.
+    fn moments(
+        &self,
+        state: &State,
+        k: usize,
+    ) -> Result<(Array2<f64>, Array1<f64>), FiniteWidthError> {
+        let pop = &self.network.populations[k];
+        let p = self.x.nrows();
+        let cov = match self.eval(state, &[], &pop.cov, || {
+            format!("the covariance of term {}", k + 1)
+        })? {
+            Value::Matrix(m) => m,
+            Value::Scalar(s) => Array2::from_elem((p, p), s),
+        };
+        let mean = self.eval(state, &[], &pop.mean, || {
+            format!("the mean of term {}", k + 1)
+        })?;
+        Ok((cov, column(&mean, p)))
+    }
+
+    /// K = a·C_f + … (or m = a·m_f + …) for every field a population reads.
+    fn find_links(&self, state: &State) -> Result<Vec<Vec<Link>>, FiniteWidthError> {
+        let p = self.x.nrows();
+        let mut out = Vec::new();
+        for (k, pop) in self.network.populations.iter().enumerate() {
+            let (k0, m0) = self.moments(state, k)?;
+            let mut links = Vec::new();
+            for key in &pop.reads {
+                if !state.fields.contains_key(key) {
+                    continue; // a definition: fixed
+                }
+                let mean_field = self.theory.fields[key.0].kind == FieldKind::Mean;
+                let value = &state.fields[key];
+                // a fixed, generic direction
+                let direction = Array2::from_shape_fn(value.dim(), |(i, j)| {
+                    let (a, b) = (i.min(j) as f64, i.max(j) as f64);
+                    0.5 + ((a * 12.9898 + b * 78.233).sin() * 43_758.547)
+                        .fract()
+                        .abs()
+                });
+                let probe = |t: f64| -> Result<(Array2<f64>, Array1<f64>), FiniteWidthError> {
+                    let mut s = state.clone();
+                    s.fields.insert(key.clone(), value + &(&direction * t));
+                    self.moments(&s, k)
+                };
+                let (k1, m1) = probe(1.0)?;
+                let (k2, m2) = probe(2.0)?;
+                let dk = &k1 - &k0;
+                let dm = &m1 - &m0;
+                let scale = norm(&k0).max(1.0);
+                let linear = norm(&(&k2 - &k0 - &dk * 2.0)) <= 1e-9 * scale
+                    && (&m2 - &m0 - &dm * 2.0)
+                        .iter()
+                        .all(|v| v.abs() <= 1e-9 * scale);
+                let (delta, other_changes): (Array2<f64>, bool) = if mean_field {
+                    (
+                        dm.clone()
+                            .into_shape_with_order((p, 1))
+                            .map_err(|e| FiniteWidthError::Unsupported(e.to_string()))?,
+                        norm(&dk) > 1e-9 * scale,
+                    )
+                } else {
+                    (dk.clone(), dm.iter().any(|v| v.abs() > 1e-9 * scale))
+                };
+                let a = (&delta * &direction).sum() / (&direction * &direction).sum();
+                let multiple =
+                    norm(&(&delta - &(&direction * a))) <= 1e-9 * scale.max(norm(&delta));
+                if !(linear && multiple) || other_changes {
+                    return Err(FiniteWidthError::Unsupported(format!(
+                        "the {} of term {} depends on {} other than as a constant multiple \
+                         (K = a·C + …, m = a·m' + …); the sweeps need that form",
+                        if mean_field { "mean" } else { "covariance" },
+                        k + 1,
+                        self.network.name(key)
+                    )));
+                }
+                if a != 0.0 {
+                    links.push(Link {
+                        field: key.clone(),
+                        coefficient: a,
+                        mean: mean_field,
+                    });
+                }
+            }
+            out.push(links);
+        }
+        Ok(out)
+    }
+
+    fn choose_estimators(&self, state: &State, force_sampling: bool) -> Vec<Estimator> {
+        let p = self.x.nrows();
+        (0..self.network.populations.len())
+            .map(|k| {
+                if force_sampling {
+                    return Estimator::ImportanceSampling;
+                }
+                let pop = &self.network.populations[k];
+                let gaussian = self
+                    .with_context(&state.fields, &state.conjugates, &[], |ctx| {
+                        let forms = GaussianForms {
+                            theory: self.theory,
+                            var: &pop.var,
+                            patterns: p,
+                            constants: ctx,
+                        };
+                        let averages = self
+                            .network
+                            .rules
+                            .iter()
+                            .flat_map(|r| &r.averages)
+                            .filter(|a| a.population == k)
+                            .all(|a| forms.is_quadratic(&a.body));
+                        Ok(averages && forms.tilt(&self.tilts[k]).is_some())
+                    })
+                    .unwrap_or(false);
+                if gaussian {
+                    Estimator::Gaussian
+                } else {
+                    Estimator::ImportanceSampling
+                }
+            })
+            .collect()
+    }
+
+    fn measure(
+        &self,
+        state: &State,
+        k: usize,
+        z: ArrayView2<'_, f64>,
+        with_gradients: bool,
+    ) -> Result<TiltedMeasure, FiniteWidthError> {
+        let (cov, mean) = self.moments(state, k)?;
+        let pop = &self.network.populations[k];
+        self.with_context(&state.fields, &state.conjugates, &[], |ctx| {
+            let pc = PopulationContext {
+                theory: self.theory,
+                var: &pop.var,
+                constants: ctx,
+                term: k + 1,
+            };
+            match self.estimators[k] {
+                Estimator::Gaussian => TiltedMeasure::gaussian(&pc, &self.tilts[k], &cov, &mean),
+                Estimator::ImportanceSampling => {
+                    let measure = TiltedMeasure::sampled(
+                        &pc,
+                        &self.tilts[k],
+                        &cov,
+                        &mean,
+                        z,
+                        self.price[k].as_ref(),
+                        with_gradients,
+                    )?;
+                    let ess = measure.effective_samples().unwrap_or(f64::INFINITY);
+                    let needed = (z.nrows() as f64 * 1e-3)
+                        .max(20.0)
+                        .min(z.nrows() as f64 / 2.0);
+                    if ess < needed {
+                        return Err(FiniteWidthError::Collapsed {
+                            term: k + 1,
+                            ess,
+                            samples: z.nrows(),
+                        });
+                    }
+                    Ok(measure)
+                }
+            }
+        })
+    }
+
+    /// (F): every field from its population's tilted averages, in schedule order; the
+    /// measures used, per population.
+    fn forward(
+        &self,
+        state: &State,
+        z: ArrayView2<'_, f64>,
+    ) -> Result<(Entries, Vec<Option<TiltedMeasure>>), FiniteWidthError> {
+        let mut current = state.clone();
+        let mut measures: Vec<Option<TiltedMeasure>> =
+            (0..self.network.populations.len()).map(|_| None).collect();
+        for step in &self.network.schedule {
+            match *step {
+                Step::Definition(_) => {}
+                Step::Population(k) => measures[k] = Some(self.measure(&current, k, z, false)?),
+                Step::Field(r) => {
+                    let rule = &self.network.rules[r];
+                    let name = self.network.name(&rule.key);
+                    let mut slots = Vec::with_capacity(rule.averages.len());
+                    for average in &rule.averages {
+                        let k = average.population;
+                        let pop = &self.network.populations[k];
+                        let measure = measures[k].as_ref().ok_or_else(|| {
+                            FiniteWidthError::Unsupported(format!(
+                                "{name} is computed before its population"
+                            ))
+                        })?;
+                        let value =
+                            self.with_context(&current.fields, &current.conjugates, &[], |ctx| {
+                                let pc = PopulationContext {
+                                    theory: self.theory,
+                                    var: &pop.var,
+                                    constants: ctx,
+                                    term: k + 1,
+                                };
+                                measure.average(&pc, &average.body)
+                            })?;
+                        slots.push(value);
+                    }
+                    let p = self.x.nrows();
+                    let value = match self.eval(&current, &slots, &rule.rhs, || name.clone())? {
+                        Value::Matrix(m) => m,
+                        Value::Scalar(s) => Array2::from_elem(current.fields[&rule.key].dim(), s),
+                    };
+                    if value.nrows() != p {
+                        return Err(FiniteWidthError::Evaluate {
+                            what: name,
+                            reason: format!("a {}×{} value", value.nrows(), value.ncols()),
+                        });
+                    }
+                    current.fields.insert(rule.key.clone(), value);
+                }
+            }
+        }
+        Ok((current.fields, measures))
+    }
+
+    /// (B, O): every conjugate, from the last field to the first.
+    fn backward(
+        &self,
+        state: &State,
+        z: ArrayView2<'_, f64>,
+    ) -> Result<BTreeMap<EntryKey, Array2<f64>>, FiniteWidthError> {
+        let mut current = state.clone();
+        let mut measures: Vec<Option<TiltedMeasure>> =
+            (0..self.network.populations.len()).map(|_| None).collect();
+        for (r, rule) in self.network.rules.iter().enumerate().rev() {
+            let key = &rule.key;
+            let shape = current.fields[key].dim();
+            let mut value = match &self.rest[r] {
+                Some(rest) => match self.eval(state, &[], rest, || {
+                    format!("the backward equation of {}", self.network.name(key))
+                })? {
+                    Value::Matrix(m) => m,
+                    Value::Scalar(s) => Array2::from_elem(shape, s),
+                },
+                None => Array2::zeros(shape),
+            };
+            for (k, links) in self.links.iter().enumerate() {
+                for link in links.iter().filter(|l| &l.field == key) {
+                    // Jacobi: every conjugate from the previous sweep's state, so that the
+                    // measures are those the forward pass has checked
+                    if measures[k].is_none() {
+                        measures[k] = Some(self.measure(state, k, z, true)?);
+                    }
+                    let Some(measure) = measures[k].as_ref() else {
+                        continue;
+                    };
+                    let n = self.network.populations[k].units as f64;
+                    if link.mean {
+                        let g = measure.mean_gradient();
+                        for (i, v) in g.iter().enumerate() {
+                            value[[i, 0]] += n * link.coefficient * v;
+                        }
+                    } else {
+                        value.scaled_add(n * link.coefficient, measure.covariance_gradient());
+                    }
+                }
+            }
+            if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
+                return Err(FiniteWidthError::Evaluate {
+                    what: format!("the conjugate of {}", self.network.name(key)),
+                    reason: format!("an entry came out {bad}"),
+                });
+            }
+            current.conjugates.insert(key.clone(), value);
+        }
+        Ok(current.conjugates)
+    }
+
+    /// Sweeps from `from` on normals `z` (fields corrected by the sampled map's error at the
+    /// NNGP point `nngp`).
+    fn solve(
+        &self,
+        nngp: &State,
+        from: State,
+        z: ArrayView2<'_, f64>,
+        settings: &MapSettings,
+    ) -> Result<(State, usize, f64), FiniteWidthError> {
+        // C = C* + F_z(C, C̃) − F_z(C*, 0)
+        let (at_start, _) = self.forward(nngp, z)?;
+        let correction: BTreeMap<EntryKey, Array2<f64>> = at_start
+            .iter()
+            .map(|(key, v)| (key.clone(), &nngp.fields[key] - v))
+            .collect();
+        let forward = |s: &State| -> Result<BTreeMap<EntryKey, Array2<f64>>, FiniteWidthError> {
+            let (mut fields, _) = self.forward(s, z)?;
+            for (key, v) in fields.iter_mut() {
+                *v += &correction[key];
+            }
+            Ok(fields)
+        };
+        let keys: Vec<EntryKey> = self.network.rules.iter().map(|r| r.key.clone()).collect();
+        let flatten = |c: &BTreeMap<EntryKey, Array2<f64>>| -> Array1<f64> {
+            keys.iter().flat_map(|k| c[k].iter().copied()).collect()
+        };
+        let unflatten = |v: &Array1<f64>| -> BTreeMap<EntryKey, Array2<f64>> {
+            let mut out = BTreeMap::new();
+            let mut at = 0;
+            for k in &keys {
+                let dim = from.conjugates[k].dim();
+                let n = dim.0 * dim.1;
+                let block = Array2::from_shape_vec(dim, v.slice(ndarray::s![at..at + n]).to_vec())
+                    .unwrap_or_else(|_| Array2::zeros(dim));
+                out.insert(k.clone(), block);
+                at += n;
+            }
+            out
+        };
+        let mut state = State {
+            fields: forward(&from)?,
+            conjugates: from.conjugates.clone(),
+        };
+        // Anderson acceleration of the fixed point x = B(F(x), x) of the conjugates, with
+        // mixing β = damping; a step whose tilted measure fails falls back to a damped step.
+        let beta = settings.damping;
+        let mut memory: Vec<(Array1<f64>, Array1<f64>)> = Vec::new();
+        let mut history = Vec::new();
+        for sweep in 1..=settings.max_sweeps {
+            let x = flatten(&state.conjugates);
+            let g = flatten(&self.backward(&state, z)?);
+            let f = &g - &x;
+            let residual = (f.dot(&f) / g.dot(&g).max(f64::MIN_POSITIVE)).sqrt();
+            history.push(residual);
+            if residual.is_nan() {
+                break;
+            }
+            if residual <= settings.tolerance {
+                return Ok((state, sweep, residual));
+            }
+            memory.push((x.clone(), f.clone()));
+            if memory.len() > ANDERSON_MEMORY + 1 {
+                memory.remove(0);
+            }
+            let mut candidate = anderson(&memory, beta);
+            let mut step = beta;
+            let fields = loop {
+                let trial = State {
+                    fields: state.fields.clone(),
+                    conjugates: unflatten(&candidate),
+                };
+                match forward(&trial) {
+                    Ok(fields) => break fields,
+                    Err(
+                        FiniteWidthError::NotNormalisable { .. }
+                        | FiniteWidthError::Collapsed { .. },
+                    ) if step > 1e-6 => {
+                        // back to plain damped steps, shorter each time
+                        memory.clear();
+                        memory.push((x.clone(), f.clone()));
+                        step *= 0.5;
+                        candidate = &x + &(&f * step);
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            state = State {
+                fields,
+                conjugates: unflatten(&candidate),
+            };
+        }
+        Err(FiniteWidthError::NotConverged {
+            sweeps: history.len(),
+            residual: history.last().copied().unwrap_or(f64::NAN),
+            tolerance: settings.tolerance,
+            history: history.iter().rev().take(5).rev().copied().collect(),
+        })
+    }
+}
+
+/// The next iterate of Anderson mixing from past iterates xᵢ and residuals fᵢ = G(xᵢ) − xᵢ
+/// (the last one current): x + βf − (ΔX + βΔF)γ with γ = argmin ‖f − ΔF γ‖; a plain damped
+/// step x + βf with one iterate, or where the least-squares problem is degenerate.
+fn anderson(memory: &[(Array1<f64>, Array1<f64>)], beta: f64) -> Array1<f64> {
+    let Some((x, f)) = memory.last() else {
+        return Array1::zeros(0);
+    };
+    let plain = x + &(f * beta);
+    let m = memory.len() - 1;
+    if m == 0 {
+        return plain;
+    }
+    let dx: Vec<Array1<f64>> = memory.windows(2).map(|w| &w[1].0 - &w[0].0).collect();
+    let df: Vec<Array1<f64>> = memory.windows(2).map(|w| &w[1].1 - &w[0].1).collect();
+    let mut normal = Array2::<f64>::zeros((m, m));
+    let mut rhs = Array1::<f64>::zeros(m);
+    for i in 0..m {
+        rhs[i] = df[i].dot(f);
+        for j in 0..m {
+            normal[[i, j]] = df[i].dot(&df[j]);
+        }
+    }
+    let scale = normal.diag().sum().max(f64::MIN_POSITIVE);
+    normal.diag_mut().mapv_inplace(|v| v + 1e-12 * scale);
+    let Some(inverse) = super::tilted::inverse(&normal) else {
+        return plain;
+    };
+    let gamma = inverse.dot(&rhs);
+    let mut next = plain;
+    for i in 0..m {
+        next.scaled_add(-gamma[i], &dx[i]);
+        next.scaled_add(-gamma[i] * beta, &df[i]);
+    }
+    if next.iter().all(|v| v.is_finite()) {
+        next
+    } else {
+        x + &(f * beta)
+    }
+}

@@ -1,0 +1,473 @@
+//! The backward equations without an inverse kernel: Price's theorem for tilts that are
+//! bilinear and linear forms of smooth entry-wise functions of the pre-activations.
+//!
+//! ## Equations
+//! For h ~ 𝒩(m, K), ∂E[f]/∂K_αβ = ½ E[∂_α∂_β f] (full-matrix convention) and
+//! K⁻¹(E[h f] − m E[f]) = E[∇f] (Stein). With f = e^A,
+//! $$\partial_K\ln Z=\tfrac12\big\langle\nabla^2A+\nabla A\,\nabla A^\top\big\rangle_P,\qquad
+//! \partial_m\ln Z=\langle\nabla A\rangle_P,$$
+//! which is THEORY.md §4.3 (B2) for A = (g/N) φᵀC̃φ. For a tilt
+//! A = Σₜ cₜ uₜ(h)ᵀMₜvₜ(h) + Σₜ rₜᵀwₜ(h) with entry-wise uₜ, vₜ, wₜ:
+//! ∇A = Σₜ cₜ[u′ₜ⊙(Mₜvₜ) + v′ₜ⊙(Mₜᵀuₜ)] + Σₜ rₜ⊙w′ₜ and
+//! ⟨∇²A⟩ = Σₜ cₜ[diag⟨u″⊙Mv + v″⊙Mᵀu⟩ + M∘⟨u′v′ᵀ⟩ + Mᵀ∘⟨v′u′ᵀ⟩] + diag(r⊙⟨w″⟩):
+//! weighted products of M×P arrays (gemm), never a P⁴ tensor.
+//!
+//! Unlike (B1), ½(K⁻¹⟨(h−m)(h−m)ᵀ⟩K⁻¹ − K⁻¹), no inverse of K appears, and the average is
+//! not multiplied by the width: a sampled (B1) has noise N·O(1/√M) in each of the P² entries
+//! (amplified further by an ill-conditioned K), (B2) has O(|C̃|/√M). Functions with kinks or
+//! jumps (relu, step, sign, abs) have distributional second derivatives that samples miss:
+//! for those [`TiltForm::read`] declines and (B1) is used.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
+use num_dual::{Dual2_64, DualNum};
+use rayon::prelude::*;
+
+use crate::check::ir::{Builtin, Callee, Expr, ExprKind, Theory};
+use crate::derive::build::mentions_random;
+use crate::numeric::matrix::{MatrixContext, Value};
+
+/// `coefficient · u(h)ᵀ M v(h)` (M the identity when None).
+#[derive(Debug, Clone)]
+struct Bilinear {
+    coefficient: Vec<(Expr, bool)>,
+    matrix: Option<Expr>,
+    left: usize,
+    right: usize,
+}
+
+/// `coefficient · rᵀ w(h)`.
+#[derive(Debug, Clone)]
+struct Linear {
+    coefficient: Vec<(Expr, bool)>,
+    vector: Expr,
+    function: usize,
+}
+
+/// A tilt as bilinear and linear forms of smooth entry-wise functions of h.
+#[derive(Debug, Clone)]
+pub struct TiltForm {
+    /// The distinct entry-wise functions (P-vector expressions of h).
+    functions: Vec<Expr>,
+    bilinear: Vec<Bilinear>,
+    linear: Vec<Linear>,
+}
+
+/// Scalar factors (true: divide by it) and the other factors of one product.
+type Term = (Vec<(Expr, bool)>, Vec<Factor>);
+
+/// One factor of a product, in order.
+enum Factor {
+    Scalar(Expr, bool),
+    Constant(Expr),
+    Random(Expr, bool),
+}
+
+impl TiltForm {
+    /// Reads `tilt` (in the random variable `var`), or None when it is not of this form.
+    pub fn read(theory: &Theory, var: &str, tilt: &Expr) -> Option<TiltForm> {
+        let mut form = TiltForm {
+            functions: Vec::new(),
+            bilinear: Vec::new(),
+            linear: Vec::new(),
+        };
+        let mut terms = Vec::new();
+        split_terms(tilt, var, Vec::new(), &mut terms)?;
+        for (coefficient, factors) in terms {
+            let mut coefficient = coefficient;
+            let mut rest = Vec::new();
+            for f in factors {
+                match f {
+                    Factor::Scalar(e, inverse) => coefficient.push((e, inverse)),
+                    other => rest.push(other),
+                }
+            }
+            match rest.as_slice() {
+                [
+                    Factor::Random(u, true),
+                    Factor::Constant(m),
+                    Factor::Random(v, false),
+                ] => {
+                    let left = form.function(theory, var, u)?;
+                    let right = form.function(theory, var, v)?;
+                    form.bilinear.push(Bilinear {
+                        coefficient,
+                        matrix: Some(m.clone()),
+                        left,
+                        right,
+                    });
+                }
+                [Factor::Random(u, true), Factor::Random(v, false)] => {
+                    let left = form.function(theory, var, u)?;
+                    let right = form.function(theory, var, v)?;
+                    form.bilinear.push(Bilinear {
+                        coefficient,
+                        matrix: None,
+                        left,
+                        right,
+                    });
+                }
+                [Factor::Constant(r), Factor::Random(w, false)] => {
+                    let function = form.function(theory, var, w)?;
+                    form.linear.push(Linear {
+                        coefficient,
+                        vector: transpose(r),
+                        function,
+                    });
+                }
+                [Factor::Random(w, true), Factor::Constant(r)] => {
+                    let function = form.function(theory, var, w)?;
+                    form.linear.push(Linear {
+                        coefficient,
+                        vector: r.clone(),
+                        function,
+                    });
+                }
+                [] => {} // a constant: no gradient
+                _ => return None,
+            }
+        }
+        Some(form)
+    }
+
+    fn function(&mut self, theory: &Theory, var: &str, e: &Expr) -> Option<usize> {
+        if !smooth_entrywise(theory, var, e, false) {
+            return None;
+        }
+        if let Some(i) = self.functions.iter().position(|f| f == e) {
+            return Some(i);
+        }
+        self.functions.push(e.clone());
+        Some(self.functions.len() - 1)
+    }
+
+    /// ½⟨∇²A + ∇A∇Aᵀ⟩ and ⟨∇A⟩ under sample weights `w` (summing to one) on the samples
+    /// `h` (M×P).
+    pub fn gradients(
+        &self,
+        theory: &Theory,
+        var: &str,
+        h: ArrayView2<'_, f64>,
+        w: ArrayView1<'_, f64>,
+        constants: &MatrixContext<'_>,
+    ) -> Result<(Array2<f64>, Array1<f64>), String> {
+        let (m, p) = h.dim();
+        let jets: Vec<[Array2<f64>; 3]> = self
+            .functions
+            .iter()
+            .map(|f| jet(theory, var, f, h, constants))
+            .collect::<Result<_, _>>()?;
+        let scalar = |coefficient: &[(Expr, bool)]| -> Result<f64, String> {
+            let mut c = 1.0;
+            for (e, inverse) in coefficient {
+                match constants.eval(e).map_err(|e| e.to_string())? {
+                    Value::Scalar(v) if *inverse => c /= v,
+                    Value::Scalar(v) => c *= v,
+                    Value::Matrix(_) => return Err("a matrix where a number was expected".into()),
+                }
+            }
+            Ok(c)
+        };
+        let matrix = |e: &Option<Expr>| -> Result<Array2<f64>, String> {
+            match e {
+                None => Ok(Array2::eye(p)),
+                Some(e) => match constants.eval(e).map_err(|e| e.to_string())? {
+                    Value::Matrix(x) if x.dim() == (p, p) => Ok(x),
+                    Value::Scalar(s) => Ok(Array2::from_elem((p, p), s)),
+                    Value::Matrix(x) => Err(format!("a {}×{} matrix", x.nrows(), x.ncols())),
+                },
+            }
+        };
+        let weighted = |a: &Array2<f64>| a * &w.insert_axis(Axis(1));
+        let mut gradient = Array2::<f64>::zeros((m, p));
+        let mut hessian = Array2::<f64>::zeros((p, p));
+        let mut diagonal = Array1::<f64>::zeros(p);
+        for b in &self.bilinear {
+            let c = scalar(&b.coefficient)?;
+            let mm = matrix(&b.matrix)? * c;
+            let [u, u1, u2] = &jets[b.left];
+            let [v, v1, v2] = &jets[b.right];
+            let mv = v.dot(&mm.t()); // rows (M v)ᵀ
+            let mtu = u.dot(&mm); // rows (Mᵀ u)ᵀ
+            Zip::from(&mut gradient)
+                .and(u1)
+                .and(&mv)
+                .and(v1)
+                .and(&mtu)
+                .for_each(|g, &a, &b, &c, &d| *g += a * b + c * d);
+            diagonal += &(u2 * &mv + v2 * &mtu).t().dot(&w);
+            let cross = u1.t().dot(&weighted(v1)); // ⟨u′v′ᵀ⟩
+            hessian += &(&mm * &cross);
+            hessian += &(&mm.t() * &cross.t());
+        }
+        for l in &self.linear {
+            let c = scalar(&l.coefficient)?;
+            let r = match constants.eval(&l.vector).map_err(|e| e.to_string())? {
+                Value::Matrix(x) if x.len() == p => Array1::from_iter(x.iter().copied()) * c,
+                Value::Scalar(s) => Array1::from_elem(p, s * c),
+                Value::Matrix(x) => return Err(format!("a {}×{} vector", x.nrows(), x.ncols())),
+            };
+            let [_, w1, w2] = &jets[l.function];
+            gradient += &(w1 * &r.view().insert_axis(Axis(0)));
+            diagonal += &(w2.t().dot(&w) * &r);
+        }
+        let mut second = gradient.t().dot(&weighted(&gradient));
+        second += &hessian;
+        second.diag_mut().zip_mut_with(&diagonal, |a, b| *a += b);
+        let second = (&second + &second.t()) * 0.25;
+        Ok((second, gradient.t().dot(&w)))
+    }
+}
+
+fn transpose(e: &Expr) -> Expr {
+    crate::derive::build::node(
+        ExprKind::Transpose(Box::new(e.clone())),
+        crate::check::ir::Shape {
+            rows: e.shape.cols,
+            cols: e.shape.rows,
+        },
+    )
+}
+
+/// Splits a sum into products, each with its scalar coefficients (inverse: divide).
+fn split_terms(
+    e: &Expr,
+    var: &str,
+    coefficient: Vec<(Expr, bool)>,
+    out: &mut Vec<Term>,
+) -> Option<()> {
+    let random = |x: &Expr| mentions_random(x, Some(var));
+    match &e.kind {
+        ExprKind::Add(a, b) => {
+            split_terms(a, var, coefficient.clone(), out)?;
+            split_terms(b, var, coefficient, out)
+        }
+        ExprKind::Sub(a, b) => {
+            split_terms(a, var, coefficient.clone(), out)?;
+            let mut negative = coefficient;
+            negative.push((crate::derive::build::number(-1.0), false));
+            split_terms(b, var, negative, out)
+        }
+        ExprKind::Neg(a) => {
+            let mut negative = coefficient;
+            negative.push((crate::derive::build::number(-1.0), false));
+            split_terms(a, var, negative, out)
+        }
+        ExprKind::Div(a, b) if !random(b) && b.shape.is_scalar() => {
+            let mut c = coefficient;
+            c.push(((**b).clone(), true));
+            split_terms(a, var, c, out)
+        }
+        ExprKind::Mul(a, b) if !random(a) && a.shape.is_scalar() => {
+            let mut c = coefficient;
+            c.push(((**a).clone(), false));
+            split_terms(b, var, c, out)
+        }
+        ExprKind::Mul(a, b) if !random(b) && b.shape.is_scalar() => {
+            let mut c = coefficient;
+            c.push(((**b).clone(), false));
+            split_terms(a, var, c, out)
+        }
+        _ if !random(e) => {
+            out.push((coefficient, Vec::new()));
+            Some(())
+        }
+        _ => {
+            let mut factors = Vec::new();
+            product_factors(e, var, &mut factors)?;
+            out.push((coefficient, factors));
+            Some(())
+        }
+    }
+}
+
+fn product_factors(e: &Expr, var: &str, out: &mut Vec<Factor>) -> Option<()> {
+    let random = mentions_random(e, Some(var));
+    match &e.kind {
+        ExprKind::Mul(a, b) => {
+            product_factors(a, var, out)?;
+            product_factors(b, var, out)
+        }
+        ExprKind::Div(a, b) if !mentions_random(b, Some(var)) && b.shape.is_scalar() => {
+            product_factors(a, var, out)?;
+            out.push(Factor::Scalar((**b).clone(), true));
+            Some(())
+        }
+        _ if !random && e.shape.is_scalar() => {
+            out.push(Factor::Scalar(e.clone(), false));
+            Some(())
+        }
+        _ if !random => {
+            out.push(Factor::Constant(e.clone()));
+            Some(())
+        }
+        ExprKind::Transpose(a) if a.shape.cols == crate::check::ir::Dim::One => {
+            out.push(Factor::Random((**a).clone(), true));
+            Some(())
+        }
+        _ if e.shape.cols == crate::check::ir::Dim::One && !e.shape.is_scalar() => {
+            out.push(Factor::Random(e.clone(), false));
+            Some(())
+        }
+        _ => None,
+    }
+}
+
+/// Whether `e` is an entry-wise, twice continuously differentiable function of h.
+fn smooth_entrywise(theory: &Theory, var: &str, e: &Expr, in_function: bool) -> bool {
+    let go = |x: &Expr| smooth_entrywise(theory, var, x, in_function);
+    match &e.kind {
+        ExprKind::RandomVar { name, time: None } => name == var,
+        ExprKind::FunctionArg(_) => in_function,
+        ExprKind::Neg(a) => go(a),
+        ExprKind::Add(a, b) | ExprKind::Sub(a, b) | ExprKind::Mul(a, b) => {
+            let scalar_or_arg =
+                |x: &Expr| x.shape.is_scalar() || mentions_random(x, Some(var)) || in_function;
+            scalar_or_arg(a) && scalar_or_arg(b) && go(a) && go(b)
+        }
+        ExprKind::Div(a, b) | ExprKind::Pow(a, b) => go(a) && go(b),
+        ExprKind::Apply { callee, args } => {
+            let smooth = match callee {
+                Callee::Builtin(b) => !matches!(
+                    b,
+                    Builtin::Relu | Builtin::Step | Builtin::Sign | Builtin::Abs
+                ),
+                Callee::User(id) => {
+                    smooth_entrywise(theory, var, &theory.functions[*id].body, true)
+                }
+            };
+            smooth && args.iter().all(go)
+        }
+        _ => {
+            !mentions_random(e, Some(var)) && e.shape.is_scalar() && {
+                !e.any(&mut |x| matches!(x.kind, ExprKind::FunctionArg(_))) || in_function
+            }
+        }
+    }
+}
+
+/// A jet-valued value: the same for every entry, or one per entry.
+enum Jet {
+    Scalar(Dual2_64),
+    Entries(Vec<Dual2_64>),
+}
+
+impl Jet {
+    fn map(self, f: impl Fn(Dual2_64) -> Dual2_64 + Sync) -> Jet {
+        match self {
+            Jet::Scalar(x) => Jet::Scalar(f(x)),
+            Jet::Entries(mut v) => {
+                v.par_iter_mut().for_each(|x| *x = f(*x));
+                Jet::Entries(v)
+            }
+        }
+    }
+
+    fn zip(self, other: Jet, f: impl Fn(Dual2_64, Dual2_64) -> Dual2_64 + Sync) -> Jet {
+        match (self, other) {
+            (Jet::Scalar(a), Jet::Scalar(b)) => Jet::Scalar(f(a, b)),
+            (Jet::Scalar(a), Jet::Entries(mut v)) => {
+                v.par_iter_mut().for_each(|x| *x = f(a, *x));
+                Jet::Entries(v)
+            }
+            (Jet::Entries(mut v), Jet::Scalar(b)) => {
+                v.par_iter_mut().for_each(|x| *x = f(*x, b));
+                Jet::Entries(v)
+            }
+            (Jet::Entries(mut a), Jet::Entries(b)) => {
+                a.par_iter_mut()
+                    .zip(b.par_iter())
+                    .for_each(|(x, y)| *x = f(*x, *y));
+                Jet::Entries(a)
+            }
+        }
+    }
+}
+
+/// f(h), f′(h), f″(h) entry by entry (M×P each), by second-order dual numbers, one pass
+/// over all entries per node of the expression.
+fn jet(
+    theory: &Theory,
+    var: &str,
+    f: &Expr,
+    h: ArrayView2<'_, f64>,
+    constants: &MatrixContext<'_>,
+) -> Result<[Array2<f64>; 3], String> {
+    let (m, p) = h.dim();
+    let seeds: Vec<Dual2_64> = h.iter().map(|&x| Dual2_64::new(x, 1.0, 0.0)).collect();
+    let value = eval_jet(theory, var, f, &seeds, &[], constants)?;
+    let entries = match value {
+        Jet::Entries(v) => v,
+        Jet::Scalar(x) => vec![x; m * p],
+    };
+    let part = |g: fn(&Dual2_64) -> f64| {
+        Array2::from_shape_vec((m, p), entries.iter().map(g).collect()).map_err(|e| e.to_string())
+    };
+    Ok([part(|d| d.re)?, part(|d| d.v1)?, part(|d| d.v2)?])
+}
+
+fn eval_jet(
+    theory: &Theory,
+    var: &str,
+    e: &Expr,
+    seeds: &[Dual2_64],
+    args: &[&Jet],
+    constants: &MatrixContext<'_>,
+) -> Result<Jet, String> {
+    let depends =
+        mentions_random(e, Some(var)) || e.any(&mut |x| matches!(x.kind, ExprKind::FunctionArg(_)));
+    if !depends {
+        return match constants.eval(e).map_err(|err| err.to_string())? {
+            Value::Scalar(v) => Ok(Jet::Scalar(Dual2_64::from(v))),
+            Value::Matrix(_) => Err("a matrix inside an entry-wise function".into()),
+        };
+    }
+    let go = |y: &Expr| eval_jet(theory, var, y, seeds, args, constants);
+    Ok(match &e.kind {
+        ExprKind::RandomVar { .. } => Jet::Entries(seeds.to_vec()),
+        ExprKind::FunctionArg(i) => match args.get(*i) {
+            Some(Jet::Scalar(x)) => Jet::Scalar(*x),
+            Some(Jet::Entries(v)) => Jet::Entries(v.clone()),
+            None => return Err("a function argument out of range".into()),
+        },
+        ExprKind::Neg(a) => go(a)?.map(|x| -x),
+        ExprKind::Add(a, b) => go(a)?.zip(go(b)?, |x, y| x + y),
+        ExprKind::Sub(a, b) => go(a)?.zip(go(b)?, |x, y| x - y),
+        ExprKind::Mul(a, b) => go(a)?.zip(go(b)?, |x, y| x * y),
+        ExprKind::Div(a, b) => go(a)?.zip(go(b)?, |x, y| x / y),
+        ExprKind::Pow(a, b) => go(a)?.zip(go(b)?, |x, y| {
+            if y.v1 == 0.0 && y.v2 == 0.0 {
+                x.powf(y.re)
+            } else {
+                x.powd(y)
+            }
+        }),
+        ExprKind::Apply {
+            callee,
+            args: inner,
+        } => {
+            let values = inner.iter().map(go).collect::<Result<Vec<_>, _>>()?;
+            match callee {
+                Callee::Builtin(b) => {
+                    let b = *b;
+                    let mut values = values;
+                    let (Some(v), true) = (values.pop(), values.is_empty()) else {
+                        return Err("a built-in with several arguments".into());
+                    };
+                    v.map(|x| crate::numeric::action::ops::builtin(b, &x))
+                }
+                Callee::User(id) => {
+                    let refs: Vec<&Jet> = values.iter().collect();
+                    eval_jet(
+                        theory,
+                        var,
+                        &theory.functions[*id].body,
+                        seeds,
+                        &refs,
+                        constants,
+                    )?
+                }
+            }
+        }
+        _ => return Err("a construct outside an entry-wise function".into()),
+    })
+}
