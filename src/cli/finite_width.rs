@@ -122,6 +122,7 @@ pub fn run(
         let extra = json!({
             "sweeps": s.sweeps,
             "residual": s.residual,
+            "tolerance": s.tolerance,
             "samples": s.samples,
             "replicas": s.replicas,
             "seed": args.seed,
@@ -236,7 +237,10 @@ pub fn run(
         outln!("  Newton iterations {iterations}, largest |∂S/∂u| {residual:.2e}");
     }
     if let (Some(sweeps), Some(residual)) = (extra["sweeps"].as_u64(), extra["residual"].as_f64()) {
-        outln!("  forward–backward sweeps {sweeps}, last relative change {residual:.2e}");
+        outln!(
+            "  forward–backward sweeps {sweeps}, last relative change {residual:.2e} (tolerance {:.0e})",
+            extra["tolerance"].as_f64().unwrap_or(f64::NAN)
+        );
         for p in extra["populations"].as_array().into_iter().flatten() {
             let ess = p["effective_samples"].as_f64().map_or(String::new(), |e| {
                 format!(

@@ -38,7 +38,7 @@ use super::FiniteWidthError;
 use super::gaussian::GaussianForms;
 use super::price::TiltForm;
 use super::tilted::{Estimator, PopulationContext, TiltedMeasure};
-use crate::check::ir::{Expr, ExprKind, FieldKind, ParamType, Theory};
+use crate::check::ir::{Builtin, Callee, Expr, ExprKind, FieldKind, ParamType, Theory};
 use crate::derive::build::{add, neg, node, substitute, zero};
 use crate::derive::equations::backward_equations_of;
 use crate::derive::grad::Variable;
@@ -137,6 +137,9 @@ pub struct MapSolution {
     pub sweeps: usize,
     /// The last sweep's relative change.
     pub residual: f64,
+    /// The tolerance the sweeps reached: the one asked for, or the Monte Carlo resolution
+    /// 4/M for units with kinks.
+    pub tolerance: f64,
     /// Per population.
     pub populations: Vec<PopulationReport>,
     /// Samples M per sampled population (0 when every population is exact).
@@ -218,7 +221,23 @@ pub fn map_kernels(
     } else {
         Array2::zeros((0, p))
     };
-    let (state, sweeps, residual) = problem.solve(&start, start.clone(), z.view(), settings)?;
+    // Units with kinks (relu): the sampled backward map jumps by O(1/M) where a sample's
+    // pre-activation crosses the kink, so the sweeps resolve the fixed point to ~1/M (far
+    // below the Monte Carlo error ~1/√M), not further.
+    let kinked = problem
+        .price
+        .iter()
+        .zip(&problem.estimators)
+        .any(|(form, e)| {
+            *e == Estimator::ImportanceSampling && form.as_ref().is_some_and(|f| !f.second_order())
+        });
+    let resolution = |m: usize| if kinked { 4.0 / m as f64 } else { 0.0 };
+    let main_settings = MapSettings {
+        tolerance: settings.tolerance.max(resolution(settings.samples)),
+        ..settings.clone()
+    };
+    let (state, sweeps, residual) =
+        problem.solve(&start, start.clone(), z.view(), &main_settings)?;
     let (_, measures) = problem.forward(&state, z.view())?;
     let populations = problem
         .network
@@ -242,7 +261,11 @@ pub fn map_kernels(
         let per = per.max(1);
         for r in 0..replicas {
             let z = normals(per, p, stream_seed(settings.seed, r as u64 + 1));
-            let (s, _, _) = problem.solve(&start, state.clone(), z.view(), settings)?;
+            let replica_settings = MapSettings {
+                tolerance: settings.tolerance.max(resolution(per)),
+                ..settings.clone()
+            };
+            let (s, _, _) = problem.solve(&start, state.clone(), z.view(), &replica_settings)?;
             replica_states.push(s);
         }
     }
@@ -288,6 +311,7 @@ pub fn map_kernels(
         layers,
         sweeps,
         residual,
+        tolerance: main_settings.tolerance,
         populations,
         samples: if sampled { settings.samples } else { 0 },
         replicas,
@@ -327,6 +351,21 @@ fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthError> {
         );
     }
     Ok(())
+}
+
+/// Whether `e` applies a function with jumps (step, sign), also inside user functions.
+fn has_jumps(theory: &Theory, e: &Expr) -> bool {
+    e.any(&mut |x| match &x.kind {
+        ExprKind::Apply {
+            callee: Callee::Builtin(b),
+            ..
+        } => matches!(b, Builtin::Step | Builtin::Sign),
+        ExprKind::Apply {
+            callee: Callee::User(id),
+            ..
+        } => has_jumps(theory, &theory.functions[*id].body),
+        _ => false,
+    })
 }
 
 fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {
@@ -457,6 +496,28 @@ impl<'a> Problem<'a> {
         let state = problem.nngp_state(nngp)?;
         problem.links = problem.find_links(&state)?;
         problem.estimators = problem.choose_estimators(&state, force_sampling);
+        for (k, pop) in problem.network.populations.iter().enumerate() {
+            let bodies = problem
+                .network
+                .rules
+                .iter()
+                .flat_map(|r| &r.averages)
+                .filter(|a| a.population == k)
+                .map(|a| &a.body);
+            if problem.estimators[k] == Estimator::ImportanceSampling
+                && std::iter::once(&pop.tilt)
+                    .chain(bodies)
+                    .any(|e| has_jumps(theory, e))
+            {
+                return Err(FiniteWidthError::Unsupported(format!(
+                    "term {} has units with jumps (step, sign): their sampled averages are \
+                     piecewise constant in the kernels, so the sweeps cannot converge to a \
+                     fixed point; binary networks are solved with `--expectations \
+                     quadrature` (P ≤ 3) for now",
+                    k + 1
+                )));
+            }
+        }
         Ok(problem)
     }
 

@@ -14,9 +14,11 @@
 //!
 //! Unlike (B1), ½(K⁻¹⟨(h−m)(h−m)ᵀ⟩K⁻¹ − K⁻¹), no inverse of K appears, and the average is
 //! not multiplied by the width: a sampled (B1) has noise N·O(1/√M) in each of the P² entries
-//! (amplified further by an ill-conditioned K), (B2) has O(|C̃|/√M). Functions with kinks or
-//! jumps (relu, step, sign, abs) have distributional second derivatives that samples miss:
-//! for those [`TiltForm::read`] declines and (B1) is used.
+//! (amplified further by an ill-conditioned K), (B2) has O(|C̃|/√M). Functions with kinks
+//! (relu, abs) have a second derivative that is a distribution, which samples miss: for
+//! them one Stein step only, K⁻¹⟨(h−m)(h−m)ᵀ⟩K⁻¹ − K⁻¹ = ⟨∇A (K⁻¹(h−m))ᵀ⟩_P, first
+//! derivatives pointwise. Functions with jumps (step, sign) have a distributional first
+//! derivative: [`TiltForm::read`] declines them.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
 use num_dual::{Dual2_64, DualNum};
@@ -50,6 +52,9 @@ pub struct TiltForm {
     functions: Vec<Expr>,
     bilinear: Vec<Bilinear>,
     linear: Vec<Linear>,
+    /// Every function is twice continuously differentiable (Price); otherwise one Stein
+    /// step, which needs the whitened samples.
+    second_order: bool,
 }
 
 /// Scalar factors (true: divide by it) and the other factors of one product.
@@ -69,6 +74,7 @@ impl TiltForm {
             functions: Vec::new(),
             bilinear: Vec::new(),
             linear: Vec::new(),
+            second_order: true,
         };
         let mut terms = Vec::new();
         split_terms(tilt, var, Vec::new(), &mut terms)?;
@@ -130,9 +136,11 @@ impl TiltForm {
     }
 
     fn function(&mut self, theory: &Theory, var: &str, e: &Expr) -> Option<usize> {
-        if !smooth_entrywise(theory, var, e, false) {
+        let r = regularity(theory, var, e, false)?;
+        if r == Regularity::Jumps {
             return None;
         }
+        self.second_order &= r == Regularity::Smooth;
         if let Some(i) = self.functions.iter().position(|f| f == e) {
             return Some(i);
         }
@@ -140,14 +148,22 @@ impl TiltForm {
         Some(self.functions.len() - 1)
     }
 
-    /// ½⟨∇²A + ∇A∇Aᵀ⟩ and ⟨∇A⟩ under sample weights `w` (summing to one) on the samples
-    /// `h` (M×P).
+    /// Whether the backward equation needs second derivatives only (Price's theorem), or
+    /// one Stein step with the whitened samples K⁻¹(h − m).
+    pub fn second_order(&self) -> bool {
+        self.second_order
+    }
+
+    /// ∂ ln Z/∂K and ∂ ln Z/∂m under sample weights `w` (summing to one) on the samples
+    /// `h` (M×P): ½⟨∇²A + ∇A∇Aᵀ⟩ (Price) or, for functions with kinks, ½ sym⟨∇A ĥᵀ⟩ with
+    /// the rows ĥ = K⁻¹(h − m) of `whitened` (one Stein step); and ⟨∇A⟩.
     pub fn gradients(
         &self,
         theory: &Theory,
         var: &str,
         h: ArrayView2<'_, f64>,
         w: ArrayView1<'_, f64>,
+        whitened: Option<ArrayView2<'_, f64>>,
         constants: &MatrixContext<'_>,
     ) -> Result<(Array2<f64>, Array1<f64>), String> {
         let (m, p) = h.dim();
@@ -210,11 +226,17 @@ impl TiltForm {
             gradient += &(w1 * &r.view().insert_axis(Axis(0)));
             diagonal += &(w2.t().dot(&w) * &r);
         }
+        let mean = gradient.t().dot(&w);
+        if !self.second_order {
+            let whitened = whitened.ok_or("the whitened samples are needed")?;
+            let first = weighted(&gradient).t().dot(&whitened);
+            return Ok(((&first + &first.t()) * 0.25, mean));
+        }
         let mut second = gradient.t().dot(&weighted(&gradient));
         second += &hessian;
         second.diag_mut().zip_mut_with(&diagonal, |a, b| *a += b);
         let second = (&second + &second.t()) * 0.25;
-        Ok((second, gradient.t().dot(&w)))
+        Ok((second, mean))
     }
 }
 
@@ -312,36 +334,50 @@ fn product_factors(e: &Expr, var: &str, out: &mut Vec<Factor>) -> Option<()> {
     }
 }
 
-/// Whether `e` is an entry-wise, twice continuously differentiable function of h.
-fn smooth_entrywise(theory: &Theory, var: &str, e: &Expr, in_function: bool) -> bool {
-    let go = |x: &Expr| smooth_entrywise(theory, var, x, in_function);
+/// How differentiable an entry-wise function is: what the samples can see of its
+/// derivatives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Regularity {
+    /// Twice continuously differentiable: Price's theorem.
+    Smooth,
+    /// Kinks (relu, abs): the first derivative pointwise, the second a distribution.
+    Kinked,
+    /// Jumps (step, sign): already the first derivative is a distribution.
+    Jumps,
+}
+
+/// The regularity of `e` as an entry-wise function of h, None when it is not entry-wise.
+pub fn regularity(theory: &Theory, var: &str, e: &Expr, in_function: bool) -> Option<Regularity> {
+    let go = |x: &Expr| regularity(theory, var, x, in_function);
+    let constant = |x: &Expr| {
+        !mentions_random(x, Some(var))
+            && x.shape.is_scalar()
+            && (in_function || !x.any(&mut |y| matches!(y.kind, ExprKind::FunctionArg(_))))
+    };
     match &e.kind {
-        ExprKind::RandomVar { name, time: None } => name == var,
-        ExprKind::FunctionArg(_) => in_function,
+        ExprKind::RandomVar { name, time: None } => (name == var).then_some(Regularity::Smooth),
+        ExprKind::FunctionArg(_) => in_function.then_some(Regularity::Smooth),
         ExprKind::Neg(a) => go(a),
         ExprKind::Add(a, b) | ExprKind::Sub(a, b) | ExprKind::Mul(a, b) => {
-            let scalar_or_arg =
+            let entrywise =
                 |x: &Expr| x.shape.is_scalar() || mentions_random(x, Some(var)) || in_function;
-            scalar_or_arg(a) && scalar_or_arg(b) && go(a) && go(b)
-        }
-        ExprKind::Div(a, b) | ExprKind::Pow(a, b) => go(a) && go(b),
-        ExprKind::Apply { callee, args } => {
-            let smooth = match callee {
-                Callee::Builtin(b) => !matches!(
-                    b,
-                    Builtin::Relu | Builtin::Step | Builtin::Sign | Builtin::Abs
-                ),
-                Callee::User(id) => {
-                    smooth_entrywise(theory, var, &theory.functions[*id].body, true)
-                }
-            };
-            smooth && args.iter().all(go)
-        }
-        _ => {
-            !mentions_random(e, Some(var)) && e.shape.is_scalar() && {
-                !e.any(&mut |x| matches!(x.kind, ExprKind::FunctionArg(_))) || in_function
+            if !(entrywise(a) && entrywise(b)) {
+                return None;
             }
+            Some(go(a)?.max(go(b)?))
         }
+        ExprKind::Div(a, b) | ExprKind::Pow(a, b) => Some(go(a)?.max(go(b)?)),
+        ExprKind::Apply { callee, args } => {
+            let own = match callee {
+                Callee::Builtin(Builtin::Relu | Builtin::Abs) => Regularity::Kinked,
+                Callee::Builtin(Builtin::Step | Builtin::Sign) => Regularity::Jumps,
+                Callee::Builtin(_) => Regularity::Smooth,
+                Callee::User(id) => regularity(theory, var, &theory.functions[*id].body, true)?,
+            };
+            args.iter().try_fold(own, |acc, a| Some(acc.max(go(a)?)))
+        }
+        _ if constant(e) => Some(Regularity::Smooth),
+        _ => None,
     }
 }
 

@@ -178,12 +178,31 @@ impl TiltedMeasure {
         let ess = 1.0 / weights.dot(&weights);
         let (cov_gradient, mean_gradient) = match price {
             _ if !with_gradients => (Array2::zeros((0, 0)), Array1::zeros(0)),
-            Some(form) => form
-                .gradients(ctx.theory, ctx.var, h.view(), weights.view(), ctx.constants)
+            Some(form) => {
+                let whitened = if form.second_order() {
+                    None
+                } else {
+                    let inv_factor =
+                        inverse(&factor).ok_or_else(|| FiniteWidthError::Evaluate {
+                            what: what.clone(),
+                            reason: "it is singular: the backward equation needs its inverse"
+                                .into(),
+                        })?;
+                    Some(z.dot(&inv_factor))
+                };
+                form.gradients(
+                    ctx.theory,
+                    ctx.var,
+                    h.view(),
+                    weights.view(),
+                    whitened.as_ref().map(|w| w.view()),
+                    ctx.constants,
+                )
                 .map_err(|reason| FiniteWidthError::Evaluate {
                     what: format!("the tilt's derivatives in term {}", ctx.term),
                     reason,
-                })?,
+                })?
+            }
             None => {
                 let samples = z.nrows() as f64;
                 let excess = weights.mapv(|w| w - 1.0 / samples);

@@ -507,6 +507,11 @@ fn multiply(e: &Expr, a: Units, b: Units) -> Result<Units, UnitError> {
         },
         // u(i)ᵀ v(i)
         (Rows(u), Columns(v)) => Scalars((&u * &v).sum_axis(Axis(1))),
+        // c · u(i) with a constant row c: a number per unit (before M u(i), which a 1×P
+        // row would also fit)
+        (Constant(Value::Matrix(c)), Columns(u)) if c.nrows() == 1 && u.ncols() > 1 => {
+            Scalars(u.dot(&c.row(0)))
+        }
         // M u(i): rows U Mᵀ
         (Constant(Value::Matrix(m)), Columns(u)) if m.ncols() == u.ncols() => {
             Columns(u.dot(&m.t()))

@@ -1,0 +1,457 @@
+//! The MAP at finite width for any P ([`saddle::finite_width`]) against independent references.
+//!
+//! * deep linear networks at P = 100 real digits (C⁽⁰⁾ of standardised MNIST, condition number
+//!   ~10⁴): the sweeps' Gaussian closed forms against the forward–backward fixed point of
+//!   THEORY.md §4.3's linear closed forms iterated here, with and without the Wishart measure
+//!   term (normwise, 1e-9); L = 1 against the closed form of §5.4 (m_y, m_⊥) as κ → 0;
+//! * importance sampling against the P-dimensional quadrature Newton solver at P = 2 (T9:
+//!   erf, and relu, tanh, a user φ) within 4 reported standard errors, and those errors
+//!   falling like 1/√M;
+//! * the sampled path on a linear network (forced) against the exact Gaussian one;
+//! * bad settings and theories outside the sweeps are named errors.
+
+mod common;
+
+use common::{path_str, saddle, temp_file};
+use ndarray::{Array2, array};
+use saddle::finite_width::tilted::Estimator;
+use saddle::finite_width::{FiniteWidthError, MapSettings, map_kernels};
+use saddle::solve::saddle_point::{SaddleSettings, saddle_point};
+
+fn example(name: &str) -> saddle::Theory {
+    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(&path).expect("example");
+    saddle::compile(&source, name).expect("checks")
+}
+
+fn set(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
+    pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+}
+
+/// X with g0/d · X Xᵀ = C⁽⁰⁾ = [[1, 0.6], [0.6, 1.5]] (T1) for g0 = 1, d = 2.
+fn t1_inputs() -> Array2<f64> {
+    let s = 2f64.sqrt();
+    array![[s, 0.0], [1.2 / s, (3.0f64 - 0.72).sqrt()]]
+}
+
+/// The first `p` training digits of MNIST 0 vs 3 (standardised per pattern), targets ±1.
+fn digits(p: usize) -> (Array2<f64>, Array2<f64>) {
+    let split = saddle::data::mnist::Mnist::load_bundled()
+        .and_then(|m| m.two_class(0, 3, p, 2))
+        .and_then(|s| s.standardised())
+        .expect("bundled digits");
+    (split.x_train, split.y_train)
+}
+
+fn inverse(m: &Array2<f64>) -> Array2<f64> {
+    let p = m.nrows();
+    let a = faer::Mat::from_fn(p, p, |i, j| m[[i, j]]);
+    let inv = faer::linalg::solvers::DenseSolveCore::inverse(&a.partial_piv_lu());
+    Array2::from_shape_fn((p, p), |(i, j)| inv[(i, j)])
+}
+
+fn frobenius(m: &Array2<f64>) -> f64 {
+    m.iter().map(|v| v * v).sum::<f64>().sqrt()
+}
+
+/// THEORY.md §4.3 with linear units, iterated to a fixed point: (F) C⁽ˡ⁾ = g(I −
+/// (2g/N)C⁽ˡ⁻¹⁾C̃⁽ˡ⁾)⁻¹C⁽ˡ⁻¹⁾, (B) C̃⁽ˡ⁾ = gC̃⁽ˡ⁺¹⁾(I − (2g/N)C⁽ˡ⁾C̃⁽ˡ⁺¹⁾)⁻¹, (O) C̃⁽ᴸ⁾ =
+/// ½(AyyᵀA − A), A = (C⁽ᴸ⁾ + κI)⁻¹, each C̃ less w(P+1)/2 (C⁽ˡ⁾)⁻¹ with the measure term.
+fn linear_fixed_point(
+    c0: &Array2<f64>,
+    y: &Array2<f64>,
+    layers: usize,
+    n: f64,
+    kappa: f64,
+    wishart: f64,
+) -> Vec<Array2<f64>> {
+    let p = c0.nrows();
+    let eye = Array2::<f64>::eye(p);
+    let g = 1.0;
+    let measure = wishart * (p as f64 + 1.0) / 2.0;
+    let mut c: Vec<Array2<f64>> = (0..=layers).map(|_| c0.clone()).collect();
+    let mut ct: Vec<Array2<f64>> = (0..=layers).map(|_| Array2::zeros((p, p))).collect();
+    for _ in 0..20_000 {
+        let mut new = ct.clone();
+        let a = inverse(&(&c[layers] + &(&eye * kappa)));
+        let ay = a.dot(y);
+        new[layers] = (ay.dot(&ay.t()) - &a) * 0.5 - inverse(&c[layers]) * measure;
+        for l in (1..layers).rev() {
+            let m = &eye - &(c[l].dot(&ct[l + 1]) * (2.0 * g / n));
+            new[l] = ct[l + 1].dot(&inverse(&m)) * g - inverse(&c[l]) * measure;
+        }
+        let mut change = 0.0;
+        for l in 1..=layers {
+            let step = (&new[l] - &ct[l]) * 0.5;
+            change += frobenius(&step) / frobenius(&new[l]).max(1e-300);
+            ct[l] = &ct[l] + &step;
+        }
+        for l in 1..=layers {
+            let m = &eye - &(c[l - 1].dot(&ct[l]) * (2.0 * g / n));
+            c[l] = inverse(&m).dot(&c[l - 1]) * g;
+            c[l] = (&c[l] + &c[l].t()) * 0.5;
+        }
+        if change < 1e-12 {
+            return c;
+        }
+    }
+    panic!("the reference iteration did not converge");
+}
+
+#[test]
+fn deep_linear_map_at_p100_equals_the_linear_closed_form_fixed_point() {
+    let theory = example("deep_linear");
+    let (x, y) = digits(100);
+    let d = x.ncols() as f64;
+    let c0 = x.dot(&x.t()) / d;
+    for wishart in [0.0, 1.0] {
+        // with the measure term the kernels shrink by 1 − (P+1)/N: N = 400 keeps them away
+        // from the edge N = L(P+1) where the action has no maximum
+        let n = if wishart == 0.0 { 100.0 } else { 400.0 };
+        let settings = MapSettings {
+            overrides: set(&[("N", n), ("L", 2.0), ("kappa", 0.01), ("wishart", wishart)]),
+            tolerance: 1e-13,
+            ..MapSettings::default()
+        };
+        let solution = map_kernels(&theory, x.view(), y.view(), &settings).unwrap();
+        assert!(
+            solution
+                .populations
+                .iter()
+                .all(|p| p.estimator == Estimator::Gaussian && p.effective_samples.is_none())
+        );
+        assert_eq!(solution.replicas, 0);
+        let reference = linear_fixed_point(&c0, &y, 2, n, 0.01, wishart);
+        for (l, layer) in solution.layers.iter().enumerate() {
+            let error = frobenius(&(&layer.kernel - &reference[l + 1]));
+            let shift = frobenius(&(&reference[l + 1] - &layer.nngp));
+            assert!(
+                error <= 1e-9 * frobenius(&reference[l + 1]),
+                "wishart = {wishart}, layer {}: ‖C − C_ref‖ = {error:e}",
+                l + 1
+            );
+            // the kernels did adapt (the comparison is not NNGP against NNGP)
+            assert!(
+                shift > 1e-3 * frobenius(&layer.nngp),
+                "no adaptation: {shift:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn deep_linear_single_layer_matches_the_kl_closed_form_as_kappa_vanishes() {
+    // THEORY.md §5.4: C = m_⊥ K + (m_y − m_⊥) y yᵀ / (yᵀK⁻¹y) with
+    // m_y = [(N−1) + √((N−1)² + 4N yᵀK⁻¹y)]/(2N), m_⊥ = (N−1)/N; with the measure term
+    // N − 1 → N − P − 2.
+    let theory = example("deep_linear");
+    let (x, y) = digits(20);
+    let d = x.ncols() as f64;
+    let k = x.dot(&x.t()) / d;
+    let r = y.t().dot(&inverse(&k)).dot(&y)[[0, 0]];
+    let p = x.nrows() as f64;
+    for (wishart, n) in [(0.0, 10.0), (1.0, 60.0)] {
+        let settings = MapSettings {
+            overrides: set(&[("N", n), ("L", 1.0), ("kappa", 1e-9), ("wishart", wishart)]),
+            tolerance: 1e-13,
+            ..MapSettings::default()
+        };
+        let solution = map_kernels(&theory, x.view(), y.view(), &settings).unwrap();
+        let a = if wishart == 0.0 { n - 1.0 } else { n - p - 2.0 };
+        let m_y = (a + (a * a + 4.0 * n * r).sqrt()) / (2.0 * n);
+        let m_perp = a / n;
+        let expected = &k * m_perp + &(y.dot(&y.t()) * ((m_y - m_perp) / r));
+        let error = frobenius(&(&solution.layers[0].kernel - &expected));
+        assert!(
+            error <= 1e-6 * frobenius(&expected),
+            "wishart = {wishart}: ‖C − C_§5.4‖ = {error:e} (m_y = {m_y}, m_⊥ = {m_perp})"
+        );
+    }
+}
+
+/// The sampled MAP and the quadrature Newton solver at P = 2, L = 2, N = 100 (T9's setting),
+/// entry by entry in N·(C − C*) and in C̃, within 4 standard errors.
+fn sampled_against_quadrature(theory: &saddle::Theory, extra: &[(&str, f64)], samples: usize) {
+    let x = t1_inputs();
+    let y = array![[1.0], [-1.0]];
+    let mut pairs = vec![("L", 2.0), ("N", 100.0), ("gb0", 0.0)];
+    pairs.extend_from_slice(extra);
+    let overrides = set(&pairs);
+    let exact = saddle_point(
+        theory,
+        x.view(),
+        Some(y.view()),
+        &SaddleSettings {
+            overrides: overrides.clone(),
+            quadrature_order: 64,
+            ..SaddleSettings::default()
+        },
+    )
+    .unwrap();
+    let settings = MapSettings {
+        overrides,
+        samples,
+        seed: 7,
+        force_sampling: true,
+        ..MapSettings::default()
+    };
+    let sampled = map_kernels(theory, x.view(), y.view(), &settings).unwrap();
+    assert!(sampled.populations.iter().all(|p| {
+        p.estimator == Estimator::ImportanceSampling
+            && p.effective_samples
+                .is_some_and(|e| e > 0.9 * samples as f64)
+    }));
+    for (s, e) in sampled.layers.iter().zip(&exact.layers) {
+        let kernel_error = s.kernel_error.as_ref().expect("standard errors");
+        let conjugate_error = s.conjugate_error.as_ref().expect("standard errors");
+        for (i, j) in [(0, 0), (0, 1), (1, 1)] {
+            let z = (s.kernel[[i, j]] - e.kernel[[i, j]]) / kernel_error[[i, j]];
+            assert!(
+                z.abs() < 4.0,
+                "{} {}: C{i}{j} {} vs {} ± {}",
+                theory.name,
+                s.name,
+                s.kernel[[i, j]],
+                e.kernel[[i, j]],
+                kernel_error[[i, j]]
+            );
+            // the shift is resolved: its error is well below the layer's shift
+            let shift = (&e.kernel - &e.nngp)
+                .iter()
+                .fold(0.0f64, |a, v| a.max(v.abs()));
+            assert!(
+                kernel_error[[i, j]] < 0.25 * shift,
+                "{} {}: s.e. {} against a shift of {shift}",
+                theory.name,
+                s.name,
+                kernel_error[[i, j]]
+            );
+            let z = (s.conjugate[[i, j]] - e.conjugate[[i, j]]) / conjugate_error[[i, j]];
+            assert!(
+                z.abs() < 4.0,
+                "{} {}: C̃{i}{j} {} vs {} ± {}",
+                theory.name,
+                s.conjugate_name,
+                s.conjugate[[i, j]],
+                e.conjugate[[i, j]],
+                conjugate_error[[i, j]]
+            );
+        }
+    }
+}
+
+#[test]
+fn importance_sampling_agrees_with_quadrature_for_erf_units() {
+    sampled_against_quadrature(&example("deep_erf"), &[], 40_000);
+}
+
+#[test]
+fn importance_sampling_agrees_with_quadrature_for_relu_tanh_and_a_user_function() {
+    sampled_against_quadrature(&example("deep_relu"), &[], 40_000);
+    sampled_against_quadrature(&example("deep_tanh"), &[], 40_000);
+    let source = std::fs::read_to_string(format!(
+        "{}/examples/deep_erf.action",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace(
+        "phi(x) = erf(sqrt(pi) / 2 * x)",
+        "phi(x) = x * exp(-x^2 / 4)",
+    );
+    let theory = saddle::compile(&source, "user_phi.action").unwrap();
+    sampled_against_quadrature(&theory, &[], 40_000);
+}
+
+#[test]
+fn standard_errors_fall_like_one_over_root_m() {
+    let theory = example("deep_erf");
+    let x = t1_inputs();
+    let y = array![[1.0], [-1.0]];
+    let errors = |samples: usize| {
+        let settings = MapSettings {
+            overrides: set(&[("L", 2.0), ("N", 100.0), ("gb0", 0.0)]),
+            samples,
+            replicas: 32,
+            ..MapSettings::default()
+        };
+        let s = map_kernels(&theory, x.view(), y.view(), &settings).unwrap();
+        s.layers
+            .iter()
+            .map(|l| frobenius(l.kernel_error.as_ref().unwrap()))
+            .sum::<f64>()
+    };
+    let ratio = errors(8_000) / errors(32_000);
+    // √4 = 2; the errors are themselves estimated from 32 replicas (≈ 13 % each)
+    assert!((1.5..2.7).contains(&ratio), "s.e.(M) / s.e.(4M) = {ratio}");
+}
+
+#[test]
+fn forced_sampling_of_a_linear_network_matches_its_closed_form() {
+    let theory = example("deep_linear");
+    let (x, y) = digits(6);
+    let base = MapSettings {
+        overrides: set(&[("N", 200.0), ("L", 2.0), ("kappa", 0.1)]),
+        ..MapSettings::default()
+    };
+    let exact = map_kernels(&theory, x.view(), y.view(), &base).unwrap();
+    let sampled = map_kernels(
+        &theory,
+        x.view(),
+        y.view(),
+        &MapSettings {
+            force_sampling: true,
+            samples: 40_000,
+            ..base.clone()
+        },
+    )
+    .unwrap();
+    let mut worst: f64 = 0.0;
+    for (s, e) in sampled.layers.iter().zip(&exact.layers) {
+        let se = s.kernel_error.as_ref().unwrap();
+        for ((a, b), err) in s.kernel.iter().zip(&e.kernel).zip(se) {
+            worst = worst.max((a - b).abs() / err);
+        }
+    }
+    // 2 layers × 21 distinct entries: the largest of ~42 |z| stays below 4.5
+    assert!(worst < 4.5, "largest |z| = {worst}");
+}
+
+#[test]
+fn bad_settings_and_unsupported_theories_are_named_errors() {
+    let theory = example("deep_erf");
+    let x = t1_inputs();
+    let y = array![[1.0], [-1.0]];
+    let run = |settings: MapSettings| map_kernels(&theory, x.view(), y.view(), &settings);
+    let zero = run(MapSettings {
+        samples: 0,
+        ..MapSettings::default()
+    });
+    assert!(matches!(
+        zero,
+        Err(FiniteWidthError::BadSetting {
+            name: "samples",
+            ..
+        })
+    ));
+    let damping = run(MapSettings {
+        damping: 1.5,
+        ..MapSettings::default()
+    });
+    assert!(matches!(
+        damping,
+        Err(FiniteWidthError::BadSetting {
+            name: "damping",
+            ..
+        })
+    ));
+    let replicas = run(MapSettings {
+        replicas: 1,
+        ..MapSettings::default()
+    });
+    assert!(matches!(
+        replicas,
+        Err(FiniteWidthError::BadSetting {
+            name: "replicas",
+            ..
+        })
+    ));
+
+    // binary units: the sampled map is piecewise constant
+    let binary = example("binary_sign");
+    let err = map_kernels(&binary, x.view(), y.view(), &MapSettings::default()).unwrap_err();
+    assert!(err.to_string().contains("jumps"), "{err}");
+
+    // a tilt that is not normalisable at any damping: linear units, N = 1, strong data
+    let linear = example("deep_linear");
+    let (xd, yd) = digits(20);
+    let err = map_kernels(
+        &linear,
+        xd.view(),
+        yd.view(),
+        &MapSettings {
+            overrides: set(&[("N", 1.0), ("kappa", 1e-4)]),
+            max_sweeps: 200,
+            ..MapSettings::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FiniteWidthError::NotNormalisable { .. } | FiniteWidthError::NotConverged { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_solves_the_map_for_many_patterns_and_reports_its_estimators() {
+    let (x, y) = digits(8);
+    let csv = |m: &Array2<f64>| {
+        m.rows()
+            .into_iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| format!("{v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let xf = temp_file("fw_x8.csv", &csv(&x));
+    let yf = temp_file("fw_y8.csv", &csv(&y));
+    let action = format!("{}/examples/deep_erf.action", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = saddle(&[
+        "solve",
+        &action,
+        "--x",
+        path_str(&xf),
+        "--y",
+        path_str(&yf),
+        "--method",
+        "map",
+        "--set",
+        "N=200",
+        "--set",
+        "L=2",
+        "--samples",
+        "4000",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["method"], "map");
+    assert_eq!(v["samples"], 4000);
+    assert_eq!(v["populations"][0]["estimator"], "importance sampling");
+    assert!(v["layers"][1]["standard_error"][0][0].as_f64().unwrap() > 0.0);
+
+    let linear = format!("{}/examples/deep_linear.action", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = saddle(&[
+        "solve",
+        &linear,
+        "--x",
+        path_str(&xf),
+        "--y",
+        path_str(&yf),
+        "--method",
+        "map",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Gaussian closed form (exact)"), "{out}");
+
+    let (code, _, err) = saddle(&[
+        "solve",
+        &action,
+        "--x",
+        path_str(&xf),
+        "--y",
+        path_str(&yf),
+        "--method",
+        "map",
+        "--samples",
+        "0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("samples = 0"), "{err}");
+}
