@@ -57,6 +57,8 @@ fn frobenius(m: &Array2<f64>) -> f64 {
 /// THEORY.md §4.3 with linear units, iterated to a fixed point: (F) C⁽ˡ⁾ = g(I −
 /// (2g/N)C⁽ˡ⁻¹⁾C̃⁽ˡ⁾)⁻¹C⁽ˡ⁻¹⁾, (B) C̃⁽ˡ⁾ = gC̃⁽ˡ⁺¹⁾(I − (2g/N)C⁽ˡ⁾C̃⁽ˡ⁺¹⁾)⁻¹, (O) C̃⁽ᴸ⁾ =
 /// ½(AyyᵀA − A), A = (C⁽ᴸ⁾ + κI)⁻¹, each C̃ less w(P+1)/2 (C⁽ˡ⁾)⁻¹ with the measure term.
+/// With more rows in C⁽⁰⁾ than in y, the extra rows are test patterns: (O) and the measure
+/// term act on the training block only, the test rows' C̃ entries stay zero.
 fn linear_fixed_point(
     c0: &Array2<f64>,
     y: &Array2<f64>,
@@ -66,19 +68,27 @@ fn linear_fixed_point(
     wishart: f64,
 ) -> Vec<Array2<f64>> {
     let p = c0.nrows();
+    let t = y.nrows();
     let eye = Array2::<f64>::eye(p);
+    let eye_t = Array2::<f64>::eye(t);
     let g = 1.0;
-    let measure = wishart * (p as f64 + 1.0) / 2.0;
+    let measure = wishart * (t as f64 + 1.0) / 2.0;
+    let train = |m: &Array2<f64>| m.slice(ndarray::s![..t, ..t]).to_owned();
+    let pad = |m: Array2<f64>| {
+        let mut out = Array2::zeros((p, p));
+        out.slice_mut(ndarray::s![..t, ..t]).assign(&m);
+        out
+    };
     let mut c: Vec<Array2<f64>> = (0..=layers).map(|_| c0.clone()).collect();
     let mut ct: Vec<Array2<f64>> = (0..=layers).map(|_| Array2::zeros((p, p))).collect();
     for _ in 0..20_000 {
         let mut new = ct.clone();
-        let a = inverse(&(&c[layers] + &(&eye * kappa)));
+        let a = inverse(&(&train(&c[layers]) + &(&eye_t * kappa)));
         let ay = a.dot(y);
-        new[layers] = (ay.dot(&ay.t()) - &a) * 0.5 - inverse(&c[layers]) * measure;
+        new[layers] = pad((ay.dot(&ay.t()) - &a) * 0.5 - inverse(&train(&c[layers])) * measure);
         for l in (1..layers).rev() {
             let m = &eye - &(c[l].dot(&ct[l + 1]) * (2.0 * g / n));
-            new[l] = ct[l + 1].dot(&inverse(&m)) * g - inverse(&c[l]) * measure;
+            new[l] = ct[l + 1].dot(&inverse(&m)) * g - pad(inverse(&train(&c[l])) * measure);
         }
         let mut change = 0.0;
         for l in 1..=layers {
@@ -113,7 +123,7 @@ fn deep_linear_map_at_p100_equals_the_linear_closed_form_fixed_point() {
             tolerance: 1e-13,
             ..MapSettings::default()
         };
-        let solution = map_kernels(&theory, x.view(), y.view(), &settings).unwrap();
+        let solution = map_kernels(&theory, x.view(), y.view(), None, &settings).unwrap();
         assert!(
             solution
                 .populations
@@ -140,6 +150,55 @@ fn deep_linear_map_at_p100_equals_the_linear_closed_form_fixed_point() {
 }
 
 #[test]
+fn test_patterns_adapt_with_the_kernels_and_leave_the_training_block_alone() {
+    let theory = example("deep_linear");
+    let split = saddle::data::mnist::Mnist::load_bundled()
+        .and_then(|m| m.two_class(0, 3, 30, 20))
+        .and_then(|s| s.standardised())
+        .expect("bundled digits");
+    let (x, y, xt, yt) = (&split.x_train, &split.y_train, &split.x_test, &split.y_test);
+    let settings = MapSettings {
+        overrides: set(&[("N", 40.0), ("L", 2.0), ("kappa", 0.05)]),
+        tolerance: 1e-13,
+        ..MapSettings::default()
+    };
+    let alone = map_kernels(&theory, x.view(), y.view(), None, &settings).unwrap();
+    let joint = map_kernels(&theory, x.view(), y.view(), Some(xt.view()), &settings).unwrap();
+    let all = ndarray::concatenate(ndarray::Axis(0), &[x.view(), xt.view()]).unwrap();
+    let c0 = all.dot(&all.t()) / x.ncols() as f64;
+    let reference = linear_fixed_point(&c0, y, 2, 40.0, 0.05, 0.0);
+    for (l, layer) in joint.layers.iter().enumerate() {
+        let t = x.nrows();
+        let train = layer.kernel.slice(ndarray::s![..t, ..t]).to_owned();
+        let error = frobenius(&(&train - &alone.layers[l].kernel));
+        assert!(
+            error <= 1e-10 * frobenius(&train),
+            "training block moved: {error:e}"
+        );
+        let error = frobenius(&(&layer.kernel - &reference[l + 1]));
+        assert!(
+            error <= 1e-9 * frobenius(&reference[l + 1]),
+            "joint: {error:e}"
+        );
+        // the test block adapted
+        let test = layer.kernel.slice(ndarray::s![t.., t..]).to_owned();
+        let nngp = layer.nngp.slice(ndarray::s![t.., t..]).to_owned();
+        assert!(frobenius(&(&test - &nngp)) > 1e-3 * frobenius(&nngp));
+    }
+    // the GP prediction with the adapted readout kernel, against a direct solve
+    let prediction = joint.prediction.as_ref().unwrap();
+    let k = &joint.layers[1].kernel;
+    let t = x.nrows();
+    let ktt = k.slice(ndarray::s![..t, ..t]).to_owned() + Array2::<f64>::eye(t) * 0.05;
+    let kst = k.slice(ndarray::s![t.., ..t]).to_owned();
+    let mean = kst.dot(&inverse(&ktt).dot(y));
+    let error = frobenius(&(&prediction.mean - &mean));
+    assert!(error <= 1e-9 * frobenius(&mean), "{error:e}");
+    assert_eq!(prediction.mean.dim(), yt.dim());
+    assert!(prediction.log_marginal_likelihood > prediction.nngp_log_marginal_likelihood);
+}
+
+#[test]
 fn deep_linear_single_layer_matches_the_kl_closed_form_as_kappa_vanishes() {
     // THEORY.md §5.4: C = m_⊥ K + (m_y − m_⊥) y yᵀ / (yᵀK⁻¹y) with
     // m_y = [(N−1) + √((N−1)² + 4N yᵀK⁻¹y)]/(2N), m_⊥ = (N−1)/N; with the measure term
@@ -156,7 +215,7 @@ fn deep_linear_single_layer_matches_the_kl_closed_form_as_kappa_vanishes() {
             tolerance: 1e-13,
             ..MapSettings::default()
         };
-        let solution = map_kernels(&theory, x.view(), y.view(), &settings).unwrap();
+        let solution = map_kernels(&theory, x.view(), y.view(), None, &settings).unwrap();
         let a = if wishart == 0.0 { n - 1.0 } else { n - p - 2.0 };
         let m_y = (a + (a * a + 4.0 * n * r).sqrt()) / (2.0 * n);
         let m_perp = a / n;
@@ -195,7 +254,7 @@ fn sampled_against_quadrature(theory: &saddle::Theory, extra: &[(&str, f64)], sa
         force_sampling: true,
         ..MapSettings::default()
     };
-    let sampled = map_kernels(theory, x.view(), y.view(), &settings).unwrap();
+    let sampled = map_kernels(theory, x.view(), y.view(), None, &settings).unwrap();
     assert!(sampled.populations.iter().all(|p| {
         p.estimator == Estimator::ImportanceSampling
             && p.effective_samples
@@ -274,7 +333,7 @@ fn standard_errors_fall_like_one_over_root_m() {
             replicas: 32,
             ..MapSettings::default()
         };
-        let s = map_kernels(&theory, x.view(), y.view(), &settings).unwrap();
+        let s = map_kernels(&theory, x.view(), y.view(), None, &settings).unwrap();
         s.layers
             .iter()
             .map(|l| frobenius(l.kernel_error.as_ref().unwrap()))
@@ -293,11 +352,12 @@ fn forced_sampling_of_a_linear_network_matches_its_closed_form() {
         overrides: set(&[("N", 200.0), ("L", 2.0), ("kappa", 0.1)]),
         ..MapSettings::default()
     };
-    let exact = map_kernels(&theory, x.view(), y.view(), &base).unwrap();
+    let exact = map_kernels(&theory, x.view(), y.view(), None, &base).unwrap();
     let sampled = map_kernels(
         &theory,
         x.view(),
         y.view(),
+        None,
         &MapSettings {
             force_sampling: true,
             samples: 40_000,
@@ -321,7 +381,7 @@ fn bad_settings_and_unsupported_theories_are_named_errors() {
     let theory = example("deep_erf");
     let x = t1_inputs();
     let y = array![[1.0], [-1.0]];
-    let run = |settings: MapSettings| map_kernels(&theory, x.view(), y.view(), &settings);
+    let run = |settings: MapSettings| map_kernels(&theory, x.view(), y.view(), None, &settings);
     let zero = run(MapSettings {
         samples: 0,
         ..MapSettings::default()
@@ -358,7 +418,7 @@ fn bad_settings_and_unsupported_theories_are_named_errors() {
 
     // binary units: the sampled map is piecewise constant
     let binary = example("binary_sign");
-    let err = map_kernels(&binary, x.view(), y.view(), &MapSettings::default()).unwrap_err();
+    let err = map_kernels(&binary, x.view(), y.view(), None, &MapSettings::default()).unwrap_err();
     assert!(err.to_string().contains("jumps"), "{err}");
 
     // a tilt that is not normalisable at any damping: linear units, N = 1, strong data
@@ -368,6 +428,7 @@ fn bad_settings_and_unsupported_theories_are_named_errors() {
         &linear,
         xd.view(),
         yd.view(),
+        None,
         &MapSettings {
             overrides: set(&[("N", 1.0), ("kappa", 1e-4)]),
             max_sweeps: 200,
@@ -439,6 +500,27 @@ fn cli_solves_the_map_for_many_patterns_and_reports_its_estimators() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Gaussian closed form (exact)"), "{out}");
+
+    let (code, out, err) = saddle(&[
+        "solve",
+        &linear,
+        "--x",
+        path_str(&xf),
+        "--y",
+        path_str(&yf),
+        "--x-test",
+        path_str(&xf),
+        "--y-test",
+        path_str(&yf),
+        "--method",
+        "map",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["test_mse"].as_f64().unwrap() >= 0.0);
+    assert!(v["nngp"]["test_accuracy"].as_f64().unwrap() > 0.5);
+    assert_eq!(v["prediction"]["mean"].as_array().unwrap().len(), 8);
 
     let (code, _, err) = saddle(&[
         "solve",

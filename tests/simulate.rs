@@ -352,3 +352,30 @@ fn compare_puts_theory_and_simulation_side_by_side() {
         );
     }
 }
+
+#[test]
+fn the_readout_is_the_data_terms_kernel_not_a_measure_terms() {
+    // deep_linear writes the Wishart term `logdet(C[l])` before the data term
+    // `inv(C[L] + kappa * I)`: the readout is C[L] with noise κ, not C[1] with none
+    let (theory, params) = theory("deep_linear", &[("L", 3.0), ("kappa", 0.02)]);
+    let network = Network::new(&theory, &params).unwrap();
+    let readout = network.readout.as_ref().unwrap();
+    let mut layers = Vec::new();
+    readout.kernel.any(&mut |e| {
+        if let saddle::check::ir::ExprKind::Field { indices, .. } = &e.kind {
+            layers.push(indices[0].constant);
+        }
+        false
+    });
+    assert_eq!(layers, vec![3]);
+    let x = t1_inputs();
+    let simulator = Simulator::new(&network, x.view()).unwrap();
+    let draw = simulator
+        .draw(
+            &simulator
+                .standard_normals(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1)),
+        )
+        .unwrap();
+    let (_, noise) = simulator.readout(&draw).unwrap();
+    assert_eq!(noise, 0.02);
+}

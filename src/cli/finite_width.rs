@@ -74,6 +74,7 @@ pub fn run(
     theory: &Theory,
     x: ArrayView2<f64>,
     y: ArrayView2<f64>,
+    test: Option<(ArrayView2<f64>, Option<ArrayView2<f64>>)>,
     args: &SolveArgs,
 ) -> Result<(), CliError> {
     let overrides = args.set.as_slice();
@@ -98,6 +99,35 @@ pub fn run(
                 .into(),
         ));
     }
+    if test.is_some() && !(map && scalable) {
+        return Err(CliError::Usage(
+            "--x-test: the quadrature path (P ≤ 3) reports the kernels on the training \
+             patterns only; add `--expectations scalable` to predict with the MAP kernels"
+                .into(),
+        ));
+    }
+    if let Some((xt, yt)) = test {
+        if xt.ncols() != x.ncols() {
+            return Err(CliError::Usage(format!(
+                "--x-test has {} features, --x has {}",
+                xt.ncols(),
+                x.ncols()
+            )));
+        }
+        if let Some(yt) = yt
+            && (yt.nrows() != xt.nrows() || yt.ncols() != y.ncols())
+        {
+            return Err(CliError::Usage(format!(
+                "--y-test is {}×{}; it needs one row per test pattern ({}) and {} columns like --y",
+                yt.nrows(),
+                yt.ncols(),
+                xt.nrows(),
+                y.ncols()
+            )));
+        }
+    }
+    let mut prediction_json = Value::Null;
+    let mut prediction_lines = Vec::new();
     let (layers, width, extra) = if map && scalable {
         let settings = MapSettings {
             overrides: overrides.to_vec(),
@@ -106,7 +136,55 @@ pub fn run(
             force_sampling: args.expectations == Expectations::MonteCarlo,
             ..MapSettings::default()
         };
-        let s = map_kernels(theory, x, y, &settings).map_err(|e| solver_error(&e, &args.file))?;
+        let s = map_kernels(theory, x, y, test.map(|t| t.0), &settings)
+            .map_err(|e| solver_error(&e, &args.file))?;
+        if let Some(p) = &s.prediction {
+            let metrics = |mean: &Array2<f64>| -> Option<(f64, f64)> {
+                let (_, Some(yt)) = test? else {
+                    return None;
+                };
+                let mse = (mean - &yt).mapv(|v| v * v).mean()?;
+                let accuracy = crate::solve::gp::accuracy(mean.view(), yt).ok()?;
+                Some((mse, accuracy))
+            };
+            let map_metrics = metrics(&p.mean);
+            let nngp_metrics = metrics(&p.nngp_mean);
+            prediction_json = json!({
+                "prediction": test.map(|_| json!({
+                    "mean": matrix_json(&p.mean),
+                    "variance": p.variance.to_vec(),
+                    "mean_standard_error": p.mean_error.as_ref().map(matrix_json),
+                    "variance_standard_error": p.variance_error.as_ref().map(|v| v.to_vec()),
+                })),
+                "log_marginal_likelihood": p.log_marginal_likelihood,
+                "test_mse": map_metrics.map(|m| m.0),
+                "test_accuracy": map_metrics.map(|m| m.1),
+                "nngp": {
+                    "log_marginal_likelihood": p.nngp_log_marginal_likelihood,
+                    "test_mse": nngp_metrics.map(|m| m.0),
+                    "test_accuracy": nngp_metrics.map(|m| m.1),
+                },
+            });
+            prediction_lines.push(format!(
+                "  ln p(Y|X): MAP kernel {:.4}, NNGP {:.4}",
+                p.log_marginal_likelihood, p.nngp_log_marginal_likelihood
+            ));
+            if let (Some(a), Some(b)) = (map_metrics, nngp_metrics) {
+                prediction_lines.push(format!(
+                    "  test MSE: MAP kernel {:.6}, NNGP {:.6}; accuracy {:.4} vs {:.4} ({} test patterns)",
+                    a.0,
+                    b.0,
+                    a.1,
+                    b.1,
+                    p.mean.nrows()
+                ));
+            } else if test.is_some() {
+                prediction_lines.push(format!(
+                    "  predictions on {} test patterns (--json or --out for the values)",
+                    p.mean.nrows()
+                ));
+            }
+        }
         let populations: Vec<Value> = s
             .populations
             .iter()
@@ -217,6 +295,9 @@ pub fn run(
         if let (Value::Object(extra), Some(object)) = (extra, value.as_object_mut()) {
             object.extend(extra);
         }
+        if let (Value::Object(extra), Some(object)) = (prediction_json, value.as_object_mut()) {
+            object.extend(extra);
+        }
         outln!("{value}");
         return Ok(());
     }
@@ -267,6 +348,9 @@ pub fn run(
     } else {
         "C − C*"
     };
+    for line in &prediction_lines {
+        outln!("{line}");
+    }
     for l in &layers {
         let (kernel_error, conjugate_error) = match &l.errors {
             Some((k, c)) => (Some(k * width.unwrap_or(1.0)), Some(c.clone())),

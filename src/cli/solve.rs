@@ -52,7 +52,8 @@ pub struct SolveArgs {
     /// Training targets (P×D; ±1 for two classes, one-hot for several).
     #[arg(long = "y", value_name = "Y")]
     pub y: PathBuf,
-    /// Test inputs (needed by `--method nngp`).
+    /// Test inputs (needed by `--method nngp`; `map` adapts their kernel rows too and predicts
+    /// with the finite-width kernel).
     #[arg(long = "x-test", value_name = "XT")]
     pub x_test: Option<PathBuf>,
     /// Test targets (for MSE and accuracy).
@@ -91,15 +92,31 @@ pub struct SolveArgs {
 pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     let theory = theory(&args.file)?;
     if args.method != Method::Nngp {
-        if args.x_test.is_some() || args.y_test.is_some() {
+        if args.method == Method::Linear && (args.x_test.is_some() || args.y_test.is_some()) {
             return Err(CliError::Usage(
-                "--x-test/--y-test: prediction is implemented for `--method nngp` only; \
-                 `map` and `linear` report the kernels on the training patterns"
+                "--x-test/--y-test: prediction is implemented for `--method nngp` and `map`; \
+                 `linear` reports the kernels on the training patterns"
                     .into(),
             ));
         }
+        if args.y_test.is_some() && args.x_test.is_none() {
+            return Err(CliError::Usage("--y-test needs --x-test".into()));
+        }
         let (x, y) = (load("--x", &args.x)?, load("--y", &args.y)?);
-        return super::finite_width::run(&theory, x.view(), y.view(), args);
+        let x_test = args
+            .x_test
+            .as_ref()
+            .map(|p| load("--x-test", p))
+            .transpose()?;
+        let y_test = args
+            .y_test
+            .as_ref()
+            .map(|p| load("--y-test", p))
+            .transpose()?;
+        let test = x_test
+            .as_ref()
+            .map(|xt| (xt.view(), y_test.as_ref().map(|y| y.view())));
+        return super::finite_width::run(&theory, x.view(), y.view(), test, args);
     }
     let x_test_path = args.x_test.as_ref().ok_or_else(|| {
         CliError::Usage("--x-test is needed for `--method nngp` (GP prediction)".into())

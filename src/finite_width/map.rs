@@ -26,7 +26,7 @@
 //! exact ones do. The fields are C = C* + F_z(C, C̃) − F_z(C*, 0): the sampled map's error at
 //! the NNGP point (known exactly) is subtracted, which leaves the noise in the shift
 //! C − C* = O(1/N) rather than in C. Standard errors come from independent replicas (fresh
-//! normals, M/R samples each): s.e. = sd over replicas / √R.
+//! normals, m = M/R samples each, at least 2000): s.e. = sd over replicas · √(m/M).
 
 use std::collections::BTreeMap;
 
@@ -48,11 +48,11 @@ use crate::simulate::network::{Network, Step, additive_terms};
 use crate::simulate::stream_seed;
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
 
+/// The fewest samples a replica gets (fewer when M itself is smaller).
+const MIN_REPLICA_SAMPLES: usize = 2_000;
+
 /// Field (or conjugate) entries by the field's key.
 type Entries = BTreeMap<EntryKey, Array2<f64>>;
-
-/// Past iterates kept by the Anderson acceleration of the sweeps.
-const ANDERSON_MEMORY: usize = 6;
 
 /// Field ids at and above this stand for conjugates (id − base) in evaluation contexts.
 const CONJUGATE_BASE: usize = 1 << 24;
@@ -77,6 +77,8 @@ pub struct MapSettings {
     pub replicas: usize,
     /// Sample every population, even where the Gaussian closed form is exact (for checks).
     pub force_sampling: bool,
+    /// Past iterates the Anderson acceleration keeps (0: plain damped sweeps).
+    pub anderson_memory: usize,
 }
 
 impl Default for MapSettings {
@@ -90,6 +92,7 @@ impl Default for MapSettings {
             damping: 0.5,
             replicas: 16,
             force_sampling: false,
+            anderson_memory: 6,
         }
     }
 }
@@ -146,6 +149,31 @@ pub struct MapSolution {
     pub samples: usize,
     /// Replicas behind the standard errors.
     pub replicas: usize,
+    /// The number of training patterns (the first rows of every kernel; test rows follow).
+    pub training: usize,
+    /// The GP prediction with the adapted readout kernel (and the NNGP one beside it).
+    pub prediction: Option<MapPrediction>,
+}
+
+/// GP regression with the readout kernel at the MAP, beside the NNGP kernel's.
+#[derive(Debug, Clone)]
+pub struct MapPrediction {
+    /// Posterior mean on the test patterns (P*×D; empty without test patterns).
+    pub mean: Array2<f64>,
+    /// Its Monte Carlo standard error.
+    pub mean_error: Option<Array2<f64>>,
+    /// Latent posterior variance per test pattern.
+    pub variance: Array1<f64>,
+    /// Its Monte Carlo standard error.
+    pub variance_error: Option<Array1<f64>>,
+    /// ln p(Y | X) of the training targets under the adapted kernel.
+    pub log_marginal_likelihood: f64,
+    /// The same three with the NNGP kernel.
+    pub nngp_mean: Array2<f64>,
+    /// NNGP latent variance.
+    pub nngp_variance: Array1<f64>,
+    /// NNGP ln p(Y | X).
+    pub nngp_log_marginal_likelihood: f64,
 }
 
 impl MapSolution {
@@ -169,8 +197,13 @@ struct Link {
 struct Problem<'a> {
     theory: &'a Theory,
     network: Network,
+    /// Training patterns, then test patterns (rows of every kernel).
     x: ArrayView2<'a, f64>,
+    /// Targets of the training patterns.
     y: Option<ArrayView2<'a, f64>>,
+    /// The number of training patterns: the data term and the rest of the action read the
+    /// training block of the kernels only; test rows have no conjugate entries.
+    training: usize,
     /// Definitions (computed once).
     fixed: BTreeMap<EntryKey, Array2<f64>>,
     /// Conjugate id of each field (None when it has none).
@@ -194,32 +227,78 @@ struct State {
     conjugates: BTreeMap<EntryKey, Array2<f64>>,
 }
 
-/// The MAP kernels of `theory` on inputs `x` and targets `y`.
+/// The MAP kernels of `theory` on inputs `x` and targets `y`; with test inputs `x_test` the
+/// test patterns join every kernel as rows without a data term (their conjugate entries are
+/// zero), so the train–test and test–test blocks adapt too, and the GP prediction with the
+/// adapted readout kernel is returned.
 pub fn map_kernels(
     theory: &Theory,
     x: ArrayView2<f64>,
     y: ArrayView2<f64>,
+    x_test: Option<ArrayView2<f64>>,
     settings: &MapSettings,
 ) -> Result<MapSolution, FiniteWidthError> {
     check_settings(settings)?;
+    if y.nrows() != x.nrows() {
+        return Err(FiniteWidthError::Unsupported(format!(
+            "the targets have {} rows for {} training patterns",
+            y.nrows(),
+            x.nrows()
+        )));
+    }
     let params = parameter_values(theory, &settings.overrides)?;
-    let nngp = nngp_kernels(
-        theory,
-        x,
-        Some(y),
-        &NngpSettings {
-            overrides: settings.overrides.clone(),
-            ..NngpSettings::default()
-        },
-    )?;
+    let nngp_settings = NngpSettings {
+        overrides: settings.overrides.clone(),
+        outputs: Some(y.ncols()),
+        ..NngpSettings::default()
+    };
+    // The sweeps run on the training patterns: test rows carry no conjugate entries, so
+    // the training block does not depend on them (the tilted measure's training marginal
+    // is the untilted one's, tilted). The test rows join afterwards in one forward pass
+    // over the joint kernels, with normals whose first P columns are the sweeps' (a
+    // Cholesky factor's leading block is the factor of the leading block).
+    let nngp = nngp_kernels(theory, x, Some(y), &nngp_settings)?;
     let problem = Problem::new(theory, &params, x, Some(y), &nngp, settings.force_sampling)?;
     let start = problem.nngp_state(&nngp)?;
+    let joined = match x_test {
+        Some(t) if t.ncols() != x.ncols() => {
+            return Err(FiniteWidthError::Unsupported(format!(
+                "the test inputs have {} features, the training inputs {}",
+                t.ncols(),
+                x.ncols()
+            )));
+        }
+        Some(t) => Some(
+            ndarray::concatenate(ndarray::Axis(0), &[x, t])
+                .map_err(|e| FiniteWidthError::Unsupported(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let joint = match &joined {
+        Some(all) => {
+            let nngp_all = nngp_kernels(theory, all.view(), None, &nngp_settings)?;
+            let joint = Problem::new(
+                theory,
+                &params,
+                all.view(),
+                Some(y),
+                &nngp_all,
+                settings.force_sampling,
+            )?;
+            let start_all = joint.nngp_state(&nngp_all)?;
+            Some((joint, start_all))
+        }
+        None => None,
+    };
     let sampled = problem.estimators.contains(&Estimator::ImportanceSampling);
-    let p = x.nrows();
-    let z = if sampled {
-        normals(settings.samples, p, stream_seed(settings.seed, 0))
-    } else {
-        Array2::zeros((0, p))
+    let p_train = x.nrows();
+    let p_all = joined.as_ref().map_or(p_train, |a| a.nrows());
+    let draw = |m: usize, stream: u64| {
+        if sampled {
+            normals(m, p_all, stream_seed(settings.seed, stream))
+        } else {
+            Array2::zeros((0, p_all))
+        }
     };
     // Units with kinks (relu): the sampled backward map jumps by O(1/M) where a sample's
     // pre-activation crosses the kink, so the sweeps resolve the fixed point to ~1/M (far
@@ -232,13 +311,36 @@ pub fn map_kernels(
             *e == Estimator::ImportanceSampling && form.as_ref().is_some_and(|f| !f.second_order())
         });
     let resolution = |m: usize| if kinked { 4.0 / m as f64 } else { 0.0 };
-    let main_settings = MapSettings {
-        tolerance: settings.tolerance.max(resolution(settings.samples)),
-        ..settings.clone()
+    // the solution on the training patterns, and on all patterns when there are test ones
+    let solve = |from: State,
+                 z: &Array2<f64>,
+                 m: usize|
+     -> Result<(State, State, usize, f64), FiniteWidthError> {
+        let run = MapSettings {
+            tolerance: settings.tolerance.max(resolution(m)),
+            ..settings.clone()
+        };
+        let z_train = z.slice(ndarray::s![.., ..p_train]);
+        let (state, sweeps, residual) = problem.solve(&start, from, z_train, &run)?;
+        let full = match &joint {
+            Some((joint, start_all)) => {
+                let mut conjugates = start_all.conjugates.clone();
+                for (key, value) in conjugates.iter_mut() {
+                    let train = &state.conjugates[key];
+                    let (r, c) = train.dim();
+                    value.slice_mut(ndarray::s![..r, ..c]).assign(train);
+                }
+                let fields = joint.corrected_fields(start_all, &conjugates, z.view())?;
+                State { fields, conjugates }
+            }
+            None => state.clone(),
+        };
+        Ok((state, full, sweeps, residual))
     };
-    let (state, sweeps, residual) =
-        problem.solve(&start, start.clone(), z.view(), &main_settings)?;
-    let (_, measures) = problem.forward(&state, z.view())?;
+    let z = draw(settings.samples, 0);
+    let (state, full, sweeps, residual) = solve(start.clone(), &z, settings.samples)?;
+    let z_train = z.slice(ndarray::s![.., ..p_train]);
+    let (_, measures) = problem.forward(&state, z_train)?;
     let populations = problem
         .network
         .populations
@@ -257,35 +359,46 @@ pub fn map_kernels(
     // replicas: fresh normals, warm start from the solution
     let replicas = if sampled { settings.replicas } else { 0 };
     let mut replica_states = Vec::with_capacity(replicas);
+    // sd/√R is the error of an estimate from R·m samples; the solution has M
+    let mut rescale = 1.0;
     if let Some(per) = settings.samples.checked_div(replicas) {
-        let per = per.max(1);
+        // a replica needs enough samples for its own importance weights
+        let per = per.max(settings.samples.min(MIN_REPLICA_SAMPLES));
+        rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
         for r in 0..replicas {
-            let z = normals(per, p, stream_seed(settings.seed, r as u64 + 1));
-            let replica_settings = MapSettings {
-                tolerance: settings.tolerance.max(resolution(per)),
-                ..settings.clone()
-            };
-            let (s, _, _) = problem.solve(&start, state.clone(), z.view(), &replica_settings)?;
+            let z = draw(per, r as u64 + 1);
+            let (_, s, _, _) = solve(state.clone(), &z, per)?;
             replica_states.push(s);
         }
     }
     let error = |pick: &dyn Fn(&State) -> &Array2<f64>| -> Option<Array2<f64>> {
-        if replica_states.len() < 2 {
-            return None;
+        let values: Vec<Array2<f64>> = replica_states.iter().map(|s| pick(s).clone()).collect();
+        standard_error(&values).map(|e| e * rescale)
+    };
+    let (reporter, report_start) = match &joint {
+        Some((joint, start_all)) => (joint, start_all),
+        None => (&problem, &start),
+    };
+    let prediction = reporter.predict(&full, report_start)?;
+    let prediction = match prediction {
+        Some(mut prediction) if replica_states.len() >= 2 => {
+            let replicas = replica_states
+                .iter()
+                .map(|s| reporter.predict(s, report_start))
+                .collect::<Result<Vec<_>, _>>()?;
+            let means: Vec<Array2<f64>> =
+                replicas.iter().flatten().map(|r| r.mean.clone()).collect();
+            let variances: Vec<Array2<f64>> = replicas
+                .iter()
+                .flatten()
+                .map(|r| r.variance.clone().insert_axis(ndarray::Axis(1)))
+                .collect();
+            prediction.mean_error = standard_error(&means).map(|e| e * rescale);
+            prediction.variance_error =
+                standard_error(&variances).map(|v| v.column(0).to_owned() * rescale);
+            Some(prediction)
         }
-        let r = replica_states.len() as f64;
-        let first = pick(&replica_states[0]);
-        let mut mean = Array2::<f64>::zeros(first.dim());
-        for s in &replica_states {
-            mean += pick(s);
-        }
-        mean /= r;
-        let mut var = Array2::<f64>::zeros(first.dim());
-        for s in &replica_states {
-            let d = pick(s) - &mean;
-            var += &(&d * &d);
-        }
-        Some((var / (r - 1.0)).mapv(f64::sqrt) / r.sqrt())
+        other => other,
     };
 
     let layers = problem
@@ -298,24 +411,47 @@ pub fn map_kernels(
             MapLayer {
                 name: problem.network.name(key),
                 conjugate_name,
-                nngp: start.fields[key].clone(),
-                kernel: state.fields[key].clone(),
-                conjugate: state.conjugates[key].clone(),
+                nngp: report_start.fields[key].clone(),
+                kernel: full.fields[key].clone(),
+                conjugate: full.conjugates[key].clone(),
                 kernel_error: error(&|s: &State| &s.fields[key]),
                 conjugate_error: error(&|s: &State| &s.conjugates[key]),
             }
         })
         .collect();
+    let main_tolerance = settings.tolerance.max(resolution(settings.samples));
     Ok(MapSolution {
         width: theory.param("N").map(|id| params[id]),
         layers,
         sweeps,
         residual,
-        tolerance: main_settings.tolerance,
+        tolerance: main_tolerance,
         populations,
         samples: if sampled { settings.samples } else { 0 },
         replicas,
+        training: x.nrows(),
+        prediction,
     })
+}
+
+/// sd over replicas / √R, entry by entry (None with fewer than two).
+fn standard_error(values: &[Array2<f64>]) -> Option<Array2<f64>> {
+    let r = values.len() as f64;
+    let first = values.first()?;
+    if values.len() < 2 {
+        return None;
+    }
+    let mut mean = Array2::<f64>::zeros(first.dim());
+    for v in values {
+        mean += v;
+    }
+    mean /= r;
+    let mut var = Array2::<f64>::zeros(first.dim());
+    for v in values {
+        let d = v - &mean;
+        var += &(&d * &d);
+    }
+    Some((var / (r - 1.0)).mapv(f64::sqrt) / r.sqrt())
 }
 
 fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthError> {
@@ -485,6 +621,7 @@ impl<'a> Problem<'a> {
             network,
             x,
             y,
+            training: y.map_or(x.nrows(), |y| y.nrows()),
             fixed,
             conjugate_of,
             tilts,
@@ -551,8 +688,21 @@ impl<'a> Problem<'a> {
     /// Runs `f` with a context that reads `fields`, `conjugates` and slot values.
     fn with_context<T>(
         &self,
-        fields: &BTreeMap<EntryKey, Array2<f64>>,
-        conjugates: &BTreeMap<EntryKey, Array2<f64>>,
+        fields: &Entries,
+        conjugates: &Entries,
+        slots: &[Value],
+        f: impl FnOnce(&MatrixContext<'_>) -> Result<T, FiniteWidthError>,
+    ) -> Result<T, FiniteWidthError> {
+        self.context(fields, conjugates, &self.fixed, self.x, slots, f)
+    }
+
+    /// [`Self::with_context`] with given definitions and inputs (a block of the patterns).
+    fn context<T>(
+        &self,
+        fields: &Entries,
+        conjugates: &Entries,
+        fixed: &Entries,
+        x: ArrayView2<'_, f64>,
         slots: &[Value],
         f: impl FnOnce(&MatrixContext<'_>) -> Result<T, FiniteWidthError>,
     ) -> Result<T, FiniteWidthError> {
@@ -579,7 +729,7 @@ impl<'a> Problem<'a> {
                 };
             }
             let key = (f, idx.to_vec());
-            fields.get(&key).or_else(|| self.fixed.get(&key))
+            fields.get(&key).or_else(|| fixed.get(&key))
         };
         let theory = self.theory;
         let name = |f: usize| {
@@ -596,7 +746,7 @@ impl<'a> Problem<'a> {
         };
         let ctx = MatrixContext {
             params: &params,
-            inputs: Some(self.x),
+            inputs: Some(x),
             targets: self.y,
             field: &lookup,
             field_name: &name,
@@ -617,6 +767,90 @@ impl<'a> Problem<'a> {
                 reason: err.to_string(),
             })
         })
+    }
+
+    /// Evaluates `e` on the training patterns alone: every field and conjugate restricted to
+    /// its training block (the data term and the measure terms are about those).
+    fn eval_training(
+        &self,
+        state: &State,
+        e: &Expr,
+        what: impl Fn() -> String,
+    ) -> Result<Value, FiniteWidthError> {
+        let t = self.training;
+        if t == self.x.nrows() {
+            return self.eval(state, &[], e, what);
+        }
+        let block = |m: &Array2<f64>| {
+            let cols = if m.ncols() == 1 { 1 } else { t };
+            m.slice(ndarray::s![..t, ..cols]).to_owned()
+        };
+        let restrict = |entries: &Entries| -> Entries {
+            entries.iter().map(|(k, v)| (k.clone(), block(v))).collect()
+        };
+        let fields = restrict(&state.fields);
+        let conjugates = restrict(&state.conjugates);
+        let fixed = restrict(&self.fixed);
+        let x = self.x.slice(ndarray::s![..t, ..]);
+        self.context(&fields, &conjugates, &fixed, x, &[], |ctx| {
+            ctx.eval(e).map_err(|err| FiniteWidthError::Evaluate {
+                what: what(),
+                reason: err.to_string(),
+            })
+        })
+    }
+
+    /// The GP prediction with the readout kernel of `state` (and of the NNGP point `nngp`):
+    /// None for a theory without a readout.
+    fn predict(
+        &self,
+        state: &State,
+        nngp: &State,
+    ) -> Result<Option<MapPrediction>, FiniteWidthError> {
+        let (Some(readout), Some(y)) = (&self.network.readout, self.y) else {
+            return Ok(None);
+        };
+        let gp = |s: &State| -> Result<(Array2<f64>, Array1<f64>, f64), FiniteWidthError> {
+            let p = self.x.nrows();
+            let kernel = match self.eval(s, &[], &readout.kernel, || "the readout kernel".into())? {
+                Value::Matrix(m) => m,
+                Value::Scalar(v) => Array2::from_elem((p, p), v),
+            };
+            let noise = match self.eval(s, &[], &readout.noise, || "the readout noise".into())? {
+                Value::Scalar(v) => v,
+                Value::Matrix(_) => {
+                    return Err(FiniteWidthError::Unsupported(
+                        "the readout noise is a matrix, not a number κ".into(),
+                    ));
+                }
+            };
+            let t = self.training;
+            let train = kernel.slice(ndarray::s![..t, ..t]).to_owned();
+            let fit = crate::solve::gp::GpPosterior::fit(train, y, noise)
+                .map_err(|e| FiniteWidthError::Unsupported(e.to_string()))?;
+            let lml = fit.log_marginal_likelihood();
+            if t == p {
+                return Ok((Array2::zeros((0, y.ncols())), Array1::zeros(0), lml));
+            }
+            let cross = kernel.slice(ndarray::s![..t, t..]);
+            let diagonal = kernel.diag().slice(ndarray::s![t..]).to_owned();
+            let prediction = fit
+                .predict(cross, diagonal.view())
+                .map_err(|e| FiniteWidthError::Unsupported(e.to_string()))?;
+            Ok((prediction.mean, prediction.latent_variance, lml))
+        };
+        let (mean, variance, log_marginal_likelihood) = gp(state)?;
+        let (nngp_mean, nngp_variance, nngp_log_marginal_likelihood) = gp(nngp)?;
+        Ok(Some(MapPrediction {
+            mean,
+            mean_error: None,
+            variance,
+            variance_error: None,
+            log_marginal_likelihood,
+            nngp_mean,
+            nngp_variance,
+            nngp_log_marginal_likelihood,
+        }))
     }
 
     /// K and m of population k.
@@ -856,15 +1090,19 @@ impl<'a> Problem<'a> {
         for (r, rule) in self.network.rules.iter().enumerate().rev() {
             let key = &rule.key;
             let shape = current.fields[key].dim();
-            let mut value = match &self.rest[r] {
-                Some(rest) => match self.eval(state, &[], rest, || {
-                    format!("the backward equation of {}", self.network.name(key))
-                })? {
+            let mut value = Array2::zeros(shape);
+            if let Some(rest) = &self.rest[r] {
+                let what = || format!("the backward equation of {}", self.network.name(key));
+                let rest = match self.eval_training(state, rest, what)? {
                     Value::Matrix(m) => m,
-                    Value::Scalar(s) => Array2::from_elem(shape, s),
-                },
-                None => Array2::zeros(shape),
-            };
+                    Value::Scalar(s) => {
+                        let t = self.training;
+                        Array2::from_elem((t, if shape.1 == 1 { 1 } else { t }), s)
+                    }
+                };
+                let (rows, cols) = rest.dim();
+                value.slice_mut(ndarray::s![..rows, ..cols]).assign(&rest);
+            }
             for (k, links) in self.links.iter().enumerate() {
                 for link in links.iter().filter(|l| &l.field == key) {
                     // Jacobi: every conjugate from the previous sweep's state, so that the
@@ -897,6 +1135,38 @@ impl<'a> Problem<'a> {
         Ok(current.conjugates)
     }
 
+    /// C* − F_z(C*, 0): the sampled map's error at the NNGP point `nngp`.
+    fn correction(
+        &self,
+        nngp: &State,
+        z: ArrayView2<'_, f64>,
+    ) -> Result<Entries, FiniteWidthError> {
+        let (at_start, _) = self.forward(nngp, z)?;
+        Ok(at_start
+            .iter()
+            .map(|(key, v)| (key.clone(), &nngp.fields[key] - v))
+            .collect())
+    }
+
+    /// C = C* + F_z(C, C̃) − F_z(C*, 0) at the conjugates `conjugates`.
+    fn corrected_fields(
+        &self,
+        nngp: &State,
+        conjugates: &Entries,
+        z: ArrayView2<'_, f64>,
+    ) -> Result<Entries, FiniteWidthError> {
+        let correction = self.correction(nngp, z)?;
+        let state = State {
+            fields: nngp.fields.clone(),
+            conjugates: conjugates.clone(),
+        };
+        let (mut fields, _) = self.forward(&state, z)?;
+        for (key, v) in fields.iter_mut() {
+            *v += &correction[key];
+        }
+        Ok(fields)
+    }
+
     /// Sweeps from `from` on normals `z` (fields corrected by the sampled map's error at the
     /// NNGP point `nngp`).
     fn solve(
@@ -906,12 +1176,7 @@ impl<'a> Problem<'a> {
         z: ArrayView2<'_, f64>,
         settings: &MapSettings,
     ) -> Result<(State, usize, f64), FiniteWidthError> {
-        // C = C* + F_z(C, C̃) − F_z(C*, 0)
-        let (at_start, _) = self.forward(nngp, z)?;
-        let correction: BTreeMap<EntryKey, Array2<f64>> = at_start
-            .iter()
-            .map(|(key, v)| (key.clone(), &nngp.fields[key] - v))
-            .collect();
+        let correction = self.correction(nngp, z)?;
         let forward = |s: &State| -> Result<BTreeMap<EntryKey, Array2<f64>>, FiniteWidthError> {
             let (mut fields, _) = self.forward(s, z)?;
             for (key, v) in fields.iter_mut() {
@@ -957,8 +1222,14 @@ impl<'a> Problem<'a> {
             if residual <= settings.tolerance {
                 return Ok((state, sweep, residual));
             }
+            // a residual far above the best so far: the extrapolation went astray, restart
+            // it from here
+            let best = history.iter().copied().fold(f64::INFINITY, f64::min);
+            if residual > 4.0 * best {
+                memory.clear();
+            }
             memory.push((x.clone(), f.clone()));
-            if memory.len() > ANDERSON_MEMORY + 1 {
+            if memory.len() > settings.anderson_memory + 1 {
                 memory.remove(0);
             }
             let mut candidate = anderson(&memory, beta);

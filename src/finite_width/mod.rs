@@ -18,7 +18,7 @@ pub mod map;
 pub mod price;
 pub mod tilted;
 
-pub use map::{MapSettings, MapSolution, map_kernels};
+pub use map::{MapPrediction, MapSettings, MapSolution, map_kernels};
 
 /// Why finite-width kernels could not be computed.
 #[derive(Debug, thiserror::Error)]

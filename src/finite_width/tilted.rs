@@ -147,10 +147,11 @@ impl TiltedMeasure {
         with_gradients: bool,
     ) -> Result<TiltedMeasure, FiniteWidthError> {
         let what = format!("the covariance of term {}", ctx.term);
-        let factor = covariance_factor(k, &what).map_err(|e| FiniteWidthError::Evaluate {
-            what: what.clone(),
-            reason: e.to_string(),
-        })?;
+        let factor =
+            sampling_factor(k, z.nrows()).map_err(|reason| FiniteWidthError::Evaluate {
+                what: what.clone(),
+                reason,
+            })?;
         let mut h = z.dot(&factor.t());
         h += &m.view().insert_axis(Axis(0));
         let units = UnitEvaluator {
@@ -294,6 +295,42 @@ impl TiltedMeasure {
             State::Sampled { ess, .. } => Some(*ess),
         }
     }
+}
+
+/// L with LLᵀ = K for sampling: Cholesky, or U√Λ with the negative eigenvalues of a
+/// sampled kernel clipped to zero where they are within the Monte Carlo resolution of the
+/// M samples that made it (|λ| ≤ 10 λ_max/√M): the kernels' sampled tilt corrections are
+/// O(1/√M) in every direction, and the weakest directions of a kernel on many patterns can
+/// be smaller than that.
+fn sampling_factor(k: &Array2<f64>, samples: usize) -> Result<Array2<f64>, String> {
+    let p = k.nrows();
+    if let Some(v) = k.iter().find(|v| !v.is_finite()) {
+        return Err(format!("it holds {v}"));
+    }
+    let m = faer::Mat::from_fn(p, p, |i, j| 0.5 * (k[[i, j]] + k[[j, i]]));
+    if let Ok(llt) = m.llt(Side::Lower) {
+        let l = llt.L();
+        return Ok(Array2::from_shape_fn((p, p), |(i, j)| {
+            if j <= i { l[(i, j)] } else { 0.0 }
+        }));
+    }
+    let eigen = m
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| format!("its eigendecomposition failed ({e:?})"))?;
+    let s = eigen.S().column_vector();
+    let u = eigen.U();
+    let largest = (0..p).map(|i| s[i].abs()).fold(0.0, f64::max);
+    let smallest = (0..p).map(|i| s[i]).fold(f64::INFINITY, f64::min);
+    let resolution = 10.0 * largest / (samples.max(1) as f64).sqrt();
+    if smallest < -resolution.max(1e-9 * largest) {
+        return Err(format!(
+            "it has the negative eigenvalue {smallest:e} (largest {largest:e}), beyond the \
+             Monte Carlo resolution {resolution:e} of {samples} samples"
+        ));
+    }
+    Ok(Array2::from_shape_fn((p, p), |(i, j)| {
+        u[(i, j)] * s[j].max(0.0).sqrt()
+    }))
 }
 
 fn symmetric(m: &Array2<f64>) -> Array2<f64> {

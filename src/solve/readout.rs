@@ -19,7 +19,10 @@ pub struct Readout {
 
 /// Finds the readout in an unrolled action.
 pub fn find_readout(action: &Expr) -> Option<Readout> {
-    let matrix = find_inverse_argument(action)?;
+    // the data term's inv(K + κI) first: a measure term logdet(C[l]) of a hidden layer may
+    // come earlier in the action
+    let matrix = find_argument(action, MatrixFunction::Inverse)
+        .or_else(|| find_argument(action, MatrixFunction::LogDet))?;
     let mut terms = Vec::new();
     signed(matrix, 1.0, &mut terms);
     let mut kernel: Option<Expr> = None;
@@ -46,8 +49,9 @@ fn mentions_field(e: &Expr) -> bool {
     e.any(&mut |x| matches!(x.kind, ExprKind::Field { .. }))
 }
 
-fn find_inverse_argument(e: &Expr) -> Option<&Expr> {
-    if let ExprKind::Matrix(MatrixFunction::Inverse | MatrixFunction::LogDet, a) = &e.kind
+fn find_argument(e: &Expr, function: MatrixFunction) -> Option<&Expr> {
+    if let ExprKind::Matrix(f, a) = &e.kind
+        && *f == function
         && mentions_field(a)
     {
         return Some(a);
@@ -55,7 +59,7 @@ fn find_inverse_argument(e: &Expr) -> Option<&Expr> {
     let mut found = None;
     crate::check::for_each_child(e, |c| {
         if found.is_none() {
-            found = find_inverse_argument(c);
+            found = find_argument(c, function);
         }
     });
     found
