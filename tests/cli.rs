@@ -398,7 +398,22 @@ fn solve_linear_reports_the_finite_width_shift_of_t9() {
     for (g, w) in got.iter().zip([-0.13869881, -1.91259079, -0.13534331]) {
         assert!((g - w).abs() < 5e-8, "{got:?}");
     }
-    // prediction is for the NNGP method only
+    // prediction: NNGP and the scalable MAP; not the linearised system nor the quadrature
+    // path at P ≤ 3
+    let (code, _, err) = saddle(&[
+        "solve",
+        "examples/deep_erf.action",
+        "--x",
+        &p(&x),
+        "--y",
+        &p(&y),
+        "--method",
+        "linear",
+        "--x-test",
+        &p(&x),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--method nngp"), "{err}");
     let (code, _, err) = saddle(&[
         "solve",
         "examples/deep_erf.action",
@@ -412,7 +427,7 @@ fn solve_linear_reports_the_finite_width_shift_of_t9() {
         &p(&x),
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("--method nngp"), "{err}");
+    assert!(err.contains("--expectations scalable"), "{err}");
 }
 
 /// `saddle … | head`: when the reader goes away the command stops quietly, with 0 and

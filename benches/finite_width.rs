@@ -1,0 +1,71 @@
+//! The MAP at finite width for many patterns (`solve --method map`, `saddle::finite_width`),
+//! on standardised MNIST 0 vs 3 digits, L = 2:
+//! * deep linear (Gaussian closed forms, exact) at P = 100 and 200, N = 100;
+//! * deep erf (importance sampling, M = 4000 samples, no replicas) at P = 25, 50, 100,
+//!   N = 100 — the scaling in P — with Anderson-accelerated and with plain damped sweeps
+//!   (the ratio of the two is the acceleration; the sweep counts are printed).
+//!
+//! `python3 benches/numpy_feature_learning.py` times one importance-sampled sweep written
+//! in vectorised numpy for the ratio.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::Array2;
+use saddle::finite_width::{MapSettings, map_kernels};
+
+fn digits(p: usize) -> (Array2<f64>, Array2<f64>) {
+    let split = saddle::data::mnist::Mnist::load_bundled()
+        .and_then(|m| m.two_class(0, 3, p, 2))
+        .and_then(|s| s.standardised())
+        .expect("bundled digits");
+    (split.x_train, split.y_train)
+}
+
+fn theory(name: &str) -> saddle::Theory {
+    let source = std::fs::read_to_string(format!("examples/{name}.action")).expect("example");
+    saddle::compile(&source, name).expect("checks")
+}
+
+fn settings(pairs: &[(&str, f64)], samples: usize, anderson_memory: usize) -> MapSettings {
+    MapSettings {
+        overrides: pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        samples,
+        replicas: 0,
+        anderson_memory,
+        ..MapSettings::default()
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("finite_width");
+    group.sample_size(10);
+    let linear = theory("deep_linear");
+    for p in [100, 200] {
+        let (x, y) = digits(p);
+        let s = settings(&[("N", 100.0), ("L", 2.0)], 2, 6);
+        let once = map_kernels(&linear, x.view(), y.view(), None, &s).expect("solves");
+        eprintln!("deep linear P = {p}: {} sweeps", once.sweeps);
+        group.bench_function(format!("MAP deep linear (exact), P = {p}"), |b| {
+            b.iter(|| map_kernels(&linear, x.view(), y.view(), None, &s).expect("solves"))
+        });
+    }
+    let erf = theory("deep_erf");
+    for p in [25, 50, 100] {
+        let (x, y) = digits(p);
+        for (memory, name) in [(6, "Anderson"), (0, "damped")] {
+            if memory == 0 && p != 50 {
+                continue;
+            }
+            let s = settings(&[("N", 100.0), ("L", 2.0)], 4000, memory);
+            let once = map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves");
+            eprintln!("deep erf P = {p}, {name}: {} sweeps", once.sweeps);
+            group.bench_function(
+                format!("MAP deep erf (M = 4000), P = {p}, {name} sweeps"),
+                |b| b.iter(|| map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves")),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
