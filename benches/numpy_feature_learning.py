@@ -1,11 +1,12 @@
 """One importance-sampled forward-backward sweep of the deep erf MAP in vectorised numpy.
 
 The alternative a user would write for `saddle solve --method map` on many patterns
-(benches/finite_width.rs): L = 2, N = 100, P = 25/50/100 standardised MNIST 0 vs 3 digits,
+(benches/finite_width.rs): L = 2, N = 100, P = 24/50/100 standardised MNIST 0 vs 3 digits,
 M = 4000 common random numbers. Per population: h = z Lᵀ (Cholesky), φ = erf(√π/2 h),
 tilt a = (g/N) φᵀC̃φ per sample, self-normalised weights; forward C = g φᵀdiag(w)φ + g_b;
 backward by Price's theorem ½⟨∇²A + ∇A∇Aᵀ⟩ with ∇A = (2g/N) φ′⊙(C̃φ). A sweep is the
-backward pass (two populations with gradients) and the forward pass (two populations).
+backward pass (the data term and layer 2's population with gradients; layer 1 reads the
+fixed input kernel) and the forward pass (two populations), as in saddle.
 Prints the time per sweep; divide saddle's time per solve by its sweep count to compare.
 
     python3 benches/numpy_feature_learning.py
@@ -58,8 +59,7 @@ def sweep(c0, c1, c2, ct1, ct2, y, z):
     ay = a @ y
     new_ct2 = 0.5 * (ay @ ay.T - a)
     _, grad = population(c1, ct2, z, True)
-    new_ct1 = N * G * grad  # K = g·C⁽¹⁾ would scale; deep_erf reads K = C⁽¹⁾
-    _, _ = population(c0, ct1, z, True)
+    new_ct1 = N * grad  # n = N units, K = C⁽¹⁾: C̃⁽¹⁾ = N ∂ln Z/∂K
     ct1 = ct1 + 0.5 * (new_ct1 - ct1)
     ct2 = ct2 + 0.5 * (new_ct2 - ct2)
     c1, _ = population(c0, ct1, z, False)
@@ -69,7 +69,7 @@ def sweep(c0, c1, c2, ct1, ct2, y, z):
 
 def main():
     rng = np.random.default_rng(0)
-    for p in (25, 50, 100):
+    for p in (24, 50, 100):
         x, y = digits(p)
         c0 = G0 * x @ x.T / x.shape[1] + GB0
         z = rng.standard_normal((M, p))

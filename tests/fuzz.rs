@@ -1466,6 +1466,8 @@ enum Method {
     Nngp,
     Linear,
     Map,
+    /// `solve --method map --expectations scalable` (forward–backward sweeps, sampled)
+    MapScalable,
     /// `simulate --prior`
     Prior,
     /// `simulate` (posterior, elliptical slice sampling)
@@ -1496,6 +1498,7 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
         Method::Nngp,
         Method::Nngp,
         Method::Linear,
+        Method::MapScalable,
         Method::Prior,
         Method::Simulate,
     ]);
@@ -1506,7 +1509,7 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
         method
     };
     let finite_width = matches!(method, Method::Linear | Method::Map);
-    let patterns = if finite_width { 2 } else { rng.range(2, 5) };
+    let patterns = if finite_width { 2 } else { rng.range(2, 6) };
     let columns = rng.range(1, 4);
 
     let defect = (!rng.chance(0.1)).then(|| *rng.pick(DEFECTS));
@@ -1585,6 +1588,43 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
                 command.extend(args(&["--set", &format!("{int_param}=1")]));
             }
         }
+        Method::MapScalable => {
+            let width = *rng.pick(&["1", "10", "100", "2.5", "0", "-3"]);
+            let samples = *rng.pick(&["500", "1", "0"]);
+            command.extend(args(&[
+                "--method",
+                "map",
+                "--expectations",
+                "scalable",
+                "--samples",
+                samples,
+                "--set",
+                &format!("N={width}"),
+                "--set",
+                &format!("{int_param}=1"),
+            ]));
+            if rng.chance(0.5) {
+                let tests = rng.range(1, 3);
+                let xt = input(
+                    &case,
+                    "xt",
+                    matrix(tests, columns, &mut rng),
+                    Target::XTest,
+                    &mut rng,
+                );
+                command.extend(args(&["--x-test", &xt]));
+                if rng.chance(0.5) {
+                    let yt = input(
+                        &case,
+                        "yt",
+                        targets(tests, &mut rng),
+                        Target::YTest,
+                        &mut rng,
+                    );
+                    command.extend(args(&["--y-test", &yt]));
+                }
+            }
+        }
         Method::Prior | Method::Simulate => {
             let width = rng.pick(&["1", "3", "20", "2.5", "0"]);
             let samples = if method == Method::Prior { "50" } else { "20" };
@@ -1615,7 +1655,7 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
     if rng.chance(0.35) {
         let set = rng.pick(BAD_SETS).replace("{int}", int_param);
         command.extend(["--set".to_string(), set]);
-    } else if method != Method::Map && rng.chance(0.3) {
+    } else if !matches!(method, Method::Map | Method::MapScalable) && rng.chance(0.3) {
         command.extend(args(&[
             "--set",
             &format!("{int_param}={}", rng.range(0, 6)),

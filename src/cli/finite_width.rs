@@ -288,6 +288,8 @@ pub fn run(
                 "value": matrix_json(&l.kernel),
                 "conjugate_value": matrix_json(&l.conjugate),
                 "scaled_shift": width.map(|_| matrix_json(&scaled(l))),
+                "alignment": alignment(&l.kernel, y),
+                "nngp_alignment": alignment(&l.nngp, y),
                 "standard_error": l.errors.as_ref().map(|(k, _)| matrix_json(k)),
                 "conjugate_standard_error": l.errors.as_ref().map(|(_, c)| matrix_json(c)),
             })).collect::<Vec<_>>(),
@@ -298,6 +300,9 @@ pub fn run(
         if let (Value::Object(extra), Some(object)) = (prediction_json, value.as_object_mut()) {
             object.extend(extra);
         }
+        // absent rather than null: what was not computed (no test targets, an exact method
+        // without standard errors) is left out
+        strip_nulls(&mut value);
         outln!("{value}");
         return Ok(());
     }
@@ -361,6 +366,9 @@ pub fn run(
             l.name,
             compact(&scaled(l), kernel_error.as_ref())
         );
+        if let (Some(a), Some(b)) = (alignment(&l.kernel, y), alignment(&l.nngp, y)) {
+            outln!("  {}: alignment with YYᵀ {a:.6} (NNGP {b:.6})", l.name);
+        }
         outln!(
             "  {} = {}",
             l.conjugate_name,
@@ -368,6 +376,32 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+/// Removes null members from every object in `value`.
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// Kernel–target alignment ⟨K, YYᵀ⟩ / (‖K‖ ‖YYᵀ‖) on the training block (None for a mean
+/// field or a zero kernel).
+fn alignment(kernel: &Array2<f64>, y: ArrayView2<f64>) -> Option<f64> {
+    let t = y.nrows();
+    if kernel.ncols() == 1 || kernel.nrows() < t {
+        return None;
+    }
+    let k = kernel.slice(ndarray::s![..t, ..t]);
+    let yy = y.dot(&y.t());
+    let norm = |m: ndarray::ArrayView2<f64>| m.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let denominator = norm(k) * norm(yy.view());
+    (denominator > 0.0 && denominator.is_finite()).then(|| (&k * &yy).sum() / denominator)
 }
 
 /// `[[a, b], [c, d]]` with 6 significant digits (or the shape, for large P).
