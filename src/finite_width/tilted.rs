@@ -27,7 +27,7 @@ use super::price::TiltForm;
 use crate::check::ir::{Expr, Theory};
 use crate::numeric::matrix::{MatrixContext, Value};
 use crate::simulate::draw::covariance_factor;
-use crate::simulate::units::UnitEvaluator;
+use crate::simulate::units::{UnitEvaluator, UnitMemo};
 
 /// How a population's tilted expectations are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,8 @@ enum State {
     },
     Sampled {
         h: Array2<f64>,
+        /// φ(h) and the like, computed for the tilt and reused by the averages.
+        memo: UnitMemo,
         weights: Array1<f64>,
         ess: f64,
         cov_gradient: Array2<f64>,
@@ -154,11 +156,13 @@ impl TiltedMeasure {
             })?;
         let mut h = z.dot(&factor.t());
         h += &m.view().insert_axis(Axis(0));
+        let memo = UnitMemo::default();
         let units = UnitEvaluator {
             theory: ctx.theory,
             var: ctx.var,
             h: h.view(),
             constants: ctx.constants,
+            memo: Some(&memo),
         };
         let a = units
             .per_unit(tilt)
@@ -223,6 +227,7 @@ impl TiltedMeasure {
         Ok(TiltedMeasure {
             state: State::Sampled {
                 h,
+                memo,
                 weights,
                 ess,
                 cov_gradient,
@@ -252,12 +257,15 @@ impl TiltedMeasure {
                         reason: "its integrand is not of degree ≤ 2 in the pre-activations".into(),
                     })
             }
-            State::Sampled { h, weights, .. } => {
+            State::Sampled {
+                h, memo, weights, ..
+            } => {
                 let units = UnitEvaluator {
                     theory: ctx.theory,
                     var: ctx.var,
                     h: h.view(),
                     constants: ctx.constants,
+                    memo: Some(memo),
                 };
                 units.weighted_average(body, Some(weights)).map_err(|e| {
                     FiniteWidthError::Evaluate {

@@ -138,6 +138,7 @@ impl<'a> Simulator<'a> {
                                 var: &pop.var,
                                 h: h.view(),
                                 constants: ctx,
+                                memo: None,
                             }
                             .average(&average.body)
                             .map_err(|e| SimulateError::NotSimulable {

@@ -57,6 +57,10 @@ enum Units {
     },
 }
 
+/// Entry-wise function values already computed on the same units (φ(h) in a tilt and again
+/// in an average): the expression and its per-unit columns.
+pub type UnitMemo = std::cell::RefCell<Vec<(Expr, Array2<f64>)>>;
+
 /// Evaluates integrands on the units of one population.
 pub struct UnitEvaluator<'a, 'c> {
     /// The theory (user functions).
@@ -67,6 +71,8 @@ pub struct UnitEvaluator<'a, 'c> {
     pub h: ArrayView2<'a, f64>,
     /// Everything that does not depend on the units.
     pub constants: &'a MatrixContext<'c>,
+    /// Function values to reuse across evaluations on these units (`h` must not change).
+    pub memo: Option<&'a UnitMemo>,
 }
 
 impl UnitEvaluator<'_, '_> {
@@ -206,6 +212,19 @@ impl UnitEvaluator<'_, '_> {
 
     /// An entry-wise function of per-unit values.
     fn apply(&self, e: &Expr, callee: Callee, args: &[Expr]) -> Result<Units, UnitError> {
+        if let Some(memo) = self.memo
+            && let Some((_, columns)) = memo.borrow().iter().find(|(x, _)| x == e)
+        {
+            return Ok(Units::Columns(columns.clone()));
+        }
+        let value = self.apply_uncached(e, callee, args)?;
+        if let (Some(memo), Units::Columns(columns)) = (self.memo, &value) {
+            memo.borrow_mut().push((e.clone(), columns.clone()));
+        }
+        Ok(value)
+    }
+
+    fn apply_uncached(&self, e: &Expr, callee: Callee, args: &[Expr]) -> Result<Units, UnitError> {
         let values = args
             .iter()
             .map(|a| self.eval(a))
