@@ -392,7 +392,7 @@ fn strip_nulls(value: &mut Value) {
 
 /// Kernel–target alignment ⟨K, YYᵀ⟩ / (‖K‖ ‖YYᵀ‖) on the training block (None for a mean
 /// field or a zero kernel).
-fn alignment(kernel: &Array2<f64>, y: ArrayView2<f64>) -> Option<f64> {
+pub(super) fn alignment(kernel: &Array2<f64>, y: ArrayView2<f64>) -> Option<f64> {
     let t = y.nrows();
     if kernel.ncols() == 1 || kernel.nrows() < t {
         return None;
