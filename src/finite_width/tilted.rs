@@ -26,7 +26,7 @@ use super::gaussian::GaussianForms;
 use super::price::TiltForm;
 use crate::check::ir::{Expr, Theory};
 use crate::numeric::matrix::{MatrixContext, Value};
-use crate::simulate::draw::covariance_factor;
+use crate::simulate::draw::{covariance_factor, factor_clipped};
 use crate::simulate::units::{UnitEvaluator, UnitMemo};
 
 /// How a population's tilted expectations are computed.
@@ -311,34 +311,10 @@ impl TiltedMeasure {
 /// O(1/√M) in every direction, and the weakest directions of a kernel on many patterns can
 /// be smaller than that.
 fn sampling_factor(k: &Array2<f64>, samples: usize) -> Result<Array2<f64>, String> {
-    let p = k.nrows();
-    if let Some(v) = k.iter().find(|v| !v.is_finite()) {
-        return Err(format!("it holds {v}"));
-    }
-    let m = faer::Mat::from_fn(p, p, |i, j| 0.5 * (k[[i, j]] + k[[j, i]]));
-    if let Ok(llt) = m.llt(Side::Lower) {
-        let l = llt.L();
-        return Ok(Array2::from_shape_fn((p, p), |(i, j)| {
-            if j <= i { l[(i, j)] } else { 0.0 }
-        }));
-    }
-    let eigen = m
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| format!("its eigendecomposition failed ({e:?})"))?;
-    let s = eigen.S().column_vector();
-    let u = eigen.U();
-    let largest = (0..p).map(|i| s[i].abs()).fold(0.0, f64::max);
-    let smallest = (0..p).map(|i| s[i]).fold(f64::INFINITY, f64::min);
-    let resolution = 10.0 * largest / (samples.max(1) as f64).sqrt();
-    if smallest < -resolution.max(1e-9 * largest) {
-        return Err(format!(
-            "it has the negative eigenvalue {smallest:e} (largest {largest:e}), beyond the \
-             Monte Carlo resolution {resolution:e} of {samples} samples"
-        ));
-    }
-    Ok(Array2::from_shape_fn((p, p), |(i, j)| {
-        u[(i, j)] * s[j].max(0.0).sqrt()
-    }))
+    let resolution = 10.0 / (samples.max(1) as f64).sqrt();
+    factor_clipped(k, resolution.max(1e-9)).map_err(|reason| {
+        format!("{reason}, beyond the Monte Carlo resolution of {samples} samples")
+    })
 }
 
 fn symmetric(m: &Array2<f64>) -> Array2<f64> {

@@ -253,18 +253,21 @@ impl<'a> Simulator<'a> {
 
 /// L with L Lᵀ = K: Cholesky, or U √Λ where K is only positive semi-definite.
 pub fn covariance_factor(k: &Array2<f64>, what: &str) -> Result<Array2<f64>, SimulateError> {
+    factor_clipped(k, 1e-9).map_err(|reason| SimulateError::NotCovariance {
+        what: what.to_string(),
+        reason,
+    })
+}
+
+/// L with L Lᵀ = K: Cholesky, or U √Λ with negative eigenvalues down to −`clip`·λ_max set to
+/// zero (rounding, or a sampled kernel's Monte Carlo error); the reason otherwise.
+pub fn factor_clipped(k: &Array2<f64>, clip: f64) -> Result<Array2<f64>, String> {
     let p = k.nrows();
     if k.ncols() != p {
-        return Err(SimulateError::NotCovariance {
-            what: what.to_string(),
-            reason: format!("it is {}×{}, not square", p, k.ncols()),
-        });
+        return Err(format!("it is {}×{}, not square", p, k.ncols()));
     }
     if let Some(v) = k.iter().find(|v| !v.is_finite()) {
-        return Err(SimulateError::NotCovariance {
-            what: what.to_string(),
-            reason: format!("it holds {v}"),
-        });
+        return Err(format!("it holds {v}"));
     }
     let m = faer::Mat::from_fn(p, p, |i, j| 0.5 * (k[[i, j]] + k[[j, i]]));
     if let Ok(llt) = m.llt(Side::Lower) {
@@ -275,19 +278,15 @@ pub fn covariance_factor(k: &Array2<f64>, what: &str) -> Result<Array2<f64>, Sim
     }
     let eigen = m
         .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| SimulateError::NotCovariance {
-            what: what.to_string(),
-            reason: format!("its eigendecomposition failed ({e:?})"),
-        })?;
+        .map_err(|e| format!("its eigendecomposition failed ({e:?})"))?;
     let s = eigen.S().column_vector();
     let u = eigen.U();
     let largest = (0..p).map(|i| s[i].abs()).fold(0.0, f64::max);
     let smallest = (0..p).map(|i| s[i]).fold(f64::INFINITY, f64::min);
-    if smallest < -1e-9 * largest.max(f64::MIN_POSITIVE) {
-        return Err(SimulateError::NotCovariance {
-            what: what.to_string(),
-            reason: format!("it has the negative eigenvalue {smallest:e} (largest {largest:e})"),
-        });
+    if smallest < -clip * largest.max(f64::MIN_POSITIVE) {
+        return Err(format!(
+            "it has the negative eigenvalue {smallest:e} (largest {largest:e})"
+        ));
     }
     Ok(Array2::from_shape_fn((p, p), |(i, j)| {
         u[(i, j)] * s[j].max(0.0).sqrt()
