@@ -188,15 +188,9 @@ fn feature_learning(args: &DemoArgs) -> Result<(), CliError> {
             let Some(prediction) = &solution.prediction else {
                 continue;
             };
-            let metrics = |mean: &ndarray::Array2<f64>| {
-                let mse = (mean - &split.y_test)
-                    .mapv(|v| v * v)
-                    .mean()
-                    .unwrap_or(f64::NAN);
-                let accuracy = crate::solve::gp::accuracy(mean.view(), split.y_test.view())
-                    .unwrap_or(f64::NAN);
-                (accuracy, mse)
-            };
+            let (map_scores, nngp_scores) = prediction
+                .metrics(split.y_test.view())
+                .map_err(|e| CliError::Usage(format!("{name} at N = {n}: {e}")))?;
             let alignments =
                 |pick: &dyn Fn(&crate::finite_width::map::MapLayer) -> &ndarray::Array2<f64>| {
                     solution
@@ -209,19 +203,19 @@ fn feature_learning(args: &DemoArgs) -> Result<(), CliError> {
                         .collect::<Vec<_>>()
                         .join(" ")
                 };
-            let (accuracy, mse) = metrics(&prediction.mean);
             lines.push(format!(
-                "{name:<10} {n:>6} {:>13.2}% {mse:>10.5} {:>12.2} {:>16} {seconds:>7.1}",
-                100.0 * accuracy,
+                "{name:<10} {n:>6} {:>13.2}% {:>10.5} {:>12.2} {:>16} {seconds:>7.1}",
+                100.0 * map_scores.accuracy,
+                map_scores.mse,
                 prediction.log_marginal_likelihood,
                 alignments(&|l| &l.kernel)
             ));
             if nngp_row.is_none() {
-                let (accuracy, mse) = metrics(&prediction.nngp_mean);
                 nngp_row = Some(format!(
-                    "{name:<10} {:>6} {:>13.2}% {mse:>10.5} {:>12.2} {:>16} {:>7}",
+                    "{name:<10} {:>6} {:>13.2}% {:>10.5} {:>12.2} {:>16} {:>7}",
                     "∞",
-                    100.0 * accuracy,
+                    100.0 * nngp_scores.accuracy,
+                    nngp_scores.mse,
                     prediction.nngp_log_marginal_likelihood,
                     alignments(&|l| &l.nngp),
                     "—"

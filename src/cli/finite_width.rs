@@ -139,16 +139,12 @@ pub fn run(
         let s = map_kernels(theory, x, y, test.map(|t| t.0), &settings)
             .map_err(|e| solver_error(&e, &args.file))?;
         if let Some(p) = &s.prediction {
-            let metrics = |mean: &Array2<f64>| -> Option<(f64, f64)> {
-                let (_, Some(yt)) = test? else {
-                    return None;
-                };
-                let mse = (mean - &yt).mapv(|v| v * v).mean()?;
-                let accuracy = crate::solve::gp::accuracy(mean.view(), yt).ok()?;
-                Some((mse, accuracy))
+            let scores = match test {
+                Some((_, Some(yt))) => Some(p.metrics(yt).map_err(|e| usage(&e))?),
+                _ => None,
             };
-            let map_metrics = metrics(&p.mean);
-            let nngp_metrics = metrics(&p.nngp_mean);
+            let map_metrics = scores.map(|(m, _)| (m.mse, m.accuracy));
+            let nngp_metrics = scores.map(|(_, n)| (n.mse, n.accuracy));
             prediction_json = json!({
                 "prediction": test.map(|_| json!({
                     "mean": matrix_json(&p.mean),

@@ -233,7 +233,8 @@ fn mentions_arg(e: &Expr) -> bool {
     e.any(&mut |x| matches!(x.kind, ExprKind::FunctionArg(_)))
 }
 
-fn outer(u: &Array1<f64>, v: &Array1<f64>) -> Array2<f64> {
+/// u vᵀ
+pub(super) fn outer(u: &Array1<f64>, v: &Array1<f64>) -> Array2<f64> {
     u.view()
         .insert_axis(Axis(1))
         .dot(&v.view().insert_axis(Axis(0)))

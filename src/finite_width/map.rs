@@ -36,9 +36,9 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::FiniteWidthError;
 use super::gaussian::GaussianForms;
-use super::price::TiltForm;
+use super::price::{Regularity, TiltForm, builtin_regularity};
 use super::tilted::{Estimator, PopulationContext, TiltedMeasure};
-use crate::check::ir::{Builtin, Callee, Expr, ExprKind, FieldKind, ParamType, Theory};
+use crate::check::ir::{Callee, Expr, ExprKind, FieldKind, ParamType, Theory};
 use crate::derive::build::{add, neg, node, substitute, zero};
 use crate::derive::equations::backward_equations_of;
 use crate::derive::grad::Variable;
@@ -46,7 +46,12 @@ use crate::derive::unroll::{IndexEnv, unroll};
 use crate::numeric::matrix::{MatrixContext, Value};
 use crate::simulate::network::{Network, Step, additive_terms};
 use crate::simulate::stream_seed;
+use crate::solve::gp::{Prediction, TestMetrics};
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
+
+/// A solution of the sweeps: the state, the sweeps taken, the last relative change and each
+/// population's effective sample size there (None where exact).
+type Solved = (State, usize, f64, Vec<Option<f64>>);
 
 /// The fewest samples a replica gets (fewer when M itself is smaller).
 const MIN_REPLICA_SAMPLES: usize = 2_000;
@@ -312,35 +317,31 @@ pub fn map_kernels(
         });
     let resolution = |m: usize| if kinked { 4.0 / m as f64 } else { 0.0 };
     // the solution on the training patterns, and on all patterns when there are test ones
-    let solve = |from: State,
-                 z: &Array2<f64>,
-                 m: usize|
-     -> Result<(State, State, usize, f64), FiniteWidthError> {
-        let run = MapSettings {
-            tolerance: settings.tolerance.max(resolution(m)),
-            ..settings.clone()
-        };
-        let z_train = z.slice(ndarray::s![.., ..p_train]);
-        let (state, sweeps, residual) = problem.solve(&start, from, z_train, &run)?;
-        let full = match &joint {
-            Some((joint, start_all)) => {
-                let mut conjugates = start_all.conjugates.clone();
-                for (key, value) in conjugates.iter_mut() {
-                    let train = &state.conjugates[key];
-                    let (r, c) = train.dim();
-                    value.slice_mut(ndarray::s![..r, ..c]).assign(train);
+    let solve =
+        |from: State, z: &Array2<f64>, m: usize| -> Result<(Solved, State), FiniteWidthError> {
+            let run = MapSettings {
+                tolerance: settings.tolerance.max(resolution(m)),
+                ..settings.clone()
+            };
+            let z_train = z.slice(ndarray::s![.., ..p_train]);
+            let (state, sweeps, residual, ess) = problem.solve(&start, from, z_train, &run)?;
+            let full = match &joint {
+                Some((joint, start_all)) => {
+                    let mut conjugates = start_all.conjugates.clone();
+                    for (key, value) in conjugates.iter_mut() {
+                        let train = &state.conjugates[key];
+                        let (r, c) = train.dim();
+                        value.slice_mut(ndarray::s![..r, ..c]).assign(train);
+                    }
+                    let fields = joint.corrected_fields(start_all, &conjugates, z.view())?;
+                    State { fields, conjugates }
                 }
-                let fields = joint.corrected_fields(start_all, &conjugates, z.view())?;
-                State { fields, conjugates }
-            }
-            None => state.clone(),
+                None => state.clone(),
+            };
+            Ok(((state, sweeps, residual, ess), full))
         };
-        Ok((state, full, sweeps, residual))
-    };
     let z = draw(settings.samples, 0);
-    let (state, full, sweeps, residual) = solve(start.clone(), &z, settings.samples)?;
-    let z_train = z.slice(ndarray::s![.., ..p_train]);
-    let (_, measures) = problem.forward(&state, z_train)?;
+    let ((state, sweeps, residual, ess), full) = solve(start.clone(), &z, settings.samples)?;
     let populations = problem
         .network
         .populations
@@ -350,9 +351,7 @@ pub fn map_kernels(
             term: k + 1,
             units: pop.units,
             estimator: problem.estimators[k],
-            effective_samples: measures[k]
-                .as_ref()
-                .and_then(TiltedMeasure::effective_samples),
+            effective_samples: ess[k],
         })
         .collect();
 
@@ -367,7 +366,7 @@ pub fn map_kernels(
         rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
         for r in 0..replicas {
             let z = draw(per, r as u64 + 1);
-            let (_, s, _, _) = solve(state.clone(), &z, per)?;
+            let (_, s) = solve(state.clone(), &z, per)?;
             replica_states.push(s);
         }
     }
@@ -434,6 +433,27 @@ pub fn map_kernels(
     })
 }
 
+impl MapPrediction {
+    /// Test MSE, generalisation error and accuracy of the MAP and of the NNGP prediction
+    /// against test targets (the same scores as `solve --method nngp`).
+    pub fn metrics(
+        &self,
+        test_targets: ArrayView2<'_, f64>,
+    ) -> Result<(TestMetrics, TestMetrics), crate::solve::gp::GpError> {
+        let score = |mean: &Array2<f64>, variance: &Array1<f64>| {
+            Prediction {
+                mean: mean.clone(),
+                latent_variance: variance.clone(),
+            }
+            .metrics(test_targets)
+        };
+        Ok((
+            score(&self.mean, &self.variance)?,
+            score(&self.nngp_mean, &self.nngp_variance)?,
+        ))
+    }
+}
+
 /// sd over replicas / √R, entry by entry (None with fewer than two).
 fn standard_error(values: &[Array2<f64>]) -> Option<Array2<f64>> {
     let r = values.len() as f64;
@@ -495,7 +515,7 @@ fn has_jumps(theory: &Theory, e: &Expr) -> bool {
         ExprKind::Apply {
             callee: Callee::Builtin(b),
             ..
-        } => matches!(b, Builtin::Step | Builtin::Sign),
+        } => builtin_regularity(*b) == Regularity::Jumps,
         ExprKind::Apply {
             callee: Callee::User(id),
             ..
@@ -1084,12 +1104,12 @@ impl<'a> Problem<'a> {
         state: &State,
         z: ArrayView2<'_, f64>,
     ) -> Result<BTreeMap<EntryKey, Array2<f64>>, FiniteWidthError> {
-        let mut current = state.clone();
+        let mut conjugates = Entries::new();
         let mut measures: Vec<Option<TiltedMeasure>> =
             (0..self.network.populations.len()).map(|_| None).collect();
         for (r, rule) in self.network.rules.iter().enumerate().rev() {
             let key = &rule.key;
-            let shape = current.fields[key].dim();
+            let shape = state.fields[key].dim();
             let mut value = Array2::zeros(shape);
             if let Some(rest) = &self.rest[r] {
                 let what = || format!("the backward equation of {}", self.network.name(key));
@@ -1130,9 +1150,9 @@ impl<'a> Problem<'a> {
                     reason: format!("an entry came out {bad}"),
                 });
             }
-            current.conjugates.insert(key.clone(), value);
+            conjugates.insert(key.clone(), value);
         }
-        Ok(current.conjugates)
+        Ok(conjugates)
     }
 
     /// C* − F_z(C*, 0): the sampled map's error at the NNGP point `nngp`.
@@ -1148,7 +1168,26 @@ impl<'a> Problem<'a> {
             .collect())
     }
 
-    /// C = C* + F_z(C, C̃) − F_z(C*, 0) at the conjugates `conjugates`.
+    /// (F) with the sampled map's error at the NNGP point subtracted: C* + F_z(C, C̃) −
+    /// F_z(C*, 0), given that `correction`; and each population's effective sample size.
+    fn corrected_forward(
+        &self,
+        state: &State,
+        z: ArrayView2<'_, f64>,
+        correction: &Entries,
+    ) -> Result<(Entries, Vec<Option<f64>>), FiniteWidthError> {
+        let (mut fields, measures) = self.forward(state, z)?;
+        for (key, v) in fields.iter_mut() {
+            *v += &correction[key];
+        }
+        let ess = measures
+            .iter()
+            .map(|m| m.as_ref().and_then(TiltedMeasure::effective_samples))
+            .collect();
+        Ok((fields, ess))
+    }
+
+    /// The corrected fields at the conjugates `conjugates` (one pass, no sweeps).
     fn corrected_fields(
         &self,
         nngp: &State,
@@ -1160,30 +1199,21 @@ impl<'a> Problem<'a> {
             fields: nngp.fields.clone(),
             conjugates: conjugates.clone(),
         };
-        let (mut fields, _) = self.forward(&state, z)?;
-        for (key, v) in fields.iter_mut() {
-            *v += &correction[key];
-        }
-        Ok(fields)
+        Ok(self.corrected_forward(&state, z, &correction)?.0)
     }
 
     /// Sweeps from `from` on normals `z` (fields corrected by the sampled map's error at the
-    /// NNGP point `nngp`).
+    /// NNGP point `nngp`): the solution, the sweeps, the last relative change and each
+    /// population's effective sample size there.
     fn solve(
         &self,
         nngp: &State,
         from: State,
         z: ArrayView2<'_, f64>,
         settings: &MapSettings,
-    ) -> Result<(State, usize, f64), FiniteWidthError> {
+    ) -> Result<Solved, FiniteWidthError> {
         let correction = self.correction(nngp, z)?;
-        let forward = |s: &State| -> Result<BTreeMap<EntryKey, Array2<f64>>, FiniteWidthError> {
-            let (mut fields, _) = self.forward(s, z)?;
-            for (key, v) in fields.iter_mut() {
-                *v += &correction[key];
-            }
-            Ok(fields)
-        };
+        let forward = |s: &State| self.corrected_forward(s, z, &correction);
         let keys: Vec<EntryKey> = self.network.rules.iter().map(|r| r.key.clone()).collect();
         let flatten = |c: &BTreeMap<EntryKey, Array2<f64>>| -> Array1<f64> {
             keys.iter().flat_map(|k| c[k].iter().copied()).collect()
@@ -1201,8 +1231,9 @@ impl<'a> Problem<'a> {
             }
             out
         };
+        let (fields, mut ess) = forward(&from)?;
         let mut state = State {
-            fields: forward(&from)?,
+            fields,
             conjugates: from.conjugates.clone(),
         };
         // Anderson acceleration of the fixed point x = B(F(x), x) of the conjugates, with
@@ -1220,7 +1251,7 @@ impl<'a> Problem<'a> {
                 break;
             }
             if residual <= settings.tolerance {
-                return Ok((state, sweep, residual));
+                return Ok((state, sweep, residual, ess));
             }
             // a residual far above the best so far: the extrapolation went astray, restart
             // it from here
@@ -1240,7 +1271,10 @@ impl<'a> Problem<'a> {
                     conjugates: unflatten(&candidate),
                 };
                 match forward(&trial) {
-                    Ok(fields) => break fields,
+                    Ok((fields, trial_ess)) => {
+                        ess = trial_ess;
+                        break fields;
+                    }
                     Err(
                         FiniteWidthError::NotNormalisable { .. }
                         | FiniteWidthError::Collapsed { .. },
@@ -1292,7 +1326,7 @@ fn anderson(memory: &[(Array1<f64>, Array1<f64>)], beta: f64) -> Array1<f64> {
     }
     let scale = normal.diag().sum().max(f64::MIN_POSITIVE);
     normal.diag_mut().mapv_inplace(|v| v + 1e-12 * scale);
-    let Some(inverse) = super::tilted::inverse(&normal) else {
+    let Ok(inverse) = crate::numeric::matrix::inverse(&normal) else {
         return plain;
     };
     let gamma = inverse.dot(&rhs);

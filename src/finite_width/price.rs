@@ -346,6 +346,15 @@ pub enum Regularity {
     Jumps,
 }
 
+/// How differentiable a built-in is.
+pub fn builtin_regularity(b: Builtin) -> Regularity {
+    match b {
+        Builtin::Relu | Builtin::Abs => Regularity::Kinked,
+        Builtin::Step | Builtin::Sign => Regularity::Jumps,
+        _ => Regularity::Smooth,
+    }
+}
+
 /// The regularity of `e` as an entry-wise function of h, None when it is not entry-wise.
 pub fn regularity(theory: &Theory, var: &str, e: &Expr, in_function: bool) -> Option<Regularity> {
     let go = |x: &Expr| regularity(theory, var, x, in_function);
@@ -369,9 +378,7 @@ pub fn regularity(theory: &Theory, var: &str, e: &Expr, in_function: bool) -> Op
         ExprKind::Div(a, b) | ExprKind::Pow(a, b) => Some(go(a)?.max(go(b)?)),
         ExprKind::Apply { callee, args } => {
             let own = match callee {
-                Callee::Builtin(Builtin::Relu | Builtin::Abs) => Regularity::Kinked,
-                Callee::Builtin(Builtin::Step | Builtin::Sign) => Regularity::Jumps,
-                Callee::Builtin(_) => Regularity::Smooth,
+                Callee::Builtin(b) => builtin_regularity(*b),
                 Callee::User(id) => regularity(theory, var, &theory.functions[*id].body, true)?,
             };
             args.iter().try_fold(own, |acc, a| Some(acc.max(go(a)?)))

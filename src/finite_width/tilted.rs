@@ -18,14 +18,13 @@
 //!   functions, Price's theorem replaces this (B1) estimator ([`super::price`]).
 
 use faer::Side;
-use faer::linalg::solvers::DenseSolveCore;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use super::FiniteWidthError;
-use super::gaussian::GaussianForms;
+use super::gaussian::{GaussianForms, outer};
 use super::price::TiltForm;
 use crate::check::ir::{Expr, Theory};
-use crate::numeric::matrix::{MatrixContext, Value};
+use crate::numeric::matrix::{MatrixContext, Value, inverse};
 use crate::simulate::draw::{covariance_factor, factor_clipped};
 use crate::simulate::units::{UnitEvaluator, UnitMemo};
 
@@ -120,7 +119,7 @@ impl TiltedMeasure {
         }
         let mut w = q.dot(k) * -2.0;
         w.diag_mut().mapv_inplace(|v| v + 1.0);
-        let v = inverse(&w).ok_or(FiniteWidthError::NotNormalisable {
+        let v = inverse(&w).map_err(|_| FiniteWidthError::NotNormalisable {
             term: ctx.term,
             smallest,
         })?;
@@ -181,19 +180,20 @@ impl TiltedMeasure {
         let total = weights.sum();
         weights /= total;
         let ess = 1.0 / weights.dot(&weights);
+        // L⁻¹, for the estimators that whiten (one Stein step, B1)
+        let inverse_factor = || {
+            inverse(&factor).map_err(|_| FiniteWidthError::Evaluate {
+                what: what.clone(),
+                reason: "it is singular: the backward equation needs its inverse".into(),
+            })
+        };
         let (cov_gradient, mean_gradient) = match price {
             _ if !with_gradients => (Array2::zeros((0, 0)), Array1::zeros(0)),
             Some(form) => {
                 let whitened = if form.second_order() {
                     None
                 } else {
-                    let inv_factor =
-                        inverse(&factor).ok_or_else(|| FiniteWidthError::Evaluate {
-                            what: what.clone(),
-                            reason: "it is singular: the backward equation needs its inverse"
-                                .into(),
-                        })?;
-                    Some(z.dot(&inv_factor))
+                    Some(z.dot(&inverse_factor()?))
                 };
                 form.gradients(
                     ctx.theory,
@@ -212,10 +212,7 @@ impl TiltedMeasure {
                 let samples = z.nrows() as f64;
                 let excess = weights.mapv(|w| w - 1.0 / samples);
                 // ½ L⁻ᵀ Zᵀ diag(w − 1/M) Z L⁻¹ and L⁻ᵀ Zᵀ (w − 1/M)
-                let inv_factor = inverse(&factor).ok_or_else(|| FiniteWidthError::Evaluate {
-                    what: what.clone(),
-                    reason: "it is singular: the backward equation needs its inverse".into(),
-                })?;
+                let inv_factor = inverse_factor()?;
                 let weighted = &z * &excess.view().insert_axis(Axis(1));
                 let second = z.t().dot(&weighted);
                 (
@@ -319,22 +316,6 @@ fn sampling_factor(k: &Array2<f64>, samples: usize) -> Result<Array2<f64>, Strin
 
 fn symmetric(m: &Array2<f64>) -> Array2<f64> {
     (m + &m.t()) * 0.5
-}
-
-fn outer(u: &Array1<f64>, v: &Array1<f64>) -> Array2<f64> {
-    u.view()
-        .insert_axis(Axis(1))
-        .dot(&v.view().insert_axis(Axis(0)))
-}
-
-/// The inverse of a square matrix (LU with partial pivoting), None when singular.
-pub(crate) fn inverse(m: &Array2<f64>) -> Option<Array2<f64>> {
-    let p = m.nrows();
-    let a = faer::Mat::from_fn(p, p, |i, j| m[[i, j]]);
-    let lu = a.partial_piv_lu();
-    let inv = lu.inverse();
-    let out = Array2::from_shape_fn((p, p), |(i, j)| inv[(i, j)]);
-    out.iter().all(|v| v.is_finite()).then_some(out)
 }
 
 /// The smallest eigenvalue of a symmetric matrix.

@@ -226,7 +226,7 @@ fn to_faer(m: &Array2<f64>) -> faer::Mat<f64> {
 }
 
 /// A⁻¹ by LU with partial pivoting; a singular matrix is an error.
-fn inverse(m: &Array2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
+pub fn inverse(m: &Array2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
     use faer::linalg::solvers::DenseSolveCore;
     if !m.is_square() {
         return Err(MatrixEvalError::Shape(format!(
