@@ -19,6 +19,8 @@ pub mod derive;
 #[cfg(feature = "runtime")]
 pub mod finite_width;
 #[cfg(feature = "runtime")]
+pub mod generated;
+#[cfg(feature = "runtime")]
 pub mod numeric;
 pub mod render;
 #[cfg(feature = "runtime")]

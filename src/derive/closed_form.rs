@@ -135,6 +135,58 @@ pub fn pair_equation_cached(
     })
 }
 
+/// A forward equation's pair formula in placeholder names (`K0_ab`, `K0_aa`, … for the
+/// entries it reads; given matrices keep their names `G0_ab`): the unit the code generator
+/// emits one function for. Every layer of a deep network shares one template.
+#[derive(Debug, Clone)]
+pub struct PairTemplate {
+    /// The raw template (before simplification) as an s-expression: the key under which the
+    /// run time finds code generated for it ([`template_key`]).
+    pub key: String,
+    /// The simplified formula in placeholder names.
+    pub formula: RecExpr<Math>,
+    /// G per placeholder (full-matrix convention), or why it is not available.
+    pub jacobian: BTreeMap<String, Result<RecExpr<Math>, String>>,
+    /// Placeholder → the entry it stands for in this equation (`K0_ab` → `C[1]_ab`).
+    pub names: BTreeMap<String, String>,
+}
+
+/// The key of a raw pair formula ([`super::entrywise::entry_formula`]): its placeholder
+/// template as an s-expression, with the placeholder → entry map.
+pub fn template_key(theory: &Theory, raw: &RecExpr<Math>) -> (String, BTreeMap<String, String>) {
+    let (template, names) = placeholders(theory, raw);
+    (template.to_string(), names)
+}
+
+/// The pair template of a forward equation, simplified (sharing `cache`), with G; `None`
+/// when the equation has no entry-wise form.
+pub fn pair_template(
+    theory: &Theory,
+    eq: &FieldEquation,
+    cache: &mut PairCache,
+) -> Option<PairTemplate> {
+    let nngp = eq.nngp.as_ref().ok()?;
+    let position = if nngp.shape.cols == Dim::One {
+        Position::First
+    } else {
+        Position::Pair
+    };
+    let raw = entry_formula(theory, nngp, position).ok()?;
+    let (template, names) = placeholders(theory, &raw.expr);
+    let key = template.to_string();
+    let simplified = cache
+        .templates
+        .entry((key.clone(), true))
+        .or_insert_with(|| simplify_template(&template, &names, true))
+        .clone();
+    Some(PairTemplate {
+        key,
+        formula: simplified.formula,
+        jacobian: simplified.jacobian,
+        names,
+    })
+}
+
 /// Simplifies a template and, with `with_jacobian`, its derivative with respect to each
 /// placeholder (canonical forms, placeholder names).
 fn simplify_template(
@@ -179,7 +231,7 @@ fn simplify_template(
 
 /// `expr` with its field entries renamed to placeholders `K<i>_<entry>` (`i` counts the
 /// fields in order of appearance), and the map from placeholder to real name.
-fn placeholders(
+pub fn placeholders(
     theory: &Theory,
     expr: &RecExpr<Math>,
 ) -> (RecExpr<Math>, BTreeMap<String, String>) {

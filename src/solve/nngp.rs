@@ -27,6 +27,7 @@ use crate::derive::entrywise::{Position, entry_formula};
 use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, assignments, unroll};
 use crate::derive::{DeriveError, derive_forward};
+use crate::generated::NativePairMap;
 use crate::numeric::hermite_kernel_map::ExpansionReport;
 pub use crate::numeric::kernel_map::PairSet;
 use crate::numeric::kernel_map::{PairKernelMap, mirror_upper};
@@ -115,6 +116,9 @@ pub struct Kernels {
     /// form), with its report: terms, worst error bound, pairs that fell back to quadrature.
     /// Kept for every such entry, returned or not (the hidden layers of a deep tanh network).
     pub expansions: BTreeMap<EntryKey, ExpansionReport>,
+    /// Entries computed by code that `saddle_macros::theory!` generated for their pair
+    /// formula ([`NngpSettings::native`]), returned or not.
+    pub native: Vec<EntryKey>,
 }
 
 impl Kernels {
@@ -150,6 +154,9 @@ pub struct NngpSettings {
     /// Which entries to return; the others are dropped as soon as no later equation needs
     /// them, so that a deep network needs about two P×P matrices at a time.
     pub keep: Keep,
+    /// Pair formulas compiled by `saddle_macros::theory!` for this theory (empty: interpret
+    /// every formula).
+    pub native: &'static [NativePairMap],
 }
 
 /// Which computed entries [`nngp_kernels`] returns.
@@ -170,18 +177,24 @@ impl Default for NngpSettings {
             pairs: PairSet::All,
             outputs: None,
             keep: Keep::All,
+            native: &[],
         }
     }
 }
 
 /// NNGP kernels of every field entry of `theory` on inputs `x` (and targets `y`, if the
 /// definitions need them).
+///
+/// With generated pair formulas in [`NngpSettings::native`], an equation whose template is
+/// there (and that the fused closed-form kernel maps do not cover) is evaluated by the
+/// generated function instead of the interpreter.
 pub fn nngp_kernels(
     theory: &Theory,
     x: ArrayView2<f64>,
     y: Option<ArrayView2<f64>>,
     settings: &NngpSettings,
 ) -> Result<Kernels, NngpError> {
+    let native = settings.native;
     validate_inputs(x)?;
     let params = parameter_values(theory, &settings.overrides)?;
     let overrides: Vec<(String, f64)> = theory
@@ -219,15 +232,19 @@ pub fn nngp_kernels(
         .collect();
     constants.insert("P".into(), x.nrows() as f64);
     constants.insert("d".into(), x.ncols() as f64);
-    if let Some(d) = y.as_ref().map(|y| y.ncols()).or(settings.outputs) {
+    let outputs = y.as_ref().map(|y| y.ncols()).or(settings.outputs);
+    if let Some(d) = outputs {
         constants.insert("D".into(), d as f64);
     }
+    let native_constants = crate::generated::constants(&params, x.nrows(), x.ncols(), outputs);
 
     // Forward equations, compiled.
     struct Compiled {
         key: EntryKey,
         kind: FieldKind,
         program: Program,
+        /// Generated code for the formula, used instead of `program` by [`evaluate_forward`].
+        native: Option<NativeFormula>,
         given: Vec<Array2<f64>>,
         /// The entries it reads ([`input_keys`], parsed once: the loops below ask for them
         /// once per other equation, L² times for a depth-L network).
@@ -259,15 +276,22 @@ pub fn nngp_kernels(
         for g in &formula.given {
             given.push(evaluate_matrix(theory, &params, x, y, &kernels, g, &name)?);
         }
+        let native = if fused_pair_map(theory, &program, &key) {
+            None
+        } else {
+            native_formula(theory, &formula.expr, native, &native_constants)
+        };
         let inputs = input_keys(theory, &program);
         let resolvable = program
             .slots
             .iter()
+            .chain(native.iter().flat_map(|n| n.slots.iter()))
             .all(|slot| slot_source(theory, slot).is_some());
         forward.push(Compiled {
             key,
             kind,
             program,
+            native,
             given,
             inputs,
             resolvable,
@@ -400,9 +424,13 @@ pub fn nngp_kernels(
                     )));
                 }
             }
+            if c.native.is_some() {
+                kernels.native.push(c.key.clone());
+            }
             let (value, expansion) = evaluate_forward(
                 theory,
                 &c.program,
+                c.native.as_ref(),
                 &c.given,
                 c.kind,
                 &kernels,
@@ -743,10 +771,73 @@ fn take_buffer(spare: &mut Vec<Array2<f64>>, p: usize) -> Array2<f64> {
     }
 }
 
+/// A generated pair formula bound to an equation: the function, its constants, and the
+/// entries its slots read (real names).
+struct NativeFormula {
+    eval: fn(&[f64], &[f64], bool) -> f64,
+    constants: Vec<f64>,
+    slots: Vec<String>,
+}
+
+/// Whether [`evaluate_forward`]'s fast path applies with a closed form (erf, ReLU, sign,
+/// linear, step at θ = 0; the SIMD loop beats generated code): C' = s·K_φ(C) + o of one
+/// symmetric kernel C, read at (α, α), (β, β) and (α, β), into a symmetric entry. A user
+/// activation goes through the Mehler expansion there, which a generated closed form beats.
+fn fused_pair_map(theory: &Theory, program: &Program, key: &EntryKey) -> bool {
+    let Some((map, slots)) = program.as_pair_kernel_map() else {
+        return false;
+    };
+    if !map.has_closed_form() {
+        return false;
+    }
+    let sources: Vec<Option<SlotSource>> = slots
+        .iter()
+        .map(|&i| program.slots.get(i).and_then(|s| slot_source(theory, s)))
+        .collect();
+    let positions = [
+        Position::FirstDiagonal,
+        Position::SecondDiagonal,
+        Position::Pair,
+    ];
+    let first = match sources.first() {
+        Some(Some(SlotSource::Field(k, _))) => k.clone(),
+        _ => return false,
+    };
+    key_is_symmetric(key.1.clone())
+        && sources.iter().zip(positions).all(
+            |(s, want)| matches!(s, Some(SlotSource::Field(k, pos)) if *k == first && *pos == want),
+        )
+}
+
+/// The generated formula for an equation, if `native` has its template.
+fn native_formula(
+    theory: &Theory,
+    raw: &egg::RecExpr<crate::symbolic::lang::Math>,
+    native: &[NativePairMap],
+    constants: &[f64],
+) -> Option<NativeFormula> {
+    if native.is_empty() {
+        return None;
+    }
+    let (key, names) = crate::derive::closed_form::template_key(theory, raw);
+    let map = native.iter().find(|m| m.key == key)?;
+    let slots = map
+        .slots
+        .iter()
+        .map(|s| names.get(*s).cloned().unwrap_or_else(|| s.to_string()))
+        .collect();
+    Some(NativeFormula {
+        eval: map.eval,
+        constants: constants.to_vec(),
+        slots,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn evaluate_forward(
     theory: &Theory,
     program: &Program,
+    native: Option<&NativeFormula>,
     given: &[Array2<f64>],
     kind: FieldKind,
     kernels: &Kernels,
@@ -756,8 +847,14 @@ fn evaluate_forward(
     spare: &mut Vec<Array2<f64>>,
     upper_only: bool,
 ) -> Result<(Array2<f64>, Option<ExpansionReport>), NngpError> {
-    let sources: Vec<(&Array2<f64>, Position)> = program
-        .slots
+    let slot_names = native.map_or(&program.slots, |n| &n.slots);
+    let evaluate = |slots: &[f64], same: bool| -> Result<f64, ProgramError> {
+        match native {
+            Some(n) => Ok((n.eval)(&n.constants, slots, same)),
+            None => program.eval(slots, same),
+        }
+    };
+    let sources: Vec<(&Array2<f64>, Position)> = slot_names
         .iter()
         .map(|s| match slot_source(theory, s) {
             Some(SlotSource::Field(key, pos)) => kernels.entries.get(&key).map(|m| (m, pos)),
@@ -800,7 +897,7 @@ fn evaluate_forward(
             .map(|a| {
                 crate::numeric::kernel_map::clear_upper_vector_state();
                 let slots: Vec<f64> = sources.iter().map(|(m, pos)| read(m, *pos, a, a)).collect();
-                program.eval(&slots, true)
+                evaluate(&slots, true)
             })
             .collect::<Result<_, _>>()
             .map_err(fail)?;
@@ -819,7 +916,7 @@ fn evaluate_forward(
     let symmetric = key_is_symmetric(key_of(name));
     let mut out = take_buffer(spare, p);
     // Fast path: C' = s·K_φ(C) + o on one symmetric kernel.
-    if let Some((map, [ia, ib, ic])) = program.as_pair_kernel_map() {
+    if let Some((map, [ia, ib, ic])) = program.as_pair_kernel_map().filter(|_| native.is_none()) {
         let (ma, pa) = sources[ia];
         let (mb, pb) = sources[ib];
         let (mc, pc) = sources[ic];
@@ -860,7 +957,7 @@ fn evaluate_forward(
                 for (slot, (m, pos)) in slots.iter_mut().zip(&sources) {
                     *slot = read(m, *pos, a, b);
                 }
-                let v = program.eval(&slots, a == b).map_err(fail)?;
+                let v = evaluate(&slots, a == b).map_err(fail)?;
                 if !v.is_finite() {
                     return Err(NngpError::NotFinite {
                         field: name.to_string(),
