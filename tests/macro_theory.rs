@@ -33,26 +33,8 @@ saddle_macros::theory!(RecurrentErfDriven = "examples/recurrent_erf_driven.actio
 
 // A user activation without a fast path in the run time: the Gaussian bump, whose pair
 // expectation the derivation puts in closed form (the interpreter expands it in Hermite
-// polynomials), and a two-parameter version of it.
-saddle_macros::theory!(
-    DeepBump = r#"
-theory deep_bump
-param g = 1.5
-param gb = 0.1
-param kappa = 0.1
-param N = 100
-param L: int = 4
-phi(x) = exp(-x^2 / 2)
-data X, Y
-kernel C[l] for l in 0..=L
-conj Ct[l] of C[l] for l in 1..=L
-C[0] = X X^T / d
-action S = sum(l in 1..=L, - tr(Ct[l]^T C[l])
-               + N * ln E[ exp(g / N * phi(h)^T Ct[l] phi(h)) | h ~ N(0, C[l-1]) ]
-               + gb * tr(Ct[l]^T ones))
-         - 1/2 * tr(Y^T inv(C[L] + kappa * I) Y) - D/2 * logdet(C[L] + kappa * I)
-"#
-);
+// polynomials); and, inline, a two-parameter version of it.
+saddle_macros::theory!(DeepBump = "examples/deep_bump.action");
 saddle_macros::theory!(
     DeepBump2 = r#"
 theory deep_bump2

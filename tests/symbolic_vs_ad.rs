@@ -142,6 +142,18 @@ const CASES: &[Case] = &[
         field_check: layered,
     },
     Case {
+        name: "deep_bump",
+        overrides: SMALL,
+        patterns: 2,
+        // an entire integrand times a Gaussian: ∂S/∂C entries 4.6e-9 apart at order 40,
+        // within 1e-9 at 64
+        order: 64,
+        points: 5,
+        kernel_scale: 1.0,
+        measure_tolerance: 1e-9,
+        field_check: layered,
+    },
+    Case {
         name: "deep_linear",
         // with the Wishart term, so that a `logdet` of a field is differentiated too
         overrides: &[("L", 2.0), ("wishart", 1.0)],
@@ -495,6 +507,11 @@ fn deep_erf() {
 #[test]
 fn deep_tanh() {
     run_case("deep_tanh");
+}
+
+#[test]
+fn deep_bump() {
+    run_case("deep_bump");
 }
 
 #[test]
