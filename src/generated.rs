@@ -123,7 +123,21 @@ pub fn norm_cdf<D: DualNum<Primitive = f64> + Copy>(x: D) -> D {
 
 /// Φ₂(h, k; ρ), the bivariate normal CDF, with ρ = ±1 up to rounding ([`at_unit`]) read as
 /// ±1; NaN where it is not defined (the solver reports a non-finite entry with its pair).
+///
+/// An infinite limit fixes the value whatever ρ (a unit whose input variance vanished, a
+/// silent layer: h = (J m − θ)/√0 = −∞, with ρ = 0/0): Φ₂(−∞, k) = Φ₂(h, −∞) = 0,
+/// Φ₂(+∞, k) = Φ(k), Φ₂(h, +∞) = Φ(h).
 pub fn bvn<D: DualNum<Primitive = f64> + Copy>(h: D, k: D, rho: D, same: bool) -> D {
+    let (hr, kr) = (h.re(), k.re());
+    if hr == f64::NEG_INFINITY || kr == f64::NEG_INFINITY {
+        return D::zero();
+    }
+    if hr == f64::INFINITY {
+        return norm_cdf(k);
+    }
+    if kr == f64::INFINITY {
+        return norm_cdf(h);
+    }
     let r = rho.re();
     let rho = if at_unit(r, same) {
         D::from(r.signum())
@@ -171,6 +185,9 @@ mod tests {
         assert_eq!(acos(-1.0_f64 - 1e-14, false), std::f64::consts::PI);
         assert!(asin(1.1_f64, true).is_nan());
         assert!(bvn(0.0_f64, 0.0, 1.5, false).is_nan());
+        // a silent layer: h = −1/0, ρ = 0/0
+        assert_eq!(bvn(f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NAN, true), 0.0);
+        assert_eq!(bvn(f64::INFINITY, 0.0, f64::NAN, false), 0.5);
         // Φ₂(0, 0; ρ) = 1/4 + asin ρ / (2π)
         let rho = 0.3_f64;
         let expected = 0.25 + rho.asin() / std::f64::consts::TAU;
