@@ -73,7 +73,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let depths: Vec<usize> = (1..=20).collect();
     for g in [1.5, 4.0] {
         println!("deep erf, g = {g}: GP on MNIST 0 vs 3");
-        println!("{:>3} {:>10} {:>9} {:>12}", "L", "test MSE", "accuracy", "ln p(Y|X)");
+        println!(
+            "{:>3} {:>10} {:>9} {:>12}",
+            "L", "test MSE", "accuracy", "ln p(Y|X)"
+        );
         for row in depth_scan(DeepErf::default().with_g(g), &split, &depths)? {
             println!(
                 "{:>3} {:>10.6} {:>9.4} {:>12.3}",

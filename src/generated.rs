@@ -186,7 +186,10 @@ mod tests {
         assert!(asin(1.1_f64, true).is_nan());
         assert!(bvn(0.0_f64, 0.0, 1.5, false).is_nan());
         // a silent layer: h = −1/0, ρ = 0/0
-        assert_eq!(bvn(f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NAN, true), 0.0);
+        assert_eq!(
+            bvn(f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NAN, true),
+            0.0
+        );
         assert_eq!(bvn(f64::INFINITY, 0.0, f64::NAN, false), 0.5);
         // Φ₂(0, 0; ρ) = 1/4 + asin ρ / (2π)
         let rho = 0.3_f64;

@@ -28,8 +28,9 @@ fn depth_scan_matches_the_interpreter() {
     let split = depth_scan::digits(40, 40).expect("digits");
     let depths = [1, 3, 8];
     for g in [1.5, 4.0] {
-        let rows = depth_scan::depth_scan(depth_scan::DeepErf::default().with_g(g), &split, &depths)
-            .expect("scan");
+        let rows =
+            depth_scan::depth_scan(depth_scan::DeepErf::default().with_g(g), &split, &depths)
+                .expect("scan");
         for row in rows {
             let reference = nngp_predict(
                 depth_scan::DeepErf::theory(),
@@ -73,7 +74,10 @@ fn recurrent_table_matches_the_interpreter() {
             let c = &kernels.entries[&(0, vec![a as i64, b as i64])];
             assert!(close(table.between[[a, b]], c[[0, 1]]), "C[{a},{b}]");
         }
-        assert!(close(table.variance[a], kernels.entries[&(0, vec![a as i64, a as i64])][[0, 0]]));
+        assert!(close(
+            table.variance[a],
+            kernels.entries[&(0, vec![a as i64, a as i64])][[0, 0]]
+        ));
     }
     // the equal-time kernels are the deep network's (THEORY.md §6): C(1, 1) of the recurrent
     // network is one erf layer on C(0, 0)
@@ -100,7 +104,11 @@ fn pattern_separation_matches_the_interpreter() {
             let q = &kernels.entries[&(1, vec![l as i64 + 1])];
             let activity = kernels.entries[&(0, vec![l as i64 + 1])][[0, 0]];
             let expected = q[[0, 0]] + q[[1, 1]] - 2.0 * q[[0, 1]];
-            assert!(close(*delta, expected), "θ = {theta}, l = {}: {delta} vs {expected}", l + 1);
+            assert!(
+                close(*delta, expected),
+                "θ = {theta}, l = {}: {delta} vs {expected}",
+                l + 1
+            );
             assert!(close(*m, activity));
             assert!(*delta >= 0.0);
         }

@@ -580,6 +580,18 @@ mod tests {
     }
 
     #[test]
+    fn a_file_with_a_mistake_is_an_error_naming_file_line_col() {
+        let path = "../tests/diagnostics/err_unknown_name.action";
+        let error = expand(quote!(Bad = #path)).expect_err("does not check");
+        assert!(
+            error
+                .to_string()
+                .contains("err_unknown_name.action:15:20: unknown name `kapa`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_bad_theory_is_an_error_at_the_literal() {
         let literal = LitStr::new("theory t\nparam g = \n", Span::call_site());
         let error = expand(quote!(T = #literal)).expect_err("does not check");

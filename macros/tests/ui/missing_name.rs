@@ -1,0 +1,4 @@
+// The struct needs a name: `theory!(Name = "…")`.
+saddle_macros::theory!("examples/deep_erf.action");
+
+fn main() {}
