@@ -364,3 +364,63 @@ fn generated_prediction_equals_the_interpreter() {
         assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{a} vs {b}");
     }
 }
+
+#[test]
+fn generated_finite_width_solvers_run_the_run_time_ones_at_the_struct_values() {
+    let x = inputs(2, 4);
+    let y = Array2::from_shape_vec((2, 1), vec![1.0, -1.0]).expect("targets");
+    let t = DeepErf::default().with_L(2).with_N(50.0);
+    let theory = DeepErf::theory();
+    let overrides = GeneratedTheory::overrides(&t);
+    let linearised = t.linearised(x.view(), y.view()).expect("linearised");
+    let reference = saddle::solve::fluctuation::linear_response(
+        theory,
+        x.view(),
+        Some(y.view()),
+        &saddle::solve::fluctuation::FluctuationSettings {
+            overrides: overrides.clone(),
+            ..Default::default()
+        },
+    )
+    .expect("interpreted");
+    assert_eq!(linearised.width, Some(50.0));
+    for (a, b) in linearised.layers.iter().zip(&reference.layers) {
+        assert_eq!(a.delta, b.delta);
+    }
+    let map = t.saddle_point(x.view(), y.view()).expect("MAP");
+    let reference = saddle::finite_width::map_kernels(
+        theory,
+        x.view(),
+        y.view(),
+        None,
+        &saddle::finite_width::MapSettings {
+            overrides,
+            ..Default::default()
+        },
+    )
+    .expect("interpreted");
+    assert_eq!(map.width, Some(50.0));
+    for (a, b) in map.layers.iter().zip(&reference.layers) {
+        assert_eq!(a.kernel, b.kernel);
+    }
+}
+
+#[test]
+fn generated_maps_are_the_closed_forms_of_theory_md() {
+    // THEORY.md §2, unit-slope erf: C' = g·(2/π)·asin(π/2·c/√((1 + π/2·a)(1 + π/2·b))) + gb
+    let t = DeepErf::default();
+    let c = t.constants(3, 4, None);
+    let (a, ab, b) = (1.3, 0.4, 0.8);
+    let h = std::f64::consts::FRAC_PI_2;
+    let expected = t.g * 2.0 / std::f64::consts::PI
+        * (h * ab / ((1.0 + h * a) * (1.0 + h * b)).sqrt()).asin()
+        + t.gb;
+    let got = DeepErf::C_map::<f64>(&c, &[a, ab, b], false);
+    assert!((got - expected).abs() < 1e-15, "{got} vs {expected}");
+    // the Gaussian bump: ⟨e^{−u²/2} e^{−v²/2}⟩ = 1/√((1 + a)(1 + b) − c²)
+    let t = DeepBump::default();
+    let c = t.constants(3, 4, None);
+    let expected = t.g / ((1.0 + a) * (1.0 + b) - ab * ab).sqrt() + t.gb;
+    let got = DeepBump::C_map::<f64>(&c, &[a, ab, b], false);
+    assert!((got - expected).abs() < 1e-15, "{got} vs {expected}");
+}

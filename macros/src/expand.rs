@@ -467,6 +467,17 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
                 <Self as ::saddle::generated::GeneratedTheory>::theory()
             }
 
+            /// The constants `c` of the generated pair formulas: the parameters in declaration
+            /// order, then P (patterns), d (input features), D (outputs; NaN when unknown).
+            pub fn constants(&self, patterns: usize, inputs: usize, outputs: ::core::option::Option<usize>) -> ::std::vec::Vec<f64> {
+                ::saddle::generated::GeneratedTheory::constants(self, patterns, inputs, outputs)
+            }
+
+            /// The parameter values as `--set` overrides for the run-time solvers.
+            pub fn overrides(&self) -> ::std::vec::Vec<(::std::string::String, f64)> {
+                ::saddle::generated::GeneratedTheory::overrides(self)
+            }
+
             /// NNGP solver settings with these parameter values and the generated formulas.
             pub fn settings(&self) -> ::saddle::solve::nngp::NngpSettings {
                 ::saddle::generated::GeneratedTheory::settings(self)
