@@ -22,6 +22,8 @@ pub mod finite_width;
 pub mod generated;
 #[cfg(feature = "runtime")]
 pub mod numeric;
+#[cfg(feature = "runtime")]
+pub mod plot;
 pub mod render;
 #[cfg(feature = "runtime")]
 pub mod simulate;

@@ -1,0 +1,358 @@
+//! Curves against a swept quantity: theory as lines, sampled estimates as points with error
+//! bars (± one standard error, as given), one colour per series, a legend, labelled axes;
+//! the x axis logarithmic on request (widths N = 50…1000).
+//!
+//! ```
+//! use saddle::plot::{Curve, CurveFigure, Marker};
+//! let figure = CurveFigure {
+//!     title: "deep erf, MNIST 0 vs 3".into(),
+//!     x_label: "depth L".into(),
+//!     y_label: "test MSE".into(),
+//!     log_x: false,
+//!     curves: vec![Curve {
+//!         label: "NNGP".into(),
+//!         x: vec![1.0, 2.0, 4.0],
+//!         y: vec![0.11, 0.10, 0.12],
+//!         error: None,
+//!         marker: Marker::Line,
+//!     }],
+//! };
+//! let path = std::env::temp_dir().join("saddle_doc_curve.svg");
+//! figure.render(&path).unwrap();
+//! let svg = std::fs::read_to_string(&path).unwrap();
+//! assert!(saddle::plot::svg_text(&svg).contains(&"test MSE".to_string()));
+//! ```
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::prelude::*;
+
+use super::{FONT, Format, PlotError, backend_error, register_font};
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// A line through the points (theory).
+    Line,
+    /// Points, with error bars where errors are given (simulation, Monte Carlo).
+    Points,
+    /// A line with a point at each value.
+    LinePoints,
+}
+
+/// One series.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    /// Legend entry.
+    pub label: String,
+    /// Abscissae.
+    pub x: Vec<f64>,
+    /// Ordinates.
+    pub y: Vec<f64>,
+    /// One standard error per point (drawn as ± bars), if any.
+    pub error: Option<Vec<f64>>,
+    /// How it is drawn.
+    pub marker: Marker,
+}
+
+/// A tick label: at most four significant digits, trailing zeros dropped (0.094, 1000, 2.5).
+pub(crate) fn tick(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// Series colours: the colour-blind-safe "tab10" cycle (blue, orange, green, red, …).
+pub(crate) fn colour(i: usize) -> RGBAColor {
+    const TAB10: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    let (r, g, b) = TAB10[i % TAB10.len()];
+    RGBColor(r, g, b).to_rgba()
+}
+
+/// Key points 1, 2, 5 × 10ᵏ inside `lo..hi` (a log axis), with the ends when few fall inside.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powi(lo.log10().floor() as i32);
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let t = m * decade;
+            if t >= lo && t <= hi {
+                ticks.push(t);
+            }
+        }
+        decade *= 10.0;
+    }
+    if ticks.len() < 3 {
+        ticks.insert(0, lo);
+        ticks.push(hi);
+    }
+    ticks
+}
+
+/// A figure of curves sharing axes.
+#[derive(Debug, Clone)]
+pub struct CurveFigure {
+    /// Title above the plot.
+    pub title: String,
+    /// x axis label, with units or the symbol.
+    pub x_label: String,
+    /// y axis label.
+    pub y_label: String,
+    /// Logarithmic x axis (needs x > 0).
+    pub log_x: bool,
+    /// The series.
+    pub curves: Vec<Curve>,
+}
+
+const SIZE: (u32, u32) = (860, 560);
+
+/// An axis' (low, high) ends.
+type Span = (f64, f64);
+
+impl CurveFigure {
+    /// Draws the figure into `path` (.svg or .png).
+    pub fn render(&self, path: &Path) -> Result<(), PlotError> {
+        let ((x0, x1), (y0, y1)) = self.ranges()?;
+        // text is measured for the layout in either format
+        register_font()?;
+        match Format::of(path)? {
+            Format::Svg => {
+                let root = SVGBackend::new(path, SIZE).into_drawing_area();
+                self.draw_on(&root, (x0, x1), (y0, y1), path)
+            }
+            Format::Png => {
+                let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+                self.draw_on(&root, (x0, x1), (y0, y1), path)
+            }
+        }
+    }
+
+    /// The data ranges (errors included), padded by 5 %, checked.
+    fn ranges(&self) -> Result<(Span, Span), PlotError> {
+        let mut xs = Vec::new();
+        let mut ys = Vec::new();
+        for c in &self.curves {
+            if c.x.len() != c.y.len() || c.error.as_ref().is_some_and(|e| e.len() != c.y.len()) {
+                return Err(PlotError::Data(format!(
+                    "series `{}`: {} x values, {} y values{}",
+                    c.label,
+                    c.x.len(),
+                    c.y.len(),
+                    c.error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(", {} errors", e.len()))
+                )));
+            }
+            for (i, (&x, &y)) in c.x.iter().zip(&c.y).enumerate() {
+                let e = c.error.as_ref().map_or(0.0, |e| e[i]);
+                if !(x.is_finite() && y.is_finite() && e.is_finite()) {
+                    return Err(PlotError::Data(format!(
+                        "series `{}`, point {i}: ({x}, {y} ± {e}) is not finite",
+                        c.label
+                    )));
+                }
+                if self.log_x && x <= 0.0 {
+                    return Err(PlotError::Data(format!(
+                        "series `{}`, point {i}: x = {x} on a logarithmic axis",
+                        c.label
+                    )));
+                }
+                xs.push(x);
+                ys.push(y - e.abs());
+                ys.push(y + e.abs());
+            }
+        }
+        if xs.is_empty() {
+            return Err(PlotError::Data("no points to draw".into()));
+        }
+        let span = |v: &[f64], log: bool| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if log {
+                let (l, h) = (lo.ln(), hi.ln());
+                let pad = ((h - l) * 0.05).max(0.05);
+                ((l - pad).exp(), (h + pad).exp())
+            } else {
+                let pad = ((hi - lo) * 0.05).max(1e-9 * hi.abs().max(1.0));
+                (lo - pad, hi + pad)
+            }
+        };
+        Ok((span(&xs, self.log_x), span(&ys, false)))
+    }
+
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        (x0, x1): (f64, f64),
+        (y0, y1): (f64, f64),
+        path: &Path,
+    ) -> Result<(), PlotError> {
+        let fail = |e: &dyn std::fmt::Display| backend_error(path, e);
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let mut builder = ChartBuilder::on(root);
+        builder
+            .caption(&self.title, (FONT, 24))
+            .margin(16)
+            .x_label_area_size(56)
+            .y_label_area_size(84);
+        if self.log_x {
+            let mut chart = builder
+                .build_cartesian_2d(
+                    (x0..x1).log_scale().with_key_points(log_ticks(x0, x1)),
+                    y0..y1,
+                )
+                .map_err(|e| fail(&e))?;
+            self.mesh_and_series(&mut chart, path, (x0, x1), (y0, y1))
+        } else {
+            let mut chart = builder
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(|e| fail(&e))?;
+            self.mesh_and_series(&mut chart, path, (x0, x1), (y0, y1))
+        }?;
+        root.present().map_err(|e| fail(&e))
+    }
+
+    /// The corner of the plot with the fewest points, for the legend (x measured on the
+    /// axis' own scale).
+    fn legend_corner(&self, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+        let scale = |x: f64| {
+            if self.log_x {
+                (x.ln() - x0.ln()) / (x1.ln() - x0.ln())
+            } else {
+                (x - x0) / (x1 - x0)
+            }
+        };
+        let mut counts = [0usize; 4];
+        for c in &self.curves {
+            for (&x, &y) in c.x.iter().zip(&c.y) {
+                let (u, v) = (scale(x), (y - y0) / (y1 - y0));
+                // the legend box covers about 40 % × 30 % of a corner
+                if u > 0.55 && v > 0.65 {
+                    counts[0] += 1;
+                }
+                if u < 0.45 && v > 0.65 {
+                    counts[1] += 1;
+                }
+                if u > 0.55 && v < 0.35 {
+                    counts[2] += 1;
+                }
+                if u < 0.45 && v < 0.35 {
+                    counts[3] += 1;
+                }
+            }
+        }
+        let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
+        [
+            SeriesLabelPosition::UpperRight,
+            SeriesLabelPosition::UpperLeft,
+            SeriesLabelPosition::LowerRight,
+            SeriesLabelPosition::LowerLeft,
+        ][best]
+            .clone()
+    }
+
+    fn mesh_and_series<'a, DB, X>(
+        &self,
+        chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+        path: &Path,
+        x_range: (f64, f64),
+        y_range: (f64, f64),
+    ) -> Result<(), PlotError>
+    where
+        DB: DrawingBackend + 'a,
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let fail = |e: &dyn std::fmt::Display| backend_error(path, e);
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .y_desc(&self.y_label)
+            .label_style((FONT, 16))
+            .axis_desc_style((FONT, 19))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.08))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        for (i, c) in self.curves.iter().enumerate() {
+            let colour = colour(i);
+            let points: Vec<(f64, f64)> = c.x.iter().copied().zip(c.y.iter().copied()).collect();
+            let label = c.label.clone();
+            match c.marker {
+                Marker::Line | Marker::LinePoints => {
+                    chart
+                        .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                        .map_err(|e| fail(&e))?
+                        .label(label)
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                        });
+                }
+                Marker::Points => {
+                    chart
+                        .draw_series(
+                            points
+                                .iter()
+                                .map(|&(x, y)| Circle::new((x, y), 4, colour.filled())),
+                        )
+                        .map_err(|e| fail(&e))?
+                        .label(label)
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()));
+                }
+            }
+            if c.marker == Marker::LinePoints {
+                chart
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|&(x, y)| Circle::new((x, y), 3, colour.filled())),
+                    )
+                    .map_err(|e| fail(&e))?;
+            }
+            if let Some(errors) = &c.error {
+                chart
+                    .draw_series(points.iter().zip(errors).map(|(&(x, y), &e)| {
+                        ErrorBar::new_vertical(
+                            x,
+                            y - e.abs(),
+                            y,
+                            y + e.abs(),
+                            colour.stroke_width(2),
+                            8,
+                        )
+                    }))
+                    .map_err(|e| fail(&e))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(self.legend_corner(x_range, y_range))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font((FONT, 16))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        Ok(())
+    }
+}
