@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
-use common::{saddle, temp_file};
+use common::{path_str, saddle, temp_file};
 
 const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
 const Y: &str = "-1\n-1\n1\n1\n";
@@ -534,4 +534,125 @@ fn finite_width_evaluation_errors_point_into_the_action() {
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("parameter `N` = 0"), "{err}");
+}
+
+#[test]
+fn plot_draws_kernels_and_curves_from_results() {
+    let (x, y, xt) = (
+        temp_file("px.csv", X),
+        temp_file("py.csv", Y),
+        temp_file("pxt.csv", XT),
+    );
+    let (code, json, err) = saddle(&[
+        "kernel",
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&x),
+        "--json",
+        "--layers",
+        "all",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let result = temp_file("kernels.json", &json);
+    let figure = temp_file("kernels.svg", "");
+    let (code, out, err) = saddle(&[
+        "plot",
+        path_str(&result),
+        "--labels",
+        path_str(&y),
+        "--out",
+        path_str(&figure),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("wrote"), "{out}");
+    let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
+    for panel in [
+        "C[0]",
+        "C[1]",
+        "C[2]",
+        "C[3]",
+        "nngp kernels, patterns sorted by class",
+    ] {
+        assert!(text.iter().any(|t| t == panel), "{panel} in {text:?}");
+    }
+    // a figure spec (what `demo` writes next to its curves)
+    let spec = temp_file(
+        "spec.json",
+        r#"{"title": "t", "x_label": "depth L", "y_label": "test MSE",
+            "curves": [{"label": "erf", "x": [1, 2, 4], "y": [0.1, 0.09, 0.095],
+                        "marker": "line_points"}]}"#,
+    );
+    let png = temp_file("curves.png", "");
+    let (code, _, err) = saddle(&["plot", path_str(&spec), "--out", path_str(&png)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(&std::fs::read(&png).expect("written")[..4], b"\x89PNG");
+    // bad input: named errors, exit 1
+    for (args, says) in [
+        (
+            vec!["plot", path_str(&result), "--out", "figure.pdf"],
+            "as .svg or .png",
+        ),
+        (
+            vec![
+                "plot",
+                path_str(&result),
+                "--entries",
+                "C[9]",
+                "--out",
+                path_str(&figure),
+            ],
+            "--entries C[9]",
+        ),
+        (
+            vec!["plot", path_str(&x), "--out", path_str(&figure)],
+            "not JSON",
+        ),
+        (
+            vec![
+                "plot",
+                path_str(&result),
+                "--labels",
+                path_str(&xt),
+                "--out",
+                path_str(&figure),
+            ],
+            "--labels has 3 rows",
+        ),
+    ] {
+        let (code, _, err) = saddle(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn demo_writes_its_figures() {
+    let dir = std::env::temp_dir().join(format!("saddle-demo-test-{}", std::process::id()));
+    let (code, out, err) = saddle(&[
+        "demo",
+        "--train",
+        "40",
+        "--test",
+        "40",
+        "--out",
+        path_str(&dir),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for stem in [
+        "nngp_accuracy_vs_depth",
+        "nngp_mse_vs_depth",
+        "nngp_lnp_vs_depth",
+        "nngp_kernels_erf",
+    ] {
+        assert!(out.contains(stem), "{stem} listed in {out}");
+        for ext in ["svg", "png"] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            assert!(path.exists(), "{} written", path.display());
+        }
+    }
+    let spec = std::fs::read_to_string(dir.join("nngp_mse_vs_depth.json")).expect("spec");
+    let spec: serde_json::Value = serde_json::from_str(&spec).expect("JSON");
+    assert_eq!(spec["curves"].as_array().map(Vec::len), Some(2));
+    assert_eq!(spec["x_label"], "depth L (hidden layers)");
 }

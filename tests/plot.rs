@@ -37,13 +37,15 @@ fn width_figure() -> CurveFigure {
                 y: vec![0.0888, 0.0905, 0.0917, 0.0928, 0.0933],
                 error: None,
                 marker: Marker::LinePoints,
+                colour: None,
             },
             Curve {
                 label: "NNGP (N = ∞)".into(),
                 x: vec![50.0, 1000.0],
                 y: vec![0.0940, 0.0940],
                 error: None,
-                marker: Marker::Line,
+                marker: Marker::Dashed,
+                colour: Some(0),
             },
             Curve {
                 label: "simulation ± s.e.".into(),
@@ -51,6 +53,7 @@ fn width_figure() -> CurveFigure {
                 y: vec![0.0891, 0.0903, 0.0921, 0.0925, 0.0936],
                 error: Some(vec![0.0008, 0.0007, 0.0006, 0.0005, 0.0004]),
                 marker: Marker::Points,
+                colour: None,
             },
         ],
     }

@@ -29,6 +29,7 @@ mod finite_width;
 mod fmt;
 mod kernel;
 mod options;
+mod plot;
 mod simulate;
 mod solve;
 
@@ -79,6 +80,9 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Run a bundled real-data demo (no arguments needed): MNIST 0 vs 3 against depth.
     Demo(demo::DemoArgs),
+    /// Draw a figure (SVG or PNG) from a result: kernel heatmaps from `kernel`/`solve`/
+    /// `simulate --json`, or curves from a figure spec that `demo` writes.
+    Plot(plot::PlotArgs),
 }
 
 /// Everything that ends a command with exit code 1.
@@ -132,6 +136,7 @@ pub fn run() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Plot(args) => plot::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

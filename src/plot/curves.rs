@@ -15,6 +15,7 @@
 //!         y: vec![0.11, 0.10, 0.12],
 //!         error: None,
 //!         marker: Marker::Line,
+//!         colour: None,
 //!     }],
 //! };
 //! let path = std::env::temp_dir().join("saddle_doc_curve.svg");
@@ -32,7 +33,8 @@ use plotters::prelude::*;
 use super::{FONT, Format, PlotError, backend_error, register_font};
 
 /// How a series is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Marker {
     /// A line through the points (theory).
     Line,
@@ -40,10 +42,12 @@ pub enum Marker {
     Points,
     /// A line with a point at each value.
     LinePoints,
+    /// A dashed line (a reference: the N = ∞ value beside finite-N curves).
+    Dashed,
 }
 
 /// One series.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Curve {
     /// Legend entry.
     pub label: String,
@@ -52,9 +56,14 @@ pub struct Curve {
     /// Ordinates.
     pub y: Vec<f64>,
     /// One standard error per point (drawn as ± bars), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Vec<f64>>,
     /// How it is drawn.
     pub marker: Marker,
+    /// Colour index in the tab10 cycle (default: the series' position), to pair a theory
+    /// line with its reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<usize>,
 }
 
 /// A tick label: at most four significant digits, trailing zeros dropped (0.094, 1000, 2.5).
@@ -109,8 +118,8 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     ticks
 }
 
-/// A figure of curves sharing axes.
-#[derive(Debug, Clone)]
+/// A figure of curves sharing axes (also its JSON form: `saddle plot FIGURE.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CurveFigure {
     /// Title above the plot.
     pub title: String,
@@ -119,6 +128,7 @@ pub struct CurveFigure {
     /// y axis label.
     pub y_label: String,
     /// Logarithmic x axis (needs x > 0).
+    #[serde(default)]
     pub log_x: bool,
     /// The series.
     pub curves: Vec<Curve>,
@@ -296,7 +306,7 @@ impl CurveFigure {
             .draw()
             .map_err(|e| fail(&e))?;
         for (i, c) in self.curves.iter().enumerate() {
-            let colour = colour(i);
+            let colour = colour(c.colour.unwrap_or(i));
             let points: Vec<(f64, f64)> = c.x.iter().copied().zip(c.y.iter().copied()).collect();
             let label = c.label.clone();
             match c.marker {
@@ -307,6 +317,20 @@ impl CurveFigure {
                         .label(label)
                         .legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                        });
+                }
+                Marker::Dashed => {
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            points.clone(),
+                            10,
+                            6,
+                            colour.stroke_width(2),
+                        ))
+                        .map_err(|e| fail(&e))?
+                        .label(label)
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 8, y)], colour.stroke_width(3))
                         });
                 }
                 Marker::Points => {

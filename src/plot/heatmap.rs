@@ -151,25 +151,27 @@ impl Heatmap {
         let (panels, bar) = root.split_horizontally(width.saturating_sub(BAR));
         let areas = panels.split_evenly((1, self.panels.len()));
         let colour = |v: f64| ViridisRGB::get_color_normalized(v, *lo, *hi);
+        let p = self.patterns();
         for ((area, panel), m) in areas.iter().zip(&self.panels).zip(matrices) {
             let n = m.nrows();
+            // cells in pattern units: block i covers patterns [i·p/n, (i+1)·p/n)
+            let edge = |i: usize| (i * p) as f64 / n as f64;
             let mut chart = ChartBuilder::on(area)
                 .caption(&panel.title, (FONT, 18))
                 .margin(8)
                 .x_label_area_size(36)
                 .y_label_area_size(44)
-                .build_cartesian_2d(0.0..n as f64, n as f64..0.0)
+                .build_cartesian_2d(0.0..p as f64, p as f64..0.0)
                 .map_err(|e| fail(&e))?;
-            let scale = self.patterns() as f64 / n as f64;
             chart
                 .configure_mesh()
                 .disable_mesh()
                 .x_desc("pattern β")
                 .y_desc("pattern α")
-                .x_labels(4)
-                .y_labels(4)
-                .x_label_formatter(&|v| format!("{:.0}", v * scale))
-                .y_label_formatter(&|v| format!("{:.0}", v * scale))
+                .x_labels(5)
+                .y_labels(5)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.0}"))
                 .label_style((FONT, 13))
                 .axis_desc_style((FONT, 14))
                 .draw()
@@ -177,7 +179,7 @@ impl Heatmap {
             chart
                 .draw_series(m.indexed_iter().map(|((i, j), &v)| {
                     Rectangle::new(
-                        [(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)],
+                        [(edge(j), edge(i)), (edge(j + 1), edge(i + 1))],
                         colour(v).filled(),
                     )
                 }))

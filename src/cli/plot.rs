@@ -1,0 +1,255 @@
+//! `saddle plot RESULT.json --out FIGURE.svg|png`: a figure from a result file.
+//!
+//! - kernels (`--kind kernels`, the default for results with kernels): the JSON of `saddle
+//!   kernel --json`, `simulate --json` (a `kernels` map: one panel per entry) or `solve
+//!   --method map|linear --json` (a `layers` list: the NNGP beside the finite-width kernel of
+//!   one layer); `--entries` picks the panels or the layer, `--labels Y` orders the patterns
+//!   by class (the sign of Y, or its largest column);
+//! - curves (`--kind curves`): a figure spec, as `saddle demo` writes next to each of its
+//!   figures (title, axis labels, series with optional standard errors), to redraw or edit.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use ndarray::Array2;
+use serde_json::Value;
+
+use super::CliError;
+use super::options::load;
+use crate::plot::{CurveFigure, Heatmap, Panel};
+
+/// Which figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// Kernel matrices side by side on one colour scale.
+    Kernels,
+    /// Curves from a figure spec (title, axes, series).
+    Curves,
+}
+
+/// Arguments of `saddle plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The result (`kernel --json`, `solve --json`, `simulate --json`) or a figure spec.
+    pub result: PathBuf,
+    /// Which figure (default: curves for a figure spec, kernels otherwise).
+    #[arg(long, value_enum)]
+    pub kind: Option<Kind>,
+    /// The figure: `.svg` or `.png`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Kernel panels to draw (`C[1],C[3]`), or the layer of a finite-width result (`C[2]`);
+    /// default: every kernel (at most six, the last ones), or the last layer.
+    #[arg(long, value_delimiter = ',')]
+    pub entries: Vec<String>,
+    /// Targets (P×D, .csv or .npy): patterns are ordered by class.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Figure title (default: from the result).
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+/// Reads the result and draws the figure.
+pub fn run(args: &PlotArgs) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(&args.result).map_err(|source| CliError::Io {
+        action: "read",
+        path: args.result.clone(),
+        source,
+    })?;
+    let json: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{}: not JSON: {e}", args.result.display())))?;
+    let kind = args.kind.unwrap_or(if json.get("curves").is_some() {
+        Kind::Curves
+    } else {
+        Kind::Kernels
+    });
+    let plot_error = |e: crate::plot::PlotError| CliError::Usage(e.to_string());
+    match kind {
+        Kind::Curves => {
+            let mut figure: CurveFigure = serde_json::from_value(json).map_err(|e| {
+                CliError::Usage(format!(
+                    "{}: not a figure spec (title, x_label, y_label, curves): {e}",
+                    args.result.display()
+                ))
+            })?;
+            if let Some(title) = &args.title {
+                figure.title = title.clone();
+            }
+            figure.render(&args.out).map_err(plot_error)?;
+        }
+        Kind::Kernels => {
+            let panels = kernel_panels(&json, &args.entries, &args.result)?;
+            let order = match &args.labels {
+                Some(path) => Some(class_order(
+                    &load("--labels", path)?,
+                    panels[0].matrix.nrows(),
+                )?),
+                None => None,
+            };
+            let title = args.title.clone().unwrap_or_else(|| {
+                let method = json.get("method").and_then(Value::as_str).unwrap_or("nngp");
+                let sorted = if order.is_some() {
+                    ", patterns sorted by class"
+                } else {
+                    ""
+                };
+                format!("{method} kernels{sorted}")
+            });
+            Heatmap {
+                title,
+                panels,
+                order,
+            }
+            .render(&args.out)
+            .map_err(plot_error)?;
+        }
+    }
+    outln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The panels a result holds: a `kernels` map (name → matrix) or a `layers` list
+/// (`kernel`, `nngp`, `value`).
+fn kernel_panels(
+    json: &Value,
+    entries: &[String],
+    path: &std::path::Path,
+) -> Result<Vec<Panel>, CliError> {
+    let matrix = |name: &str, v: &Value| -> Result<Array2<f64>, CliError> {
+        let rows = v.as_array().ok_or_else(|| {
+            CliError::Usage(format!("{}: `{name}` is not a matrix", path.display()))
+        })?;
+        let p = rows.len();
+        let mut m = Array2::zeros((p, p));
+        for (a, row) in rows.iter().enumerate() {
+            let row = row.as_array().filter(|r| r.len() == p).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{}: `{name}` is not a square matrix (row {a})",
+                    path.display()
+                ))
+            })?;
+            for (b, x) in row.iter().enumerate() {
+                m[[a, b]] = x.as_f64().ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "{}: `{name}` holds {x} at ({a}, {b})",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+        Ok(m)
+    };
+    if let Some(layers) = json.get("layers").and_then(Value::as_array) {
+        let name_of = |l: &Value| {
+            l.get("kernel")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let layer = match entries.first() {
+            Some(want) => layers.iter().find(|l| name_of(l) == *want).ok_or_else(|| {
+                let names: Vec<String> = layers.iter().map(name_of).collect();
+                CliError::Usage(format!(
+                    "--entries {want}: the result has the layers {}",
+                    names.join(", ")
+                ))
+            })?,
+            None => layers
+                .last()
+                .ok_or_else(|| CliError::Usage(format!("{}: no layers", path.display())))?,
+        };
+        let name = name_of(layer);
+        let method = json
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("finite width");
+        let width = json.get("width").and_then(Value::as_f64);
+        let mut panels = vec![];
+        if let Some(nngp) = layer.get("nngp") {
+            panels.push(Panel {
+                title: format!("{name}, NNGP (N = ∞)"),
+                matrix: matrix(&name, nngp)?,
+            });
+        }
+        let value = layer.get("value").ok_or_else(|| {
+            CliError::Usage(format!("{}: layer {name} has no `value`", path.display()))
+        })?;
+        panels.push(Panel {
+            title: match width {
+                Some(n) => format!("{name}, {method}, N = {n}"),
+                None => format!("{name}, {method}"),
+            },
+            matrix: matrix(&name, value)?,
+        });
+        return Ok(panels);
+    }
+    let kernels = json
+        .get("kernels")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "{}: no `kernels` or `layers` to draw (write it with --json)",
+                path.display()
+            ))
+        })?;
+    let names: Vec<&String> = if entries.is_empty() {
+        let all: Vec<&String> = kernels
+            .iter()
+            .filter(|(_, v)| is_square(v))
+            .map(|(k, _)| k)
+            .collect();
+        all[all.len().saturating_sub(6)..].to_vec()
+    } else {
+        entries
+            .iter()
+            .map(|e| {
+                kernels.get_key_value(e).map(|(k, _)| k).ok_or_else(|| {
+                    let have: Vec<&str> = kernels.keys().map(String::as_str).collect();
+                    CliError::Usage(format!("--entries {e}: the result has {}", have.join(", ")))
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            Ok(Panel {
+                title: name.clone(),
+                matrix: matrix(name, &kernels[name])?,
+            })
+        })
+        .collect()
+}
+
+/// Whether a JSON value is a square matrix (kernels; mean fields are P×1).
+fn is_square(v: &Value) -> bool {
+    v.as_array().is_some_and(|rows| {
+        rows.iter()
+            .all(|r| r.as_array().is_some_and(|r| r.len() == rows.len()))
+    })
+}
+
+/// Patterns ordered by class: the sign of a one-column Y (+1 first), else its largest column.
+pub(crate) fn class_order(y: &Array2<f64>, patterns: usize) -> Result<Vec<usize>, CliError> {
+    if y.nrows() != patterns {
+        return Err(CliError::Usage(format!(
+            "--labels has {} rows, the kernels {patterns} patterns",
+            y.nrows()
+        )));
+    }
+    let class = |a: usize| -> usize {
+        let row = y.row(a);
+        if row.len() == 1 {
+            usize::from(row[0] < 0.0)
+        } else {
+            row.iter()
+                .enumerate()
+                .max_by(|x, z| x.1.total_cmp(z.1))
+                .map_or(0, |(i, _)| i)
+        }
+    };
+    let mut order: Vec<usize> = (0..patterns).collect();
+    order.sort_by_key(|&a| class(a));
+    Ok(order)
+}
