@@ -424,3 +424,32 @@ fn generated_maps_are_the_closed_forms_of_theory_md() {
     let got = DeepBump::C_map::<f64>(&c, &[a, ab, b], false);
     assert!((got - expected).abs() < 1e-15, "{got} vs {expected}");
 }
+
+#[test]
+fn generated_nngp_points_feed_the_finite_width_solvers() {
+    // binary threshold units: the NNGP point comes from the generated Φ and Φ₂
+    let x = inputs(2, 4);
+    let y = Array2::from_shape_vec((2, 1), vec![1.0, -1.0]).expect("targets");
+    let t = BinaryThreshold::default().with_L(2).with_N(200.0);
+    let generated = t.linearised(x.view(), y.view()).expect("linearised");
+    let interpreted = saddle::solve::fluctuation::linear_response(
+        BinaryThreshold::theory(),
+        x.view(),
+        Some(y.view()),
+        &saddle::solve::fluctuation::FluctuationSettings {
+            overrides: GeneratedTheory::overrides(&t),
+            ..Default::default()
+        },
+    )
+    .expect("interpreted");
+    assert!(!generated.layers.is_empty());
+    for (a, b) in generated.layers.iter().zip(&interpreted.layers) {
+        for (u, v) in a.delta.iter().zip(b.delta.iter()) {
+            assert!(
+                (u - v).abs() <= 1e-9 * v.abs().max(1.0),
+                "{}: {u} vs {v}",
+                a.name
+            );
+        }
+    }
+}

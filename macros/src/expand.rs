@@ -503,7 +503,8 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
                 ::saddle::solve::predict::nngp_predict(Self::theory(), x, y, x_test, y_test, &self.settings())
             }
 
-            /// The finite-width linearised system (THEORY.md §4.4) at these parameter values.
+            /// The finite-width linearised system (THEORY.md §4.4) at these parameter values,
+            /// from the NNGP point the generated formulas compute.
             pub fn linearised(
                 &self,
                 x: ::saddle::generated::ndarray::ArrayView2<f64>,
@@ -511,13 +512,15 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
             ) -> ::core::result::Result<::saddle::solve::fluctuation::Fluctuations, ::saddle::solve::fluctuation::FluctuationError> {
                 let settings = ::saddle::solve::fluctuation::FluctuationSettings {
                     overrides: ::saddle::generated::GeneratedTheory::overrides(self),
+                    native: <Self as ::saddle::generated::GeneratedTheory>::PAIR_MAPS,
                     ..::core::default::Default::default()
                 };
                 ::saddle::solve::fluctuation::linear_response(Self::theory(), x, Some(y), &settings)
             }
 
             /// The finite-width saddle point (MAP kernels) at these parameter values, by the
-            /// scalable solver ([`::saddle::finite_width::map_kernels`]).
+            /// scalable solver ([`::saddle::finite_width::map_kernels`]), from the NNGP point
+            /// the generated formulas compute.
             pub fn saddle_point(
                 &self,
                 x: ::saddle::generated::ndarray::ArrayView2<f64>,
@@ -525,6 +528,7 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
             ) -> ::core::result::Result<::saddle::finite_width::MapSolution, ::saddle::finite_width::FiniteWidthError> {
                 let settings = ::saddle::finite_width::MapSettings {
                     overrides: ::saddle::generated::GeneratedTheory::overrides(self),
+                    native: <Self as ::saddle::generated::GeneratedTheory>::PAIR_MAPS,
                     ..::core::default::Default::default()
                 };
                 ::saddle::finite_width::map_kernels(Self::theory(), x, y, None, &settings)

@@ -93,6 +93,7 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
             overrides: args.set.clone(),
             quadrature_order: 64,
             order: Order::Full,
+            native: &[],
         },
     )
     .map(|f| {

@@ -242,6 +242,7 @@ pub fn run(
             overrides: overrides.to_vec(),
             quadrature_order: quadrature,
             order: Order::Full,
+            native: &[],
         };
         let f = linear_response(theory, x, Some(y), &settings)
             .map_err(|e| solver_error(&e, &args.file))?;

@@ -84,6 +84,8 @@ pub struct MapSettings {
     pub force_sampling: bool,
     /// Past iterates the Anderson acceleration keeps (0: plain damped sweeps).
     pub anderson_memory: usize,
+    /// Generated pair formulas for the NNGP point ([`NngpSettings::native`]).
+    pub native: &'static [crate::generated::NativePairMap],
 }
 
 impl Default for MapSettings {
@@ -98,6 +100,7 @@ impl Default for MapSettings {
             replicas: 16,
             force_sampling: false,
             anderson_memory: 6,
+            native: &[],
         }
     }
 }
@@ -255,6 +258,7 @@ pub fn map_kernels(
     let nngp_settings = NngpSettings {
         overrides: settings.overrides.clone(),
         outputs: Some(y.ncols()),
+        native: settings.native,
         ..NngpSettings::default()
     };
     // The sweeps run on the training patterns: test rows carry no conjugate entries, so

@@ -53,6 +53,8 @@ pub struct FluctuationSettings {
     pub quadrature_order: usize,
     /// Which terms enter.
     pub order: Order,
+    /// Generated pair formulas for the NNGP point ([`NngpSettings::native`]).
+    pub native: &'static [crate::generated::NativePairMap],
 }
 
 impl Default for FluctuationSettings {
@@ -61,6 +63,7 @@ impl Default for FluctuationSettings {
             overrides: Vec::new(),
             quadrature_order: 64,
             order: Order::Full,
+            native: &[],
         }
     }
 }
@@ -173,6 +176,7 @@ pub fn linear_response(
         .collect();
     let nngp_settings = NngpSettings {
         overrides: settings.overrides.clone(),
+        native: settings.native,
         ..NngpSettings::default()
     };
     let kernels = nngp_kernels(theory, x, Some(y), &nngp_settings)?;

@@ -44,6 +44,8 @@ pub struct SaddleSettings {
     pub tolerance: f64,
     /// Newton iterations allowed.
     pub max_iterations: usize,
+    /// Generated pair formulas for the NNGP starting point ([`NngpSettings::native`]).
+    pub native: &'static [crate::generated::NativePairMap],
 }
 
 impl Default for SaddleSettings {
@@ -53,6 +55,7 @@ impl Default for SaddleSettings {
             quadrature_order: 64,
             tolerance: 1e-12,
             max_iterations: 50,
+            native: &[],
         }
     }
 }
@@ -187,6 +190,7 @@ pub fn saddle_point(
         y,
         &NngpSettings {
             overrides: settings.overrides.clone(),
+            native: settings.native,
             ..NngpSettings::default()
         },
     )?;
