@@ -656,3 +656,50 @@ fn demo_writes_its_figures() {
     assert_eq!(spec["curves"].as_array().map(Vec::len), Some(2));
     assert_eq!(spec["x_label"], "depth L (hidden layers)");
 }
+
+#[test]
+fn plot_option_draws_what_the_command_computed() {
+    let (x, y) = (temp_file("qx.csv", X), temp_file("qy.csv", Y));
+    let figure = temp_file("kernel_plot.svg", "");
+    let (code, _, err) = saddle(&[
+        "kernel",
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&x),
+        "--layers",
+        "all",
+        "--plot",
+        path_str(&figure),
+        "--labels",
+        path_str(&y),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
+    assert!(text.iter().any(|t| t == "C[3]"), "{text:?}");
+    let figure = temp_file("map_plot.svg", "");
+    let (code, _, err) = saddle(&[
+        "solve",
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&x),
+        "--y",
+        path_str(&y),
+        "--method",
+        "map",
+        "--expectations",
+        "scalable",
+        "--set",
+        "L=1",
+        "--plot",
+        path_str(&figure),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
+    for t in [
+        "NNGP (N = ∞)",
+        "map, N = 100",
+        "deep_erf: C[1], patterns sorted by class",
+    ] {
+        assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
+    }
+}

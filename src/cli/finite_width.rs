@@ -58,6 +58,40 @@ fn check_finite_width_setting(
     Ok(noise)
 }
 
+/// `--plot`: the last layer's NNGP beside its finite-width kernel on the training patterns,
+/// sorted by class.
+fn plot_last_layer(
+    theory: &Theory,
+    layers: &[LayerOut],
+    method: &str,
+    width: Option<f64>,
+    patterns: usize,
+    y: ArrayView2<f64>,
+    figure: &std::path::Path,
+) -> Result<(), CliError> {
+    let Some(last) = layers.last() else {
+        return Err(CliError::Usage("--plot: no layer to draw".into()));
+    };
+    let train = |m: &ndarray::Array2<f64>| m.slice(ndarray::s![..patterns, ..patterns]).to_owned();
+    let at = width.map_or(String::new(), |n| format!(", N = {n}"));
+    crate::plot::Heatmap {
+        title: format!("{}: {}, patterns sorted by class", theory.name, last.name),
+        panels: vec![
+            crate::plot::Panel {
+                title: "NNGP (N = ∞)".into(),
+                matrix: train(&last.nngp),
+            },
+            crate::plot::Panel {
+                title: format!("{method}{at}"),
+                matrix: train(&last.kernel),
+            },
+        ],
+        order: Some(super::plot::class_order(&y.to_owned(), patterns)?),
+    }
+    .render(figure)
+    .map_err(|e| CliError::Usage(e.to_string()))
+}
+
 /// One layer's result, whichever method produced it.
 struct LayerOut {
     name: String,
@@ -273,6 +307,9 @@ pub fn run(
         }
     }
     let method = if map { "map" } else { "linear" };
+    if let Some(figure) = &args.plot {
+        plot_last_layer(theory, &layers, method, width, x.nrows(), y, figure)?;
+    }
     if json_out {
         let mut value = json!({
             "method": method,

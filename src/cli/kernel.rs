@@ -42,6 +42,12 @@ pub struct KernelArgs {
     /// Write the readout kernel to this `.npy` file.
     #[arg(long, value_name = "K.npy")]
     pub out: Option<PathBuf>,
+    /// Draw the kernels printed (`--layers`) side by side into this `.svg` / `.png`.
+    #[arg(long, value_name = "FIGURE")]
+    pub plot: Option<PathBuf>,
+    /// Targets (P×D, .csv or .npy) for `--plot`: patterns ordered by class.
+    #[arg(long, value_name = "Y")]
+    pub labels: Option<PathBuf>,
     /// Gauss–Hermite order for expectations without a closed form, per pattern pair. Tanh
     /// and smooth user functions go through the Mehler expansion instead; its per-pair
     /// fallback uses this order or 160, whichever is higher.
@@ -71,7 +77,7 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
     if let Some(path) = &args.out {
         write_npy(path, &readout)?;
     }
-    if args.json {
+    if args.json || args.plot.is_some() {
         let mut kernel_map = Map::new();
         let mut mean_map = Map::new();
         match args.layers {
@@ -102,8 +108,18 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
             .map(|(key, report)| (Kernels::name(&theory, key), json!(report)))
             .collect();
         let out = json!({ "params": params_json(&theory, &params), "kernels": kernel_map, "means": mean_map, "readout_noise": noise, "expansions": expansions });
-        outln!("{out}");
-        return Ok(());
+        if let Some(figure) = &args.plot {
+            let labels = args
+                .labels
+                .as_ref()
+                .map(|p| load("--labels", p))
+                .transpose()?;
+            super::plot::draw_kernels(&out, &[], labels.as_ref(), None, figure, &args.x)?;
+        }
+        if args.json {
+            outln!("{out}");
+            return Ok(());
+        }
     }
     outln!(
         "theory `{}` on {} patterns × {} features",

@@ -79,34 +79,59 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
             figure.render(&args.out).map_err(plot_error)?;
         }
         Kind::Kernels => {
-            let panels = kernel_panels(&json, &args.entries, &args.result)?;
-            let order = match &args.labels {
-                Some(path) => Some(class_order(
-                    &load("--labels", path)?,
-                    panels[0].matrix.nrows(),
-                )?),
-                None => None,
-            };
-            let title = args.title.clone().unwrap_or_else(|| {
-                let method = json.get("method").and_then(Value::as_str).unwrap_or("nngp");
-                let sorted = if order.is_some() {
-                    ", patterns sorted by class"
-                } else {
-                    ""
-                };
-                format!("{method} kernels{sorted}")
-            });
-            Heatmap {
-                title,
-                panels,
-                order,
-            }
-            .render(&args.out)
-            .map_err(plot_error)?;
+            let labels = args
+                .labels
+                .as_ref()
+                .map(|p| load("--labels", p))
+                .transpose()?;
+            draw_kernels(
+                &json,
+                &args.entries,
+                labels.as_ref(),
+                args.title.as_deref(),
+                &args.out,
+                &args.result,
+            )?;
         }
     }
     outln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// Draws the kernels of a result (`kernels` map or `layers` list) into `out`; `labels`
+/// orders the patterns by class. Also what `--plot` on `kernel`, `solve` and `simulate` runs.
+pub(crate) fn draw_kernels(
+    json: &Value,
+    entries: &[String],
+    labels: Option<&Array2<f64>>,
+    title: Option<&str>,
+    out: &std::path::Path,
+    source: &std::path::Path,
+) -> Result<(), CliError> {
+    let panels = kernel_panels(json, entries, source)?;
+    let order = match labels {
+        Some(y) => Some(class_order(y, panels[0].matrix.nrows())?),
+        None => None,
+    };
+    let title = title.map_or_else(
+        || {
+            let method = json.get("method").and_then(Value::as_str).unwrap_or("nngp");
+            let sorted = if order.is_some() {
+                ", patterns sorted by class"
+            } else {
+                ""
+            };
+            format!("{method} kernels{sorted}")
+        },
+        str::to_string,
+    );
+    Heatmap {
+        title,
+        panels,
+        order,
+    }
+    .render(out)
+    .map_err(|e| CliError::Usage(e.to_string()))
 }
 
 /// The panels a result holds: a `kernels` map (name → matrix) or a `layers` list

@@ -71,6 +71,11 @@ pub struct SolveArgs {
     /// Write kernel.npy, mean.npy and variance.npy into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Draw the training kernel into this `.svg` / `.png`, patterns sorted by class: the
+    /// NNGP readout kernel, or (map, linear) the last layer's NNGP beside its finite-width
+    /// kernel.
+    #[arg(long, value_name = "FIGURE")]
+    pub plot: Option<PathBuf>,
     /// Gauss–Hermite order: per pair for activations without a closed form (`nngp`, default
     /// 80; tanh and smooth user functions go through the Mehler expansion, whose per-pair
     /// fallback uses this order or 160, whichever is higher), per dimension of the
@@ -151,6 +156,21 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             source,
         })?;
         write_npy(&dir.join("kernel.npy"), &kernels.train)?;
+    }
+    if let Some(figure) = &args.plot {
+        crate::plot::Heatmap {
+            title: format!(
+                "{}: NNGP readout kernel, patterns sorted by class",
+                theory.name
+            ),
+            panels: vec![crate::plot::Panel {
+                title: "NNGP".into(),
+                matrix: kernels.train.clone(),
+            }],
+            order: Some(super::plot::class_order(&y, kernels.train.nrows())?),
+        }
+        .render(figure)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     }
     let kernel_json = args.json.then(|| matrix_json(&kernels.train));
     let noise = kernels.noise;
