@@ -51,6 +51,10 @@ pub struct NativePairMap {
     pub eval: fn(&[f64], &[f64], bool) -> f64,
     /// The same function on dual numbers: forward-mode derivatives in any slot.
     pub eval_dual: fn(&[f64], &[num_dual::Dual64], bool) -> num_dual::Dual64,
+    /// Whether the formula is in closed form (else it integrates a generated integrand by
+    /// Gauss–Hermite, and the Mehler expansion of the fused kernel maps stays faster where it
+    /// applies).
+    pub closed_form: bool,
 }
 
 /// The constants of a generated function: parameter values, then P, d and D (NaN when the
@@ -165,6 +169,48 @@ pub fn relu<D: DualNum<Primitive = f64> + Copy>(x: D) -> D {
 /// |x|
 pub fn abs<D: DualNum<Primitive = f64> + Copy>(x: D) -> D {
     x.abs()
+}
+
+/// Gauss–Hermite order of the expectations generated code leaves to quadrature (the NNGP
+/// solver's default, [`crate::solve::nngp::NngpSettings::quadrature_order`]).
+pub const QUADRATURE_ORDER: usize = 80;
+
+fn rule() -> Option<std::sync::Arc<crate::numeric::quad::GaussHermite>> {
+    crate::numeric::quad::GaussHermite::shared(QUADRATURE_ORDER).ok()
+}
+
+/// ⟨f(u)⟩ for u ∼ 𝒩(m, v), by the same Gauss–Hermite rule the interpreter uses, with a
+/// generated integrand; NaN for an invalid variance.
+pub fn expect1<D, F>(f: F, m: D, v: D) -> D
+where
+    D: DualNum<Primitive = f64> + Copy,
+    F: Fn(D) -> D,
+{
+    rule()
+        .and_then(|gh| gh.expect_1d(|u| f(u + m), v).ok())
+        .unwrap_or(D::from(f64::NAN))
+}
+
+/// ⟨f(u) g(v)⟩ for (u, v) ∼ 𝒩((μ_u, μ_v), [[a, c], [c, b]]), as the interpreter computes a
+/// pair expectation without closed form (product Gauss–Hermite on the factored covariance;
+/// a vanishing variance a makes it f(μ_u)·⟨g⟩), with generated integrands; NaN for a
+/// covariance that is not positive semi-definite.
+pub fn expect2<D, F, G>(f: F, g: G, mu: D, mv: D, a: D, b: D, c: D) -> D
+where
+    D: DualNum<Primitive = f64> + Copy,
+    F: Fn(D) -> D,
+    G: Fn(D) -> D,
+{
+    let (ar, br, cr) = (a.re(), b.re(), c.re());
+    if !(ar >= 0.0 && br >= 0.0 && cr.is_finite()) || cr * cr > ar * br * (1.0 + 1e-9) + 1e-300 {
+        return D::from(f64::NAN);
+    }
+    if ar <= 0.0 {
+        return f(mu) * expect1(g, mv, b);
+    }
+    rule()
+        .and_then(|gh| gh.expect_2d(|u| f(u + mu), |v| g(v + mv), a, b, c).ok())
+        .unwrap_or(D::from(f64::NAN))
 }
 
 /// x^n for an integer exponent written in the formula.

@@ -301,8 +301,13 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
         let unknown = &g.unknown;
         match &g.body {
             Ok(body) => {
+                let how = if closed_form(&g.template.formula) {
+                    "in closed form"
+                } else {
+                    "by Gauss–Hermite quadrature of generated integrands (order 80)"
+                };
                 summary.push(format!(
-                    "- [`Self::{ident}`]: `{unknown}` in closed form ({} operations as a tree, {} shared)",
+                    "- [`Self::{ident}`]: `{unknown}` {how} ({} operations as a tree, {} shared)",
                     body.tree_ops, body.shared_ops
                 ));
                 let doc = format!(
@@ -330,6 +335,7 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
                     }
                 });
                 let key = &g.template.key;
+                let closed = closed_form(&g.template.formula);
                 let slot_strs: Vec<&str> = g.slots.iter().map(String::as_str).collect();
                 table.push(quote! {
                     ::saddle::generated::NativePairMap {
@@ -337,6 +343,7 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
                         slots: &[#(#slot_strs),*],
                         eval: |c, s, same| Self::#ident::<f64>(c, s, same),
                         eval_dual: |c, s, same| Self::#ident::<::saddle::generated::num_dual::Dual64>(c, s, same),
+                        closed_form: #closed,
                     }
                 });
             }
@@ -537,6 +544,14 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
             #(#functions)*
         }
     }
+}
+
+/// Whether a formula holds no Gaussian expectation.
+fn closed_form(formula: &egg::RecExpr<Math>) -> bool {
+    !formula
+        .as_ref()
+        .iter()
+        .any(|n| matches!(n, Math::Expect1(_) | Math::Expect2(_)))
 }
 
 /// The entry a template's first equation computes, as a symbol (`C[1]_ab`, `m[2]_a`).

@@ -34,6 +34,16 @@ pub fn emit(
     constant: &dyn Fn(&str) -> Option<usize>,
     slot: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Body, String> {
+    emit_in(expr, constant, slot, false)
+}
+
+/// [`emit`]; inside an integrand (`in_integrand`) the symbol `x` is the closure's argument.
+fn emit_in(
+    expr: &RecExpr<Math>,
+    constant: &dyn Fn(&str) -> Option<usize>,
+    slot: &dyn Fn(&str) -> Option<usize>,
+    in_integrand: bool,
+) -> Result<Body, String> {
     let nodes = expr.as_ref();
     if nodes.is_empty() {
         return Err("an empty formula".into());
@@ -68,7 +78,13 @@ pub fn emit(
     reachable[root] = true;
     for i in (0..nodes.len()).rev() {
         if reachable[i] && canonical[i] == i {
-            for c in nodes[i].children() {
+            // integrand bodies are emitted inside their closures
+            let skip = match nodes[i] {
+                Math::Expect1(_) => 1,
+                Math::Expect2(_) => 2,
+                _ => 0,
+            };
+            for c in &nodes[i].children()[skip..] {
                 reachable[canonical[usize::from(*c)]] = true;
             }
         }
@@ -83,10 +99,13 @@ pub fn emit(
     }
     let mut statements = Vec::new();
     let mut shared_ops = 0;
+    let mut integrand_ops = 0;
     let value = |i: usize| -> Result<TokenStream, String> {
         let node = &nodes[i];
         if let Some(v) = folded[i] {
             Ok(quote!(D::from(#v)))
+        } else if in_integrand && matches!(node, Math::Symbol(s) if s.as_str() == "x") {
+            Ok(quote!(x))
         } else if is_leaf(node) {
             leaf(node, constant, slot)
         } else {
@@ -141,8 +160,20 @@ pub fn emit(
             Math::Relu(a) => runtime("relu", &[arg(a)?]),
             Math::NormCdf(a) => runtime("norm_cdf", &[arg(a)?]),
             Math::BvnCdf([h, k, r]) => runtime("bvn", &[arg(h)?, arg(k)?, arg(r)?, quote!(same)]),
-            Math::Expect1(_) | Math::Expect2(_) => {
-                return Err("a Gaussian expectation without closed form (quadrature)".into());
+            // no closed form: Gauss–Hermite with the integrands generated as closures
+            Math::Expect1([f, m, v]) => {
+                let (body, ops) = integrand(expr, *f, constant, slot)?;
+                integrand_ops += ops;
+                runtime("expect1", &[body, arg(m)?, arg(v)?])
+            }
+            Math::Expect2([f, g, mu, mv, a, b, c]) => {
+                let (fb, fo) = integrand(expr, *f, constant, slot)?;
+                let (gb, go) = integrand(expr, *g, constant, slot)?;
+                integrand_ops += fo + go;
+                runtime(
+                    "expect2",
+                    &[fb, gb, arg(mu)?, arg(mv)?, arg(a)?, arg(b)?, arg(c)?],
+                )
             }
             Math::Delta(_) => return Err("a Dirac δ".into()),
             other => return Err(format!("`{other}`, not a scalar operation")),
@@ -158,8 +189,42 @@ pub fn emit(
             #result
         },
         tree_ops: tree[nodes.len() - 1],
-        shared_ops,
+        shared_ops: shared_ops + integrand_ops,
     })
+}
+
+/// An integrand body (in `x`) as a closure `|x: D| -> D`, with its operation count.
+fn integrand(
+    expr: &RecExpr<Math>,
+    root: Id,
+    constant: &dyn Fn(&str) -> Option<usize>,
+    slot: &dyn Fn(&str) -> Option<usize>,
+) -> Result<(TokenStream, usize), String> {
+    let sub = subexpression(expr, root);
+    let body = emit_in(&sub, constant, slot, true)?;
+    let tokens = body.tokens;
+    Ok((quote!(|x: D| -> D { #tokens }), body.shared_ops))
+}
+
+/// The expression rooted at `root`, as its own `RecExpr`.
+fn subexpression(expr: &RecExpr<Math>, root: Id) -> RecExpr<Math> {
+    fn copy(
+        expr: &RecExpr<Math>,
+        id: Id,
+        out: &mut RecExpr<Math>,
+        done: &mut HashMap<Id, Id>,
+    ) -> Id {
+        if let Some(&new) = done.get(&id) {
+            return new;
+        }
+        let node = expr[id].clone().map_children(|c| copy(expr, c, out, done));
+        let new = out.add(node);
+        done.insert(id, new);
+        new
+    }
+    let mut out = RecExpr::default();
+    copy(expr, root, &mut out, &mut HashMap::new());
+    out
 }
 
 /// The value of a node whose operands are numbers, where it is one (finite).

@@ -276,11 +276,8 @@ pub fn nngp_kernels(
         for g in &formula.given {
             given.push(evaluate_matrix(theory, &params, x, y, &kernels, g, &name)?);
         }
-        let native = if fused_pair_map(theory, &program, &key) {
-            None
-        } else {
-            native_formula(theory, &formula.expr, native, &native_constants)
-        };
+        let native = native_formula(theory, &formula.expr, native, &native_constants)
+            .filter(|n| !fused_pair_map(theory, &program, &key, n.closed_form));
         let inputs = input_keys(theory, &program);
         let resolvable = program
             .slots
@@ -775,19 +772,21 @@ fn take_buffer(spare: &mut Vec<Array2<f64>>, p: usize) -> Array2<f64> {
 /// entries its slots read (real names).
 struct NativeFormula {
     eval: fn(&[f64], &[f64], bool) -> f64,
+    closed_form: bool,
     constants: Vec<f64>,
     slots: Vec<String>,
 }
 
-/// Whether [`evaluate_forward`]'s fast path applies with a closed form (erf, ReLU, sign,
-/// linear, step at θ = 0; the SIMD loop beats generated code): C' = s·K_φ(C) + o of one
-/// symmetric kernel C, read at (α, α), (β, β) and (α, β), into a symmetric entry. A user
-/// activation goes through the Mehler expansion there, which a generated closed form beats.
-fn fused_pair_map(theory: &Theory, program: &Program, key: &EntryKey) -> bool {
+/// Whether [`evaluate_forward`]'s fast path applies and beats generated code: C' =
+/// s·K_φ(C) + o of one symmetric kernel C, read at (α, α), (β, β) and (α, β), into a symmetric
+/// entry. With a closed form (erf, ReLU, sign, linear, step at θ = 0) its SIMD loop beats any
+/// per-pair function; without one (tanh, a user activation) its Mehler expansion beats
+/// generated quadrature but not a generated closed form (`native_closed`).
+fn fused_pair_map(theory: &Theory, program: &Program, key: &EntryKey, native_closed: bool) -> bool {
     let Some((map, slots)) = program.as_pair_kernel_map() else {
         return false;
     };
-    if !map.has_closed_form() {
+    if !map.has_closed_form() && native_closed {
         return false;
     }
     let sources: Vec<Option<SlotSource>> = slots
@@ -828,6 +827,7 @@ fn native_formula(
         .collect();
     Some(NativeFormula {
         eval: map.eval,
+        closed_form: map.closed_form,
         constants: constants.to_vec(),
         slots,
     })
