@@ -6,6 +6,8 @@
 //!   form, and a hand-written rayon loop of the same closed form (the bar for generated code);
 //! - `binary_threshold`: step units with mean fields (Φ and Φ₂ per pair), L = 3;
 //! - `recurrent_erf`: T = 6 time steps, every cross-time block C(t, s);
+//! - `recurrent_tanh`: T = 3, P = 60: the cross-time blocks by Gauss–Hermite per pair
+//!   (order 80), generated integrands against the interpreter's;
 //! - `erf` / `relu`, depth 10 at P = 4000: both sides take the fused SIMD kernel map (generated
 //!   code defers to it), so the ratio shows that nothing is lost.
 
@@ -22,6 +24,31 @@ saddle_macros::theory!(BinaryThreshold = "examples/binary_threshold.action");
 saddle_macros::theory!(RecurrentErf = "examples/recurrent_erf.action");
 saddle_macros::theory!(DeepErf = "examples/deep_erf.action");
 saddle_macros::theory!(DeepRelu = "examples/deep_relu.action");
+// tanh has no closed form: the cross-time blocks are Gauss–Hermite quadratures per pair, of
+// generated integrands against the interpreter's tree walk
+saddle_macros::theory!(
+    RecurrentTanh = r#"
+theory recurrent_tanh
+param g = 1.5
+param gb = 0.1
+param gu = 1.0
+param kappa = 0.1
+param N = 100
+param T: int = 3
+phi(x) = tanh(x)
+data X, Y
+kernel C[t, s]  for t in 0..=T, s in 0..=T
+conj   Ct[t, s] of C[t, s] for t in 1..=T, s in 1..=T
+C[0, 0] = gu / d * X X^T + gb
+C[0, s] = gb * ones for s in 1..=T
+C[t, 0] = gb * ones for t in 1..=T
+action S = sum(t in 1..=T, s in 1..=T, - tr(Ct[t, s]^T C[t, s]) + gb * tr(Ct[t, s]^T ones))
+         + N * ln E[ exp(g / N * sum(t in 1..=T, s in 1..=T, phi(h[t-1])^T Ct[t, s] phi(h[s-1])))
+                     | h ~ N(0, C) ]
+         - 1/2 * tr(Y^T inv(C[T, T] + kappa * I) Y)
+         - D/2 * logdet(C[T, T] + kappa * I)
+"#
+);
 
 fn inputs(default: usize) -> Array2<f64> {
     let p: usize = std::env::var("SADDLE_BENCH_P")
@@ -142,6 +169,23 @@ fn recurrent(c: &mut Criterion) {
     group.finish();
 }
 
+fn recurrent_tanh(c: &mut Criterion) {
+    let x = inputs(60);
+    let t = RecurrentTanh::default().with_T(3);
+    let last = (0, vec![3, 3]);
+    let mut group = c.benchmark_group("generated/recurrent_tanh_T3_quadrature");
+    group.sample_size(10);
+    for (name, generated) in [("interpreted", false), ("generated", true)] {
+        let s = settings(&t, generated, last.clone());
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(nngp_kernels(RecurrentTanh::theory(), x.view(), None, &s).expect("runs"))
+            })
+        });
+    }
+    group.finish();
+}
+
 fn fused(c: &mut Criterion) {
     let x = inputs(4000);
     let last = (0, vec![10]);
@@ -164,5 +208,12 @@ fn fused(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bump, binary_threshold, recurrent, fused);
+criterion_group!(
+    benches,
+    bump,
+    binary_threshold,
+    recurrent,
+    recurrent_tanh,
+    fused
+);
 criterion_main!(benches);
