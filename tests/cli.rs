@@ -702,4 +702,25 @@ fn plot_option_draws_what_the_command_computed() {
     ] {
         assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
     }
+    let figure = temp_file("simulate_plot.svg", "");
+    let (code, _, err) = saddle(&[
+        "simulate",
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&x),
+        "--prior",
+        "--samples",
+        "200",
+        "--set",
+        "N=10",
+        "--set",
+        "L=2",
+        "--plot",
+        path_str(&figure),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
+    for t in ["C[2], NNGP (N = ∞)", "C[2], simulated prior mean"] {
+        assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
+    }
 }

@@ -115,7 +115,12 @@ pub(crate) fn draw_kernels(
     };
     let title = title.map_or_else(
         || {
-            let method = json.get("method").and_then(Value::as_str).unwrap_or("nngp");
+            let method = match json.get("method").and_then(Value::as_str) {
+                Some("simulate-ess") => "finite network, posterior (elliptical slice sampling):",
+                Some("simulate-prior") => "finite network, prior draws:",
+                Some(other) => other,
+                None => "nngp",
+            };
             let sorted = if order.is_some() {
                 ", patterns sorted by class"
             } else {
@@ -208,6 +213,45 @@ fn kernel_panels(
             matrix: matrix(&name, value)?,
         });
         return Ok(panels);
+    }
+    // a simulation: the NNGP beside the sampled mean of one kernel (the last by default)
+    if let (Some(kernels), Some(nngp), Some(method)) = (
+        json.get("kernels").and_then(Value::as_object),
+        json.get("nngp").and_then(Value::as_object),
+        json.get("method").and_then(Value::as_str),
+    ) && method.starts_with("simulate")
+    {
+        let name = match entries.first() {
+            Some(want) => want.clone(),
+            None => kernels
+                .iter()
+                .filter(|(_, v)| is_square(v))
+                .map(|(k, _)| k.clone())
+                .next_back()
+                .ok_or_else(|| CliError::Usage(format!("{}: no kernel", path.display())))?,
+        };
+        let (Some(sampled), Some(reference)) = (kernels.get(&name), nngp.get(&name)) else {
+            let have: Vec<&str> = kernels.keys().map(String::as_str).collect();
+            return Err(CliError::Usage(format!(
+                "--entries {name}: the result has {}",
+                have.join(", ")
+            )));
+        };
+        let what = if method.ends_with("prior") {
+            "prior mean"
+        } else {
+            "posterior mean"
+        };
+        return Ok(vec![
+            Panel {
+                title: format!("{name}, NNGP (N = ∞)"),
+                matrix: matrix(&name, reference)?,
+            },
+            Panel {
+                title: format!("{name}, simulated {what}"),
+                matrix: matrix(&name, sampled)?,
+            },
+        ]);
     }
     let kernels = json
         .get("kernels")

@@ -67,6 +67,10 @@ pub struct SimulateArgs {
     /// Write result.json and every mean kernel as `.npy` into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Draw the readout kernel's NNGP beside its simulated mean into this `.svg` / `.png`
+    /// (patterns sorted by the training targets when there are no test patterns).
+    #[arg(long, value_name = "FIGURE")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Simulates and reports.
@@ -545,6 +549,20 @@ fn write_out(
     out: &Map<String, Value>,
     matrices: &[(String, Array2<f64>)],
 ) -> Result<(), CliError> {
+    if let Some(figure) = &args.plot {
+        let labels = match (&args.y, &args.x_test) {
+            (Some(y), None) => Some(load("--y", y)?),
+            _ => None,
+        };
+        super::plot::draw_kernels(
+            &Value::Object(out.clone()),
+            &[],
+            labels.as_ref(),
+            None,
+            figure,
+            &args.file,
+        )?;
+    }
     let Some(dir) = &args.out else {
         return Ok(());
     };
