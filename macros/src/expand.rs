@@ -622,6 +622,15 @@ mod tests {
     }
 
     #[test]
+    fn a_file_is_a_tracked_input() {
+        // `include_str!` of the file: Cargo rebuilds the crate when the theory changes
+        let path = "../examples/deep_erf.action";
+        let tokens = expand(quote!(DeepErf = #path)).expect("expands").to_string();
+        assert!(tokens.contains("include_str !"), "{tokens}");
+        assert!(tokens.contains("examples/deep_erf.action"));
+    }
+
+    #[test]
     fn a_bad_theory_is_an_error_at_the_literal() {
         let literal = LitStr::new("theory t\nparam g = \n", Span::call_site());
         let error = expand(quote!(T = #literal)).expect_err("does not check");
