@@ -625,7 +625,9 @@ mod tests {
     fn a_file_is_a_tracked_input() {
         // `include_str!` of the file: Cargo rebuilds the crate when the theory changes
         let path = "../examples/deep_erf.action";
-        let tokens = expand(quote!(DeepErf = #path)).expect("expands").to_string();
+        let tokens = expand(quote!(DeepErf = #path))
+            .expect("expands")
+            .to_string();
         assert!(tokens.contains("include_str !"), "{tokens}");
         assert!(tokens.contains("examples/deep_erf.action"));
     }
