@@ -171,7 +171,7 @@ fn kernels_without_closed_form_report_their_expansion() {
     let (code, out, _) = saddle(&["kernel", "examples/deep_erf.action", "--x", x, "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(v["expansions"].as_object().map(|m| m.len()), Some(0), "{v}");
+    assert!(v.get("expansions").is_none(), "{v}");
 }
 
 #[test]
@@ -203,10 +203,11 @@ fn solve_json_reports_prediction_and_metrics() {
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    // the train kernel is written before it becomes the Cholesky factor: kernel.npy equals
+    // the train kernel is kept before it becomes the Cholesky factor: kernels/C_2.npy equals
     // the JSON copy, and both are the ReLU readout kernel C[2] of `saddle kernel`
+    assert_eq!(v["readout"], "C[2]");
     let written: ndarray::Array2<f64> =
-        ndarray_npy::read_npy(out_dir.join("kernel.npy")).expect("kernel.npy");
+        ndarray_npy::read_npy(out_dir.join("kernels/C_2.npy")).expect("kernels/C_2.npy");
     let (code, kernel_out, err) = saddle(&[
         "kernel",
         "examples/deep_relu.action",
@@ -221,7 +222,7 @@ fn solve_json_reports_prediction_and_metrics() {
     assert_eq!(written.dim(), (4, 4));
     for i in 0..4 {
         for j in 0..4 {
-            let json = v["kernels"]["readout"][i][j].as_f64().expect("entry");
+            let json = v["kernels"]["C[2]"][i][j].as_f64().expect("entry");
             let nngp = k["kernels"]["C[2]"][i][j].as_f64().expect("C[2] entry");
             assert_eq!(written[[i, j]], json, "({i}, {j})");
             assert!(
@@ -230,9 +231,24 @@ fn solve_json_reports_prediction_and_metrics() {
             );
         }
     }
-    for file in ["mean.npy", "variance.npy"] {
-        assert!(out_dir.join(file).exists(), "{file} written");
-    }
+    let mean: ndarray::Array2<f64> =
+        ndarray_npy::read_npy(out_dir.join("prediction/mean.npy")).expect("prediction/mean.npy");
+    let variance: ndarray::Array1<f64> =
+        ndarray_npy::read_npy(out_dir.join("prediction/variance.npy")).expect("variance.npy");
+    assert_eq!(
+        mean[[0, 0]],
+        v["prediction"]["mean"][0][0].as_f64().unwrap_or(f64::NAN)
+    );
+    assert_eq!(
+        variance.len(),
+        v["prediction"]["variance"].as_array().map_or(0, Vec::len)
+    );
+    let written_json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("result.json")).expect("result.json"),
+    )
+    .expect("result.json is JSON");
+    assert_eq!(written_json["kernels"]["C[2]"]["file"], "kernels/C_2.npy");
+    assert_eq!(written_json["test_mse"], v["test_mse"]);
     // THEORY.md T4, ReLU row
     assert!(
         (v["prediction"]["mean"][0][0].as_f64().unwrap_or(0.0) + 0.70934181).abs() < 1e-7,
@@ -393,8 +409,12 @@ fn solve_linear_reports_the_finite_width_shift_of_t9() {
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    let shift = &v["layers"][1]["scaled_shift"];
-    let got = [&shift[0][0], &shift[0][1], &shift[1][1]].map(|e| e.as_f64().unwrap_or(f64::NAN));
+    // N·(C − C*) of the readout layer
+    let shift = |i: usize, j: usize| {
+        let at = |m: &str| v[m]["C[2]"][i][j].as_f64().unwrap_or(f64::NAN);
+        1000.0 * (at("kernels") - at("nngp"))
+    };
+    let got = [shift(0, 0), shift(0, 1), shift(1, 1)];
     for (g, w) in got.iter().zip([-0.13869881, -1.91259079, -0.13534331]) {
         assert!((g - w).abs() < 5e-8, "{got:?}");
     }
@@ -605,7 +625,7 @@ fn plot_draws_kernels_and_curves_from_results() {
         ),
         (
             vec!["plot", path_str(&x), "--out", path_str(&figure)],
-            "not JSON",
+            "not a JSON result",
         ),
         (
             vec![

@@ -302,7 +302,7 @@ fn says_why(stderr: &str) -> bool {
 
 /// Object keys that are `null` by design when the value does not apply (no test targets,
 /// no width).
-const OPTIONAL_KEYS: &[&str] = &["width", "scaled_shift"];
+const OPTIONAL_KEYS: &[&str] = &["width"];
 /// Keys that are `null` by design only when no `--y-test` was given.
 const TEST_METRIC_KEYS: &[&str] = &["test_mse", "test_accuracy", "generalisation_error"];
 

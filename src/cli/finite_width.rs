@@ -6,7 +6,8 @@ use ndarray::{Array2, ArrayView2};
 use serde_json::{Value, json};
 
 use super::CliError;
-use super::options::{matrix_json, params_json, write_npy};
+use super::options::params_json;
+use super::result::RunResult;
 use super::solve::{Expectations, Method, SolveArgs};
 use crate::check::ir::Theory;
 use crate::finite_width::{MapSettings, map_kernels};
@@ -160,7 +161,8 @@ pub fn run(
             )));
         }
     }
-    let mut prediction_json = Value::Null;
+    let method = if map { "map" } else { "linear" };
+    let mut result = RunResult::new("solve", method, &theory.name, params_json(theory, &params));
     let mut prediction_lines = Vec::new();
     let (layers, width, extra) = if map && scalable {
         let settings = MapSettings {
@@ -179,22 +181,32 @@ pub fn run(
             };
             let map_metrics = scores.map(|(m, _)| (m.mse, m.accuracy));
             let nngp_metrics = scores.map(|(_, n)| (n.mse, n.accuracy));
-            prediction_json = json!({
-                "prediction": test.map(|_| json!({
-                    "mean": matrix_json(&p.mean),
-                    "variance": p.variance.to_vec(),
-                    "mean_standard_error": p.mean_error.as_ref().map(matrix_json),
-                    "variance_standard_error": p.variance_error.as_ref().map(|v| v.to_vec()),
-                })),
-                "log_marginal_likelihood": p.log_marginal_likelihood,
-                "test_mse": map_metrics.map(|m| m.0),
-                "test_accuracy": map_metrics.map(|m| m.1),
-                "nngp": {
-                    "log_marginal_likelihood": p.nngp_log_marginal_likelihood,
-                    "test_mse": nngp_metrics.map(|m| m.0),
-                    "test_accuracy": nngp_metrics.map(|m| m.1),
-                },
+            if test.is_some() {
+                result.matrix(&["prediction", "mean"], p.mean.clone());
+                result.vector(&["prediction", "variance"], p.variance.clone());
+                if let Some(e) = &p.mean_error {
+                    result.matrix(&["prediction", "standard_errors", "mean"], e.clone());
+                }
+                if let Some(e) = &p.variance_error {
+                    result.vector(&["prediction", "standard_errors", "variance"], e.clone());
+                }
+            }
+            result.set(
+                "log_marginal_likelihood",
+                Some(json!(p.log_marginal_likelihood)),
+            );
+            result.set("test_mse", map_metrics.map(|m| json!(m.0)));
+            result.set("test_accuracy", map_metrics.map(|m| json!(m.1)));
+            let mut nngp_prediction = json!({
+                "log_marginal_likelihood": p.nngp_log_marginal_likelihood,
             });
+            if let (Some((mse, accuracy)), Some(object)) =
+                (nngp_metrics, nngp_prediction.as_object_mut())
+            {
+                object.insert("test_mse".into(), json!(mse));
+                object.insert("test_accuracy".into(), json!(accuracy));
+            }
+            result.set("nngp_prediction", Some(nngp_prediction));
             prediction_lines.push(format!(
                 "  ln p(Y|X): MAP kernel {:.4}, NNGP {:.4}",
                 p.log_marginal_likelihood, p.nngp_log_marginal_likelihood
@@ -295,49 +307,40 @@ pub fn run(
         (layers, f.width, Value::Null)
     };
     let scaled = |l: &LayerOut| (&l.kernel - &l.nngp) * width.unwrap_or(1.0);
-    if let Some(dir) = out {
-        std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
-            action: "write",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        for (i, l) in layers.iter().enumerate() {
-            write_npy(&dir.join(format!("kernel_{}.npy", i + 1)), &l.kernel)?;
-            write_npy(&dir.join(format!("conjugate_{}.npy", i + 1)), &l.conjugate)?;
+    if let Some(last) = layers.last() {
+        result.set("readout", Some(json!(last.name)));
+    }
+    let mut alignments = serde_json::Map::new();
+    for l in &layers {
+        result.matrix(&["kernels", &l.name], l.kernel.clone());
+        result.matrix(&["conjugates", &l.conjugate_name], l.conjugate.clone());
+        result.matrix(&["nngp", &l.name], l.nngp.clone());
+        if let Some((k, c)) = &l.errors {
+            result.matrix(&["standard_errors", &l.name], k.clone());
+            result.matrix(&["standard_errors", &l.conjugate_name], c.clone());
+        }
+        if let (Some(a), Some(b)) = (alignment(&l.kernel, y), alignment(&l.nngp, y)) {
+            alignments.insert(l.name.clone(), json!({ "kernel": a, "nngp": b }));
         }
     }
-    let method = if map { "map" } else { "linear" };
+    if let Value::Object(extra) = &extra {
+        for (key, value) in extra {
+            let key = if key == "sweeps" { "iterations" } else { key };
+            result.set(key, Some(value.clone()));
+        }
+    }
+    result.set("width", width.map(|n| json!(n)));
+    if !alignments.is_empty() {
+        result.set("alignment", Some(Value::Object(alignments)));
+    }
+    if let Some(dir) = out {
+        result.write_dir(dir)?;
+    }
     if let Some(figure) = &args.plot {
         plot_last_layer(theory, &layers, method, width, x.nrows(), y, figure)?;
     }
     if json_out {
-        let mut value = json!({
-            "method": method,
-            "params": params_json(theory, &params),
-            "width": width,
-            "layers": layers.iter().map(|l| json!({
-                "kernel": l.name,
-                "conjugate": l.conjugate_name,
-                "nngp": matrix_json(&l.nngp),
-                "value": matrix_json(&l.kernel),
-                "conjugate_value": matrix_json(&l.conjugate),
-                "scaled_shift": width.map(|_| matrix_json(&scaled(l))),
-                "alignment": alignment(&l.kernel, y),
-                "nngp_alignment": alignment(&l.nngp, y),
-                "standard_error": l.errors.as_ref().map(|(k, _)| matrix_json(k)),
-                "conjugate_standard_error": l.errors.as_ref().map(|(_, c)| matrix_json(c)),
-            })).collect::<Vec<_>>(),
-        });
-        if let (Value::Object(extra), Some(object)) = (extra, value.as_object_mut()) {
-            object.extend(extra);
-        }
-        if let (Value::Object(extra), Some(object)) = (prediction_json, value.as_object_mut()) {
-            object.extend(extra);
-        }
-        // absent rather than null: what was not computed (no test targets, an exact method
-        // without standard errors) is left out
-        strip_nulls(&mut value);
-        outln!("{value}");
+        outln!("{}", result.to_json());
         return Ok(());
     }
     outln!(
@@ -410,18 +413,6 @@ pub fn run(
         );
     }
     Ok(())
-}
-
-/// Removes null members from every object in `value`.
-fn strip_nulls(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(strip_nulls);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
 }
 
 /// Kernel–target alignment ⟨K, YYᵀ⟩ / (‖K‖ ‖YYᵀ‖) on the training block (None for a mean

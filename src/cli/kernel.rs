@@ -6,7 +6,8 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::CliError;
-use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
+use super::options::{load, params_json, parse_set, theory, write_npy};
+use super::result::RunResult;
 use crate::check::ir::FieldKind;
 use crate::numeric::hermite_expansion::Parity;
 use crate::numeric::hermite_kernel_map::ExpansionReport;
@@ -39,8 +40,9 @@ pub struct KernelArgs {
     /// Print one JSON object (params, kernels, means) instead of a summary.
     #[arg(long)]
     pub json: bool,
-    /// Write the readout kernel to this `.npy` file.
-    #[arg(long, value_name = "K.npy")]
+    /// A directory: `result.json` and every kernel (`--layers`) as `.npy`. A path ending in
+    /// `.npy`: the readout kernel alone, in that file.
+    #[arg(long, value_name = "DIR|K.npy")]
     pub out: Option<PathBuf>,
     /// Draw the kernels printed (`--layers`) side by side into this `.svg` / `.png`.
     #[arg(long, value_name = "FIGURE")]
@@ -74,40 +76,50 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
         parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
     let (readout, noise, kernels) = readout_kernel(&theory, x.view(), None, &settings)
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    if let Some(path) = &args.out {
-        write_npy(path, &readout)?;
-    }
-    if args.json || args.plot.is_some() {
-        let mut kernel_map = Map::new();
-        let mut mean_map = Map::new();
-        match args.layers {
-            Layers::All => {
-                for key in &kernels.order {
-                    let name = Kernels::name(&theory, key);
-                    let m = &kernels.entries[key];
-                    if theory.fields[key.0].kind == FieldKind::Mean {
-                        mean_map.insert(
-                            name,
-                            Value::Array(m.column(0).iter().map(|v| json!(v)).collect()),
-                        );
-                    } else {
-                        kernel_map.insert(name, matrix_json(m));
-                    }
+    let readout_field = readout_name(&theory, &kernels, &readout);
+    let mut result = RunResult::new(
+        "kernel",
+        "nngp",
+        &theory.name,
+        params_json(&theory, &params),
+    );
+    result.set("readout", Some(json!(readout_field)));
+    match args.layers {
+        Layers::All => {
+            for key in &kernels.order {
+                let name = Kernels::name(&theory, key);
+                let m = &kernels.entries[key];
+                if theory.fields[key.0].kind == FieldKind::Mean {
+                    result.vector(&["means", &name], m.column(0).to_owned());
+                } else {
+                    result.matrix(&["kernels", &name], m.clone());
                 }
             }
-            Layers::Last => {
-                kernel_map.insert(
-                    readout_name(&theory, &kernels, &readout),
-                    matrix_json(&readout),
-                );
-            }
         }
-        let expansions: Map<String, Value> = kernels
-            .expansions
-            .iter()
-            .map(|(key, report)| (Kernels::name(&theory, key), json!(report)))
-            .collect();
-        let out = json!({ "params": params_json(&theory, &params), "kernels": kernel_map, "means": mean_map, "readout_noise": noise, "expansions": expansions });
+        Layers::Last => result.matrix(&["kernels", &readout_field], readout.clone()),
+    }
+    result.set("readout_noise", Some(json!(noise)));
+    let expansions: Map<String, Value> = kernels
+        .expansions
+        .iter()
+        .map(|(key, report)| (Kernels::name(&theory, key), json!(report)))
+        .collect();
+    if !expansions.is_empty() {
+        result.set("expansions", Some(Value::Object(expansions)));
+    }
+    let legacy_npy = args
+        .out
+        .as_ref()
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")));
+    match (&args.out, legacy_npy) {
+        (Some(path), Some(_)) => write_npy(path, &readout)?,
+        (Some(dir), None) => {
+            result.write_dir(dir)?;
+        }
+        (None, _) => {}
+    }
+    if args.json || args.plot.is_some() {
+        let out = result.to_json();
         if let Some(figure) = &args.plot {
             let labels = args
                 .labels
@@ -158,8 +170,13 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
             expansion_summary(&Kernels::name(&theory, key), report)
         );
     }
-    if let Some(path) = &args.out {
-        outln!("readout kernel written to {}", path.display());
+    match (&args.out, legacy_npy) {
+        (Some(path), Some(_)) => outln!("readout kernel written to {}", path.display()),
+        (Some(dir), None) => outln!(
+            "result.json and the kernels (.npy) written to {}",
+            dir.display()
+        ),
+        (None, _) => {}
     }
     Ok(())
 }

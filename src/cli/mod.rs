@@ -30,6 +30,7 @@ mod fmt;
 mod kernel;
 mod options;
 mod plot;
+mod result;
 mod simulate;
 mod solve;
 

@@ -1,10 +1,11 @@
-//! `saddle plot RESULT.json --out FIGURE.svg|png`: a figure from a result file.
+//! `saddle plot RESULT.json|DIR --out FIGURE.svg|png`: a figure from a result
+//! ([`super::result`]: printed by `--json`, or a directory written by `--out DIR`).
 //!
-//! - kernels (`--kind kernels`, the default for results with kernels): the JSON of `saddle
-//!   kernel --json`, `simulate --json` (a `kernels` map: one panel per entry) or `solve
-//!   --method map|linear --json` (a `layers` list: the NNGP beside the finite-width kernel of
-//!   one layer); `--entries` picks the panels or the layer, `--labels Y` orders the patterns
-//!   by class (the sign of Y, or its largest column);
+//! - kernels (`--kind kernels`, the default for results with kernels): one panel per kernel
+//!   (`saddle kernel`), or, for a result with `nngp` reference kernels (`solve --method
+//!   map|linear`, `simulate`), the NNGP beside the finite-width or simulated kernel of one
+//!   entry (the readout by default); `--entries` picks the panels or the entry, `--labels Y`
+//!   orders the patterns by class (the sign of Y, or its largest column);
 //! - curves (`--kind curves`): a figure spec, as `saddle demo` writes next to each of its
 //!   figures (title, axis labels, series with optional standard errors), to redraw or edit.
 
@@ -30,7 +31,8 @@ pub enum Kind {
 /// Arguments of `saddle plot`.
 #[derive(Debug, Args)]
 pub struct PlotArgs {
-    /// The result (`kernel --json`, `solve --json`, `simulate --json`) or a figure spec.
+    /// The result (`kernel`/`solve`/`simulate` with `--json`, or the directory `--out DIR`
+    /// wrote) or a figure spec.
     pub result: PathBuf,
     /// Which figure (default: curves for a figure spec, kernels otherwise).
     #[arg(long, value_enum)]
@@ -52,13 +54,7 @@ pub struct PlotArgs {
 
 /// Reads the result and draws the figure.
 pub fn run(args: &PlotArgs) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(&args.result).map_err(|source| CliError::Io {
-        action: "read",
-        path: args.result.clone(),
-        source,
-    })?;
-    let json: Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::Usage(format!("{}: not JSON: {e}", args.result.display())))?;
+    let json = super::result::read_result(&args.result)?;
     let kind = args.kind.unwrap_or(if json.get("curves").is_some() {
         Kind::Curves
     } else {
@@ -98,7 +94,7 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Draws the kernels of a result (`kernels` map or `layers` list) into `out`; `labels`
+/// Draws the kernels of a result into `out`; `labels`
 /// orders the patterns by class. Also what `--plot` on `kernel`, `solve` and `simulate` runs.
 pub(crate) fn draw_kernels(
     json: &Value,
@@ -139,8 +135,7 @@ pub(crate) fn draw_kernels(
     .map_err(|e| CliError::Usage(e.to_string()))
 }
 
-/// The panels a result holds: a `kernels` map (name → matrix) or a `layers` list
-/// (`kernel`, `nngp`, `value`).
+/// The panels a result holds: every kernel, or the NNGP beside one finite-width kernel.
 fn kernel_panels(
     json: &Value,
     entries: &[String],
@@ -170,77 +165,41 @@ fn kernel_panels(
         }
         Ok(m)
     };
-    if let Some(layers) = json.get("layers").and_then(Value::as_array) {
-        let name_of = |l: &Value| {
-            l.get("kernel")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let layer = match entries.first() {
-            Some(want) => layers.iter().find(|l| name_of(l) == *want).ok_or_else(|| {
-                let names: Vec<String> = layers.iter().map(name_of).collect();
-                CliError::Usage(format!(
-                    "--entries {want}: the result has the layers {}",
-                    names.join(", ")
-                ))
-            })?,
-            None => layers
-                .last()
-                .ok_or_else(|| CliError::Usage(format!("{}: no layers", path.display())))?,
-        };
-        let name = name_of(layer);
-        let method = json
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or("finite width");
-        let width = json.get("width").and_then(Value::as_f64);
-        let mut panels = vec![];
-        if let Some(nngp) = layer.get("nngp") {
-            panels.push(Panel {
-                title: format!("{name}, NNGP (N = ∞)"),
-                matrix: matrix(&name, nngp)?,
-            });
-        }
-        let value = layer.get("value").ok_or_else(|| {
-            CliError::Usage(format!("{}: layer {name} has no `value`", path.display()))
-        })?;
-        panels.push(Panel {
-            title: match width {
-                Some(n) => format!("{name}, {method}, N = {n}"),
-                None => format!("{name}, {method}"),
-            },
-            matrix: matrix(&name, value)?,
-        });
-        return Ok(panels);
-    }
-    // a simulation: the NNGP beside the sampled mean of one kernel (the last by default)
+    // a finite-width or simulated result: the NNGP beside the finite-width kernel of one
+    // entry (the readout by default)
     if let (Some(kernels), Some(nngp), Some(method)) = (
         json.get("kernels").and_then(Value::as_object),
         json.get("nngp").and_then(Value::as_object),
         json.get("method").and_then(Value::as_str),
-    ) && method.starts_with("simulate")
-    {
-        let name = match entries.first() {
-            Some(want) => want.clone(),
-            None => kernels
+    ) {
+        let readout = json
+            .get("readout")
+            .and_then(Value::as_str)
+            .filter(|r| kernels.contains_key(*r));
+        let name = match (entries.first(), readout) {
+            (Some(want), _) => want.clone(),
+            (None, Some(readout)) => readout.to_string(),
+            (None, None) => kernels
                 .iter()
                 .filter(|(_, v)| is_square(v))
                 .map(|(k, _)| k.clone())
                 .next_back()
                 .ok_or_else(|| CliError::Usage(format!("{}: no kernel", path.display())))?,
         };
-        let (Some(sampled), Some(reference)) = (kernels.get(&name), nngp.get(&name)) else {
+        let (Some(value), Some(reference)) = (kernels.get(&name), nngp.get(&name)) else {
             let have: Vec<&str> = kernels.keys().map(String::as_str).collect();
             return Err(CliError::Usage(format!(
                 "--entries {name}: the result has {}",
                 have.join(", ")
             )));
         };
-        let what = if method.ends_with("prior") {
-            "prior mean"
-        } else {
-            "posterior mean"
+        let what = match method {
+            "simulate-prior" => "simulated prior mean".to_string(),
+            "simulate-ess" => "simulated posterior mean".to_string(),
+            other => match json.get("width").and_then(Value::as_f64) {
+                Some(n) => format!("{other}, N = {n}"),
+                None => other.to_string(),
+            },
         };
         return Ok(vec![
             Panel {
@@ -248,8 +207,8 @@ fn kernel_panels(
                 matrix: matrix(&name, reference)?,
             },
             Panel {
-                title: format!("{name}, simulated {what}"),
-                matrix: matrix(&name, sampled)?,
+                title: format!("{name}, {what}"),
+                matrix: matrix(&name, value)?,
             },
         ]);
     }
@@ -258,7 +217,7 @@ fn kernel_panels(
         .and_then(Value::as_object)
         .ok_or_else(|| {
             CliError::Usage(format!(
-                "{}: no `kernels` or `layers` to draw (write it with --json)",
+                "{}: no `kernels` to draw (write the result with --json or --out DIR)",
                 path.display()
             ))
         })?;

@@ -13,7 +13,8 @@ use ndarray::{Array2, concatenate};
 use serde_json::{Map, Value, json};
 
 use super::CliError;
-use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
+use super::options::{load, params_json, parse_set, theory};
+use super::result::RunResult;
 use crate::check::ir::FieldKind;
 use crate::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
 use crate::simulate::prior::sample_prior;
@@ -64,7 +65,8 @@ pub struct SimulateArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Write result.json and every mean kernel as `.npy` into this directory.
+    /// Write `result.json` and every matrix (means, standard errors, NNGP, ESS, R-hat…) as
+    /// `.npy` into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Draw the readout kernel's NNGP beside its simulated mean into this `.svg` / `.png`
@@ -116,10 +118,18 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
     )
     .map_err(|e| CliError::Usage(format!("the NNGP kernels to compare with: {e}")))?;
 
-    let mut out = Map::new();
-    out.insert("saddle_version".into(), json!(env!("CARGO_PKG_VERSION")));
-    out.insert("params".into(), params_json(&theory, &params));
-    out.insert("seed".into(), json!(args.seed));
+    let method = if args.prior {
+        "simulate-prior"
+    } else {
+        "simulate-ess"
+    };
+    let mut out = RunResult::new(
+        "simulate",
+        method,
+        &theory.name,
+        params_json(&theory, &params),
+    );
+    out.set("seed", Some(json!(args.seed)));
     let units: Map<String, Value> = network
         .rules
         .iter()
@@ -129,10 +139,10 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
                 .map(|n| (network.name(&r.key), json!(n)))
         })
         .collect();
-    out.insert("units".into(), Value::Object(units));
+    out.set("units", Some(Value::Object(units)));
     let left_out = left_out_terms(&network, args);
     if !left_out.is_empty() {
-        out.insert("left_out_terms".into(), json!(left_out));
+        out.set("left_out_terms", Some(json!(left_out)));
     }
     let mut tables = Tables::new(&network, &nngp);
     if args.prior {
@@ -142,34 +152,22 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
         let prior = sample_prior(&simulator, samples, args.seed, &tick)
             .map_err(|e| simulate_error(&e, args))?;
         bar.finish_and_clear();
-        out.insert("method".into(), json!("simulate-prior"));
-        out.insert("samples".into(), json!(samples));
-        let (mut variances, mut variance_errors) = (Map::new(), Map::new());
+        out.set("samples", Some(json!(samples)));
         for (key, stats) in &prior.entries {
             let name = network.name(key);
-            variances.insert(name.clone(), matrix_json(&stats.variance));
-            variance_errors.insert(name, matrix_json(&stats.variance_std_error));
+            out.matrix(&["variance", &name], stats.variance.clone());
+            out.matrix(
+                &["variance_standard_errors", &name],
+                stats.variance_std_error.clone(),
+            );
             let n = network.units_of(key).unwrap_or(1) as f64;
             let n_variance = (&stats.variance * n, &stats.variance_std_error * n);
             tables.add(key, &stats.mean, &stats.std_error, Some(n_variance));
         }
         let report = tables.finish(&mut out);
-        out.insert("variance".into(), Value::Object(variances));
-        out.insert(
-            "variance_standard_errors".into(),
-            Value::Object(variance_errors),
-        );
-        write_out(
-            args,
-            &out,
-            &prior
-                .entries
-                .iter()
-                .map(|(k, s)| (network.name(k), s.mean.clone()))
-                .collect::<Vec<_>>(),
-        )?;
+        write_out(args, &out)?;
         if args.json {
-            outln!("{}", Value::Object(out));
+            outln!("{}", out.to_json());
             return Ok(());
         }
         outln!(
@@ -201,10 +199,9 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
     let posterior = sample_posterior(&simulator, Targets { y: y.view() }, settings, &tick)
         .map_err(|e| simulate_error(&e, args))?;
     bar.finish_and_clear();
-    out.insert("method".into(), json!("simulate-ess"));
-    out.insert(
-        "sampler".into(),
-        json!({
+    out.set(
+        "sampler",
+        Some(json!({
             "name": "elliptical slice sampling",
             "chains": settings.chains,
             "samples_per_chain": settings.samples,
@@ -212,25 +209,22 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
             "thin": settings.thin,
             "likelihood_evaluations_per_step": posterior.evaluations_per_step,
             "failed_evaluations": posterior.failed_evaluations,
-        }),
+        })),
     );
-    let (mut ess, mut rhat) = (Map::new(), Map::new());
     let mut worst_rhat: f64 = 1.0;
     let mut least_ess = f64::INFINITY;
     for (key, stats) in &posterior.entries {
         let name = network.name(key);
-        ess.insert(name.clone(), matrix_json(&stats.ess));
-        rhat.insert(name, matrix_json(&stats.rhat));
+        out.matrix(&["ess", &name], stats.ess.clone());
+        out.matrix(&["rhat", &name], stats.rhat.clone());
         worst_rhat = stats.rhat.iter().fold(worst_rhat, |a, &b| a.max(b));
         least_ess = stats.ess.iter().fold(least_ess, |a, &b| a.min(b));
         tables.add(key, &stats.mean, &stats.std_error, None);
     }
     let report = tables.finish(&mut out);
-    out.insert("ess".into(), Value::Object(ess));
-    out.insert("rhat".into(), Value::Object(rhat));
-    out.insert(
-        "summaries".into(),
-        Value::Array(
+    out.set(
+        "summaries",
+        Some(Value::Array(
             posterior
                 .summaries
                 .iter()
@@ -239,42 +233,33 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
                            "std_error": s.std_error, "ess": s.ess, "rhat": s.rhat})
                 })
                 .collect(),
-        ),
+        )),
     );
     let mut metrics = None;
     if let Some(prediction) = &posterior.prediction {
-        out.insert(
-            "prediction".into(),
-            json!({
-                "mean": matrix_json(&prediction.mean.mean),
-                "variance": prediction.variance.to_vec(),
-                "standard_errors": {
-                    "mean": matrix_json(&prediction.mean.std_error),
-                    "variance": prediction.variance_std_error.to_vec(),
-                },
-            }),
+        out.matrix(&["prediction", "mean"], prediction.mean.mean.clone());
+        out.vector(&["prediction", "variance"], prediction.variance.clone());
+        out.matrix(
+            &["prediction", "standard_errors", "mean"],
+            prediction.mean.std_error.clone(),
+        );
+        out.vector(
+            &["prediction", "standard_errors", "variance"],
+            prediction.variance_std_error.clone(),
         );
         if let Some(y_test) = &y_test {
             let residual = y_test - &prediction.mean.mean;
             let mse = residual.iter().map(|r| r * r).sum::<f64>() / y_test.nrows() as f64;
             let acc = accuracy(prediction.mean.mean.view(), y_test.view())
                 .map_err(|e| CliError::Usage(e.to_string()))?;
-            out.insert("test_mse".into(), json!(mse));
-            out.insert("test_accuracy".into(), json!(acc));
+            out.set("test_mse", Some(json!(mse)));
+            out.set("test_accuracy", Some(json!(acc)));
             metrics = Some((mse, acc));
         }
     }
-    let mut matrices: Vec<(String, Array2<f64>)> = posterior
-        .entries
-        .iter()
-        .map(|(k, s)| (network.name(k), s.mean.clone()))
-        .collect();
-    if let Some(p) = &posterior.prediction {
-        matrices.push(("prediction_mean".into(), p.mean.mean.clone()));
-    }
-    write_out(args, &out, &matrices)?;
+    write_out(args, &out)?;
     if args.json {
-        outln!("{}", Value::Object(out));
+        outln!("{}", out.to_json());
         return Ok(());
     }
     outln!(
@@ -341,17 +326,15 @@ struct Row {
     /// N·Var and its standard error (prior draws only).
     n_variance: Option<(Array2<f64>, Array2<f64>)>,
     units: f64,
+    /// A mean field (a vector in the result).
+    is_mean: bool,
 }
 
 /// What every mode writes per field entry: the `kernels`/`means`, `standard_errors` and
-/// `nngp` maps of the JSON, and the rows of the table.
+/// `nngp` members of the result, and the rows of the table.
 struct Tables<'a> {
     network: &'a Network,
     nngp: &'a Kernels,
-    kernels: Map<String, Value>,
-    means: Map<String, Value>,
-    errors: Map<String, Value>,
-    references: Map<String, Value>,
     rows: Vec<Row>,
 }
 
@@ -360,10 +343,6 @@ impl<'a> Tables<'a> {
         Tables {
             network,
             nngp,
-            kernels: Map::new(),
-            means: Map::new(),
-            errors: Map::new(),
-            references: Map::new(),
             rows: Vec::new(),
         }
     }
@@ -375,34 +354,38 @@ impl<'a> Tables<'a> {
         std_error: &Array2<f64>,
         n_variance: Option<(Array2<f64>, Array2<f64>)>,
     ) {
-        let name = self.network.name(key);
-        let target = if self.network.theory.fields[key.0].kind == FieldKind::Mean {
-            &mut self.means
-        } else {
-            &mut self.kernels
-        };
-        target.insert(name.clone(), matrix_json(mean));
-        self.errors.insert(name.clone(), matrix_json(std_error));
-        let reference = self.nngp.entries.get(key).cloned();
-        if let Some(r) = &reference {
-            self.references.insert(name.clone(), matrix_json(r));
-        }
         self.rows.push(Row {
-            name,
+            name: self.network.name(key),
             mean: mean.clone(),
             std_error: std_error.clone(),
-            nngp: reference,
+            nngp: self.nngp.entries.get(key).cloned(),
             n_variance,
             units: self.network.units_of(key).unwrap_or(1) as f64,
+            is_mean: self.network.theory.fields[key.0].kind == FieldKind::Mean,
         });
     }
 
-    /// Writes the maps into `out`; returns the rows.
-    fn finish(self, out: &mut Map<String, Value>) -> Vec<Row> {
-        out.insert("kernels".into(), Value::Object(self.kernels));
-        out.insert("means".into(), Value::Object(self.means));
-        out.insert("standard_errors".into(), Value::Object(self.errors));
-        out.insert("nngp".into(), Value::Object(self.references));
+    /// Writes the arrays into `out` (a mean field as a vector); returns the rows.
+    fn finish(self, out: &mut RunResult) -> Vec<Row> {
+        for row in &self.rows {
+            let name = row.name.as_str();
+            let put = |out: &mut RunResult, section: &str, m: &Array2<f64>| {
+                if row.is_mean {
+                    out.vector(&[section, name], m.column(0).to_owned());
+                } else {
+                    out.matrix(&[section, name], m.clone());
+                }
+            };
+            put(
+                out,
+                if row.is_mean { "means" } else { "kernels" },
+                &row.mean,
+            );
+            put(out, "standard_errors", &row.std_error);
+            if let Some(r) = &row.nngp {
+                put(out, "nngp", r);
+            }
+        }
         self.rows
     }
 }
@@ -544,18 +527,14 @@ fn check_shapes(
     Ok(())
 }
 
-fn write_out(
-    args: &SimulateArgs,
-    out: &Map<String, Value>,
-    matrices: &[(String, Array2<f64>)],
-) -> Result<(), CliError> {
+fn write_out(args: &SimulateArgs, out: &RunResult) -> Result<(), CliError> {
     if let Some(figure) = &args.plot {
         let labels = match (&args.y, &args.x_test) {
             (Some(y), None) => Some(load("--y", y)?),
             _ => None,
         };
         super::plot::draw_kernels(
-            &Value::Object(out.clone()),
+            &out.to_json(),
             &[],
             labels.as_ref(),
             None,
@@ -563,27 +542,10 @@ fn write_out(
             &args.file,
         )?;
     }
-    let Some(dir) = &args.out else {
-        return Ok(());
-    };
-    std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
-        action: "write",
-        path: dir.clone(),
-        source,
-    })?;
-    for (name, m) in matrices {
-        let file: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        write_npy(&dir.join(format!("{}.npy", file.trim_end_matches('_'))), m)?;
+    if let Some(dir) = &args.out {
+        out.write_dir(dir)?;
     }
-    let path = dir.join("result.json");
-    std::fs::write(&path, Value::Object(out.clone()).to_string()).map_err(|source| CliError::Io {
-        action: "write",
-        path,
-        source,
-    })
+    Ok(())
 }
 
 /// A simulation error; one about a term of the action is shown where it is written.

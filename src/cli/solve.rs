@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::CliError;
-use super::options::{load, matrix_json, params_json, parse_set, theory, write_npy};
+use super::options::{load, params_json, parse_set, theory};
+use super::result::RunResult;
 use crate::solve::gp::regress;
-use crate::solve::nngp::{NngpSettings, parameter_values};
-use crate::solve::predict::{check_targets, prediction_kernels};
+use crate::solve::nngp::{Kernels, NngpSettings, parameter_values};
+use crate::solve::predict::{check_targets, prediction_kernels, readout_fields};
 
 /// Solution methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,7 +69,8 @@ pub struct SolveArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
-    /// Write kernel.npy, mean.npy and variance.npy into this directory.
+    /// Write `result.json` and every matrix as `.npy` into this directory (the training
+    /// kernel, the predictive mean and variance; every layer's kernels for `map`/`linear`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Draw the training kernel into this `.svg` / `.png`, patterns sorted by class: the
@@ -148,14 +150,15 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     check_targets(x.view(), y.view(), x_test.view(), y_test_view).map_err(usage)?;
     let kernels = prediction_kernels(&theory, x.view(), x_test.view(), y.ncols(), &settings)
         .map_err(usage)?;
-    // the train kernel becomes the Cholesky factor: write or serialise it first
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
-            action: "write",
-            path: dir.clone(),
-            source,
-        })?;
-        write_npy(&dir.join("kernel.npy"), &kernels.train)?;
+    let readout = match readout_fields(&theory, &settings).as_deref() {
+        Ok([key]) => Kernels::name(&theory, key),
+        _ => "readout".to_string(),
+    };
+    let mut result = RunResult::new("solve", "nngp", &theory.name, params_json(&theory, &params));
+    result.set("readout", Some(json!(readout)));
+    // the train kernel becomes the Cholesky factor: keep it first
+    if args.json || args.out.is_some() {
+        result.matrix(&["kernels", &readout], kernels.train.clone());
     }
     if let Some(figure) = &args.plot {
         crate::plot::Heatmap {
@@ -172,7 +175,6 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
         .render(figure)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     }
-    let kernel_json = args.json.then(|| matrix_json(&kernels.train));
     let noise = kernels.noise;
     let expansions = kernels.expansions;
     let gp = regress(
@@ -185,35 +187,40 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     )
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let prediction = &gp.prediction;
-    if let Some(dir) = &args.out {
-        write_npy(&dir.join("mean.npy"), &prediction.mean)?;
-        let variance = prediction
-            .latent_variance
-            .clone()
-            .insert_axis(ndarray::Axis(1));
-        write_npy(&dir.join("variance.npy"), &variance)?;
-    }
     let metrics = gp.metrics.as_ref();
+    result.matrix(&["prediction", "mean"], prediction.mean.clone());
+    result.vector(
+        &["prediction", "variance"],
+        prediction.latent_variance.clone(),
+    );
+    result.set("test_mse", metrics.map(|m| json!(m.mse)));
+    result.set("test_accuracy", metrics.map(|m| json!(m.accuracy)));
+    result.set(
+        "log_marginal_likelihood",
+        Some(json!(gp.log_marginal_likelihood)),
+    );
+    result.set(
+        "generalisation_error",
+        metrics.map(|m| json!(m.generalisation_error)),
+    );
+    result.set("readout_noise", Some(json!(noise)));
+    result.set("jitter", Some(json!(gp.jitter.absolute)));
+    if !expansions.is_empty() {
+        result.set(
+            "expansions",
+            Some(Value::Object(
+                expansions
+                    .iter()
+                    .map(|(name, report)| (name.clone(), json!(report)))
+                    .collect(),
+            )),
+        );
+    }
+    if let Some(dir) = &args.out {
+        result.write_dir(dir)?;
+    }
     if args.json {
-        let out = json!({
-            "params": params_json(&theory, &params),
-            "kernels": { "readout": kernel_json },
-            "prediction": {
-                "mean": matrix_json(&prediction.mean),
-                "variance": prediction.latent_variance.iter().collect::<Vec<_>>(),
-            },
-            "test_mse": metrics.map(|m| m.mse),
-            "test_accuracy": metrics.map(|m| m.accuracy),
-            "generalisation_error": metrics.map(|m| m.generalisation_error),
-            "log_marginal_likelihood": gp.log_marginal_likelihood,
-            "readout_noise": noise,
-            "jitter": gp.jitter.absolute,
-            "expansions": expansions
-                .iter()
-                .map(|(name, report)| (name.clone(), json!(report)))
-                .collect::<serde_json::Map<_, _>>(),
-        });
-        outln!("{out}");
+        outln!("{}", result.to_json());
         return Ok(());
     }
     outln!(

@@ -1,0 +1,315 @@
+//! One result format: every numeric command's `--json` and `--out DIR/result.json` validate
+//! against `schema/result.schema.json`, and the `.npy` files of `--out DIR` hold exactly
+//! the arrays `--json` prints (a round trip through the NPY format, header checked by hand).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+mod common;
+use common::{path_str, saddle, temp_file};
+
+const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
+const Y: &str = "-1\n-1\n1\n1\n";
+const XT: &str = "0.8,1.2\n-0.7,0.9\n0.3,-0.2\n";
+const YT: &str = "-1\n1\n1\n";
+
+fn validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/result.schema.json"),
+    )
+    .expect("schema file");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+}
+
+/// Fails with every violation, each at its place in the instance.
+fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what}:\n{}", errors.join("\n"));
+}
+
+/// The NPY header of a file: (descr, fortran_order, shape), read by hand from the format
+/// numpy documents (magic, version 1.0, little-endian header length, a Python dict literal).
+fn npy_header(path: &Path) -> (String, bool, Vec<usize>) {
+    let bytes = std::fs::read(path).expect("npy file");
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}", path.display());
+    assert_eq!((bytes[6], bytes[7]), (1, 0), "NPY version 1.0");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + len) % 64, 0, "the header pads the data to 64 bytes");
+    let header = std::str::from_utf8(&bytes[10..10 + len]).expect("ASCII header");
+    let field = |key: &str| -> String {
+        let start = header.find(&format!("'{key}':")).expect(key) + key.len() + 3;
+        let rest = header[start..].trim_start();
+        let end = if rest.starts_with('(') {
+            rest.find(')').expect("shape tuple") + 1
+        } else {
+            rest.find([',', '}']).expect("field end")
+        };
+        rest[..end].trim().to_string()
+    };
+    let shape: Vec<usize> = field("shape")
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().expect("dimension"))
+        .collect();
+    let data = bytes.len() - 10 - len;
+    assert_eq!(
+        data,
+        8 * shape.iter().product::<usize>(),
+        "{}",
+        path.display()
+    );
+    (
+        field("descr").trim_matches('\'').to_string(),
+        field("fortran_order") == "True",
+        shape,
+    )
+}
+
+/// Replaces each `{"file", "shape"}` reference by the array its file holds, checking the
+/// header of every file on the way; returns the number of files.
+fn inline(value: &mut Value, dir: &Path) -> usize {
+    match value {
+        Value::Object(map) if map.contains_key("file") && map.contains_key("shape") => {
+            let path = dir.join(map["file"].as_str().expect("file name"));
+            let shape: Vec<usize> = map["shape"]
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|d| d.as_u64().expect("dimension") as usize)
+                .collect();
+            let (descr, fortran, on_disk) = npy_header(&path);
+            assert_eq!(descr, "<f8", "{}", path.display());
+            assert!(!fortran, "C order");
+            assert_eq!(on_disk, shape, "{}", path.display());
+            *value = if shape.len() == 1 {
+                let v: ndarray::Array1<f64> = ndarray_npy::read_npy(&path).expect("vector");
+                Value::from(v.to_vec())
+            } else {
+                let m: ndarray::Array2<f64> = ndarray_npy::read_npy(&path).expect("matrix");
+                Value::Array(
+                    m.rows()
+                        .into_iter()
+                        .map(|r| Value::from(r.to_vec()))
+                        .collect(),
+                )
+            };
+            1
+        }
+        Value::Object(map) => map.values_mut().map(|v| inline(v, dir)).sum(),
+        Value::Array(items) => items.iter_mut().map(|v| inline(v, dir)).sum(),
+        _ => 0,
+    }
+}
+
+/// Runs `args` with `--json --out DIR`; validates both results and checks that the files
+/// read back into the printed JSON. Returns the printed result.
+fn run_both(validator: &jsonschema::Validator, name: &str, args: &[&str]) -> Value {
+    let dir: PathBuf = temp_file("anchor", "").with_file_name(format!("out-{name}"));
+    std::fs::remove_dir_all(&dir).ok();
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["--json", "--out", path_str(&dir)]);
+    let (code, out, err) = saddle(&full);
+    assert_eq!(code, 0, "{name}: {err}");
+    let printed: Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_valid(validator, &printed, &format!("{name} --json"));
+    let text = std::fs::read_to_string(dir.join("result.json")).expect("result.json");
+    let mut written: Value = serde_json::from_str(&text).expect("result.json is JSON");
+    assert_valid(
+        validator,
+        &written,
+        &format!("{name} --out DIR/result.json"),
+    );
+    let files = inline(&mut written, &dir);
+    assert!(files > 0, "{name}: no .npy written");
+    assert_eq!(written, printed, "{name}: the files and --json disagree");
+    printed
+}
+
+#[test]
+fn every_command_writes_the_one_schema() {
+    let validator = validator();
+    let (x, y, xt, yt) = (
+        temp_file("x.csv", X),
+        temp_file("y.csv", Y),
+        temp_file("xt.csv", XT),
+        temp_file("yt.csv", YT),
+    );
+    let (x, y, xt, yt) = (path_str(&x), path_str(&y), path_str(&xt), path_str(&yt));
+    let x2 = temp_file("x2.csv", "1,1\n-1,0.5\n");
+    let y2 = temp_file("y2.csv", "1\n-1\n");
+    let (x2, y2) = (path_str(&x2), path_str(&y2));
+
+    let v = run_both(
+        &validator,
+        "kernel-all",
+        &[
+            "kernel",
+            "examples/deep_erf.action",
+            "--x",
+            x,
+            "--layers",
+            "all",
+        ],
+    );
+    assert_eq!(
+        (v["command"].as_str(), v["method"].as_str()),
+        (Some("kernel"), Some("nngp"))
+    );
+    assert!(
+        v["kernels"]["C[0]"].is_array() && v["kernels"][v["readout"].as_str().unwrap()].is_array()
+    );
+    let v = run_both(
+        &validator,
+        "kernel-means",
+        &[
+            "kernel",
+            "examples/binary_threshold.action",
+            "--x",
+            x,
+            "--layers",
+            "all",
+        ],
+    );
+    assert!(!v["means"].as_object().expect("means").is_empty());
+
+    let v = run_both(
+        &validator,
+        "solve-nngp",
+        &[
+            "solve",
+            "examples/deep_erf.action",
+            "--x",
+            x,
+            "--y",
+            y,
+            "--x-test",
+            xt,
+            "--y-test",
+            yt,
+        ],
+    );
+    assert!(v["test_mse"].is_number() && v["prediction"]["variance"].is_array());
+
+    let v = run_both(
+        &validator,
+        "solve-linear",
+        &[
+            "solve",
+            "examples/deep_erf.action",
+            "--x",
+            x2,
+            "--y",
+            y2,
+            "--method",
+            "linear",
+            "--set",
+            "N=100",
+            "--set",
+            "L=2",
+        ],
+    );
+    assert_eq!(v["readout"], "C[2]");
+    assert!(v["conjugates"].as_object().is_some_and(|c| c.len() == 2));
+    // a result directory plots directly: the readout's NNGP beside its linearised kernel
+    let dir = temp_file("anchor", "").with_file_name("out-solve-linear");
+    let figure = dir.join("kernels.svg");
+    let (code, _, err) = saddle(&["plot", path_str(&dir), "--out", path_str(&figure)]);
+    assert_eq!(code, 0, "{err}");
+    let svg = std::fs::read_to_string(&figure).expect("figure");
+    assert!(svg.contains("C[2], NNGP (N = ∞)") && svg.contains("C[2], linear, N = 100"));
+
+    let v = run_both(
+        &validator,
+        "solve-map-sampled",
+        &[
+            "solve",
+            "examples/deep_erf.action",
+            "--x",
+            x,
+            "--y",
+            y,
+            "--x-test",
+            xt,
+            "--y-test",
+            yt,
+            "--method",
+            "map",
+            "--set",
+            "N=50",
+            "--set",
+            "L=2",
+            "--samples",
+            "2000",
+        ],
+    );
+    assert!(v["standard_errors"]["C[2]"].is_array() && v["iterations"].is_u64());
+    assert!(v["prediction"]["standard_errors"]["mean"].is_array());
+
+    let v = run_both(
+        &validator,
+        "simulate-prior",
+        &[
+            "simulate",
+            "examples/deep_erf.action",
+            "--x",
+            x,
+            "--prior",
+            "--set",
+            "N=20",
+            "--samples",
+            "200",
+        ],
+    );
+    assert!(v["variance"].is_object());
+    let v = run_both(
+        &validator,
+        "simulate-posterior",
+        &[
+            "simulate",
+            "examples/deep_erf.action",
+            "--x",
+            x,
+            "--y",
+            y,
+            "--x-test",
+            xt,
+            "--y-test",
+            yt,
+            "--set",
+            "N=20",
+            "--chains",
+            "2",
+            "--samples",
+            "20",
+        ],
+    );
+    assert!(v["rhat"].is_object() && v["test_accuracy"].is_number());
+}
+
+#[test]
+fn the_schema_rejects_what_it_should() {
+    let validator = validator();
+    let good = serde_json::json!({
+        "saddle_version": "0.1.0", "command": "kernel", "method": "nngp", "theory": "t",
+        "params": {"g": 1.0}, "readout": "C[1]", "kernels": {"C[1]": [[1.0]]},
+    });
+    assert_valid(&validator, &good, "minimal kernel result");
+    let mut bad = good.clone();
+    bad["kernels"]["C[1]"] = serde_json::json!([[null]]);
+    assert!(!validator.is_valid(&bad), "null in a matrix");
+    let mut bad = good.clone();
+    bad["method"] = "map".into();
+    assert!(!validator.is_valid(&bad), "kernel computes the NNGP only");
+    let mut bad = good.clone();
+    bad["kernels"]["C[1]"] = serde_json::json!({"file": "../C.npy", "shape": [1, 1]});
+    assert!(!validator.is_valid(&bad), "a file outside the directory");
+    let mut bad = good;
+    bad["test_accuracy"] = 1.5.into();
+    assert!(!validator.is_valid(&bad), "accuracy above 1");
+}
