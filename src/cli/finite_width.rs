@@ -111,7 +111,8 @@ pub fn run(
     y: ArrayView2<f64>,
     test: Option<(ArrayView2<f64>, Option<ArrayView2<f64>>)>,
     args: &SolveArgs,
-) -> Result<(), CliError> {
+    capture: bool,
+) -> Result<Option<RunResult>, CliError> {
     let overrides = args.set.as_slice();
     let map = args.method == Method::Map;
     let quadrature = args.quadrature.unwrap_or(64);
@@ -333,6 +334,9 @@ pub fn run(
     if !alignments.is_empty() {
         result.set("alignment", Some(Value::Object(alignments)));
     }
+    if capture {
+        return Ok(Some(result));
+    }
     if let Some(dir) = out {
         result.write_dir(dir)?;
     }
@@ -341,7 +345,7 @@ pub fn run(
     }
     if json_out {
         outln!("{}", result.to_json());
-        return Ok(());
+        return Ok(None);
     }
     outln!(
         "theory `{}`: {} on {} training patterns{}",
@@ -412,7 +416,7 @@ pub fn run(
             compact(&l.conjugate, conjugate_error.as_ref())
         );
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Kernel–target alignment ⟨K, YYᵀ⟩ / (‖K‖ ‖YYᵀ‖) on the training block (None for a mean

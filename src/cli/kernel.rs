@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory, write_npy};
 use super::result::RunResult;
+use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
 use crate::numeric::hermite_expansion::Parity;
 use crate::numeric::hermite_kernel_map::ExpansionReport;
@@ -24,7 +25,7 @@ pub enum Layers {
 }
 
 /// Arguments of `saddle kernel`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct KernelArgs {
     /// The `.action` file.
     pub file: PathBuf,
@@ -55,10 +56,33 @@ pub struct KernelArgs {
     /// fallback uses this order or 160, whichever is higher.
     #[arg(long, default_value_t = 80, value_parser = super::quadrature_order())]
     pub quadrature: usize,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
 }
 
-/// Computes and prints the kernels.
+/// Computes and prints the kernels (at every point of a `--sweep`).
 pub fn run(args: &KernelArgs) -> Result<(), CliError> {
+    if args.sweep.sweep.is_empty() {
+        return execute(args, false).map(drop);
+    }
+    let theory = theory(&args.file)?;
+    super::sweep::run(
+        "kernel",
+        &theory,
+        &args.sweep,
+        &args.set,
+        args.out.as_deref(),
+        |point| {
+            let mut one = args.clone();
+            one.set.extend(point);
+            (one.out, one.plot, one.json) = (None, None, true);
+            execute(&one, true)?.ok_or_else(|| CliError::Usage("no result".into()))
+        },
+    )
+}
+
+/// Computes the kernels; with `capture`, returns the result instead of printing it.
+fn execute(args: &KernelArgs, capture: bool) -> Result<Option<RunResult>, CliError> {
     let theory = theory(&args.file)?;
     let x = load("--x", &args.x)?;
     let mut settings = NngpSettings {
@@ -107,6 +131,9 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
     if !expansions.is_empty() {
         result.set("expansions", Some(Value::Object(expansions)));
     }
+    if capture {
+        return Ok(Some(result));
+    }
     let legacy_npy = args
         .out
         .as_ref()
@@ -130,7 +157,7 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
         }
         if args.json {
             outln!("{out}");
-            return Ok(());
+            return Ok(None);
         }
     }
     outln!(
@@ -178,7 +205,7 @@ pub fn run(args: &KernelArgs) -> Result<(), CliError> {
         ),
         (None, _) => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 /// One line on how an entry without a closed form was computed and how accurate it is.

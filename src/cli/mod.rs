@@ -33,6 +33,7 @@ mod plot;
 mod result;
 mod simulate;
 mod solve;
+mod sweep;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -105,6 +106,9 @@ pub enum CliError {
     /// Anything else the user can fix, said in one line.
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C stopped a sweep; what was written is consistent (exit code 130).
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl From<Diagnostics> for CliError {
@@ -143,7 +147,11 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             report(&error);
-            ExitCode::FAILURE
+            if matches!(error, CliError::Interrupted(_)) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -50,10 +50,25 @@ pub struct PlotArgs {
     /// Figure title (default: from the result).
     #[arg(long)]
     pub title: Option<String>,
+    /// The quantity a sweep's figure draws against the swept parameter (a column of its
+    /// rows: test_mse, test_accuracy, log_marginal_likelihood, readout_diagonal, …).
+    #[arg(long)]
+    pub metric: Option<String>,
 }
 
 /// Reads the result and draws the figure.
 pub fn run(args: &PlotArgs) -> Result<(), CliError> {
+    if super::sweep::is_sweep(&args.result) {
+        let mut figure = super::sweep::figure(&args.result, args.metric.as_deref())?;
+        if let Some(title) = &args.title {
+            figure.title = title.clone();
+        }
+        figure
+            .render(&args.out)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        outln!("wrote {}", args.out.display());
+        return Ok(());
+    }
     let json = super::result::read_result(&args.result)?;
     let kind = args.kind.unwrap_or(if json.get("curves").is_some() {
         Kind::Curves

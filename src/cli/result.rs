@@ -115,6 +115,19 @@ impl RunResult {
         self.arrays.push((path, values));
     }
 
+    /// The top-level members that are not arrays.
+    pub fn members(&self) -> &Map<String, Value> {
+        &self.members
+    }
+
+    /// The array at `path`, if there is one.
+    pub fn array(&self, path: &[&str]) -> Option<&Values> {
+        self.arrays
+            .iter()
+            .find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied()))
+            .map(|(_, v)| v)
+    }
+
     /// The result with every array inline.
     pub fn to_json(&self) -> Value {
         self.assemble(|_, values| Ok(values.inline()))

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory};
 use super::result::RunResult;
+use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
 use crate::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
 use crate::simulate::prior::sample_prior;
@@ -24,7 +25,7 @@ use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, paramete
 use crate::syntax::{Diagnostic, Diagnostics};
 
 /// Arguments of `saddle simulate`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
     /// The `.action` file.
     pub file: PathBuf,
@@ -73,10 +74,33 @@ pub struct SimulateArgs {
     /// (patterns sorted by the training targets when there are no test patterns).
     #[arg(long, value_name = "FIGURE")]
     pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
 }
 
-/// Simulates and reports.
+/// Simulates and reports (at every point of a `--sweep`).
 pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
+    if args.sweep.sweep.is_empty() {
+        return execute(args, false).map(drop);
+    }
+    let theory = theory(&args.file)?;
+    super::sweep::run(
+        "simulate",
+        &theory,
+        &args.sweep,
+        &args.set,
+        args.out.as_deref(),
+        |point| {
+            let mut one = args.clone();
+            one.set.extend(point);
+            (one.out, one.plot, one.json) = (None, None, true);
+            execute(&one, true)?.ok_or_else(|| CliError::Usage("no result".into()))
+        },
+    )
+}
+
+/// Simulates; with `capture`, returns the result instead of printing it.
+fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliError> {
     let theory = theory(&args.file)?;
     let params =
         parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -144,6 +168,16 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
     if !left_out.is_empty() {
         out.set("left_out_terms", Some(json!(left_out)));
     }
+    // the kernel the readout reads, when it is one simulated entry
+    let readout_settings = NngpSettings {
+        overrides: args.set.clone(),
+        ..NngpSettings::default()
+    };
+    if let Ok([key]) = crate::solve::predict::readout_fields(&theory, &readout_settings).as_deref()
+        && network.units_of(key).is_some()
+    {
+        out.set("readout", Some(json!(network.name(key))));
+    }
     let mut tables = Tables::new(&network, &nngp);
     if args.prior {
         let samples = args.samples.unwrap_or(4000);
@@ -165,10 +199,13 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
             tables.add(key, &stats.mean, &stats.std_error, Some(n_variance));
         }
         let report = tables.finish(&mut out);
+        if capture {
+            return Ok(Some(out));
+        }
         write_out(args, &out)?;
         if args.json {
             outln!("{}", out.to_json());
-            return Ok(());
+            return Ok(None);
         }
         outln!(
             "theory {} — the finite network, {} independent prior draws (seed {}), {} patterns",
@@ -179,7 +216,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
         );
         print_prior(&report);
         print_left_out(&left_out);
-        return Ok(());
+        return Ok(None);
     }
 
     let y = y.ok_or_else(|| {
@@ -257,10 +294,13 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
             metrics = Some((mse, acc));
         }
     }
+    if capture {
+        return Ok(Some(out));
+    }
     write_out(args, &out)?;
     if args.json {
         outln!("{}", out.to_json());
-        return Ok(());
+        return Ok(None);
     }
     outln!(
         "theory {} — the finite network's posterior given {} training targets: elliptical slice \
@@ -314,7 +354,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
             100.0 * acc
         );
     }
-    Ok(())
+    Ok(None)
 }
 
 /// One field entry's table row.

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory};
 use super::result::RunResult;
+use super::sweep::SweepArgs;
 use crate::solve::gp::regress;
 use crate::solve::nngp::{Kernels, NngpSettings, parameter_values};
 use crate::solve::predict::{check_targets, prediction_kernels, readout_fields};
@@ -43,7 +44,7 @@ pub enum Expectations {
 }
 
 /// Arguments of `saddle solve`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SolveArgs {
     /// The `.action` file.
     pub file: PathBuf,
@@ -93,10 +94,33 @@ pub struct SolveArgs {
     /// Seed of the Monte Carlo samples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
 }
 
-/// Solves and reports.
+/// Solves and reports (at every point of a `--sweep`).
 pub fn run(args: &SolveArgs) -> Result<(), CliError> {
+    if args.sweep.sweep.is_empty() {
+        return execute(args, false).map(drop);
+    }
+    let theory = theory(&args.file)?;
+    super::sweep::run(
+        "solve",
+        &theory,
+        &args.sweep,
+        &args.set,
+        args.out.as_deref(),
+        |point| {
+            let mut one = args.clone();
+            one.set.extend(point);
+            (one.out, one.plot, one.json) = (None, None, true);
+            execute(&one, true)?.ok_or_else(|| CliError::Usage("no result".into()))
+        },
+    )
+}
+
+/// Solves; with `capture`, returns the result instead of printing it.
+fn execute(args: &SolveArgs, capture: bool) -> Result<Option<RunResult>, CliError> {
     let theory = theory(&args.file)?;
     if args.method != Method::Nngp {
         if args.method == Method::Linear && (args.x_test.is_some() || args.y_test.is_some()) {
@@ -123,7 +147,7 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
         let test = x_test
             .as_ref()
             .map(|xt| (xt.view(), y_test.as_ref().map(|y| y.view())));
-        return super::finite_width::run(&theory, x.view(), y.view(), test, args);
+        return super::finite_width::run(&theory, x.view(), y.view(), test, args, capture);
     }
     let x_test_path = args.x_test.as_ref().ok_or_else(|| {
         CliError::Usage("--x-test is needed for `--method nngp` (GP prediction)".into())
@@ -216,12 +240,15 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             )),
         );
     }
+    if capture {
+        return Ok(Some(result));
+    }
     if let Some(dir) = &args.out {
         result.write_dir(dir)?;
     }
     if args.json {
         outln!("{}", result.to_json());
-        return Ok(());
+        return Ok(None);
     }
     outln!(
         "theory `{}`: NNGP on {} training and {} test patterns",
@@ -247,5 +274,5 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     for (name, report) in &expansions {
         outln!("  {}", super::kernel::expansion_summary(name, report));
     }
-    Ok(())
+    Ok(None)
 }

@@ -67,7 +67,7 @@ pub struct Curve {
 }
 
 /// A tick label: at most four significant digits, trailing zeros dropped (0.094, 1000, 2.5).
-pub(crate) fn tick(v: f64) -> String {
+pub fn tick(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }

@@ -1,0 +1,792 @@
+//! `--sweep`: one command over a grid of parameter values, in parallel, resumable.
+//!
+//! `--sweep g=0.5:3:6` (six values, linear), `--sweep N=10..1000:5:log` (log-spaced),
+//! `--sweep L=1,2,4,8` (a list); several `--sweep`s make a grid, the first varying slowest.
+//! Every point is the command with `--set name=value` added. A sweep needs `--out DIR`, where
+//! it writes
+//! - `sweep.json`: what is swept (command, theory, parameters and their values, `--set`);
+//! - `points/0007/`: point 7's full result (`result.json` and `.npy`, [`super::result`]);
+//! - `sweep.jsonl`: one row per finished point, appended as points finish (the point, its
+//!   scalar results — test MSE, accuracy, ln p(Y|X), iterations, …, the readout kernel's mean
+//!   diagonal and off-diagonal — or the error that stopped it); a row is written after its
+//!   point's folder, as one line, so the file is consistent whenever the run stops.
+//!
+//! `--resume` continues an interrupted sweep: points with a row are not run again, and a
+//! line cut short by a kill is dropped. When a run ends (done, Ctrl-C, or `--max-points`),
+//! `sweep.jsonl` is rewritten in point order, so an interrupted and resumed sweep ends with
+//! the same file as an uninterrupted one. Ctrl-C stops starting points, lets the running ones
+//! finish and exits with 130; a second Ctrl-C exits at once.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+use serde_json::{Map, Value, json};
+
+use super::CliError;
+use super::result::{RunResult, Values};
+use crate::check::ir::{ParamType, Theory};
+
+/// One swept parameter and its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    /// The parameter.
+    pub name: String,
+    /// Its values, in order.
+    pub values: Vec<f64>,
+    /// Log-spaced (figures use a log axis).
+    pub log: bool,
+}
+
+/// The sweep options every numeric command takes.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Scan a parameter: `g=0.5:3:6` (6 values, linear), `N=10..1000:5:log` (log-spaced),
+    /// `L=1,2,4,8` (a list). Several make a grid. Needs `--out DIR`.
+    #[arg(long = "sweep", value_name = "NAME=RANGE", value_parser = parse_sweep)]
+    pub sweep: Vec<Sweep>,
+    /// Continue the sweep in `--out DIR` without redoing its finished points.
+    #[arg(long, requires = "sweep")]
+    pub resume: bool,
+    /// Run at most this many points now (a batch job with a time limit; `--resume` goes on).
+    #[arg(long = "max-points", value_name = "K", requires = "sweep")]
+    pub max_points: Option<usize>,
+    /// Points computed at once (default: one per core).
+    #[arg(long, value_name = "J", requires = "sweep", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: Option<u64>,
+}
+
+/// Parses `name=a:b:n`, `name=a..b:n[:log]`, `name=a:b:n:log` or `name=v1,v2,…`.
+pub fn parse_sweep(text: &str) -> Result<Sweep, String> {
+    let (name, range) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected name=a:b:n, name=a..b:n:log or name=1,2,4"))?;
+    let name = name.trim().to_string();
+    if name.is_empty() {
+        return Err(format!("`{text}`: the parameter name is empty"));
+    }
+    let number = |s: &str| -> Result<f64, String> {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}`: `{}` is not a number", s.trim()))?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("`{text}`: `{}` is not finite", s.trim()))
+        }
+    };
+    let range = range.trim();
+    let is_range = range.contains(':');
+    if !is_range {
+        let values = range
+            .split(',')
+            .map(number)
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Sweep {
+            name,
+            values,
+            log: false,
+        });
+    }
+    let mut parts: Vec<&str> = range.split(':').collect();
+    let log = match parts.last() {
+        Some(&"log") => {
+            parts.pop();
+            true
+        }
+        Some(&"lin") => {
+            parts.pop();
+            false
+        }
+        _ => false,
+    };
+    let (a, b, n) = match parts.as_slice() {
+        [ab, n] if ab.contains("..") => {
+            let (a, b) = ab.split_once("..").unwrap_or((ab, ab));
+            (number(a)?, number(b)?, *n)
+        }
+        [a, b, n] => (number(a)?, number(b)?, *n),
+        _ => {
+            return Err(format!(
+                "`{text}`: expected a:b:n or a..b:n, optionally followed by :log"
+            ));
+        }
+    };
+    let n: usize = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=100_000).contains(n))
+        .ok_or_else(|| format!("`{text}`: the number of points `{n}` must be 1 to 100000"))?;
+    if log && (a <= 0.0 || b <= 0.0) {
+        return Err(format!(
+            "`{text}`: a log-spaced sweep needs positive ends (got {a} and {b})"
+        ));
+    }
+    let values = (0..n)
+        .map(|i| {
+            let t = if n == 1 {
+                0.0
+            } else {
+                i as f64 / (n - 1) as f64
+            };
+            if log {
+                (a.ln() + t * (b.ln() - a.ln())).exp()
+            } else {
+                a + t * (b - a)
+            }
+        })
+        .collect();
+    Ok(Sweep { name, values, log })
+}
+
+/// The grid a sweep runs: its parameters (integer ones rounded) and every point.
+struct Grid {
+    sweeps: Vec<Sweep>,
+    points: Vec<Vec<f64>>,
+}
+
+impl Grid {
+    fn new(theory: &Theory, sweeps: &[Sweep], set: &[(String, f64)]) -> Result<Self, CliError> {
+        let mut checked: Vec<Sweep> = Vec::new();
+        for sweep in sweeps {
+            let Some(param) = theory.params.iter().find(|p| p.name == sweep.name) else {
+                let names: Vec<&str> = theory.params.iter().map(|p| p.name.as_str()).collect();
+                return Err(CliError::Usage(format!(
+                    "--sweep {}: the theory has no parameter `{}` (it has {})",
+                    sweep.name,
+                    sweep.name,
+                    names.join(", ")
+                )));
+            };
+            if checked.iter().any(|s| s.name == sweep.name) {
+                return Err(CliError::Usage(format!(
+                    "--sweep {}: swept twice (give one list or range)",
+                    sweep.name
+                )));
+            }
+            if set.iter().any(|(n, _)| *n == sweep.name) {
+                return Err(CliError::Usage(format!(
+                    "--sweep {0} and --set {0}: give the parameter one way",
+                    sweep.name
+                )));
+            }
+            let mut values = sweep.values.clone();
+            if param.ty == ParamType::Int {
+                if sweep.log {
+                    // a log-spaced integer range: the nearest integers, each once
+                    values.iter_mut().for_each(|v| *v = v.round());
+                    values.dedup();
+                } else if let Some(v) = values.iter().find(|v| v.fract() != 0.0) {
+                    return Err(CliError::Usage(format!(
+                        "--sweep {}: `{}` is an integer parameter, {v} is not an integer",
+                        sweep.name, sweep.name
+                    )));
+                }
+            }
+            checked.push(Sweep {
+                values,
+                ..sweep.clone()
+            });
+        }
+        let mut points: Vec<Vec<f64>> = vec![vec![]];
+        for sweep in &checked {
+            points = points
+                .into_iter()
+                .flat_map(|p| {
+                    sweep.values.iter().map(move |&v| {
+                        let mut q = p.clone();
+                        q.push(v);
+                        q
+                    })
+                })
+                .collect();
+        }
+        if points.len() > 1_000_000 {
+            return Err(CliError::Usage(format!(
+                "--sweep: {} points is more than the 1000000 a sweep runs",
+                points.len()
+            )));
+        }
+        Ok(Grid {
+            sweeps: checked,
+            points,
+        })
+    }
+
+    fn overrides(&self, index: usize) -> Vec<(String, f64)> {
+        self.sweeps
+            .iter()
+            .zip(&self.points[index])
+            .map(|(s, &v)| (s.name.clone(), v))
+            .collect()
+    }
+
+    fn point_json(&self, index: usize) -> Value {
+        Value::Object(
+            self.overrides(index)
+                .into_iter()
+                .map(|(n, v)| (n, json!(v)))
+                .collect(),
+        )
+    }
+}
+
+/// Whether a Ctrl-C asked the sweep to stop.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Runs `execute` (the command with extra `--set`s, its result returned rather than printed)
+/// at every point of the sweep in `args`, writing into `out`.
+pub fn run(
+    command: &str,
+    theory: &Theory,
+    args: &SweepArgs,
+    set: &[(String, f64)],
+    out: Option<&Path>,
+    execute: impl Fn(Vec<(String, f64)>) -> Result<RunResult, CliError> + Sync,
+) -> Result<(), CliError> {
+    let dir = out.ok_or_else(|| {
+        CliError::Usage(
+            "--sweep writes its rows and results into a directory: add --out DIR".into(),
+        )
+    })?;
+    if dir
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
+        return Err(CliError::Usage(format!(
+            "--sweep --out {}: a sweep writes a directory, not one .npy file",
+            dir.display()
+        )));
+    }
+    let grid = Grid::new(theory, &args.sweep, set)?;
+    let total = grid.points.len();
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| CliError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(io("write", dir))?;
+    let meta = json!({
+        "saddle_version": env!("CARGO_PKG_VERSION"),
+        "command": command,
+        "theory": theory.name,
+        "parameters": grid.sweeps.iter().map(|s| json!({
+            "name": s.name,
+            "values": s.values,
+            "scale": if s.log { "log" } else { "linear" },
+        })).collect::<Vec<_>>(),
+        "set": set.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<Map<_, _>>(),
+        "points": total,
+    });
+    let meta_path = dir.join("sweep.json");
+    let rows_path = dir.join("sweep.jsonl");
+    let mut done: Vec<(usize, String)> = Vec::new();
+    if args.resume {
+        let before = std::fs::read_to_string(&meta_path).map_err(io("read", &meta_path))?;
+        let before: Value = serde_json::from_str(&before)
+            .map_err(|e| CliError::Usage(format!("--resume: {}: {e}", meta_path.display())))?;
+        let same = ["command", "theory", "parameters", "set", "points"]
+            .iter()
+            .all(|k| before.get(*k) == meta.get(*k));
+        if !same {
+            return Err(CliError::Usage(format!(
+                "--resume: {} holds another sweep ({} of {} over {}); run the same command \
+                 and --sweep/--set to resume it, or choose another --out",
+                dir.display(),
+                before["command"],
+                before["theory"],
+                before["parameters"]
+            )));
+        }
+        done = read_rows(&rows_path, total)?;
+    } else if rows_path.exists() || meta_path.exists() {
+        return Err(CliError::Usage(format!(
+            "--out {}: it already holds a sweep; add --resume to continue it, or choose \
+             another directory",
+            dir.display()
+        )));
+    } else {
+        let text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
+        std::fs::write(&meta_path, text).map_err(io("write", &meta_path))?;
+    }
+    // the rows of earlier runs, without a line a kill cut short
+    write_sorted(&rows_path, &done)?;
+    let finished: std::collections::BTreeSet<usize> = done.iter().map(|(i, _)| *i).collect();
+    let mut pending: Vec<usize> = (0..total).filter(|i| !finished.contains(i)).collect();
+    if let Some(k) = args.max_points {
+        pending.truncate(k);
+    }
+    let rows_file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&rows_path)
+        .map_err(io("write", &rows_path))?;
+    let rows = Mutex::new((rows_file, done));
+    let bar = progress_bar(total as u64, finished.len() as u64);
+    // A second Ctrl-C ends the process at once; the rows written so far stay consistent.
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    let failed = AtomicUsize::new(0);
+    let width = total.saturating_sub(1).to_string().len().max(4);
+    let job = |index: usize| -> Result<(), CliError> {
+        if STOP.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut row = Map::new();
+        row.insert("index".into(), json!(index));
+        row.insert("point".into(), grid.point_json(index));
+        match execute(grid.overrides(index)) {
+            Ok(result) => {
+                let folder = format!("points/{index:0width$}");
+                result.write_dir(&dir.join(&folder))?;
+                row.insert("result".into(), json!(folder));
+                row.extend(scalars(&result));
+            }
+            Err(error) => {
+                failed.fetch_add(1, Ordering::SeqCst);
+                let message = match &error {
+                    CliError::Diagnostics(d) => d.render(false),
+                    other => other.to_string(),
+                };
+                row.insert("error".into(), json!(message.trim_end()));
+            }
+        }
+        let line = Value::Object(row).to_string();
+        let mut guard = rows
+            .lock()
+            .map_err(|_| CliError::Usage("a sweep point failed while writing its row".into()))?;
+        let (file, written) = &mut *guard;
+        file.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| file.flush())
+            .map_err(io("write", &rows_path))?;
+        written.push((index, line));
+        bar.inc(1);
+        Ok(())
+    };
+    let jobs = args
+        .jobs
+        .map_or(rayon::current_num_threads(), |j| j as usize);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| CliError::Usage(format!("--jobs {jobs}: {e}")))?;
+    let outcome: Result<(), CliError> =
+        pool.install(|| pending.par_iter().try_for_each(|&i| job(i)));
+    bar.finish_and_clear();
+    let (_, written) = rows
+        .into_inner()
+        .map_err(|_| CliError::Usage("a sweep point failed while writing its row".into()))?;
+    write_sorted(&rows_path, &written)?;
+    outcome?;
+    summarise(&grid, &written, dir);
+    let remaining = total - written.len();
+    let failed = failed.load(Ordering::SeqCst);
+    if STOP.load(Ordering::SeqCst) {
+        return Err(CliError::Interrupted(format!(
+            "interrupted: {} of {total} points done, {remaining} to go — `--resume` continues",
+            written.len()
+        )));
+    }
+    if remaining > 0 {
+        outln!(
+            "{remaining} of {total} points to go (--max-points): run the same command with \
+             --resume to continue"
+        );
+    }
+    if failed > 0 {
+        return Err(CliError::Usage(format!(
+            "{failed} point(s) of the sweep failed; their rows in {} say why",
+            rows_path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The complete rows of a sweep file (a line a kill cut short is dropped), by index.
+fn read_rows(path: &Path, total: usize) -> Result<Vec<(usize, String)>, CliError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(source) => {
+            return Err(CliError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut rows: Vec<(usize, String)> = Vec::new();
+    for line in text.lines() {
+        let index = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v.get("index").and_then(Value::as_u64))
+            .map(|i| i as usize)
+            .filter(|i| *i < total);
+        if let Some(i) = index
+            && !rows.iter().any(|(j, _)| *j == i)
+        {
+            rows.push((i, line.to_string()));
+        }
+    }
+    Ok(rows)
+}
+
+/// Writes the rows in point order, through a temporary file and a rename, so the file is
+/// whole at every moment.
+fn write_sorted(path: &Path, rows: &[(usize, String)]) -> Result<(), CliError> {
+    let mut sorted: Vec<&(usize, String)> = rows.iter().collect();
+    sorted.sort_by_key(|(i, _)| *i);
+    let text: String = sorted.iter().map(|(_, line)| format!("{line}\n")).collect();
+    let temporary = path.with_extension("jsonl.tmp");
+    let io = |source| CliError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&temporary, text).map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)
+}
+
+/// The numbers of a result worth a column: every top-level number, the NNGP's scores beside
+/// a finite-width prediction, and the readout kernel's mean diagonal and off-diagonal.
+fn scalars(result: &RunResult) -> Map<String, Value> {
+    let mut row = Map::new();
+    let members = result.members();
+    for (key, value) in members {
+        if value.is_number() {
+            row.insert(key.clone(), value.clone());
+        }
+    }
+    if let Some(nngp) = members.get("nngp_prediction").and_then(Value::as_object) {
+        for (key, value) in nngp {
+            row.insert(format!("nngp_{key}"), value.clone());
+        }
+    }
+    let Some(readout) = members.get("readout").and_then(Value::as_str) else {
+        return row;
+    };
+    for (section, prefix) in [("kernels", ""), ("nngp", "nngp_")] {
+        if let Some(Values::Matrix(m)) = result.array(&[section, readout])
+            && m.nrows() == m.ncols()
+            && m.nrows() > 0
+        {
+            let p = m.nrows() as f64;
+            let diagonal = m.diag().sum() / p;
+            let off = if p > 1.0 {
+                (m.sum() - m.diag().sum()) / (p * (p - 1.0))
+            } else {
+                0.0
+            };
+            row.insert(format!("{prefix}readout_diagonal"), json!(diagonal));
+            row.insert(format!("{prefix}readout_off_diagonal"), json!(off));
+        }
+    }
+    row
+}
+
+fn progress_bar(len: u64, done: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "sweep {bar:40} {pos}/{len} points  {per_sec}  {elapsed_precise} (eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(done);
+    bar.reset_eta();
+    bar
+}
+
+/// One line per point (at most 40): the point and its main numbers.
+fn summarise(grid: &Grid, rows: &[(usize, String)], dir: &Path) {
+    const SHOWN: &[&str] = &[
+        "test_mse",
+        "test_accuracy",
+        "log_marginal_likelihood",
+        "readout_diagonal",
+        "readout_off_diagonal",
+    ];
+    let mut sorted: Vec<Value> = rows
+        .iter()
+        .filter_map(|(_, line)| serde_json::from_str(line).ok())
+        .collect();
+    sorted.sort_by_key(|v: &Value| v["index"].as_u64());
+    let columns: Vec<&str> = SHOWN
+        .iter()
+        .copied()
+        .filter(|c| sorted.iter().any(|r| r.get(*c).is_some()))
+        .collect();
+    let mut header: Vec<String> = grid
+        .sweeps
+        .iter()
+        .map(|s| format!("{:>12}", s.name))
+        .collect();
+    header.extend(columns.iter().map(|c| format!("{c:>24}")));
+    outln!("{}", header.join(" "));
+    for row in sorted.iter().take(40) {
+        let mut cells: Vec<String> = grid
+            .sweeps
+            .iter()
+            .map(|s| format!("{:>12}", compact(row["point"][&s.name].as_f64())))
+            .collect();
+        if let Some(error) = row.get("error").and_then(Value::as_str) {
+            cells.push(format!("error: {}", error.lines().next().unwrap_or("")));
+        } else {
+            cells.extend(
+                columns
+                    .iter()
+                    .map(|c| format!("{:>24}", compact(row[*c].as_f64()))),
+            );
+        }
+        outln!("{}", cells.join(" "));
+    }
+    if sorted.len() > 40 {
+        outln!("… {} more rows", sorted.len() - 40);
+    }
+    outln!(
+        "{} points in {} (rows: sweep.jsonl; each point's result: points/; `saddle plot {}` draws them)",
+        sorted.len(),
+        dir.display(),
+        dir.display()
+    );
+}
+
+fn compact(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.fract() == 0.0 && x.abs() < 1e6 => format!("{x:.0}"),
+        Some(x) if x != 0.0 && !(1e-3..1e6).contains(&x.abs()) => format!("{x:.6e}"),
+        Some(x) => format!("{x:.6}"),
+        None => "—".into(),
+    }
+}
+
+/// One point of a sweep figure: the swept value, the metric, and its NNGP value if any.
+type SweepPoint = (f64, f64, Option<f64>);
+
+/// Whether `path` is a directory holding a sweep.
+pub fn is_sweep(path: &Path) -> bool {
+    path.is_dir() && path.join("sweep.json").exists()
+}
+
+/// The quantities a sweep figure draws by default, the first one the rows have.
+const DEFAULT_METRICS: &[&str] = &["test_mse", "log_marginal_likelihood", "readout_diagonal"];
+
+/// A metric's axis label.
+fn metric_label(metric: &str) -> String {
+    match metric {
+        "test_mse" => "test MSE".into(),
+        "test_accuracy" => "test accuracy".into(),
+        "log_marginal_likelihood" => "ln p(Y|X)".into(),
+        "readout_diagonal" => "readout kernel, mean diagonal".into(),
+        "readout_off_diagonal" => "readout kernel, mean off-diagonal".into(),
+        "iterations" => "iterations".into(),
+        "residual" => "residual".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// The figure of a sweep: `metric` against the first swept parameter, one curve per value
+/// of the others; beside a finite-width metric its NNGP value (`nngp_<metric>`) dashed in
+/// the same colour.
+pub fn figure(dir: &Path, metric: Option<&str>) -> Result<crate::plot::CurveFigure, CliError> {
+    use crate::plot::{Curve, CurveFigure, Marker};
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path).map_err(|source| CliError::Io {
+            action: "read",
+            path,
+            source,
+        })
+    };
+    let meta: Value = serde_json::from_str(&read(dir.join("sweep.json"))?)
+        .map_err(|e| CliError::Usage(format!("{}/sweep.json: {e}", dir.display())))?;
+    let parameters = meta["parameters"].as_array().cloned().unwrap_or_default();
+    let names: Vec<String> = parameters
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect();
+    let Some(x_name) = names.first() else {
+        return Err(CliError::Usage(format!(
+            "{}/sweep.json: no swept parameter",
+            dir.display()
+        )));
+    };
+    let rows: Vec<Value> = read(dir.join("sweep.jsonl"))?
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|row: &Value| row.get("error").is_none())
+        .collect();
+    let metric = match metric {
+        Some(m) => m.to_string(),
+        None => DEFAULT_METRICS
+            .iter()
+            .find(|m| rows.iter().any(|r| r[**m].is_number()))
+            .map(|m| m.to_string())
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{}: no finished point has {} (choose one with --metric)",
+                    dir.display(),
+                    DEFAULT_METRICS.join(", ")
+                ))
+            })?,
+    };
+    if !rows.iter().any(|r| r[&metric].is_number()) {
+        let have: std::collections::BTreeSet<&str> = rows
+            .iter()
+            .filter_map(Value::as_object)
+            .flat_map(|o| {
+                o.iter()
+                    .filter(|(_, v)| v.is_number())
+                    .map(|(k, _)| k.as_str())
+            })
+            .filter(|k| *k != "index")
+            .collect();
+        return Err(CliError::Usage(format!(
+            "--metric {metric}: the sweep's rows have {}",
+            have.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    // one curve per combination of the other parameters, in the order of the rows
+    let mut groups: Vec<(String, Vec<SweepPoint>)> = Vec::new();
+    for row in &rows {
+        let (Some(x), Some(y)) = (row["point"][x_name].as_f64(), row[&metric].as_f64()) else {
+            continue;
+        };
+        let label = names[1..]
+            .iter()
+            .map(|n| {
+                format!(
+                    "{n} = {}",
+                    crate::plot::curves::tick(row["point"][n].as_f64().unwrap_or(f64::NAN))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let reference = row[format!("nngp_{metric}")].as_f64();
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, points)) => points.push((x, y, reference)),
+            None => groups.push((label, vec![(x, y, reference)])),
+        }
+    }
+    let method = rows
+        .first()
+        .and_then(|r| r.get("result"))
+        .and_then(Value::as_str)
+        .and_then(|folder| read(dir.join(folder).join("result.json")).ok())
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|v| v["method"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut curves = Vec::new();
+    for (colour, (label, mut points)) in groups.into_iter().enumerate() {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let shown = if !label.is_empty() {
+            label.clone()
+        } else {
+            match method.as_str() {
+                "map" => "MAP kernel, finite N".to_string(),
+                "linear" => "linearised, finite N".to_string(),
+                "nngp" | "" => metric_label(&metric),
+                other => other.to_string(),
+            }
+        };
+        let reference = if label.is_empty() {
+            "NNGP (N = ∞)".to_string()
+        } else {
+            format!("{label}: NNGP (N = ∞)")
+        };
+        curves.push(Curve {
+            label: shown.clone(),
+            x: points.iter().map(|p| p.0).collect(),
+            y: points.iter().map(|p| p.1).collect(),
+            error: None,
+            marker: Marker::LinePoints,
+            colour: Some(colour),
+        });
+        if points.iter().all(|p| p.2.is_some()) {
+            curves.push(Curve {
+                label: reference,
+                x: points.iter().map(|p| p.0).collect(),
+                y: points.iter().map(|p| p.2.unwrap_or(f64::NAN)).collect(),
+                error: None,
+                marker: Marker::Dashed,
+                colour: Some(colour),
+            });
+        }
+    }
+    let log_x = parameters
+        .first()
+        .is_some_and(|p| p["scale"].as_str() == Some("log"));
+    Ok(CurveFigure {
+        title: format!(
+            "{}: {} against {x_name}",
+            meta["theory"].as_str().unwrap_or("sweep"),
+            metric_label(&metric)
+        ),
+        x_label: x_name.clone(),
+        y_label: metric_label(&metric),
+        log_x,
+        curves,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_lists_and_log_spacing() {
+        let s = parse_sweep("g=0.5:3:6").expect("linear");
+        assert_eq!(s.values, vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0]);
+        assert!(!s.log);
+        let s = parse_sweep("N=10..1000:3:log").expect("log");
+        assert!(s.log);
+        assert!((s.values[1] - 100.0).abs() < 1e-12 && (s.values[2] - 1000.0).abs() < 1e-9);
+        assert_eq!(
+            parse_sweep("L=1,2,4,8").expect("list").values,
+            vec![1.0, 2.0, 4.0, 8.0]
+        );
+        assert_eq!(parse_sweep("g=2:2:1").expect("one").values, vec![2.0]);
+        for (bad, says) in [
+            ("g", "expected name="),
+            ("=1,2", "name is empty"),
+            ("g=1:2", "a:b:n"),
+            ("g=1:2:0", "1 to 100000"),
+            ("g=0..1:3:log", "positive ends"),
+            ("g=1,x", "`x` is not a number"),
+            ("g=1:inf:3", "not finite"),
+        ] {
+            let e = parse_sweep(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn rows_cut_short_are_dropped() {
+        let path = std::env::temp_dir().join(format!("saddle-rows-{}.jsonl", std::process::id()));
+        std::fs::write(
+            &path,
+            "{\"index\":1,\"a\":2}\n{\"index\":0}\n{\"index\":7}\n{\"ind",
+        )
+        .ok();
+        let rows = read_rows(&path, 5).expect("rows");
+        assert_eq!(rows.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 0]);
+        write_sorted(&path, &rows).expect("sorted");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, "{\"index\":0}\n{\"index\":1,\"a\":2}\n");
+        std::fs::remove_file(&path).ok();
+    }
+}
