@@ -26,6 +26,8 @@ pub mod numeric;
 pub mod plot;
 pub mod render;
 #[cfg(feature = "runtime")]
+pub mod report;
+#[cfg(feature = "runtime")]
 pub mod simulate;
 #[cfg(feature = "runtime")]
 pub mod solve;

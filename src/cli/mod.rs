@@ -30,6 +30,7 @@ mod fmt;
 mod kernel;
 mod options;
 mod plot;
+mod report;
 mod result;
 mod simulate;
 mod solve;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Draw a figure (SVG or PNG) from a result: kernel heatmaps from `kernel`/`solve`/
     /// `simulate --json`, or curves from a figure spec that `demo` writes.
     Plot(plot::PlotArgs),
+    /// Write one self-contained HTML page: the action and its derived equations typeset
+    /// (MathML), the parameters, and a result's numbers and figures.
+    Report(report::ReportArgs),
 }
 
 /// Everything that ends a command with exit code 1.
@@ -142,6 +146,7 @@ pub fn run() -> ExitCode {
         Command::Compare(args) => compare::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Plot(args) => plot::run(&args),
+        Command::Report(args) => report::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

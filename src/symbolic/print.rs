@@ -168,7 +168,7 @@ impl Printer<'_> {
                 if self.latex() {
                     (
                         format!(
-                            "\\left\\langle {f}\\,{g} \\right\\rangle_{{(u,v)\\sim\\mathcal{{N}}\\left(({mu}, {mv}),\\, \\begin{{psmallmatrix}}{a} & {c}\\\\ {c} & {b}\\end{{psmallmatrix}}\\right)}}"
+                            "\\left\\langle {f}\\,{g} \\right\\rangle_{{(u,v)\\sim\\mathcal{{N}}\\left(({mu}, {mv}),\\, \\left(\\begin{{smallmatrix}}{a} & {c}\\\\ {c} & {b}\\end{{smallmatrix}}\\right)\\right)}}"
                         ),
                         5,
                     )
@@ -215,7 +215,14 @@ impl Printer<'_> {
             } else {
                 format!("^{{({index})}}")
             };
-            format!("{}{idx}_{{{sub}}}", self.plain(base))
+            let base = format!("{}{idx}", self.plain(base));
+            // a name with a subscript of its own (`G_{0}`) is grouped: a second subscript
+            // directly after it is an error in LaTeX
+            if base.contains('_') {
+                format!("{{{base}}}_{{{sub}}}")
+            } else {
+                format!("{base}_{{{sub}}}")
+            }
         } else {
             let idx = if index.is_empty() {
                 String::new()
