@@ -651,6 +651,7 @@ fn demo_writes_its_figures() {
     let dir = std::env::temp_dir().join(format!("saddle-demo-test-{}", std::process::id()));
     let (code, out, err) = saddle(&[
         "demo",
+        "mnist",
         "--train",
         "40",
         "--test",
@@ -675,6 +676,64 @@ fn demo_writes_its_figures() {
     let spec: serde_json::Value = serde_json::from_str(&spec).expect("JSON");
     assert_eq!(spec["curves"].as_array().map(Vec::len), Some(2));
     assert_eq!(spec["x_label"], "depth L (hidden layers)");
+}
+
+#[test]
+fn the_demo_tour_writes_every_figure_and_a_report() {
+    let dir = std::env::temp_dir().join(format!("saddle-tour-test-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let (code, out, err) = saddle(&[
+        "demo",
+        "--train",
+        "12",
+        "--test",
+        "12",
+        "--out",
+        path_str(&dir),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for part in [
+        "1/3: NNGP against depth",
+        "2/3: feature learning",
+        "3/3: theory against the simulated networks",
+    ] {
+        assert!(out.contains(part), "{part} in {out}");
+    }
+    for stem in [
+        "nngp_accuracy_vs_depth",
+        "nngp_kernels_erf",
+        "map_mse_vs_width",
+        "map_kernels_erf",
+        "network_vs_theory",
+    ] {
+        assert!(dir.join(format!("{stem}.png")).exists(), "{stem}.png");
+    }
+    // the simulation figure: the network's points carry standard errors
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("network_vs_theory.json")).expect("spec"),
+    )
+    .expect("JSON");
+    let errors = spec["curves"][0]["error"].as_array().expect("error bars");
+    assert!(
+        errors.iter().all(|e| e.as_f64().is_some_and(|e| e > 0.0)),
+        "{spec}"
+    );
+    assert!(out.contains("apart"), "{out}");
+    // the report embeds every figure of the folder
+    let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    let figures = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+        .count();
+    assert_eq!(
+        report.matches("<img src=\"data:image/png;base64,").count(),
+        figures
+    );
+    assert!(
+        out.contains(&format!("report: {}", dir.join("report.html").display())),
+        "{out}"
+    );
 }
 
 #[test]
@@ -742,5 +801,62 @@ fn plot_option_draws_what_the_command_computed() {
     let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
     for t in ["C[2], NNGP (N = ∞)", "C[2], simulated prior mean"] {
         assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
+    }
+}
+
+#[test]
+fn data_writes_a_balanced_subset_of_the_bundled_digits() {
+    let dir = std::env::temp_dir().join(format!("saddle-data-test-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let (code, out, err) = saddle(&[
+        "data",
+        "mnist",
+        "--train",
+        "10",
+        "--test",
+        "6",
+        "--format",
+        "csv",
+        "--out",
+        path_str(&dir),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("10 training and 6 test patterns, d = 784"),
+        "{out}"
+    );
+    let y = std::fs::read_to_string(dir.join("y.csv")).expect("y.csv");
+    let labels: Vec<f64> = y.lines().map(|l| l.parse().expect("a number")).collect();
+    assert_eq!(labels.len(), 10);
+    assert_eq!(
+        labels.iter().filter(|&&v| v == 1.0).count(),
+        5,
+        "balanced ±1"
+    );
+    let x = std::fs::read_to_string(dir.join("xt.csv")).expect("xt.csv");
+    let first: Vec<f64> = x
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(first.len(), 784);
+    // standardised: mean 0, ‖x‖²/d = 1
+    let mean = first.iter().sum::<f64>() / 784.0;
+    let power = first.iter().map(|v| v * v).sum::<f64>() / 784.0;
+    assert!(
+        mean.abs() < 1e-12 && (power - 1.0).abs() < 1e-12,
+        "{mean} {power}"
+    );
+    for (digits, says) in [
+        ("0,0", "two different digits"),
+        ("3", "two digits"),
+        ("a,b", "two digits"),
+    ] {
+        let (code, _, err) =
+            saddle(&["data", "mnist", "--digits", digits, "--out", path_str(&dir)]);
+        assert_eq!(code, 1, "{digits}");
+        assert!(err.contains(says), "{digits}: {err}");
     }
 }

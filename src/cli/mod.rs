@@ -23,6 +23,7 @@ macro_rules! out {
 
 mod check;
 mod compare;
+mod data;
 mod demo;
 mod derive;
 mod finite_width;
@@ -81,8 +82,13 @@ pub enum Command {
     /// Theory against the network: the simulated posterior mean of every kernel entry beside
     /// the NNGP, the linearised system and the MAP (small P), in standard errors.
     Compare(compare::CompareArgs),
-    /// Run a bundled real-data demo (no arguments needed): MNIST 0 vs 3 against depth.
+    /// Run the bundled real-data tour (no arguments needed): MNIST 0 vs 3 — NNGP against
+    /// depth, feature learning against width, the simulated networks against the theory —
+    /// with figures and an HTML report.
     Demo(demo::DemoArgs),
+    /// Write a balanced subset of the bundled MNIST digits as input/target files (x, y, xt,
+    /// yt; .npy or .csv) for the other commands.
+    Data(data::DataArgs),
     /// Draw a figure (SVG or PNG) from a result: kernel heatmaps from `kernel`/`solve`/
     /// `simulate --json`, or curves from a figure spec that `demo` writes.
     Plot(plot::PlotArgs),
@@ -145,6 +151,7 @@ pub fn run() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Data(args) => data::run(&args),
         Command::Plot(args) => plot::run(&args),
         Command::Report(args) => report::run(&args),
     };

@@ -12,7 +12,8 @@
 //!
 //! Each chain runs on its own seeded stream. Every entry of every field is streamed into batch
 //! means (standard error and effective sample size) and half-chain moments (split-R-hat); the
-//! log-likelihood and each kernel's mean diagonal and off-diagonal entry keep full traces for
+//! log-likelihood and each kernel's mean diagonal, off-diagonal and target-weighted
+//! off-diagonal entry (same-class minus cross-class, for ±1 targets) keep full traces for
 //! the multi-chain ESS and R-hat of [`super::diagnostics::summarize`].
 
 use std::f64::consts::TAU;
@@ -79,8 +80,8 @@ pub struct PosteriorSample {
     pub settings: PosteriorSettings,
     /// Every entry of every field a draw computes.
     pub entries: Vec<(EntryKey, EntryPosterior)>,
-    /// Scalar summaries with full traces: `ln p(Y|Z)` and each kernel's mean diagonal and
-    /// off-diagonal entry on the training patterns.
+    /// Scalar summaries with full traces: `ln p(Y|Z)` and each kernel's mean diagonal,
+    /// off-diagonal and target-weighted off-diagonal entry on the training patterns.
     pub summaries: Vec<(String, ChainSummary)>,
     /// Predictions on the test patterns, if any.
     pub prediction: Option<PosteriorPrediction>,
@@ -239,7 +240,8 @@ fn run_chain(
         streams.push(Stream::new(dim));
         streams.push(Stream::new((patterns - train, 1)));
     }
-    let mut traces: Vec<Vec<f64>> = vec![Vec::with_capacity(settings.samples); 1 + 2 * keys.len()];
+    let mut traces: Vec<Vec<f64>> = vec![Vec::with_capacity(settings.samples); 1 + 3 * keys.len()];
+    let target_products = targets.y.dot(&targets.y.t());
     let (mut evaluations, mut failures) = (0usize, 0usize);
     let steps = settings.burn_in + settings.samples * settings.thin;
     let mut recorded = 0usize;
@@ -287,8 +289,9 @@ fn run_chain(
             streams[i].add(batch, value);
             let block = value.slice(s![..train.min(value.nrows()), ..train.min(value.ncols())]);
             let (diagonal, off) = diagonal_and_off_diagonal_means(block);
-            traces[1 + 2 * i].push(diagonal);
-            traces[2 + 2 * i].push(off);
+            traces[1 + 3 * i].push(diagonal);
+            traces[2 + 3 * i].push(off);
+            traces[3 + 3 * i].push(target_weighted_off_diagonal(block, target_products.view()));
         }
         if has_test {
             let cross = state.kernel.slice(s![..train, train..]);
@@ -313,6 +316,24 @@ fn run_chain(
 
 /// Mean diagonal entry and mean off-diagonal entry of a square block (a vector: its mean
 /// and 0).
+/// Σ_{α≠β} (y_α·y_β) K_αβ / (P(P−1)): the off-diagonal entries weighted by the targets'
+/// products (±1 classes: same-class entries minus cross-class ones), which feature learning
+/// at finite width raises. 0 for a mean field.
+pub fn target_weighted_off_diagonal(
+    block: ArrayView2<'_, f64>,
+    target_products: ArrayView2<'_, f64>,
+) -> f64 {
+    let p = block.nrows();
+    if block.ncols() != p || target_products.dim() != (p, p) || p < 2 {
+        return 0.0;
+    }
+    let total: f64 = (&block * &target_products).sum();
+    let diagonal: f64 = (0..p)
+        .map(|a| block[[a, a]] * target_products[[a, a]])
+        .sum();
+    (total - diagonal) / (p * (p - 1)) as f64
+}
+
 fn diagonal_and_off_diagonal_means(block: ArrayView2<'_, f64>) -> (f64, f64) {
     if block.nrows() != block.ncols() {
         return (block.mean().unwrap_or(0.0), 0.0);
@@ -403,6 +424,7 @@ fn combine(
             [
                 format!("{name} mean diagonal"),
                 format!("{name} mean off-diagonal"),
+                format!("{name} target-weighted off-diagonal"),
             ]
         }));
     for (t, name) in trace_names.enumerate() {
