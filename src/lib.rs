@@ -49,3 +49,8 @@ pub fn compile(source: &str, file_name: &str) -> Result<Theory, Diagnostics> {
     let file = syntax::parse(source, file_name)?;
     check::check(&file).map_err(|items| Diagnostics::new(file_name, source, items))
 }
+
+/// The README's Rust blocks, compiled and run as doctests (the tour's `theory!` program).
+#[cfg(all(doctest, feature = "runtime"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -119,7 +119,18 @@ pub(crate) fn draw_kernels(
     out: &std::path::Path,
     source: &std::path::Path,
 ) -> Result<(), CliError> {
-    let panels = kernel_panels(json, entries, source)?;
+    let mut panels = kernel_panels(json, entries, source)?;
+    // a result on train ∪ test patterns (the training ones first) with training targets:
+    // the training block
+    if let Some(y) = labels
+        && panels.iter().all(|p| p.matrix.nrows() > y.nrows())
+    {
+        let t = y.nrows();
+        for panel in &mut panels {
+            panel.matrix = panel.matrix.slice(ndarray::s![..t, ..t]).to_owned();
+            panel.title.push_str(", training patterns");
+        }
+    }
     let order = match labels {
         Some(y) => Some(class_order(y, panels[0].matrix.nrows())?),
         None => None,
