@@ -1,6 +1,7 @@
 //! One result format: every numeric command's `--json` and `--out DIR/result.json` validate
 //! against `schema/result.schema.json`, and the `.npy` files of `--out DIR` hold exactly
-//! the arrays `--json` prints (a round trip through the NPY format, header checked by hand).
+//! the arrays `--json` prints: read back by ndarray-npy (header checked by hand against the
+//! NPY format) and by numpy itself (`numpy.load`: shape, dtype, sum).
 
 use std::path::{Path, PathBuf};
 
@@ -107,6 +108,93 @@ fn inline(value: &mut Value, dir: &Path) -> usize {
     }
 }
 
+/// Every `{"file", "shape"}` reference in `value`.
+fn references(value: &Value, found: &mut Vec<(String, Vec<u64>)>) {
+    match value {
+        Value::Object(map) if map.contains_key("file") && map.contains_key("shape") => {
+            let shape = map["shape"].as_array().expect("shape");
+            found.push((
+                map["file"].as_str().expect("file").to_string(),
+                shape
+                    .iter()
+                    .map(|d| d.as_u64().expect("dimension"))
+                    .collect(),
+            ));
+        }
+        Value::Object(map) => map.values().for_each(|v| references(v, found)),
+        Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+        _ => {}
+    }
+}
+
+/// A Python with numpy: `$SADDLE_PYTHON` (`.ci/run` makes one), else `python3` if it has
+/// numpy. Under CI one is required.
+fn numpy_python() -> Option<String> {
+    let candidates = std::env::var("SADDLE_PYTHON")
+        .map(|p| vec![p])
+        .unwrap_or_else(|_| vec!["python3".to_string()]);
+    let found = candidates.into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Python with numpy: .ci/run sets SADDLE_PYTHON to a venv with numpy"
+        );
+        eprintln!(
+            "note: no Python with numpy; the .npy files were checked against the format by hand only"
+        );
+    }
+    found
+}
+
+/// numpy.load reads every file of `dir` with the shape the result states and the sum of the
+/// values the result holds.
+fn numpy_reads(python: &str, dir: &Path, written: &Value, printed: &Value) {
+    let mut files = Vec::new();
+    references(written, &mut files);
+    let script = "import json, sys, numpy as np\n\
+                  d = sys.argv[1]\n\
+                  print(json.dumps({f: [list(np.load(d + '/' + f).shape), float(np.load(d + '/' + f).sum()), np.load(d + '/' + f).dtype.str] for f in sys.argv[2:]}))";
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .args(files.iter().map(|(f, _)| f.as_str()))
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).expect("numpy's answer");
+    let mut inlined = written.clone();
+    inline(&mut inlined, dir);
+    assert_eq!(&inlined, printed);
+    for (file, shape) in &files {
+        let entry = &read[file];
+        assert_eq!(entry[0], serde_json::json!(shape), "{file}: shape");
+        assert_eq!(entry[2], "<f8", "{file}: dtype");
+        // the sum of the same values, read by ndarray-npy
+        let sum: f64 = if shape.len() == 1 {
+            let v: ndarray::Array1<f64> = ndarray_npy::read_npy(dir.join(file)).expect("vector");
+            v.sum()
+        } else {
+            let m: ndarray::Array2<f64> = ndarray_npy::read_npy(dir.join(file)).expect("matrix");
+            m.sum()
+        };
+        let numpy = entry[1].as_f64().expect("sum");
+        assert!(
+            (numpy - sum).abs() <= 1e-12 * sum.abs().max(1.0),
+            "{file}: numpy sums {numpy}, ndarray {sum}"
+        );
+    }
+}
+
 /// Runs `args` with `--json --out DIR`; validates both results and checks that the files
 /// read back into the printed JSON. Returns the printed result.
 fn run_both(validator: &jsonschema::Validator, name: &str, args: &[&str]) -> Value {
@@ -125,6 +213,9 @@ fn run_both(validator: &jsonschema::Validator, name: &str, args: &[&str]) -> Val
         &written,
         &format!("{name} --out DIR/result.json"),
     );
+    if let Some(python) = numpy_python() {
+        numpy_reads(&python, &dir, &written, &printed);
+    }
     let files = inline(&mut written, &dir);
     assert!(files > 0, "{name}: no .npy written");
     assert_eq!(written, printed, "{name}: the files and --json disagree");

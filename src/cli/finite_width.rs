@@ -2,6 +2,8 @@
 //! saddle point ([`crate::solve::saddle_point`]) or the linearised fluctuation system around the
 //! NNGP point ([`crate::solve::fluctuation`]) — on the training patterns.
 
+use std::io::IsTerminal;
+
 use ndarray::{Array2, ArrayView2};
 use serde_json::{Value, json};
 
@@ -164,6 +166,22 @@ pub fn run(
     }
     let method = if map { "map" } else { "linear" };
     let mut result = RunResult::new("solve", method, &theory.name, params_json(theory, &params));
+    // no total is known in advance (the sweeps stop at convergence): a spinner with the time
+    let spinner = if json_out || capture || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            bar.set_style(style);
+        }
+        bar.set_message(if map {
+            "solving the saddle point (MAP kernels)…"
+        } else {
+            "solving the linearised system…"
+        });
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    };
     let mut prediction_lines = Vec::new();
     let (layers, width, extra) = if map && scalable {
         let settings = MapSettings {
@@ -307,6 +325,7 @@ pub fn run(
             .collect::<Vec<_>>();
         (layers, f.width, Value::Null)
     };
+    spinner.finish_and_clear();
     let scaled = |l: &LayerOut| (&l.kernel - &l.nngp) * width.unwrap_or(1.0);
     if let Some(last) = layers.last() {
         result.set("readout", Some(json!(last.name)));

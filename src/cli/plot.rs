@@ -120,10 +120,14 @@ pub(crate) fn draw_kernels(
     source: &std::path::Path,
 ) -> Result<(), CliError> {
     let mut panels = kernel_panels(json, entries, source)?;
-    // a result on train ∪ test patterns (the training ones first) with training targets:
-    // the training block
+    // a result on train ∪ test patterns (the training ones first, then as many test
+    // patterns as it predicts) with training targets: the training block
+    let test_patterns = json["prediction"]["mean"].as_array().map_or(0, Vec::len);
     if let Some(y) = labels
-        && panels.iter().all(|p| p.matrix.nrows() > y.nrows())
+        && test_patterns > 0
+        && panels
+            .iter()
+            .all(|p| p.matrix.nrows() == y.nrows() + test_patterns)
     {
         let t = y.nrows();
         for panel in &mut panels {
