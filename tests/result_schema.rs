@@ -381,6 +381,27 @@ fn every_command_writes_the_one_schema() {
         ],
     );
     assert!(v["rhat"].is_object() && v["test_accuracy"].is_number());
+
+    // compare prints (no --out): the simulated kernels beside every theory
+    let (code, out, err) = saddle(&[
+        "compare",
+        "examples/deep_erf.action",
+        "--x",
+        x2,
+        "--y",
+        y2,
+        "--set",
+        "L=1",
+        "--set",
+        "N=50",
+        "--samples",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_valid(&validator, &v, "compare --json");
+    assert!(v["map"]["C[1]"].is_array() && v["linear"]["C[1]"].is_array());
 }
 
 #[test]

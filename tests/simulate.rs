@@ -335,17 +335,23 @@ fn compare_puts_theory_and_simulation_side_by_side() {
     ]);
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let c1 = &json["kernels"]["C[1]"];
-    for key in ["simulation", "standard_errors", "nngp", "linear", "map"] {
-        assert!(c1[key].is_array(), "{key}: {c1}");
+    assert_eq!(
+        (json["command"].as_str(), json["method"].as_str()),
+        (Some("compare"), Some("compare"))
+    );
+    for key in ["kernels", "standard_errors", "nngp", "linear", "map"] {
+        assert!(json[key]["C[1]"].is_array(), "{key}: {json}");
     }
+    let entry = |key: &str, i: usize, j: usize| json[key]["C[1]"][i][j].as_f64().unwrap();
     // the MAP and the simulation agree to leading order at L = 1 (no prior shift there):
     // N·|MAP − simulation| within 5 standard errors plus an O(1/N) remainder of 0.2
     let n = 50.0;
     for (i, j) in [(0, 0), (0, 1), (1, 1)] {
-        let sim = c1["simulation"][i][j].as_f64().unwrap();
-        let se = c1["standard_errors"][i][j].as_f64().unwrap();
-        let map = c1["map"][i][j].as_f64().unwrap();
+        let (sim, se, map) = (
+            entry("kernels", i, j),
+            entry("standard_errors", i, j),
+            entry("map", i, j),
+        );
         assert!(
             n * (map - sim).abs() < n * 5.0 * se + 0.2,
             "{i}{j}: MAP {map}, simulation {sim} ± {se}"

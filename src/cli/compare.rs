@@ -11,7 +11,8 @@ use ndarray::Array2;
 use serde_json::{Map, Value, json};
 
 use super::CliError;
-use super::options::{load, matrix_json, params_json, parse_set, theory};
+use super::options::{load, params_json, parse_set, theory};
+use super::result::RunResult;
 use crate::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
 use crate::simulate::{Network, Simulator};
 use crate::solve::fluctuation::{FluctuationSettings, Order, linear_response};
@@ -124,7 +125,13 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
             .map(|(_, k)| k.clone())
     };
     let mut rows = Vec::new();
-    let mut json_kernels = Map::new();
+    let mut result = RunResult::new(
+        "compare",
+        "compare",
+        &theory.name,
+        params_json(&theory, &params),
+    );
+    let mut units = Map::new();
     for (key, stats) in &posterior.entries {
         let name = network.name(key);
         let Some(reference) = nngp.entries.get(key) else {
@@ -135,17 +142,16 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         }
         let n = network.units_of(key).unwrap_or(1) as f64;
         let (map_k, linear_k) = (find(&map, &name), find(&linear, &name));
-        json_kernels.insert(
-            name.clone(),
-            json!({
-                "simulation": matrix_json(&stats.mean),
-                "standard_errors": matrix_json(&stats.std_error),
-                "nngp": matrix_json(reference),
-                "linear": linear_k.as_ref().map(matrix_json),
-                "map": map_k.as_ref().map(matrix_json),
-                "units": n,
-            }),
-        );
+        result.matrix(&["kernels", &name], stats.mean.clone());
+        result.matrix(&["standard_errors", &name], stats.std_error.clone());
+        result.matrix(&["nngp", &name], reference.clone());
+        if let Some(k) = &linear_k {
+            result.matrix(&["linear", &name], k.clone());
+        }
+        if let Some(k) = &map_k {
+            result.matrix(&["map", &name], k.clone());
+        }
+        units.insert(name.clone(), json!(n));
         for i in 0..reference.nrows() {
             for j in i..reference.ncols() {
                 let sim = stats.mean[[i, j]];
@@ -171,16 +177,17 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         }
     }
     if args.json {
-        let out = json!({
-            "method": "compare",
-            "params": params_json(&theory, &params),
-            "kernels": Value::Object(json_kernels),
-            "linear_error": linear.as_ref().err(),
-            "map_error": map.as_ref().err(),
-            "simulation": {"chains": settings.chains, "samples_per_chain": settings.samples,
-                           "seed": settings.seed},
-            "saddle_version": env!("CARGO_PKG_VERSION"),
-        });
+        result.set("units", Some(Value::Object(units)));
+        result.set("linear_error", linear.as_ref().err().map(|e| json!(e)));
+        result.set("map_error", map.as_ref().err().map(|e| json!(e)));
+        result.set(
+            "simulation",
+            Some(
+                json!({"chains": settings.chains, "samples_per_chain": settings.samples,
+                        "seed": settings.seed}),
+            ),
+        );
+        let out = result.to_json();
         outln!("{out}");
         return Ok(());
     }
