@@ -6,19 +6,13 @@
 //! `google-chrome`; `.ci/run` installs Debian's package. Without one the browser half is
 //! skipped with a note, except under CI (`CI` set), where it fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
 
 mod common;
-use common::{path_str, saddle, temp_file};
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = temp_file("anchor", "").with_file_name(name);
-    std::fs::remove_dir_all(&dir).ok();
-    dir
-}
+use common::{fresh_dir, path_str, saddle, temp_file};
 
 /// How many display equations the report must hold: one per line of the action
 /// (`fmt --to latex`) and one per group of derived equations (`derive --format latex`).

@@ -3,12 +3,12 @@
 //! the arrays `--json` prints: read back by ndarray-npy (header checked by hand against the
 //! NPY format) and by numpy itself (`numpy.load`: shape, dtype, sum).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
 mod common;
-use common::{path_str, saddle, temp_file};
+use common::{fresh_dir, path_str, saddle, temp_file};
 
 const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
 const Y: &str = "-1\n-1\n1\n1\n";
@@ -198,8 +198,7 @@ fn numpy_reads(python: &str, dir: &Path, written: &Value, printed: &Value) {
 /// Runs `args` with `--json --out DIR`; validates both results and checks that the files
 /// read back into the printed JSON. Returns the printed result.
 fn run_both(validator: &jsonschema::Validator, name: &str, args: &[&str]) -> Value {
-    let dir: PathBuf = temp_file("anchor", "").with_file_name(format!("out-{name}"));
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = fresh_dir(&format!("out-{name}"));
     let mut full: Vec<&str> = args.to_vec();
     full.extend(["--json", "--out", path_str(&dir)]);
     let (code, out, err) = saddle(&full);

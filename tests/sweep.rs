@@ -7,18 +7,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{path_str, saddle, temp_file};
+use common::{fresh_dir, path_str, saddle, temp_file};
 
 const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
 const Y: &str = "-1\n-1\n1\n1\n";
 const XT: &str = "0.8,1.2\n-0.7,0.9\n0.3,-0.2\n";
 const YT: &str = "-1\n1\n1\n";
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = temp_file("anchor", "").with_file_name(name);
-    std::fs::remove_dir_all(&dir).ok();
-    dir
-}
 
 /// Every file under `dir`, by relative path, with its contents.
 fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {

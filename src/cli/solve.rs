@@ -100,22 +100,20 @@ pub struct SolveArgs {
 
 /// Solves and reports (at every point of a `--sweep`).
 pub fn run(args: &SolveArgs) -> Result<(), CliError> {
-    if args.sweep.sweep.is_empty() {
-        return execute(args, false).map(drop);
-    }
-    let theory = theory(&args.file)?;
-    super::sweep::run(
+    super::sweep::run_or_sweep(
         "solve",
-        &theory,
+        args,
+        &args.file,
         &args.sweep,
         &args.set,
         args.out.as_deref(),
-        |point| {
+        |args, point| {
             let mut one = args.clone();
             one.set.extend(point);
             (one.out, one.plot, one.json) = (None, None, true);
-            execute(&one, true)?.ok_or_else(|| CliError::Usage("no result".into()))
+            one
         },
+        execute,
     )
 }
 

@@ -237,12 +237,37 @@ impl Grid {
     }
 }
 
+/// Runs a command once (`execute(args, false)`: it prints and writes as usual), or, with
+/// `--sweep`, at every point of the grid: `at_point` makes the command of one point (its
+/// `--set`s plus the point's, nothing printed, plotted or written) and `execute(…, true)`
+/// returns its result.
+#[allow(clippy::too_many_arguments)]
+pub fn run_or_sweep<A: Sync>(
+    command: &str,
+    args: &A,
+    file: &Path,
+    sweep: &SweepArgs,
+    set: &[(String, f64)],
+    out: Option<&Path>,
+    at_point: impl Fn(&A, Vec<(String, f64)>) -> A + Sync,
+    execute: impl Fn(&A, bool) -> Result<Option<RunResult>, CliError> + Sync,
+) -> Result<(), CliError> {
+    if sweep.sweep.is_empty() {
+        return execute(args, false).map(drop);
+    }
+    let theory = super::options::theory(file)?;
+    run(command, &theory, sweep, set, out, |point| {
+        execute(&at_point(args, point), true)?
+            .ok_or_else(|| CliError::Usage("the command returned no result".into()))
+    })
+}
+
 /// Whether a Ctrl-C asked the sweep to stop.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Runs `execute` (the command with extra `--set`s, its result returned rather than printed)
 /// at every point of the sweep in `args`, writing into `out`.
-pub fn run(
+fn run(
     command: &str,
     theory: &Theory,
     args: &SweepArgs,
@@ -482,13 +507,8 @@ fn scalars(result: &RunResult) -> Map<String, Value> {
             && m.nrows() == m.ncols()
             && m.nrows() > 0
         {
-            let p = m.nrows() as f64;
-            let diagonal = m.diag().sum() / p;
-            let off = if p > 1.0 {
-                (m.sum() - m.diag().sum()) / (p * (p - 1.0))
-            } else {
-                0.0
-            };
+            let (diagonal, off) =
+                crate::simulate::posterior::diagonal_and_off_diagonal_means(m.view());
             row.insert(format!("{prefix}readout_diagonal"), json!(diagonal));
             row.insert(format!("{prefix}readout_off_diagonal"), json!(off));
         }

@@ -334,7 +334,9 @@ pub fn target_weighted_off_diagonal(
     (total - diagonal) / (p * (p - 1)) as f64
 }
 
-fn diagonal_and_off_diagonal_means(block: ArrayView2<'_, f64>) -> (f64, f64) {
+/// The mean diagonal and mean off-diagonal entry of a square block (a P×1 mean field: its
+/// mean, and 0).
+pub fn diagonal_and_off_diagonal_means(block: ArrayView2<'_, f64>) -> (f64, f64) {
     if block.nrows() != block.ncols() {
         return (block.mean().unwrap_or(0.0), 0.0);
     }

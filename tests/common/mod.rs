@@ -32,3 +32,11 @@ pub fn temp_file(name: &str, contents: &str) -> PathBuf {
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
+
+/// An empty folder `name` in the temporary folder of this test process (removed first if a
+/// previous run left it).
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = temp_file("anchor", "").with_file_name(name);
+    std::fs::remove_dir_all(&dir).ok();
+    dir
+}
