@@ -860,3 +860,173 @@ fn data_writes_a_balanced_subset_of_the_bundled_digits() {
         assert!(err.contains(says), "{digits}: {err}");
     }
 }
+
+#[test]
+fn criticality_scans_the_phase_diagram_of_a_theory() {
+    // erf with g_b = 0.1 (THEORY.md T3): χ₁ crosses 1 between g = 1.5 and g = 2
+    let (code, out, err) = saddle(&[
+        "criticality",
+        "examples/deep_erf.action",
+        "--set",
+        "gb=0.1",
+        "--scan",
+        "g=0.5,1.5,2,3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["step"], "C[3] ← C[2]");
+    let points = v["points"].as_array().expect("points");
+    assert_eq!(points.len(), 4);
+    let t3 = [
+        (0.5, 0.1664602252, 0.4051605484, "ordered"),
+        (1.5, 0.5696772779, 0.8980757687, "ordered"),
+        (2.0, 0.8943028437, 1.0246935388, "chaotic"),
+        (3.0, 1.6341877207, 1.2112981760, "chaotic"),
+    ];
+    for (p, (g, q, chi, phase)) in points.iter().zip(t3) {
+        assert_eq!(p["scan"]["g"], g);
+        let got_q = p["fixed_point"]["C"].as_f64().expect("q*");
+        let got_chi = p["chi1"].as_f64().expect("χ₁");
+        assert!((got_q - q).abs() < 1e-9, "q* at g = {g}: {got_q}");
+        assert!((got_chi - chi).abs() < 1e-9, "χ₁ at g = {g}: {got_chi}");
+        assert_eq!(p["phase"], phase);
+        // ordered: ξ = −1/ln χ₁ and ρ* = 1; chaotic: a stable ρ* < 1
+        let xi = p["depth_scale"].as_f64().expect("ξ");
+        let rho = p["stable_correlation"].as_f64().expect("ρ*");
+        if phase == "ordered" {
+            assert!((xi + 1.0 / chi.ln()).abs() < 1e-6, "ξ at g = {g}: {xi}");
+            assert_eq!(rho, 1.0);
+        } else {
+            assert!(rho > 0.0 && rho < 1.0, "ρ* at g = {g}: {rho}");
+        }
+    }
+
+    // the table says the same
+    let (code, out, err) = saddle(&[
+        "criticality",
+        "examples/deep_erf.action",
+        "--set",
+        "gb=0.1",
+        "--scan",
+        "g=2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("step map C[3] ← C[2]"), "{out}");
+    assert!(
+        out.contains("1.02469354") && out.contains("chaotic"),
+        "{out}"
+    );
+}
+
+#[test]
+fn criticality_reports_infinite_slopes_and_unbounded_lengths_without_nan() {
+    // sign units: χ₁ = ∞ with the square-root law 1 − ρ' ≈ (2√2/π)·√(1 − ρ) at g_b = 0
+    let (code, out, err) = saddle(&[
+        "criticality",
+        "examples/binary_sign.action",
+        "--set",
+        "gb=0",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("NaN") && !out.contains("null"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let p = &v["points"][0];
+    assert_eq!(p["chi1"], "infinite");
+    assert_eq!(p["phase"], "chaotic");
+    let law = &p["chi1_divergence"]["law"];
+    assert!(
+        (law["exponent"].as_f64().expect("exponent") - 0.5).abs() < 1e-3,
+        "{law}"
+    );
+    let a = 2.0 * std::f64::consts::SQRT_2 / std::f64::consts::PI;
+    assert!(
+        (law["coefficient"].as_f64().expect("A") - a).abs() < 1e-4,
+        "{law}"
+    );
+    let (code, out, err) = saddle(&["criticality", "examples/binary_sign.action"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains('∞') && out.contains("1 − ρ' ≈"), "{out}");
+
+    // ReLU above g = 2 has no finite length: said at that point, the others still reported
+    let (code, out, err) = saddle(&[
+        "criticality",
+        "examples/deep_relu.action",
+        "--set",
+        "gb=0",
+        "--scan",
+        "g=1,3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert!((v["points"][0]["chi1"].as_f64().expect("χ₁") - 0.5).abs() < 1e-7);
+    let why = v["points"][1]["error"].as_str().expect("an error at g = 3");
+    assert!(why.contains("grows without bound"), "{why}");
+}
+
+#[test]
+fn criticality_refuses_what_has_no_step_map() {
+    let (code, _, err) = saddle(&["criticality", "examples/recurrent_erf_driven.action"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("driven by the data"), "{err}");
+    let (code, _, err) = saddle(&["criticality", "examples/deep_erf.action", "--set", "L=0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("defined from the data"), "{err}");
+    let (code, _, err) = saddle(&[
+        "criticality",
+        "examples/deep_erf.action",
+        "--scan",
+        "gamma=1:2:3",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--scan gamma") && err.contains("no parameter"),
+        "{err}"
+    );
+    let (code, _, err) = saddle(&[
+        "criticality",
+        "examples/deep_erf.action",
+        "--scan",
+        "L=1.5,2",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("integer parameter"), "{err}");
+}
+
+#[test]
+fn criticality_draws_chi1_and_the_depth_scale() {
+    let figure = temp_file("criticality.svg", "");
+    let dir = std::env::temp_dir().join(format!("saddle-criticality-{}", std::process::id()));
+    let (code, _, err) = saddle(&[
+        "criticality",
+        "examples/deep_tanh.action",
+        "--scan",
+        "g=0.5:3:11",
+        "--out",
+        path_str(&dir),
+        "--plot",
+        path_str(&figure),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
+    for t in [
+        "deep_tanh: order and chaos",
+        "deep_tanh: depth scale",
+        "χ₁ (slope at ρ = 1)",
+        "χ₁ = 1 (edge of chaos)",
+        "ξ = −1/ln χ (layers)",
+    ] {
+        assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
+    }
+    // `saddle plot DIR` draws the same figure from the result
+    let again = temp_file("criticality_again.svg", "");
+    let (code, _, err) = saddle(&["plot", path_str(&dir), "--out", path_str(&again)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&figure).expect("first"),
+        std::fs::read_to_string(&again).expect("second")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

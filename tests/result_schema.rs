@@ -424,3 +424,40 @@ fn the_schema_rejects_what_it_should() {
     bad["test_accuracy"] = 1.5.into();
     assert!(!validator.is_valid(&bad), "accuracy above 1");
 }
+
+#[test]
+fn criticality_writes_the_one_schema() {
+    let validator = validator();
+    let dir = fresh_dir("out-criticality");
+    let (code, out, err) = saddle(&[
+        "criticality",
+        "examples/binary_threshold.action",
+        "--scan",
+        "g=0.5,2",
+        "--json",
+        "--out",
+        path_str(&dir),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let printed: Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_valid(&validator, &printed, "criticality --json");
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("result.json")).expect("result.json"),
+    )
+    .expect("JSON");
+    assert_eq!(written, printed);
+    // a point without an analysis is valid too (ReLU above g = 2 has no finite length)
+    let (code, out, err) = saddle(&[
+        "criticality",
+        "examples/deep_relu.action",
+        "--scan",
+        "g=1,3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_valid(&validator, &v, "criticality --json with an error point");
+    let mut bad = v.clone();
+    bad["points"][0]["chi1"] = "large".into();
+    assert!(!validator.is_valid(&bad), "χ₁ is a number or \"infinite\"");
+}

@@ -23,6 +23,7 @@ macro_rules! out {
 
 mod check;
 mod compare;
+mod criticality;
 mod data;
 mod demo;
 mod derive;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Theory against the network: the simulated posterior mean of every kernel entry beside
     /// the NNGP, the linearised system and the MAP (small P), in standard errors.
     Compare(compare::CompareArgs),
+    /// Order and chaos of a theory's step map (any activation): the fixed point q*, χ₁, the
+    /// correlation map's fixed points, the phase and the depth scale ξ, over `--scan`.
+    Criticality(criticality::CriticalityArgs),
     /// Run the bundled real-data tour (no arguments needed): MNIST 0 vs 3 — NNGP against
     /// depth, feature learning against width, the simulated networks against the theory —
     /// with figures and an HTML report.
@@ -150,6 +154,7 @@ pub fn run() -> ExitCode {
         Command::Solve(args) => solve::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Criticality(args) => criticality::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Plot(args) => plot::run(&args),

@@ -70,6 +70,11 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let json = super::result::read_result(&args.result)?;
+    if json["command"] == "criticality" {
+        super::criticality::draw(&json, &args.out)?;
+        outln!("wrote {}", args.out.display());
+        return Ok(());
+    }
     let kind = args.kind.unwrap_or(if json.get("curves").is_some() {
         Kind::Curves
     } else {

@@ -145,20 +145,29 @@ pub fn parse_sweep(text: &str) -> Result<Sweep, String> {
     Ok(Sweep { name, values, log })
 }
 
-/// The grid a sweep runs: its parameters (integer ones rounded) and every point.
-struct Grid {
-    sweeps: Vec<Sweep>,
-    points: Vec<Vec<f64>>,
+/// The grid a sweep (or a scan) runs: its parameters (integer ones rounded) and every
+/// point, the first parameter varying slowest.
+pub(crate) struct Grid {
+    pub(crate) sweeps: Vec<Sweep>,
+    pub(crate) points: Vec<Vec<f64>>,
 }
 
 impl Grid {
-    fn new(theory: &Theory, sweeps: &[Sweep], set: &[(String, f64)]) -> Result<Self, CliError> {
+    /// The grid of `sweeps` given on the command line as `flag` (`--sweep`, `--scan`): each a
+    /// parameter of `theory`, named once and not also in `set`; integer parameters take
+    /// integers. Without sweeps, one point with no overrides.
+    pub(crate) fn new(
+        theory: &Theory,
+        sweeps: &[Sweep],
+        set: &[(String, f64)],
+        flag: &str,
+    ) -> Result<Self, CliError> {
         let mut checked: Vec<Sweep> = Vec::new();
         for sweep in sweeps {
             let Some(param) = theory.params.iter().find(|p| p.name == sweep.name) else {
                 let names: Vec<&str> = theory.params.iter().map(|p| p.name.as_str()).collect();
                 return Err(CliError::Usage(format!(
-                    "--sweep {}: the theory has no parameter `{}` (it has {})",
+                    "{flag} {}: the theory has no parameter `{}` (it has {})",
                     sweep.name,
                     sweep.name,
                     names.join(", ")
@@ -166,13 +175,13 @@ impl Grid {
             };
             if checked.iter().any(|s| s.name == sweep.name) {
                 return Err(CliError::Usage(format!(
-                    "--sweep {}: swept twice (give one list or range)",
+                    "{flag} {}: given twice (give one list or range)",
                     sweep.name
                 )));
             }
             if set.iter().any(|(n, _)| *n == sweep.name) {
                 return Err(CliError::Usage(format!(
-                    "--sweep {0} and --set {0}: give the parameter one way",
+                    "{flag} {0} and --set {0}: give the parameter one way",
                     sweep.name
                 )));
             }
@@ -184,7 +193,7 @@ impl Grid {
                     values.dedup();
                 } else if let Some(v) = values.iter().find(|v| v.fract() != 0.0) {
                     return Err(CliError::Usage(format!(
-                        "--sweep {}: `{}` is an integer parameter, {v} is not an integer",
+                        "{flag} {}: `{}` is an integer parameter, {v} is not an integer",
                         sweep.name, sweep.name
                     )));
                 }
@@ -209,7 +218,7 @@ impl Grid {
         }
         if points.len() > 1_000_000 {
             return Err(CliError::Usage(format!(
-                "--sweep: {} points is more than the 1000000 a sweep runs",
+                "{flag}: {} points is more than the 1000000 a grid may have",
                 points.len()
             )));
         }
@@ -219,7 +228,8 @@ impl Grid {
         })
     }
 
-    fn overrides(&self, index: usize) -> Vec<(String, f64)> {
+    /// The overrides of point `index`.
+    pub(crate) fn overrides(&self, index: usize) -> Vec<(String, f64)> {
         self.sweeps
             .iter()
             .zip(&self.points[index])
@@ -289,7 +299,7 @@ fn run(
             dir.display()
         )));
     }
-    let grid = Grid::new(theory, &args.sweep, set)?;
+    let grid = Grid::new(theory, &args.sweep, set, "--sweep")?;
     let total = grid.points.len();
     let io = |action: &'static str, path: &Path| {
         let path = path.to_path_buf();

@@ -139,22 +139,63 @@ const SIZE: (u32, u32) = (860, 560);
 /// An axis' (low, high) ends.
 type Span = (f64, f64);
 
+/// Draws `figures` side by side into `path` (.svg or .png), each at the size of a single
+/// figure: panels that share a swept abscissa but not a scale (χ₁ and ξ against g).
+///
+/// ```
+/// use saddle::plot::{Curve, CurveFigure, Marker, render_row};
+/// let panel = |y_label: &str, y: Vec<f64>| CurveFigure {
+///     title: String::new(),
+///     x_label: "g".into(),
+///     y_label: y_label.into(),
+///     log_x: false,
+///     curves: vec![Curve {
+///         label: "theory".into(),
+///         x: vec![1.0, 2.0, 3.0],
+///         y,
+///         error: None,
+///         marker: Marker::Line,
+///         colour: None,
+///     }],
+/// };
+/// let path = std::env::temp_dir().join("saddle_doc_row.svg");
+/// render_row(&[panel("χ₁", vec![0.8, 1.1, 1.3]), panel("ξ", vec![4.0, 10.0, 3.0])], &path)
+///     .unwrap();
+/// let text = saddle::plot::svg_text(&std::fs::read_to_string(&path).unwrap());
+/// assert!(text.contains(&"χ₁".to_string()) && text.contains(&"ξ".to_string()));
+/// ```
+pub fn render_row(figures: &[CurveFigure], path: &Path) -> Result<(), PlotError> {
+    let ranges = figures
+        .iter()
+        .map(CurveFigure::ranges)
+        .collect::<Result<Vec<_>, _>>()?;
+    if figures.is_empty() {
+        return Err(PlotError::Data("no panels to draw".into()));
+    }
+    // text is measured for the layout in either format
+    register_font()?;
+    let size = (SIZE.0 * figures.len() as u32, SIZE.1);
+    let fail = |e: &dyn std::fmt::Display| backend_error(path, e);
+    macro_rules! draw {
+        ($root:expr) => {{
+            let root = $root.into_drawing_area();
+            let panels = root.split_evenly((1, figures.len()));
+            for ((figure, (x, y)), area) in figures.iter().zip(ranges).zip(&panels) {
+                figure.draw_on(area, x, y, path)?;
+            }
+            root.present().map_err(|e| fail(&e))
+        }};
+    }
+    match Format::of(path)? {
+        Format::Svg => draw!(SVGBackend::new(path, size)),
+        Format::Png => draw!(BitMapBackend::new(path, size)),
+    }
+}
+
 impl CurveFigure {
     /// Draws the figure into `path` (.svg or .png).
     pub fn render(&self, path: &Path) -> Result<(), PlotError> {
-        let ((x0, x1), (y0, y1)) = self.ranges()?;
-        // text is measured for the layout in either format
-        register_font()?;
-        match Format::of(path)? {
-            Format::Svg => {
-                let root = SVGBackend::new(path, SIZE).into_drawing_area();
-                self.draw_on(&root, (x0, x1), (y0, y1), path)
-            }
-            Format::Png => {
-                let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-                self.draw_on(&root, (x0, x1), (y0, y1), path)
-            }
-        }
+        render_row(std::slice::from_ref(self), path)
     }
 
     /// The data ranges (errors included), padded by 5 %, checked.
@@ -238,8 +279,7 @@ impl CurveFigure {
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(|e| fail(&e))?;
             self.mesh_and_series(&mut chart, path, (x0, x1), (y0, y1))
-        }?;
-        root.present().map_err(|e| fail(&e))
+        }
     }
 
     /// The corner of the plot with the fewest points, for the legend (x measured on the

@@ -14,7 +14,7 @@ pub mod heatmap;
 use std::path::Path;
 use std::sync::OnceLock;
 
-pub use curves::{Curve, CurveFigure, Marker};
+pub use curves::{Curve, CurveFigure, Marker, render_row};
 pub use heatmap::{Heatmap, Panel};
 
 /// Why a figure could not be drawn.

@@ -3,9 +3,11 @@
 //! ([`fluctuation`]) and the full saddle point at finite width ([`saddle_point`]).
 
 pub mod coordinates;
+pub mod criticality;
 pub mod fluctuation;
 pub mod gp;
 pub mod nngp;
 pub mod predict;
 pub mod readout;
 pub mod saddle_point;
+pub mod step_map;

@@ -718,17 +718,17 @@ fn key_of(name: &str) -> Vec<i64> {
 }
 
 /// Entries with all indices equal (C[l], C[t, t]) are symmetric matrices.
-fn key_is_symmetric(indices: Vec<i64>) -> bool {
+pub(crate) fn key_is_symmetric(indices: Vec<i64>) -> bool {
     indices.windows(2).all(|w| w[0] == w[1])
 }
 
 /// Where a slot's value comes from.
-enum SlotSource {
+pub(crate) enum SlotSource {
     Field(EntryKey, Position),
     Given(usize, Position),
 }
 
-fn slot_source(theory: &Theory, slot: &str) -> Option<SlotSource> {
+pub(crate) fn slot_source(theory: &Theory, slot: &str) -> Option<SlotSource> {
     let (head, suffix) = slot.rsplit_once('_')?;
     let position = match suffix {
         "ab" => Position::Pair,
