@@ -34,6 +34,7 @@ mod options;
 mod plot;
 mod report;
 mod result;
+mod separation;
 mod simulate;
 mod solve;
 mod sweep;
@@ -86,6 +87,10 @@ pub enum Command {
     /// Order and chaos of a theory's step map (any activation): the fixed point q*, χ₁, the
     /// correlation map's fixed points, the phase and the depth scale ξ, over `--scan`.
     Criticality(criticality::CriticalityArgs),
+    /// Pattern separation and the optimal processing depth or time: Δ(l) = ρ within −
+    /// ρ between over the steps of a theory, l* = argmax Δ, the distances; with
+    /// `--simulate`, the finite network beside it; over `--scan`, l* against a parameter.
+    Separation(separation::SeparationArgs),
     /// Run the bundled real-data tour (no arguments needed): MNIST 0 vs 3 — NNGP against
     /// depth, feature learning against width, the simulated networks against the theory —
     /// with figures and an HTML report.
@@ -155,6 +160,7 @@ pub fn run() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Criticality(args) => criticality::run(&args),
+        Command::Separation(args) => separation::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Plot(args) => plot::run(&args),

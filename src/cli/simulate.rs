@@ -502,7 +502,7 @@ fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance
     }
 }
 
-fn progress_bar(len: u64, json: bool) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64, json: bool) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
     }

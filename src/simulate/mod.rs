@@ -20,6 +20,7 @@ pub mod draw;
 pub mod network;
 pub mod posterior;
 pub mod prior;
+pub mod separation;
 pub mod units;
 
 pub use draw::{Draw, Simulator};

@@ -10,4 +10,5 @@ pub mod nngp;
 pub mod predict;
 pub mod readout;
 pub mod saddle_point;
+pub mod separation;
 pub mod step_map;
