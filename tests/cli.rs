@@ -1030,3 +1030,214 @@ fn criticality_draws_chi1_and_the_depth_scale() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn separation_reproduces_t12_and_finds_the_optimal_depth() {
+    let (code, out, err) = saddle(&[
+        "separation",
+        "examples/binary_sign.action",
+        "--set",
+        "L=8",
+        "--set",
+        "gb=0",
+        "--overlaps",
+        "0.99,0.8",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let p = &v["points"][0];
+    let t12 = [
+        0.190000, 0.319559, 0.325665, 0.255421, 0.177568, 0.117220, 0.075738, 0.048508, 0.030956,
+    ];
+    let delta = p["theory"]["delta"].as_array().expect("Δ");
+    assert_eq!(delta.len(), t12.len());
+    for (got, want) in delta.iter().zip(t12) {
+        assert!(
+            (got.as_f64().expect("a number") - want).abs() < 1e-6,
+            "{delta:?}"
+        );
+    }
+    assert_eq!(p["optimal_step"], 2);
+    assert_eq!(p["optimum"], "C[2]");
+    assert_eq!(v["method"], "nngp");
+    assert_eq!(v["dynamics"], "synchronous");
+}
+
+#[test]
+fn separation_simulates_threshold_networks_beside_the_theory() {
+    let args = [
+        "separation",
+        "examples/binary_threshold.action",
+        "--overlaps",
+        "0.999,0.9",
+        "--set",
+        "L=4",
+        "--set",
+        "N=1000",
+        "--scan",
+        "theta=0,0.5",
+        "--simulate",
+        "--samples",
+        "100",
+        "--seed",
+        "5",
+        "--json",
+    ];
+    let (code, out, err) = saddle(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["method"], "nngp+simulate-prior");
+    // a denser network separates best after one step, a sparser one after two
+    for (p, l) in v["points"].as_array().expect("points").iter().zip([1, 2]) {
+        assert_eq!(p["optimal_step"], l, "{p}");
+        assert_eq!(p["simulation"]["optimal_step"], l, "{p}");
+        for z in p["simulation"]["delta_z"].as_array().expect("z") {
+            assert!(z.as_f64().expect("z").abs() < 4.0, "{p}");
+        }
+    }
+    // the seed fixes every number
+    let (_, again, _) = saddle(&args);
+    assert_eq!(out, again);
+    // the table says the same
+    let table: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+    let (code, out, err) = saddle(&table);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("l* sim") && out.contains("Δ(l*) sim ± s.e."),
+        "{out}"
+    );
+}
+
+#[test]
+fn separation_under_glauber_dynamics_and_from_labelled_patterns() {
+    let (code, out, err) = saddle(&[
+        "separation",
+        "examples/binary_sign.action",
+        "--set",
+        "gb=0",
+        "--dynamics",
+        "glauber",
+        "--time",
+        "3",
+        "--interval",
+        "0.25",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let p = &v["points"][0];
+    assert_eq!(p["steps"].as_array().expect("times").len(), 13);
+    assert_eq!(p["steps"][4], "t = 1");
+    assert_eq!(v["method"], "glauber");
+    // asynchronous updates separate more slowly than synchronous ones: the optimum is
+    // later than t = 0 and Δ(t*) stays below the synchronous Δ(l* = 2) = 0.3257
+    let best = p["theory"]["delta"][p["optimal_step"].as_u64().expect("t*") as usize]
+        .as_f64()
+        .expect("Δ");
+    assert!(
+        p["optimal_step"].as_u64().expect("t*") > 0 && best < 0.3257,
+        "{p}"
+    );
+
+    // two classes of patterns from files
+    let x = temp_file(
+        "sep_x.csv",
+        "1,0,0.1\n0.9,0.1,0.2\n1,0.2,0\n0,1,0.1\n0.1,0.9,0\n0.2,1,0.1\n",
+    );
+    let labels = temp_file("sep_labels.csv", "1\n1\n1\n-1\n-1\n-1\n");
+    let (code, out, err) = saddle(&[
+        "separation",
+        "examples/binary_sign.action",
+        "--x",
+        path_str(&x),
+        "--labels",
+        path_str(&labels),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["input"]["pairs_within"], 6);
+    assert_eq!(v["input"]["pairs_between"], 9);
+}
+
+#[test]
+fn separation_refuses_bad_input_with_the_reason() {
+    for (args, says) in [
+        (vec!["--overlaps", "1.5,0.2"], "not an overlap in [-1, 1]"),
+        (
+            vec!["--dynamics", "glauber", "--simulate"],
+            "does not build yet",
+        ),
+        (
+            vec!["--dynamics", "glauber", "--interval", "0"],
+            "0 < interval",
+        ),
+        (vec!["--simulate", "--samples", "1"], "at least 2 draws"),
+        (vec!["--scan", "nope=1,2"], "--scan nope"),
+    ] {
+        let mut full = vec!["separation", "examples/binary_sign.action"];
+        full.extend(args.iter().copied());
+        let (code, _, err) = saddle(&full);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let x = temp_file("sep_x1.csv", "1,0\n0,1\n");
+    let labels = temp_file("sep_l1.csv", "1\n-1\n");
+    let (code, _, err) = saddle(&[
+        "separation",
+        "examples/binary_sign.action",
+        "--x",
+        path_str(&x),
+        "--labels",
+        path_str(&labels),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pairs within a class"), "{err}");
+    let (code, _, err) = saddle(&["separation", "examples/deep_erf.action", "--set", "L=0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("only step"), "{err}");
+}
+
+#[test]
+fn separation_draws_delta_and_the_optimum_against_the_threshold() {
+    let figure = temp_file("separation.svg", "");
+    let dir = std::env::temp_dir().join(format!("saddle-separation-{}", std::process::id()));
+    let (code, _, err) = saddle(&[
+        "separation",
+        "examples/binary_threshold.action",
+        "--overlaps",
+        "0.999,0.9",
+        "--set",
+        "L=4",
+        "--scan",
+        "theta=0,0.5,1",
+        "--simulate",
+        "--samples",
+        "20",
+        "--out",
+        path_str(&dir),
+        "--plot",
+        path_str(&figure),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
+    for t in [
+        "binary_threshold: pattern separation",
+        "binary_threshold: optimal processing step",
+        "theta = 0.5, theory",
+        "theta = 0.5, simulation ± s.e.",
+        "l* theory",
+        "l* simulation",
+    ] {
+        assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
+    }
+    let again = temp_file("separation_again.svg", "");
+    let (code, _, err) = saddle(&["plot", path_str(&dir), "--out", path_str(&again)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&figure).expect("first"),
+        std::fs::read_to_string(&again).expect("second")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -461,3 +461,48 @@ fn criticality_writes_the_one_schema() {
     bad["points"][0]["chi1"] = "large".into();
     assert!(!validator.is_valid(&bad), "χ₁ is a number or \"infinite\"");
 }
+
+#[test]
+fn separation_writes_the_one_schema() {
+    let validator = validator();
+    let dir = fresh_dir("out-separation");
+    let (code, out, err) = saddle(&[
+        "separation",
+        "examples/binary_threshold.action",
+        "--overlaps",
+        "0.999,0.9",
+        "--set",
+        "L=10",
+        "--scan",
+        "theta=0,1",
+        "--simulate",
+        "--samples",
+        "20",
+        "--json",
+        "--out",
+        path_str(&dir),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let printed: Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_valid(&validator, &printed, "separation --json");
+    // θ = 1: the activity dies out, and the curve says where it stops
+    assert!(printed["points"][1]["ended"].is_string(), "{printed}");
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("result.json")).expect("result.json"),
+    )
+    .expect("JSON");
+    assert_eq!(written, printed);
+    let (code, out, err) = saddle(&[
+        "separation",
+        "examples/binary_sign.action",
+        "--dynamics",
+        "glauber",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_valid(&validator, &v, "separation --dynamics glauber --json");
+    let mut bad = v.clone();
+    bad["points"][0]["optimal_step"] = (-1).into();
+    assert!(!validator.is_valid(&bad), "a negative step");
+}

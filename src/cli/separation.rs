@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::CliError;
@@ -19,7 +19,21 @@ use crate::plot::{Curve, CurveFigure, Marker};
 use crate::simulate::separation::{SimulatedSeparation, simulate_separation};
 use crate::simulate::{Network, Simulator};
 use crate::solve::nngp::NngpSettings;
-use crate::solve::separation::{PairGroups, SeparationCurve, overlap_patterns, theory_curve};
+use crate::solve::separation::{
+    GlauberTimes, PairGroups, SeparationCurve, glauber_curve, overlap_patterns, theory_curve,
+};
+use crate::solve::step_map::StepMap;
+
+/// How the units are updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dynamics {
+    /// All units at once, step by step (the layers of a deep network, the time steps of a
+    /// recurrent one).
+    Synchronous,
+    /// Asynchronous (Glauber): each unit at rate 1/τ, common update times for all
+    /// patterns; τ ṡ = −s + F(s) for the step map F (THEORY.md §7.4).
+    Glauber,
+}
 
 /// Arguments of `saddle separation`.
 #[derive(Debug, Clone, Args)]
@@ -44,6 +58,15 @@ pub struct SeparationArgs {
     /// Scan a parameter: `theta=0:1.5:7`, `g=1,2,3`; several make a grid.
     #[arg(long = "scan", value_name = "NAME=RANGE", value_parser = parse_sweep)]
     pub scan: Vec<Sweep>,
+    /// How the units are updated.
+    #[arg(long, value_enum, default_value_t = Dynamics::Synchronous)]
+    pub dynamics: Dynamics,
+    /// With `--dynamics glauber`: the last time, in units of τ (one update per unit).
+    #[arg(long, default_value_t = 8.0, value_name = "T")]
+    pub time: f64,
+    /// With `--dynamics glauber`: the interval between reported times, in units of τ.
+    #[arg(long, default_value_t = 0.25, value_name = "DT")]
+    pub interval: f64,
     /// Also simulate the finite network (width from the theory's parameters, e.g.
     /// `--set N=1000`), synchronously, layer by layer.
     #[arg(long)]
@@ -132,6 +155,26 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
             )
         }
     };
+    if args.simulate && args.dynamics == Dynamics::Glauber {
+        return Err(CliError::Usage(
+            "--simulate with --dynamics glauber: asynchronous updates need a recurrent network \
+             with couplings shared over time, which the simulator does not build yet; the \
+             synchronous network (layer by layer) is simulated without --dynamics"
+                .into(),
+        ));
+    }
+    if args.dynamics == Dynamics::Glauber
+        && !(args.time.is_finite()
+            && args.interval.is_finite()
+            && args.interval > 0.0
+            && args.time >= args.interval
+            && args.time / args.interval <= 100_000.0)
+    {
+        return Err(CliError::Usage(format!(
+            "--time {} --interval {}: give 0 < interval ≤ time, at most 100000 intervals",
+            args.time, args.interval
+        )));
+    }
     if args.simulate && args.samples < 2 {
         return Err(CliError::Usage(format!(
             "--samples {}: at least 2 draws are needed for a standard error",
@@ -155,6 +198,29 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
             quadrature_order: args.quadrature,
             ..NngpSettings::default()
         };
+        if args.dynamics == Dynamics::Glauber {
+            let map =
+                StepMap::from_theory(&theory, &set, args.quadrature).map_err(|e| e.to_string())?;
+            // RK4 substeps of at most 0.01 τ
+            let substeps = (args.interval / 0.01).ceil().max(1.0) as usize;
+            let curve = glauber_curve(
+                &theory,
+                x.view(),
+                &settings,
+                &map,
+                &groups,
+                GlauberTimes {
+                    end: args.time,
+                    interval: args.interval,
+                    substeps,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            return Ok(Found {
+                theory: curve,
+                simulation: None,
+            });
+        }
         let (steps, curve) =
             theory_curve(&theory, x.view(), &settings, &groups).map_err(|e| e.to_string())?;
         let simulation = if args.simulate {
@@ -202,15 +268,28 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
     }
     let mut result = RunResult::new(
         "separation",
-        if args.simulate {
-            "nngp+simulate-prior"
-        } else {
-            "nngp"
+        match (args.dynamics, args.simulate) {
+            (Dynamics::Glauber, _) => "glauber",
+            (Dynamics::Synchronous, true) => "nngp+simulate-prior",
+            (Dynamics::Synchronous, false) => "nngp",
         },
         &theory.name,
         params_json(&theory, &params),
     );
     result.set("input", input);
+    result.set(
+        "dynamics",
+        json!(match args.dynamics {
+            Dynamics::Synchronous => "synchronous",
+            Dynamics::Glauber => "glauber",
+        }),
+    );
+    if args.dynamics == Dynamics::Glauber {
+        result.set(
+            "times",
+            json!({ "end": args.time, "interval": args.interval, "unit": "tau" }),
+        );
+    }
     if args.simulate {
         result.set("seed", json!(args.seed));
         result.set("samples", json!(args.samples));
@@ -285,6 +364,10 @@ fn point_json(point: &Point) -> Value {
     out.insert("steps".into(), json!(found.theory.steps));
     out.insert("theory".into(), curve_json(&found.theory));
     out.insert("optimal_step".into(), json!(found.theory.optimal_step()));
+    out.insert(
+        "optimum".into(),
+        json!(found.theory.steps[found.theory.optimal_step()]),
+    );
     if let Some(why) = &found.theory.ended {
         out.insert("ended".into(), json!(why));
     }
@@ -297,17 +380,17 @@ fn point_json(point: &Point) -> Value {
             .zip(&found.theory.delta)
             .map(|((m, se), t)| if *se > 0.0 { (m - t) / se } else { 0.0 })
             .collect();
-        out.insert(
-            "simulation".into(),
-            json!({
-                "samples": sim.samples,
-                "mean": curve_json(&sim.mean),
-                "standard_errors": curve_json(&sim.std_error),
-                "optimal_step": sim.optimal_step(),
-                "ended": sim.mean.ended,
-                "delta_z": z,
-            }),
-        );
+        let mut simulation = json!({
+            "samples": sim.samples,
+            "mean": curve_json(&sim.mean),
+            "standard_errors": curve_json(&sim.std_error),
+            "optimal_step": sim.optimal_step(),
+            "delta_z": z,
+        });
+        if let Some(why) = &sim.mean.ended {
+            simulation["ended"] = json!(why);
+        }
+        out.insert("simulation".into(), simulation);
     }
     Value::Object(out)
 }
@@ -341,7 +424,12 @@ fn print_report(theory: &Theory, args: &SeparationArgs, points: &[Point]) {
     for (name, _) in &points[0].scan {
         header += &format!("{name:>9}");
     }
-    header += &format!("{:>8}{:>12}", "l*", "Δ(l*)");
+    let glauber = args.dynamics == Dynamics::Glauber;
+    header += &if glauber {
+        format!("{:>8}{:>12}", "t*/τ", "Δ(t*)")
+    } else {
+        format!("{:>8}{:>12}", "l*", "Δ(l*)")
+    };
     if args.simulate {
         header += &format!("{:>8}{:>22}", "l* sim", "Δ(l*) sim ± s.e.");
     }
@@ -355,7 +443,12 @@ fn print_report(theory: &Theory, args: &SeparationArgs, points: &[Point]) {
         match &p.outcome {
             Ok(found) => {
                 let l = found.theory.optimal_step();
-                row += &format!("{:>8}{:>12.6}", l, found.theory.delta[l]);
+                if glauber {
+                    let t = crate::plot::curves::tick(l as f64 * args.interval);
+                    row += &format!("{t:>8}{:>12.6}", found.theory.delta[l]);
+                } else {
+                    row += &format!("{l:>8}{:>12.6}", found.theory.delta[l]);
+                }
                 if found.theory.ended.is_some() {
                     ended.push(format!(
                         "{}: stops after {}",
@@ -436,6 +529,9 @@ fn print_curve(found: &Found) {
             sim.optimal_step(),
             sim.mean.steps[sim.optimal_step()]
         ),
+        None if t.steps[l].starts_with("t = ") => {
+            outln!("t* = {}τ (the largest Δ)", &t.steps[l][4..]);
+        }
         None => outln!("l* = {l} ({})", t.steps[l]),
     }
 }
@@ -509,7 +605,7 @@ pub(crate) fn figures(json: &Value) -> Result<Vec<CurveFigure>, CliError> {
                 } else {
                     "simulation ± s.e.".into()
                 },
-                x: steps,
+                x: (0..sim.len()).map(|l| l as f64).collect(),
                 y: sim,
                 error: Some(numbers(&p["simulation"]["standard_errors"]["delta"])),
                 marker: Marker::Points,

@@ -18,12 +18,20 @@
 //!
 //! The kernels are the NNGP kernels of the theory on the patterns ([`nngp_kernels`]); the
 //! same curve of a finite network is measured by `simulate::separation`.
+//!
+//! **Asynchronous (Glauber) dynamics** (THEORY.md §7.4): units updated at rate 1/τ, with
+//! common update times for all patterns. Each order parameter s of the step map F
+//! ([`StepMap`]) relaxes as τ ṡ = −s + F(s): a unit updated at time t takes the value the
+//! synchronous step gives, the others keep theirs. Started from the first step the inputs
+//! drive (the stimulus sets the state), integrated by RK4; one Euler step of length τ is the
+//! synchronous map, so t/τ is comparable to the step l. [`glauber_curve`] gives Δ(t).
 
 use ndarray::{Array2, ArrayView2};
 
 use crate::check::ir::{FieldKind, Theory};
 
 use super::nngp::{EntryKey, Kernels, NngpError, NngpSettings, nngp_kernels};
+use super::step_map::{StepMap, StepMapError};
 
 /// Why a separation curve cannot be computed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +53,12 @@ pub enum SeparationError {
     /// The theory's readout has no chain of steps.
     #[error("{0}")]
     NoSteps(String),
+    /// The step map (for Glauber dynamics) could not be built or evaluated.
+    #[error(transparent)]
+    StepMap(#[from] StepMapError),
+    /// A time grid that does not make sense.
+    #[error("{0}")]
+    Times(String),
     /// A pattern whose units do not vary at some step (no activity left, or all active):
     /// its overlap is undefined.
     #[error(
@@ -365,6 +379,166 @@ pub fn theory_curve(
     Ok((steps, curve))
 }
 
+/// The times a Glauber curve is reported at, in units of τ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GlauberTimes {
+    /// The last time.
+    pub end: f64,
+    /// The interval between reported times.
+    pub interval: f64,
+    /// RK4 steps per interval.
+    pub substeps: usize,
+}
+
+/// The separation under Glauber dynamics at times `0, interval, …, end` (in units of τ),
+/// from the theory's first field entry (its NNGP kernels on `x`), with the step map `map` of
+/// the same theory and parameters. The steps of the curve are named `t = 0.5`.
+pub fn glauber_curve(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    settings: &NngpSettings,
+    map: &StepMap,
+    groups: &PairGroups,
+    times: GlauberTimes,
+) -> Result<SeparationCurve, SeparationError> {
+    let GlauberTimes {
+        end: t_max,
+        interval: dt_out,
+        substeps,
+    } = times;
+    if !(t_max.is_finite() && dt_out.is_finite() && dt_out > 0.0 && t_max >= dt_out) {
+        return Err(SeparationError::Times(format!(
+            "Glauber times: t_max = {t_max} and the output interval {dt_out} must be finite, \
+             positive and t_max ≥ the interval"
+        )));
+    }
+    if substeps == 0 {
+        return Err(SeparationError::Times(
+            "Glauber RK4 needs at least one substep".into(),
+        ));
+    }
+    let kernels = nngp_kernels(theory, x, None, settings)?;
+    let steps = steps_of(theory, settings, &kernels)?;
+    let Some(Step::Entry { kernel: first, .. }) =
+        steps.iter().find(|s| matches!(s, Step::Entry { .. }))
+    else {
+        return Err(SeparationError::NoSteps(
+            "no field entry to start from".into(),
+        ));
+    };
+    // the map's state fields at the first step's indices
+    let start: Vec<&Array2<f64>> = map
+        .fields
+        .iter()
+        .map(|f| {
+            let key = (f.field, first.1.clone());
+            kernels.entries.get(&key).ok_or_else(|| {
+                SeparationError::NoSteps(format!(
+                    "the step map reads {}, which the theory does not compute at {}",
+                    f.name,
+                    Kernels::name(theory, first)
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let kernel_field = map.kernel_field().ok_or_else(|| {
+        SeparationError::NoSteps(format!(
+            "the step {} has no single kernel to measure overlaps on",
+            map.describe()
+        ))
+    })?;
+    let mean_field = {
+        let mut means = map
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == FieldKind::Mean);
+        match (means.next(), means.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
+    };
+    let p = x.nrows();
+    let pairs: Vec<(usize, usize)> = groups
+        .within
+        .iter()
+        .chain(&groups.between)
+        .copied()
+        .collect();
+    let pair_state = |a: usize, b: usize| -> Vec<[f64; 3]> {
+        map.fields
+            .iter()
+            .zip(&start)
+            .map(|(f, m)| match f.kind {
+                FieldKind::Kernel => [m[(a, a)], m[(b, b)], m[(a, b)]],
+                FieldKind::Mean => [m[(a, 0)], m[(b, 0)], 0.0],
+            })
+            .collect()
+    };
+    let mut states: Vec<Vec<[f64; 3]>> = pairs.iter().map(|&(a, b)| pair_state(a, b)).collect();
+    let velocity = |s: &[[f64; 3]]| -> Result<Vec<[f64; 3]>, SeparationError> {
+        let f = map.apply(s)?;
+        Ok(f.iter()
+            .zip(s)
+            .map(|(f, s)| std::array::from_fn(|k| f[k] - s[k]))
+            .collect())
+    };
+    let axpy = |s: &[[f64; 3]], k: &[[f64; 3]], h: f64| -> Vec<[f64; 3]> {
+        s.iter()
+            .zip(k)
+            .map(|(s, k)| std::array::from_fn(|i| s[i] + h * k[i]))
+            .collect()
+    };
+    let outputs = (t_max / dt_out + 1e-9).floor() as usize;
+    let h = dt_out / substeps as f64;
+    let mut values: Vec<(String, Array2<f64>, Option<Array2<f64>>)> = Vec::new();
+    for n in 0..=outputs {
+        if n > 0 {
+            for state in &mut states {
+                for _ in 0..substeps {
+                    let k1 = velocity(state)?;
+                    let k2 = velocity(&axpy(state, &k1, h / 2.0))?;
+                    let k3 = velocity(&axpy(state, &k2, h / 2.0))?;
+                    let k4 = velocity(&axpy(state, &k3, h))?;
+                    for (i, s) in state.iter_mut().enumerate() {
+                        for j in 0..3 {
+                            s[j] +=
+                                h / 6.0 * (k1[i][j] + 2.0 * k2[i][j] + 2.0 * k3[i][j] + k4[i][j]);
+                        }
+                    }
+                }
+            }
+        }
+        let mut kernel = Array2::zeros((p, p));
+        let mut mean = mean_field.map(|_| Array2::zeros((p, 1)));
+        for (&(a, b), state) in pairs.iter().zip(&states) {
+            let [aa, bb, ab] = state[kernel_field];
+            kernel[(a, a)] = aa;
+            kernel[(b, b)] = bb;
+            kernel[(a, b)] = ab;
+            kernel[(b, a)] = ab;
+            if let (Some(m), Some(i)) = (mean.as_mut(), mean_field) {
+                m[(a, 0)] = state[i][0];
+                m[(b, 0)] = state[i][1];
+            }
+        }
+        values.push((
+            format!("t = {}", crate::plot::curves::tick(n as f64 * dt_out)),
+            kernel,
+            mean,
+        ));
+    }
+    let views: Vec<StepValues> = values
+        .iter()
+        .map(|(name, k, m)| StepValues {
+            name: name.clone(),
+            kernel: k.view(),
+            mean: m.as_ref().map(|m| m.view()),
+        })
+        .collect();
+    curve_of(&views, groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +658,75 @@ mod tests {
         let set = [("T", 4.0)];
         let c = curve("examples/recurrent_erf.action", &set, 0.99, 0.8);
         assert_eq!(c.steps, ["C[0,0]", "C[1,1]", "C[2,2]", "C[3,3]", "C[4,4]"]);
+    }
+
+    fn glauber(
+        file: &str,
+        set: &[(&str, f64)],
+        overlaps: (f64, f64),
+        t_max: f64,
+    ) -> SeparationCurve {
+        let theory = theory(file);
+        let (x, groups) = overlap_patterns(overlaps.0, overlaps.1).expect("valid overlaps");
+        let overrides: Vec<(String, f64)> = set.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+        let settings = NngpSettings {
+            overrides: overrides.clone(),
+            ..NngpSettings::default()
+        };
+        let map = StepMap::from_theory(&theory, &overrides, 80).expect("a step map");
+        let times = GlauberTimes {
+            end: t_max,
+            interval: 0.5,
+            substeps: 50,
+        };
+        glauber_curve(&theory, x.view(), &settings, &map, &groups, times).expect("a curve")
+    }
+
+    #[test]
+    fn glauber_sign_units_follow_the_relaxation_ode() {
+        // g = g0 = 1: C_aa = 1 stays, ρ obeys dρ/dt = −ρ + (2/π) arcsin ρ: integrated here by the
+        // midpoint rule with a much smaller step
+        let c = glauber(
+            "examples/binary_sign.action",
+            &[("gb", 0.0), ("g", 1.0), ("L", 3.0)],
+            (0.99, 0.8),
+            6.0,
+        );
+        assert_eq!(c.steps.len(), 13);
+        assert_eq!(c.steps[2], "t = 1");
+        let f = |r: f64| -r + std::f64::consts::FRAC_2_PI * r.asin();
+        for (rho0, got) in [(0.99, &c.within), (0.8, &c.between)] {
+            let mut r: f64 = rho0;
+            let h = 1e-5;
+            for (n, g) in got.iter().enumerate() {
+                assert!((g - r).abs() < 1e-9, "t = {}: {g} vs {r}", n as f64 * 0.5);
+                for _ in 0..50_000 {
+                    r += h * f(r + 0.5 * h * f(r));
+                }
+            }
+        }
+        // an optimum in time, near one update per unit
+        let t_star = c.optimal_step() as f64 * 0.5;
+        assert!(
+            (0.5..=3.0).contains(&t_star),
+            "t* = {t_star}: {:?}",
+            c.delta
+        );
+    }
+
+    #[test]
+    fn glauber_threshold_units_relax_to_the_synchronous_fixed_point() {
+        let set = [("L", 60.0), ("theta", 0.0)];
+        let file = "examples/binary_threshold.action";
+        let slow = glauber(file, &set, (0.999, 0.9), 30.0);
+        let fast = curve(file, &set, 0.999, 0.9);
+        let (a, b) = (
+            slow.within.last().expect("t = 30"),
+            fast.within.last().expect("l = 60"),
+        );
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        // and starts from the first driven step
+        assert!((slow.within[0] - fast.within[1]).abs() < 1e-12);
     }
 
     #[test]
