@@ -1020,6 +1020,7 @@ fn criticality_draws_chi1_and_the_depth_scale() {
     ] {
         assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
     }
+    insta::assert_debug_snapshot!("criticality_svg_text", text);
     // `saddle plot DIR` draws the same figure from the result
     let again = temp_file("criticality_again.svg", "");
     let (code, _, err) = saddle(&["plot", path_str(&dir), "--out", path_str(&again)]);
@@ -1232,6 +1233,7 @@ fn separation_draws_delta_and_the_optimum_against_the_threshold() {
     ] {
         assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
     }
+    insta::assert_debug_snapshot!("separation_svg_text", text);
     let again = temp_file("separation_again.svg", "");
     let (code, _, err) = saddle(&["plot", path_str(&dir), "--out", path_str(&again)]);
     assert_eq!(code, 0, "{err}");
