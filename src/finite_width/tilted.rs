@@ -162,6 +162,7 @@ impl TiltedMeasure {
             h: h.view(),
             constants: ctx.constants,
             memo: Some(&memo),
+            times: &[],
         };
         let a = units
             .per_unit(tilt)
@@ -263,6 +264,7 @@ impl TiltedMeasure {
                     h: h.view(),
                     constants: ctx.constants,
                     memo: Some(memo),
+                    times: &[],
                 };
                 units.weighted_average(body, Some(weights)).map_err(|e| {
                     FiniteWidthError::Evaluate {

@@ -139,6 +139,7 @@ impl<'a> Simulator<'a> {
                                 h: h.view(),
                                 constants: ctx,
                                 memo: None,
+                                times: &[],
                             }
                             .average(&average.body)
                             .map_err(|e| SimulateError::NotSimulable {

@@ -12,20 +12,60 @@
 //!   whitened coordinates, the readout integrated out (likelihood 𝒩(Y; 0, K + κI)); several
 //!   chains, R-hat and effective sample sizes ([`diagnostics`]), predictions on test patterns.
 //!
-//! Layered theories (deep, binary with mean fields) are simulated exactly; a recurrent theory
-//! (an expectation over a time family) is refused with a diagnostic.
+//! * [`recurrent`]: a recurrent theory (an expectation over a time family) as one network
+//!   whose weight matrix is shared over time, h(t) = W f(h(t−1)) + ξ(t).
+//! * [`separation`]: pattern separation Δ(l) measured on independent draws.
+//!
+//! Layered theories (deep, binary with mean fields) and zero-mean recurrent theories are
+//! simulated exactly; [`PriorDraws`] is what prior sampling needs of either. The posterior
+//! sampler takes layered theories.
 
 pub mod diagnostics;
 pub mod draw;
 pub mod network;
 pub mod posterior;
 pub mod prior;
+pub mod recurrent;
 pub mod separation;
 pub mod units;
 
 pub use draw::{Draw, Simulator};
 pub use network::Network;
+pub use recurrent::{RecurrentNetwork, RecurrentSimulator};
 
+/// Independent draws of a network on fixed patterns: the layered [`Simulator`] and the
+/// [`RecurrentSimulator`] alike.
+pub trait PriorDraws: Sync {
+    /// One network drawn with `rng`: every entry its units determine.
+    fn draw_seeded(&self, rng: &mut rand::rngs::StdRng) -> Result<Draw, SimulateError>;
+    /// An entry every draw shares (a definition from the data), if `key` is one.
+    fn fixed_entry(&self, key: &EntryKey) -> Option<&ndarray::Array2<f64>>;
+    /// The entry's name as written.
+    fn entry_name(&self, key: &EntryKey) -> String;
+    /// The patterns, one per row.
+    fn inputs(&self) -> ndarray::ArrayView2<'_, f64>;
+}
+
+impl PriorDraws for Simulator<'_> {
+    fn draw_seeded(&self, rng: &mut rand::rngs::StdRng) -> Result<Draw, SimulateError> {
+        let z = self.standard_normals(rng);
+        self.draw(&z)
+    }
+
+    fn fixed_entry(&self, key: &EntryKey) -> Option<&ndarray::Array2<f64>> {
+        self.fixed.get(key)
+    }
+
+    fn entry_name(&self, key: &EntryKey) -> String {
+        self.network.name(key)
+    }
+
+    fn inputs(&self) -> ndarray::ArrayView2<'_, f64> {
+        self.x
+    }
+}
+
+use crate::solve::nngp::EntryKey;
 use crate::syntax::Span;
 
 /// Why a simulation could not run.

@@ -340,17 +340,17 @@ impl Network {
 }
 
 /// `MatrixContext` pieces for evaluating coefficients (parameters and sizes only).
-struct ConstantContext<'a> {
+pub(super) struct ConstantContext<'a> {
     theory: &'a Theory,
     params: &'a [f64],
 }
 
 impl<'a> ConstantContext<'a> {
-    fn new(theory: &'a Theory, params: &'a [f64]) -> Self {
+    pub(super) fn new(theory: &'a Theory, params: &'a [f64]) -> Self {
         ConstantContext { theory, params }
     }
 
-    fn scalar(&self, e: &Expr) -> Option<f64> {
+    pub(super) fn scalar(&self, e: &Expr) -> Option<f64> {
         // Coefficients never read data: a 1×1 stand-in for X keeps sizes out of reach.
         let x = Array2::<f64>::zeros((1, 1));
         let lookup = |_: usize, _: &[i64]| None;
@@ -397,7 +397,7 @@ pub(crate) fn additive_terms(e: &Expr, sign: f64) -> Vec<(f64, Expr)> {
 }
 
 /// The renamed random variables of the cumulant-generating terms inside `e`.
-fn populations_in(e: &Expr) -> Vec<String> {
+pub(super) fn populations_in(e: &Expr) -> Vec<String> {
     let mut out = Vec::new();
     e.any(&mut |x| {
         if let ExprKind::Expectation { var, .. } = &x.kind
@@ -412,7 +412,7 @@ fn populations_in(e: &Expr) -> Vec<String> {
 }
 
 /// `c · ln E[…]` (factors in any order, divided by constants) → (c, the term's variable).
-fn population_coefficient(
+pub(super) fn population_coefficient(
     term: &Expr,
     constants: &ConstantContext<'_>,
 ) -> Result<(f64, String), SimulateError> {
@@ -455,7 +455,7 @@ fn population_coefficient(
 }
 
 /// `e` with the random variable `from` renamed `to`.
-fn rename(e: &Expr, from: &str, to: &str) -> Expr {
+pub(super) fn rename(e: &Expr, from: &str, to: &str) -> Expr {
     substitute(e, &|x| match &x.kind {
         ExprKind::RandomVar { name, time } if name == from => Some(node(
             ExprKind::RandomVar {
@@ -469,7 +469,7 @@ fn rename(e: &Expr, from: &str, to: &str) -> Expr {
 }
 
 /// Adds the field entries `e` reads (concrete indices).
-fn field_reads(e: &Expr, out: &mut BTreeSet<EntryKey>) {
+pub(super) fn field_reads(e: &Expr, out: &mut BTreeSet<EntryKey>) {
     e.any(&mut |x| {
         if let ExprKind::Field { field, indices } = &x.kind {
             out.insert((*field, indices.iter().map(|i| i.constant).collect()));

@@ -12,8 +12,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
 
-use super::draw::Simulator;
-use super::{SimulateError, stream_seed};
+use super::{PriorDraws, SimulateError, stream_seed};
 use crate::solve::nngp::EntryKey;
 
 /// Draws per parallel task.
@@ -81,7 +80,7 @@ impl Moments {
 /// `samples` independent draws of the network on the simulator's patterns, seeded with
 /// `seed`; `progress` is called with the number of draws finished since its last call.
 pub fn sample_prior(
-    simulator: &Simulator<'_>,
+    simulator: &(impl PriorDraws + ?Sized),
     samples: usize,
     seed: u64,
     progress: &(dyn Fn(u64) + Sync),
@@ -93,8 +92,7 @@ pub fn sample_prior(
     }
     let draw_at = |s: usize| {
         let mut rng = StdRng::seed_from_u64(stream_seed(seed, s as u64));
-        let z = simulator.standard_normals(&mut rng);
-        simulator.draw(&z)
+        simulator.draw_seeded(&mut rng)
     };
     let first = draw_at(0)?;
     let keys: Vec<EntryKey> = first.entries.keys().cloned().collect();

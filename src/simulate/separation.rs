@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
 
-use super::{SimulateError, Simulator, stream_seed};
+use super::{PriorDraws, SimulateError, stream_seed};
 use crate::solve::nngp::EntryKey;
 use crate::solve::separation::{
     INPUTS, PairGroups, SeparationCurve, Step, StepValues, curve_of, input_gram, optimal_step,
@@ -38,7 +38,7 @@ impl SimulatedSeparation {
 /// `samples` independent draws of the network on the simulator's patterns (seeded with
 /// `seed`, one stream per draw), each reduced to its separation curve over `steps`.
 pub fn simulate_separation(
-    simulator: &Simulator<'_>,
+    simulator: &(impl PriorDraws + ?Sized),
     steps: &[Step],
     groups: &PairGroups,
     samples: usize,
@@ -50,21 +50,19 @@ pub fn simulate_separation(
             "--samples {samples}: at least 2 draws are needed for a standard error"
         )));
     }
-    let network = simulator.network;
-    let gram = input_gram(simulator.x);
+    let gram = input_gram(simulator.inputs());
     let curves: Vec<SeparationCurve> = (0..samples)
         .into_par_iter()
         .map(|s| {
             let mut rng = StdRng::seed_from_u64(stream_seed(seed, s as u64));
-            let z = simulator.standard_normals(&mut rng);
-            let draw = simulator.draw(&z)?;
+            let draw = simulator.draw_seeded(&mut rng)?;
             let entry = |key: &EntryKey| -> Result<ArrayView2<f64>, SimulateError> {
                 draw.entries
                     .get(key)
-                    .or_else(|| simulator.fixed.get(key))
+                    .or_else(|| simulator.fixed_entry(key))
                     .map(|m| m.view())
                     .ok_or_else(|| SimulateError::Evaluate {
-                        what: network.name(key),
+                        what: simulator.entry_name(key),
                         reason: "the network does not compute this entry".into(),
                     })
             };
@@ -77,7 +75,7 @@ pub fn simulate_separation(
                         mean: None,
                     },
                     Step::Entry { kernel, mean } => StepValues {
-                        name: network.name(kernel),
+                        name: simulator.entry_name(kernel),
                         kernel: entry(kernel)?,
                         mean: mean.as_ref().map(entry).transpose()?,
                     },
@@ -159,7 +157,7 @@ pub fn simulate_separation(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::Network;
+    use crate::simulate::{Network, Simulator};
     use crate::solve::nngp::NngpSettings;
     use crate::solve::separation::{overlap_patterns, theory_curve};
 

@@ -73,6 +73,9 @@ pub struct UnitEvaluator<'a, 'c> {
     pub constants: &'a MatrixContext<'c>,
     /// Function values to reuse across evaluations on these units (`h` must not change).
     pub memo: Option<&'a UnitMemo>,
+    /// The members of a time family `h[t]` (n×P each, by time), for an expectation over a
+    /// family; empty otherwise.
+    pub times: &'a [Array2<f64>],
 }
 
 impl UnitEvaluator<'_, '_> {
@@ -123,6 +126,14 @@ impl UnitEvaluator<'_, '_> {
         })
     }
 
+    /// A P-vector integrand on every unit, as the rows of an n×P matrix: f(hᵢ)ᵀ.
+    pub fn columns(&self, body: &Expr) -> Result<Array2<f64>, UnitError> {
+        match self.eval(body)? {
+            Units::Columns(c) => Ok(c),
+            _ => Err(unsupported(body, "not a P-vector per unit")),
+        }
+    }
+
     /// A scalar integrand on every unit: f(hᵢ) for i = 1..n.
     pub fn per_unit(&self, body: &Expr) -> Result<Array1<f64>, UnitError> {
         match self.eval(body)? {
@@ -147,6 +158,16 @@ impl UnitEvaluator<'_, '_> {
             ExprKind::RandomVar { name, time: None } if name == self.var => {
                 Ok(Units::Columns(self.h.to_owned()))
             }
+            ExprKind::RandomVar {
+                name,
+                time: Some(time),
+            } if name == self.var && time.terms.is_empty() => usize::try_from(time.constant)
+                .ok()
+                .and_then(|t| self.times.get(t))
+                .map(|h| Units::Columns(h.clone()))
+                .ok_or_else(|| {
+                    unsupported(e, format!("the family member at time {}", time.constant))
+                }),
             ExprKind::Neg(a) => Ok(scale(self.eval(a)?, -1.0)),
             ExprKind::Add(a, b) => add(e, self.eval(a)?, self.eval(b)?, 1.0),
             ExprKind::Sub(a, b) => add(e, self.eval(a)?, self.eval(b)?, -1.0),

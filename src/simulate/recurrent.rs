@@ -1,0 +1,728 @@
+//! Recurrent networks: one population of n units whose weights are shared over time, read
+//! off an action with an expectation over a time family `h ~ N(0, C)`.
+//!
+//! The forward equation of each block at the NNGP point has the form
+//! C[t, s] = D[t, s] + g·⟨f(h[t−1]) f(h[s−1])ᵀ⟩, where g is the same for every block (the
+//! variance n·Var(Wᵢⱼ) of one recurrent weight matrix) and D collects what does not come
+//! from the units (a bias shared over time, inputs; the definitions `C[0, s]`). Its network
+//! is
+//!
+//!   h(0) = ξ(0),   h(t) = W f(h(t−1)) + ξ(t),   Wᵢⱼ ~ 𝒩(0, g/n) for all t,
+//!
+//! with the drive ξᵢ a Gaussian process over (time, pattern) of covariance D, independent
+//! across units: given the units, the covariance of h(t) and h(s) over W and ξ is exactly
+//! D[t, s] + (g/n) Σⱼ f(hⱼ(t−1)) f(hⱼ(s−1))ᵀ, the empirical form of the equation. A draw
+//! reports every block as that empirical form, as the layered simulator does; the readout
+//! kernel C[T, T] of a recurrent network then fluctuates with the one W it shares over time
+//! (THEORY.md §6 (iii), T13).
+//!
+//! g and D are read off the equations by evaluating them at three values of the average
+//! (0, I and a generic matrix; a form that is not affine is refused), and f off the average's
+//! integrand; the factorisation is checked on a probe draw.
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array2, ArrayView2, s};
+use rand::RngExt;
+use rand::rngs::StdRng;
+use rand_distr::StandardNormal;
+
+use super::draw::{Draw, covariance_factor};
+use super::network::{
+    ConstantContext, additive_terms, population_coefficient, populations_in, rename,
+};
+use super::units::UnitEvaluator;
+use super::{PriorDraws, SimulateError};
+use crate::check::ir::{Covariance, Expr, ExprKind, FieldId, ParamType, Shape, Theory, log_mgf};
+use crate::derive::build::{expectation, mentions_random, node, substitute};
+use crate::derive::equations::forward_equations_of;
+use crate::derive::grad::Variable;
+use crate::derive::unroll::{IndexEnv, assignments, index_value, unroll};
+use crate::numeric::matrix::{MatrixContext, Value};
+use crate::solve::nngp::{EntryKey, Kernels};
+
+/// One block's equation: C[t, s] = rhs(average), the average ⟨body⟩ in slot 0.
+#[derive(Debug, Clone)]
+struct BlockRule {
+    key: EntryKey,
+    rhs: Expr,
+    body: Expr,
+}
+
+/// The recurrent network of a theory at bound parameter values.
+#[derive(Debug, Clone)]
+pub struct RecurrentNetwork {
+    /// The theory.
+    pub theory: Theory,
+    /// Parameter values by id.
+    pub params: Vec<f64>,
+    /// The number of units n.
+    pub units: usize,
+    /// The family field (`C`).
+    pub family: FieldId,
+    /// The last time T (times 0…T).
+    pub last_time: usize,
+    var: String,
+    rules: Vec<BlockRule>,
+    definitions: Vec<(EntryKey, Expr)>,
+    /// The unit output f(h[u]) with u = `output_time`.
+    output: Expr,
+    output_time: i64,
+}
+
+impl RecurrentNetwork {
+    /// Reads the recurrent network off `theory` at parameter values `params`.
+    pub fn new(theory: &Theory, params: &[f64]) -> Result<Self, SimulateError> {
+        let ints: Vec<i64> = theory
+            .params
+            .iter()
+            .zip(params)
+            .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
+            .collect();
+        let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
+        let found = std::cell::RefCell::new(Vec::<(String, FieldId, Expr)>::new());
+        let mut layered = None;
+        action.any(&mut |e| {
+            if let ExprKind::Expectation {
+                cov: Covariance::Matrix(_),
+                ..
+            } = &e.kind
+            {
+                layered.get_or_insert(e.span);
+            }
+            false
+        });
+        let renamed = substitute(&action, &|e| {
+            let ExprKind::Apply { callee, args } = &e.kind else {
+                return None;
+            };
+            let term = log_mgf(*callee, args)?;
+            let Covariance::Family(field) = term.cov else {
+                return None;
+            };
+            let mut found = found.borrow_mut();
+            let var = format!("{}#{}", term.var, found.len() + 1);
+            let tilt = rename(term.tilt, term.var, &var);
+            found.push((var.clone(), *field, term.mean.clone()));
+            let body = crate::derive::build::apply(crate::check::ir::Builtin::Exp, tilt);
+            let inner = expectation(&var, body, term.mean.clone(), term.cov.clone());
+            Some(crate::derive::build::apply(
+                crate::check::ir::Builtin::Ln,
+                inner,
+            ))
+        });
+        let found = found.into_inner();
+        let not_simulable = |reason: &str, span| SimulateError::NotSimulable {
+            reason: reason.into(),
+            span,
+        };
+        let [(var, family, mean)] = found.as_slice() else {
+            return Err(not_simulable(
+                "a recurrent network is one expectation over a time family `h ~ N(0, C)`; \
+                 this action has none or several",
+                theory.action.body.span,
+            ));
+        };
+        if let Some(span) = layered {
+            return Err(not_simulable(
+                "this action mixes a time family with layered populations; the recurrent \
+                 simulator takes one population shared over time",
+                span,
+            ));
+        }
+        let constants = ConstantContext::new(theory, params);
+        if constants.scalar(mean) != Some(0.0) {
+            return Err(not_simulable(
+                "the recurrent simulator takes a zero-mean time family (mean fields of \
+                 recurrent units are not simulated yet)",
+                mean.span,
+            ));
+        }
+        let mut units = None;
+        for (sign, term) in additive_terms(&renamed, 1.0) {
+            if populations_in(&term).is_empty() {
+                continue;
+            }
+            let (coefficient, _) = population_coefficient(&term, &constants)?;
+            let count = sign * coefficient;
+            if !(count.is_finite() && count >= 1.0 && (count - count.round()).abs() < 1e-9) {
+                return Err(not_simulable(
+                    &format!(
+                        "a cumulant-generating term `n * ln E[exp(…)]` describes n units; here \
+                         n = {count}, not a whole number ≥ 1"
+                    ),
+                    term.span,
+                ));
+            }
+            units = Some(count.round() as usize);
+        }
+        let units = units.ok_or_else(|| {
+            not_simulable(
+                "the time family's term is not a number of units times `ln E[exp(…)]`",
+                theory.action.body.span,
+            )
+        })?;
+
+        let nfields = theory.fields.len();
+        let mut rules = Vec::new();
+        for eq in forward_equations_of(theory, renamed, &ints)? {
+            let Variable::Field(field, idx) = &eq.unknown else {
+                continue;
+            };
+            let key = (*field, idx.clone());
+            let nngp = eq.nngp.map_err(SimulateError::Derive)?;
+            let bodies = std::cell::RefCell::new(Vec::new());
+            let rhs = substitute(&nngp, &|e| {
+                let ExprKind::Expectation { var: v, body, .. } = &e.kind else {
+                    return None;
+                };
+                if v != var {
+                    return None;
+                }
+                let mut bodies = bodies.borrow_mut();
+                bodies.push((**body).clone());
+                Some(node(
+                    ExprKind::Field {
+                        field: nfields,
+                        indices: Vec::new(),
+                    },
+                    e.shape,
+                ))
+            });
+            let bodies = bodies.into_inner();
+            let [body] = bodies.as_slice() else {
+                return Err(not_simulable(
+                    &format!(
+                        "the equation of {} has {} averages over the units; the recurrent \
+                         simulator takes one, ⟨f(h[t−1]) f(h[s−1])ᵀ⟩",
+                        Kernels::name(theory, &key),
+                        bodies.len()
+                    ),
+                    theory.action.body.span,
+                ));
+            };
+            rules.push(BlockRule {
+                key,
+                rhs,
+                body: body.clone(),
+            });
+        }
+        let mut definitions = Vec::new();
+        for def in &theory.definitions {
+            for env in assignments(&def.bindings, &IndexEnv::new(), &ints)? {
+                let idx = def
+                    .indices
+                    .iter()
+                    .map(|i| index_value(i, &env, &ints))
+                    .collect::<Result<Vec<_>, _>>()?;
+                definitions.push(((def.field, idx), unroll(&def.body, &env, &ints)?));
+            }
+        }
+        let last_time = rules
+            .iter()
+            .filter(|r| r.key.0 == *family)
+            .flat_map(|r| r.key.1.iter().copied())
+            .chain(
+                definitions
+                    .iter()
+                    .filter(|(k, _)| k.0 == *family)
+                    .flat_map(|(k, _)| k.1.iter().copied()),
+            )
+            .max()
+            .unwrap_or(0);
+        // f: the vector factor of a block between two different times
+        let mut output = None;
+        for rule in &rules {
+            if let [t, s] = rule.key.1.as_slice()
+                && t != s
+                && let Some((f, u)) = unit_output(&rule.body, var)
+            {
+                if u != t - 1 {
+                    return Err(not_simulable(
+                        &format!(
+                            "{} reads the units at time {u}; the recurrent simulator takes \
+                             C[t, s] from the times t − 1 and s − 1",
+                            Kernels::name(theory, &rule.key)
+                        ),
+                        theory.action.body.span,
+                    ));
+                }
+                output = Some((f, u));
+                break;
+            }
+        }
+        let (output, output_time) = output.ok_or_else(|| {
+            not_simulable(
+                "no block between two times reads one unit output f(h[t−1]): the recurrent \
+                 simulator needs the cross-time equations C[t, s] = … ⟨f(h[t−1]) f(h[s−1])ᵀ⟩",
+                theory.action.body.span,
+            )
+        })?;
+        if last_time < 1 {
+            return Err(not_simulable(
+                "the time family has no step after t = 0",
+                theory.action.body.span,
+            ));
+        }
+        Ok(RecurrentNetwork {
+            theory: theory.clone(),
+            params: params.to_vec(),
+            units,
+            family: *family,
+            last_time: last_time as usize,
+            var: var.clone(),
+            rules,
+            definitions,
+            output,
+            output_time,
+        })
+    }
+
+    /// The entry's name as written: `C[2,3]`.
+    pub fn name(&self, key: &EntryKey) -> String {
+        Kernels::name(&self.theory, key)
+    }
+}
+
+/// The outermost P-vector factor of `body` that reads the family at one time, and that time.
+fn unit_output(body: &Expr, var: &str) -> Option<(Expr, i64)> {
+    let mut times = Vec::new();
+    body.any(&mut |x| {
+        if let ExprKind::RandomVar {
+            name,
+            time: Some(t),
+        } = &x.kind
+            && name == var
+            && !times.contains(&t.constant)
+        {
+            times.push(t.constant);
+        }
+        false
+    });
+    if body.shape == Shape::VECTOR && times.len() == 1 && mentions_random(body, Some(var)) {
+        return Some((body.clone(), times[0]));
+    }
+    body.children().find_map(|c| unit_output(c, var))
+}
+
+/// `e` with every family member of `var` moved to time `to` (from `from`).
+fn at_time(e: &Expr, var: &str, from: i64, to: i64) -> Expr {
+    substitute(e, &|x| match &x.kind {
+        ExprKind::RandomVar {
+            name,
+            time: Some(t),
+        } if name == var && t.constant == from && t.terms.is_empty() => {
+            let mut t = t.clone();
+            t.constant = to;
+            Some(node(
+                ExprKind::RandomVar {
+                    name: name.clone(),
+                    time: Some(t),
+                },
+                x.shape,
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// The states h(0…T) and the unit outputs f(h(0…T−1)) of one network (n×P each).
+type Trajectory = (Vec<Array2<f64>>, Vec<Array2<f64>>);
+
+/// A recurrent network on given inputs, ready to draw.
+#[derive(Debug)]
+pub struct RecurrentSimulator<'a> {
+    /// The network.
+    pub network: &'a RecurrentNetwork,
+    /// Inputs, one pattern per row.
+    pub x: ArrayView2<'a, f64>,
+    /// The definitions (`C[0, s]`), evaluated once.
+    pub fixed: BTreeMap<EntryKey, Array2<f64>>,
+    /// g = n·Var(Wᵢⱼ).
+    pub gain: f64,
+    /// The drive's covariance factor L (LLᵀ = D over (time, pattern), time-major).
+    drive: Array2<f64>,
+}
+
+impl<'a> RecurrentSimulator<'a> {
+    /// Evaluates the definitions and reads g and the drive's covariance off the equations.
+    pub fn new(
+        network: &'a RecurrentNetwork,
+        x: ArrayView2<'a, f64>,
+    ) -> Result<Self, SimulateError> {
+        if let Some(why) = crate::solve::nngp::input_problem(x) {
+            return Err(SimulateError::Data(why));
+        }
+        let p = x.nrows();
+        let times = network.last_time + 1;
+        let mut sim = RecurrentSimulator {
+            network,
+            x,
+            fixed: BTreeMap::new(),
+            gain: 0.0,
+            drive: Array2::zeros((0, 0)),
+        };
+        for (key, body) in &network.definitions {
+            let value = sim.matrix(&BTreeMap::new(), None, body, &network.name(key))?;
+            sim.fixed.insert(key.clone(), value);
+        }
+        let mut d = Array2::<f64>::zeros((times * p, times * p));
+        for ((f, idx), value) in &sim.fixed {
+            if *f == network.family
+                && let [t, s] = idx.as_slice()
+            {
+                let (t, s) = (*t as usize, *s as usize);
+                d.slice_mut(s![t * p..(t + 1) * p, s * p..(s + 1) * p])
+                    .assign(value);
+            }
+        }
+        let generic =
+            Array2::from_shape_fn((p, p), |(i, j)| 1.0 / (2.0 + i as f64 + 0.5 * j as f64));
+        let mut gain: Option<f64> = None;
+        for rule in &network.rules {
+            let name = network.name(&rule.key);
+            let zero = sim.matrix(
+                &BTreeMap::new(),
+                Some(Array2::zeros((p, p))),
+                &rule.rhs,
+                &name,
+            )?;
+            let unit = sim.matrix(&BTreeMap::new(), Some(Array2::eye(p)), &rule.rhs, &name)?;
+            let at = sim.matrix(&BTreeMap::new(), Some(generic.clone()), &rule.rhs, &name)?;
+            let g = unit[(0, 0)] - zero[(0, 0)];
+            let predicted = &zero + &(&generic * g);
+            let scale = zero
+                .iter()
+                .chain(unit.iter())
+                .fold(1.0f64, |m, v| m.max(v.abs()));
+            if (&at - &predicted).iter().any(|v| v.abs() > 1e-10 * scale) {
+                return Err(SimulateError::NotSimulable {
+                    reason: format!(
+                        "the equation of {name} is not D + g·⟨f f ᵀ⟩ in the units' average: \
+                         the recurrent simulator takes a weight matrix acting linearly"
+                    ),
+                    span: network.theory.action.body.span,
+                });
+            }
+            match gain {
+                None => gain = Some(g),
+                Some(g0) if (g - g0).abs() <= 1e-12 * g0.abs().max(1.0) => {}
+                Some(g0) => {
+                    return Err(SimulateError::NotSimulable {
+                        reason: format!(
+                            "the equations give the recurrent weights variance {g0} in one \
+                             block and {g} in {name}: one weight matrix shared over time has \
+                             one variance"
+                        ),
+                        span: network.theory.action.body.span,
+                    });
+                }
+            }
+            if let [t, s] = rule.key.1.as_slice() {
+                let (t, s) = (*t as usize, *s as usize);
+                d.slice_mut(s![t * p..(t + 1) * p, s * p..(s + 1) * p])
+                    .assign(&zero);
+            }
+        }
+        let gain = gain.unwrap_or(0.0);
+        if !(gain.is_finite() && gain >= 0.0) {
+            return Err(SimulateError::Setting(format!(
+                "the recurrent weights' variance g = {gain} is not a variance"
+            )));
+        }
+        // symmetrise: C[t, s] and C[s, t]ᵀ are the same covariance
+        let d = (&d + &d.t()) * 0.5;
+        sim.drive = covariance_factor(&d, "the drive's covariance over time and patterns")?;
+        sim.gain = gain;
+        // the factorisation ⟨body⟩ = (1/n) F(t−1)ᵀ F(s−1), checked on a probe draw
+        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(0x5eed);
+        let (states, outputs) = sim.run(&mut rng)?;
+        let n = network.units as f64;
+        for rule in &network.rules {
+            let [t, s] = rule.key.1.as_slice() else {
+                continue;
+            };
+            let average = sim.average(&states, &rule.body)?;
+            let (a, b) = ((*t - 1) as usize, (*s - 1) as usize);
+            let product = outputs[a].t().dot(&outputs[b]) / n;
+            let scale = product.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            if (&average - &product).iter().any(|v| v.abs() > 1e-9 * scale) {
+                return Err(SimulateError::NotSimulable {
+                    reason: format!(
+                        "the average in the equation of {} is not an outer product of one \
+                         unit output f(h[t−1]) f(h[s−1])ᵀ",
+                        network.name(&rule.key)
+                    ),
+                    span: network.theory.action.body.span,
+                });
+            }
+        }
+        Ok(sim)
+    }
+
+    /// The states h(0…T) (n×P each) and the unit outputs f(h(0…T−1)) of one network.
+    fn run(&self, rng: &mut StdRng) -> Result<Trajectory, SimulateError> {
+        let network = self.network;
+        let (n, p) = (network.units, self.x.nrows());
+        let times = network.last_time + 1;
+        let z =
+            Array2::from_shape_simple_fn((n, times * p), || rng.sample::<f64, _>(StandardNormal));
+        let xi = z.dot(&self.drive.t());
+        let scale = (self.gain / n as f64).sqrt();
+        let w =
+            Array2::from_shape_simple_fn((n, n), || scale * rng.sample::<f64, _>(StandardNormal));
+        let mut states: Vec<Array2<f64>> = vec![xi.slice(s![.., 0..p]).to_owned()];
+        let mut outputs: Vec<Array2<f64>> = Vec::with_capacity(times);
+        for t in 1..times {
+            let f = self.output_at(&states, t as i64 - 1)?;
+            let h = w.dot(&f) + xi.slice(s![.., t * p..(t + 1) * p]);
+            if let Some(bad) = h.iter().find(|v| !v.is_finite()) {
+                return Err(SimulateError::Evaluate {
+                    what: format!("the units at time {t}"),
+                    reason: format!("a pre-activation came out {bad}"),
+                });
+            }
+            outputs.push(f);
+            states.push(h);
+        }
+        Ok((states, outputs))
+    }
+
+    /// f(h(u)) on every unit (n×P).
+    fn output_at(&self, states: &[Array2<f64>], u: i64) -> Result<Array2<f64>, SimulateError> {
+        let network = self.network;
+        let body = at_time(&network.output, &network.var, network.output_time, u);
+        self.with_context(&BTreeMap::new(), None, |ctx| {
+            UnitEvaluator {
+                theory: &network.theory,
+                var: &network.var,
+                h: states[0].view(),
+                constants: ctx,
+                memo: None,
+                times: states,
+            }
+            .columns(&body)
+            .map_err(|e| SimulateError::NotSimulable {
+                reason: e.reason,
+                span: e.span,
+            })
+        })
+    }
+
+    fn average(&self, states: &[Array2<f64>], body: &Expr) -> Result<Array2<f64>, SimulateError> {
+        let network = self.network;
+        let value = self.with_context(&BTreeMap::new(), None, |ctx| {
+            UnitEvaluator {
+                theory: &network.theory,
+                var: &network.var,
+                h: states[0].view(),
+                constants: ctx,
+                memo: None,
+                times: states,
+            }
+            .average(body)
+            .map_err(|e| SimulateError::NotSimulable {
+                reason: e.reason,
+                span: e.span,
+            })
+        })?;
+        match value {
+            Value::Matrix(m) => Ok(m),
+            Value::Scalar(v) => Ok(Array2::from_elem((self.x.nrows(), self.x.nrows()), v)),
+        }
+    }
+
+    /// One network: every block C[t, s] (t, s ≥ 1) in its empirical form.
+    pub fn draw_with(&self, rng: &mut StdRng) -> Result<Draw, SimulateError> {
+        let network = self.network;
+        let (states, _) = self.run(rng)?;
+        let mut entries = BTreeMap::new();
+        for rule in &network.rules {
+            let average = self.average(&states, &rule.body)?;
+            let name = network.name(&rule.key);
+            let value = self.matrix(&entries, Some(average), &rule.rhs, &name)?;
+            if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
+                return Err(SimulateError::Evaluate {
+                    what: name,
+                    reason: format!("an entry came out {bad}"),
+                });
+            }
+            entries.insert(rule.key.clone(), value);
+        }
+        Ok(Draw { entries })
+    }
+
+    fn with_context<T>(
+        &self,
+        entries: &BTreeMap<EntryKey, Array2<f64>>,
+        slot: Option<&Array2<f64>>,
+        f: impl FnOnce(&MatrixContext<'_>) -> Result<T, SimulateError>,
+    ) -> Result<T, SimulateError> {
+        let nfields = self.network.theory.fields.len();
+        let lookup = |field: usize, idx: &[i64]| -> Option<&Array2<f64>> {
+            if field >= nfields {
+                return slot;
+            }
+            let key = (field, idx.to_vec());
+            entries.get(&key).or_else(|| self.fixed.get(&key))
+        };
+        let theory = &self.network.theory;
+        let name = |f: usize| {
+            theory
+                .fields
+                .get(f)
+                .map_or_else(|| "the units' average".to_string(), |f| f.name.clone())
+        };
+        let ctx = MatrixContext {
+            params: &self.network.params,
+            inputs: Some(self.x),
+            targets: None,
+            field: &lookup,
+            field_name: &name,
+        };
+        f(&ctx)
+    }
+
+    fn matrix(
+        &self,
+        entries: &BTreeMap<EntryKey, Array2<f64>>,
+        slot: Option<Array2<f64>>,
+        e: &Expr,
+        what: &str,
+    ) -> Result<Array2<f64>, SimulateError> {
+        let p = self.x.nrows();
+        let value = self.with_context(entries, slot.as_ref(), |ctx| {
+            ctx.eval(e).map_err(|err| SimulateError::Evaluate {
+                what: what.to_string(),
+                reason: err.to_string(),
+            })
+        })?;
+        Ok(match value {
+            Value::Matrix(m) => m,
+            Value::Scalar(v) => Array2::from_elem((p, p), v),
+        })
+    }
+}
+
+impl PriorDraws for RecurrentSimulator<'_> {
+    fn draw_seeded(&self, rng: &mut StdRng) -> Result<Draw, SimulateError> {
+        self.draw_with(rng)
+    }
+
+    fn fixed_entry(&self, key: &EntryKey) -> Option<&Array2<f64>> {
+        self.fixed.get(key)
+    }
+
+    fn entry_name(&self, key: &EntryKey) -> String {
+        self.network.name(key)
+    }
+
+    fn inputs(&self) -> ArrayView2<'_, f64> {
+        self.x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::prior::sample_prior;
+    use crate::solve::nngp::{NngpSettings, nngp_kernels};
+
+    /// T13's patterns: XXᵀ/d = Q = [[1, 0.6], [0.6, 1.5]].
+    fn t13_inputs() -> Array2<f64> {
+        let l21 = 0.6;
+        let l22 = (1.5f64 - 0.36).sqrt();
+        Array2::from_shape_vec((2, 2), vec![1.0, 0.0, l21, l22]).expect("2×2") * 2f64.sqrt()
+    }
+
+    fn recurrent(set: &[(&str, f64)]) -> (Theory, Vec<f64>) {
+        let source = std::fs::read_to_string("examples/recurrent_erf.action").expect("example");
+        let theory = crate::compile(&source, "recurrent_erf.action").expect("checks");
+        let set: Vec<(String, f64)> = set.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+        let params = theory.bind(&set).expect("params");
+        (theory, params)
+    }
+
+    #[test]
+    fn t13_the_recurrent_readout_kernel_fluctuates_as_measured() {
+        // T13: K_T = φ(h(T))ᵀφ(h(T))/N with h(0) ~ N(0, Q), T = 4, g = 1.5, g_b = 0, N = 100;
+        // here C[5,5] = g K_4
+        let set = [
+            ("g", 1.5),
+            ("gb", 0.0),
+            ("gu", 1.0),
+            ("T", 5.0),
+            ("N", 100.0),
+        ];
+        let (theory, params) = recurrent(&set);
+        let x = t13_inputs();
+        let network = RecurrentNetwork::new(&theory, &params).expect("a recurrent network");
+        assert_eq!((network.units, network.last_time), (100, 5));
+        let sim = RecurrentSimulator::new(&network, x.view()).expect("a simulator");
+        assert!((sim.gain - 1.5).abs() < 1e-12);
+        let settings = NngpSettings {
+            overrides: set.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+            ..NngpSettings::default()
+        };
+        let nngp = nngp_kernels(&theory, x.view(), None, &settings).expect("nngp");
+        let key = (network.family, vec![5, 5]);
+        let mean_field = &nngp.entries[&key] / 1.5;
+        for (got, want) in [(0, 0), (0, 1), (1, 1)]
+            .iter()
+            .map(|&i| mean_field[i])
+            .zip([0.25135685, 0.10316336, 0.25689680])
+        {
+            assert!((got - want).abs() < 1e-7, "mean field {got} vs {want}");
+        }
+        let prior = sample_prior(&sim, 4000, 13, &|_| {}).expect("draws");
+        let (_, stats) = prior
+            .entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .expect("C[5,5]");
+        for (i, (mean, n_var)) in [(0, 0), (0, 1), (1, 1)].into_iter().zip([
+            (0.25049, 0.1074),
+            (0.10181, 0.2425),
+            (0.25512, 0.1033),
+        ]) {
+            // T13's RNN: 4000 networks, s.e. of N·Var ≈ 2 %
+            let m = stats.mean[i] / 1.5;
+            let se = stats.std_error[i] / 1.5;
+            let t13_se = (n_var / 100.0 / 4000.0f64).sqrt();
+            let z = (m - mean) / (se * se + t13_se * t13_se).sqrt();
+            assert!(z.abs() < 4.0, "mean {i:?}: {m} ± {se} vs {mean}");
+            let v = stats.variance[i] * 100.0 / 2.25;
+            let v_se = stats.variance_std_error[i] * 100.0 / 2.25;
+            let z = (v - n_var) / (v_se * v_se + (0.02 * n_var).powi(2)).sqrt();
+            assert!(z.abs() < 4.0, "N·Var {i:?}: {v} ± {v_se} vs {n_var}");
+        }
+    }
+
+    #[test]
+    fn driven_recurrent_networks_and_refusals() {
+        // input at every step: the drive carries gu/d XXᵀ + gb at every time
+        let source =
+            std::fs::read_to_string("examples/recurrent_erf_driven.action").expect("example");
+        let theory = crate::compile(&source, "recurrent_erf_driven.action").expect("checks");
+        let params = theory.bind(&[("N".into(), 400.0)]).expect("params");
+        let network = RecurrentNetwork::new(&theory, &params).expect("a recurrent network");
+        let x = t13_inputs();
+        let sim = RecurrentSimulator::new(&network, x.view()).expect("a simulator");
+        let nngp = nngp_kernels(&theory, x.view(), None, &NngpSettings::default()).expect("nngp");
+        let prior = sample_prior(&sim, 2000, 5, &|_| {}).expect("draws");
+        for (key, stats) in &prior.entries {
+            let want = &nngp.entries[key];
+            for (i, &m) in stats.mean.indexed_iter() {
+                // the 1/N shift of the mean is far below 4 s.e. at N = 400 with 2000 draws
+                let z = (m - want[i]) / stats.std_error[i].max(1e-12);
+                assert!(z.abs() < 4.5, "{}: {m} vs {}", network.name(key), want[i]);
+            }
+        }
+        // a layered theory is not a recurrent network
+        let deep = std::fs::read_to_string("examples/deep_erf.action").expect("example");
+        let deep = crate::compile(&deep, "deep_erf.action").expect("checks");
+        let params = deep.bind(&[]).expect("params");
+        let err = RecurrentNetwork::new(&deep, &params).expect_err("layered");
+        assert!(err.to_string().contains("time family"), "{err}");
+    }
+}
