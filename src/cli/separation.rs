@@ -17,7 +17,7 @@ use super::sweep::{Grid, Sweep, parse_sweep};
 use crate::check::ir::Theory;
 use crate::plot::{Curve, CurveFigure, Marker};
 use crate::simulate::separation::{SimulatedSeparation, simulate_separation};
-use crate::simulate::{Network, Simulator};
+use crate::simulate::{Network, RecurrentNetwork, RecurrentSimulator, Simulator};
 use crate::solve::nngp::NngpSettings;
 use crate::solve::separation::{
     GlauberTimes, PairGroups, SeparationCurve, glauber_curve, overlap_patterns, theory_curve,
@@ -68,7 +68,8 @@ pub struct SeparationArgs {
     #[arg(long, default_value_t = 0.25, value_name = "DT")]
     pub interval: f64,
     /// Also simulate the finite network (width from the theory's parameters, e.g.
-    /// `--set N=1000`), synchronously, layer by layer.
+    /// `--set N=1000`), synchronously: layer by layer, or one recurrent network whose
+    /// weights are shared over time.
     #[arg(long)]
     pub simulate: bool,
     /// Independent networks drawn per point with `--simulate`.
@@ -225,19 +226,19 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
             theory_curve(&theory, x.view(), &settings, &groups).map_err(|e| e.to_string())?;
         let simulation = if args.simulate {
             let params = theory.bind(&set).map_err(|e| e.to_string())?;
-            let network = Network::new(&theory, &params).map_err(|e| e.to_string())?;
-            let simulator = Simulator::new(&network, x.view()).map_err(|e| e.to_string())?;
-            Some(
-                simulate_separation(
-                    &simulator,
-                    &steps[..curve.steps.len()],
-                    &groups,
-                    args.samples,
-                    args.seed,
-                    &tick,
-                )
-                .map_err(|e| e.to_string())?,
-            )
+            let steps = &steps[..curve.steps.len()];
+            let simulated = if crate::simulate::recurrent::is_recurrent(&theory) {
+                // one network whose weights are shared over time
+                let network = RecurrentNetwork::new(&theory, &params).map_err(|e| e.to_string())?;
+                let simulator =
+                    RecurrentSimulator::new(&network, x.view()).map_err(|e| e.to_string())?;
+                simulate_separation(&simulator, steps, &groups, args.samples, args.seed, &tick)
+            } else {
+                let network = Network::new(&theory, &params).map_err(|e| e.to_string())?;
+                let simulator = Simulator::new(&network, x.view()).map_err(|e| e.to_string())?;
+                simulate_separation(&simulator, steps, &groups, args.samples, args.seed, &tick)
+            };
+            Some(simulated.map_err(|e| e.to_string())?)
         } else {
             None
         };

@@ -19,7 +19,9 @@ use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
 use crate::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
 use crate::simulate::prior::sample_prior;
-use crate::simulate::{Network, SimulateError, Simulator};
+use crate::simulate::{
+    Network, PriorDraws, RecurrentNetwork, RecurrentSimulator, SimulateError, Simulator,
+};
 use crate::solve::gp::accuracy;
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
 use crate::syntax::{Diagnostic, Diagnostics};
@@ -126,6 +128,9 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         None => x_train.clone(),
     };
     let train = x_train.nrows();
+    if crate::simulate::recurrent::is_recurrent(&theory) {
+        return execute_recurrent(args, capture, &theory, &params, &x);
+    }
     let network = Network::new(&theory, &params).map_err(|e| simulate_error(&e, args))?;
     let simulator = Simulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
     let nngp = nngp_kernels(
@@ -176,45 +181,10 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     {
         out.set("readout", Some(json!(network.name(key))));
     }
-    let mut tables = Tables::new(&network, &nngp);
+    let units_of = |key: &EntryKey| network.units_of(key);
+    let mut tables = Tables::new(&theory, &units_of, &nngp);
     if args.prior {
-        let samples = args.samples.unwrap_or(4000);
-        let bar = progress_bar(samples as u64, args.json);
-        let tick = |n: u64| bar.inc(n);
-        let prior = sample_prior(&simulator, samples, args.seed, &tick)
-            .map_err(|e| simulate_error(&e, args))?;
-        bar.finish_and_clear();
-        out.set("samples", Some(json!(samples)));
-        for (key, stats) in &prior.entries {
-            let name = network.name(key);
-            out.matrix(&["variance", &name], stats.variance.clone());
-            out.matrix(
-                &["variance_standard_errors", &name],
-                stats.variance_std_error.clone(),
-            );
-            let n = network.units_of(key).unwrap_or(1) as f64;
-            let n_variance = (&stats.variance * n, &stats.variance_std_error * n);
-            tables.add(key, &stats.mean, &stats.std_error, Some(n_variance));
-        }
-        let report = tables.finish(&mut out);
-        if capture {
-            return Ok(Some(out));
-        }
-        write_out(args, &out)?;
-        if args.json {
-            outln!("{}", out.to_json());
-            return Ok(None);
-        }
-        outln!(
-            "theory {} — the finite network, {} independent prior draws (seed {}), {} patterns",
-            theory.name,
-            samples,
-            args.seed,
-            x.nrows()
-        );
-        print_prior(&report);
-        print_left_out(&left_out);
-        return Ok(None);
+        return report_prior(args, capture, &simulator, tables, out, &left_out);
     }
 
     let y = y.ok_or_else(|| {
@@ -371,15 +341,21 @@ struct Row {
 /// What every mode writes per field entry: the `kernels`/`means`, `standard_errors` and
 /// `nngp` members of the result, and the rows of the table.
 struct Tables<'a> {
-    network: &'a Network,
+    theory: &'a crate::Theory,
+    units_of: &'a dyn Fn(&EntryKey) -> Option<usize>,
     nngp: &'a Kernels,
     rows: Vec<Row>,
 }
 
 impl<'a> Tables<'a> {
-    fn new(network: &'a Network, nngp: &'a Kernels) -> Self {
+    fn new(
+        theory: &'a crate::Theory,
+        units_of: &'a dyn Fn(&EntryKey) -> Option<usize>,
+        nngp: &'a Kernels,
+    ) -> Self {
         Tables {
-            network,
+            theory,
+            units_of,
             nngp,
             rows: Vec::new(),
         }
@@ -393,13 +369,13 @@ impl<'a> Tables<'a> {
         n_variance: Option<(Array2<f64>, Array2<f64>)>,
     ) {
         self.rows.push(Row {
-            name: self.network.name(key),
+            name: Kernels::name(self.theory, key),
             mean: mean.clone(),
             std_error: std_error.clone(),
             nngp: self.nngp.entries.get(key).cloned(),
             n_variance,
-            units: self.network.units_of(key).unwrap_or(1) as f64,
-            is_mean: self.network.theory.fields[key.0].kind == FieldKind::Mean,
+            units: (self.units_of)(key).unwrap_or(1) as f64,
+            is_mean: self.theory.fields[key.0].kind == FieldKind::Mean,
         });
     }
 
@@ -608,6 +584,112 @@ fn simulate_error(error: &SimulateError, args: &SimulateArgs) -> CliError {
 }
 
 /// The source text of the action's terms that are not part of the network.
+/// Independent prior draws of `simulator`, reported into `out` beside the NNGP in `tables`.
+fn report_prior(
+    args: &SimulateArgs,
+    capture: bool,
+    simulator: &dyn PriorDraws,
+    mut tables: Tables<'_>,
+    mut out: RunResult,
+    left_out: &[String],
+) -> Result<Option<RunResult>, CliError> {
+    let samples = args.samples.unwrap_or(4000);
+    let bar = progress_bar(samples as u64, args.json);
+    let tick = |n: u64| bar.inc(n);
+    let prior =
+        sample_prior(simulator, samples, args.seed, &tick).map_err(|e| simulate_error(&e, args))?;
+    bar.finish_and_clear();
+    out.set("samples", Some(json!(samples)));
+    for (key, stats) in &prior.entries {
+        let name = simulator.entry_name(key);
+        out.matrix(&["variance", &name], stats.variance.clone());
+        out.matrix(
+            &["variance_standard_errors", &name],
+            stats.variance_std_error.clone(),
+        );
+        let n = (tables.units_of)(key).unwrap_or(1) as f64;
+        let n_variance = (&stats.variance * n, &stats.variance_std_error * n);
+        tables.add(key, &stats.mean, &stats.std_error, Some(n_variance));
+    }
+    let theory = tables.theory;
+    let report = tables.finish(&mut out);
+    if capture {
+        return Ok(Some(out));
+    }
+    write_out(args, &out)?;
+    if args.json {
+        outln!("{}", out.to_json());
+        return Ok(None);
+    }
+    outln!(
+        "theory {} — the finite network, {} independent prior draws (seed {}), {} patterns",
+        theory.name,
+        samples,
+        args.seed,
+        simulator.inputs().nrows()
+    );
+    print_prior(&report);
+    print_left_out(left_out);
+    Ok(None)
+}
+
+/// `saddle simulate --prior` of a recurrent theory: one network with its weights shared over
+/// time ([`RecurrentNetwork`]).
+fn execute_recurrent(
+    args: &SimulateArgs,
+    capture: bool,
+    theory: &crate::Theory,
+    params: &[f64],
+    x: &Array2<f64>,
+) -> Result<Option<RunResult>, CliError> {
+    if !args.prior {
+        return Err(CliError::Usage(format!(
+            "{}: a recurrent theory is simulated from its prior (`--prior`); posterior \
+             sampling takes layered theories",
+            args.file.display()
+        )));
+    }
+    let network = RecurrentNetwork::new(theory, params).map_err(|e| simulate_error(&e, args))?;
+    let simulator =
+        RecurrentSimulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
+    let nngp = nngp_kernels(
+        theory,
+        x.view(),
+        None,
+        &NngpSettings {
+            overrides: args.set.clone(),
+            ..NngpSettings::default()
+        },
+    )
+    .map_err(|e| CliError::Usage(format!("the NNGP kernels to compare with: {e}")))?;
+    let mut out = RunResult::new(
+        "simulate",
+        "simulate-prior",
+        &theory.name,
+        params_json(theory, params),
+    );
+    out.set("seed", Some(json!(args.seed)));
+    out.set(
+        "recurrent",
+        Some(
+            json!({ "units": network.units, "last_time": network.last_time,
+                     "weight_variance": simulator.gain }),
+        ),
+    );
+    let readout_settings = NngpSettings {
+        overrides: args.set.clone(),
+        ..NngpSettings::default()
+    };
+    if let Ok([key]) = crate::solve::predict::readout_fields(theory, &readout_settings).as_deref() {
+        out.set("readout", Some(json!(network.name(key))));
+    }
+    let units = network.units;
+    let family = network.family;
+    let units_of = move |key: &EntryKey| (key.0 == family).then_some(units);
+    let tables = Tables::new(theory, &units_of, &nngp);
+    report_prior(args, capture, &simulator, tables, out, &[])
+}
+
 fn left_out_terms(network: &Network, args: &SimulateArgs) -> Vec<String> {
     let source = super::read_source(&args.file).unwrap_or_default();
     network

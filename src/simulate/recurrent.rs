@@ -41,6 +41,20 @@ use crate::derive::unroll::{IndexEnv, assignments, index_value, unroll};
 use crate::numeric::matrix::{MatrixContext, Value};
 use crate::solve::nngp::{EntryKey, Kernels};
 
+/// Whether `theory` describes a recurrent network: its action has an expectation over a time
+/// family.
+pub fn is_recurrent(theory: &Theory) -> bool {
+    theory.action.body.any(&mut |e| {
+        matches!(
+            e.kind,
+            ExprKind::Expectation {
+                cov: Covariance::Family(_),
+                ..
+            }
+        )
+    })
+}
+
 /// One block's equation: C[t, s] = rhs(average), the average ⟨body⟩ in slot 0.
 #[derive(Debug, Clone)]
 struct BlockRule {
