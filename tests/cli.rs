@@ -1243,3 +1243,94 @@ fn separation_draws_delta_and_the_optimum_against_the_threshold() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn simulate_samples_recurrent_networks_with_weights_shared_over_time() {
+    // THEORY.md T13's setting: h(0) ~ N(0, Q), Q = [[1, 0.6], [0.6, 1.5]], g = 1.5, g_b = 0,
+    // N = 100; C[5,5] = g K_4
+    let x = temp_file("t13_x.csv", "1.4142135624,0\n0.8485281374,1.5099668871\n");
+    let (code, out, err) = saddle(&[
+        "simulate",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--prior",
+        "--set",
+        "N=100",
+        "--set",
+        "T=5",
+        "--set",
+        "gb=0",
+        "--samples",
+        "3000",
+        "--seed",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["recurrent"]["units"], 100);
+    assert_eq!(v["readout"], "C[5,5]");
+    let at = |section: &str, entry: &str, i: usize, j: usize| {
+        v[section][entry][i][j].as_f64().expect("a number")
+    };
+    // N·Var of K_4 against T13's recurrent networks (4000 of them, s.e. ≈ 2 %)
+    for ((i, j), want) in [((0, 0), 0.1074), ((0, 1), 0.2425), ((1, 1), 0.1033)] {
+        let n_var = at("variance", "C[5,5]", i, j) * 100.0 / 2.25;
+        let se = at("variance_standard_errors", "C[5,5]", i, j) * 100.0 / 2.25;
+        let z = (n_var - want) / (se * se + (0.02 * want).powi(2)).sqrt();
+        assert!(
+            z.abs() < 4.0,
+            "N·Var K_4[{i},{j}] = {n_var} ± {se} vs {want}"
+        );
+    }
+    // W → −W flips h at odd times: blocks between an odd and an even time average to zero,
+    // while the shared weights correlate the times two steps apart at order 1/N
+    let odd = at("kernels", "C[5,4]", 0, 0);
+    let odd_se = at("standard_errors", "C[5,4]", 0, 0);
+    assert!(odd.abs() < 4.0 * odd_se, "C[5,4] = {odd} ± {odd_se}");
+    let even = at("kernels", "C[5,3]", 0, 0);
+    let even_se = at("standard_errors", "C[5,3]", 0, 0);
+    assert!(even > 3.0 * even_se, "C[5,3] = {even} ± {even_se}");
+    assert_eq!(at("nngp", "C[5,3]", 0, 0), 0.0);
+
+    let (code, _, err) = saddle(&[
+        "simulate",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--y",
+        path_str(&x),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--prior"), "{err}");
+}
+
+#[test]
+fn separation_simulates_recurrent_networks_too() {
+    // equal-time kernels of the recurrent network are the deep network's (THEORY.md §6 (i)):
+    // the same curve as T12's erf comparison, and the shared-weight network follows it
+    let (code, out, err) = saddle(&[
+        "separation",
+        "examples/recurrent_erf.action",
+        "--set",
+        "T=8",
+        "--set",
+        "gb=0",
+        "--set",
+        "N=1000",
+        "--simulate",
+        "--samples",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let p = &v["points"][0];
+    assert_eq!(p["steps"][8], "C[8,8]");
+    let last = p["theory"]["delta"][8].as_f64().expect("Δ(8)");
+    assert!((last - 0.274839).abs() < 1e-6, "{last}");
+    for z in p["simulation"]["delta_z"].as_array().expect("z") {
+        assert!(z.as_f64().expect("z").abs() < 4.0, "{p}");
+    }
+}
