@@ -1334,3 +1334,64 @@ fn separation_simulates_recurrent_networks_too() {
         assert!(z.as_f64().expect("z").abs() < 4.0, "{p}");
     }
 }
+
+#[test]
+fn simulate_shows_the_one_loop_variance_beside_the_sampled_one() {
+    // THEORY.md T13, deep network: one-loop N·Var of K_4 = C[5]/g
+    let x = temp_file(
+        "t13_deep_x.csv",
+        "1.4142135624,0\n0.8485281374,1.5099668871\n",
+    );
+    let (code, out, err) = saddle(&[
+        "simulate",
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&x),
+        "--prior",
+        "--one-loop",
+        "--set",
+        "N=100",
+        "--set",
+        "L=5",
+        "--set",
+        "gb=0",
+        "--set",
+        "gb0=0",
+        "--samples",
+        "4000",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    for ((i, j), want) in [((0, 0), 0.101652), ((0, 1), 0.242930), ((1, 1), 0.102222)] {
+        let theory = v["one_loop_variance"]["C[5]"][i][j]
+            .as_f64()
+            .expect("one loop")
+            / 2.25;
+        assert!(
+            (theory - want).abs() < 1e-5,
+            "one-loop K_4[{i},{j}] = {theory}"
+        );
+        let sampled = v["variance"]["C[5]"][i][j].as_f64().expect("N·Var") * 100.0 / 2.25;
+        let se = v["variance_standard_errors"]["C[5]"][i][j]
+            .as_f64()
+            .expect("s.e.")
+            * 100.0
+            / 2.25;
+        // the sampled network at N = 100 agrees with the O(1/N) theory to O(1/N²)
+        assert!(
+            (sampled - want).abs() < 4.0 * se + 0.01 * want,
+            "{sampled} ± {se} vs {want}"
+        );
+    }
+    let (code, _, err) = saddle(&[
+        "simulate",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--prior",
+        "--one-loop",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--one-loop"), "{err}");
+}

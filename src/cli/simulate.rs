@@ -24,6 +24,7 @@ use crate::simulate::{
 };
 use crate::solve::gp::accuracy;
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
+use crate::solve::one_loop::{EntryVariance, prior_variances};
 use crate::syntax::{Diagnostic, Diagnostics};
 
 /// Arguments of `saddle simulate`.
@@ -49,6 +50,10 @@ pub struct SimulateArgs {
     /// Sample the prior (independent draws, no targets) instead of the posterior.
     #[arg(long)]
     pub prior: bool,
+    /// With `--prior`: also the one-loop N·Var of every entry (THEORY.md §4.5) from the
+    /// action's exact Hessian, beside the sampled one (layered theories, at most 3 patterns).
+    #[arg(long, requires = "prior")]
+    pub one_loop: bool,
     /// Independent chains (posterior).
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
@@ -184,6 +189,24 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     let units_of = |key: &EntryKey| network.units_of(key);
     let mut tables = Tables::new(&theory, &units_of, &nngp);
     if args.prior {
+        // the one-loop N·Var beside the sampled one, where the P-dimensional quadrature of
+        // the action's Hessian is cheap
+        if args.one_loop {
+            let settings = NngpSettings {
+                overrides: args.set.clone(),
+                ..NngpSettings::default()
+            };
+            if x.nrows() > 3 {
+                return Err(CliError::Usage(format!(
+                    "--one-loop: {} patterns; the action's Hessian is integrated on a \
+                     P-dimensional grid, so at most 3",
+                    x.nrows()
+                )));
+            }
+            let order = if x.nrows() <= 2 { 48 } else { 20 };
+            tables.one_loop = prior_variances(&theory, x.view(), &settings, order)
+                .map_err(|e| CliError::Usage(format!("--one-loop: {e}")))?;
+        }
         return report_prior(args, capture, &simulator, tables, out, &left_out);
     }
 
@@ -333,6 +356,8 @@ struct Row {
     nngp: Option<Array2<f64>>,
     /// N·Var and its standard error (prior draws only).
     n_variance: Option<(Array2<f64>, Array2<f64>)>,
+    /// N·Var at one loop (THEORY.md §4.5), where computed.
+    one_loop: Option<Array2<f64>>,
     units: f64,
     /// A mean field (a vector in the result).
     is_mean: bool,
@@ -342,6 +367,7 @@ struct Row {
 /// `nngp` members of the result, and the rows of the table.
 struct Tables<'a> {
     theory: &'a crate::Theory,
+    one_loop: Vec<EntryVariance>,
     units_of: &'a dyn Fn(&EntryKey) -> Option<usize>,
     nngp: &'a Kernels,
     rows: Vec<Row>,
@@ -355,6 +381,7 @@ impl<'a> Tables<'a> {
     ) -> Self {
         Tables {
             theory,
+            one_loop: Vec::new(),
             units_of,
             nngp,
             rows: Vec::new(),
@@ -375,6 +402,11 @@ impl<'a> Tables<'a> {
             nngp: self.nngp.entries.get(key).cloned(),
             n_variance,
             units: (self.units_of)(key).unwrap_or(1) as f64,
+            one_loop: self
+                .one_loop
+                .iter()
+                .find(|v| &v.key == key)
+                .map(|v| v.n_variance.clone()),
             is_mean: self.theory.fields[key.0].kind == FieldKind::Mean,
         });
     }
@@ -396,6 +428,9 @@ impl<'a> Tables<'a> {
                 &row.mean,
             );
             put(out, "standard_errors", &row.std_error);
+            if let Some(v) = &row.one_loop {
+                put(out, "one_loop_variance", v);
+            }
             if let Some(r) = &row.nngp {
                 put(out, "nngp", r);
             }
@@ -428,9 +463,17 @@ fn print_posterior(rows: &[Row]) {
 /// prior, N·Var.
 fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance: bool) {
     let variance_header = if with_variance { "N·Var" } else { "" };
+    let one_loop = rows.iter().any(|r| r.one_loop.is_some());
     let header = format!(
-        "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16} {:>16}",
-        "field", "entry", value, error, "NNGP", shift, variance_header
+        "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16} {:>16} {:>9}",
+        "field",
+        "entry",
+        value,
+        error,
+        "NNGP",
+        shift,
+        variance_header,
+        if one_loop { "one-loop" } else { "" }
     );
     outln!("{}", header.trim_end());
     for row in rows {
@@ -463,15 +506,20 @@ fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance
             let variance = row.n_variance.as_ref().map_or(String::new(), |(v, e)| {
                 format!("{:.4} ± {:.4}", v[[i, j]], e[[i, j]])
             });
+            let theory = row
+                .one_loop
+                .as_ref()
+                .map_or(String::new(), |v| format!("{:.4}", v[[i, j]]));
             let line = format!(
-                "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16} {:>16}",
+                "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16} {:>16} {:>9}",
                 row.name,
                 label,
                 row.mean[[i, j]],
                 row.std_error[[i, j]],
                 nngp,
                 shift,
-                variance
+                variance,
+                theory
             );
             outln!("{}", line.trim_end());
         }
@@ -646,6 +694,13 @@ fn execute_recurrent(
         return Err(CliError::Usage(format!(
             "{}: a recurrent theory is simulated from its prior (`--prior`); posterior \
              sampling takes layered theories",
+            args.file.display()
+        )));
+    }
+    if args.one_loop {
+        return Err(CliError::Usage(format!(
+            "--one-loop: {} is recurrent; the one-loop theory here is the layered one (the \
+             shared weights' corrections are not derived), so it is not shown beside it",
             args.file.display()
         )));
     }

@@ -7,6 +7,7 @@ pub mod criticality;
 pub mod fluctuation;
 pub mod gp;
 pub mod nngp;
+pub mod one_loop;
 pub mod predict;
 pub mod readout;
 pub mod saddle_point;
