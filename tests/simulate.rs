@@ -284,16 +284,18 @@ fn the_command_line_reproduces_and_refuses_bad_settings() {
         assert_eq!(code, 1, "{args:?}: {out}{err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+    // a recurrent network is sampled from its prior (tests/cli.rs); its posterior is refused
     let (code, _, err) = saddle(&[
         "simulate",
         "examples/recurrent_erf.action",
         "--x",
         x,
-        "--prior",
+        "--y",
+        y,
     ]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("recurrent_erf.action:27") && err.contains("time family"),
+        err.contains("recurrent_erf.action") && err.contains("--prior"),
         "{err}"
     );
 }

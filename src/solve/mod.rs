@@ -1,6 +1,9 @@
 //! Stage 6: solvers — NNGP kernels of any theory ([`nngp`]), Gaussian-process inference
 //! with them ([`gp`]), the linearised fluctuation system around the NNGP point
-//! ([`fluctuation`]) and the full saddle point at finite width ([`saddle_point`]).
+//! ([`fluctuation`]), the full saddle point at finite width ([`saddle_point`]) and the prior
+//! one-loop covariance ([`one_loop`]). The step from one layer or time to the next for a
+//! pair of patterns ([`step_map`]) carries the analyses of deep and recurrent dynamics: order
+//! and chaos ([`criticality`]) and pattern separation ([`separation`]).
 
 pub mod coordinates;
 pub mod criticality;
