@@ -85,7 +85,7 @@ pub type PairState<D> = Vec<[D; 3]>;
 pub struct StepMap {
     /// The order parameters, in the order of [`PairState`].
     pub fields: Vec<StateField>,
-    /// The index shift of one step (`[1]` for C[l] ← C[l−1], `[1, 1]` for C[t, t]).
+    /// The index shift of one step (`[1]` for `C[l] ← C[l−1]`, `[1, 1]` for `C[t, t]`).
     pub shift: Vec<i64>,
     equations: Vec<StepEquation>,
 }
@@ -280,7 +280,7 @@ impl StepMap {
         }
     }
 
-    /// "C[3] ← C[2]" (every state field).
+    /// `"C[3] ← C[2]"` (every state field).
     pub fn describe(&self) -> String {
         let out: Vec<&str> = self.fields.iter().map(|f| f.entry.as_str()).collect();
         let input: Vec<&str> = self.fields.iter().map(|f| f.previous.as_str()).collect();
