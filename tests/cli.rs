@@ -1395,3 +1395,63 @@ fn simulate_shows_the_one_loop_variance_beside_the_sampled_one() {
     assert_eq!(code, 1);
     assert!(err.contains("--one-loop"), "{err}");
 }
+
+#[test]
+fn compare_kernels_checks_the_deep_recurrent_identity() {
+    // THEORY.md §6 (i), T11: with input only at t = 0 the equal-time recurrent kernels are
+    // the deep kernels (deep_erf's gb0 plays the recurrent bias at t = 0)
+    let x = temp_file("ck_x.csv", "1,0.2,0\n0.3,1,0.5\n-0.4,0.1,1\n");
+    let (code, out, err) = saddle(&[
+        "compare-kernels",
+        "examples/deep_erf.action",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--set",
+        "g=1.5",
+        "--set",
+        "gb=0.1",
+        "--set-first",
+        "L=4",
+        "--set-first",
+        "gb0=0.1",
+        "--set-second",
+        "T=4",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["identical"], true, "{v}");
+    let steps = v["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 5);
+    assert_eq!(
+        (steps[4]["first"].as_str(), steps[4]["second"].as_str()),
+        (Some("C[4]"), Some("C[4,4]"))
+    );
+    for s in steps {
+        assert!(s["max_abs_difference"].as_f64().expect("Δ") < 1e-12, "{s}");
+    }
+    // input at every step: the driven recurrent network is a different theory
+    let (code, out, err) = saddle(&[
+        "compare-kernels",
+        "examples/deep_erf.action",
+        "examples/recurrent_erf_driven.action",
+        "--x",
+        path_str(&x),
+        "--set-first",
+        "L=3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("different"), "{out}");
+    let (code, _, err) = saddle(&[
+        "compare-kernels",
+        "examples/deep_erf.action",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--set",
+        "nope=1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("neither theory"), "{err}");
+}

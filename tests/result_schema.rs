@@ -506,3 +506,20 @@ fn separation_writes_the_one_schema() {
     bad["points"][0]["optimal_step"] = (-1).into();
     assert!(!validator.is_valid(&bad), "a negative step");
 }
+
+#[test]
+fn compare_kernels_writes_the_one_schema() {
+    let validator = validator();
+    let x = temp_file("ck_schema_x.csv", "1,0\n0.5,1\n");
+    let (code, out, err) = saddle(&[
+        "compare-kernels",
+        "examples/deep_erf.action",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_valid(&validator, &v, "compare-kernels --json");
+}

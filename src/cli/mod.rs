@@ -23,6 +23,7 @@ macro_rules! out {
 
 mod check;
 mod compare;
+mod compare_kernels;
 mod criticality;
 mod data;
 mod demo;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Theory against the network: the simulated posterior mean of every kernel entry beside
     /// the NNGP, the linearised system and the MAP (small P), in standard errors.
     Compare(compare::CompareArgs),
+    /// Two theories' infinite-width kernels step by step (`C[l]` against `C[t,t]`): the
+    /// equal-time identity of deep and recurrent networks, checked for any pair of actions.
+    CompareKernels(compare_kernels::CompareKernelsArgs),
     /// Order and chaos of a theory's step map (any activation): the fixed point q*, χ₁, the
     /// correlation map's fixed points, the phase and the depth scale ξ, over `--scan`.
     Criticality(criticality::CriticalityArgs),
@@ -160,6 +164,7 @@ pub fn run() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Criticality(args) => criticality::run(&args),
+        Command::CompareKernels(args) => compare_kernels::run(&args),
         Command::Separation(args) => separation::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Data(args) => data::run(&args),
