@@ -54,6 +54,16 @@ pub fn value_problem(ty: ParamType, value: f64) -> Option<String> {
 }
 
 impl Theory {
+    /// The integer parameters' values by parameter id (0 for real parameters), as the
+    /// unrolling of index ranges reads them; `params` as [`Theory::bind`] returns them.
+    pub fn int_values(&self, params: &[f64]) -> Vec<i64> {
+        self.params
+            .iter()
+            .zip(params)
+            .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
+            .collect()
+    }
+
     /// The value of every parameter, in declaration order: the default, or the last
     /// override that names it; every override must name a parameter and obey the rule of
     /// the module.

@@ -52,11 +52,11 @@ struct Chain {
 
 fn chain(
     path: &Path,
+    theory: Theory,
     shared: &[(String, f64)],
     own: &[(String, f64)],
     x: &ndarray::Array2<f64>,
 ) -> Result<Chain, CliError> {
-    let theory = theory(path)?;
     // a shared override applies where the theory has the parameter
     let mut overrides: Vec<(String, f64)> = shared
         .iter()
@@ -99,19 +99,17 @@ pub fn run(args: &CompareKernelsArgs) -> Result<(), CliError> {
             args.tolerance
         )));
     }
+    let (first, second) = (theory(&args.first)?, theory(&args.second)?);
     for (name, _) in &args.set {
-        let known = [&args.first, &args.second]
-            .iter()
-            .any(|p| theory(p).is_ok_and(|t| t.param(name).is_some()));
-        if !known {
+        if first.param(name).is_none() && second.param(name).is_none() {
             return Err(CliError::Usage(format!(
                 "--set {name}: neither theory has a parameter `{name}`"
             )));
         }
     }
     let x = load("--x", &args.x)?;
-    let a = chain(&args.first, &args.set, &args.set_first, &x)?;
-    let b = chain(&args.second, &args.set, &args.set_second, &x)?;
+    let a = chain(&args.first, first, &args.set, &args.set_first, &x)?;
+    let b = chain(&args.second, second, &args.set, &args.set_second, &x)?;
     let pairs: Vec<(usize, f64, f64)> = a
         .steps
         .iter()

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::CliError;
 use super::options::{params_json, parse_set, theory};
 use super::result::RunResult;
-use super::sweep::{Grid, Sweep, parse_sweep};
+use super::sweep::{Grid, ScanPoint, Sweep, parse_sweep};
 use crate::check::ir::Theory;
 use crate::plot::{Curve, CurveFigure, Marker};
 use crate::solve::criticality::{Criticality, Slope, criticality};
@@ -47,11 +47,8 @@ pub struct CriticalityArgs {
     pub quadrature: usize,
 }
 
-/// One point of the scan: its overrides and what was found (or why nothing was).
-struct Point {
-    scan: Vec<(String, f64)>,
-    outcome: Result<Criticality, String>,
-}
+/// One point of the scan.
+type Point = ScanPoint<Criticality>;
 
 /// Runs the analysis over the scan and reports it.
 pub fn run(args: &CriticalityArgs) -> Result<(), CliError> {
@@ -79,30 +76,12 @@ pub fn run(args: &CriticalityArgs) -> Result<(), CliError> {
         .into_par_iter()
         .map(|i| analyse(grid.overrides(i)))
         .collect();
-    let result = to_result(&theory, &params, &map, &grid, &points);
-    if let Some(dir) = &args.out {
-        result.write_dir(dir)?;
-    }
-    let json = result.to_json();
-    if let Some(figure) = &args.plot {
-        draw(&json, figure)?;
-    }
-    if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json)
-                .map_err(|e| CliError::Usage(format!("writing JSON: {e}")))?
-        );
-    } else {
-        print_table(&theory, &map, &points);
-        if let Some(dir) = &args.out {
-            outln!("wrote {}", dir.join("result.json").display());
-        }
-        if let Some(figure) = &args.plot {
-            outln!("wrote {}", figure.display());
-        }
-    }
-    Ok(())
+    to_result(&theory, &params, &map, &grid, &points).emit(
+        args.out.as_deref(),
+        args.plot.as_deref().map(|f| (f, draw as _)),
+        args.json,
+        || print_table(&theory, &map, &points),
+    )
 }
 
 /// A slope as JSON: a number, or "infinite".
@@ -123,24 +102,10 @@ fn length_json(v: f64) -> Value {
 }
 
 fn point_json(map: &StepMap, point: &Point) -> Value {
-    let mut out = Map::new();
-    out.insert(
-        "scan".into(),
-        Value::Object(
-            point
-                .scan
-                .iter()
-                .map(|(n, v)| (n.clone(), json!(v)))
-                .collect(),
-        ),
-    );
-    let c = match &point.outcome {
-        Ok(c) => c,
-        Err(why) => {
-            out.insert("error".into(), json!(why));
-            return Value::Object(out);
-        }
-    };
+    point.to_json(|c, out| criticality_json(map, c, out))
+}
+
+fn criticality_json(map: &StepMap, c: &Criticality, out: &mut Map<String, Value>) {
     out.insert(
         "fixed_point".into(),
         Value::Object(
@@ -184,7 +149,6 @@ fn point_json(map: &StepMap, point: &Point) -> Value {
     );
     out.insert("iterations".into(), json!(c.iterations));
     out.insert("residual".into(), json!(c.residual));
-    Value::Object(out)
 }
 
 fn to_result(
@@ -201,15 +165,7 @@ fn to_result(
         params_json(theory, params),
     );
     result.set("step", json!(map.describe()));
-    result.set(
-        "scan",
-        json!(
-            grid.sweeps
-                .iter()
-                .map(|s| json!({ "name": s.name, "values": s.values }))
-                .collect::<Vec<_>>()
-        ),
-    );
+    result.set("scan", grid.sweeps_json());
     result.set(
         "points",
         json!(

@@ -65,6 +65,9 @@ impl Values {
     }
 }
 
+/// Draws a command's figure from its JSON result into a path.
+pub(crate) type DrawFigure = fn(&Value, &Path) -> Result<(), CliError>;
+
 /// A command's result: scalars and small objects as JSON, arrays at their place in it.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -126,6 +129,39 @@ impl RunResult {
             .iter()
             .find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied()))
             .map(|(_, v)| v)
+    }
+
+    /// What a command does with its result: writes `--out DIR`, draws `plot` (the figure's
+    /// path and how to draw it from the JSON), then prints the JSON (`json`) or the table
+    /// (`table`) followed by what was written.
+    pub(crate) fn emit(
+        &self,
+        out: Option<&Path>,
+        plot: Option<(&Path, DrawFigure)>,
+        json: bool,
+        table: impl FnOnce(),
+    ) -> Result<(), CliError> {
+        if let Some(dir) = out {
+            self.write_dir(dir)?;
+        }
+        let value = self.to_json();
+        if let Some((figure, draw)) = plot {
+            draw(&value, figure)?;
+        }
+        if json {
+            let text = serde_json::to_string_pretty(&value)
+                .map_err(|e| CliError::Usage(format!("writing JSON: {e}")))?;
+            outln!("{text}");
+            return Ok(());
+        }
+        table();
+        if let Some(dir) = out {
+            outln!("wrote {}", dir.join("result.json").display());
+        }
+        if let Some((figure, _)) = plot {
+            outln!("wrote {}", figure.display());
+        }
+        Ok(())
     }
 
     /// The result with every array inline.

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory};
 use super::result::RunResult;
-use super::sweep::{Grid, Sweep, parse_sweep};
+use super::sweep::{Grid, ScanPoint, Sweep, parse_sweep};
 use crate::check::ir::Theory;
 use crate::plot::{Curve, CurveFigure, Marker};
 use crate::simulate::separation::{SimulatedSeparation, simulate_separation};
@@ -109,10 +109,7 @@ fn parse_overlaps(text: &str) -> Result<(f64, f64), String> {
 }
 
 /// What was found at one point of the scan.
-struct Point {
-    scan: Vec<(String, f64)>,
-    outcome: Result<Found, String>,
-}
+type Point = ScanPoint<Found>;
 
 struct Found {
     theory: SeparationCurve,
@@ -295,42 +292,17 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
         result.set("seed", json!(args.seed));
         result.set("samples", json!(args.samples));
     }
-    result.set(
-        "scan",
-        json!(
-            grid.sweeps
-                .iter()
-                .map(|s| json!({ "name": s.name, "values": s.values }))
-                .collect::<Vec<_>>()
-        ),
-    );
+    result.set("scan", grid.sweeps_json());
     result.set(
         "points",
         json!(points.iter().map(point_json).collect::<Vec<_>>()),
     );
-    if let Some(dir) = &args.out {
-        result.write_dir(dir)?;
-    }
-    let json = result.to_json();
-    if let Some(figure) = &args.plot {
-        draw(&json, figure)?;
-    }
-    if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json)
-                .map_err(|e| CliError::Usage(format!("writing JSON: {e}")))?
-        );
-    } else {
-        print_report(&theory, args, &points);
-        if let Some(dir) = &args.out {
-            outln!("wrote {}", dir.join("result.json").display());
-        }
-        if let Some(figure) = &args.plot {
-            outln!("wrote {}", figure.display());
-        }
-    }
-    Ok(())
+    result.emit(
+        args.out.as_deref(),
+        args.plot.as_deref().map(|f| (f, draw as _)),
+        args.json,
+        || print_report(&theory, args, &points),
+    )
 }
 
 fn curve_json(c: &SeparationCurve) -> Value {
@@ -344,24 +316,10 @@ fn curve_json(c: &SeparationCurve) -> Value {
 }
 
 fn point_json(point: &Point) -> Value {
-    let mut out = Map::new();
-    out.insert(
-        "scan".into(),
-        Value::Object(
-            point
-                .scan
-                .iter()
-                .map(|(n, v)| (n.clone(), json!(v)))
-                .collect(),
-        ),
-    );
-    let found = match &point.outcome {
-        Ok(found) => found,
-        Err(why) => {
-            out.insert("error".into(), json!(why));
-            return Value::Object(out);
-        }
-    };
+    point.to_json(found_json)
+}
+
+fn found_json(found: &Found, out: &mut Map<String, Value>) {
     out.insert("steps".into(), json!(found.theory.steps));
     out.insert("theory".into(), curve_json(&found.theory));
     out.insert("optimal_step".into(), json!(found.theory.optimal_step()));
@@ -393,7 +351,6 @@ fn point_json(point: &Point) -> Value {
         }
         out.insert("simulation".into(), simulation);
     }
-    Value::Object(out)
 }
 
 fn print_report(theory: &Theory, args: &SeparationArgs, points: &[Point]) {

@@ -138,17 +138,7 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     }
     let network = Network::new(&theory, &params).map_err(|e| simulate_error(&e, args))?;
     let simulator = Simulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
-    let nngp = nngp_kernels(
-        &theory,
-        x.view(),
-        None,
-        &NngpSettings {
-            overrides: args.set.clone(),
-            outputs: y.as_ref().map(|y| y.ncols()),
-            ..NngpSettings::default()
-        },
-    )
-    .map_err(|e| CliError::Usage(format!("the NNGP kernels to compare with: {e}")))?;
+    let nngp = compared_nngp(&theory, &x, args, y.as_ref().map(|y| y.ncols()))?;
 
     let method = if args.prior {
         "simulate-prior"
@@ -177,14 +167,10 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         out.set("left_out_terms", Some(json!(left_out)));
     }
     // the kernel the readout reads, when it is one simulated entry
-    let readout_settings = NngpSettings {
-        overrides: args.set.clone(),
-        ..NngpSettings::default()
-    };
-    if let Ok([key]) = crate::solve::predict::readout_fields(&theory, &readout_settings).as_deref()
-        && network.units_of(key).is_some()
+    if let Some(key) = readout_entry(&theory, args)
+        && network.units_of(&key).is_some()
     {
-        out.set("readout", Some(json!(network.name(key))));
+        out.set("readout", Some(json!(network.name(&key))));
     }
     let units_of = |key: &EntryKey| network.units_of(key);
     let mut tables = Tables::new(&theory, &units_of, &nngp);
@@ -707,16 +693,7 @@ fn execute_recurrent(
     let network = RecurrentNetwork::new(theory, params).map_err(|e| simulate_error(&e, args))?;
     let simulator =
         RecurrentSimulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
-    let nngp = nngp_kernels(
-        theory,
-        x.view(),
-        None,
-        &NngpSettings {
-            overrides: args.set.clone(),
-            ..NngpSettings::default()
-        },
-    )
-    .map_err(|e| CliError::Usage(format!("the NNGP kernels to compare with: {e}")))?;
+    let nngp = compared_nngp(theory, x, args, None)?;
     let mut out = RunResult::new(
         "simulate",
         "simulate-prior",
@@ -731,18 +708,46 @@ fn execute_recurrent(
                      "weight_variance": simulator.gain }),
         ),
     );
-    let readout_settings = NngpSettings {
-        overrides: args.set.clone(),
-        ..NngpSettings::default()
-    };
-    if let Ok([key]) = crate::solve::predict::readout_fields(theory, &readout_settings).as_deref() {
-        out.set("readout", Some(json!(network.name(key))));
+    if let Some(key) = readout_entry(theory, args) {
+        out.set("readout", Some(json!(network.name(&key))));
     }
     let units = network.units;
     let family = network.family;
     let units_of = move |key: &EntryKey| (key.0 == family).then_some(units);
     let tables = Tables::new(theory, &units_of, &nngp);
     report_prior(args, capture, &simulator, tables, out, &[])
+}
+
+/// The NNGP kernels the simulated ones are compared with (`outputs`: D, for formulas that
+/// read it).
+fn compared_nngp(
+    theory: &crate::Theory,
+    x: &Array2<f64>,
+    args: &SimulateArgs,
+    outputs: Option<usize>,
+) -> Result<Kernels, CliError> {
+    let settings = NngpSettings {
+        overrides: args.set.clone(),
+        outputs,
+        ..NngpSettings::default()
+    };
+    nngp_kernels(theory, x.view(), None, &settings)
+        .map_err(|e| CliError::Usage(format!("the NNGP kernels to compare with: {e}")))
+}
+
+/// The field entry the readout kernel is, when it is exactly one.
+fn readout_entry(theory: &crate::Theory, args: &SimulateArgs) -> Option<EntryKey> {
+    let settings = NngpSettings {
+        overrides: args.set.clone(),
+        ..NngpSettings::default()
+    };
+    match crate::solve::predict::readout_fields(theory, &settings)
+        .ok()?
+        .as_slice()
+    {
+        [key] => Some(key.clone()),
+        _ => None,
+    }
 }
 
 fn left_out_terms(network: &Network, args: &SimulateArgs) -> Vec<String> {

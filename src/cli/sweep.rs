@@ -238,12 +238,50 @@ impl Grid {
     }
 
     fn point_json(&self, index: usize) -> Value {
-        Value::Object(
-            self.overrides(index)
-                .into_iter()
-                .map(|(n, v)| (n, json!(v)))
-                .collect(),
+        scan_object(&self.overrides(index))
+    }
+
+    /// The scanned parameters and their values: `[{"name": …, "values": […]}, …]`.
+    pub(crate) fn sweeps_json(&self) -> Value {
+        json!(
+            self.sweeps
+                .iter()
+                .map(|s| json!({ "name": s.name, "values": s.values }))
+                .collect::<Vec<_>>()
         )
+    }
+}
+
+/// Overrides as one JSON object: `{"g": 1.5, "L": 3}`.
+fn scan_object(overrides: &[(String, f64)]) -> Value {
+    Value::Object(
+        overrides
+            .iter()
+            .map(|(n, v)| (n.clone(), json!(v)))
+            .collect(),
+    )
+}
+
+/// One point of a scan: its overrides and what was found there, or why nothing was.
+pub(crate) struct ScanPoint<T> {
+    /// The scanned parameters' values at this point.
+    pub(crate) scan: Vec<(String, f64)>,
+    /// The analysis, or the reason it failed here.
+    pub(crate) outcome: Result<T, String>,
+}
+
+impl<T> ScanPoint<T> {
+    /// `{"scan": {…}, "error": why}`, or `{"scan": {…}}` with what `found` adds.
+    pub(crate) fn to_json(&self, found: impl FnOnce(&T, &mut Map<String, Value>)) -> Value {
+        let mut out = Map::new();
+        out.insert("scan".into(), scan_object(&self.scan));
+        match &self.outcome {
+            Ok(value) => found(value, &mut out),
+            Err(why) => {
+                out.insert("error".into(), json!(why));
+            }
+        }
+        Value::Object(out)
     }
 }
 

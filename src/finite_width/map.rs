@@ -38,7 +38,7 @@ use super::FiniteWidthError;
 use super::gaussian::GaussianForms;
 use super::price::{Regularity, TiltForm, builtin_regularity};
 use super::tilted::{Estimator, PopulationContext, TiltedMeasure};
-use crate::check::ir::{Callee, Expr, ExprKind, FieldKind, ParamType, Theory};
+use crate::check::ir::{Callee, Expr, ExprKind, FieldKind, Theory};
 use crate::derive::build::{add, neg, node, substitute, zero};
 use crate::derive::equations::backward_equations_of;
 use crate::derive::grad::Variable;
@@ -601,12 +601,7 @@ impl<'a> Problem<'a> {
         }
 
         // ∂R/∂C of the action without its cumulant-generating terms
-        let ints: Vec<i64> = theory
-            .params
-            .iter()
-            .zip(params)
-            .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
-            .collect();
+        let ints = theory.int_values(params);
         let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
         let mut rest = zero(action.shape);
         for (sign, term) in additive_terms(&action, 1.0) {

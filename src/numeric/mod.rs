@@ -50,7 +50,7 @@ pub mod pair_quadrature;
 pub mod program;
 pub mod quad;
 #[cfg(test)]
-mod reference_values;
+pub(crate) mod reference_values;
 pub mod singularity;
 pub mod special;
 pub mod tanh_sinh;

@@ -189,37 +189,14 @@ impl<'a> Simulator<'a> {
         slots: &[Value],
         f: impl FnOnce(&MatrixContext<'_>) -> Result<T, SimulateError>,
     ) -> Result<T, SimulateError> {
-        let nfields = self.network.theory.fields.len();
-        let mut params = self.network.params.clone();
-        params.extend(slots.iter().map(|s| match s {
-            Value::Scalar(v) => *v,
-            Value::Matrix(_) => f64::NAN,
-        }));
-        let lookup = |f: usize, idx: &[i64]| -> Option<&Array2<f64>> {
-            if f >= nfields {
-                return match slots.get(f - nfields) {
-                    Some(Value::Matrix(m)) => Some(m),
-                    _ => None,
-                };
-            }
-            let key = (f, idx.to_vec());
-            entries.get(&key).or_else(|| self.fixed.get(&key))
+        let network = self.network;
+        let fields = FieldValues {
+            theory: &network.theory,
+            params: &network.params,
+            x: self.x,
+            fixed: &self.fixed,
         };
-        let theory = &self.network.theory;
-        let name = |f: usize| {
-            theory
-                .fields
-                .get(f)
-                .map_or_else(|| "an average".to_string(), |f| f.name.clone())
-        };
-        let ctx = MatrixContext {
-            params: &params,
-            inputs: Some(self.x),
-            targets: None,
-            field: &lookup,
-            field_name: &name,
-        };
-        f(&ctx)
+        fields.with_context(entries, slots, f)
     }
 
     fn value(
@@ -249,6 +226,78 @@ impl<'a> Simulator<'a> {
             Value::Matrix(m) => Ok(m),
             Value::Scalar(s) => Ok(Array2::from_elem((p, p), s)),
         }
+    }
+}
+
+/// What an expression of a draw can read: parameters, the inputs, the fields every draw
+/// shares (`fixed`), the draw's own entries and the units' averages (slots, numbered after
+/// the theory's fields and parameters).
+pub(crate) struct FieldValues<'a> {
+    pub(crate) theory: &'a crate::check::ir::Theory,
+    pub(crate) params: &'a [f64],
+    pub(crate) x: ArrayView2<'a, f64>,
+    pub(crate) fixed: &'a BTreeMap<EntryKey, Array2<f64>>,
+}
+
+impl FieldValues<'_> {
+    /// Runs `f` with the context that evaluates expressions of `entries` and `slots`.
+    pub(crate) fn with_context<T>(
+        &self,
+        entries: &BTreeMap<EntryKey, Array2<f64>>,
+        slots: &[Value],
+        f: impl FnOnce(&MatrixContext<'_>) -> Result<T, SimulateError>,
+    ) -> Result<T, SimulateError> {
+        let nfields = self.theory.fields.len();
+        let mut params = self.params.to_vec();
+        params.extend(slots.iter().map(|s| match s {
+            Value::Scalar(v) => *v,
+            Value::Matrix(_) => f64::NAN,
+        }));
+        let lookup = |f: usize, idx: &[i64]| -> Option<&Array2<f64>> {
+            if f >= nfields {
+                return match slots.get(f - nfields) {
+                    Some(Value::Matrix(m)) => Some(m),
+                    _ => None,
+                };
+            }
+            let key = (f, idx.to_vec());
+            entries.get(&key).or_else(|| self.fixed.get(&key))
+        };
+        let name = |f: usize| {
+            self.theory
+                .fields
+                .get(f)
+                .map_or_else(|| "an average".to_string(), |f| f.name.clone())
+        };
+        let ctx = MatrixContext {
+            params: &params,
+            inputs: Some(self.x),
+            targets: None,
+            field: &lookup,
+            field_name: &name,
+        };
+        f(&ctx)
+    }
+
+    /// The P×P value of `e` (a scalar broadcast), `what` naming it in an error.
+    pub(crate) fn matrix(
+        &self,
+        entries: &BTreeMap<EntryKey, Array2<f64>>,
+        slots: &[Value],
+        e: &Expr,
+        what: &str,
+    ) -> Result<Array2<f64>, SimulateError> {
+        let p = self.x.nrows();
+        let value = self.with_context(entries, slots, |ctx| {
+            ctx.eval(e).map_err(|err| SimulateError::Evaluate {
+                what: what.to_string(),
+                reason: err.to_string(),
+            })
+        })?;
+        Ok(match value {
+            Value::Matrix(m) => m,
+            Value::Scalar(s) => Array2::from_elem((p, p), s),
+        })
     }
 }
 

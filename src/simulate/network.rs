@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use ndarray::Array2;
 
 use super::SimulateError;
-use crate::check::ir::{Covariance, DataRole, Expr, ExprKind, ParamType, Theory, log_mgf};
+use crate::check::ir::{Covariance, DataRole, Expr, ExprKind, Theory, log_mgf};
 use crate::derive::build::{expectation, node, substitute};
 use crate::derive::equations::forward_equations_of;
 use crate::derive::grad::Variable;
@@ -121,41 +121,17 @@ impl Network {
     /// Reads the network off `theory` at parameter values `params` (bound: see
     /// [`Theory::bind`]).
     pub fn new(theory: &Theory, params: &[f64]) -> Result<Network, SimulateError> {
-        let ints: Vec<i64> = theory
-            .params
-            .iter()
-            .zip(params)
-            .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
-            .collect();
+        let ints = theory.int_values(params);
         let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
-        let found = RefCell::new(Vec::<(String, Expr, Expr, Expr, Span)>::new());
         let mut problems = Vec::new();
-        let renamed = substitute(&action, &|e| {
-            let ExprKind::Apply { callee, args } = &e.kind else {
-                return None;
-            };
-            let term = log_mgf(*callee, args)?;
-            let Covariance::Matrix(cov) = term.cov else {
-                return None;
-            };
-            let mut found = found.borrow_mut();
-            let var = format!("{}#{}", term.var, found.len() + 1);
-            let tilt = rename(term.tilt, term.var, &var);
-            found.push((
-                var.clone(),
-                term.mean.clone(),
-                (**cov).clone(),
-                tilt.clone(),
-                e.span,
-            ));
-            let body = crate::derive::build::apply(crate::check::ir::Builtin::Exp, tilt);
-            let inner = expectation(&var, body, term.mean.clone(), term.cov.clone());
-            Some(crate::derive::build::apply(
-                crate::check::ir::Builtin::Ln,
-                inner,
-            ))
-        });
-        let found = found.into_inner();
+        let (renamed, terms) = rename_terms(&action);
+        let found: Vec<(String, Expr, Expr, Expr, Span)> = terms
+            .into_iter()
+            .filter_map(|t| match t.cov {
+                Covariance::Matrix(cov) => Some((t.var, t.mean, *cov, t.tilt, t.span)),
+                Covariance::Family(_) => None,
+            })
+            .collect();
         // Recurrent theories: an expectation over a time family.
         action.any(&mut |e| {
             if let ExprKind::Expectation {
@@ -452,6 +428,46 @@ pub(super) fn population_coefficient(
         }
         _ => Err(not_a_product()),
     }
+}
+
+/// A cumulant-generating term `ln E[exp(tilt) | var ~ N(mean, cov)]` of the action, its random
+/// variable renamed to be unique (`h#2`).
+pub(super) struct RenamedTerm {
+    pub(super) var: String,
+    pub(super) mean: Expr,
+    pub(super) cov: Covariance,
+    pub(super) tilt: Expr,
+    pub(super) span: Span,
+}
+
+/// `action` with the random variable of every cumulant-generating term renamed `name#k`
+/// (k = 1, 2, … in order), so that the derived equations say which population each
+/// expectation averages over; and the terms.
+pub(super) fn rename_terms(action: &Expr) -> (Expr, Vec<RenamedTerm>) {
+    let found = RefCell::new(Vec::<RenamedTerm>::new());
+    let renamed = substitute(action, &|e| {
+        let ExprKind::Apply { callee, args } = &e.kind else {
+            return None;
+        };
+        let term = log_mgf(*callee, args)?;
+        let mut found = found.borrow_mut();
+        let var = format!("{}#{}", term.var, found.len() + 1);
+        let tilt = rename(term.tilt, term.var, &var);
+        found.push(RenamedTerm {
+            var: var.clone(),
+            mean: term.mean.clone(),
+            cov: term.cov.clone(),
+            tilt: tilt.clone(),
+            span: e.span,
+        });
+        let body = crate::derive::build::apply(crate::check::ir::Builtin::Exp, tilt);
+        let inner = expectation(&var, body, term.mean.clone(), term.cov.clone());
+        Some(crate::derive::build::apply(
+            crate::check::ir::Builtin::Ln,
+            inner,
+        ))
+    });
+    (renamed, found.into_inner())
 }
 
 /// `e` with the random variable `from` renamed `to`.

@@ -27,14 +27,14 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use rand_distr::StandardNormal;
 
-use super::draw::{Draw, covariance_factor};
+use super::draw::{Draw, FieldValues, covariance_factor};
 use super::network::{
-    ConstantContext, additive_terms, population_coefficient, populations_in, rename,
+    ConstantContext, additive_terms, population_coefficient, populations_in, rename_terms,
 };
 use super::units::UnitEvaluator;
 use super::{PriorDraws, SimulateError};
-use crate::check::ir::{Covariance, Expr, ExprKind, FieldId, ParamType, Shape, Theory, log_mgf};
-use crate::derive::build::{expectation, mentions_random, node, substitute};
+use crate::check::ir::{Covariance, Expr, ExprKind, FieldId, Shape, Theory};
+use crate::derive::build::{mentions_random, node, substitute};
 use crate::derive::equations::forward_equations_of;
 use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, assignments, index_value, unroll};
@@ -87,14 +87,8 @@ pub struct RecurrentNetwork {
 impl RecurrentNetwork {
     /// Reads the recurrent network off `theory` at parameter values `params`.
     pub fn new(theory: &Theory, params: &[f64]) -> Result<Self, SimulateError> {
-        let ints: Vec<i64> = theory
-            .params
-            .iter()
-            .zip(params)
-            .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
-            .collect();
+        let ints = theory.int_values(params);
         let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
-        let found = std::cell::RefCell::new(Vec::<(String, FieldId, Expr)>::new());
         let mut layered = None;
         action.any(&mut |e| {
             if let ExprKind::Expectation {
@@ -106,26 +100,14 @@ impl RecurrentNetwork {
             }
             false
         });
-        let renamed = substitute(&action, &|e| {
-            let ExprKind::Apply { callee, args } = &e.kind else {
-                return None;
-            };
-            let term = log_mgf(*callee, args)?;
-            let Covariance::Family(field) = term.cov else {
-                return None;
-            };
-            let mut found = found.borrow_mut();
-            let var = format!("{}#{}", term.var, found.len() + 1);
-            let tilt = rename(term.tilt, term.var, &var);
-            found.push((var.clone(), *field, term.mean.clone()));
-            let body = crate::derive::build::apply(crate::check::ir::Builtin::Exp, tilt);
-            let inner = expectation(&var, body, term.mean.clone(), term.cov.clone());
-            Some(crate::derive::build::apply(
-                crate::check::ir::Builtin::Ln,
-                inner,
-            ))
-        });
-        let found = found.into_inner();
+        let (renamed, terms) = rename_terms(&action);
+        let found: Vec<(String, FieldId, Expr)> = terms
+            .into_iter()
+            .filter_map(|t| match t.cov {
+                Covariance::Family(field) => Some((t.var, field, t.mean)),
+                Covariance::Matrix(_) => None,
+            })
+            .collect();
         let not_simulable = |reason: &str, span| SimulateError::NotSimulable {
             reason: reason.into(),
             span,
@@ -566,35 +548,24 @@ impl<'a> RecurrentSimulator<'a> {
         Ok(Draw { entries })
     }
 
+    /// What the equations read: parameters, inputs, the definitions.
+    fn values(&self) -> FieldValues<'_> {
+        FieldValues {
+            theory: &self.network.theory,
+            params: &self.network.params,
+            x: self.x,
+            fixed: &self.fixed,
+        }
+    }
+
     fn with_context<T>(
         &self,
         entries: &BTreeMap<EntryKey, Array2<f64>>,
         slot: Option<&Array2<f64>>,
         f: impl FnOnce(&MatrixContext<'_>) -> Result<T, SimulateError>,
     ) -> Result<T, SimulateError> {
-        let nfields = self.network.theory.fields.len();
-        let lookup = |field: usize, idx: &[i64]| -> Option<&Array2<f64>> {
-            if field >= nfields {
-                return slot;
-            }
-            let key = (field, idx.to_vec());
-            entries.get(&key).or_else(|| self.fixed.get(&key))
-        };
-        let theory = &self.network.theory;
-        let name = |f: usize| {
-            theory
-                .fields
-                .get(f)
-                .map_or_else(|| "the units' average".to_string(), |f| f.name.clone())
-        };
-        let ctx = MatrixContext {
-            params: &self.network.params,
-            inputs: Some(self.x),
-            targets: None,
-            field: &lookup,
-            field_name: &name,
-        };
-        f(&ctx)
+        let slots: Vec<Value> = slot.map(|m| Value::Matrix(m.clone())).into_iter().collect();
+        self.values().with_context(entries, &slots, f)
     }
 
     fn matrix(
@@ -604,17 +575,8 @@ impl<'a> RecurrentSimulator<'a> {
         e: &Expr,
         what: &str,
     ) -> Result<Array2<f64>, SimulateError> {
-        let p = self.x.nrows();
-        let value = self.with_context(entries, slot.as_ref(), |ctx| {
-            ctx.eval(e).map_err(|err| SimulateError::Evaluate {
-                what: what.to_string(),
-                reason: err.to_string(),
-            })
-        })?;
-        Ok(match value {
-            Value::Matrix(m) => m,
-            Value::Scalar(v) => Array2::from_elem((p, p), v),
-        })
+        let slots: Vec<Value> = slot.map(Value::Matrix).into_iter().collect();
+        self.values().matrix(entries, &slots, e, what)
     }
 }
 

@@ -577,18 +577,7 @@ mod tests {
 
     #[test]
     fn unit_slope_erf_matches_t3() {
-        // THEORY.md T3: (g_b, g, q*, χ₁)
-        let table = [
-            (0.0, 0.5, 0.0, 0.5),
-            (0.0, 1.5, 0.3386199657, 1.0441354093),
-            (0.0, 2.0, 0.7038587338, 1.1160760462),
-            (0.0, 3.0, 1.4781243287, 1.2628176968),
-            (0.1, 0.5, 0.1664602252, 0.4051605484),
-            (0.1, 1.5, 0.5696772779, 0.8980757687),
-            (0.1, 2.0, 0.8943028437, 1.0246935388),
-            (0.1, 3.0, 1.6341877207, 1.2112981760),
-        ];
-        for (gb, g, q, chi) in table {
+        for (gb, g, q, chi) in crate::numeric::reference_values::T3 {
             let c = analyse("examples/deep_erf.action", &[("g", g), ("gb", gb)]);
             assert!(
                 (c.fixed_point[0] - q).abs() < 1e-8,

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::check::ir::{FieldId, FieldKind, ParamType, Theory};
+use crate::check::ir::{FieldId, FieldKind, Theory};
 use crate::derive::entrywise::{Position, entry_formula};
 use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, assignments, unroll};
@@ -204,12 +204,7 @@ pub fn nngp_kernels(
         .map(|(p, v)| (p.name.clone(), *v))
         .collect();
     let equations = derive_forward(theory, &overrides)?;
-    let ints: Vec<i64> = theory
-        .params
-        .iter()
-        .zip(&params)
-        .map(|(p, v)| if p.ty == ParamType::Int { *v as i64 } else { 0 })
-        .collect();
+    let ints = theory.int_values(&params);
     let mut kernels = Kernels::default();
 
     // Definitions, in order; a definition may use entries computed before it.
