@@ -523,3 +523,25 @@ fn compare_kernels_writes_the_one_schema() {
     let v: Value = serde_json::from_str(&out).expect("JSON");
     assert_valid(&validator, &v, "compare-kernels --json");
 }
+
+#[test]
+fn fit_writes_the_one_schema() {
+    let validator = validator();
+    let (code, out, err) = saddle(&[
+        "fit",
+        "examples/binary_threshold.action",
+        "--targets",
+        "examples/binary_targets.json",
+        "--set",
+        "N=1000",
+        "--starts",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_valid(&validator, &v, "fit --json");
+    let mut bad = v.clone();
+    bad["separability"]["steps"][0]["accuracy"] = 1.5.into();
+    assert!(!validator.is_valid(&bad), "a probability above one");
+}

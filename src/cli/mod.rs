@@ -29,6 +29,7 @@ mod data;
 mod demo;
 mod derive;
 mod finite_width;
+mod fit;
 mod fmt;
 mod kernel;
 mod options;
@@ -95,6 +96,11 @@ pub enum Command {
     /// ρ between over the steps of a theory, l* = argmax Δ, the distances; with
     /// `--simulate`, the finite network beside it; over `--scan`, l* against a parameter.
     Separation(separation::SeparationArgs),
+    /// Fit a network model's parameters to recorded population statistics (activity,
+    /// distances and angles between responses; `--targets T.json`), each with its error
+    /// from the curvature, and predict the separability of the stimuli by a linear readout
+    /// at every step.
+    Fit(fit::FitArgs),
     /// Run the bundled real-data tour (no arguments needed): MNIST 0 vs 3 — NNGP against
     /// depth, feature learning against width, the simulated networks against the theory —
     /// with figures and an HTML report.
@@ -166,6 +172,7 @@ pub fn run() -> ExitCode {
         Command::Criticality(args) => criticality::run(&args),
         Command::CompareKernels(args) => compare_kernels::run(&args),
         Command::Separation(args) => separation::run(&args),
+        Command::Fit(args) => fit::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Plot(args) => plot::run(&args),

@@ -80,6 +80,11 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
         outln!("wrote {}", args.out.display());
         return Ok(());
     }
+    if json["command"] == "fit" {
+        super::fit::draw(&json, &args.out)?;
+        outln!("wrote {}", args.out.display());
+        return Ok(());
+    }
     let kind = args.kind.unwrap_or(if json.get("curves").is_some() {
         Kind::Curves
     } else {

@@ -15,6 +15,8 @@
 //! * [`recurrent`]: a recurrent theory (an expectation over a time family) as one network
 //!   whose weight matrix is shared over time, h(t) = W f(h(t−1)) + ξ(t).
 //! * [`separation`]: pattern separation Δ(l) measured on independent draws.
+//! * [`statistics`]: population statistics (activity, distances, angles) with their
+//!   covariance, as a recording would give them — the input of a fit.
 //!
 //! Layered theories (deep, binary with mean fields) and zero-mean recurrent theories are
 //! simulated exactly; [`PriorDraws`] is what prior sampling needs of either. The posterior
@@ -27,6 +29,7 @@ pub mod posterior;
 pub mod prior;
 pub mod recurrent;
 pub mod separation;
+pub mod statistics;
 pub mod units;
 
 pub use draw::{Draw, Simulator};
