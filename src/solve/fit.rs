@@ -619,18 +619,10 @@ impl<'a> Problem<'a> {
             )));
         }
         let labels = self.classes.as_deref().unwrap_or(&[]);
-        let first = labels.first().copied().unwrap_or(0.0);
-        if labels.iter().any(|c| !c.is_finite())
-            || labels.iter().all(|&c| c == first)
-            || labels.iter().any(|&c| {
-                c != first
-                    && c != labels
-                        .iter()
-                        .copied()
-                        .find(|&x| x != first)
-                        .unwrap_or(first)
-            })
-        {
+        let mut distinct: Vec<f64> = labels.to_vec();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        if distinct.len() != 2 || distinct.iter().any(|c| !c.is_finite()) {
             return Err(bad(format!(
                 "classes: the separability needs exactly two classes, not {labels:?}"
             )));
@@ -767,40 +759,34 @@ fn entry_names(theory: &Theory, kernels: &BTreeMap<EntryKey, Array2<f64>>) -> St
         .join(", ")
 }
 
-/// L⁻¹ for a symmetric positive definite Σ = LLᵀ.
+/// L⁻¹ for a symmetric positive definite Σ = LLᵀ (faer's Cholesky, then L⁻¹ = L \\ I).
 fn inverse_cholesky(sigma: &Array2<f64>) -> Result<Array2<f64>, String> {
     let n = sigma.nrows();
-    let mut l = Array2::<f64>::zeros((n, n));
     for i in 0..n {
-        for j in 0..=i {
-            let s = sigma[(i, j)] - (0..j).map(|k| l[(i, k)] * l[(j, k)]).sum::<f64>();
-            if i == j {
-                if !s.is_finite() || s <= 0.0 {
-                    return Err(format!(
-                        "not positive definite (pivot {i} is {s:.3e}); check the variances"
-                    ));
-                }
-                l[(i, i)] = s.sqrt();
-            } else {
-                l[(i, j)] = s / l[(j, j)];
-            }
-        }
         if (0..n).any(|j| {
             (sigma[(i, j)] - sigma[(j, i)]).abs() > 1e-12 * sigma[(i, i)].abs().max(1e-300)
         }) {
             return Err(format!("not symmetric (row {i})"));
         }
     }
-    // forward substitution, column by column of the identity
-    let mut inv = Array2::<f64>::zeros((n, n));
-    for c in 0..n {
-        for i in c..n {
-            let rhs = if i == c { 1.0 } else { 0.0 };
-            let s = rhs - (c..i).map(|k| l[(i, k)] * inv[(k, c)]).sum::<f64>();
-            inv[(i, c)] = s / l[(i, i)];
-        }
+    if let Some(bad) = sigma.iter().find(|v| !v.is_finite()) {
+        return Err(format!("not positive definite (an entry is {bad})"));
     }
-    Ok(inv)
+    let mut l = faer::Mat::from_fn(n, n, |i, j| sigma[(i, j)]);
+    crate::numeric::dense::cholesky_lower_in_place(l.as_mut()).map_err(|e| {
+        format!(
+            "not positive definite (pivot {} is not positive); check the variances",
+            e.index
+        )
+    })?;
+    let l = faer::Mat::from_fn(n, n, |i, j| if i >= j { l[(i, j)] } else { 0.0 });
+    let mut inverse = faer::Mat::<f64>::identity(n, n);
+    faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+        l.as_ref(),
+        inverse.as_mut(),
+        faer::Par::Seq,
+    );
+    Ok(Array2::from_shape_fn((n, n), |(i, j)| inverse[(i, j)]))
 }
 
 /// Settings of [`fit`].
