@@ -497,11 +497,21 @@ fn separation_writes_the_one_schema() {
         "examples/binary_sign.action",
         "--dynamics",
         "glauber",
+        "--simulate",
+        "--samples",
+        "10",
+        "--time",
+        "1",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).expect("JSON");
-    assert_valid(&validator, &v, "separation --dynamics glauber --json");
+    assert_valid(
+        &validator,
+        &v,
+        "separation --dynamics glauber --simulate --json",
+    );
+    assert_eq!(v["method"], "glauber+simulate-glauber");
     let mut bad = v.clone();
     bad["points"][0]["optimal_step"] = (-1).into();
     assert!(!validator.is_valid(&bad), "a negative step");

@@ -16,6 +16,7 @@ use super::result::RunResult;
 use super::sweep::{Grid, ScanPoint, Sweep, parse_sweep};
 use crate::check::ir::Theory;
 use crate::plot::{Curve, CurveFigure, Marker};
+use crate::simulate::glauber::{GlauberSimulator, simulate_glauber_separation};
 use crate::simulate::separation::{SimulatedSeparation, simulate_separation};
 use crate::simulate::{Network, RecurrentNetwork, RecurrentSimulator, Simulator};
 use crate::solve::nngp::NngpSettings;
@@ -68,8 +69,9 @@ pub struct SeparationArgs {
     #[arg(long, default_value_t = 0.25, value_name = "DT")]
     pub interval: f64,
     /// Also simulate the finite network (width from the theory's parameters, e.g.
-    /// `--set N=1000`), synchronously: layer by layer, or one recurrent network whose
-    /// weights are shared over time.
+    /// `--set N=1000`): synchronously, layer by layer or one recurrent network whose weights
+    /// are shared over time; with `--dynamics glauber`, one population of units updated
+    /// one at a time at rate 1/τ with couplings shared over time.
     #[arg(long)]
     pub simulate: bool,
     /// Independent networks drawn per point with `--simulate`.
@@ -153,14 +155,6 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
             )
         }
     };
-    if args.simulate && args.dynamics == Dynamics::Glauber {
-        return Err(CliError::Usage(
-            "--simulate with --dynamics glauber: asynchronous updates need a recurrent network \
-             with couplings shared over time, which the simulator does not build yet; the \
-             synchronous network (layer by layer) is simulated without --dynamics"
-                .into(),
-        ));
-    }
     if args.dynamics == Dynamics::Glauber
         && !(args.time.is_finite()
             && args.interval.is_finite()
@@ -201,22 +195,44 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
                 StepMap::from_theory(&theory, &set, args.quadrature).map_err(|e| e.to_string())?;
             // RK4 substeps of at most 0.01 τ
             let substeps = (args.interval / 0.01).ceil().max(1.0) as usize;
-            let curve = glauber_curve(
-                &theory,
-                x.view(),
-                &settings,
-                &map,
-                &groups,
-                GlauberTimes {
-                    end: args.time,
-                    interval: args.interval,
-                    substeps,
-                },
-            )
-            .map_err(|e| e.to_string())?;
+            let times = GlauberTimes {
+                end: args.time,
+                interval: args.interval,
+                substeps,
+            };
+            let curve = glauber_curve(&theory, x.view(), &settings, &map, &groups, times)
+                .map_err(|e| e.to_string())?;
+            let simulation = if args.simulate {
+                if crate::simulate::recurrent::is_recurrent(&theory) {
+                    return Err(
+                        "--simulate with --dynamics glauber: the asynchronous network is built \
+                         from a layered theory's step (one population, couplings shared over \
+                         time); a recurrent theory is simulated synchronously (without \
+                         --dynamics)"
+                            .into(),
+                    );
+                }
+                let params = theory.bind(&set).map_err(|e| e.to_string())?;
+                let network = Network::new(&theory, &params).map_err(|e| e.to_string())?;
+                let simulator = Simulator::new(&network, x.view()).map_err(|e| e.to_string())?;
+                let glauber = GlauberSimulator::new(&simulator, &map).map_err(|e| e.to_string())?;
+                Some(
+                    simulate_glauber_separation(
+                        &glauber,
+                        &groups,
+                        times,
+                        args.samples,
+                        args.seed,
+                        &tick,
+                    )
+                    .map_err(|e| e.to_string())?,
+                )
+            } else {
+                None
+            };
             return Ok(Found {
                 theory: curve,
-                simulation: None,
+                simulation,
             });
         }
         let (steps, curve) =
@@ -267,7 +283,8 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
     let mut result = RunResult::new(
         "separation",
         match (args.dynamics, args.simulate) {
-            (Dynamics::Glauber, _) => "glauber",
+            (Dynamics::Glauber, true) => "glauber+simulate-glauber",
+            (Dynamics::Glauber, false) => "glauber",
             (Dynamics::Synchronous, true) => "nngp+simulate-prior",
             (Dynamics::Synchronous, false) => "nngp",
         },
@@ -344,6 +361,7 @@ fn found_json(found: &Found, out: &mut Map<String, Value>) {
             "mean": curve_json(&sim.mean),
             "standard_errors": curve_json(&sim.std_error),
             "optimal_step": sim.optimal_step(),
+            "optimal_steps_within_2se": sim.optimal_steps,
             "delta_z": z,
         });
         if let Some(why) = &sim.mean.ended {
@@ -389,9 +407,20 @@ fn print_report(theory: &Theory, args: &SeparationArgs, points: &[Point]) {
         format!("{:>8}{:>12}", "l*", "Δ(l*)")
     };
     if args.simulate {
-        header += &format!("{:>8}{:>22}", "l* sim", "Δ(l*) sim ± s.e.");
+        header += &if glauber {
+            format!("{:>16}{:>22}", "t*/τ sim", "Δ(t*) sim ± s.e.")
+        } else {
+            format!("{:>16}{:>22}", "l* sim", "Δ(l*) sim ± s.e.")
+        };
     }
     outln!("{header}");
+    let step_label = |l: usize| {
+        if glauber {
+            crate::plot::curves::tick(l as f64 * args.interval)
+        } else {
+            l.to_string()
+        }
+    };
     let mut ended = Vec::new();
     for p in points {
         let mut row = String::new();
@@ -401,12 +430,7 @@ fn print_report(theory: &Theory, args: &SeparationArgs, points: &[Point]) {
         match &p.outcome {
             Ok(found) => {
                 let l = found.theory.optimal_step();
-                if glauber {
-                    let t = crate::plot::curves::tick(l as f64 * args.interval);
-                    row += &format!("{t:>8}{:>12.6}", found.theory.delta[l]);
-                } else {
-                    row += &format!("{l:>8}{:>12.6}", found.theory.delta[l]);
-                }
+                row += &format!("{:>8}{:>12.6}", step_label(l), found.theory.delta[l]);
                 if found.theory.ended.is_some() {
                     ended.push(format!(
                         "{}: stops after {}",
@@ -420,9 +444,15 @@ fn print_report(theory: &Theory, args: &SeparationArgs, points: &[Point]) {
                 }
                 if let Some(sim) = &found.simulation {
                     let ls = sim.optimal_step();
+                    // the steps the draws cannot tell from the optimum
+                    let range = match (sim.optimal_steps.first(), sim.optimal_steps.last()) {
+                        (Some(&a), Some(&b)) if a != b => {
+                            format!("{} ({}–{})", step_label(ls), step_label(a), step_label(b))
+                        }
+                        _ => step_label(ls),
+                    };
                     row += &format!(
-                        "{:>8}{:>22}",
-                        ls,
+                        "{range:>16}{:>22}",
                         format!("{:.4} ± {:.4}", sim.mean.delta[ls], sim.std_error.delta[ls])
                     );
                 }
@@ -480,17 +510,26 @@ fn print_curve(found: &Found) {
         outln!("the simulated curve stops earlier: {why}");
     }
     let l = t.optimal_step();
+    let what = if t.steps[l].starts_with("t = ") {
+        "t*"
+    } else {
+        "l*"
+    };
     match &found.simulation {
-        Some(sim) => outln!(
-            "l* = {l} ({}), simulation {} ({})",
-            t.steps[l],
-            sim.optimal_step(),
-            sim.mean.steps[sim.optimal_step()]
-        ),
-        None if t.steps[l].starts_with("t = ") => {
-            outln!("t* = {}τ (the largest Δ)", &t.steps[l][4..]);
+        Some(sim) => {
+            let within: Vec<&str> = sim
+                .optimal_steps
+                .iter()
+                .map(|&k| sim.mean.steps[k].as_str())
+                .collect();
+            outln!(
+                "{what}: theory {}, simulation {} (steps within 2 s.e. of its largest Δ: {})",
+                t.steps[l],
+                sim.mean.steps[sim.optimal_step()],
+                within.join(", ")
+            );
         }
-        None => outln!("l* = {l} ({})", t.steps[l]),
+        None => outln!("{what} = {} (the largest Δ)", t.steps[l]),
     }
 }
 
@@ -500,6 +539,12 @@ pub(crate) fn figures(json: &Value) -> Result<Vec<CurveFigure>, CliError> {
     let theory = json["theory"].as_str().unwrap_or("theory");
     let points = json["points"].as_array().cloned().unwrap_or_default();
     let scanned = json["scan"][0]["name"].as_str();
+    // Glauber curves are reported at times k·interval (in units of τ)
+    let interval = match json["dynamics"].as_str() {
+        Some("glauber") => json["times"]["interval"].as_f64(),
+        _ => None,
+    };
+    let at = |l: f64| interval.map_or(l, |dt| l * dt);
     let numbers = |v: &Value| -> Vec<f64> {
         v.as_array()
             .map(|a| a.iter().filter_map(Value::as_f64).collect())
@@ -532,17 +577,17 @@ pub(crate) fn figures(json: &Value) -> Result<Vec<CurveFigure>, CliError> {
             optimum.0.push(x);
             optimum
                 .1
-                .push(p["optimal_step"].as_f64().unwrap_or(f64::NAN));
+                .push(at(p["optimal_step"].as_f64().unwrap_or(f64::NAN)));
             if let Some(l) = p["simulation"]["optimal_step"].as_f64() {
                 optimum_sim.0.push(x);
-                optimum_sim.1.push(l);
+                optimum_sim.1.push(at(l));
             }
         }
         if !shown.contains(&i) {
             continue;
         }
         let colour = shown.iter().position(|&s| s == i).unwrap_or(0);
-        let steps: Vec<f64> = (0..delta.len()).map(|l| l as f64).collect();
+        let steps: Vec<f64> = (0..delta.len()).map(|l| at(l as f64)).collect();
         delta_curves.push(Curve {
             label: if scanned.is_some() {
                 format!("{label}, theory")
@@ -563,7 +608,7 @@ pub(crate) fn figures(json: &Value) -> Result<Vec<CurveFigure>, CliError> {
                 } else {
                     "simulation ± s.e.".into()
                 },
-                x: (0..sim.len()).map(|l| l as f64).collect(),
+                x: (0..sim.len()).map(|l| at(l as f64)).collect(),
                 y: sim,
                 error: Some(numbers(&p["simulation"]["standard_errors"]["delta"])),
                 marker: Marker::Points,
@@ -578,7 +623,11 @@ pub(crate) fn figures(json: &Value) -> Result<Vec<CurveFigure>, CliError> {
     }
     let mut figures = vec![CurveFigure {
         title: format!("{theory}: pattern separation"),
-        x_label: "step l (layer or time)".into(),
+        x_label: if interval.is_some() {
+            "time t / τ (asynchronous updates)".into()
+        } else {
+            "step l (layer or time)".into()
+        },
         y_label: "Δ = ρ within − ρ between".into(),
         log_x: false,
         curves: delta_curves,
@@ -587,7 +636,7 @@ pub(crate) fn figures(json: &Value) -> Result<Vec<CurveFigure>, CliError> {
         && optimum.0.len() > 1
     {
         let mut curves = vec![Curve {
-            label: "l* theory".into(),
+            label: format!("{} theory", if interval.is_some() { "t*" } else { "l*" }),
             x: optimum.0,
             y: optimum.1,
             error: None,
@@ -596,7 +645,10 @@ pub(crate) fn figures(json: &Value) -> Result<Vec<CurveFigure>, CliError> {
         }];
         if !optimum_sim.0.is_empty() {
             curves.push(Curve {
-                label: "l* simulation".into(),
+                label: format!(
+                    "{} simulation",
+                    if interval.is_some() { "t*" } else { "l*" }
+                ),
                 x: optimum_sim.0,
                 y: optimum_sim.1,
                 error: None,
@@ -607,7 +659,11 @@ pub(crate) fn figures(json: &Value) -> Result<Vec<CurveFigure>, CliError> {
         figures.push(CurveFigure {
             title: format!("{theory}: optimal processing step"),
             x_label: name.to_string(),
-            y_label: "l* = argmax Δ".into(),
+            y_label: if interval.is_some() {
+                "t* / τ = argmax Δ".into()
+            } else {
+                "l* = argmax Δ".into()
+            },
             log_x: false,
             curves,
         });

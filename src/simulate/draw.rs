@@ -29,6 +29,9 @@ pub struct Draw {
     pub entries: BTreeMap<EntryKey, Array2<f64>>,
 }
 
+/// A draw and the pre-activations of every population.
+pub type DrawnUnits = (Draw, Vec<Option<Array2<f64>>>);
+
 /// A network on given inputs, ready to draw.
 #[derive(Debug)]
 pub struct Simulator<'a> {
@@ -80,6 +83,12 @@ impl<'a> Simulator<'a> {
 
     /// The fields at standard normals `z` (one nₖ×P matrix per population).
     pub fn draw(&self, z: &[Array2<f64>]) -> Result<Draw, SimulateError> {
+        self.draw_with_units(z).map(|(draw, _)| draw)
+    }
+
+    /// The fields at standard normals `z` and the pre-activations of every population
+    /// (nₖ×P; `None` for a population the schedule did not reach).
+    pub fn draw_with_units(&self, z: &[Array2<f64>]) -> Result<DrawnUnits, SimulateError> {
         let network = self.network;
         let mut entries: BTreeMap<EntryKey, Array2<f64>> = BTreeMap::new();
         let mut units: Vec<Option<Array2<f64>>> = vec![None; network.populations.len()];
@@ -160,7 +169,7 @@ impl<'a> Simulator<'a> {
                 }
             }
         }
-        Ok(Draw { entries })
+        Ok((Draw { entries }, units))
     }
 
     /// The readout kernel K and noise κ of a draw.
@@ -183,7 +192,7 @@ impl<'a> Simulator<'a> {
         Ok((kernel, noise))
     }
 
-    fn with_context<T>(
+    pub(crate) fn with_context<T>(
         &self,
         entries: &BTreeMap<EntryKey, Array2<f64>>,
         slots: &[Value],
@@ -199,7 +208,7 @@ impl<'a> Simulator<'a> {
         fields.with_context(entries, slots, f)
     }
 
-    fn value(
+    pub(crate) fn value(
         &self,
         entries: &BTreeMap<EntryKey, Array2<f64>>,
         slots: &[Value],
@@ -214,7 +223,7 @@ impl<'a> Simulator<'a> {
         })
     }
 
-    fn matrix(
+    pub(crate) fn matrix(
         &self,
         entries: &BTreeMap<EntryKey, Array2<f64>>,
         slots: &[Value],

@@ -15,6 +15,8 @@
 //! * [`recurrent`]: a recurrent theory (an expectation over a time family) as one network
 //!   whose weight matrix is shared over time, h(t) = W f(h(t−1)) + ξ(t).
 //! * [`separation`]: pattern separation Δ(l) measured on independent draws.
+//! * [`glauber`]: the same network under asynchronous (Glauber) updates with couplings shared
+//!   over time — the continuous-time version of a theory's step (THEORY.md §7.4).
 //! * [`statistics`]: population statistics (activity, distances, angles) with their
 //!   covariance, as a recording would give them — the input of a fit.
 //!
@@ -24,6 +26,7 @@
 
 pub mod diagnostics;
 pub mod draw;
+pub mod glauber;
 pub mod network;
 pub mod posterior;
 pub mod prior;

@@ -26,6 +26,10 @@ pub struct SimulatedSeparation {
     pub mean: SeparationCurve,
     /// The standard error of each mean.
     pub std_error: SeparationCurve,
+    /// The steps whose Δ the draws cannot tell from the largest: the paired difference
+    /// Δ(l*) − Δ(l), averaged over the same draws, within two of its standard errors
+    /// (l* itself included) — the uncertainty of the optimal step.
+    pub optimal_steps: Vec<usize>,
 }
 
 impl SimulatedSeparation {
@@ -91,6 +95,13 @@ pub fn simulate_separation(
             Ok(curve)
         })
         .collect::<Result<_, SimulateError>>()?;
+    Ok(summarise(&curves, steps.len()))
+}
+
+/// The mean of per-network curves of up to `steps` steps, with standard errors (the networks
+/// are independent).
+pub(crate) fn summarise(curves: &[SeparationCurve], steps: usize) -> SimulatedSeparation {
+    let samples = curves.len();
     // a finite network can lose its activity where the theory keeps a little: the estimate
     // covers the steps every draw reached
     let shortest = curves
@@ -99,7 +110,7 @@ pub fn simulate_separation(
         .min_by_key(|(_, c)| c.steps.len())
         .map(|(s, c)| (s, c.steps.len(), c.ended.clone()));
     let (len, ended) = match shortest {
-        Some((s, len, ended)) if len < steps.len() => (
+        Some((s, len, ended)) if len < steps => (
             len,
             Some(format!(
                 "in draw {} (of {samples}): {}",
@@ -107,7 +118,7 @@ pub fn simulate_separation(
                 ended.unwrap_or_default()
             )),
         ),
-        _ => (steps.len(), None),
+        _ => (steps, None),
     };
     let n = samples as f64;
     let statistics = |get: fn(&SeparationCurve) -> &Vec<f64>| -> (Vec<f64>, Vec<f64>) {
@@ -131,7 +142,17 @@ pub fn simulate_separation(
     let (distance_within, distance_within_se) = statistics(|c| &c.distance_within);
     let (distance_between, distance_between_se) = statistics(|c| &c.distance_between);
     let names = curves[0].steps[..len].to_vec();
-    Ok(SimulatedSeparation {
+    let best = optimal_step(&delta);
+    let optimal_steps = (0..len)
+        .filter(|&l| {
+            let differences: Vec<f64> = curves.iter().map(|c| c.delta[best] - c.delta[l]).collect();
+            let mean = differences.iter().sum::<f64>() / n;
+            let variance = differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            mean <= 2.0 * (variance / n).sqrt()
+        })
+        .collect();
+    SimulatedSeparation {
+        optimal_steps,
         samples,
         mean: SeparationCurve {
             steps: names.clone(),
@@ -151,7 +172,7 @@ pub fn simulate_separation(
             distance_between: distance_between_se,
             ended: None,
         },
-    })
+    }
 }
 
 #[cfg(test)]

@@ -22,13 +22,19 @@
 //! **Asynchronous (Glauber) dynamics** (THEORY.md §7.4): units updated at rate 1/τ, with
 //! common update times for all patterns. Each order parameter s of the step map F
 //! ([`StepMap`]) relaxes as τ ṡ = −s + F(s): a unit updated at time t takes the value the
-//! synchronous step gives, the others keep theirs. Started from the first step the inputs
-//! drive (the stimulus sets the state), integrated by RK4; one Euler step of length τ is the
-//! synchronous map, so t/τ is comparable to the step l. [`glauber_curve`] gives Δ(t).
+//! synchronous step gives, the others keep theirs. This is exact at large N because every
+//! order parameter is an affine function of averages over the units' outputs, and an updated
+//! unit draws a fresh Gaussian field from the current state; it is *not* a closed equation for
+//! the covariance of the units' last fields, which is a mixture of Gaussians of different
+//! ages. Started from the first step the units produce from the inputs (`C[1]`, `Q[1]`, not
+//! the inputs' own covariance `C[0]`), integrated by RK4; one Euler step of length τ is the
+//! synchronous map, so t/τ is comparable to the step l. [`glauber_curve`] gives Δ(t); the
+//! finite network run this way is `simulate::glauber`.
 
 use ndarray::{Array2, ArrayView2};
 
 use crate::check::ir::{FieldKind, Theory};
+use crate::derive::unroll::{IndexEnv, assignments, index_value};
 
 use super::nngp::{EntryKey, Kernels, NngpError, NngpSettings, nngp_kernels};
 use super::step_map::{StepMap, StepMapError};
@@ -379,6 +385,32 @@ pub fn theory_curve(
     Ok((steps, curve))
 }
 
+/// The entries the theory's definitions give (`C[0]`), at the bound parameters.
+fn defined_entries(
+    theory: &Theory,
+    settings: &NngpSettings,
+) -> Result<Vec<EntryKey>, SeparationError> {
+    let params = theory
+        .bind(&settings.overrides)
+        .map_err(|e| SeparationError::NoSteps(e.to_string()))?;
+    let ints = theory.int_values(&params);
+    let mut keys = Vec::new();
+    for def in &theory.definitions {
+        let envs = assignments(&def.bindings, &IndexEnv::new(), &ints)
+            .map_err(|e| SeparationError::NoSteps(e.to_string()))?;
+        for env in envs {
+            let idx = def
+                .indices
+                .iter()
+                .map(|i| index_value(i, &env, &ints))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SeparationError::NoSteps(e.to_string()))?;
+            keys.push((def.field, idx));
+        }
+    }
+    Ok(keys)
+}
+
 /// The times a Glauber curve is reported at, in units of τ.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GlauberTimes {
@@ -391,7 +423,7 @@ pub struct GlauberTimes {
 }
 
 /// The separation under Glauber dynamics at times `0, interval, …, end` (in units of τ),
-/// from the theory's first field entry (its NNGP kernels on `x`), with the step map `map` of
+/// from the first field entry the units produce (its NNGP kernels on `x`), with the step map `map` of
 /// the same theory and parameters. The steps of the curve are named `t = 0.5`.
 pub fn glauber_curve(
     theory: &Theory,
@@ -419,11 +451,15 @@ pub fn glauber_curve(
     }
     let kernels = nngp_kernels(theory, x, None, settings)?;
     let steps = steps_of(theory, settings, &kernels)?;
-    let Some(Step::Entry { kernel: first, .. }) =
-        steps.iter().find(|s| matches!(s, Step::Entry { .. }))
+    // the first step the units produce: a definition from the data (`C[0] = X Xᵀ/d`) is
+    // the inputs' covariance, not a state of the units the dynamics starts from
+    let defined = defined_entries(theory, settings)?;
+    let Some(Step::Entry { kernel: first, .. }) = steps
+        .iter()
+        .find(|s| matches!(s, Step::Entry { kernel, .. } if !defined.contains(kernel)))
     else {
         return Err(SeparationError::NoSteps(
-            "no field entry to start from".into(),
+            "no field entry computed from the units to start from".into(),
         ));
     };
     // the map's state fields at the first step's indices
@@ -447,17 +483,7 @@ pub fn glauber_curve(
             map.describe()
         ))
     })?;
-    let mean_field = {
-        let mut means = map
-            .fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.kind == FieldKind::Mean);
-        match (means.next(), means.next()) {
-            (Some((i, _)), None) => Some(i),
-            _ => None,
-        }
-    };
+    let mean_field = map.mean_field();
     let p = x.nrows();
     let pairs: Vec<(usize, usize)> = groups
         .within
@@ -664,7 +690,7 @@ mod tests {
         file: &str,
         set: &[(&str, f64)],
         overlaps: (f64, f64),
-        t_max: f64,
+        (t_max, interval): (f64, f64),
     ) -> SeparationCurve {
         let theory = theory(file);
         let (x, groups) = overlap_patterns(overlaps.0, overlaps.1).expect("valid overlaps");
@@ -676,7 +702,7 @@ mod tests {
         let map = StepMap::from_theory(&theory, &overrides, 80).expect("a step map");
         let times = GlauberTimes {
             end: t_max,
-            interval: 0.5,
+            interval,
             substeps: 50,
         };
         glauber_curve(&theory, x.view(), &settings, &map, &groups, times).expect("a curve")
@@ -690,13 +716,14 @@ mod tests {
             "examples/binary_sign.action",
             &[("gb", 0.0), ("g", 1.0), ("L", 3.0)],
             (0.99, 0.8),
-            6.0,
+            (6.0, 0.5),
         );
         assert_eq!(c.steps.len(), 13);
         assert_eq!(c.steps[2], "t = 1");
         let f = |r: f64| -r + std::f64::consts::FRAC_2_PI * r.asin();
-        for (rho0, got) in [(0.99, &c.within), (0.8, &c.between)] {
-            let mut r: f64 = rho0;
+        // from the first layer of units, ρ₁ = (2/π) arcsin ρ₀ (C[0] is the inputs' covariance)
+        for (rho0, got) in [(0.99f64, &c.within), (0.8f64, &c.between)] {
+            let mut r: f64 = std::f64::consts::FRAC_2_PI * rho0.asin();
             let h = 1e-5;
             for (n, g) in got.iter().enumerate() {
                 assert!((g - r).abs() < 1e-9, "t = {}: {g} vs {r}", n as f64 * 0.5);
@@ -705,12 +732,25 @@ mod tests {
                 }
             }
         }
-        // an optimum in time, near one update per unit
-        let t_star = c.optimal_step() as f64 * 0.5;
+        // Δ first grows, at the rate dΔ/dt = Δ(2) − Δ(1) > 0 the synchronous steps give, and
+        // peaks within the first half update per unit
+        let fine = glauber(
+            "examples/binary_sign.action",
+            &[("gb", 0.0), ("g", 1.0), ("L", 3.0)],
+            (0.99, 0.8),
+            (1.0, 0.02),
+        );
+        let sync = curve("examples/binary_sign.action", &[("gb", 0.0)], 0.99, 0.8);
+        let slope = (fine.delta[1] - fine.delta[0]) / 0.02;
         assert!(
-            (0.5..=3.0).contains(&t_star),
+            (slope - (sync.delta[2] - sync.delta[1])).abs() < 2e-3,
+            "{slope}"
+        );
+        let t_star = fine.optimal_step() as f64 * 0.02;
+        assert!(
+            t_star > 0.0 && t_star < 0.5 && c.optimal_step() == 0,
             "t* = {t_star}: {:?}",
-            c.delta
+            fine.delta
         );
     }
 
@@ -718,7 +758,7 @@ mod tests {
     fn glauber_threshold_units_relax_to_the_synchronous_fixed_point() {
         let set = [("L", 60.0), ("theta", 0.0)];
         let file = "examples/binary_threshold.action";
-        let slow = glauber(file, &set, (0.999, 0.9), 30.0);
+        let slow = glauber(file, &set, (0.999, 0.9), (30.0, 0.5));
         let fast = curve(file, &set, 0.999, 0.9);
         let (a, b) = (
             slow.within.last().expect("t = 30"),

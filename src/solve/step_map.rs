@@ -280,6 +280,20 @@ impl StepMap {
         }
     }
 
+    /// The one mean field of the state (the activity that distances of 0/1 units read), if
+    /// there is exactly one.
+    pub fn mean_field(&self) -> Option<usize> {
+        let mut means = self
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == FieldKind::Mean);
+        match (means.next(), means.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
+    }
+
     /// `"C[3] ← C[2]"` (every state field).
     pub fn describe(&self) -> String {
         let out: Vec<&str> = self.fields.iter().map(|f| f.entry.as_str()).collect();
