@@ -25,6 +25,7 @@ use crate::simulate::{
 use crate::solve::gp::accuracy;
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
 use crate::solve::one_loop::{EntryVariance, prior_variances};
+use crate::solve::recurrent_one_loop::recurrent_prior_covariance;
 use crate::syntax::{Diagnostic, Diagnostics};
 
 /// Arguments of `saddle simulate`.
@@ -683,17 +684,15 @@ fn execute_recurrent(
             args.file.display()
         )));
     }
-    if args.one_loop {
-        return Err(CliError::Usage(format!(
-            "--one-loop: {} is recurrent; the one-loop theory here is the layered one (the \
-             shared weights' corrections are not derived), so it is not shown beside it",
-            args.file.display()
-        )));
-    }
     let network = RecurrentNetwork::new(theory, params).map_err(|e| simulate_error(&e, args))?;
     let simulator =
         RecurrentSimulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
     let nngp = compared_nngp(theory, x, args, None)?;
+    let one_loop = if args.one_loop {
+        Some(recurrent_one_loop(&network, &simulator, &nngp)?)
+    } else {
+        None
+    };
     let mut out = RunResult::new(
         "simulate",
         "simulate-prior",
@@ -714,8 +713,63 @@ fn execute_recurrent(
     let units = network.units;
     let family = network.family;
     let units_of = move |key: &EntryKey| (key.0 == family).then_some(units);
-    let tables = Tables::new(theory, &units_of, &nngp);
+    let mut tables = Tables::new(theory, &units_of, &nngp);
+    if let Some((variances, quadrature_error)) = one_loop {
+        tables.one_loop = variances;
+        out.set(
+            "one_loop",
+            Some(json!({ "theory": "recurrent (shared weights)",
+                         "quadrature_error": quadrature_error })),
+        );
+    }
     report_prior(args, capture, &simulator, tables, out, &[])
+}
+
+/// The one-loop N·Var of every block C[t, s] (t, s ≥ 1) of a recurrent network
+/// ([`recurrent_prior_covariance`]) and the quadrature's error estimate.
+fn recurrent_one_loop(
+    network: &RecurrentNetwork,
+    simulator: &RecurrentSimulator,
+    nngp: &Kernels,
+) -> Result<(Vec<EntryVariance>, f64), CliError> {
+    let p = simulator.x.nrows();
+    let times = network.last_time + 1;
+    let mut kernel = Array2::<f64>::zeros((times * p, times * p));
+    for t in 0..times {
+        for s in 0..times {
+            let key = (network.family, vec![t as i64, s as i64]);
+            let block = nngp.entries.get(&key).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--one-loop: the NNGP solver did not compute {}",
+                    network.name(&key)
+                ))
+            })?;
+            kernel
+                .slice_mut(ndarray::s![t * p..(t + 1) * p, s * p..(s + 1) * p])
+                .assign(block);
+        }
+    }
+    let output = |values: &[f64]| {
+        simulator
+            .unit_output_values(values)
+            .map_err(|e| e.to_string())
+    };
+    let one = recurrent_prior_covariance(kernel.view(), p, simulator.gain, &output, 20)
+        .map_err(|e| CliError::Usage(format!("--one-loop: {e}")))?;
+    let mut variances = Vec::new();
+    for t in 1..=network.last_time {
+        for s in 1..=network.last_time {
+            let key = (network.family, vec![t as i64, s as i64]);
+            if let Some(n_variance) = one.block_variance(t, s) {
+                variances.push(EntryVariance {
+                    name: network.name(&key),
+                    key,
+                    n_variance,
+                });
+            }
+        }
+    }
+    Ok((variances, one.quadrature_error))
 }
 
 /// The NNGP kernels the simulated ones are compared with (`outputs`: D, for formulas that

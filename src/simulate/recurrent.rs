@@ -528,6 +528,26 @@ impl<'a> RecurrentSimulator<'a> {
         }
     }
 
+    /// The unit output f on every value of `values` (f is applied entry-wise: checked by
+    /// evaluating it on the values in every pattern's column).
+    pub fn unit_output_values(&self, values: &[f64]) -> Result<Vec<f64>, SimulateError> {
+        let p = self.x.nrows();
+        let h = Array2::from_shape_fn((values.len(), p), |(i, _)| values[i]);
+        // f(h[0]) reads the family at time 0 only
+        let f = self.output_at(std::slice::from_ref(&h), 0)?;
+        for a in 1..p {
+            if f.column(a) != f.column(0) {
+                return Err(SimulateError::NotSimulable {
+                    reason: "the unit output f(h) mixes patterns; the one-loop theory takes \
+                             an entry-wise f"
+                        .into(),
+                    span: self.network.output.span,
+                });
+            }
+        }
+        Ok(f.column(0).to_vec())
+    }
+
     /// One network: every block C[t, s] (t, s ≥ 1) in its empirical form.
     pub fn draw_with(&self, rng: &mut StdRng) -> Result<Draw, SimulateError> {
         let network = self.network;

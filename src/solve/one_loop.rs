@@ -10,9 +10,10 @@
 //!   Cov(u) = (I − G)⁻¹ Cov(ξ) (I − G)⁻ᵀ,
 //!
 //! i.e. Σ⁽ˡ⁾ = g²V⁽ˡ⁾/N + G Σ⁽ˡ⁻¹⁾ Gᵀ for a chain. Both blocks come from the exact Hessian of
-//! the action ([`ActionEvaluator`], P-dimensional Gauss–Hermite: small P). For a recurrent
-//! theory this is the covariance of the deep network with the same equations, not of the
-//! recurrent one (whose shared weights add correlations across time).
+//! the action ([`ActionEvaluator`], P-dimensional Gauss–Hermite: small P). A recurrent
+//! theory's one expectation over a whole trajectory is not integrated this way; its
+//! one-loop covariance, with the correlations across time its shared weights carry, is
+//! [`super::recurrent_one_loop`].
 
 use ndarray::{Array2, ArrayView2};
 
