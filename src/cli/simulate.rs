@@ -25,7 +25,6 @@ use crate::simulate::{
 use crate::solve::gp::accuracy;
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
 use crate::solve::one_loop::{EntryVariance, prior_variances};
-use crate::solve::recurrent_one_loop::recurrent_prior_covariance;
 use crate::syntax::{Diagnostic, Diagnostics};
 
 /// Arguments of `saddle simulate`.
@@ -726,35 +725,14 @@ fn execute_recurrent(
 }
 
 /// The one-loop N·Var of every block C[t, s] (t, s ≥ 1) of a recurrent network
-/// ([`recurrent_prior_covariance`]) and the quadrature's error estimate.
+/// ([`RecurrentSimulator::one_loop`]) and the quadrature's error estimate.
 fn recurrent_one_loop(
     network: &RecurrentNetwork,
     simulator: &RecurrentSimulator,
     nngp: &Kernels,
 ) -> Result<(Vec<EntryVariance>, f64), CliError> {
-    let p = simulator.x.nrows();
-    let times = network.last_time + 1;
-    let mut kernel = Array2::<f64>::zeros((times * p, times * p));
-    for t in 0..times {
-        for s in 0..times {
-            let key = (network.family, vec![t as i64, s as i64]);
-            let block = nngp.entries.get(&key).ok_or_else(|| {
-                CliError::Usage(format!(
-                    "--one-loop: the NNGP solver did not compute {}",
-                    network.name(&key)
-                ))
-            })?;
-            kernel
-                .slice_mut(ndarray::s![t * p..(t + 1) * p, s * p..(s + 1) * p])
-                .assign(block);
-        }
-    }
-    let output = |values: &[f64]| {
-        simulator
-            .unit_output_values(values)
-            .map_err(|e| e.to_string())
-    };
-    let one = recurrent_prior_covariance(kernel.view(), p, simulator.gain, &output, 20)
+    let one = simulator
+        .one_loop(nngp, 20)
         .map_err(|e| CliError::Usage(format!("--one-loop: {e}")))?;
     let mut variances = Vec::new();
     for t in 1..=network.last_time {

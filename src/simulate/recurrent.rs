@@ -40,6 +40,7 @@ use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, assignments, index_value, unroll};
 use crate::numeric::matrix::{MatrixContext, Value};
 use crate::solve::nngp::{EntryKey, Kernels};
+use crate::solve::recurrent_one_loop::{RecurrentOneLoop, recurrent_prior_covariance};
 
 /// Whether `theory` describes a recurrent network: its action has an expectation over a time
 /// family.
@@ -546,6 +547,35 @@ impl<'a> RecurrentSimulator<'a> {
             }
         }
         Ok(f.column(0).to_vec())
+    }
+
+    /// The one-loop N·Cov of every block C[t, s] (t, s ≥ 1) around the NNGP kernels `nngp`
+    /// of the same theory and parameters ([`recurrent_prior_covariance`]), Gauss–Hermite of
+    /// order `order` per dimension.
+    pub fn one_loop(&self, nngp: &Kernels, order: usize) -> Result<RecurrentOneLoop, SimulateError> {
+        let network = self.network;
+        let p = self.x.nrows();
+        let times = network.last_time + 1;
+        let mut kernel = Array2::<f64>::zeros((times * p, times * p));
+        for t in 0..times {
+            for s in 0..times {
+                let key = (network.family, vec![t as i64, s as i64]);
+                let block = nngp.entries.get(&key).ok_or_else(|| SimulateError::Evaluate {
+                    what: network.name(&key),
+                    reason: "the NNGP solver did not compute it".into(),
+                })?;
+                kernel
+                    .slice_mut(s![t * p..(t + 1) * p, s * p..(s + 1) * p])
+                    .assign(block);
+            }
+        }
+        let output = |values: &[f64]| self.unit_output_values(values).map_err(|e| e.to_string());
+        recurrent_prior_covariance(kernel.view(), p, self.gain, &output, order).map_err(|e| {
+            SimulateError::Evaluate {
+                what: "the one-loop covariance".into(),
+                reason: e.to_string(),
+            }
+        })
     }
 
     /// One network: every block C[t, s] (t, s ≥ 1) in its empirical form.
