@@ -61,7 +61,11 @@ fn settings(overrides: Vec<(String, f64)>) -> NngpSettings {
 /// The one-loop N·Var at depth `t` (independent of N): the deep network's from the layered
 /// Hessian, the recurrent one's from its four-point functions across times. Checks first
 /// that the two have the same NNGP readout kernel.
-pub fn one_loop_columns(x: &Array2<f64>, t: usize, gb: f64) -> Result<Columns<f64>, Box<dyn Error>> {
+pub fn one_loop_columns(
+    x: &Array2<f64>,
+    t: usize,
+    gb: f64,
+) -> Result<Columns<f64>, Box<dyn Error>> {
     let deep = theory("examples/deep_erf.action")?;
     let layered = prior_variances(&deep, x.view(), &settings(deep_set(2, t, gb)), 48)?;
     let readout = format!("C[{t}]");
@@ -87,7 +91,10 @@ pub fn one_loop_columns(x: &Array2<f64>, t: usize, gb: f64) -> Result<Columns<f6
     if a.iter().zip(b).any(|(u, v)| (u - v).abs() > 1e-12) {
         return Err(format!("the NNGP kernels differ at T = {t}: {a} vs {b}").into());
     }
-    Ok((ENTRIES.map(|e| deep_one[e]), ENTRIES.map(|e| recurrent_one[e])))
+    Ok((
+        ENTRIES.map(|e| deep_one[e]),
+        ENTRIES.map(|e| recurrent_one[e]),
+    ))
 }
 
 /// N·Var and its standard error from `samples` networks of width `n` of each kind.

@@ -67,17 +67,30 @@ pub struct Curve {
 }
 
 /// A tick label: at most four significant digits, trailing zeros dropped (0.094, 1000, 2.5).
+///
+/// ```
+/// use saddle::plot::curves::tick;
+/// assert_eq!(tick(0.09400), "0.094");
+/// assert_eq!(tick(2.5), "2.5");
+/// assert_eq!(tick(-2e-16), "0"); // an axis range's rounding residue
+/// assert_eq!(tick(-0.0), "0");
+/// ```
 pub fn tick(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
+    if !v.is_finite() {
         return format!("{v}");
+    }
+    if v == 0.0 {
+        return "0".into();
     }
     let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
     let text = format!("{v:.digits$}");
-    if text.contains('.') {
+    let text = if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         text
-    }
+    };
+    // a rounding residue of an axis range (−2·10⁻¹⁶) is zero, not "-0"
+    if text == "-0" { "0".into() } else { text }
 }
 
 /// Series colours: the colour-blind-safe "tab10" cycle (blue, orange, green, red, …).

@@ -552,7 +552,11 @@ impl<'a> RecurrentSimulator<'a> {
     /// The one-loop N·Cov of every block C[t, s] (t, s ≥ 1) around the NNGP kernels `nngp`
     /// of the same theory and parameters ([`recurrent_prior_covariance`]), Gauss–Hermite of
     /// order `order` per dimension.
-    pub fn one_loop(&self, nngp: &Kernels, order: usize) -> Result<RecurrentOneLoop, SimulateError> {
+    pub fn one_loop(
+        &self,
+        nngp: &Kernels,
+        order: usize,
+    ) -> Result<RecurrentOneLoop, SimulateError> {
         let network = self.network;
         let p = self.x.nrows();
         let times = network.last_time + 1;
@@ -560,10 +564,13 @@ impl<'a> RecurrentSimulator<'a> {
         for t in 0..times {
             for s in 0..times {
                 let key = (network.family, vec![t as i64, s as i64]);
-                let block = nngp.entries.get(&key).ok_or_else(|| SimulateError::Evaluate {
-                    what: network.name(&key),
-                    reason: "the NNGP solver did not compute it".into(),
-                })?;
+                let block = nngp
+                    .entries
+                    .get(&key)
+                    .ok_or_else(|| SimulateError::Evaluate {
+                        what: network.name(&key),
+                        reason: "the NNGP solver did not compute it".into(),
+                    })?;
                 kernel
                     .slice_mut(s![t * p..(t + 1) * p, s * p..(s + 1) * p])
                     .assign(block);
