@@ -16,7 +16,7 @@ use super::result::RunResult;
 use super::sweep::{Grid, ScanPoint, Sweep, parse_sweep};
 use crate::check::ir::Theory;
 use crate::plot::{Curve, CurveFigure, Marker};
-use crate::simulate::glauber::{GlauberSimulator, simulate_glauber_separation};
+use crate::simulate::glauber::{GlauberSimulator, RecurrentGlauber, simulate_glauber_separation};
 use crate::simulate::separation::{SimulatedSeparation, simulate_separation};
 use crate::simulate::{Network, RecurrentNetwork, RecurrentSimulator, Simulator};
 use crate::solve::nngp::NngpSettings;
@@ -70,8 +70,9 @@ pub struct SeparationArgs {
     pub interval: f64,
     /// Also simulate the finite network (width from the theory's parameters, e.g.
     /// `--set N=1000`): synchronously, layer by layer or one recurrent network whose weights
-    /// are shared over time; with `--dynamics glauber`, one population of units updated
-    /// one at a time at rate 1/τ with couplings shared over time.
+    /// are shared over time; with `--dynamics glauber`, one population of units (a layered
+    /// theory's last layer, or the recurrent network) updated one at a time at rate 1/τ with
+    /// couplings shared over time.
     #[arg(long)]
     pub simulate: bool,
     /// Independent networks drawn per point with `--simulate`.
@@ -203,16 +204,28 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
             let curve = glauber_curve(&theory, x.view(), &settings, &map, &groups, times)
                 .map_err(|e| e.to_string())?;
             let simulation = if args.simulate {
-                if crate::simulate::recurrent::is_recurrent(&theory) {
-                    return Err(
-                        "--simulate with --dynamics glauber: the asynchronous network is built \
-                         from a layered theory's step (one population, couplings shared over \
-                         time); a recurrent theory is simulated synchronously (without \
-                         --dynamics)"
-                            .into(),
-                    );
-                }
                 let params = theory.bind(&set).map_err(|e| e.to_string())?;
+                if crate::simulate::recurrent::is_recurrent(&theory) {
+                    let network =
+                        RecurrentNetwork::new(&theory, &params).map_err(|e| e.to_string())?;
+                    let simulator =
+                        RecurrentSimulator::new(&network, x.view()).map_err(|e| e.to_string())?;
+                    let glauber =
+                        RecurrentGlauber::new(&simulator, &map).map_err(|e| e.to_string())?;
+                    let simulated = simulate_glauber_separation(
+                        &glauber,
+                        &groups,
+                        times,
+                        args.samples,
+                        args.seed,
+                        &tick,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    return Ok(Found {
+                        theory: curve,
+                        simulation: Some(simulated),
+                    });
+                }
                 let network = Network::new(&theory, &params).map_err(|e| e.to_string())?;
                 let simulator = Simulator::new(&network, x.view()).map_err(|e| e.to_string())?;
                 let glauber = GlauberSimulator::new(&simulator, &map).map_err(|e| e.to_string())?;

@@ -585,6 +585,58 @@ impl<'a> RecurrentSimulator<'a> {
         })
     }
 
+    /// For asynchronous updates: the units at time 0 (h(0) = ξ(0), N×P) and the drive every
+    /// later update adds (ξ(T), jointly drawn with ξ(0): a bias shared over time is the same
+    /// bias in both).
+    pub(crate) fn glauber_start(
+        &self,
+        rng: &mut StdRng,
+    ) -> Result<(Array2<f64>, Array2<f64>), SimulateError> {
+        let (n, p) = (self.network.units, self.x.nrows());
+        let times = self.network.last_time + 1;
+        let z =
+            Array2::from_shape_simple_fn((n, times * p), || rng.sample::<f64, _>(StandardNormal));
+        let xi = z.dot(&self.drive.t());
+        let last = self.network.last_time;
+        Ok((
+            xi.slice(s![.., 0..p]).to_owned(),
+            xi.slice(s![.., last * p..(last + 1) * p]).to_owned(),
+        ))
+    }
+
+    /// f(h) on every row of `h` (N×P).
+    pub(crate) fn unit_outputs(&self, h: &Array2<f64>) -> Result<Array2<f64>, SimulateError> {
+        self.output_at(std::slice::from_ref(h), 0)
+    }
+
+    /// The block C[t, t] of units whose state at time t − 1 is `h` (N×P): its equation with
+    /// the average taken over these units.
+    pub(crate) fn equal_time_block(
+        &self,
+        h: &Array2<f64>,
+        t: usize,
+    ) -> Result<Array2<f64>, SimulateError> {
+        let network = self.network;
+        let key = (network.family, vec![t as i64, t as i64]);
+        let rule =
+            network
+                .rules
+                .iter()
+                .find(|r| r.key == key)
+                .ok_or_else(|| SimulateError::Evaluate {
+                    what: network.name(&key),
+                    reason: "the theory has no equation for it".into(),
+                })?;
+        let states = vec![h.clone(); t];
+        let average = self.average(&states, &rule.body)?;
+        self.matrix(
+            &BTreeMap::new(),
+            Some(average),
+            &rule.rhs,
+            &network.name(&key),
+        )
+    }
+
     /// One network: every block C[t, s] (t, s ≥ 1) in its empirical form.
     pub fn draw_with(&self, rng: &mut StdRng) -> Result<Draw, SimulateError> {
         let network = self.network;
