@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use crate::check::ir::{Covariance, Expr, ExprKind, IndexBinding, IndexExpr, Shape};
+use crate::check::ir::{
+    Covariance, Expr, ExprKind, FieldId, IndexBinding, IndexExpr, Shape, Theory,
+};
 
 use super::DeriveError;
 
@@ -22,6 +24,26 @@ pub fn index_value(index: &IndexExpr, env: &IndexEnv, ints: &[i64]) -> Result<i6
         .ok_or_else(|| {
             DeriveError::Unsupported(format!("an index uses a variable with no value: {index:?}"))
         })
+}
+
+/// A definition at concrete indices: the entry (field, indices) and its unrolled value.
+pub type DefinedEntry = ((FieldId, Vec<i64>), Expr);
+
+/// Every definition of `theory` at concrete indices, in order: the entry it gives and its
+/// unrolled value (`C[0] = gu / d * X X^T + gb`, `C[0, s] = gb * ones` for each s).
+pub fn defined_entries(theory: &Theory, ints: &[i64]) -> Result<Vec<DefinedEntry>, DeriveError> {
+    let mut out = Vec::new();
+    for def in &theory.definitions {
+        for env in assignments(&def.bindings, &IndexEnv::new(), ints)? {
+            let idx = def
+                .indices
+                .iter()
+                .map(|i| index_value(i, &env, ints))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(((def.field, idx), unroll(&def.body, &env, ints)?));
+        }
+    }
+    Ok(out)
 }
 
 /// Every assignment of the bindings' variables (in order, later ranges may use earlier ones).

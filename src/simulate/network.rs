@@ -24,7 +24,7 @@ use crate::check::ir::{Covariance, DataRole, Expr, ExprKind, Theory, log_mgf};
 use crate::derive::build::{expectation, node, substitute};
 use crate::derive::equations::forward_equations_of;
 use crate::derive::grad::Variable;
-use crate::derive::unroll::{IndexEnv, assignments, index_value, unroll};
+use crate::derive::unroll::{IndexEnv, defined_entries, unroll};
 use crate::numeric::matrix::{MatrixContext, Value};
 use crate::solve::nngp::{EntryKey, Kernels};
 use crate::solve::readout::{Readout, find_readout};
@@ -269,24 +269,18 @@ impl Network {
             });
         }
 
-        let mut definitions = Vec::new();
-        for def in &theory.definitions {
-            for env in assignments(&def.bindings, &IndexEnv::new(), &ints)? {
-                let idx = def
-                    .indices
-                    .iter()
-                    .map(|i| index_value(i, &env, &ints))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let body = unroll(&def.body, &env, &ints)?;
+        let definitions: Vec<DefinitionRule> = defined_entries(theory, &ints)?
+            .into_iter()
+            .map(|(key, body)| {
                 let mut reads = BTreeSet::new();
                 field_reads(&body, &mut reads);
-                definitions.push(DefinitionRule {
-                    key: (def.field, idx),
+                DefinitionRule {
+                    key,
                     body,
                     reads: reads.into_iter().collect(),
-                });
-            }
-        }
+                }
+            })
+            .collect();
 
         let schedule = schedule(theory, &definitions, &populations, &rules)?;
         Ok(Network {

@@ -37,7 +37,7 @@ use crate::check::ir::{Covariance, Expr, ExprKind, FieldId, Shape, Theory};
 use crate::derive::build::{mentions_random, node, substitute};
 use crate::derive::equations::forward_equations_of;
 use crate::derive::grad::Variable;
-use crate::derive::unroll::{IndexEnv, assignments, index_value, unroll};
+use crate::derive::unroll::{IndexEnv, defined_entries, unroll};
 use crate::numeric::matrix::{MatrixContext, Value};
 use crate::solve::nngp::{EntryKey, Kernels};
 use crate::solve::recurrent_one_loop::{RecurrentOneLoop, recurrent_prior_covariance};
@@ -204,17 +204,7 @@ impl RecurrentNetwork {
                 body: body.clone(),
             });
         }
-        let mut definitions = Vec::new();
-        for def in &theory.definitions {
-            for env in assignments(&def.bindings, &IndexEnv::new(), &ints)? {
-                let idx = def
-                    .indices
-                    .iter()
-                    .map(|i| index_value(i, &env, &ints))
-                    .collect::<Result<Vec<_>, _>>()?;
-                definitions.push(((def.field, idx), unroll(&def.body, &env, &ints)?));
-            }
-        }
+        let definitions = defined_entries(theory, &ints)?;
         let last_time = rules
             .iter()
             .filter(|r| r.key.0 == *family)

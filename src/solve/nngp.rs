@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use crate::check::ir::{FieldId, FieldKind, Theory};
 use crate::derive::entrywise::{Position, entry_formula};
 use crate::derive::grad::Variable;
-use crate::derive::unroll::{IndexEnv, assignments, unroll};
+
 use crate::derive::{DeriveError, derive_forward};
 use crate::generated::NativePairMap;
 use crate::numeric::hermite_kernel_map::ExpansionReport;
@@ -208,17 +208,7 @@ pub fn nngp_kernels(
     let mut kernels = Kernels::default();
 
     // Definitions, in order; a definition may use entries computed before it.
-    let mut pending: Vec<(EntryKey, crate::check::ir::Expr)> = Vec::new();
-    for def in &theory.definitions {
-        for env in assignments(&def.bindings, &IndexEnv::new(), &ints)? {
-            let idx = def
-                .indices
-                .iter()
-                .map(|i| crate::derive::unroll::index_value(i, &env, &ints))
-                .collect::<Result<Vec<_>, _>>()?;
-            pending.push(((def.field, idx), unroll(&def.body, &env, &ints)?));
-        }
-    }
+    let pending = crate::derive::unroll::defined_entries(theory, &ints)?;
     let mut constants: HashMap<String, f64> = theory
         .params
         .iter()

@@ -34,7 +34,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::check::ir::{FieldKind, Theory};
-use crate::derive::unroll::{IndexEnv, assignments, index_value};
+use crate::derive::unroll::defined_entries;
 
 use super::nngp::{EntryKey, Kernels, NngpError, NngpSettings, nngp_kernels};
 use super::step_map::{StepMap, StepMapError};
@@ -386,29 +386,16 @@ pub fn theory_curve(
 }
 
 /// The entries the theory's definitions give (`C[0]`), at the bound parameters.
-fn defined_entries(
+fn defined_keys(
     theory: &Theory,
     settings: &NngpSettings,
 ) -> Result<Vec<EntryKey>, SeparationError> {
     let params = theory
         .bind(&settings.overrides)
         .map_err(|e| SeparationError::NoSteps(e.to_string()))?;
-    let ints = theory.int_values(&params);
-    let mut keys = Vec::new();
-    for def in &theory.definitions {
-        let envs = assignments(&def.bindings, &IndexEnv::new(), &ints)
-            .map_err(|e| SeparationError::NoSteps(e.to_string()))?;
-        for env in envs {
-            let idx = def
-                .indices
-                .iter()
-                .map(|i| index_value(i, &env, &ints))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| SeparationError::NoSteps(e.to_string()))?;
-            keys.push((def.field, idx));
-        }
-    }
-    Ok(keys)
+    let defined = defined_entries(theory, &theory.int_values(&params))
+        .map_err(|e| SeparationError::NoSteps(e.to_string()))?;
+    Ok(defined.into_iter().map(|(key, _)| key).collect())
 }
 
 /// The times a Glauber curve is reported at, in units of τ.
@@ -453,7 +440,7 @@ pub fn glauber_curve(
     let steps = steps_of(theory, settings, &kernels)?;
     // the first step the units produce: a definition from the data (`C[0] = X Xᵀ/d`) is
     // the inputs' covariance, not a state of the units the dynamics starts from
-    let defined = defined_entries(theory, settings)?;
+    let defined = defined_keys(theory, settings)?;
     let Some(Step::Entry { kernel: first, .. }) = steps
         .iter()
         .find(|s| matches!(s, Step::Entry { kernel, .. } if !defined.contains(kernel)))
