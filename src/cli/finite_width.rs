@@ -12,6 +12,7 @@ use super::options::params_json;
 use super::result::RunResult;
 use super::solve::{Expectations, Method, SolveArgs};
 use crate::check::ir::Theory;
+use crate::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
 use crate::finite_width::{MapSettings, map_kernels};
 use crate::numeric::action::ActionError;
 use crate::solve::fluctuation::{FluctuationSettings, Order, linear_response};
@@ -130,7 +131,24 @@ pub fn run(
         Expectations::Quadrature => false,
         Expectations::Scalable | Expectations::MonteCarlo => true,
     };
-    if !map && scalable && args.expectations != Expectations::Auto {
+    let recurrent = crate::simulate::recurrent::is_recurrent(theory);
+    if recurrent && args.expectations == Expectations::Quadrature {
+        return Err(CliError::Usage(
+            "--expectations quadrature: a recurrent theory's expectations are over the units' \
+             trajectories (T·P dimensions) and are sampled; quadrature is for layered theories \
+             with P ≤ 3"
+                .into(),
+        ));
+    }
+    if recurrent && test.is_some() {
+        return Err(CliError::Usage(
+            "--x-test: for a recurrent theory the finite-width kernels are reported on the \
+             training patterns (prediction with adapted test rows is implemented for layered \
+             theories)"
+                .into(),
+        ));
+    }
+    if !recurrent && !map && scalable && args.expectations != Expectations::Auto {
         return Err(CliError::Usage(
             "--expectations scalable|monte-carlo: the linearised system is computed by \
              quadrature (P ≤ 3); use `--method map` for any P"
@@ -183,7 +201,7 @@ pub fn run(
         bar
     };
     let mut prediction_lines = Vec::new();
-    let (layers, width, extra) = if map && scalable {
+    let (layers, width, extra) = if (map && scalable) || recurrent {
         let settings = MapSettings {
             overrides: overrides.to_vec(),
             samples: args.samples,
@@ -191,8 +209,17 @@ pub fn run(
             force_sampling: args.expectations == Expectations::MonteCarlo,
             ..MapSettings::default()
         };
-        let s = map_kernels(theory, x, y, test.map(|t| t.0), &settings)
-            .map_err(|e| solver_error(&e, &args.file))?;
+        let s = if recurrent {
+            let method = if map {
+                RecurrentMethod::Map
+            } else {
+                RecurrentMethod::Linear
+            };
+            recurrent_kernels(theory, x, y, method, &settings)
+        } else {
+            map_kernels(theory, x, y, test.map(|t| t.0), &settings)
+        }
+        .map_err(|e| solver_error(&e, &args.file))?;
         if let Some(p) = &s.prediction {
             let scores = match test {
                 Some((_, Some(yt))) => Some(p.metrics(yt).map_err(|e| usage(&e))?),

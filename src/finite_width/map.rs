@@ -54,13 +54,13 @@ use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, paramete
 type Solved = (State, usize, f64, Vec<Option<f64>>);
 
 /// The fewest samples a replica gets (fewer when M itself is smaller).
-const MIN_REPLICA_SAMPLES: usize = 2_000;
+pub(super) const MIN_REPLICA_SAMPLES: usize = 2_000;
 
 /// Field (or conjugate) entries by the field's key.
 type Entries = BTreeMap<EntryKey, Array2<f64>>;
 
 /// Field ids at and above this stand for conjugates (id − base) in evaluation contexts.
-const CONJUGATE_BASE: usize = 1 << 24;
+pub(super) const CONJUGATE_BASE: usize = 1 << 24;
 
 /// Settings of [`map_kernels`].
 #[derive(Debug, Clone)]
@@ -459,7 +459,7 @@ impl MapPrediction {
 }
 
 /// sd over replicas / √R, entry by entry (None with fewer than two).
-fn standard_error(values: &[Array2<f64>]) -> Option<Array2<f64>> {
+pub(super) fn standard_error(values: &[Array2<f64>]) -> Option<Array2<f64>> {
     let r = values.len() as f64;
     let first = values.first()?;
     if values.len() < 2 {
@@ -478,7 +478,7 @@ fn standard_error(values: &[Array2<f64>]) -> Option<Array2<f64>> {
     Some((var / (r - 1.0)).mapv(f64::sqrt) / r.sqrt())
 }
 
-fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthError> {
+pub(super) fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthError> {
     let bad = |name: &'static str, value: f64, reason: &'static str| {
         Err(FiniteWidthError::BadSetting {
             name,
@@ -528,13 +528,13 @@ fn has_jumps(theory: &Theory, e: &Expr) -> bool {
     })
 }
 
-fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {
+pub(super) fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     Array2::from_shape_simple_fn((m, p), || StandardNormal.sample(&mut rng))
 }
 
 /// Replaces conjugate entries by fields at [`CONJUGATE_BASE`] + id.
-fn conjugates_as_fields(e: &Expr) -> Expr {
+pub(super) fn conjugates_as_fields(e: &Expr) -> Expr {
     substitute(e, &|x| match &x.kind {
         ExprKind::Conjugate { conj, indices } => Some(node(
             ExprKind::Field {
@@ -547,7 +547,7 @@ fn conjugates_as_fields(e: &Expr) -> Expr {
     })
 }
 
-fn norm(m: &Array2<f64>) -> f64 {
+pub(super) fn norm(m: &Array2<f64>) -> f64 {
     m.iter().map(|v| v * v).sum::<f64>().sqrt()
 }
 
@@ -1304,7 +1304,7 @@ impl<'a> Problem<'a> {
 /// The next iterate of Anderson mixing from past iterates xᵢ and residuals fᵢ = G(xᵢ) − xᵢ
 /// (the last one current): x + βf − (ΔX + βΔF)γ with γ = argmin ‖f − ΔF γ‖; a plain damped
 /// step x + βf with one iterate, or where the least-squares problem is degenerate.
-fn anderson(memory: &[(Array1<f64>, Array1<f64>)], beta: f64) -> Array1<f64> {
+pub(super) fn anderson(memory: &[(Array1<f64>, Array1<f64>)], beta: f64) -> Array1<f64> {
     let Some((x, f)) = memory.last() else {
         return Array1::zeros(0);
     };

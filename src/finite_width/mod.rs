@@ -10,12 +10,15 @@
 //! * [`tilted`] is one population's tilted measure — exact where Gaussian, importance
 //!   sampled with common random numbers otherwise — with the tilted averages (forward
 //!   equations) and ∂ ln Z / ∂K, ∂ ln Z / ∂m (backward equations);
+//! * [`recurrent`] does the same for a recurrent theory, whose one population of units is
+//!   shared over time (the MAP and the linearised system);
 //! * [`map`] solves the forward–backward equations by damped sweeps from the NNGP point
 //!   (THEORY.md §4.3), with Monte Carlo standard errors from independent replicas.
 
 pub mod gaussian;
 pub mod map;
 pub mod price;
+pub mod recurrent;
 pub mod tilted;
 
 pub use map::{MapPrediction, MapSettings, MapSolution, map_kernels};

@@ -309,7 +309,7 @@ impl TiltedMeasure {
 /// M samples that made it (|λ| ≤ 10 λ_max/√M): the kernels' sampled tilt corrections are
 /// O(1/√M) in every direction, and the weakest directions of a kernel on many patterns can
 /// be smaller than that.
-fn sampling_factor(k: &Array2<f64>, samples: usize) -> Result<Array2<f64>, String> {
+pub(super) fn sampling_factor(k: &Array2<f64>, samples: usize) -> Result<Array2<f64>, String> {
     let resolution = 10.0 / (samples.max(1) as f64).sqrt();
     factor_clipped(k, resolution.max(1e-9)).map_err(|reason| {
         format!("{reason}, beyond the Monte Carlo resolution of {samples} samples")

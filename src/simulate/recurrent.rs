@@ -78,6 +78,8 @@ pub struct RecurrentNetwork {
     /// The last time T (times 0…T).
     pub last_time: usize,
     var: String,
+    /// The exponent of the cumulant-generating term (the random variable is `var`).
+    tilt: Expr,
     rules: Vec<BlockRule>,
     definitions: Vec<(EntryKey, Expr)>,
     /// The unit output f(h[u]) with u = `output_time`.
@@ -102,10 +104,10 @@ impl RecurrentNetwork {
             false
         });
         let (renamed, terms) = rename_terms(&action);
-        let found: Vec<(String, FieldId, Expr)> = terms
+        let found: Vec<(String, FieldId, Expr, Expr)> = terms
             .into_iter()
             .filter_map(|t| match t.cov {
-                Covariance::Family(field) => Some((t.var, field, t.mean)),
+                Covariance::Family(field) => Some((t.var, field, t.mean, t.tilt)),
                 Covariance::Matrix(_) => None,
             })
             .collect();
@@ -113,7 +115,7 @@ impl RecurrentNetwork {
             reason: reason.into(),
             span,
         };
-        let [(var, family, mean)] = found.as_slice() else {
+        let [(var, family, mean, tilt)] = found.as_slice() else {
             return Err(not_simulable(
                 "a recurrent network is one expectation over a time family `h ~ N(0, C)`; \
                  this action has none or several",
@@ -218,10 +220,14 @@ impl RecurrentNetwork {
             .max()
             .unwrap_or(0);
         // f: the vector factor of a block between two different times
+        // (a network of one step has only the equal-time block)
         let mut output = None;
-        for rule in &rules {
-            if let [t, s] = rule.key.1.as_slice()
-                && t != s
+        let cross_first = rules
+            .iter()
+            .filter(|r| matches!(r.key.1.as_slice(), [t, s] if t != s))
+            .chain(rules.iter());
+        for rule in cross_first {
+            if let [t, _] = rule.key.1.as_slice()
                 && let Some((f, u)) = unit_output(&rule.body, var)
             {
                 if u != t - 1 {
@@ -240,7 +246,7 @@ impl RecurrentNetwork {
         }
         let (output, output_time) = output.ok_or_else(|| {
             not_simulable(
-                "no block between two times reads one unit output f(h[t−1]): the recurrent \
+                "no block reads one unit output f(h[t−1]): the recurrent \
                  simulator needs the cross-time equations C[t, s] = … ⟨f(h[t−1]) f(h[s−1])ᵀ⟩",
                 theory.action.body.span,
             )
@@ -258,6 +264,7 @@ impl RecurrentNetwork {
             family: *family,
             last_time: last_time as usize,
             var: var.clone(),
+            tilt: tilt.clone(),
             rules,
             definitions,
             output,
@@ -268,6 +275,16 @@ impl RecurrentNetwork {
     /// The entry's name as written: `C[2,3]`.
     pub fn name(&self, key: &EntryKey) -> String {
         Kernels::name(&self.theory, key)
+    }
+
+    /// The blocks with a forward equation (`C[t, s]`, t, s ≥ 1), in the equations' order.
+    pub fn block_keys(&self) -> Vec<EntryKey> {
+        self.rules.iter().map(|r| r.key.clone()).collect()
+    }
+
+    /// The units' random variable and the exponent of their cumulant-generating term.
+    pub(crate) fn tilt(&self) -> (&str, &Expr) {
+        (&self.var, &self.tilt)
     }
 }
 
@@ -329,6 +346,9 @@ pub struct RecurrentSimulator<'a> {
     pub gain: f64,
     /// The drive's covariance factor L (LLᵀ = D over (time, pattern), time-major).
     drive: Array2<f64>,
+    /// D itself, ((T+1)P)² time-major: the definitions' blocks and the part of every
+    /// block's equation that does not come from the units.
+    pub drive_covariance: Array2<f64>,
 }
 
 impl<'a> RecurrentSimulator<'a> {
@@ -348,6 +368,7 @@ impl<'a> RecurrentSimulator<'a> {
             fixed: BTreeMap::new(),
             gain: 0.0,
             drive: Array2::zeros((0, 0)),
+            drive_covariance: Array2::zeros((0, 0)),
         };
         for (key, body) in &network.definitions {
             let value = sim.matrix(&BTreeMap::new(), None, body, &network.name(key))?;
@@ -420,6 +441,7 @@ impl<'a> RecurrentSimulator<'a> {
         // symmetrise: C[t, s] and C[s, t]ᵀ are the same covariance
         let d = (&d + &d.t()) * 0.5;
         sim.drive = covariance_factor(&d, "the drive's covariance over time and patterns")?;
+        sim.drive_covariance = d;
         sim.gain = gain;
         // the factorisation ⟨body⟩ = (1/n) F(t−1)ᵀ F(s−1), checked on a probe draw
         let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(0x5eed);

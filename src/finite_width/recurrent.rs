@@ -1,0 +1,766 @@
+//! Finite width for recurrent networks: the MAP kernels over time and the linearised system
+//! around the NNGP point, for any number of patterns.
+//!
+//! ## Equations
+//! A recurrent action has one population of N units whose pre-activations over the times
+//! 0…T−1 that the tilt reads form one Gaussian vector h of dimension T·P, with covariance K
+//! built from the blocks: K[u, v] = ½(C[u, v] + C[v, u]ᵀ) (a cross-time block enters
+//! symmetrised), the definitions C[0, ·] where a time is 0. Read off the action
+//! ([`crate::simulate::recurrent`]): C[t, s] = D[t, s] + g⟨f(h[t−1]) f(h[s−1])ᵀ⟩ and the tilt
+//! A(h) = (g/N) Σ_{t,s} f(h[t−1])ᵀ C̃[t, s] f(h[s−1]) = (g/N) FᵀQF (checked on a probe
+//! draw), Q the T·P matrix of the conjugate blocks. Stationarity gives (THEORY.md §4.3, with
+//! one population shared over time)
+//! * (F) C[t, s] = D[t, s] + g·⟨f(h[t−1]) f(h[s−1])ᵀ⟩_P under P(h) ∝ 𝒩(h; 0, K) e^{A(h)};
+//! * (B) C̃[t, s] = N·(∂ ln Z/∂K)[t, s] + ∂R/∂C[t, s], the first term for t, s ≤ T − 1 (the
+//!   blocks the units' covariance reads), R the rest of the action (the data term on the
+//!   readout's blocks: one time or several), derived symbolically.
+//!
+//! Unlike a deep network's, the forward equations at fixed C̃ are not one causal pass: the
+//! tilt couples every time. So the sweeps iterate the fields and the conjugates together,
+//! x = (C, C̃) ← Φ(x), with Anderson acceleration; at C̃ = 0 the fields' part is causal
+//! (block-triangular), so the NNGP kernels are reached in T passes.
+//!
+//! ## Linearised system
+//! `Linear` solves S⁽²⁾u = −∇S at the NNGP point x* = (C*, 0) (THEORY.md §4.4): its blocks
+//! are those of the same map, δx = (Φ(x*) − x*) + DΦ(x*)·δx, with DΦ·v the central difference
+//! of Φ on the same normals (smooth in x, so the difference is the derivative to ~1e-8),
+//! iterated to its fixed point. The MAP and the linear solution then differ by O(1/N²) in
+//! the kernels, and by O(1/N) in N·(C − C*).
+//!
+//! ## Monte Carlo
+//! Expectations are self-normalised importance sampling from 𝒩(0, K) with common random
+//! numbers h = zLᵀ (LLᵀ = K, z drawn once), as in [`super::map`]: the fields are
+//! C* + F_z(C, C̃) − F_z(C*, 0), ∂ ln Z/∂K the control-variate estimator
+//! ½L⁻ᵀZᵀdiag(w − 1/M)ZL⁻¹ (exactly zero without tilt), standard errors from independent
+//! replicas.
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+
+use super::FiniteWidthError;
+use super::map::{
+    CONJUGATE_BASE, MIN_REPLICA_SAMPLES, MapLayer, MapPrediction, MapSettings, MapSolution,
+    PopulationReport, anderson, check_settings, conjugates_as_fields, normals, standard_error,
+};
+use super::tilted::{Estimator, sampling_factor};
+use crate::check::ir::{ExprKind, Theory};
+use crate::derive::build::{add, neg, zero};
+use crate::derive::equations::backward_equations_of;
+use crate::derive::grad::Variable;
+use crate::derive::unroll::{IndexEnv, unroll};
+use crate::numeric::matrix::{MatrixContext, Value, inverse};
+use crate::simulate::network::additive_terms;
+use crate::simulate::recurrent::{RecurrentNetwork, RecurrentSimulator};
+use crate::simulate::stream_seed;
+use crate::simulate::units::UnitEvaluator;
+use crate::solve::nngp::{EntryKey, NngpSettings, nngp_kernels, parameter_values};
+use crate::solve::readout::find_readout;
+
+/// Which finite-width solution of a recurrent theory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecurrentMethod {
+    /// The full saddle point (MAP kernels of every block).
+    Map,
+    /// The linearised system around the NNGP point (one Newton step of the action).
+    Linear,
+}
+
+type Entries = BTreeMap<EntryKey, Array2<f64>>;
+
+/// A map of the flattened state (fields, then conjugates) and the ESS at which it was
+/// evaluated.
+type StateMap<'m> = dyn Fn(&Array1<f64>) -> Result<(Array1<f64>, f64), FiniteWidthError> + 'm;
+
+/// Fields and conjugates by the block's key.
+#[derive(Debug, Clone)]
+struct State {
+    fields: Entries,
+    conjugates: Entries,
+}
+
+/// The recurrent theory read for the sweeps, at bound parameters on the training inputs.
+struct Problem<'a> {
+    theory: &'a Theory,
+    sim: RecurrentSimulator<'a>,
+    params: Vec<f64>,
+    x: ArrayView2<'a, f64>,
+    y: ArrayView2<'a, f64>,
+    units: f64,
+    patterns: usize,
+    /// T: the tilt reads h[0…T−1].
+    times: usize,
+    keys: Vec<EntryKey>,
+    /// ∂R/∂C per key, conjugates as fields at [`CONJUGATE_BASE`].
+    rest: Vec<Option<crate::check::ir::Expr>>,
+    conjugate_of: Vec<Option<usize>>,
+}
+
+/// One evaluation of the map: the fields' and conjugates' new values and the weights' ESS.
+struct Step {
+    fields: Entries,
+    conjugates: Entries,
+    ess: f64,
+}
+
+impl<'a> Problem<'a> {
+    fn new(
+        theory: &'a Theory,
+        network: &'a RecurrentNetwork,
+        params: Vec<f64>,
+        x: ArrayView2<'a, f64>,
+        y: ArrayView2<'a, f64>,
+    ) -> Result<Problem<'a>, FiniteWidthError> {
+        let sim = RecurrentSimulator::new(network, x)?;
+        // f must be entry-wise for F = f(h) to be the units' outputs at every time
+        sim.unit_output_values(&[-1.3, 0.2, 0.7])?;
+        let keys = network.block_keys();
+        let conjugate_of: Vec<Option<usize>> = (0..theory.fields.len())
+            .map(|f| theory.conjugates.iter().position(|c| c.of == f))
+            .collect();
+        for key in &keys {
+            if conjugate_of[key.0].is_none() {
+                return Err(FiniteWidthError::Unsupported(format!(
+                    "{} has a forward equation but no conjugate",
+                    network.name(key)
+                )));
+            }
+        }
+        let ints = theory.int_values(&params);
+        let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
+        let mut rest = zero(action.shape);
+        for (sign, term) in additive_terms(&action, 1.0) {
+            if term.any(&mut |e| matches!(e.kind, ExprKind::Expectation { .. })) {
+                continue;
+            }
+            rest = add(rest, if sign < 0.0 { neg(term) } else { term });
+        }
+        let backward = backward_equations_of(theory, rest, &ints)?;
+        let mut rest_of = Vec::new();
+        for key in &keys {
+            let conj = conjugate_of[key.0];
+            let eq = backward.iter().find(|eq| {
+                matches!(&eq.stationary_in, Variable::Field(f, i) if *f == key.0 && *i == key.1)
+                    && matches!(&eq.unknown, Variable::Conjugate(c, _) if Some(*c) == conj)
+            });
+            rest_of.push(match eq.map(|eq| &eq.rhs) {
+                Some(Ok(rhs)) => Some(conjugates_as_fields(rhs)),
+                Some(Err(e)) => return Err(FiniteWidthError::Derive(e.clone())),
+                None => None,
+            });
+        }
+        let times = network.last_time;
+        let problem = Problem {
+            theory,
+            sim,
+            params,
+            x,
+            y,
+            units: network.units as f64,
+            patterns: x.nrows(),
+            times,
+            keys,
+            rest: rest_of,
+            conjugate_of,
+        };
+        problem.check_tilt()?;
+        Ok(problem)
+    }
+
+    /// Runs `f` with a context that reads fields, conjugates, definitions and the data.
+    fn with_context<T>(
+        &self,
+        fields: &Entries,
+        conjugates: &Entries,
+        f: impl FnOnce(&MatrixContext<'_>) -> Result<T, FiniteWidthError>,
+    ) -> Result<T, FiniteWidthError> {
+        let theory = self.theory;
+        let lookup = |field: usize, idx: &[i64]| -> Option<&Array2<f64>> {
+            if field >= CONJUGATE_BASE {
+                let of = theory.conjugates.get(field - CONJUGATE_BASE)?.of;
+                return conjugates.get(&(of, idx.to_vec()));
+            }
+            let key = (field, idx.to_vec());
+            fields.get(&key).or_else(|| self.sim.fixed.get(&key))
+        };
+        let name = |field: usize| {
+            if field >= CONJUGATE_BASE {
+                return theory
+                    .conjugates
+                    .get(field - CONJUGATE_BASE)
+                    .map_or_else(String::new, |c| c.name.clone());
+            }
+            theory
+                .fields
+                .get(field)
+                .map_or_else(|| "an average".to_string(), |f| f.name.clone())
+        };
+        let ctx = MatrixContext {
+            params: &self.params,
+            inputs: Some(self.x),
+            targets: Some(self.y),
+            field: &lookup,
+            field_name: &name,
+        };
+        f(&ctx)
+    }
+
+    fn matrix(
+        &self,
+        state: &State,
+        e: &crate::check::ir::Expr,
+        what: &str,
+    ) -> Result<Array2<f64>, FiniteWidthError> {
+        let p = self.patterns;
+        let value = self.with_context(&state.fields, &state.conjugates, |ctx| {
+            ctx.eval(e).map_err(|err| FiniteWidthError::Evaluate {
+                what: what.to_string(),
+                reason: err.to_string(),
+            })
+        })?;
+        Ok(match value {
+            Value::Matrix(m) => m,
+            Value::Scalar(v) => Array2::from_elem((p, p), v),
+        })
+    }
+
+    /// Block (u, v) of the drive D (P×P).
+    fn drive(&self, u: usize, v: usize) -> ArrayView2<'_, f64> {
+        let p = self.patterns;
+        self.sim
+            .drive_covariance
+            .slice(s![u * p..(u + 1) * p, v * p..(v + 1) * p])
+    }
+
+    fn block(key: &EntryKey) -> (usize, usize) {
+        let t = key.1.first().copied().unwrap_or(0).max(0) as usize;
+        let s = key.1.get(1).copied().unwrap_or(0).max(0) as usize;
+        (t, s)
+    }
+
+    /// K over the times 0…T−1 (T·P square): the drive where a time is 0, the symmetrised
+    /// blocks of the fields elsewhere.
+    fn covariance(&self, fields: &Entries) -> Result<Array2<f64>, FiniteWidthError> {
+        let (p, times) = (self.patterns, self.times);
+        let family = self.keys.first().map_or(0, |k| k.0);
+        let mut k = Array2::<f64>::zeros((times * p, times * p));
+        for u in 0..times {
+            for v in 0..times {
+                let block = if u == 0 || v == 0 {
+                    self.drive(u, v).to_owned()
+                } else {
+                    let entry = |a: usize, b: usize| {
+                        fields
+                            .get(&(family, vec![a as i64, b as i64]))
+                            .ok_or_else(|| {
+                                FiniteWidthError::Unsupported(format!(
+                                    "the units' covariance needs the block {} between the times \
+                                 {a} and {b}, which has no forward equation",
+                                    self.sim.network.name(&(family, vec![a as i64, b as i64]))
+                                ))
+                            })
+                    };
+                    (entry(u, v)? + &entry(v, u)?.t()) * 0.5
+                };
+                k.slice_mut(s![u * p..(u + 1) * p, v * p..(v + 1) * p])
+                    .assign(&block);
+            }
+        }
+        Ok((&k + &k.t()) * 0.5)
+    }
+
+    /// Q: block (t−1, s−1) = C̃[t, s] for t, s ≤ T.
+    fn tilt_matrix(&self, conjugates: &Entries) -> Array2<f64> {
+        let (p, times) = (self.patterns, self.times);
+        let mut q = Array2::<f64>::zeros((times * p, times * p));
+        for (key, value) in conjugates {
+            let (t, s) = Self::block(key);
+            if (1..=times).contains(&t) && (1..=times).contains(&s) {
+                q.slice_mut(s![(t - 1) * p..t * p, (s - 1) * p..s * p])
+                    .assign(value);
+            }
+        }
+        q
+    }
+
+    /// f(h) at every time (the rows of `h` are samples, T·P columns time-major).
+    fn outputs(&self, h: &Array2<f64>) -> Result<Array2<f64>, FiniteWidthError> {
+        let p = self.patterns;
+        let mut f = Array2::<f64>::zeros(h.dim());
+        for u in 0..self.times {
+            let block = h.slice(s![.., u * p..(u + 1) * p]).to_owned();
+            f.slice_mut(s![.., u * p..(u + 1) * p])
+                .assign(&self.sim.unit_outputs(&block)?);
+        }
+        Ok(f)
+    }
+
+    /// The tilt read as (g/N) FᵀQF: checked against the action's exponent on a probe draw
+    /// with generic conjugates.
+    fn check_tilt(&self) -> Result<(), FiniteWidthError> {
+        let (p, times) = (self.patterns, self.times);
+        let probe = 7;
+        let h = Array2::from_shape_fn((probe, times * p), |(i, j)| {
+            ((i as f64 * 1.7 + j as f64 * 0.61).sin() * 1.3) + 0.1 * j as f64 / (times * p) as f64
+        });
+        let mut conjugates = Entries::new();
+        for key in &self.keys {
+            let (t, s) = Self::block(key);
+            let value = Array2::from_shape_fn((p, p), |(a, b)| {
+                (0.3 + 0.1 * t as f64 - 0.05 * s as f64) * (1.0 + (a as f64 - b as f64).cos())
+            });
+            conjugates.insert(key.clone(), value);
+        }
+        let mine = self.tilt_values(&self.outputs(&h)?, &self.tilt_matrix(&conjugates));
+        let (var, tilt) = self.sim.network.tilt();
+        let tilt = conjugates_as_fields(tilt);
+        let states: Vec<Array2<f64>> = (0..times)
+            .map(|u| h.slice(s![.., u * p..(u + 1) * p]).to_owned())
+            .collect();
+        let fields = Entries::new();
+        let theirs = self.with_context(&fields, &conjugates, |ctx| {
+            UnitEvaluator {
+                theory: self.theory,
+                var,
+                h: states[0].view(),
+                constants: ctx,
+                memo: None,
+                times: &states,
+            }
+            .per_unit(&tilt)
+            .map_err(|e| FiniteWidthError::Evaluate {
+                what: "the tilt of the recurrent units".into(),
+                reason: e.reason,
+            })
+        })?;
+        let scale = theirs.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+        if (&mine - &theirs).iter().any(|d| d.abs() > 1e-9 * scale) {
+            return Err(FiniteWidthError::Unsupported(
+                "the recurrent units' tilt is not (g/N) Σ f(h[t−1])ᵀ C̃[t, s] f(h[s−1]) with the \
+                 g of the forward equations: the sweeps take the cumulant-generating term of \
+                 the empirical kernels"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// (g/N) F_iᵀ Q F_i for every sample i.
+    fn tilt_values(&self, f: &Array2<f64>, q: &Array2<f64>) -> Array1<f64> {
+        let fq = f.dot(q);
+        (f * &fq).sum_axis(Axis(1)) * (self.sim.gain / self.units)
+    }
+
+    /// Φ(C, C̃) on the normals z: (F) every block from the tilted averages (uncorrected),
+    /// and with `gradients` (B) every conjugate.
+    fn step(
+        &self,
+        state: &State,
+        z: ArrayView2<'_, f64>,
+        gradients: bool,
+    ) -> Result<Step, FiniteWidthError> {
+        let (p, m) = (self.patterns, z.nrows());
+        let k = self.covariance(&state.fields)?;
+        let factor = sampling_factor(&k, m).map_err(|reason| FiniteWidthError::Evaluate {
+            what: "the covariance of the recurrent units over time".into(),
+            reason,
+        })?;
+        let h = z.dot(&factor.t());
+        let f = self.outputs(&h)?;
+        let a = self.tilt_values(&f, &self.tilt_matrix(&state.conjugates));
+        if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
+            return Err(FiniteWidthError::Evaluate {
+                what: "the tilt of the recurrent units".into(),
+                reason: format!("it came out {bad} on a sample"),
+            });
+        }
+        let top = a.fold(f64::NEG_INFINITY, |acc, &v| acc.max(v));
+        let mut w = a.mapv(|v| (v - top).exp());
+        w /= w.sum();
+        let ess = 1.0 / w.dot(&w);
+        let needed = (m as f64 * 1e-3).max(20.0).min(m as f64 / 2.0);
+        if ess < needed {
+            return Err(FiniteWidthError::Collapsed {
+                term: 1,
+                ess,
+                samples: m,
+            });
+        }
+        let averages = f.t().dot(&(&f * &w.view().insert_axis(Axis(1))));
+        let gain = self.sim.gain;
+        let mut fields = Entries::new();
+        for key in &self.keys {
+            let (t, s) = Self::block(key);
+            let block = averages.slice(s![(t - 1) * p..t * p, (s - 1) * p..s * p]);
+            fields.insert(key.clone(), &self.drive(t, s) + &(&block * gain));
+        }
+        let mut conjugates = Entries::new();
+        if gradients {
+            let excess = w.mapv(|v| v - 1.0 / m as f64);
+            let inv = inverse(&factor).map_err(|_| FiniteWidthError::Evaluate {
+                what: "the covariance of the recurrent units over time".into(),
+                reason: "it is singular: the backward equation needs its inverse".into(),
+            })?;
+            let second = z.t().dot(&(&z * &excess.view().insert_axis(Axis(1))));
+            let grad = inv.t().dot(&second).dot(&inv);
+            let grad = (&grad + &grad.t()) * 0.25;
+            for (r, key) in self.keys.iter().enumerate() {
+                let (t, s) = Self::block(key);
+                let mut value = Array2::<f64>::zeros((p, p));
+                if t < self.times && s < self.times {
+                    value.scaled_add(
+                        self.units,
+                        &grad.slice(s![t * p..(t + 1) * p, s * p..(s + 1) * p]),
+                    );
+                }
+                if let Some(rest) = &self.rest[r] {
+                    let what = format!("the backward equation of {}", self.sim.network.name(key));
+                    value += &self.matrix(state, rest, &what)?;
+                }
+                if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
+                    return Err(FiniteWidthError::Evaluate {
+                        what: format!("the conjugate of {}", self.sim.network.name(key)),
+                        reason: format!("an entry came out {bad}"),
+                    });
+                }
+                conjugates.insert(key.clone(), value);
+            }
+        }
+        Ok(Step {
+            fields,
+            conjugates,
+            ess,
+        })
+    }
+
+    fn flatten(&self, state: &State) -> Array1<f64> {
+        self.keys
+            .iter()
+            .flat_map(|k| state.fields[k].iter().copied())
+            .chain(
+                self.keys
+                    .iter()
+                    .flat_map(|k| state.conjugates[k].iter().copied()),
+            )
+            .collect()
+    }
+
+    fn unflatten(&self, v: &Array1<f64>) -> State {
+        let p = self.patterns;
+        let n = p * p;
+        let half = self.keys.len() * n;
+        let take = |at: usize| {
+            Array2::from_shape_vec((p, p), v.slice(s![at..at + n]).to_vec())
+                .unwrap_or_else(|_| Array2::zeros((p, p)))
+        };
+        let mut state = State {
+            fields: Entries::new(),
+            conjugates: Entries::new(),
+        };
+        for (i, key) in self.keys.iter().enumerate() {
+            state.fields.insert(key.clone(), take(i * n));
+            state.conjugates.insert(key.clone(), take(half + i * n));
+        }
+        state
+    }
+
+    /// Φ with the sampled map's error at the NNGP point subtracted from the fields.
+    fn corrected(
+        &self,
+        state: &State,
+        z: ArrayView2<'_, f64>,
+        correction: &Entries,
+    ) -> Result<(State, f64), FiniteWidthError> {
+        let step = self.step(state, z, true)?;
+        let mut fields = step.fields;
+        for (key, v) in fields.iter_mut() {
+            *v += &correction[key];
+        }
+        Ok((
+            State {
+                fields,
+                conjugates: step.conjugates,
+            },
+            step.ess,
+        ))
+    }
+
+    /// C* − F_z(C*, 0).
+    fn correction(
+        &self,
+        nngp: &State,
+        z: ArrayView2<'_, f64>,
+    ) -> Result<Entries, FiniteWidthError> {
+        let at_start = self.step(nngp, z, false)?;
+        Ok(at_start
+            .fields
+            .iter()
+            .map(|(key, v)| (key.clone(), &nngp.fields[key] - v))
+            .collect())
+    }
+
+    /// The relative change of a step: the larger of the fields' and the conjugates'.
+    fn residual(&self, x: &Array1<f64>, next: &Array1<f64>) -> f64 {
+        let half = x.len() / 2;
+        let relative = |r: std::ops::Range<usize>| {
+            let (a, b) = (x.slice(s![r.clone()]), next.slice(s![r]));
+            let d = &b - &a;
+            let size = b.dot(&b).sqrt();
+            if size > 0.0 {
+                d.dot(&d).sqrt() / size
+            } else if d.iter().all(|v| *v == 0.0) {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        };
+        relative(0..half).max(relative(half..x.len()))
+    }
+
+    /// The fixed point x = map(x) from `from` by Anderson-accelerated damped iteration.
+    fn fixed_point(
+        &self,
+        from: Array1<f64>,
+        map: &StateMap<'_>,
+        settings: &MapSettings,
+    ) -> Result<(Array1<f64>, usize, f64, f64), FiniteWidthError> {
+        let beta = settings.damping;
+        let mut x = from;
+        let (mut g, mut ess) = map(&x)?;
+        let mut memory: Vec<(Array1<f64>, Array1<f64>)> = Vec::new();
+        let mut history = Vec::new();
+        for sweep in 1..=settings.max_sweeps {
+            let f = &g - &x;
+            let residual = self.residual(&x, &g);
+            history.push(residual);
+            if residual.is_nan() {
+                break;
+            }
+            if residual <= settings.tolerance {
+                return Ok((g, sweep, residual, ess));
+            }
+            let best = history.iter().copied().fold(f64::INFINITY, f64::min);
+            if residual > 4.0 * best {
+                memory.clear();
+            }
+            memory.push((x.clone(), f.clone()));
+            if memory.len() > settings.anderson_memory + 1 {
+                memory.remove(0);
+            }
+            let mut candidate = anderson(&memory, beta);
+            let mut step = beta;
+            loop {
+                match map(&candidate) {
+                    Ok((next, next_ess)) => {
+                        (g, ess) = (next, next_ess);
+                        x = candidate;
+                        break;
+                    }
+                    Err(FiniteWidthError::Collapsed { .. }) if step > 1e-6 => {
+                        memory.clear();
+                        memory.push((x.clone(), f.clone()));
+                        step *= 0.5;
+                        candidate = &x + &(&f * step);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(FiniteWidthError::NotConverged {
+            sweeps: history.len(),
+            residual: history.last().copied().unwrap_or(f64::NAN),
+            tolerance: settings.tolerance,
+            history: history.iter().rev().take(5).rev().copied().collect(),
+        })
+    }
+
+    /// The solution on normals `z` from `from`: the state, the sweeps, the last relative
+    /// change and the ESS at the solution.
+    fn solve(
+        &self,
+        method: RecurrentMethod,
+        nngp: &State,
+        from: &State,
+        z: ArrayView2<'_, f64>,
+        settings: &MapSettings,
+    ) -> Result<(State, usize, f64, f64), FiniteWidthError> {
+        let correction = self.correction(nngp, z)?;
+        let map = |x: &Array1<f64>| -> Result<(Array1<f64>, f64), FiniteWidthError> {
+            let (next, ess) = self.corrected(&self.unflatten(x), z, &correction)?;
+            Ok((self.flatten(&next), ess))
+        };
+        let start = self.flatten(nngp);
+        match method {
+            RecurrentMethod::Map => {
+                let (x, sweeps, residual, ess) =
+                    self.fixed_point(self.flatten(from), &map, settings)?;
+                Ok((self.unflatten(&x), sweeps, residual, ess))
+            }
+            RecurrentMethod::Linear => {
+                // δx = r₀ + DΦ(x*)·δx, DΦ·v by central differences on the same normals
+                let (at_start, ess) = map(&start)?;
+                let r0 = &at_start - &start;
+                let scale = start.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                let linear = |v: &Array1<f64>| -> Result<(Array1<f64>, f64), FiniteWidthError> {
+                    let size = v.iter().fold(0.0f64, |m, a| m.max(a.abs()));
+                    if size == 0.0 {
+                        return Ok((r0.clone(), ess));
+                    }
+                    let eps = 1e-4 * scale / size;
+                    let (plus, _) = map(&(&start + &(v * eps)))?;
+                    let (minus, _) = map(&(&start - &(v * eps)))?;
+                    Ok((&r0 + &((&plus - &minus) / (2.0 * eps)), ess))
+                };
+                let from = &self.flatten(from) - &start;
+                let (delta, sweeps, residual, ess) = self.fixed_point(from, &linear, settings)?;
+                Ok((self.unflatten(&(&start + &delta)), sweeps, residual, ess))
+            }
+        }
+    }
+
+    /// ln p(Y | X) with the readout kernel of `state`.
+    fn log_marginal_likelihood(&self, state: &State) -> Result<Option<f64>, FiniteWidthError> {
+        let ints = self.theory.int_values(&self.params);
+        let action = unroll(&self.theory.action.body, &IndexEnv::new(), &ints)?;
+        let Some(readout) = find_readout(&action) else {
+            return Ok(None);
+        };
+        let kernel = self.matrix(state, &readout.kernel, "the readout kernel")?;
+        let noise = match self.with_context(&state.fields, &state.conjugates, |ctx| {
+            ctx.eval(&readout.noise)
+                .map_err(|e| FiniteWidthError::Evaluate {
+                    what: "the readout noise".into(),
+                    reason: e.to_string(),
+                })
+        })? {
+            Value::Scalar(v) => v,
+            Value::Matrix(_) => {
+                return Err(FiniteWidthError::Unsupported(
+                    "the readout noise is a matrix, not a number κ".into(),
+                ));
+            }
+        };
+        let fit = crate::solve::gp::GpPosterior::fit(kernel, self.y, noise)
+            .map_err(|e| FiniteWidthError::Unsupported(e.to_string()))?;
+        Ok(Some(fit.log_marginal_likelihood()))
+    }
+
+    fn conjugate_name(&self, key: &EntryKey) -> String {
+        let name = self.conjugate_of[key.0]
+            .map_or_else(String::new, |c| self.theory.conjugates[c].name.clone());
+        let idx: Vec<String> = key.1.iter().map(i64::to_string).collect();
+        format!("{name}[{}]", idx.join(","))
+    }
+}
+
+/// The finite-width kernels of every block C[t, s] of the recurrent `theory` on inputs `x`
+/// and targets `y` (training patterns): the MAP or the linearised system, by sampled
+/// expectations over the units' trajectories (`settings.samples` per estimate, seeded), with
+/// standard errors from `settings.replicas` independent replicas.
+pub fn recurrent_kernels(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    method: RecurrentMethod,
+    settings: &MapSettings,
+) -> Result<MapSolution, FiniteWidthError> {
+    check_settings(settings)?;
+    if y.nrows() != x.nrows() {
+        return Err(FiniteWidthError::Unsupported(format!(
+            "the targets have {} rows for {} training patterns",
+            y.nrows(),
+            x.nrows()
+        )));
+    }
+    let params = parameter_values(theory, &settings.overrides)?;
+    let network = RecurrentNetwork::new(theory, &params)?;
+    let nngp_settings = NngpSettings {
+        overrides: settings.overrides.clone(),
+        outputs: Some(y.ncols()),
+        native: settings.native,
+        ..NngpSettings::default()
+    };
+    let nngp = nngp_kernels(theory, x, Some(y), &nngp_settings)?;
+    let problem = Problem::new(theory, &network, params.clone(), x, y)?;
+    let mut start = State {
+        fields: Entries::new(),
+        conjugates: Entries::new(),
+    };
+    for key in &problem.keys {
+        let value = nngp.entries.get(key).ok_or_else(|| {
+            FiniteWidthError::Unsupported(format!("no NNGP value of {}", network.name(key)))
+        })?;
+        start.fields.insert(key.clone(), value.clone());
+        start
+            .conjugates
+            .insert(key.clone(), Array2::zeros(value.dim()));
+    }
+    let dim = problem.times * problem.patterns;
+    let draw = |m: usize, stream: u64| normals(m, dim, stream_seed(settings.seed, stream));
+    let z = draw(settings.samples, 0);
+    let (state, sweeps, residual, ess) =
+        problem.solve(method, &start, &start, z.view(), settings)?;
+
+    let replicas = settings.replicas;
+    let mut replica_states = Vec::with_capacity(replicas);
+    let mut rescale = 1.0;
+    if let Some(per) = settings.samples.checked_div(replicas) {
+        let per = per.max(settings.samples.min(MIN_REPLICA_SAMPLES));
+        rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
+        for r in 0..replicas {
+            let z = draw(per, r as u64 + 1);
+            let (s, ..) = problem.solve(method, &start, &state, z.view(), settings)?;
+            replica_states.push(s);
+        }
+    }
+    let error = |pick: &dyn Fn(&State) -> &Array2<f64>| -> Option<Array2<f64>> {
+        let values: Vec<Array2<f64>> = replica_states.iter().map(|s| pick(s).clone()).collect();
+        standard_error(&values).map(|e| e * rescale)
+    };
+    let layers = problem
+        .keys
+        .iter()
+        .map(|key| MapLayer {
+            name: network.name(key),
+            conjugate_name: problem.conjugate_name(key),
+            nngp: start.fields[key].clone(),
+            kernel: state.fields[key].clone(),
+            conjugate: state.conjugates[key].clone(),
+            kernel_error: error(&|s: &State| &s.fields[key]),
+            conjugate_error: error(&|s: &State| &s.conjugates[key]),
+        })
+        .collect();
+    let prediction = match (
+        problem.log_marginal_likelihood(&state)?,
+        problem.log_marginal_likelihood(&start)?,
+    ) {
+        (Some(lml), Some(nngp_lml)) => Some(MapPrediction {
+            mean: Array2::zeros((0, y.ncols())),
+            mean_error: None,
+            variance: Array1::zeros(0),
+            variance_error: None,
+            log_marginal_likelihood: lml,
+            nngp_mean: Array2::zeros((0, y.ncols())),
+            nngp_variance: Array1::zeros(0),
+            nngp_log_marginal_likelihood: nngp_lml,
+        }),
+        _ => None,
+    };
+    Ok(MapSolution {
+        width: Some(problem.units),
+        layers,
+        sweeps,
+        residual,
+        tolerance: settings.tolerance,
+        populations: vec![PopulationReport {
+            term: 1,
+            units: network.units,
+            estimator: Estimator::ImportanceSampling,
+            effective_samples: Some(ess),
+        }],
+        samples: settings.samples,
+        replicas,
+        training: x.nrows(),
+        prediction,
+    })
+}
