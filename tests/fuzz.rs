@@ -326,7 +326,68 @@ fn json_contract(stdout: &str, with_test_targets: bool) -> Result<(), String> {
     }
     let kernels = value.get("kernels").and_then(|k| k.as_object());
     for (name, kernel) in kernels.into_iter().flatten() {
-        covariance_errors(kernel).map_err(|why| format!("exit 0 but kernel {name} {why}"))?;
+        let checked = match cross_time_block(name) {
+            Some((f, t, u)) => {
+                let diagonal = |a: &str| kernels.and_then(|k| k.get(&format!("{f}[{a},{a}]")));
+                cross_block_errors(kernel, diagonal(t), diagonal(u))
+            }
+            None => covariance_errors(kernel),
+        };
+        checked.map_err(|why| format!("exit 0 but kernel {name} {why}"))?;
+    }
+    Ok(())
+}
+
+/// `C[1,2]` → ("C", "1", "2"): a block between two different times, which is a
+/// cross-covariance, not a covariance matrix.
+fn cross_time_block(name: &str) -> Option<(&str, &str, &str)> {
+    let (field, rest) = name.split_once('[')?;
+    let (t, u) = rest.strip_suffix(']')?.split_once(',')?;
+    (t != u).then_some((field, t, u))
+}
+
+/// A cross-covariance block C[t, s] must be square and obey Cauchy–Schwarz against the
+/// equal-time blocks' variances: |C[t, s]_ab| ≤ √(C[t, t]_aa C[s, s]_bb).
+fn cross_block_errors(
+    kernel: &serde_json::Value,
+    first: Option<&serde_json::Value>,
+    second: Option<&serde_json::Value>,
+) -> Result<(), String> {
+    let rows = |v: &serde_json::Value| -> Result<Vec<Vec<f64>>, String> {
+        v.as_array()
+            .ok_or("is not an array of rows")?
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .ok_or_else(|| "has a row that is not an array".to_string())?
+                    .iter()
+                    .map(|v| {
+                        v.as_f64()
+                            .ok_or_else(|| "has an entry that is not a number".into())
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let block = rows(kernel)?;
+    let n = block.len();
+    if block.iter().any(|row| row.len() != n) {
+        return Err(format!("is not square ({n} rows)"));
+    }
+    let (Some(first), Some(second)) = (first, second) else {
+        return Ok(());
+    };
+    let (a, b) = (rows(first)?, rows(second)?);
+    for i in 0..n {
+        for j in 0..n {
+            let bound = a[i][i].max(0.0).sqrt() * b[j][j].max(0.0).sqrt();
+            if block[i][j].abs() > bound * (1.0 + COVARIANCE_SLACK) + UNDERFLOW_SLACK {
+                return Err(format!(
+                    "breaks Cauchy–Schwarz: |[{i}][{j}]| = {:e} > {bound:e}",
+                    block[i][j].abs()
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -284,19 +284,31 @@ fn the_command_line_reproduces_and_refuses_bad_settings() {
         assert_eq!(code, 1, "{args:?}: {out}{err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
-    // a recurrent network is sampled from its prior (tests/cli.rs); its posterior is refused
-    let (code, _, err) = saddle(&[
+    // a recurrent network's posterior: the same sampler on the drive's and the shared
+    // weights' normals, reproducible by its seed
+    let recurrent = [
         "simulate",
         "examples/recurrent_erf.action",
         "--x",
         x,
         "--y",
         y,
-    ]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("recurrent_erf.action") && err.contains("--prior"),
-        "{err}"
+        "--set",
+        "N=30",
+        "--samples",
+        "40",
+        "--json",
+    ];
+    let (code, first, err) = saddle(&recurrent);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(first, saddle(&recurrent).1, "same seed, same output");
+    let json: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(json["method"].as_str(), Some("simulate-ess"));
+    assert!(json["kernels"]["C[3,3]"].is_array(), "{json}");
+    assert!(json["rhat"]["C[2,3]"].is_array(), "{json}");
+    assert_eq!(
+        json["sampler"]["name"].as_str(),
+        Some("elliptical slice sampling")
     );
 }
 

@@ -1,6 +1,7 @@
 //! `saddle solve --method map|linear`: the kernels of every layer at finite width N — the full
-//! saddle point ([`crate::solve::saddle_point`]) or the linearised fluctuation system around the
-//! NNGP point ([`crate::solve::fluctuation`]) — on the training patterns.
+//! saddle point ([`crate::solve::saddle_point`], [`crate::finite_width::map`]) or the
+//! linearised fluctuation system around the NNGP point ([`crate::solve::fluctuation`]); for a
+//! recurrent theory both over time ([`crate::finite_width::recurrent`]).
 
 use std::io::IsTerminal;
 

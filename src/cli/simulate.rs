@@ -17,7 +17,7 @@ use super::options::{load, params_json, parse_set, theory};
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
-use crate::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
+use crate::simulate::posterior::{PosteriorSettings, Targets, WhitenedNetwork, sample_posterior};
 use crate::simulate::prior::sample_prior;
 use crate::simulate::{
     Network, PriorDraws, RecurrentNetwork, RecurrentSimulator, SimulateError, Simulator,
@@ -134,7 +134,8 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     };
     let train = x_train.nrows();
     if crate::simulate::recurrent::is_recurrent(&theory) {
-        return execute_recurrent(args, capture, &theory, &params, &x);
+        let data = (y, y_test);
+        return execute_recurrent(args, capture, &theory, &params, &x, data, train);
     }
     let network = Network::new(&theory, &params).map_err(|e| simulate_error(&e, args))?;
     let simulator = Simulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
@@ -196,6 +197,32 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         return report_prior(args, capture, &simulator, tables, out, &left_out);
     }
 
+    report_posterior(
+        args,
+        capture,
+        &simulator,
+        tables,
+        out,
+        &left_out,
+        (y, y_test),
+        train,
+    )
+}
+
+/// The posterior of `simulator`'s network given the training targets, reported into `out`
+/// beside the NNGP in `tables`.
+#[allow(clippy::too_many_arguments)]
+fn report_posterior(
+    args: &SimulateArgs,
+    capture: bool,
+    simulator: &dyn WhitenedNetwork,
+    mut tables: Tables<'_>,
+    mut out: RunResult,
+    left_out: &[String],
+    (y, y_test): (Option<Array2<f64>>, Option<Array2<f64>>),
+    train: usize,
+) -> Result<Option<RunResult>, CliError> {
+    let tables_theory = tables.theory;
     let y = y.ok_or_else(|| {
         CliError::Usage("--y is needed to sample the posterior (or pass --prior)".into())
     })?;
@@ -210,7 +237,7 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     let steps = (settings.chains * (settings.burn_in + settings.samples * settings.thin)) as u64;
     let bar = progress_bar(steps, args.json);
     let tick = |n: u64| bar.inc(n);
-    let posterior = sample_posterior(&simulator, Targets { y: y.view() }, settings, &tick)
+    let posterior = sample_posterior(simulator, Targets { y: y.view() }, settings, &tick)
         .map_err(|e| simulate_error(&e, args))?;
     bar.finish_and_clear();
     out.set(
@@ -228,7 +255,7 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     let mut worst_rhat: f64 = 1.0;
     let mut least_ess = f64::INFINITY;
     for (key, stats) in &posterior.entries {
-        let name = network.name(key);
+        let name = simulator.entry_name(key);
         out.matrix(&["ess", &name], stats.ess.clone());
         out.matrix(&["rhat", &name], stats.rhat.clone());
         worst_rhat = stats.rhat.iter().fold(worst_rhat, |a, &b| a.max(b));
@@ -283,7 +310,7 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         "theory {} — the finite network's posterior given {} training targets: elliptical slice \
          sampling, {} chains × {} draws (burn-in {}, thin {}, seed {}), {:.2} likelihood \
          evaluations per step",
-        theory.name,
+        tables_theory.name,
         train,
         settings.chains,
         settings.samples,
@@ -293,7 +320,7 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         posterior.evaluations_per_step
     );
     print_posterior(&report);
-    print_left_out(&left_out);
+    print_left_out(left_out);
     outln!();
     outln!(
         "{:<34} {:>12} {:>10} {:>8} {:>7}",
@@ -326,7 +353,7 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     if let Some((mse, acc)) = metrics {
         outln!(
             "test patterns: {} — MSE {:.6}, accuracy {:.2}%",
-            x.nrows() - train,
+            simulator.patterns() - train,
             mse,
             100.0 * acc
         );
@@ -667,34 +694,34 @@ fn report_prior(
     Ok(None)
 }
 
-/// `saddle simulate --prior` of a recurrent theory: one network with its weights shared over
-/// time ([`RecurrentNetwork`]).
+/// `saddle simulate` of a recurrent theory: one network with its weights shared over time
+/// ([`RecurrentNetwork`]), from its prior or its posterior given the training targets.
 fn execute_recurrent(
     args: &SimulateArgs,
     capture: bool,
     theory: &crate::Theory,
     params: &[f64],
     x: &Array2<f64>,
+    (y, y_test): (Option<Array2<f64>>, Option<Array2<f64>>),
+    train: usize,
 ) -> Result<Option<RunResult>, CliError> {
-    if !args.prior {
-        return Err(CliError::Usage(format!(
-            "{}: a recurrent theory is simulated from its prior (`--prior`); posterior \
-             sampling takes layered theories",
-            args.file.display()
-        )));
-    }
     let network = RecurrentNetwork::new(theory, params).map_err(|e| simulate_error(&e, args))?;
     let simulator =
         RecurrentSimulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
-    let nngp = compared_nngp(theory, x, args, None)?;
-    let one_loop = if args.one_loop {
+    let nngp = compared_nngp(theory, x, args, y.as_ref().map(|y| y.ncols()))?;
+    let one_loop = if args.one_loop && args.prior {
         Some(recurrent_one_loop(&network, &simulator, &nngp)?)
     } else {
         None
     };
+    let method = if args.prior {
+        "simulate-prior"
+    } else {
+        "simulate-ess"
+    };
     let mut out = RunResult::new(
         "simulate",
-        "simulate-prior",
+        method,
         &theory.name,
         params_json(theory, params),
     );
@@ -721,7 +748,19 @@ fn execute_recurrent(
                          "quadrature_error": quadrature_error })),
         );
     }
-    report_prior(args, capture, &simulator, tables, out, &[])
+    if args.prior {
+        return report_prior(args, capture, &simulator, tables, out, &[]);
+    }
+    report_posterior(
+        args,
+        capture,
+        &simulator,
+        tables,
+        out,
+        &[],
+        (y, y_test),
+        train,
+    )
 }
 
 /// The one-loop N·Var of every block C[t, s] (t, s ≥ 1) of a recurrent network

@@ -25,7 +25,7 @@ pub enum Method {
     /// with Gaussian closed forms or importance sampling for any P (`--expectations`).
     Map,
     /// Finite width N: the linearised fluctuation system around the NNGP point (one Newton
-    /// step). Small P only.
+    /// step). P ≤ 3 for layered theories; any P for recurrent ones (sampled).
     Linear,
 }
 

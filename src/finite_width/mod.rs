@@ -10,10 +10,10 @@
 //! * [`tilted`] is one population's tilted measure — exact where Gaussian, importance
 //!   sampled with common random numbers otherwise — with the tilted averages (forward
 //!   equations) and ∂ ln Z / ∂K, ∂ ln Z / ∂m (backward equations);
-//! * [`recurrent`] does the same for a recurrent theory, whose one population of units is
-//!   shared over time (the MAP and the linearised system);
 //! * [`map`] solves the forward–backward equations by damped sweeps from the NNGP point
-//!   (THEORY.md §4.3), with Monte Carlo standard errors from independent replicas.
+//!   (THEORY.md §4.3), with Monte Carlo standard errors from independent replicas;
+//! * [`recurrent`] solves them, and the linearised system, for a recurrent theory, whose one
+//!   population of units is shared over time (one tilted measure over the trajectory).
 
 pub mod gaussian;
 pub mod map;

@@ -68,6 +68,10 @@ pub enum RecurrentMethod {
 
 type Entries = BTreeMap<EntryKey, Array2<f64>>;
 
+/// The smallest relative change the linearised system is iterated to (its Jacobian–vector
+/// products are differences of sampled maps).
+const LINEAR_TOLERANCE: f64 = 1e-8;
+
 /// A map of the flattened state (fields, then conjugates) and the ESS at which it was
 /// evaluated.
 type StateMap<'m> = dyn Fn(&Array1<f64>) -> Result<(Array1<f64>, f64), FiniteWidthError> + 'm;
@@ -612,7 +616,13 @@ impl<'a> Problem<'a> {
                     Ok((&r0 + &((&plus - &minus) / (2.0 * eps)), ess))
                 };
                 let from = &self.flatten(from) - &start;
-                let (delta, sweeps, residual, ess) = self.fixed_point(from, &linear, settings)?;
+                // the differences' rounding (~1e-16 of Φ over a step of 1e-4) limits the
+                // relative resolution of δx to ~1e-10 at large N
+                let floor = MapSettings {
+                    tolerance: settings.tolerance.max(LINEAR_TOLERANCE),
+                    ..settings.clone()
+                };
+                let (delta, sweeps, residual, ess) = self.fixed_point(from, &linear, &floor)?;
                 Ok((self.unflatten(&(&start + &delta)), sweeps, residual, ess))
             }
         }
@@ -751,7 +761,10 @@ pub fn recurrent_kernels(
         layers,
         sweeps,
         residual,
-        tolerance: settings.tolerance,
+        tolerance: match method {
+            RecurrentMethod::Map => settings.tolerance,
+            RecurrentMethod::Linear => settings.tolerance.max(LINEAR_TOLERANCE),
+        },
         populations: vec![PopulationReport {
             term: 1,
             units: network.units,

@@ -91,6 +91,45 @@ pub struct PosteriorSample {
     pub failed_evaluations: usize,
 }
 
+/// A network whose draw is a deterministic function of standard normals — the sampler's
+/// whitened coordinates, whose prior is 𝒩(0, I): the layered [`Simulator`] (every
+/// population's normals) and the recurrent simulator (the drive's normals and the one
+/// weight matrix's).
+pub trait WhitenedNetwork: Sync {
+    /// The number of patterns P (training patterns first, then test patterns).
+    fn patterns(&self) -> usize;
+    /// Fresh standard normals, one array per block of the network's randomness.
+    fn standard_normals(&self, rng: &mut StdRng) -> Vec<Array2<f64>>;
+    /// Every field entry of the network that the normals `z` make.
+    fn draw(&self, z: &[Array2<f64>]) -> Result<Draw, SimulateError>;
+    /// The readout kernel on every pattern and the readout noise κ of a draw.
+    fn readout(&self, draw: &Draw) -> Result<(Array2<f64>, f64), SimulateError>;
+    /// An entry's name as written.
+    fn entry_name(&self, key: &EntryKey) -> String;
+}
+
+impl WhitenedNetwork for Simulator<'_> {
+    fn patterns(&self) -> usize {
+        Simulator::patterns(self)
+    }
+
+    fn standard_normals(&self, rng: &mut StdRng) -> Vec<Array2<f64>> {
+        Simulator::standard_normals(self, rng)
+    }
+
+    fn draw(&self, z: &[Array2<f64>]) -> Result<Draw, SimulateError> {
+        Simulator::draw(self, z)
+    }
+
+    fn readout(&self, draw: &Draw) -> Result<(Array2<f64>, f64), SimulateError> {
+        Simulator::readout(self, draw)
+    }
+
+    fn entry_name(&self, key: &EntryKey) -> String {
+        self.network.name(key)
+    }
+}
+
 /// Training targets and how many leading patterns they belong to.
 #[derive(Debug, Clone, Copy)]
 pub struct Targets<'a> {
@@ -149,7 +188,7 @@ struct ChainRecord {
 /// `targets.y.nrows()` patterns; the rest are test patterns. `progress` is called with the
 /// number of steps finished.
 pub fn sample_posterior(
-    simulator: &Simulator<'_>,
+    simulator: &dyn WhitenedNetwork,
     targets: Targets<'_>,
     settings: PosteriorSettings,
     progress: &(dyn Fn(u64) + Sync),
@@ -198,7 +237,7 @@ pub fn sample_posterior(
 }
 
 fn evaluate(
-    simulator: &Simulator<'_>,
+    simulator: &dyn WhitenedNetwork,
     targets: Targets<'_>,
     z: Vec<Array2<f64>>,
 ) -> Result<State, SimulateError> {
@@ -217,7 +256,7 @@ fn evaluate(
 }
 
 fn run_chain(
-    simulator: &Simulator<'_>,
+    simulator: &dyn WhitenedNetwork,
     targets: Targets<'_>,
     settings: PosteriorSettings,
     chain: usize,
@@ -352,11 +391,10 @@ pub fn diagonal_and_off_diagonal_means(block: ArrayView2<'_, f64>) -> (f64, f64)
 }
 
 fn combine(
-    simulator: &Simulator<'_>,
+    simulator: &dyn WhitenedNetwork,
     settings: PosteriorSettings,
     records: Vec<ChainRecord>,
 ) -> Result<PosteriorSample, SimulateError> {
-    let network = simulator.network;
     // every chain draws the same entries (the network's schedule)
     let keys = records[0].keys.clone();
     let chains = records.len();
@@ -422,7 +460,7 @@ fn combine(
     let mut summaries = Vec::new();
     let trace_names =
         std::iter::once("ln p(Y|X, network)".to_string()).chain(keys.iter().flat_map(|k| {
-            let name = network.name(k);
+            let name = simulator.entry_name(k);
             [
                 format!("{name} mean diagonal"),
                 format!("{name} mean off-diagonal"),

@@ -31,6 +31,7 @@ use super::draw::{Draw, FieldValues, covariance_factor};
 use super::network::{
     ConstantContext, additive_terms, population_coefficient, populations_in, rename_terms,
 };
+use super::posterior::WhitenedNetwork;
 use super::units::UnitEvaluator;
 use super::{PriorDraws, SimulateError};
 use crate::check::ir::{Covariance, Expr, ExprKind, FieldId, Shape, Theory};
@@ -80,6 +81,8 @@ pub struct RecurrentNetwork {
     var: String,
     /// The exponent of the cumulant-generating term (the random variable is `var`).
     tilt: Expr,
+    /// The data term's readout kernel and noise, when the action has one.
+    readout: Option<crate::solve::readout::Readout>,
     rules: Vec<BlockRule>,
     definitions: Vec<(EntryKey, Expr)>,
     /// The unit output f(h[u]) with u = `output_time`.
@@ -265,6 +268,7 @@ impl RecurrentNetwork {
             last_time: last_time as usize,
             var: var.clone(),
             tilt: tilt.clone(),
+            readout: crate::solve::readout::find_readout(&action),
             rules,
             definitions,
             output,
@@ -469,17 +473,44 @@ impl<'a> RecurrentSimulator<'a> {
         Ok(sim)
     }
 
+    /// The standard normals of one network: the drive's (n × (T+1)P) and the weights' (n × n).
+    fn normals(&self, rng: &mut StdRng) -> Vec<Array2<f64>> {
+        let (n, p) = (self.network.units, self.x.nrows());
+        let times = self.network.last_time + 1;
+        let z =
+            Array2::from_shape_simple_fn((n, times * p), || rng.sample::<f64, _>(StandardNormal));
+        let w = Array2::from_shape_simple_fn((n, n), || rng.sample::<f64, _>(StandardNormal));
+        vec![z, w]
+    }
+
     /// The states h(0…T) (n×P each) and the unit outputs f(h(0…T−1)) of one network.
     fn run(&self, rng: &mut StdRng) -> Result<Trajectory, SimulateError> {
+        let normals = self.normals(rng);
+        self.run_from(&normals)
+    }
+
+    /// [`Self::run`] on given normals (the drive's, then the weights').
+    fn run_from(&self, normals: &[Array2<f64>]) -> Result<Trajectory, SimulateError> {
         let network = self.network;
         let (n, p) = (network.units, self.x.nrows());
         let times = network.last_time + 1;
-        let z =
-            Array2::from_shape_simple_fn((n, times * p), || rng.sample::<f64, _>(StandardNormal));
+        let [z, w] = normals else {
+            return Err(SimulateError::Setting(format!(
+                "a recurrent network is made of 2 blocks of normals, not {}",
+                normals.len()
+            )));
+        };
+        if z.dim() != (n, times * p) || w.dim() != (n, n) {
+            return Err(SimulateError::Setting(format!(
+                "the normals are {:?} and {:?}, the network needs {:?} and {:?}",
+                z.dim(),
+                w.dim(),
+                (n, times * p),
+                (n, n)
+            )));
+        }
         let xi = z.dot(&self.drive.t());
-        let scale = (self.gain / n as f64).sqrt();
-        let w =
-            Array2::from_shape_simple_fn((n, n), || scale * rng.sample::<f64, _>(StandardNormal));
+        let w = w * (self.gain / n as f64).sqrt();
         let mut states: Vec<Array2<f64>> = vec![xi.slice(s![.., 0..p]).to_owned()];
         let mut outputs: Vec<Array2<f64>> = Vec::with_capacity(times);
         for t in 1..times {
@@ -651,8 +682,14 @@ impl<'a> RecurrentSimulator<'a> {
 
     /// One network: every block C[t, s] (t, s ≥ 1) in its empirical form.
     pub fn draw_with(&self, rng: &mut StdRng) -> Result<Draw, SimulateError> {
+        let normals = self.normals(rng);
+        self.draw_from(&normals)
+    }
+
+    /// [`Self::draw_with`] on given normals (the drive's, then the weights').
+    pub fn draw_from(&self, normals: &[Array2<f64>]) -> Result<Draw, SimulateError> {
         let network = self.network;
-        let (states, _) = self.run(rng)?;
+        let (states, _) = self.run_from(normals)?;
         let mut entries = BTreeMap::new();
         for rule in &network.rules {
             let average = self.average(&states, &rule.body)?;
@@ -698,6 +735,47 @@ impl<'a> RecurrentSimulator<'a> {
     ) -> Result<Array2<f64>, SimulateError> {
         let slots: Vec<Value> = slot.map(Value::Matrix).into_iter().collect();
         self.values().matrix(entries, &slots, e, what)
+    }
+}
+
+impl WhitenedNetwork for RecurrentSimulator<'_> {
+    fn patterns(&self) -> usize {
+        self.x.nrows()
+    }
+
+    fn standard_normals(&self, rng: &mut StdRng) -> Vec<Array2<f64>> {
+        self.normals(rng)
+    }
+
+    fn draw(&self, z: &[Array2<f64>]) -> Result<Draw, SimulateError> {
+        self.draw_from(z)
+    }
+
+    fn readout(&self, draw: &Draw) -> Result<(Array2<f64>, f64), SimulateError> {
+        let readout = self
+            .network
+            .readout
+            .as_ref()
+            .ok_or(SimulateError::NoReadout)?;
+        let kernel = self.matrix(&draw.entries, None, &readout.kernel, "the readout kernel")?;
+        let noise = self.with_context(&draw.entries, None, |ctx| {
+            ctx.eval(&readout.noise)
+                .map_err(|e| SimulateError::Evaluate {
+                    what: "the readout noise".into(),
+                    reason: e.to_string(),
+                })
+        })?;
+        match noise {
+            Value::Scalar(s) => Ok((kernel, s)),
+            Value::Matrix(_) => Err(SimulateError::Evaluate {
+                what: "the readout noise".into(),
+                reason: "a matrix, not a scalar κ".into(),
+            }),
+        }
+    }
+
+    fn entry_name(&self, key: &EntryKey) -> String {
+        self.network.name(key)
     }
 }
 
