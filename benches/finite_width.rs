@@ -5,11 +5,16 @@
 //!   N = 100 — the scaling in P — with Anderson-accelerated and with plain damped sweeps
 //!   (the ratio of the two is the acceleration; the sweep counts are printed).
 //!
+//! * recurrent erf (`saddle::finite_width::recurrent`, T = 3: one tilted measure over the
+//!   3·P trajectory) at P = 12 and 24, N = 100, M = 4000, MAP and linearised system, beside
+//!   deep erf at L = 3 on the same digits (three P-dimensional populations).
+//!
 //! `python3 benches/numpy_feature_learning.py` times one importance-sampled sweep written
 //! in vectorised numpy for the ratio.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
+use saddle::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
 use saddle::finite_width::{MapSettings, map_kernels};
 
 fn digits(p: usize) -> (Array2<f64>, Array2<f64>) {
@@ -63,6 +68,32 @@ fn bench(c: &mut Criterion) {
                 |b| b.iter(|| map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves")),
             );
         }
+    }
+    let recurrent = theory("recurrent_erf");
+    for p in [12, 24] {
+        let (x, y) = digits(p);
+        let s = settings(&[("N", 100.0), ("T", 3.0)], 4000, 6);
+        for (method, name) in [
+            (RecurrentMethod::Map, "MAP"),
+            (RecurrentMethod::Linear, "linear"),
+        ] {
+            let once =
+                recurrent_kernels(&recurrent, x.view(), y.view(), method, &s).expect("solves");
+            eprintln!("recurrent erf P = {p}, {name}: {} iterations", once.sweeps);
+            group.bench_function(
+                format!("{name} recurrent erf T = 3 (M = 4000), P = {p}"),
+                |b| {
+                    b.iter(|| {
+                        recurrent_kernels(&recurrent, x.view(), y.view(), method, &s)
+                            .expect("solves")
+                    })
+                },
+            );
+        }
+        let s = settings(&[("N", 100.0), ("L", 3.0)], 4000, 6);
+        group.bench_function(format!("MAP deep erf L = 3 (M = 4000), P = {p}"), |b| {
+            b.iter(|| map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves"))
+        });
     }
     group.finish();
 }

@@ -320,6 +320,45 @@ fn cli_solves_recurrent_theories_and_refuses_what_it_cannot() {
     let (code, _, err) = saddle(&test);
     assert_eq!(code, 1);
     assert!(err.contains("--x-test"), "{err}");
+
+    // compare: the simulated posterior less prior mean beside the theories' shift
+    let compare = |json: bool| {
+        let mut args = vec![
+            "compare",
+            "examples/recurrent_erf.action",
+            "--x",
+            path_str(&xf),
+            "--y",
+            path_str(&yf),
+            "--set",
+            "N=40",
+            "--samples",
+            "100",
+        ];
+        if json {
+            args.push("--json");
+        }
+        saddle(&args)
+    };
+    let (code, out, err) = compare(true);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    for key in [
+        "kernels",
+        "standard_errors",
+        "prior",
+        "prior_standard_errors",
+        "nngp",
+        "linear",
+        "map",
+    ] {
+        assert!(json[key]["C[2,3]"].is_array(), "{key}: {json}");
+    }
+    assert_eq!(json["simulation"]["prior_draws"].as_u64(), Some(400));
+    let (code, out, err) = compare(false);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("posterior mean − prior mean"), "{out}");
+    assert!(out.contains("C[3,3]") && out.contains("MAP"), "{out}");
 }
 
 /// The theory against the networks it describes: recurrent erf networks of 500 units on four
