@@ -77,14 +77,14 @@ fn bench(c: &mut Criterion) {
             (RecurrentMethod::Map, "MAP"),
             (RecurrentMethod::Linear, "linear"),
         ] {
-            let once =
-                recurrent_kernels(&recurrent, x.view(), y.view(), method, &s).expect("solves");
+            let once = recurrent_kernels(&recurrent, x.view(), y.view(), None, method, &s)
+                .expect("solves");
             eprintln!("recurrent erf P = {p}, {name}: {} iterations", once.sweeps);
             group.bench_function(
                 format!("{name} recurrent erf T = 3 (M = 4000), P = {p}"),
                 |b| {
                     b.iter(|| {
-                        recurrent_kernels(&recurrent, x.view(), y.view(), method, &s)
+                        recurrent_kernels(&recurrent, x.view(), y.view(), None, method, &s)
                             .expect("solves")
                     })
                 },

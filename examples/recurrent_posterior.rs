@@ -105,6 +105,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 &theory,
                 x.view(),
                 y.view(),
+                None,
                 method,
                 &MapSettings {
                     overrides: set.clone(),

@@ -106,16 +106,26 @@ fn linear_fixed_point(
         new_ct
             .slice_mut(s![..tp - p, ..tp - p])
             .assign(&(&grad.slice(s![p.., p..]) * n));
+        // the data term reads the training rows (the first y.nrows()); test rows have no
+        // conjugate entries
+        let tr = y.nrows();
         let share = 1.0 / readout.len() as f64;
-        let mut read = Array2::<f64>::eye(p) * kappa;
+        let mut read = Array2::<f64>::eye(tr) * kappa;
         for &t in readout {
-            read += &(&c.slice(s![(t - 1) * p..t * p, (t - 1) * p..t * p]) * share);
+            let o = (t - 1) * p;
+            read += &(&c.slice(s![o..o + tr, o..o + tr]) * share);
         }
         let a = inverse(&read);
         let data = (a.dot(y).dot(&y.t()).dot(&a) - &a * y.ncols() as f64) * (0.5 * share);
         for &t in readout {
-            let mut block = new_ct.slice_mut(s![(t - 1) * p..t * p, (t - 1) * p..t * p]);
+            let o = (t - 1) * p;
+            let mut block = new_ct.slice_mut(s![o..o + tr, o..o + tr]);
             block += &data;
+        }
+        for (i, j) in (0..tp).flat_map(|i| (0..tp).map(move |j| (i, j))) {
+            if i % p >= tr || j % p >= tr {
+                new_ct[[i, j]] = 0.0;
+            }
         }
         if warm {
             c = new_c;
@@ -142,17 +152,46 @@ fn a_readout_of_two_times_matches_the_exact_fixed_point() {
     linear_against_exact("(C[T-1, T-1] + C[T, T]) / 2", &[2, 3]);
 }
 
+/// Test patterns join every block without conjugate entries: the exact joint fixed point.
+#[test]
+fn test_patterns_of_a_linear_recurrent_network_match_the_exact_fixed_point() {
+    linear_against_exact_with("C[T, T]", &[3], 2, 100.0);
+}
+
 fn linear_against_exact(readout: &str, times_read: &[usize]) {
+    linear_against_exact_with(readout, times_read, 0, 50.0);
+}
+
+fn linear_against_exact_with(readout: &str, times_read: &[usize], tests: usize, n: f64) {
     let theory = linear_theory(readout);
-    let (x, y) = digits(4);
-    let (g, gb, n, kappa, times) = (0.8, 0.1, 50.0, 0.1, 3);
-    let (c, ct) = linear_fixed_point(&x, &y, (g, gb, n, kappa, times), times_read);
+    let (x_all, y_all) = digits(4 + tests);
+    let train = 4;
+    let (x, y) = (
+        x_all.slice(s![..train, ..]).to_owned(),
+        y_all.slice(s![..train, ..]).to_owned(),
+    );
+    let x_test = x_all.slice(s![train.., ..]).to_owned();
+    let (g, gb, kappa, times) = (0.8, 0.1, 0.1, 3);
+    let (c, ct) = linear_fixed_point(&x_all, &y, (g, gb, n, kappa, times), times_read);
     let settings = MapSettings {
+        overrides: set(&[("N", n)]),
         samples: 40_000,
+        // with R replicas the standard errors are estimates: z is t-distributed with R − 1
+        // degrees of freedom, whose tails at 15 put |z| > 4 within reach over many entries
+        replicas: 32,
         ..MapSettings::default()
     };
-    let map = recurrent_kernels(&theory, x.view(), y.view(), RecurrentMethod::Map, &settings)
-        .expect("the MAP");
+    let test_view = (tests > 0).then(|| x_test.view());
+    let map = recurrent_kernels(
+        &theory,
+        x.view(),
+        y.view(),
+        test_view,
+        RecurrentMethod::Map,
+        &settings,
+    )
+    .expect("the MAP");
+    let x = x_all;
     let p = x.nrows();
     let mut worst: f64 = 0.0;
     for layer in &map.layers {
@@ -193,7 +232,29 @@ fn linear_against_exact(readout: &str, times_read: &[usize]) {
             assert!(shift > 8.0 * se.sum(), "{}: shift {shift}", layer.name);
         }
     }
-    assert!(worst > 0.0);
+    assert!(worst.is_finite());
+    if tests > 0 {
+        // the prediction is the GP's with the adapted readout kernel
+        let readout = map
+            .layers
+            .iter()
+            .find(|l| l.name == "C[3,3]")
+            .expect("C[3,3]");
+        let k = &readout.kernel;
+        let fit = inverse(&(&k.slice(s![..train, ..train]) + &(Array2::<f64>::eye(train) * kappa)));
+        let mean = k.slice(s![train.., ..train]).dot(&fit).dot(&y);
+        let prediction = map.prediction.as_ref().expect("a prediction");
+        assert_eq!(prediction.mean.dim(), (tests, 1));
+        let diff = (&prediction.mean - &mean).mapv(f64::abs).sum();
+        assert!(diff < 1e-9, "{diff}");
+        assert!(prediction.mean_error.is_some() && prediction.variance_error.is_some());
+        assert!(
+            prediction
+                .variance
+                .iter()
+                .all(|v| v.is_finite() && *v > 0.0)
+        );
+    }
 }
 
 #[test]
@@ -211,6 +272,7 @@ fn one_step_is_one_layer_of_a_deep_network() {
         &recurrent,
         x.view(),
         y.view(),
+        None,
         RecurrentMethod::Map,
         &settings(&[("T", 1.0), ("N", 30.0), ("gb", 0.2)]),
     )
@@ -247,7 +309,7 @@ fn map_and_linearised_system_differ_by_one_over_n() {
             ..MapSettings::default()
         };
         let solve = |method| {
-            recurrent_kernels(&theory, x.view(), y.view(), method, &settings).expect("solves")
+            recurrent_kernels(&theory, x.view(), y.view(), None, method, &settings).expect("solves")
         };
         let (map, linear) = (solve(RecurrentMethod::Map), solve(RecurrentMethod::Linear));
         let last = map.layers.len() - 1;
@@ -315,11 +377,37 @@ fn cli_solves_recurrent_theories_and_refuses_what_it_cannot() {
     let (code, _, err) = saddle(&quadrature);
     assert_eq!(code, 1);
     assert!(err.contains("quadrature"), "{err}");
+    // test patterns: the MAP predicts with the adapted readout kernel
     let mut test = args("map");
+    test.extend(["--x-test", path_str(&xf), "--y-test", path_str(&yf)]);
+    let (code, out, err) = saddle(&test);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(json["prediction"]["mean"].as_array().map(Vec::len), Some(4));
+    assert!(json["test_mse"].as_f64().is_some_and(f64::is_finite));
+    assert_eq!(json["kernels"]["C[3,3]"].as_array().map(Vec::len), Some(8));
+    // the linearised system reports the training kernels only
+    let mut test = args("linear");
     test.extend(["--x-test", path_str(&xf)]);
     let (code, _, err) = saddle(&test);
     assert_eq!(code, 1);
     assert!(err.contains("--x-test"), "{err}");
+    // units with jumps are refused, naming why
+    let source = LINEAR
+        .replace("READOUT", "C[T, T]")
+        .replace("h[t-1]^T", "sign(h[t-1])^T")
+        .replace("Ct[t, s] h[s-1]", "Ct[t, s] sign(h[s-1])");
+    let signs = saddle::compile(&source, "recurrent_sign.action").expect("checks");
+    let err = recurrent_kernels(
+        &signs,
+        x.view(),
+        y.view(),
+        None,
+        RecurrentMethod::Map,
+        &MapSettings::default(),
+    )
+    .expect_err("jumps");
+    assert!(err.to_string().contains("jumps"), "{err}");
 
     // compare: the simulated posterior less prior mean beside the theories' shift
     let compare = |json: bool| {
@@ -441,7 +529,7 @@ fn recurrent_map_matches_simulated_networks_at_n_500() {
             overrides: set.clone(),
             ..MapSettings::default()
         };
-        recurrent_kernels(&theory, x.view(), y.view(), method, &settings).expect("solves")
+        recurrent_kernels(&theory, x.view(), y.view(), None, method, &settings).expect("solves")
     };
     let (map, linear) = (solve(RecurrentMethod::Map), solve(RecurrentMethod::Linear));
     let last = |s: &saddle::finite_width::MapSolution| s.layers.last().cloned().expect("C[3,3]");

@@ -268,10 +268,11 @@ fn run_recurrent(
     let solve = |method| -> Solved {
         let settings = MapSettings {
             overrides: args.set.clone(),
-            seed: args.seed,
+            // independent of the chains' normals (stream 0 of the same seed)
+            seed: args.seed ^ THEORY_STREAM,
             ..MapSettings::default()
         };
-        recurrent_kernels(theory, x, y, method, &settings).map_err(|e| e.to_string())
+        recurrent_kernels(theory, x, y, None, method, &settings).map_err(|e| e.to_string())
     };
     let (map, linear) = (solve(RecurrentMethod::Map), solve(RecurrentMethod::Linear));
     let layer = |solved: &Solved, name: &str| {
@@ -402,3 +403,5 @@ fn run_recurrent(
 
 /// Mixed into the seed of the prior draws, so that they are independent of the chains'.
 const PRIOR_STREAM: u64 = 0x5052_494f_5200;
+/// Mixed into the seed of the theory's importance sampling, likewise.
+const THEORY_STREAM: u64 = 0x5448_454f_5259;

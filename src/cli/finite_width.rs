@@ -141,14 +141,6 @@ pub fn run(
                 .into(),
         ));
     }
-    if recurrent && test.is_some() {
-        return Err(CliError::Usage(
-            "--x-test: for a recurrent theory the finite-width kernels are reported on the \
-             training patterns (prediction with adapted test rows is implemented for layered \
-             theories)"
-                .into(),
-        ));
-    }
     if !recurrent && !map && scalable && args.expectations != Expectations::Auto {
         return Err(CliError::Usage(
             "--expectations scalable|monte-carlo: the linearised system is computed by \
@@ -156,7 +148,7 @@ pub fn run(
                 .into(),
         ));
     }
-    if test.is_some() && !(map && scalable) {
+    if test.is_some() && !(map && (scalable || recurrent)) {
         return Err(CliError::Usage(
             "--x-test: the quadrature path (P ≤ 3) reports the kernels on the training \
              patterns only; add `--expectations scalable` to predict with the MAP kernels"
@@ -216,7 +208,7 @@ pub fn run(
             } else {
                 RecurrentMethod::Linear
             };
-            recurrent_kernels(theory, x, y, method, &settings)
+            recurrent_kernels(theory, x, y, test.map(|t| t.0), method, &settings)
         } else {
             map_kernels(theory, x, y, test.map(|t| t.0), &settings)
         }
@@ -254,8 +246,9 @@ pub fn run(
                 object.insert("test_accuracy".into(), json!(accuracy));
             }
             result.set("nngp_prediction", Some(nngp_prediction));
+            let label = if map { "MAP" } else { "linearised" };
             prediction_lines.push(format!(
-                "  ln p(Y|X): MAP kernel {:.4}, NNGP {:.4}",
+                "  ln p(Y|X): {label} kernel {:.4}, NNGP {:.4}",
                 p.log_marginal_likelihood, p.nngp_log_marginal_likelihood
             ));
             if let (Some(a), Some(b)) = (map_metrics, nngp_metrics) {
@@ -278,12 +271,17 @@ pub fn run(
             .populations
             .iter()
             .map(|p| {
-                json!({
+                let mut population = json!({
                     "term": p.term,
                     "units": p.units,
                     "estimator": p.estimator.describe(),
-                    "effective_samples": p.effective_samples,
-                })
+                });
+                // exact measures, and the linear system's untilted one, have no ESS to report
+                if let (Some(ess), Some(object)) = (p.effective_samples, population.as_object_mut())
+                {
+                    object.insert("effective_samples".into(), json!(ess));
+                }
+                population
             })
             .collect();
         let extra = json!({
@@ -355,9 +353,21 @@ pub fn run(
     };
     spinner.finish_and_clear();
     let scaled = |l: &LayerOut| (&l.kernel - &l.nngp) * width.unwrap_or(1.0);
-    if let Some(last) = layers.last() {
-        result.set("readout", Some(json!(last.name)));
-    }
+    // the readout is the data term's kernel: the last layer of a layered theory, and for a
+    // recurrent one the block (or blocks) it reads
+    let readout = if recurrent {
+        let settings = crate::solve::nngp::NngpSettings {
+            overrides: overrides.to_vec(),
+            ..crate::solve::nngp::NngpSettings::default()
+        };
+        match crate::solve::predict::readout_fields(theory, &settings).as_deref() {
+            Ok([key]) => Some(crate::solve::nngp::Kernels::name(theory, key)),
+            _ => None,
+        }
+    } else {
+        layers.last().map(|l| l.name.clone())
+    };
+    result.set("readout", readout.map(|r| json!(r)));
     let mut alignments = serde_json::Map::new();
     for l in &layers {
         result.matrix(&["kernels", &l.name], l.kernel.clone());
@@ -412,7 +422,12 @@ pub fn run(
     }
     if let (Some(sweeps), Some(residual)) = (extra["sweeps"].as_u64(), extra["residual"].as_f64()) {
         outln!(
-            "  forward–backward sweeps {sweeps}, last relative change {residual:.2e} (tolerance {:.0e})",
+            "  {} {sweeps}, last relative change {residual:.2e} (tolerance {:.0e})",
+            if recurrent {
+                "iterations over time (fields and conjugates together)"
+            } else {
+                "forward–backward sweeps"
+            },
             extra["tolerance"].as_f64().unwrap_or(f64::NAN)
         );
         for p in extra["populations"].as_array().into_iter().flatten() {

@@ -514,7 +514,7 @@ pub(super) fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthEr
 }
 
 /// Whether `e` applies a function with jumps (step, sign), also inside user functions.
-fn has_jumps(theory: &Theory, e: &Expr) -> bool {
+pub(super) fn has_jumps(theory: &Theory, e: &Expr) -> bool {
     e.any(&mut |x| match &x.kind {
         ExprKind::Apply {
             callee: Callee::Builtin(b),

@@ -68,6 +68,10 @@ pub enum FiniteWidthError {
         /// The smallest eigenvalue of I − 2LᵀQL.
         smallest: f64,
     },
+    /// A trajectory covariance that is not positive semi-definite (an extrapolated step of
+    /// the recurrent sweeps; recoverable by a shorter step).
+    #[error("the units' covariance over time is not a covariance: {0}")]
+    IndefiniteCovariance(String),
     /// Importance sampling with too few effective samples.
     #[error(
         "importance sampling of term {term} collapsed: an effective sample size of {ess:.1} of \

@@ -41,7 +41,8 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use super::FiniteWidthError;
 use super::map::{
     CONJUGATE_BASE, MIN_REPLICA_SAMPLES, MapLayer, MapPrediction, MapSettings, MapSolution,
-    PopulationReport, anderson, check_settings, conjugates_as_fields, normals, standard_error,
+    PopulationReport, anderson, check_settings, conjugates_as_fields, has_jumps, normals,
+    standard_error,
 };
 use super::tilted::{Estimator, sampling_factor};
 use crate::check::ir::{ExprKind, Theory};
@@ -68,9 +69,15 @@ pub enum RecurrentMethod {
 
 type Entries = BTreeMap<EntryKey, Array2<f64>>;
 
+/// A GP prediction: mean and latent variance on the test rows, ln p(Y | X).
+type Regression = (Array2<f64>, Array1<f64>, f64);
+
 /// The smallest relative change the linearised system is iterated to (its Jacobian–vector
 /// products are differences of sampled maps).
 const LINEAR_TOLERANCE: f64 = 1e-8;
+
+/// A solution: the state, the iterations, the last relative change, the ESS there.
+type Solved = (State, usize, f64, f64);
 
 /// A map of the flattened state (fields, then conjugates) and the ESS at which it was
 /// evaluated.
@@ -94,6 +101,13 @@ struct Problem<'a> {
     patterns: usize,
     /// T: the tilt reads h[0…T−1].
     times: usize,
+    /// The first `training` patterns carry targets; the rest are test rows (no conjugate
+    /// entries: they adapt through the tilted measure only).
+    training: usize,
+    /// The sampling order of the trajectory's T·P coordinates: every time's training rows,
+    /// then every time's test rows — so the Cholesky factor's leading block, and with it
+    /// every training sample, is the training-only problem's.
+    order: Vec<usize>,
     keys: Vec<EntryKey>,
     /// ∂R/∂C per key, conjugates as fields at [`CONJUGATE_BASE`].
     rest: Vec<Option<crate::check::ir::Expr>>,
@@ -115,10 +129,29 @@ impl<'a> Problem<'a> {
         x: ArrayView2<'a, f64>,
         y: ArrayView2<'a, f64>,
     ) -> Result<Problem<'a>, FiniteWidthError> {
+        let training = y.nrows();
         let sim = RecurrentSimulator::new(network, x)?;
         // f must be entry-wise for F = f(h) to be the units' outputs at every time
         sim.unit_output_values(&[-1.3, 0.2, 0.7])?;
         let keys = network.block_keys();
+        let (var, tilt) = network.tilt();
+        if has_jumps(theory, tilt) {
+            return Err(FiniteWidthError::Unsupported(format!(
+                "the recurrent units `{var}` have jumps (step, sign): their sampled averages are \
+                 piecewise constant in the kernels, so neither the sweeps nor the linearised \
+                 system's differences are defined"
+            )));
+        }
+        for key in &keys {
+            if !matches!(key.1.as_slice(), [t, s] if (1..=network.last_time as i64).contains(t)
+                && (1..=network.last_time as i64).contains(s))
+            {
+                return Err(FiniteWidthError::Unsupported(format!(
+                    "{}: the sweeps take the blocks C[t, s] with 1 ≤ t, s ≤ T",
+                    network.name(key)
+                )));
+            }
+        }
         let conjugate_of: Vec<Option<usize>> = (0..theory.fields.len())
             .map(|f| theory.conjugates.iter().position(|c| c.of == f))
             .collect();
@@ -154,6 +187,11 @@ impl<'a> Problem<'a> {
             });
         }
         let times = network.last_time;
+        let p = x.nrows();
+        let order = (0..times)
+            .flat_map(|u| (0..training).map(move |a| u * p + a))
+            .chain((0..times).flat_map(|u| (training..p).map(move |a| u * p + a)))
+            .collect();
         let problem = Problem {
             theory,
             sim,
@@ -163,6 +201,8 @@ impl<'a> Problem<'a> {
             units: network.units as f64,
             patterns: x.nrows(),
             times,
+            training,
+            order,
             keys,
             rest: rest_of,
             conjugate_of,
@@ -236,9 +276,10 @@ impl<'a> Problem<'a> {
             .slice(s![u * p..(u + 1) * p, v * p..(v + 1) * p])
     }
 
+    /// (t, s) of a block key (validated in [`Problem::new`]: two indices in 1…T).
     fn block(key: &EntryKey) -> (usize, usize) {
-        let t = key.1.first().copied().unwrap_or(0).max(0) as usize;
-        let s = key.1.get(1).copied().unwrap_or(0).max(0) as usize;
+        let t = key.1.first().copied().unwrap_or(1).max(1) as usize;
+        let s = key.1.get(1).copied().unwrap_or(1).max(1) as usize;
         (t, s)
     }
 
@@ -246,7 +287,7 @@ impl<'a> Problem<'a> {
     /// blocks of the fields elsewhere.
     fn covariance(&self, fields: &Entries) -> Result<Array2<f64>, FiniteWidthError> {
         let (p, times) = (self.patterns, self.times);
-        let family = self.keys.first().map_or(0, |k| k.0);
+        let family = self.sim.network.family;
         let mut k = Array2::<f64>::zeros((times * p, times * p));
         for u in 0..times {
             for v in 0..times {
@@ -311,7 +352,8 @@ impl<'a> Problem<'a> {
         for key in &self.keys {
             let (t, s) = Self::block(key);
             let value = Array2::from_shape_fn((p, p), |(a, b)| {
-                (0.3 + 0.1 * t as f64 - 0.05 * s as f64) * (1.0 + (a as f64 - b as f64).cos())
+                (0.3 + 0.1 * t as f64 - 0.05 * s as f64) * (1.0 + (a as f64 - 2.0 * b as f64).cos())
+                    + 0.1 * a as f64
             });
             conjugates.insert(key.clone(), value);
         }
@@ -338,13 +380,15 @@ impl<'a> Problem<'a> {
             })
         })?;
         let scale = theirs.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
-        if (&mine - &theirs).iter().any(|d| d.abs() > 1e-9 * scale) {
-            return Err(FiniteWidthError::Unsupported(
-                "the recurrent units' tilt is not (g/N) Σ f(h[t−1])ᵀ C̃[t, s] f(h[s−1]) with the \
-                 g of the forward equations: the sweeps take the cumulant-generating term of \
-                 the empirical kernels"
-                    .into(),
-            ));
+        let worst = (&mine - &theirs).iter().fold(0.0f64, |m, d| m.max(d.abs()));
+        if worst > 1e-9 * scale {
+            return Err(FiniteWidthError::Unsupported(format!(
+                "the exponent of the recurrent units' term is not (g/N) Σ_(t,s) f(h[t−1])ᵀ \
+                 C̃[t, s] f(h[s−1]) with g = {} and N = {} read off the forward equations (on a \
+                 probe it differs by {worst:.3e} of {scale:.3e}): the sweeps take the \
+                 cumulant-generating function of the units' empirical kernels",
+                self.sim.gain, self.units
+            )));
         }
         Ok(())
     }
@@ -353,6 +397,40 @@ impl<'a> Problem<'a> {
     fn tilt_values(&self, f: &Array2<f64>, q: &Array2<f64>) -> Array1<f64> {
         let fq = f.dot(q);
         (f * &fq).sum_axis(Axis(1)) * (self.sim.gain / self.units)
+    }
+
+    /// L with LLᵀ = K (in the sampling order) whose leading block is the training rows' own
+    /// factor: with test rows, L = [[L_tt, 0], [K_st L_tt⁻ᵀ, L_s]], L_s the factor of the
+    /// Schur complement K_ss − K_st K_tt⁻¹ K_ts (clipped where it is zero: a test pattern
+    /// equal to a training one), so that the training samples are the training problem's
+    /// and the factor moves continuously with K.
+    fn factor(&self, k: &Array2<f64>, m: usize) -> Result<Array2<f64>, FiniteWidthError> {
+        let indefinite = FiniteWidthError::IndefiniteCovariance;
+        let nt = self.times * self.training;
+        if nt == k.nrows() {
+            return sampling_factor(k, m).map_err(indefinite);
+        }
+        let ktt = k.slice(s![..nt, ..nt]).to_owned();
+        let lower = sampling_factor(&ktt, m).map_err(indefinite)?;
+        let inv = inverse(&lower).map_err(|_| {
+            FiniteWidthError::IndefiniteCovariance(
+                "the training patterns' covariance over time is singular".into(),
+            )
+        })?;
+        let cross = k.slice(s![nt.., ..nt]).dot(&inv.t());
+        let schur = &k.slice(s![nt.., nt..]) - &cross.dot(&cross.t());
+        // test rows that repeat training rows leave nothing (rounding) to sample
+        let scale = k.diag().fold(0.0f64, |a, v| a.max(v.abs()));
+        let rest = if schur.iter().all(|v| v.abs() <= 1e-12 * scale) {
+            Array2::zeros(schur.dim())
+        } else {
+            sampling_factor(&((&schur + &schur.t()) * 0.5), m).map_err(indefinite)?
+        };
+        let mut factor = Array2::<f64>::zeros(k.dim());
+        factor.slice_mut(s![..nt, ..nt]).assign(&lower);
+        factor.slice_mut(s![nt.., ..nt]).assign(&cross);
+        factor.slice_mut(s![nt.., nt..]).assign(&rest);
+        Ok(factor)
     }
 
     /// Φ(C, C̃) on the normals z: (F) every block from the tilted averages (uncorrected),
@@ -365,11 +443,14 @@ impl<'a> Problem<'a> {
     ) -> Result<Step, FiniteWidthError> {
         let (p, m) = (self.patterns, z.nrows());
         let k = self.covariance(&state.fields)?;
-        let factor = sampling_factor(&k, m).map_err(|reason| FiniteWidthError::Evaluate {
-            what: "the covariance of the recurrent units over time".into(),
-            reason,
-        })?;
-        let h = z.dot(&factor.t());
+        let order = &self.order;
+        let permuted = Array2::from_shape_fn(k.dim(), |(i, j)| k[[order[i], order[j]]]);
+        let factor = self.factor(&permuted, m)?;
+        let sampled = z.dot(&factor.t());
+        let mut h = Array2::<f64>::zeros(sampled.dim());
+        for (i, &to) in order.iter().enumerate() {
+            h.column_mut(to).assign(&sampled.column(i));
+        }
         let f = self.outputs(&h)?;
         let a = self.tilt_values(&f, &self.tilt_matrix(&state.conjugates));
         if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
@@ -406,8 +487,13 @@ impl<'a> Problem<'a> {
                 reason: "it is singular: the backward equation needs its inverse".into(),
             })?;
             let second = z.t().dot(&(&z * &excess.view().insert_axis(Axis(1))));
-            let grad = inv.t().dot(&second).dot(&inv);
-            let grad = (&grad + &grad.t()) * 0.25;
+            let whitened = inv.t().dot(&second).dot(&inv);
+            let mut grad = Array2::<f64>::zeros(whitened.dim());
+            for (i, &a) in order.iter().enumerate() {
+                for (j, &b) in order.iter().enumerate() {
+                    grad[[a, b]] = 0.25 * (whitened[[i, j]] + whitened[[j, i]]);
+                }
+            }
             for (r, key) in self.keys.iter().enumerate() {
                 let (t, s) = Self::block(key);
                 let mut value = Array2::<f64>::zeros((p, p));
@@ -510,7 +596,9 @@ impl<'a> Problem<'a> {
             let (a, b) = (x.slice(s![r.clone()]), next.slice(s![r]));
             let d = &b - &a;
             let size = b.dot(&b).sqrt();
-            if size > 0.0 {
+            if size.is_nan() || d.iter().any(|v| v.is_nan()) {
+                f64::NAN
+            } else if size > 0.0 {
                 d.dot(&d).sqrt() / size
             } else if d.iter().all(|v| *v == 0.0) {
                 0.0
@@ -518,7 +606,12 @@ impl<'a> Problem<'a> {
                 f64::INFINITY
             }
         };
-        relative(0..half).max(relative(half..x.len()))
+        let (fields, conjugates) = (relative(0..half), relative(half..x.len()));
+        if fields.is_nan() || conjugates.is_nan() {
+            f64::NAN
+        } else {
+            fields.max(conjugates)
+        }
     }
 
     /// The fixed point x = map(x) from `from` by Anderson-accelerated damped iteration.
@@ -560,7 +653,10 @@ impl<'a> Problem<'a> {
                         x = candidate;
                         break;
                     }
-                    Err(FiniteWidthError::Collapsed { .. }) if step > 1e-6 => {
+                    Err(
+                        FiniteWidthError::Collapsed { .. }
+                        | FiniteWidthError::IndefiniteCovariance(_),
+                    ) if step > 1e-6 => {
                         memory.clear();
                         memory.push((x.clone(), f.clone()));
                         step *= 0.5;
@@ -628,8 +724,10 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// ln p(Y | X) with the readout kernel of `state`.
-    fn log_marginal_likelihood(&self, state: &State) -> Result<Option<f64>, FiniteWidthError> {
+    /// GP regression with the readout kernel of `state`: the predictive mean and latent
+    /// variance on the test rows and ln p(Y | X) of the training targets (None without a
+    /// readout).
+    fn gp(&self, state: &State) -> Result<Option<Regression>, FiniteWidthError> {
         let ints = self.theory.int_values(&self.params);
         let action = unroll(&self.theory.action.body, &IndexEnv::new(), &ints)?;
         let Some(readout) = find_readout(&action) else {
@@ -650,9 +748,58 @@ impl<'a> Problem<'a> {
                 ));
             }
         };
-        let fit = crate::solve::gp::GpPosterior::fit(kernel, self.y, noise)
+        let t = self.training;
+        let train = kernel.slice(s![..t, ..t]).to_owned();
+        let fit = crate::solve::gp::GpPosterior::fit(train, self.y, noise)
             .map_err(|e| FiniteWidthError::Unsupported(e.to_string()))?;
-        Ok(Some(fit.log_marginal_likelihood()))
+        let lml = fit.log_marginal_likelihood();
+        if t == self.patterns {
+            return Ok(Some((
+                Array2::zeros((0, self.y.ncols())),
+                Array1::zeros(0),
+                lml,
+            )));
+        }
+        let cross = kernel.slice(s![..t, t..]);
+        let diagonal = kernel.diag().slice(s![t..]).to_owned();
+        let prediction = fit
+            .predict(cross, diagonal.view())
+            .map_err(|e| FiniteWidthError::Unsupported(e.to_string()))?;
+        Ok(Some((prediction.mean, prediction.latent_variance, lml)))
+    }
+
+    /// Every pattern's fields at fixed conjugates `conjugates` (the training ones; test rows
+    /// zero): the forward equations iterated to their fixed point from the NNGP point.
+    fn forward_fixed_point(
+        &self,
+        nngp: &State,
+        conjugates: &Entries,
+        z: ArrayView2<'_, f64>,
+        settings: &MapSettings,
+    ) -> Result<State, FiniteWidthError> {
+        let correction = self.correction(nngp, z)?;
+        let map = |x: &Array1<f64>| -> Result<(Array1<f64>, f64), FiniteWidthError> {
+            let state = State {
+                fields: self.unflatten(x).fields,
+                conjugates: conjugates.clone(),
+            };
+            let step = self.step(&state, z, false)?;
+            let mut fields = step.fields;
+            for (key, v) in fields.iter_mut() {
+                *v += &correction[key];
+            }
+            let next = State {
+                fields,
+                conjugates: conjugates.clone(),
+            };
+            Ok((self.flatten(&next), step.ess))
+        };
+        let from = State {
+            fields: nngp.fields.clone(),
+            conjugates: conjugates.clone(),
+        };
+        let (x, ..) = self.fixed_point(self.flatten(&from), &map, settings)?;
+        Ok(self.unflatten(&x))
     }
 
     fn conjugate_name(&self, key: &EntryKey) -> String {
@@ -663,14 +810,46 @@ impl<'a> Problem<'a> {
     }
 }
 
+/// The NNGP point of `problem` (fields at the NNGP kernels, conjugates zero).
+fn nngp_state(
+    problem: &Problem<'_>,
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    settings: &NngpSettings,
+) -> Result<State, FiniteWidthError> {
+    let nngp = nngp_kernels(theory, x, None, settings)?;
+    let mut start = State {
+        fields: Entries::new(),
+        conjugates: Entries::new(),
+    };
+    for key in &problem.keys {
+        let value = nngp.entries.get(key).ok_or_else(|| {
+            FiniteWidthError::Unsupported(format!(
+                "no NNGP value of {}",
+                problem.sim.network.name(key)
+            ))
+        })?;
+        start.fields.insert(key.clone(), value.clone());
+        start
+            .conjugates
+            .insert(key.clone(), Array2::zeros(value.dim()));
+    }
+    Ok(start)
+}
+
 /// The finite-width kernels of every block C[t, s] of the recurrent `theory` on inputs `x`
 /// and targets `y` (training patterns): the MAP or the linearised system, by sampled
 /// expectations over the units' trajectories (`settings.samples` per estimate, seeded), with
-/// standard errors from `settings.replicas` independent replicas.
+/// standard errors from `settings.replicas` independent replicas. With test inputs
+/// `x_test` (MAP only) the test patterns join every block as rows without conjugate entries:
+/// the training solution is unchanged (its samples are the same), the test rows follow from
+/// the forward equations at its conjugates, and the GP prediction with the adapted readout
+/// kernel is returned.
 pub fn recurrent_kernels(
     theory: &Theory,
     x: ArrayView2<f64>,
     y: ArrayView2<f64>,
+    x_test: Option<ArrayView2<f64>>,
     method: RecurrentMethod,
     settings: &MapSettings,
 ) -> Result<MapSolution, FiniteWidthError> {
@@ -682,6 +861,27 @@ pub fn recurrent_kernels(
             x.nrows()
         )));
     }
+    if x_test.is_some() && method == RecurrentMethod::Linear {
+        return Err(FiniteWidthError::Unsupported(
+            "test patterns: the linearised system reports the kernels on the training \
+             patterns; the MAP predicts"
+                .into(),
+        ));
+    }
+    let joined = match x_test {
+        Some(t) if t.ncols() != x.ncols() => {
+            return Err(FiniteWidthError::Unsupported(format!(
+                "the test inputs have {} features, the training inputs {}",
+                t.ncols(),
+                x.ncols()
+            )));
+        }
+        Some(t) => Some(
+            ndarray::concatenate(Axis(0), &[x, t])
+                .map_err(|e| FiniteWidthError::Unsupported(e.to_string()))?,
+        ),
+        None => None,
+    };
     let params = parameter_values(theory, &settings.overrides)?;
     let network = RecurrentNetwork::new(theory, &params)?;
     let nngp_settings = NngpSettings {
@@ -690,27 +890,40 @@ pub fn recurrent_kernels(
         native: settings.native,
         ..NngpSettings::default()
     };
-    let nngp = nngp_kernels(theory, x, Some(y), &nngp_settings)?;
     let problem = Problem::new(theory, &network, params.clone(), x, y)?;
-    let mut start = State {
-        fields: Entries::new(),
-        conjugates: Entries::new(),
+    let start = nngp_state(&problem, theory, x, &nngp_settings)?;
+    let joint = match &joined {
+        Some(all) => {
+            let joint = Problem::new(theory, &network, params.clone(), all.view(), y)?;
+            let start_all = nngp_state(&joint, theory, all.view(), &nngp_settings)?;
+            Some((joint, start_all))
+        }
+        None => None,
     };
-    for key in &problem.keys {
-        let value = nngp.entries.get(key).ok_or_else(|| {
-            FiniteWidthError::Unsupported(format!("no NNGP value of {}", network.name(key)))
-        })?;
-        start.fields.insert(key.clone(), value.clone());
-        start
-            .conjugates
-            .insert(key.clone(), Array2::zeros(value.dim()));
-    }
+    // the training coordinates come first in the sampling order: the joint normals' first
+    // T·P_train columns are the training problem's
     let dim = problem.times * problem.patterns;
-    let draw = |m: usize, stream: u64| normals(m, dim, stream_seed(settings.seed, stream));
+    let dim_all = problem.times * joined.as_ref().map_or(x.nrows(), |a| a.nrows());
+    let draw = |m: usize, stream: u64| normals(m, dim_all, stream_seed(settings.seed, stream));
+    let solve = |from: &State, z: &Array2<f64>| -> Result<(Solved, State), FiniteWidthError> {
+        let z_train = z.slice(s![.., ..dim]);
+        let solved = problem.solve(method, &start, from, z_train, settings)?;
+        let full = match &joint {
+            Some((joint, start_all)) => {
+                let mut conjugates = start_all.conjugates.clone();
+                for (key, value) in conjugates.iter_mut() {
+                    let train = &solved.0.conjugates[key];
+                    let (r, c) = train.dim();
+                    value.slice_mut(s![..r, ..c]).assign(train);
+                }
+                joint.forward_fixed_point(start_all, &conjugates, z.view(), settings)?
+            }
+            None => solved.0.clone(),
+        };
+        Ok((solved, full))
+    };
     let z = draw(settings.samples, 0);
-    let (state, sweeps, residual, ess) =
-        problem.solve(method, &start, &start, z.view(), settings)?;
-
+    let ((state, sweeps, residual, ess), full) = solve(&start, &z)?;
     let replicas = settings.replicas;
     let mut replica_states = Vec::with_capacity(replicas);
     let mut rescale = 1.0;
@@ -719,41 +932,58 @@ pub fn recurrent_kernels(
         rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
         for r in 0..replicas {
             let z = draw(per, r as u64 + 1);
-            let (s, ..) = problem.solve(method, &start, &state, z.view(), settings)?;
+            let (_, s) = solve(&state, &z)?;
             replica_states.push(s);
         }
     }
-    let error = |pick: &dyn Fn(&State) -> &Array2<f64>| -> Option<Array2<f64>> {
-        let values: Vec<Array2<f64>> = replica_states.iter().map(|s| pick(s).clone()).collect();
-        standard_error(&values).map(|e| e * rescale)
+    let error = |values: Vec<Array2<f64>>| standard_error(&values).map(|e| e * rescale);
+    let (reporter, report_start) = match &joint {
+        Some((joint, start_all)) => (joint, start_all),
+        None => (&problem, &start),
     };
     let layers = problem
         .keys
         .iter()
-        .map(|key| MapLayer {
-            name: network.name(key),
-            conjugate_name: problem.conjugate_name(key),
-            nngp: start.fields[key].clone(),
-            kernel: state.fields[key].clone(),
-            conjugate: state.conjugates[key].clone(),
-            kernel_error: error(&|s: &State| &s.fields[key]),
-            conjugate_error: error(&|s: &State| &s.conjugates[key]),
+        .map(|key| {
+            let pick =
+                |f: &dyn Fn(&State) -> Array2<f64>| error(replica_states.iter().map(f).collect());
+            MapLayer {
+                name: network.name(key),
+                conjugate_name: problem.conjugate_name(key),
+                nngp: report_start.fields[key].clone(),
+                kernel: full.fields[key].clone(),
+                conjugate: full.conjugates[key].clone(),
+                kernel_error: pick(&|s: &State| s.fields[key].clone()),
+                conjugate_error: pick(&|s: &State| s.conjugates[key].clone()),
+            }
         })
         .collect();
-    let prediction = match (
-        problem.log_marginal_likelihood(&state)?,
-        problem.log_marginal_likelihood(&start)?,
-    ) {
-        (Some(lml), Some(nngp_lml)) => Some(MapPrediction {
-            mean: Array2::zeros((0, y.ncols())),
-            mean_error: None,
-            variance: Array1::zeros(0),
-            variance_error: None,
-            log_marginal_likelihood: lml,
-            nngp_mean: Array2::zeros((0, y.ncols())),
-            nngp_variance: Array1::zeros(0),
-            nngp_log_marginal_likelihood: nngp_lml,
-        }),
+    let prediction = match (reporter.gp(&full)?, reporter.gp(report_start)?) {
+        (Some((mean, variance, lml)), Some((nngp_mean, nngp_variance, nngp_lml))) => {
+            let replicas = replica_states
+                .iter()
+                .map(|s| reporter.gp(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let means = replicas.iter().flatten().map(|r| r.0.clone()).collect();
+            let variances = replicas
+                .iter()
+                .flatten()
+                .map(|r| r.1.clone().insert_axis(Axis(1)))
+                .collect();
+            let with_test = mean.nrows() > 0;
+            Some(MapPrediction {
+                mean_error: error(means).filter(|_| with_test),
+                variance_error: error(variances)
+                    .filter(|_| with_test)
+                    .map(|v| v.column(0).to_owned()),
+                mean,
+                variance,
+                log_marginal_likelihood: lml,
+                nngp_mean,
+                nngp_variance,
+                nngp_log_marginal_likelihood: nngp_lml,
+            })
+        }
         _ => None,
     };
     Ok(MapSolution {
@@ -769,7 +999,8 @@ pub fn recurrent_kernels(
             term: 1,
             units: network.units,
             estimator: Estimator::ImportanceSampling,
-            effective_samples: Some(ess),
+            // the linear system's measure is the untilted one (ESS = M): nothing to report
+            effective_samples: (method == RecurrentMethod::Map).then_some(ess),
         }],
         samples: settings.samples,
         replicas,

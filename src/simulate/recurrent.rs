@@ -334,6 +334,9 @@ fn at_time(e: &Expr, var: &str, from: i64, to: i64) -> Expr {
     })
 }
 
+/// The most units the factorisation check of [`RecurrentSimulator::new`] draws.
+const PROBE_UNITS: usize = 64;
+
 /// The states h(0…T) and the unit outputs f(h(0…T−1)) of one network (n×P each).
 type Trajectory = (Vec<Array2<f64>>, Vec<Array2<f64>>);
 
@@ -449,8 +452,11 @@ impl<'a> RecurrentSimulator<'a> {
         sim.gain = gain;
         // the factorisation ⟨body⟩ = (1/n) F(t−1)ᵀ F(s−1), checked on a probe draw
         let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(0x5eed);
-        let (states, outputs) = sim.run(&mut rng)?;
-        let n = network.units as f64;
+        // a probe of at most 64 units: the check is per unit, and a width of 10⁵ must not
+        // cost an n² weight matrix before anything is asked of the network
+        let probe = network.units.min(PROBE_UNITS);
+        let (states, outputs) = sim.run_from(&sim.normals_of(&mut rng, probe))?;
+        let n = probe as f64;
         for rule in &network.rules {
             let [t, s] = rule.key.1.as_slice() else {
                 continue;
@@ -475,7 +481,12 @@ impl<'a> RecurrentSimulator<'a> {
 
     /// The standard normals of one network: the drive's (n × (T+1)P) and the weights' (n × n).
     fn normals(&self, rng: &mut StdRng) -> Vec<Array2<f64>> {
-        let (n, p) = (self.network.units, self.x.nrows());
+        self.normals_of(rng, self.network.units)
+    }
+
+    /// [`Self::normals`] of `n` units.
+    fn normals_of(&self, rng: &mut StdRng, n: usize) -> Vec<Array2<f64>> {
+        let p = self.x.nrows();
         let times = self.network.last_time + 1;
         let z =
             Array2::from_shape_simple_fn((n, times * p), || rng.sample::<f64, _>(StandardNormal));
@@ -483,16 +494,12 @@ impl<'a> RecurrentSimulator<'a> {
         vec![z, w]
     }
 
-    /// The states h(0…T) (n×P each) and the unit outputs f(h(0…T−1)) of one network.
-    fn run(&self, rng: &mut StdRng) -> Result<Trajectory, SimulateError> {
-        let normals = self.normals(rng);
-        self.run_from(&normals)
-    }
-
-    /// [`Self::run`] on given normals (the drive's, then the weights').
+    /// The states h(0…T) (n×P each) and the unit outputs f(h(0…T−1)) of the network the
+    /// normals make (the drive's, then the weights'; n = their rows).
     fn run_from(&self, normals: &[Array2<f64>]) -> Result<Trajectory, SimulateError> {
         let network = self.network;
-        let (n, p) = (network.units, self.x.nrows());
+        let n = normals.first().map_or(network.units, |z| z.nrows());
+        let p = self.x.nrows();
         let times = network.last_time + 1;
         let [z, w] = normals else {
             return Err(SimulateError::Setting(format!(
