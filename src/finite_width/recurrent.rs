@@ -33,6 +33,12 @@
 //! C* + F_z(C, C̃) − F_z(C*, 0), ∂ ln Z/∂K the control-variate estimator
 //! ½L⁻ᵀZᵀdiag(w − 1/M)ZL⁻¹ (exactly zero without tilt), standard errors from independent
 //! replicas.
+//!
+//! ## Test patterns
+//! Test rows join every block without conjugate entries. They are sampled after the
+//! training rows through the block factor [[L_tt, 0], [K_st L_tt⁻ᵀ, L_s]] (L_s the Schur
+//! complement's factor), so the training samples, and the training solution, are the
+//! training problem's; the test rows follow from the forward equations at its conjugates.
 
 use std::collections::BTreeMap;
 
