@@ -1356,16 +1356,18 @@ fn simulate_samples_recurrent_networks_with_weights_shared_over_time() {
     assert!(even > 3.0 * even_se, "C[5,3] = {even} ± {even_se}");
     assert_eq!(at("nngp", "C[5,3]", 0, 0), 0.0);
 
+    // the posterior takes one target row per pattern (tests/simulate.rs samples it)
+    let y = temp_file("t13_y.csv", "1\n-1\n1\n");
     let (code, _, err) = saddle(&[
         "simulate",
         "examples/recurrent_erf.action",
         "--x",
         path_str(&x),
         "--y",
-        path_str(&x),
+        path_str(&y),
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("--prior"), "{err}");
+    assert!(err.contains("--y") && err.contains('3'), "{err}");
 }
 
 #[test]
