@@ -533,6 +533,56 @@ pub(super) fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {
     Array2::from_shape_simple_fn((m, p), || StandardNormal.sample(&mut rng))
 }
 
+/// ∂R/∂C for each field entry of `keys`, R the action without its cumulant-generating terms
+/// (the data term, measure terms), derived symbolically; conjugates as fields at
+/// [`CONJUGATE_BASE`]. None where R does not read the entry.
+pub(super) fn rest_gradients(
+    theory: &Theory,
+    params: &[f64],
+    keys: &[EntryKey],
+    conjugate_of: &[Option<usize>],
+) -> Result<Vec<Option<Expr>>, FiniteWidthError> {
+    let ints = theory.int_values(params);
+    let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
+    let mut rest = zero(action.shape);
+    for (sign, term) in additive_terms(&action, 1.0) {
+        if term.any(&mut |e| matches!(e.kind, ExprKind::Expectation { .. })) {
+            continue;
+        }
+        rest = add(rest, if sign < 0.0 { neg(term) } else { term });
+    }
+    let backward = backward_equations_of(theory, rest, &ints)?;
+    let mut rest_of = Vec::new();
+    for key in keys {
+        let conj = conjugate_of[key.0];
+        let eq = backward.iter().find(|eq| {
+            matches!(&eq.stationary_in, Variable::Field(f, i) if *f == key.0 && *i == key.1)
+                && matches!(&eq.unknown, Variable::Conjugate(c, _) if Some(*c) == conj)
+        });
+        rest_of.push(match eq.map(|eq| &eq.rhs) {
+            Some(Ok(rhs)) => Some(conjugates_as_fields(rhs)),
+            Some(Err(e)) => return Err(FiniteWidthError::Derive(e.clone())),
+            None => None,
+        });
+    }
+    Ok(rest_of)
+}
+
+/// The conjugate of a field entry as written: `Ct[2]`, `Ct[1,3]`.
+pub(super) fn conjugate_name(
+    theory: &Theory,
+    conjugate_of: &[Option<usize>],
+    key: &EntryKey,
+) -> String {
+    let name = conjugate_of[key.0].map_or_else(String::new, |c| theory.conjugates[c].name.clone());
+    if key.1.is_empty() {
+        name
+    } else {
+        let idx: Vec<String> = key.1.iter().map(i64::to_string).collect();
+        format!("{name}[{}]", idx.join(","))
+    }
+}
+
 /// Replaces conjugate entries by fields at [`CONJUGATE_BASE`] + id.
 pub(super) fn conjugates_as_fields(e: &Expr) -> Expr {
     substitute(e, &|x| match &x.kind {
@@ -600,30 +650,8 @@ impl<'a> Problem<'a> {
             }
         }
 
-        // ∂R/∂C of the action without its cumulant-generating terms
-        let ints = theory.int_values(params);
-        let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
-        let mut rest = zero(action.shape);
-        for (sign, term) in additive_terms(&action, 1.0) {
-            if term.any(&mut |e| matches!(e.kind, ExprKind::Expectation { .. })) {
-                continue;
-            }
-            rest = add(rest, if sign < 0.0 { neg(term) } else { term });
-        }
-        let backward = backward_equations_of(theory, rest, &ints)?;
-        let mut rest_of = Vec::new();
-        for rule in &network.rules {
-            let conj = conjugate_of[rule.key.0];
-            let eq = backward.iter().find(|eq| {
-                matches!(&eq.stationary_in, Variable::Field(f, i) if *f == rule.key.0 && *i == rule.key.1)
-                    && matches!(&eq.unknown, Variable::Conjugate(c, _) if Some(*c) == conj)
-            });
-            rest_of.push(match eq.map(|eq| &eq.rhs) {
-                Some(Ok(rhs)) => Some(conjugates_as_fields(rhs)),
-                Some(Err(e)) => return Err(FiniteWidthError::Derive(e.clone())),
-                None => None,
-            });
-        }
+        let keys: Vec<EntryKey> = network.rules.iter().map(|r| r.key.clone()).collect();
+        let rest_of = rest_gradients(theory, params, &keys, &conjugate_of)?;
         let tilts: Vec<Expr> = network
             .populations
             .iter()
@@ -694,14 +722,7 @@ impl<'a> Problem<'a> {
     }
 
     fn conjugate_name(&self, key: &EntryKey) -> String {
-        let name = self.conjugate_of[key.0]
-            .map_or_else(String::new, |c| self.theory.conjugates[c].name.clone());
-        if key.1.is_empty() {
-            name
-        } else {
-            let idx: Vec<String> = key.1.iter().map(i64::to_string).collect();
-            format!("{name}[{}]", idx.join(","))
-        }
+        conjugate_name(self.theory, &self.conjugate_of, key)
     }
 
     /// Runs `f` with a context that reads `fields`, `conjugates` and slot values.

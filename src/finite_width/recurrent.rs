@@ -47,22 +47,19 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use super::FiniteWidthError;
 use super::map::{
     CONJUGATE_BASE, MIN_REPLICA_SAMPLES, MapLayer, MapPrediction, MapSettings, MapSolution,
-    PopulationReport, anderson, check_settings, conjugates_as_fields, has_jumps, normals,
-    standard_error,
+    PopulationReport, anderson, check_settings, conjugate_name, conjugates_as_fields, has_jumps,
+    normals, rest_gradients, standard_error,
 };
 use super::tilted::{Estimator, sampling_factor};
-use crate::check::ir::{ExprKind, Theory};
-use crate::derive::build::{add, neg, zero};
-use crate::derive::equations::backward_equations_of;
-use crate::derive::grad::Variable;
-use crate::derive::unroll::{IndexEnv, unroll};
+use crate::check::ir::Theory;
 use crate::numeric::matrix::{MatrixContext, Value, inverse};
-use crate::simulate::network::additive_terms;
+use crate::simulate::SimulateError;
+use crate::simulate::draw::Draw;
+use crate::simulate::posterior::WhitenedNetwork;
 use crate::simulate::recurrent::{RecurrentNetwork, RecurrentSimulator};
 use crate::simulate::stream_seed;
 use crate::simulate::units::UnitEvaluator;
 use crate::solve::nngp::{EntryKey, NngpSettings, nngp_kernels, parameter_values};
-use crate::solve::readout::find_readout;
 
 /// Which finite-width solution of a recurrent theory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,29 +166,7 @@ impl<'a> Problem<'a> {
                 )));
             }
         }
-        let ints = theory.int_values(&params);
-        let action = unroll(&theory.action.body, &IndexEnv::new(), &ints)?;
-        let mut rest = zero(action.shape);
-        for (sign, term) in additive_terms(&action, 1.0) {
-            if term.any(&mut |e| matches!(e.kind, ExprKind::Expectation { .. })) {
-                continue;
-            }
-            rest = add(rest, if sign < 0.0 { neg(term) } else { term });
-        }
-        let backward = backward_equations_of(theory, rest, &ints)?;
-        let mut rest_of = Vec::new();
-        for key in &keys {
-            let conj = conjugate_of[key.0];
-            let eq = backward.iter().find(|eq| {
-                matches!(&eq.stationary_in, Variable::Field(f, i) if *f == key.0 && *i == key.1)
-                    && matches!(&eq.unknown, Variable::Conjugate(c, _) if Some(*c) == conj)
-            });
-            rest_of.push(match eq.map(|eq| &eq.rhs) {
-                Some(Ok(rhs)) => Some(conjugates_as_fields(rhs)),
-                Some(Err(e)) => return Err(FiniteWidthError::Derive(e.clone())),
-                None => None,
-            });
-        }
+        let rest_of = rest_gradients(theory, &params, &keys, &conjugate_of)?;
         let times = network.last_time;
         let p = x.nrows();
         let order = (0..times)
@@ -734,25 +709,14 @@ impl<'a> Problem<'a> {
     /// variance on the test rows and ln p(Y | X) of the training targets (None without a
     /// readout).
     fn gp(&self, state: &State) -> Result<Option<Regression>, FiniteWidthError> {
-        let ints = self.theory.int_values(&self.params);
-        let action = unroll(&self.theory.action.body, &IndexEnv::new(), &ints)?;
-        let Some(readout) = find_readout(&action) else {
-            return Ok(None);
+        // the readout the network read off the data term, on the state's blocks
+        let draw = Draw {
+            entries: state.fields.clone(),
         };
-        let kernel = self.matrix(state, &readout.kernel, "the readout kernel")?;
-        let noise = match self.with_context(&state.fields, &state.conjugates, |ctx| {
-            ctx.eval(&readout.noise)
-                .map_err(|e| FiniteWidthError::Evaluate {
-                    what: "the readout noise".into(),
-                    reason: e.to_string(),
-                })
-        })? {
-            Value::Scalar(v) => v,
-            Value::Matrix(_) => {
-                return Err(FiniteWidthError::Unsupported(
-                    "the readout noise is a matrix, not a number κ".into(),
-                ));
-            }
+        let (kernel, noise) = match self.sim.readout(&draw) {
+            Ok(readout) => readout,
+            Err(SimulateError::NoReadout) => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
         let t = self.training;
         let train = kernel.slice(s![..t, ..t]).to_owned();
@@ -809,10 +773,7 @@ impl<'a> Problem<'a> {
     }
 
     fn conjugate_name(&self, key: &EntryKey) -> String {
-        let name = self.conjugate_of[key.0]
-            .map_or_else(String::new, |c| self.theory.conjugates[c].name.clone());
-        let idx: Vec<String> = key.1.iter().map(i64::to_string).collect();
-        format!("{name}[{}]", idx.join(","))
+        conjugate_name(self.theory, &self.conjugate_of, key)
     }
 }
 
