@@ -207,23 +207,14 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         settings.samples,
         settings.seed
     );
-    outln!(
-        "{:<6} {:<6} {:>18} {:>16} {:>16} {:>16}",
-        "kernel",
-        "entry",
-        "simulation",
-        "NNGP",
-        "linearised",
-        "MAP"
+    print_table(
+        6,
+        &rows,
+        [
+            ("linearised", linear.as_ref().err()),
+            ("MAP", map.as_ref().err()),
+        ],
     );
-    for row in rows {
-        outln!("{row}");
-    }
-    for (name, result) in [("linearised", &linear), ("MAP", &map)] {
-        if let Err(why) = result {
-            outln!("{name}: not computed — {why}");
-        }
-    }
     outln!(
         "The MAP omits the prior one-loop shift m/N of THEORY.md §4.5: the posterior mean is \
          MAP + m/N to leading order."
@@ -381,8 +372,22 @@ fn run_recurrent(
         settings.samples,
         settings.seed
     );
+    print_table(
+        8,
+        &rows,
+        [
+            ("linearised", linear.as_ref().err()),
+            ("MAP", map.as_ref().err()),
+        ],
+    );
+    Ok(())
+}
+
+/// The table of either comparison: a header whose first column is `width` wide, the rows,
+/// and why a method was not computed.
+fn print_table(width: usize, rows: &[String], failures: [(&str, Option<&String>); 2]) {
     outln!(
-        "{:<8} {:<6} {:>18} {:>16} {:>16} {:>16}",
+        "{:<width$} {:<6} {:>18} {:>16} {:>16} {:>16}",
         "kernel",
         "entry",
         "simulation",
@@ -393,12 +398,11 @@ fn run_recurrent(
     for row in rows {
         outln!("{row}");
     }
-    for (name, result) in [("linearised", &linear), ("MAP", &map)] {
-        if let Err(why) = result {
+    for (name, why) in failures {
+        if let Some(why) = why {
             outln!("{name}: not computed — {why}");
         }
     }
-    Ok(())
 }
 
 /// Mixed into the seed of the prior draws, so that they are independent of the chains'.
