@@ -418,8 +418,8 @@ fn solve_linear_reports_the_finite_width_shift_of_t9() {
     for (g, w) in got.iter().zip([-0.13869881, -1.91259079, -0.13534331]) {
         assert!((g - w).abs() < 5e-8, "{got:?}");
     }
-    // prediction: NNGP and the scalable MAP; not the linearised system nor the quadrature
-    // path at P ≤ 3
+    // prediction: NNGP and the scalable MAP and linear system; not the quadrature path at
+    // P ≤ 3
     let (code, _, err) = saddle(&[
         "solve",
         "examples/deep_erf.action",
@@ -433,7 +433,7 @@ fn solve_linear_reports_the_finite_width_shift_of_t9() {
         &p(&x),
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("--method nngp"), "{err}");
+    assert!(err.contains("--expectations scalable"), "{err}");
     let (code, _, err) = saddle(&[
         "solve",
         "examples/deep_erf.action",

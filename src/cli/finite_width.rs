@@ -14,7 +14,7 @@ use super::result::RunResult;
 use super::solve::{Expectations, Method, SolveArgs};
 use crate::check::ir::Theory;
 use crate::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
-use crate::finite_width::{MapSettings, map_kernels};
+use crate::finite_width::{MapSettings, linear_kernels, map_kernels};
 use crate::numeric::action::ActionError;
 use crate::solve::fluctuation::{FluctuationSettings, Order, linear_response};
 use crate::solve::nngp::parameter_values;
@@ -141,17 +141,17 @@ pub fn run(
                 .into(),
         ));
     }
-    if !recurrent && !map && scalable && args.expectations != Expectations::Auto {
+    if test.is_some() && recurrent && !map {
         return Err(CliError::Usage(
-            "--expectations scalable|monte-carlo: the linearised system is computed by \
-             quadrature (P ≤ 3); use `--method map` for any P"
+            "--x-test: the linearised system of a recurrent theory reports the kernels on the \
+             training patterns; `--method map` predicts with the adapted kernels"
                 .into(),
         ));
     }
-    if test.is_some() && !(map && (scalable || recurrent)) {
+    if test.is_some() && !(scalable || recurrent) {
         return Err(CliError::Usage(
             "--x-test: the quadrature path (P ≤ 3) reports the kernels on the training \
-             patterns only; add `--expectations scalable` to predict with the MAP kernels"
+             patterns only; add `--expectations scalable` to predict with the adapted kernels"
                 .into(),
         ));
     }
@@ -194,7 +194,7 @@ pub fn run(
         bar
     };
     let mut prediction_lines = Vec::new();
-    let (layers, width, extra) = if (map && scalable) || recurrent {
+    let (layers, width, extra) = if scalable || recurrent {
         let settings = MapSettings {
             overrides: overrides.to_vec(),
             samples: args.samples,
@@ -209,8 +209,10 @@ pub fn run(
                 RecurrentMethod::Linear
             };
             recurrent_kernels(theory, x, y, test.map(|t| t.0), method, &settings)
-        } else {
+        } else if map {
             map_kernels(theory, x, y, test.map(|t| t.0), &settings)
+        } else {
+            linear_kernels(theory, x, y, test.map(|t| t.0), Order::Full, &settings)
         }
         .map_err(|e| solver_error(&e, &args.file))?;
         if let Some(p) = &s.prediction {
@@ -253,7 +255,7 @@ pub fn run(
             ));
             if let (Some(a), Some(b)) = (map_metrics, nngp_metrics) {
                 prediction_lines.push(format!(
-                    "  test MSE: MAP kernel {:.6}, NNGP {:.6}; accuracy {:.4} vs {:.4} ({} test patterns)",
+                    "  test MSE: {label} kernel {:.6}, NNGP {:.6}; accuracy {:.4} vs {:.4} ({} test patterns)",
                     a.0,
                     b.0,
                     a.1,
@@ -290,6 +292,7 @@ pub fn run(
             "tolerance": s.tolerance,
             "samples": s.samples,
             "replicas": s.replicas,
+            "replica_samples": s.replica_samples,
             "seed": args.seed,
             "populations": populations,
         });
@@ -447,7 +450,7 @@ pub fn run(
         if let Some(r) = extra["replicas"].as_u64().filter(|r| *r > 0) {
             outln!(
                 "  ± one Monte Carlo standard error, from {r} independent replicas of {} samples",
-                extra["samples"].as_u64().unwrap_or(0) / r
+                extra["replica_samples"].as_u64().unwrap_or(0)
             );
         }
     }

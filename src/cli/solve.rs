@@ -25,7 +25,8 @@ pub enum Method {
     /// with Gaussian closed forms or importance sampling for any P (`--expectations`).
     Map,
     /// Finite width N: the linearised fluctuation system around the NNGP point (one Newton
-    /// step). P ≤ 3 for layered theories; any P for recurrent ones (sampled).
+    /// step): P-dimensional quadrature for P ≤ 3, matrix-free with the expectations of
+    /// `map` (closed forms or importance sampling) for any P (`--expectations`).
     Linear,
 }
 
@@ -54,8 +55,8 @@ pub struct SolveArgs {
     /// Training targets (P×D; ±1 for two classes, one-hot for several).
     #[arg(long = "y", value_name = "Y")]
     pub y: PathBuf,
-    /// Test inputs (needed by `--method nngp`; `map` adapts their kernel rows too and predicts
-    /// with the finite-width kernel).
+    /// Test inputs (needed by `--method nngp`; `map` and `linear` adapt their kernel rows too
+    /// and predict with the finite-width kernel).
     #[arg(long = "x-test", value_name = "XT")]
     pub x_test: Option<PathBuf>,
     /// Test targets (for MSE and accuracy).
@@ -85,10 +86,10 @@ pub struct SolveArgs {
     /// P-dimensional tilted expectations (`map`, `linear`, default 64).
     #[arg(long, value_parser = super::quadrature_order())]
     pub quadrature: Option<usize>,
-    /// How `map` computes the tilted expectations.
+    /// How `map` and `linear` compute the tilted expectations.
     #[arg(long, value_enum, default_value = "auto")]
     pub expectations: Expectations,
-    /// Monte Carlo samples per population (`map` with sampled expectations).
+    /// Monte Carlo samples per population (`map`, `linear` with sampled expectations).
     #[arg(long, default_value_t = 20_000)]
     pub samples: usize,
     /// Seed of the Monte Carlo samples.
@@ -121,13 +122,6 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
 fn execute(args: &SolveArgs, capture: bool) -> Result<Option<RunResult>, CliError> {
     let theory = theory(&args.file)?;
     if args.method != Method::Nngp {
-        if args.method == Method::Linear && (args.x_test.is_some() || args.y_test.is_some()) {
-            return Err(CliError::Usage(
-                "--x-test/--y-test: prediction is implemented for `--method nngp` and `map`; \
-                 `linear` reports the kernels on the training patterns"
-                    .into(),
-            ));
-        }
         if args.y_test.is_some() && args.x_test.is_none() {
             return Err(CliError::Usage("--y-test needs --x-test".into()));
         }

@@ -30,7 +30,7 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::{SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -46,6 +46,7 @@ use crate::derive::unroll::{IndexEnv, unroll};
 use crate::numeric::matrix::{MatrixContext, Value};
 use crate::simulate::network::{Network, Step, additive_terms};
 use crate::simulate::stream_seed;
+use crate::solve::fluctuation::Order;
 use crate::solve::gp::{Prediction, TestMetrics};
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
 
@@ -157,6 +158,8 @@ pub struct MapSolution {
     pub samples: usize,
     /// Replicas behind the standard errors.
     pub replicas: usize,
+    /// Samples per replica (M / replicas, at least 2000 or M).
+    pub replica_samples: usize,
     /// The number of training patterns (the first rows of every kernel; test rows follow).
     pub training: usize,
     /// The GP prediction with the adapted readout kernel (and the NNGP one beside it).
@@ -246,6 +249,38 @@ pub fn map_kernels(
     x_test: Option<ArrayView2<f64>>,
     settings: &MapSettings,
 ) -> Result<MapSolution, FiniteWidthError> {
+    layered_kernels(theory, x, y, x_test, None, settings)
+}
+
+/// The linearised system around the NNGP point (THEORY.md §4.4) of `theory` for any number
+/// of patterns, to `order`: the conjugates solve C̃ = g(0) + Dg(0)·C̃ for the sweep map
+/// g(C̃) = B(F(C̃), C̃) (the backward equations at the fields the forward pass gives), the
+/// kernels are C* + DF(0)·C̃. DF·v and Dg·v are central differences of the same maps the MAP
+/// iterates, on the same normals, so they carry the backward sweep of Gᵀ, the forward sweep
+/// of G and (g²/N)V and the readout's H without forming any of them; to leading order the
+/// rest of the action (the data term's H, a measure term) is read at C*. The returned
+/// [`MapSolution`] holds C* + δC as `kernel` and C̃ as `conjugate`, with test patterns as for
+/// [`map_kernels`]; the effective sample sizes are absent (the measure is untilted).
+pub fn linear_kernels(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    x_test: Option<ArrayView2<f64>>,
+    order: Order,
+    settings: &MapSettings,
+) -> Result<MapSolution, FiniteWidthError> {
+    layered_kernels(theory, x, y, x_test, Some(order), settings)
+}
+
+/// The MAP (`linear` None) or the linearised system to an order.
+fn layered_kernels(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    x_test: Option<ArrayView2<f64>>,
+    linear: Option<Order>,
+    settings: &MapSettings,
+) -> Result<MapSolution, FiniteWidthError> {
     check_settings(settings)?;
     if y.nrows() != x.nrows() {
         return Err(FiniteWidthError::Unsupported(format!(
@@ -328,7 +363,10 @@ pub fn map_kernels(
                 ..settings.clone()
             };
             let z_train = z.slice(ndarray::s![.., ..p_train]);
-            let (state, sweeps, residual, ess) = problem.solve(&start, from, z_train, &run)?;
+            let (state, sweeps, residual, ess) = match linear {
+                None => problem.solve(&start, from, z_train, &run)?,
+                Some(order) => problem.solve_linear(&start, &from, z_train, &run, order)?,
+            };
             let full = match &joint {
                 Some((joint, start_all)) => {
                     let mut conjugates = start_all.conjugates.clone();
@@ -337,7 +375,10 @@ pub fn map_kernels(
                         let (r, c) = train.dim();
                         value.slice_mut(ndarray::s![..r, ..c]).assign(train);
                     }
-                    let fields = joint.corrected_fields(start_all, &conjugates, z.view())?;
+                    let fields = match linear {
+                        None => joint.corrected_fields(start_all, &conjugates, z.view())?,
+                        Some(_) => joint.linear_fields(start_all, &conjugates, z.view())?,
+                    };
                     State { fields, conjugates }
                 }
                 None => state.clone(),
@@ -364,10 +405,12 @@ pub fn map_kernels(
     let mut replica_states = Vec::with_capacity(replicas);
     // sd/√R is the error of an estimate from R·m samples; the solution has M
     let mut rescale = 1.0;
+    let mut replica_samples = 0;
     if let Some(per) = settings.samples.checked_div(replicas) {
         // a replica needs enough samples for its own importance weights
         let per = per.max(settings.samples.min(MIN_REPLICA_SAMPLES));
         rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
+        replica_samples = per;
         for r in 0..replicas {
             let z = draw(per, r as u64 + 1);
             let (_, s) = solve(state.clone(), &z, per)?;
@@ -422,7 +465,10 @@ pub fn map_kernels(
             }
         })
         .collect();
-    let main_tolerance = settings.tolerance.max(resolution(settings.samples));
+    let mut main_tolerance = settings.tolerance.max(resolution(settings.samples));
+    if linear.is_some() {
+        main_tolerance = main_tolerance.max(LINEAR_TOLERANCE);
+    }
     Ok(MapSolution {
         width: theory.param("N").map(|id| params[id]),
         layers,
@@ -432,6 +478,7 @@ pub fn map_kernels(
         populations,
         samples: if sampled { settings.samples } else { 0 },
         replicas,
+        replica_samples,
         training: x.nrows(),
         prediction,
     })
@@ -1119,11 +1166,19 @@ impl<'a> Problem<'a> {
     }
 
     /// (B, O): every conjugate, from the last field to the first.
+    /// The rest of the action (∂R/∂C) is read at `rest_at`'s fields where given (the
+    /// linearised system's leading order), at `state`'s otherwise.
     fn backward(
         &self,
         state: &State,
+        rest_at: Option<&State>,
         z: ArrayView2<'_, f64>,
     ) -> Result<BTreeMap<EntryKey, Array2<f64>>, FiniteWidthError> {
+        let rest_state = rest_at.map(|at| State {
+            fields: at.fields.clone(),
+            conjugates: state.conjugates.clone(),
+        });
+        let rest_state = rest_state.as_ref().unwrap_or(state);
         let mut conjugates = Entries::new();
         let mut measures: Vec<Option<TiltedMeasure>> =
             (0..self.network.populations.len()).map(|_| None).collect();
@@ -1133,7 +1188,7 @@ impl<'a> Problem<'a> {
             let mut value = Array2::zeros(shape);
             if let Some(rest) = &self.rest[r] {
                 let what = || format!("the backward equation of {}", self.network.name(key));
-                let rest = match self.eval_training(state, rest, what)? {
+                let rest = match self.eval_training(rest_state, rest, what)? {
                     Value::Matrix(m) => m,
                     Value::Scalar(s) => {
                         let t = self.training;
@@ -1222,6 +1277,123 @@ impl<'a> Problem<'a> {
         Ok(self.corrected_forward(&state, z, &correction)?.0)
     }
 
+    /// Conjugates in the order of the rules, flattened.
+    fn flatten(&self, entries: &Entries) -> Array1<f64> {
+        self.network
+            .rules
+            .iter()
+            .flat_map(|r| entries[&r.key].iter().copied())
+            .collect()
+    }
+
+    /// The inverse of [`Self::flatten`], with the shapes of `like`.
+    fn unflatten(&self, v: &Array1<f64>, like: &Entries) -> Entries {
+        let mut out = BTreeMap::new();
+        let mut at = 0;
+        for rule in &self.network.rules {
+            let dim = like[&rule.key].dim();
+            let n = dim.0 * dim.1;
+            let block = Array2::from_shape_vec(dim, v.slice(ndarray::s![at..at + n]).to_vec())
+                .unwrap_or_else(|_| Array2::zeros(dim));
+            out.insert(rule.key.clone(), block);
+            at += n;
+        }
+        out
+    }
+
+    /// C* + DF(0)·C̃: the fields of the linearised system at the conjugates `conjugates`, DF
+    /// the forward pass's derivative in the conjugates at the NNGP point `nngp`, by a central
+    /// difference on normals `z` (the sampled map's error at C* cancels in it).
+    fn linear_fields(
+        &self,
+        nngp: &State,
+        conjugates: &Entries,
+        z: ArrayView2<'_, f64>,
+    ) -> Result<Entries, FiniteWidthError> {
+        let size = conjugates
+            .values()
+            .flat_map(|c| c.iter())
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        if size == 0.0 {
+            return Ok(nngp.fields.clone());
+        }
+        let eps = 1e-4 * size.max(1.0) / size;
+        let scaled = |f: f64| State {
+            fields: nngp.fields.clone(),
+            conjugates: conjugates.iter().map(|(k, v)| (k.clone(), v * f)).collect(),
+        };
+        let (plus, _) = self.forward(&scaled(eps), z)?;
+        let (minus, _) = self.forward(&scaled(-eps), z)?;
+        Ok(nngp
+            .fields
+            .iter()
+            .map(|(k, c)| (k.clone(), c + &((&plus[k] - &minus[k]) / (2.0 * eps))))
+            .collect())
+    }
+
+    /// The linearised system (THEORY.md §4.4) on normals `z`, from the conjugates of
+    /// `from`: C̃ = g(0) + Dg(0)·C̃ for the sweep map g(C̃) = B(F(C̃), C̃) at the NNGP point
+    /// `nngp`, Dg·v a central difference on the same normals, iterated to its fixed point
+    /// (Anderson: a Krylov method for this linear map); then the fields C* + DF(0)·C̃.
+    fn solve_linear(
+        &self,
+        nngp: &State,
+        from: &State,
+        z: ArrayView2<'_, f64>,
+        settings: &MapSettings,
+        order: Order,
+    ) -> Result<Solved, FiniteWidthError> {
+        let correction = self.correction(nngp, z)?;
+        // to leading order the rest of the action (its (C, C) blocks: the data term's H, a
+        // measure term) is read at C*
+        let rest_at = match order {
+            Order::Full => None,
+            Order::Leading => Some(nngp),
+        };
+        let sweep = |x: &Array1<f64>| -> Result<Array1<f64>, FiniteWidthError> {
+            let at = State {
+                fields: nngp.fields.clone(),
+                conjugates: self.unflatten(x, &nngp.conjugates),
+            };
+            let (fields, _) = self.corrected_forward(&at, z, &correction)?;
+            let state = State {
+                fields,
+                conjugates: at.conjugates,
+            };
+            Ok(self.flatten(&self.backward(&state, rest_at, z)?))
+        };
+        let g0 = sweep(&self.flatten(&nngp.conjugates))?;
+        let scale = g0.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let linear = |v: &Array1<f64>| -> Result<(Array1<f64>, ()), FiniteWidthError> {
+            let size = v.iter().fold(0.0f64, |m, a| m.max(a.abs()));
+            if size == 0.0 {
+                return Ok((g0.clone(), ()));
+            }
+            let eps = 1e-4 * scale / size;
+            let plus = sweep(&(v * eps))?;
+            let minus = sweep(&(v * -eps))?;
+            Ok((&g0 + &((&plus - &minus) / (2.0 * eps)), ()))
+        };
+        let floor = MapSettings {
+            tolerance: settings.tolerance.max(LINEAR_TOLERANCE),
+            ..settings.clone()
+        };
+        let (x, sweeps, residual, ()) = fixed_point(
+            self.flatten(&from.conjugates),
+            &linear,
+            &|a, b| relative_change(a.view(), b.view()),
+            &floor,
+        )?;
+        let conjugates = self.unflatten(&x, &nngp.conjugates);
+        let fields = self.linear_fields(nngp, &conjugates, z)?;
+        Ok((
+            State { fields, conjugates },
+            sweeps,
+            residual,
+            vec![None; self.network.populations.len()],
+        ))
+    }
+
     /// Sweeps from `from` on normals `z` (fields corrected by the sampled map's error at the
     /// NNGP point `nngp`): the solution, the sweeps, the last relative change and each
     /// population's effective sample size there.
@@ -1234,23 +1406,8 @@ impl<'a> Problem<'a> {
     ) -> Result<Solved, FiniteWidthError> {
         let correction = self.correction(nngp, z)?;
         let forward = |s: &State| self.corrected_forward(s, z, &correction);
-        let keys: Vec<EntryKey> = self.network.rules.iter().map(|r| r.key.clone()).collect();
-        let flatten = |c: &BTreeMap<EntryKey, Array2<f64>>| -> Array1<f64> {
-            keys.iter().flat_map(|k| c[k].iter().copied()).collect()
-        };
-        let unflatten = |v: &Array1<f64>| -> BTreeMap<EntryKey, Array2<f64>> {
-            let mut out = BTreeMap::new();
-            let mut at = 0;
-            for k in &keys {
-                let dim = from.conjugates[k].dim();
-                let n = dim.0 * dim.1;
-                let block = Array2::from_shape_vec(dim, v.slice(ndarray::s![at..at + n]).to_vec())
-                    .unwrap_or_else(|_| Array2::zeros(dim));
-                out.insert(k.clone(), block);
-                at += n;
-            }
-            out
-        };
+        let flatten = |c: &Entries| self.flatten(c);
+        let unflatten = |v: &Array1<f64>| self.unflatten(v, &from.conjugates);
         let (fields, mut ess) = forward(&from)?;
         let mut state = State {
             fields,
@@ -1263,7 +1420,7 @@ impl<'a> Problem<'a> {
         let mut history = Vec::new();
         for sweep in 1..=settings.max_sweeps {
             let x = flatten(&state.conjugates);
-            let g = flatten(&self.backward(&state, z)?);
+            let g = flatten(&self.backward(&state, None, z)?);
             let f = &g - &x;
             let residual = (f.dot(&f) / g.dot(&g).max(f64::MIN_POSITIVE)).sqrt();
             history.push(residual);
@@ -1319,6 +1476,97 @@ impl<'a> Problem<'a> {
             tolerance: settings.tolerance,
             history: history.iter().rev().take(5).rev().copied().collect(),
         })
+    }
+}
+
+/// The smallest relative change a linearised system is iterated to: its Jacobian–vector
+/// products are central differences of sampled maps, whose rounding (~1e-16 of the map over
+/// a step of 1e-4) limits the relative resolution to ~1e-10 at large N.
+pub(super) const LINEAR_TOLERANCE: f64 = 1e-8;
+
+/// A map of flattened iterates, with what it reports beside (an ESS).
+pub(super) type IterateMap<'m, E> =
+    dyn Fn(&Array1<f64>) -> Result<(Array1<f64>, E), FiniteWidthError> + 'm;
+
+/// The fixed point x = map(x) from `from` by Anderson-accelerated damped iteration (for a
+/// linear map this is a Krylov method, equivalent to GMRES): the solution, the iterations,
+/// the last relative change (`residual(x, map(x))`) and what the map reported there. A step
+/// the map cannot take (a tilted measure that is not normalisable, collapsed importance
+/// weights, an indefinite covariance) falls back to plain damped steps, shorter each time.
+pub(super) fn fixed_point<E>(
+    from: Array1<f64>,
+    map: &IterateMap<'_, E>,
+    residual: &dyn Fn(&Array1<f64>, &Array1<f64>) -> f64,
+    settings: &MapSettings,
+) -> Result<(Array1<f64>, usize, f64, E), FiniteWidthError> {
+    let beta = settings.damping;
+    let mut x = from;
+    let (mut g, mut report) = map(&x)?;
+    let mut memory: Vec<(Array1<f64>, Array1<f64>)> = Vec::new();
+    let mut history = Vec::new();
+    for sweep in 1..=settings.max_sweeps {
+        let f = &g - &x;
+        let change = residual(&x, &g);
+        history.push(change);
+        if change.is_nan() {
+            break;
+        }
+        if change <= settings.tolerance {
+            return Ok((g, sweep, change, report));
+        }
+        // a change far above the best so far: the extrapolation went astray, restart it
+        let best = history.iter().copied().fold(f64::INFINITY, f64::min);
+        if change > 4.0 * best {
+            memory.clear();
+        }
+        memory.push((x.clone(), f.clone()));
+        if memory.len() > settings.anderson_memory + 1 {
+            memory.remove(0);
+        }
+        let mut candidate = anderson(&memory, beta);
+        let mut step = beta;
+        loop {
+            match map(&candidate) {
+                Ok((next, next_report)) => {
+                    (g, report) = (next, next_report);
+                    x = candidate;
+                    break;
+                }
+                Err(
+                    FiniteWidthError::Collapsed { .. }
+                    | FiniteWidthError::IndefiniteCovariance(_)
+                    | FiniteWidthError::NotNormalisable { .. },
+                ) if step > 1e-6 => {
+                    memory.clear();
+                    memory.push((x.clone(), f.clone()));
+                    step *= 0.5;
+                    candidate = &x + &(&f * step);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Err(FiniteWidthError::NotConverged {
+        sweeps: history.len(),
+        residual: history.last().copied().unwrap_or(f64::NAN),
+        tolerance: settings.tolerance,
+        history: history.iter().rev().take(5).rev().copied().collect(),
+    })
+}
+
+/// The relative change ‖next − x‖/‖next‖ (0 when both vanish, ∞ when only `next` does,
+/// NaN when either has a NaN).
+pub(super) fn relative_change(x: ArrayView1<'_, f64>, next: ArrayView1<'_, f64>) -> f64 {
+    let d = &next - &x;
+    let size = next.dot(&next).sqrt();
+    if size.is_nan() || d.iter().any(|v| v.is_nan()) {
+        f64::NAN
+    } else if size > 0.0 {
+        d.dot(&d).sqrt() / size
+    } else if d.iter().all(|v| *v == 0.0) {
+        0.0
+    } else {
+        f64::INFINITY
     }
 }
 

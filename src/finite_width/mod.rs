@@ -11,7 +11,8 @@
 //!   sampled with common random numbers otherwise — with the tilted averages (forward
 //!   equations) and ∂ ln Z / ∂K, ∂ ln Z / ∂m (backward equations);
 //! * [`map`] solves the forward–backward equations by damped sweeps from the NNGP point
-//!   (THEORY.md §4.3), with Monte Carlo standard errors from independent replicas;
+//!   (THEORY.md §4.3), and the linearised system around it (§4.4) matrix-free, with Monte
+//!   Carlo standard errors from independent replicas;
 //! * [`recurrent`] solves them, and the linearised system, for a recurrent theory, whose one
 //!   population of units is shared over time (one tilted measure over the trajectory).
 
@@ -21,7 +22,7 @@ pub mod price;
 pub mod recurrent;
 pub mod tilted;
 
-pub use map::{MapPrediction, MapSettings, MapSolution, map_kernels};
+pub use map::{MapPrediction, MapSettings, MapSolution, linear_kernels, map_kernels};
 
 /// Why finite-width kernels could not be computed.
 #[derive(Debug, thiserror::Error)]

@@ -46,9 +46,9 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
 use super::FiniteWidthError;
 use super::map::{
-    CONJUGATE_BASE, MIN_REPLICA_SAMPLES, MapLayer, MapPrediction, MapSettings, MapSolution,
-    PopulationReport, anderson, check_settings, conjugate_name, conjugates_as_fields, has_jumps,
-    normals, rest_gradients, standard_error,
+    CONJUGATE_BASE, LINEAR_TOLERANCE, MIN_REPLICA_SAMPLES, MapLayer, MapPrediction, MapSettings,
+    MapSolution, PopulationReport, check_settings, conjugate_name, conjugates_as_fields,
+    fixed_point, has_jumps, normals, relative_change, rest_gradients, standard_error,
 };
 use super::tilted::{Estimator, sampling_factor};
 use crate::check::ir::Theory;
@@ -75,16 +75,8 @@ type Entries = BTreeMap<EntryKey, Array2<f64>>;
 /// A GP prediction: mean and latent variance on the test rows, ln p(Y | X).
 type Regression = (Array2<f64>, Array1<f64>, f64);
 
-/// The smallest relative change the linearised system is iterated to (its Jacobian–vector
-/// products are differences of sampled maps).
-const LINEAR_TOLERANCE: f64 = 1e-8;
-
 /// A solution: the state, the iterations, the last relative change, the ESS there.
 type Solved = (State, usize, f64, f64);
-
-/// A map of the flattened state (fields, then conjugates) and the ESS at which it was
-/// evaluated.
-type StateMap<'m> = dyn Fn(&Array1<f64>) -> Result<(Array1<f64>, f64), FiniteWidthError> + 'm;
 
 /// Fields and conjugates by the block's key.
 #[derive(Debug, Clone)]
@@ -573,86 +565,13 @@ impl<'a> Problem<'a> {
     /// The relative change of a step: the larger of the fields' and the conjugates'.
     fn residual(&self, x: &Array1<f64>, next: &Array1<f64>) -> f64 {
         let half = x.len() / 2;
-        let relative = |r: std::ops::Range<usize>| {
-            let (a, b) = (x.slice(s![r.clone()]), next.slice(s![r]));
-            let d = &b - &a;
-            let size = b.dot(&b).sqrt();
-            if size.is_nan() || d.iter().any(|v| v.is_nan()) {
-                f64::NAN
-            } else if size > 0.0 {
-                d.dot(&d).sqrt() / size
-            } else if d.iter().all(|v| *v == 0.0) {
-                0.0
-            } else {
-                f64::INFINITY
-            }
-        };
-        let (fields, conjugates) = (relative(0..half), relative(half..x.len()));
+        let fields = relative_change(x.slice(s![..half]), next.slice(s![..half]));
+        let conjugates = relative_change(x.slice(s![half..]), next.slice(s![half..]));
         if fields.is_nan() || conjugates.is_nan() {
             f64::NAN
         } else {
             fields.max(conjugates)
         }
-    }
-
-    /// The fixed point x = map(x) from `from` by Anderson-accelerated damped iteration.
-    fn fixed_point(
-        &self,
-        from: Array1<f64>,
-        map: &StateMap<'_>,
-        settings: &MapSettings,
-    ) -> Result<(Array1<f64>, usize, f64, f64), FiniteWidthError> {
-        let beta = settings.damping;
-        let mut x = from;
-        let (mut g, mut ess) = map(&x)?;
-        let mut memory: Vec<(Array1<f64>, Array1<f64>)> = Vec::new();
-        let mut history = Vec::new();
-        for sweep in 1..=settings.max_sweeps {
-            let f = &g - &x;
-            let residual = self.residual(&x, &g);
-            history.push(residual);
-            if residual.is_nan() {
-                break;
-            }
-            if residual <= settings.tolerance {
-                return Ok((g, sweep, residual, ess));
-            }
-            let best = history.iter().copied().fold(f64::INFINITY, f64::min);
-            if residual > 4.0 * best {
-                memory.clear();
-            }
-            memory.push((x.clone(), f.clone()));
-            if memory.len() > settings.anderson_memory + 1 {
-                memory.remove(0);
-            }
-            let mut candidate = anderson(&memory, beta);
-            let mut step = beta;
-            loop {
-                match map(&candidate) {
-                    Ok((next, next_ess)) => {
-                        (g, ess) = (next, next_ess);
-                        x = candidate;
-                        break;
-                    }
-                    Err(
-                        FiniteWidthError::Collapsed { .. }
-                        | FiniteWidthError::IndefiniteCovariance(_),
-                    ) if step > 1e-6 => {
-                        memory.clear();
-                        memory.push((x.clone(), f.clone()));
-                        step *= 0.5;
-                        candidate = &x + &(&f * step);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Err(FiniteWidthError::NotConverged {
-            sweeps: history.len(),
-            residual: history.last().copied().unwrap_or(f64::NAN),
-            tolerance: settings.tolerance,
-            history: history.iter().rev().take(5).rev().copied().collect(),
-        })
     }
 
     /// The solution on normals `z` from `from`: the state, the sweeps, the last relative
@@ -673,8 +592,12 @@ impl<'a> Problem<'a> {
         let start = self.flatten(nngp);
         match method {
             RecurrentMethod::Map => {
-                let (x, sweeps, residual, ess) =
-                    self.fixed_point(self.flatten(from), &map, settings)?;
+                let (x, sweeps, residual, ess) = fixed_point(
+                    self.flatten(from),
+                    &map,
+                    &|a, b| self.residual(a, b),
+                    settings,
+                )?;
                 Ok((self.unflatten(&x), sweeps, residual, ess))
             }
             RecurrentMethod::Linear => {
@@ -699,7 +622,8 @@ impl<'a> Problem<'a> {
                     tolerance: settings.tolerance.max(LINEAR_TOLERANCE),
                     ..settings.clone()
                 };
-                let (delta, sweeps, residual, ess) = self.fixed_point(from, &linear, &floor)?;
+                let (delta, sweeps, residual, ess) =
+                    fixed_point(from, &linear, &|a, b| self.residual(a, b), &floor)?;
                 Ok((self.unflatten(&(&start + &delta)), sweeps, residual, ess))
             }
         }
@@ -768,7 +692,12 @@ impl<'a> Problem<'a> {
             fields: nngp.fields.clone(),
             conjugates: conjugates.clone(),
         };
-        let (x, ..) = self.fixed_point(self.flatten(&from), &map, settings)?;
+        let (x, ..) = fixed_point(
+            self.flatten(&from),
+            &map,
+            &|a, b| self.residual(a, b),
+            settings,
+        )?;
         Ok(self.unflatten(&x))
     }
 
@@ -894,9 +823,11 @@ pub fn recurrent_kernels(
     let replicas = settings.replicas;
     let mut replica_states = Vec::with_capacity(replicas);
     let mut rescale = 1.0;
+    let mut replica_samples = 0;
     if let Some(per) = settings.samples.checked_div(replicas) {
         let per = per.max(settings.samples.min(MIN_REPLICA_SAMPLES));
         rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
+        replica_samples = per;
         for r in 0..replicas {
             let z = draw(per, r as u64 + 1);
             let (_, s) = solve(&state, &z)?;
@@ -971,6 +902,7 @@ pub fn recurrent_kernels(
         }],
         samples: settings.samples,
         replicas,
+        replica_samples,
         training: x.nrows(),
         prediction,
     })
