@@ -1652,9 +1652,11 @@ fn numeric_case(root: &Path, seed: u64, index: usize) -> Finished {
         Method::MapScalable => {
             let width = *rng.pick(&["1", "10", "100", "2.5", "0", "-3"]);
             let samples = *rng.pick(&["500", "1", "0"]);
+            // the MAP's sweeps, or the linearised system through the same sampled map
+            let solver = *rng.pick(&["map", "linear"]);
             command.extend(args(&[
                 "--method",
-                "map",
+                solver,
                 "--expectations",
                 "scalable",
                 "--samples",

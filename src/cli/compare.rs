@@ -5,6 +5,14 @@
 //! simulation's standard errors it lies away from the simulated value. For a recurrent theory
 //! the posterior mean less the prior mean against the theories' shift (the recurrent prior
 //! mean is itself shifted at O(1/N)).
+//!
+//! Up to three patterns the layered theories are solved by P-dimensional quadrature and
+//! compared entry by entry. Beyond, they are solved by the scalable solvers
+//! ([`crate::finite_width`], importance sampled with their own standard errors) and compared
+//! per kernel on three statistics whose full traces the sampler keeps (ESS, R-hat): the mean
+//! diagonal entry, the mean off-diagonal entry, and the target-weighted off-diagonal entry
+//! Σ_{α≠β} y_α y_β K_αβ / (P(P−1)) (same class minus cross class) — the one feature
+//! learning raises.
 
 use std::path::PathBuf;
 
@@ -26,8 +34,8 @@ use crate::solve::saddle_point::{SaddleSettings, saddle_point};
 pub struct CompareArgs {
     /// The `.action` file.
     pub file: PathBuf,
-    /// Training inputs (P×d; the layered finite-width solvers need P ≤ 3, the recurrent ones
-    /// take any P).
+    /// Training inputs (P×d; up to 3 patterns a layered theory is solved by quadrature and
+    /// compared entry by entry, beyond by importance sampling and compared per statistic).
     #[arg(long = "x", value_name = "X")]
     pub x: PathBuf,
     /// Training targets (P×D).
@@ -50,8 +58,34 @@ pub struct CompareArgs {
     pub json: bool,
 }
 
-/// One method's kernels by name, or why it could not run.
-type MethodKernels = Result<Vec<(String, Array2<f64>)>, String>;
+/// One method's kernels by name with their Monte Carlo standard errors (sampled), or why it
+/// could not run.
+type MethodKernels = Result<Vec<(String, Array2<f64>, Option<Array2<f64>>)>, String>;
+
+/// The per-kernel statistics of the grouped comparison, named as the sampler's traces.
+const STATISTICS: [&str; 3] = [
+    "mean diagonal",
+    "mean off-diagonal",
+    "target-weighted off-diagonal",
+];
+
+/// Statistic `which` of [`STATISTICS`] of a square block on the training patterns; for a
+/// matrix of standard errors the same weights in absolute value (the statistic's error if
+/// the entries' errors were perfectly correlated: an upper bound).
+fn statistic(which: usize, block: &Array2<f64>, targets: &Array2<f64>, bound: bool) -> f64 {
+    use crate::simulate::posterior::{
+        diagonal_and_off_diagonal_means, target_weighted_off_diagonal,
+    };
+    let (diagonal, off) = diagonal_and_off_diagonal_means(block.view());
+    match which {
+        0 => diagonal,
+        1 => off,
+        _ if bound => {
+            target_weighted_off_diagonal(block.view(), targets.mapv(f64::abs).view())
+        }
+        _ => target_weighted_off_diagonal(block.view(), targets.view()),
+    }
+}
 
 /// Runs the theory and the simulation and prints them side by side.
 pub fn run(args: &CompareArgs) -> Result<(), CliError> {
@@ -81,35 +115,73 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
     };
     let posterior = sample_posterior(&simulator, Targets { y: y.view() }, settings, &|_| {})
         .map_err(|e| usage(&e))?;
-    let map: MethodKernels = saddle_point(
-        &theory,
-        x.view(),
-        Some(y.view()),
-        &SaddleSettings {
+    // P ≤ 3: exact quadrature, entry by entry; beyond: the scalable solvers, per statistic
+    let grouped = x.nrows() > 3;
+    let (map, linear): (MethodKernels, MethodKernels) = if grouped {
+        use crate::finite_width::{MapSettings, linear_kernels, map_kernels};
+        let settings = MapSettings {
             overrides: args.set.clone(),
-            ..SaddleSettings::default()
-        },
-    )
-    .map(|s| s.layers.into_iter().map(|l| (l.name, l.kernel)).collect())
-    .map_err(|e| e.to_string());
-    let linear: MethodKernels = linear_response(
-        &theory,
-        x.view(),
-        Some(y.view()),
-        &FluctuationSettings {
-            overrides: args.set.clone(),
-            quadrature_order: 64,
-            order: Order::Full,
-            native: &[],
-        },
-    )
-    .map(|f| {
-        f.layers
-            .into_iter()
-            .map(|l| (l.name, &l.nngp + &l.delta))
-            .collect()
-    })
-    .map_err(|e| e.to_string());
+            // independent of the chains' normals (stream 0 of the same seed)
+            seed: args.seed ^ THEORY_STREAM,
+            ..MapSettings::default()
+        };
+        let layers = |s: Result<crate::finite_width::MapSolution, _>| -> MethodKernels {
+            s.map(|s| {
+                s.layers
+                    .into_iter()
+                    .map(|l| (l.name, l.kernel, l.kernel_error))
+                    .collect()
+            })
+            .map_err(|e: crate::finite_width::FiniteWidthError| e.to_string())
+        };
+        (
+            layers(map_kernels(&theory, x.view(), y.view(), None, &settings)),
+            layers(linear_kernels(
+                &theory,
+                x.view(),
+                y.view(),
+                None,
+                Order::Full,
+                &settings,
+            )),
+        )
+    } else {
+        let map = saddle_point(
+            &theory,
+            x.view(),
+            Some(y.view()),
+            &SaddleSettings {
+                overrides: args.set.clone(),
+                ..SaddleSettings::default()
+            },
+        )
+        .map(|s| {
+            s.layers
+                .into_iter()
+                .map(|l| (l.name, l.kernel, None))
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+        let linear = linear_response(
+            &theory,
+            x.view(),
+            Some(y.view()),
+            &FluctuationSettings {
+                overrides: args.set.clone(),
+                quadrature_order: 64,
+                order: Order::Full,
+                native: &[],
+            },
+        )
+        .map(|f| {
+            f.layers
+                .into_iter()
+                .map(|l| (l.name, &l.nngp + &l.delta, None))
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+        (map, linear)
+    };
     let nngp = crate::solve::nngp::nngp_kernels(
         &theory,
         x.view(),
@@ -122,14 +194,16 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
     )
     .map_err(|e| usage(&e))?;
 
-    let find = |kernels: &MethodKernels, name: &str| -> Option<Array2<f64>> {
+    let find = |kernels: &MethodKernels, name: &str| -> Option<(Array2<f64>, Option<Array2<f64>>)> {
         kernels
             .as_ref()
             .ok()?
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, k)| k.clone())
+            .find(|(n, ..)| n == name)
+            .map(|(_, k, e)| (k.clone(), e.clone()))
     };
+    let targets = y.dot(&y.t());
+    let mut groups = Vec::new();
     let mut rows = Vec::new();
     let mut result = RunResult::new(
         "compare",
@@ -151,13 +225,71 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         result.matrix(&["kernels", &name], stats.mean.clone());
         result.matrix(&["standard_errors", &name], stats.std_error.clone());
         result.matrix(&["nngp", &name], reference.clone());
-        if let Some(k) = &linear_k {
-            result.matrix(&["linear", &name], k.clone());
-        }
-        if let Some(k) = &map_k {
-            result.matrix(&["map", &name], k.clone());
+        for (key, solved) in [("linear", &linear_k), ("map", &map_k)] {
+            if let Some((k, error)) = solved {
+                result.matrix(&[key, &name], k.clone());
+                if let Some(e) = error {
+                    result.matrix(&[&format!("{key}_standard_errors"), &name], e.clone());
+                }
+            }
         }
         units.insert(name.clone(), json!(n));
+        if grouped {
+            for (which, label) in STATISTICS.iter().enumerate() {
+                let Some((_, sim)) = posterior
+                    .summaries
+                    .iter()
+                    .find(|(s, _)| *s == format!("{name} {label}"))
+                else {
+                    continue;
+                };
+                let star = statistic(which, reference, &targets, false);
+                let z = |v: f64, bound: f64| {
+                    let combined = sim.std_error.hypot(bound);
+                    if combined > 0.0 { (v - sim.mean) / combined } else { 0.0 }
+                };
+                let method = |k: &Option<(Array2<f64>, Option<Array2<f64>>)>| {
+                    k.as_ref().map(|(k, e)| {
+                        let value = statistic(which, k, &targets, false);
+                        let bound = e
+                            .as_ref()
+                            .map_or(0.0, |e| statistic(which, e, &targets, true));
+                        (value, bound, z(value, bound))
+                    })
+                };
+                let (lin, mp) = (method(&linear_k), method(&map_k));
+                let show = |m: Option<(f64, f64, f64)>| {
+                    m.map_or("—".to_string(), |(v, _, z)| {
+                        format!("{:+.4} ({z:+.1})", n * (v - star))
+                    })
+                };
+                rows.push(format!(
+                    "{:<6} {:<14} {:>18} {:>16} {:>16} {:>16}",
+                    name,
+                    ["diagonal", "off-diagonal", "same − cross"][which],
+                    format!("{:+.4} ± {:.4}", n * (sim.mean - star), n * sim.std_error),
+                    format!("{:+.4} ({:+.1})", 0.0, z(star, 0.0)),
+                    show(lin),
+                    show(mp),
+                ));
+                let pair = |m: Option<(f64, f64, f64)>| {
+                    m.map_or(Value::Null, |(v, b, z)| json!({"value": v, "error_bound": b, "z": z}))
+                };
+                groups.push(json!({
+                    "kernel": name,
+                    "statistic": label,
+                    "simulation": sim.mean,
+                    "standard_error": sim.std_error,
+                    "ess": sim.ess,
+                    "rhat": sim.rhat,
+                    "nngp": star,
+                    "linear": pair(lin),
+                    "map": pair(mp),
+                }));
+            }
+            continue;
+        }
+        let (map_k, linear_k) = (map_k.map(|k| k.0), linear_k.map(|k| k.0));
         for i in 0..reference.nrows() {
             for j in i..reference.ncols() {
                 let sim = stats.mean[[i, j]];
@@ -184,6 +316,9 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
     }
     if args.json {
         result.set("units", Some(Value::Object(units)));
+        if grouped {
+            result.set("groups", Some(Value::Array(groups)));
+        }
         result.set("linear_error", linear.as_ref().err().map(|e| json!(e)));
         result.set("map_error", map.as_ref().err().map(|e| json!(e)));
         result.set(
@@ -197,18 +332,33 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         outln!("{out}");
         return Ok(());
     }
-    outln!(
-        "theory {} on {} patterns: N·(C − C_NNGP) of every kernel entry, and in brackets the \
-         distance from the simulated posterior mean in its standard errors \
-         ({} chains × {} draws, seed {})",
-        theory.name,
-        x.nrows(),
-        settings.chains,
-        settings.samples,
-        settings.seed
-    );
+    if grouped {
+        outln!(
+            "theory {} on {} patterns: N·(statistic − its NNGP value) of every kernel's mean \
+             diagonal, mean off-diagonal and target-weighted off-diagonal entry (same class \
+             minus cross class), and in brackets the distance from the simulated posterior \
+             mean in combined standard errors ({} chains × {} draws, seed {}; the theories \
+             importance sampled, their error bounded by the mean entry error)",
+            theory.name,
+            x.nrows(),
+            settings.chains,
+            settings.samples,
+            settings.seed
+        );
+    } else {
+        outln!(
+            "theory {} on {} patterns: N·(C − C_NNGP) of every kernel entry, and in brackets the \
+             distance from the simulated posterior mean in its standard errors \
+             ({} chains × {} draws, seed {})",
+            theory.name,
+            x.nrows(),
+            settings.chains,
+            settings.samples,
+            settings.seed
+        );
+    }
     print_table(
-        6,
+        (6, if grouped { 14 } else { 6 }),
         &rows,
         [
             ("linearised", linear.as_ref().err()),
@@ -373,7 +523,7 @@ fn run_recurrent(
         settings.seed
     );
     print_table(
-        8,
+        (8, 6),
         &rows,
         [
             ("linearised", linear.as_ref().err()),
@@ -385,11 +535,15 @@ fn run_recurrent(
 
 /// The table of either comparison: a header whose first column is `width` wide, the rows,
 /// and why a method was not computed.
-fn print_table(width: usize, rows: &[String], failures: [(&str, Option<&String>); 2]) {
+fn print_table(
+    (width, entry): (usize, usize),
+    rows: &[String],
+    failures: [(&str, Option<&String>); 2],
+) {
     outln!(
-        "{:<width$} {:<6} {:>18} {:>16} {:>16} {:>16}",
+        "{:<width$} {:<entry$} {:>18} {:>16} {:>16} {:>16}",
         "kernel",
-        "entry",
+        if entry > 6 { "statistic" } else { "entry" },
         "simulation",
         "NNGP",
         "linearised",

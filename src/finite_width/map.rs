@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use rayon::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -411,11 +412,15 @@ fn layered_kernels(
         let per = per.max(settings.samples.min(MIN_REPLICA_SAMPLES));
         rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
         replica_samples = per;
-        for r in 0..replicas {
-            let z = draw(per, r as u64 + 1);
-            let (_, s) = solve(state.clone(), &z, per)?;
-            replica_states.push(s);
-        }
+        // independent solves: in parallel, collected in replica order (so the errors do not
+        // depend on the thread count)
+        replica_states = (0..replicas)
+            .into_par_iter()
+            .map(|r| {
+                let z = draw(per, r as u64 + 1);
+                solve(state.clone(), &z, per).map(|(_, s)| s)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
     }
     let error = |pick: &dyn Fn(&State) -> &Array2<f64>| -> Option<Array2<f64>> {
         let values: Vec<Array2<f64>> = replica_states.iter().map(|s| pick(s).clone()).collect();
@@ -467,7 +472,7 @@ fn layered_kernels(
         .collect();
     let mut main_tolerance = settings.tolerance.max(resolution(settings.samples));
     if linear.is_some() {
-        main_tolerance = main_tolerance.max(LINEAR_TOLERANCE);
+        main_tolerance = main_tolerance.max(problem.linear_tolerance(settings, settings.samples));
     }
     Ok(MapSolution {
         width: theory.param("N").map(|id| params[id]),
@@ -1301,6 +1306,19 @@ impl<'a> Problem<'a> {
         out
     }
 
+    /// The relative change the linearised system is iterated to on `samples` normals: the
+    /// one asked for, but no finer than the differences resolve ([`LINEAR_TOLERANCE`]) nor
+    /// than a thousandth of the Monte Carlo error ~1/√M where a population is sampled (the
+    /// iterations beyond it would move the solution by less than 10⁻³ standard errors).
+    fn linear_tolerance(&self, settings: &MapSettings, samples: usize) -> f64 {
+        let tolerance = settings.tolerance.max(LINEAR_TOLERANCE);
+        if self.estimators.contains(&Estimator::ImportanceSampling) && samples > 0 {
+            tolerance.max(1e-3 / (samples as f64).sqrt())
+        } else {
+            tolerance
+        }
+    }
+
     /// C* + DF(0)·C̃: the fields of the linearised system at the conjugates `conjugates`, DF
     /// the forward pass's derivative in the conjugates at the NNGP point `nngp`, by a central
     /// difference on normals `z` (the sampled map's error at C* cancels in it).
@@ -1322,8 +1340,11 @@ impl<'a> Problem<'a> {
             fields: nngp.fields.clone(),
             conjugates: conjugates.iter().map(|(k, v)| (k.clone(), v * f)).collect(),
         };
-        let (plus, _) = self.forward(&scaled(eps), z)?;
-        let (minus, _) = self.forward(&scaled(-eps), z)?;
+        let (plus, minus) = rayon::join(
+            || self.forward(&scaled(eps), z).map(|f| f.0),
+            || self.forward(&scaled(-eps), z).map(|f| f.0),
+        );
+        let (plus, minus) = (plus?, minus?);
         Ok(nngp
             .fields
             .iter()
@@ -1370,12 +1391,11 @@ impl<'a> Problem<'a> {
                 return Ok((g0.clone(), ()));
             }
             let eps = 1e-4 * scale / size;
-            let plus = sweep(&(v * eps))?;
-            let minus = sweep(&(v * -eps))?;
-            Ok((&g0 + &((&plus - &minus) / (2.0 * eps)), ()))
+            let (plus, minus) = rayon::join(|| sweep(&(v * eps)), || sweep(&(v * -eps)));
+            Ok((&g0 + &((&plus? - &minus?) / (2.0 * eps)), ()))
         };
         let floor = MapSettings {
-            tolerance: settings.tolerance.max(LINEAR_TOLERANCE),
+            tolerance: self.linear_tolerance(settings, z.nrows()),
             ..settings.clone()
         };
         let (x, sweeps, residual, ()) = fixed_point(

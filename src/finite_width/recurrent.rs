@@ -43,6 +43,7 @@
 use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use rayon::prelude::*;
 
 use super::FiniteWidthError;
 use super::map::{
@@ -611,9 +612,11 @@ impl<'a> Problem<'a> {
                         return Ok((r0.clone(), ess));
                     }
                     let eps = 1e-4 * scale / size;
-                    let (plus, _) = map(&(&start + &(v * eps)))?;
-                    let (minus, _) = map(&(&start - &(v * eps)))?;
-                    Ok((&r0 + &((&plus - &minus) / (2.0 * eps)), ess))
+                    let (plus, minus) = rayon::join(
+                        || map(&(&start + &(v * eps))),
+                        || map(&(&start - &(v * eps))),
+                    );
+                    Ok((&r0 + &((&plus?.0 - &minus?.0) / (2.0 * eps)), ess))
                 };
                 let from = &self.flatten(from) - &start;
                 // the differences' rounding (~1e-16 of Φ over a step of 1e-4) limits the
@@ -828,11 +831,14 @@ pub fn recurrent_kernels(
         let per = per.max(settings.samples.min(MIN_REPLICA_SAMPLES));
         rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
         replica_samples = per;
-        for r in 0..replicas {
-            let z = draw(per, r as u64 + 1);
-            let (_, s) = solve(&state, &z)?;
-            replica_states.push(s);
-        }
+        // independent solves: in parallel, collected in replica order
+        replica_states = (0..replicas)
+            .into_par_iter()
+            .map(|r| {
+                let z = draw(per, r as u64 + 1);
+                solve(&state, &z).map(|(_, s)| s)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
     }
     let error = |values: Vec<Array2<f64>>| standard_error(&values).map(|e| e * rescale);
     let (reporter, report_start) = match &joint {
