@@ -7,7 +7,12 @@
 //!
 //! * recurrent erf (`saddle::finite_width::recurrent`, T = 3: one tilted measure over the
 //!   3·P trajectory) at P = 12 and 24, N = 100, M = 4000, MAP and linearised system, beside
-//!   deep erf at L = 3 on the same digits (three P-dimensional populations).
+//!   deep erf at L = 3 on the same digits (three P-dimensional populations);
+//! * the layered linearised system at scale (`linear_kernels`, deep erf, L = 3, M = 4000) at
+//!   P = 24 and 50, full and leading order, beside the MAP at P = 50.
+//!
+//! `cargo run --release --example linear_scaling -- 100000 100 200` times the linearised
+//! system at M = 10⁵ against P and fits the scaling exponent.
 //!
 //! `python3 benches/numpy_feature_learning.py` times one importance-sampled sweep written
 //! in vectorised numpy for the ratio.
@@ -15,7 +20,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use saddle::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
-use saddle::finite_width::{MapSettings, map_kernels};
+use saddle::finite_width::{MapSettings, linear_kernels, map_kernels};
+use saddle::solve::fluctuation::Order;
 
 fn digits(p: usize) -> (Array2<f64>, Array2<f64>) {
     let split = saddle::data::mnist::Mnist::load_bundled()
@@ -94,6 +100,32 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("MAP deep erf L = 3 (M = 4000), P = {p}"), |b| {
             b.iter(|| map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves"))
         });
+    }
+    // the layered linearised system at scale (central differences of the MAP's sweep map),
+    // full and leading order, beside the MAP on the same problem
+    for p in [24, 50] {
+        let (x, y) = digits(p);
+        let s = settings(&[("N", 100.0), ("L", 3.0)], 4000, 6);
+        for order in [Order::Full, Order::Leading] {
+            let once = linear_kernels(&erf, x.view(), y.view(), None, order, &s).expect("solves");
+            eprintln!(
+                "linear deep erf L = 3 P = {p}, {order:?}: {} iterations",
+                once.sweeps
+            );
+            group.bench_function(
+                format!("linear ({order:?}) deep erf L = 3 (M = 4000), P = {p}"),
+                |b| {
+                    b.iter(|| {
+                        linear_kernels(&erf, x.view(), y.view(), None, order, &s).expect("solves")
+                    })
+                },
+            );
+        }
+        if p == 50 {
+            group.bench_function("MAP deep erf L = 3 (M = 4000), P = 50", |b| {
+                b.iter(|| map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves"))
+            });
+        }
     }
     group.finish();
 }

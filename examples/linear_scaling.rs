@@ -42,7 +42,10 @@ fn main() {
         ..MapSettings::default()
     };
     println!("deep erf, L = 3, N = 100, M = {samples}, no replicas");
-    println!("{:>6} {:>10} {:>11} {:>22}", "P", "time/s", "iterations", "N·⟨δC⁽³⁾, yyᵀ⟩/P²");
+    println!(
+        "{:>6} {:>10} {:>11} {:>22}",
+        "P", "time/s", "iterations", "N·⟨δC⁽³⁾, yyᵀ⟩/P²"
+    );
     let mut points = Vec::new();
     for &p in &sizes {
         let (x, y) = digits(p);

@@ -16,37 +16,12 @@
 
 mod common;
 
-use common::{path_str, saddle, temp_file};
+use common::{csv, digits, example, path_str, saddle, set, t1_inputs, temp_file};
 use ndarray::{Array2, array};
 use saddle::finite_width::tilted::Estimator;
 use saddle::finite_width::{FiniteWidthError, MapSettings, linear_kernels, map_kernels};
 use saddle::solve::fluctuation::{FluctuationSettings, Order, linear_response};
 use saddle::solve::saddle_point::{SaddleSettings, saddle_point};
-
-fn example(name: &str) -> saddle::Theory {
-    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(&path).expect("example");
-    saddle::compile(&source, name).expect("checks")
-}
-
-fn set(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
-    pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
-}
-
-/// X with g0/d · X Xᵀ = C⁽⁰⁾ = [[1, 0.6], [0.6, 1.5]] (T1) for g0 = 1, d = 2.
-fn t1_inputs() -> Array2<f64> {
-    let s = 2f64.sqrt();
-    array![[s, 0.0], [1.2 / s, (3.0f64 - 0.72).sqrt()]]
-}
-
-/// The first `p` training digits of MNIST 0 vs 3 (standardised per pattern), targets ±1.
-fn digits(p: usize) -> (Array2<f64>, Array2<f64>) {
-    let split = saddle::data::mnist::Mnist::load_bundled()
-        .and_then(|m| m.two_class(0, 3, p, 2))
-        .and_then(|s| s.standardised())
-        .expect("bundled digits");
-    (split.x_train, split.y_train)
-}
 
 fn inverse(m: &Array2<f64>) -> Array2<f64> {
     let p = m.nrows();
@@ -588,18 +563,6 @@ fn bad_settings_and_unsupported_theories_are_named_errors() {
 #[test]
 fn cli_solves_the_map_for_many_patterns_and_reports_its_estimators() {
     let (x, y) = digits(8);
-    let csv = |m: &Array2<f64>| {
-        m.rows()
-            .into_iter()
-            .map(|r| {
-                r.iter()
-                    .map(|v| format!("{v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     let xf = temp_file("fw_x8.csv", &csv(&x));
     let yf = temp_file("fw_y8.csv", &csv(&y));
     let action = format!("{}/examples/deep_erf.action", env!("CARGO_MANIFEST_DIR"));

@@ -1,15 +1,12 @@
 //! GP prediction with the NNGP kernel of the example theories reproduces THEORY.md T4
 //! (XOR corners, L = 2, κ = 0.1) — including the odd-activation pitfall of §3 (mean exactly 0).
 
+mod common;
+
+use common::example;
 use ndarray::{Array2, array};
 use saddle::solve::nngp::NngpSettings;
 use saddle::solve::predict::nngp_predict;
-
-fn example(name: &str) -> saddle::Theory {
-    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(&path).expect("example exists");
-    saddle::compile(&source, &path).unwrap_or_else(|d| panic!("{}", d.render(false)))
-}
 
 struct Row {
     mean: [f64; 3],

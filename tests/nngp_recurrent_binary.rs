@@ -2,14 +2,11 @@
 //! kernels = deep kernels to 1e-12, §6 (ii) cross-time kernels vanish for odd φ without bias
 //! and input at t = 0 only, T12 (sign units: correlation flow and pattern separation).
 
+mod common;
+
+use common::example;
 use ndarray::{Array2, array};
 use saddle::solve::nngp::{Kernels, NngpSettings, nngp_kernels};
-
-fn example(name: &str) -> saddle::Theory {
-    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(&path).expect("example exists");
-    saddle::compile(&source, &path).unwrap_or_else(|d| panic!("{}", d.render(false)))
-}
 
 /// Inputs with gu/d X Xᵀ = [[1, 0.6], [0.6, 1.5]] for gu = d = 2.
 fn inputs() -> Array2<f64> {

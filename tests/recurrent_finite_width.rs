@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{path_str, saddle, temp_file};
+use common::{csv, digits, example, path_str, saddle, set, temp_file};
 use ndarray::{Array2, s};
 use saddle::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
 use saddle::finite_width::{MapSettings, map_kernels};
@@ -40,25 +40,6 @@ action S = sum(t in 1..=T, s in 1..=T, - tr(Ct[t, s]^T C[t, s]) + gb * tr(Ct[t, 
 fn linear_theory(readout: &str) -> saddle::Theory {
     let source = LINEAR.replace("READOUT", readout);
     saddle::compile(&source, "recurrent_linear.action").expect("checks")
-}
-
-fn example(name: &str) -> saddle::Theory {
-    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(&path).expect("example");
-    saddle::compile(&source, name).expect("checks")
-}
-
-fn set(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
-    pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
-}
-
-/// The first `p` training digits of MNIST 0 vs 3 (standardised per pattern), targets ±1.
-fn digits(p: usize) -> (Array2<f64>, Array2<f64>) {
-    let split = saddle::data::mnist::Mnist::load_bundled()
-        .and_then(|m| m.two_class(0, 3, p, 2))
-        .and_then(|s| s.standardised())
-        .expect("bundled digits");
-    (split.x_train, split.y_train)
 }
 
 fn inverse(m: &Array2<f64>) -> Array2<f64> {
@@ -331,18 +312,6 @@ fn map_and_linearised_system_differ_by_one_over_n() {
 #[test]
 fn cli_solves_recurrent_theories_and_refuses_what_it_cannot() {
     let (x, y) = digits(4);
-    let csv = |m: &Array2<f64>| {
-        m.rows()
-            .into_iter()
-            .map(|r| {
-                r.iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     let xf = temp_file("rfw_x.csv", &csv(&x));
     let yf = temp_file("rfw_y.csv", &csv(&y));
     let args = |method: &'static str| {

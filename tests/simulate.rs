@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{path_str, saddle, temp_file};
+use common::{csv, path_str, saddle, t1_inputs, temp_file};
 use ndarray::{Array2, array};
 use saddle::simulate::posterior::{PosteriorSettings, Targets, sample_posterior};
 use saddle::simulate::prior::sample_prior;
@@ -23,12 +23,6 @@ fn theory(name: &str, overrides: &[(&str, f64)]) -> (saddle::Theory, Vec<f64>) {
         overrides.iter().map(|(n, v)| (n.to_string(), *v)).collect();
     let params = theory.bind(&overrides).expect("binds");
     (theory, params)
-}
-
-/// X with g0/d · X Xᵀ = C⁽⁰⁾ = [[1, 0.6], [0.6, 1.5]] (T1) for g0 = 1, d = 2.
-fn t1_inputs() -> Array2<f64> {
-    let s = 2f64.sqrt();
-    array![[s, 0.0], [1.2 / s, (3.0f64 - 0.72).sqrt()]]
 }
 
 fn no_progress(_: u64) {}
@@ -379,19 +373,9 @@ fn compare_puts_theory_and_simulation_side_by_side() {
 /// learns features), and the MAP is nearer to it than the NNGP.
 #[test]
 fn compare_beyond_three_patterns_groups_entries_by_statistic() {
-    let split = saddle::data::mnist::Mnist::load_bundled()
-        .and_then(|m| m.two_class(0, 3, 8, 2))
-        .and_then(|s| s.standardised())
-        .expect("bundled digits");
-    let csv = |m: &Array2<f64>| {
-        m.rows()
-            .into_iter()
-            .map(|r| r.iter().map(f64::to_string).collect::<Vec<_>>().join(","))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let x = temp_file("compare8x.csv", &csv(&split.x_train));
-    let y = temp_file("compare8y.csv", &csv(&split.y_train));
+    let (x, y) = common::digits(8);
+    let x = temp_file("compare8x.csv", &csv(&x));
+    let y = temp_file("compare8y.csv", &csv(&y));
     let (code, out, err) = saddle(&[
         "compare",
         "examples/deep_erf.action",
@@ -434,8 +418,14 @@ fn compare_beyond_three_patterns_groups_entries_by_statistic() {
     );
     let nngp = readout["nngp"].as_f64().unwrap();
     let map = readout["map"]["value"].as_f64().unwrap();
-    assert!((sim - nngp) / se > 6.0, "simulation {sim} ± {se}, NNGP {nngp}");
-    assert!((map - sim).abs() < (nngp - sim).abs() / 2.0, "MAP {map}, simulation {sim}");
+    assert!(
+        (sim - nngp) / se > 6.0,
+        "simulation {sim} ± {se}, NNGP {nngp}"
+    );
+    assert!(
+        (map - sim).abs() < (nngp - sim).abs() / 2.0,
+        "MAP {map}, simulation {sim}"
+    );
 }
 
 #[test]

@@ -80,9 +80,7 @@ fn statistic(which: usize, block: &Array2<f64>, targets: &Array2<f64>, bound: bo
     match which {
         0 => diagonal,
         1 => off,
-        _ if bound => {
-            target_weighted_off_diagonal(block.view(), targets.mapv(f64::abs).view())
-        }
+        _ if bound => target_weighted_off_diagonal(block.view(), targets.mapv(f64::abs).view()),
         _ => target_weighted_off_diagonal(block.view(), targets.view()),
     }
 }
@@ -194,14 +192,15 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
     )
     .map_err(|e| usage(&e))?;
 
-    let find = |kernels: &MethodKernels, name: &str| -> Option<(Array2<f64>, Option<Array2<f64>>)> {
-        kernels
-            .as_ref()
-            .ok()?
-            .iter()
-            .find(|(n, ..)| n == name)
-            .map(|(_, k, e)| (k.clone(), e.clone()))
-    };
+    let find =
+        |kernels: &MethodKernels, name: &str| -> Option<(Array2<f64>, Option<Array2<f64>>)> {
+            kernels
+                .as_ref()
+                .ok()?
+                .iter()
+                .find(|(n, ..)| n == name)
+                .map(|(_, k, e)| (k.clone(), e.clone()))
+        };
     let targets = y.dot(&y.t());
     let mut groups = Vec::new();
     let mut rows = Vec::new();
@@ -246,7 +245,11 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
                 let star = statistic(which, reference, &targets, false);
                 let z = |v: f64, bound: f64| {
                     let combined = sim.std_error.hypot(bound);
-                    if combined > 0.0 { (v - sim.mean) / combined } else { 0.0 }
+                    if combined > 0.0 {
+                        (v - sim.mean) / combined
+                    } else {
+                        0.0
+                    }
                 };
                 let method = |k: &Option<(Array2<f64>, Option<Array2<f64>>)>| {
                     k.as_ref().map(|(k, e)| {
@@ -273,7 +276,10 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
                     show(mp),
                 ));
                 let pair = |m: Option<(f64, f64, f64)>| {
-                    m.map_or(Value::Null, |(v, b, z)| json!({"value": v, "error_bound": b, "z": z}))
+                    m.map_or(
+                        Value::Null,
+                        |(v, b, z)| json!({"value": v, "error_bound": b, "z": z}),
+                    )
                 };
                 groups.push(json!({
                     "kernel": name,

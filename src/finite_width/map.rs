@@ -31,9 +31,9 @@
 use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
-use rayon::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use super::FiniteWidthError;
 use super::gaussian::GaussianForms;

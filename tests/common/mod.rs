@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ndarray::{Array2, array};
+
 /// Runs the `saddle` binary in the crate root; returns (exit code, stdout, stderr).
 pub fn saddle(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_saddle"))
@@ -39,4 +41,40 @@ pub fn fresh_dir(name: &str) -> PathBuf {
     let dir = temp_file("anchor", "").with_file_name(name);
     std::fs::remove_dir_all(&dir).ok();
     dir
+}
+
+/// An example theory of `examples/`, compiled (diagnostics rendered on failure).
+pub fn example(name: &str) -> saddle::Theory {
+    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(&path).expect("example exists");
+    saddle::compile(&source, &path).unwrap_or_else(|d| panic!("{}", d.render(false)))
+}
+
+/// Parameter overrides as `--set` gives them.
+pub fn set(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
+    pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+}
+
+/// X with g0/d · X Xᵀ = C⁽⁰⁾ = [[1, 0.6], [0.6, 1.5]] (THEORY.md T1) for g0 = 1, d = 2.
+pub fn t1_inputs() -> Array2<f64> {
+    let s = 2f64.sqrt();
+    array![[s, 0.0], [1.2 / s, (3.0f64 - 0.72).sqrt()]]
+}
+
+/// The first `p` training digits of MNIST 0 vs 3 (standardised per pattern), targets ±1.
+pub fn digits(p: usize) -> (Array2<f64>, Array2<f64>) {
+    let split = saddle::data::mnist::Mnist::load_bundled()
+        .and_then(|m| m.two_class(0, 3, p, 2))
+        .and_then(|s| s.standardised())
+        .expect("bundled digits");
+    (split.x_train, split.y_train)
+}
+
+/// A matrix as CSV text, one row per line.
+pub fn csv(m: &Array2<f64>) -> String {
+    m.rows()
+        .into_iter()
+        .map(|r| r.iter().map(f64::to_string).collect::<Vec<_>>().join(","))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
