@@ -111,8 +111,13 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         thin: 1,
         seed: args.seed,
     };
-    let posterior = sample_posterior(&simulator, Targets { y: y.view() }, settings, &|_| {})
-        .map_err(|e| usage(&e))?;
+    let bar = super::simulate::progress_bar(posterior_steps(&settings), args.json);
+    let posterior = sample_posterior(&simulator, Targets { y: y.view() }, settings, &|n| {
+        bar.inc(n)
+    })
+    .map_err(|e| usage(&e))?;
+    bar.finish_and_clear();
+    let spinner = theory_spinner(args.json);
     // P ≤ 3: exact quadrature, entry by entry; beyond: the scalable solvers, per statistic
     let grouped = x.nrows() > 3;
     let (map, linear): (MethodKernels, MethodKernels) = if grouped {
@@ -180,6 +185,7 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         .map_err(|e| e.to_string());
         (map, linear)
     };
+    spinner.finish_and_clear();
     let nngp = crate::solve::nngp::nngp_kernels(
         &theory,
         x.view(),
@@ -406,11 +412,16 @@ fn run_recurrent(
         thin: 1,
         seed: args.seed,
     };
-    let posterior =
-        sample_posterior(&simulator, Targets { y }, settings, &|_| {}).map_err(|e| usage(&e))?;
     let prior_draws = args.chains * args.samples;
-    let prior = sample_prior(&simulator, prior_draws, args.seed ^ PRIOR_STREAM, &|_| {})
+    let bar =
+        super::simulate::progress_bar(posterior_steps(&settings) + prior_draws as u64, args.json);
+    let tick = |n: u64| bar.inc(n);
+    let posterior =
+        sample_posterior(&simulator, Targets { y }, settings, &tick).map_err(|e| usage(&e))?;
+    let prior = sample_prior(&simulator, prior_draws, args.seed ^ PRIOR_STREAM, &tick)
         .map_err(|e| usage(&e))?;
+    bar.finish_and_clear();
+    let spinner = theory_spinner(args.json);
     type Solved = Result<crate::finite_width::MapSolution, String>;
     let solve = |method| -> Solved {
         let settings = MapSettings {
@@ -422,6 +433,7 @@ fn run_recurrent(
         recurrent_kernels(theory, x, y, None, method, &settings).map_err(|e| e.to_string())
     };
     let (map, linear) = (solve(RecurrentMethod::Map), solve(RecurrentMethod::Linear));
+    spinner.finish_and_clear();
     let layer = |solved: &Solved, name: &str| {
         solved
             .as_ref()
@@ -563,6 +575,27 @@ fn print_table(
             outln!("{name}: not computed — {why}");
         }
     }
+}
+
+/// The sampler's steps over all chains (the progress bar's length).
+fn posterior_steps(settings: &PosteriorSettings) -> u64 {
+    (settings.chains * (settings.burn_in + settings.samples * settings.thin)) as u64
+}
+
+/// A spinner with the elapsed time while the theories are solved (hidden for `--json` or
+/// when stderr is not a terminal).
+fn theory_spinner(json: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        spinner.set_style(style);
+    }
+    spinner.set_message("solving the theories (NNGP, linearised, MAP)…");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner
 }
 
 /// Mixed into the seed of the prior draws, so that they are independent of the chains'.
