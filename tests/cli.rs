@@ -418,6 +418,49 @@ fn solve_linear_reports_the_finite_width_shift_of_t9() {
     for (g, w) in got.iter().zip([-0.13869881, -1.91259079, -0.13534331]) {
         assert!((g - w).abs() < 5e-8, "{got:?}");
     }
+    // to leading order the readout's conjugate is the data gradient S_D⁽¹⁾(C*) of T9
+    let (code, out, err) = saddle(&[
+        "solve",
+        "examples/deep_erf.action",
+        "--x",
+        &p(&x),
+        "--y",
+        &p(&y),
+        "--method",
+        "linear",
+        "--order",
+        "leading",
+        "--set",
+        "L=2",
+        "--set",
+        "N=1000",
+        "--set",
+        "g0=2",
+        "--set",
+        "gb0=0",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let ct = |i: usize, j: usize| v["conjugates"]["Ct[2]"][i][j].as_f64().unwrap_or(f64::NAN);
+    let got = [ct(0, 0), ct(0, 1), ct(1, 1)];
+    for (g, w) in got.iter().zip([2.7435330529, -3.0760205037, 2.5343350032]) {
+        assert!((g - w).abs() < 1e-9, "{got:?}");
+    }
+    let (code, _, err) = saddle(&[
+        "solve",
+        "examples/deep_erf.action",
+        "--x",
+        &p(&x),
+        "--y",
+        &p(&y),
+        "--method",
+        "map",
+        "--order",
+        "leading",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--method linear"), "{err}");
     // prediction: NNGP and the scalable MAP and linear system; not the quadrature path at
     // P ≤ 3
     let (code, _, err) = saddle(&[

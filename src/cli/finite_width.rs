@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::CliError;
 use super::options::params_json;
 use super::result::RunResult;
-use super::solve::{Expectations, Method, SolveArgs};
+use super::solve::{Expectations, LinearOrder, Method, SolveArgs};
 use crate::check::ir::Theory;
 use crate::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
 use crate::finite_width::{MapSettings, linear_kernels, map_kernels};
@@ -141,6 +141,14 @@ pub fn run(
                 .into(),
         ));
     }
+    let order: Order = args.order.unwrap_or(LinearOrder::Full).into();
+    if recurrent && order == Order::Leading {
+        return Err(CliError::Usage(
+            "--order leading: the linearised system of a recurrent theory is solved in full; \
+             leave out --order"
+                .into(),
+        ));
+    }
     if test.is_some() && recurrent && !map {
         return Err(CliError::Usage(
             "--x-test: the linearised system of a recurrent theory reports the kernels on the \
@@ -212,7 +220,7 @@ pub fn run(
         } else if map {
             map_kernels(theory, x, y, test.map(|t| t.0), &settings)
         } else {
-            linear_kernels(theory, x, y, test.map(|t| t.0), Order::Full, &settings)
+            linear_kernels(theory, x, y, test.map(|t| t.0), order, &settings)
         }
         .map_err(|e| solver_error(&e, &args.file))?;
         if let Some(p) = &s.prediction {
@@ -335,7 +343,7 @@ pub fn run(
         let settings = FluctuationSettings {
             overrides: overrides.to_vec(),
             quadrature_order: quadrature,
-            order: Order::Full,
+            order: order,
             native: &[],
         };
         let f = linear_response(theory, x, Some(y), &settings)

@@ -44,6 +44,24 @@ pub enum Expectations {
     MonteCarlo,
 }
 
+/// Which terms of the linearised system (THEORY.md §4.4) enter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LinearOrder {
+    /// Every block, H δC⁽ᴸ⁾ included (one Newton step of the full action).
+    Full,
+    /// Without the (C, C) blocks: C̃ is the back-propagated data gradient.
+    Leading,
+}
+
+impl From<LinearOrder> for crate::solve::fluctuation::Order {
+    fn from(order: LinearOrder) -> Self {
+        match order {
+            LinearOrder::Full => Self::Full,
+            LinearOrder::Leading => Self::Leading,
+        }
+    }
+}
+
 /// Arguments of `saddle solve`.
 #[derive(Debug, Clone, Args)]
 pub struct SolveArgs {
@@ -95,6 +113,9 @@ pub struct SolveArgs {
     /// Seed of the Monte Carlo samples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Which terms of the linearised system enter (`--method linear`; default full).
+    #[arg(long, value_enum)]
+    pub order: Option<LinearOrder>,
     #[command(flatten)]
     pub sweep: SweepArgs,
 }
@@ -122,6 +143,11 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
 fn execute(args: &SolveArgs, capture: bool) -> Result<Option<RunResult>, CliError> {
     let theory = theory(&args.file)?;
     if args.method != Method::Nngp {
+        if args.order.is_some() && args.method != Method::Linear {
+            return Err(CliError::Usage(
+                "--order: the order of the linearised system (`--method linear`)".into(),
+            ));
+        }
         if args.y_test.is_some() && args.x_test.is_none() {
             return Err(CliError::Usage("--y-test needs --x-test".into()));
         }

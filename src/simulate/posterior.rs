@@ -353,8 +353,6 @@ fn run_chain(
     })
 }
 
-/// Mean diagonal entry and mean off-diagonal entry of a square block (a vector: its mean
-/// and 0).
 /// Σ_{α≠β} (y_α·y_β) K_αβ / (P(P−1)): the off-diagonal entries weighted by the targets'
 /// products (±1 classes: same-class entries minus cross-class ones), which feature learning
 /// at finite width raises. 0 for a mean field.
