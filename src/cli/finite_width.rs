@@ -343,7 +343,7 @@ pub fn run(
         let settings = FluctuationSettings {
             overrides: overrides.to_vec(),
             quadrature_order: quadrature,
-            order: order,
+            order,
             native: &[],
         };
         let f = linear_response(theory, x, Some(y), &settings)
