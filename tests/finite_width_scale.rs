@@ -434,6 +434,13 @@ fn linearised_system_at_scale_is_the_quadrature_linear_system_for_linear_units()
     for order in [Order::Full, Order::Leading] {
         linear_against_quadrature(&theory, order, settings.clone(), Some(1e-7));
     }
+    // one unit per layer and little readout noise, where the data pull hardest:
+    // Anderson with a long memory solves (I − J)x = b as GMRES does
+    let small = MapSettings {
+        overrides: set(&[("L", 3.0), ("N", 1.0), ("kappa", 0.001)]),
+        ..MapSettings::default()
+    };
+    linear_against_quadrature(&theory, Order::Full, small, Some(1e-7));
 }
 
 #[test]

@@ -47,9 +47,10 @@ use rayon::prelude::*;
 
 use super::FiniteWidthError;
 use super::map::{
-    CONJUGATE_BASE, LINEAR_TOLERANCE, MIN_REPLICA_SAMPLES, MapLayer, MapPrediction, MapSettings,
-    MapSolution, PopulationReport, check_settings, conjugate_name, conjugates_as_fields,
-    fixed_point, has_jumps, normals, relative_change, rest_gradients, standard_error,
+    CONJUGATE_BASE, Iteration, LINEAR_TOLERANCE, MIN_REPLICA_SAMPLES, MapLayer, MapPrediction,
+    MapSettings, MapSolution, PopulationReport, check_settings, conjugate_name,
+    conjugates_as_fields, fixed_point, has_jumps, normals, relative_change, rest_gradients,
+    standard_error,
 };
 use super::tilted::{Estimator, sampling_factor};
 use crate::check::ir::Theory;
@@ -598,6 +599,7 @@ impl<'a> Problem<'a> {
                     &map,
                     &|a, b| self.residual(a, b),
                     settings,
+                    Iteration::Nonlinear,
                 )?;
                 Ok((self.unflatten(&x), sweeps, residual, ess))
             }
@@ -625,8 +627,13 @@ impl<'a> Problem<'a> {
                     tolerance: settings.tolerance.max(LINEAR_TOLERANCE),
                     ..settings.clone()
                 };
-                let (delta, sweeps, residual, ess) =
-                    fixed_point(from, &linear, &|a, b| self.residual(a, b), &floor)?;
+                let (delta, sweeps, residual, ess) = fixed_point(
+                    from,
+                    &linear,
+                    &|a, b| self.residual(a, b),
+                    &floor,
+                    Iteration::Linear,
+                )?;
                 Ok((self.unflatten(&(&start + &delta)), sweeps, residual, ess))
             }
         }
@@ -700,6 +707,7 @@ impl<'a> Problem<'a> {
             &map,
             &|a, b| self.residual(a, b),
             settings,
+            Iteration::Nonlinear,
         )?;
         Ok(self.unflatten(&x))
     }
