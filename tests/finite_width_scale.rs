@@ -459,6 +459,43 @@ fn linearised_system_at_scale_agrees_with_quadrature_for_sampled_erf_units() {
 }
 
 #[test]
+fn test_rows_of_the_linearised_system_leave_its_training_block_alone() {
+    // the test rows join the kernels without conjugate entries: the training block is the
+    // training-only solution, and test rows at the training patterns repeat it (deep linear,
+    // exact, so both to rounding)
+    let theory = example("deep_linear");
+    let (x, y) = digits(6);
+    let settings = MapSettings {
+        overrides: set(&[("L", 2.0), ("N", 20.0), ("kappa", 0.1)]),
+        ..MapSettings::default()
+    };
+    let alone = linear_kernels(&theory, x.view(), y.view(), None, Order::Full, &settings).unwrap();
+    let joint = linear_kernels(
+        &theory,
+        x.view(),
+        y.view(),
+        Some(x.view()),
+        Order::Full,
+        &settings,
+    )
+    .unwrap();
+    for (a, j) in alone.layers.iter().zip(&joint.layers) {
+        let shift = frobenius(&(&a.kernel - &a.nngp));
+        let train = j.kernel.slice(ndarray::s![..6, ..6]).to_owned();
+        let test = j.kernel.slice(ndarray::s![6.., 6..]).to_owned();
+        let cross = j.kernel.slice(ndarray::s![..6, 6..]).to_owned();
+        for (what, block) in [("training", &train), ("test", &test), ("cross", &cross)] {
+            let gap = frobenius(&(block - &a.kernel));
+            assert!(gap < 1e-6 * shift, "{} {what}: {gap} of {shift}", a.name);
+        }
+    }
+    // the GP at the training patterns with the adapted kernel
+    let prediction = joint.prediction.expect("a readout");
+    assert_eq!(prediction.mean.nrows(), 6);
+    assert!(prediction.mean.iter().all(|v| v.is_finite()));
+}
+
+#[test]
 fn map_minus_linearised_shrinks_like_one_over_n_at_p50() {
     // deep linear on 50 real digits: both exact (Gaussian closed forms), so the difference
     // N·(C_MAP − C_linear) is the O(1/N) remainder of the linearisation alone

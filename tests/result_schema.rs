@@ -341,6 +341,37 @@ fn every_command_writes_the_one_schema() {
     assert!(v["standard_errors"]["C[2]"].is_array() && v["iterations"].is_u64());
     assert!(v["prediction"]["standard_errors"]["mean"].is_array());
 
+    // the linearised system at P = 4 (matrix-free, sampled)
+    let v = run_both(
+        &validator,
+        "solve-linear-scalable",
+        &[
+            "solve",
+            "examples/deep_erf.action",
+            "--x",
+            x,
+            "--y",
+            y,
+            "--x-test",
+            xt,
+            "--y-test",
+            yt,
+            "--method",
+            "linear",
+            "--order",
+            "leading",
+            "--set",
+            "N=50",
+            "--set",
+            "L=2",
+            "--samples",
+            "2000",
+        ],
+    );
+    assert_eq!(v["order"].as_str(), Some("leading"));
+    assert!(v["standard_errors"]["C[2]"].is_array());
+    assert!(v["test_mse"].is_number() && v["prediction"]["variance"].is_array());
+
     let v = run_both(
         &validator,
         "simulate-prior",
@@ -401,6 +432,27 @@ fn every_command_writes_the_one_schema() {
     let v: Value = serde_json::from_str(&out).expect("JSON");
     assert_valid(&validator, &v, "compare --json");
     assert!(v["map"]["C[1]"].is_array() && v["linear"]["C[1]"].is_array());
+    // beyond three patterns: per kernel statistic
+    let (code, out, err) = saddle(&[
+        "compare",
+        "examples/deep_erf.action",
+        "--x",
+        x,
+        "--y",
+        y,
+        "--set",
+        "L=1",
+        "--set",
+        "N=50",
+        "--samples",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_valid(&validator, &v, "compare --json (grouped)");
+    assert!(v["groups"].as_array().is_some_and(|g| g.len() == 3));
+    assert!(v["map_standard_errors"]["C[1]"].is_array());
 }
 
 #[test]

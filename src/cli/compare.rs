@@ -11,8 +11,8 @@
 //! ([`crate::finite_width`], importance sampled with their own standard errors) and compared
 //! per kernel on three statistics whose full traces the sampler keeps (ESS, R-hat): the mean
 //! diagonal entry, the mean off-diagonal entry, and the target-weighted off-diagonal entry
-//! Σ_{α≠β} y_α y_β K_αβ / (P(P−1)) (same class minus cross class) — the one feature
-//! learning raises.
+//! Σ_{α≠β} y_α·y_β K_αβ / (P(P−1)) (for ±1 targets same class minus cross class) — the one
+//! feature learning raises.
 
 use std::path::PathBuf;
 
@@ -124,7 +124,7 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         use crate::finite_width::{MapSettings, linear_kernels, map_kernels};
         let settings = MapSettings {
             overrides: args.set.clone(),
-            // independent of the chains' normals (stream 0 of the same seed)
+            // independent of the chains' normals (the seed mixed with THEORY_STREAM)
             seed: args.seed ^ THEORY_STREAM,
             ..MapSettings::default()
         };

@@ -304,6 +304,15 @@ pub fn run(
             "seed": args.seed,
             "populations": populations,
         });
+        let mut extra = extra;
+        if !map && let Some(object) = extra.as_object_mut() {
+            let name = if order == Order::Full {
+                "full"
+            } else {
+                "leading"
+            };
+            object.insert("order".into(), json!(name));
+        }
         let layers = s
             .layers
             .into_iter()
@@ -360,7 +369,12 @@ pub fn run(
                 errors: None,
             })
             .collect::<Vec<_>>();
-        (layers, f.width, Value::Null)
+        let name = if order == Order::Full {
+            "full"
+        } else {
+            "leading"
+        };
+        (layers, f.width, json!({ "order": name }))
     };
     spinner.finish_and_clear();
     let scaled = |l: &LayerOut| (&l.kernel - &l.nngp) * width.unwrap_or(1.0);
@@ -434,7 +448,9 @@ pub fn run(
     if let (Some(sweeps), Some(residual)) = (extra["sweeps"].as_u64(), extra["residual"].as_f64()) {
         outln!(
             "  {} {sweeps}, last relative change {residual:.2e} (tolerance {:.0e})",
-            if recurrent {
+            if !map {
+                "iterations of the linearised system"
+            } else if recurrent {
                 "iterations over time (fields and conjugates together)"
             } else {
                 "forward–backward sweeps"

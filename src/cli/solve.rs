@@ -142,12 +142,12 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
 /// Solves; with `capture`, returns the result instead of printing it.
 fn execute(args: &SolveArgs, capture: bool) -> Result<Option<RunResult>, CliError> {
     let theory = theory(&args.file)?;
+    if args.order.is_some() && args.method != Method::Linear {
+        return Err(CliError::Usage(
+            "--order: the order of the linearised system (`--method linear`)".into(),
+        ));
+    }
     if args.method != Method::Nngp {
-        if args.order.is_some() && args.method != Method::Linear {
-            return Err(CliError::Usage(
-                "--order: the order of the linearised system (`--method linear`)".into(),
-            ));
-        }
         if args.y_test.is_some() && args.x_test.is_none() {
             return Err(CliError::Usage("--y-test needs --x-test".into()));
         }

@@ -84,7 +84,8 @@ pub struct MapSettings {
     pub replicas: usize,
     /// Sample every population, even where the Gaussian closed form is exact (for checks).
     pub force_sampling: bool,
-    /// Past iterates the Anderson acceleration keeps (0: plain damped sweeps).
+    /// Past iterates the Anderson acceleration keeps (0: plain damped sweeps; a linearised
+    /// system keeps at least 20).
     pub anderson_memory: usize,
     /// Generated pair formulas for the NNGP point ([`NngpSettings::native`]).
     pub native: &'static [crate::generated::NativePairMap],
@@ -146,12 +147,13 @@ pub struct MapSolution {
     pub width: Option<f64>,
     /// One per field entry with a forward equation, in the order computed.
     pub layers: Vec<MapLayer>,
-    /// Sweeps taken.
+    /// Sweeps taken (the MAP), or iterations of the linearised system.
     pub sweeps: usize,
     /// The last sweep's relative change.
     pub residual: f64,
     /// The tolerance the sweeps reached: the one asked for, or the Monte Carlo resolution
-    /// 4/M for units with kinks.
+    /// 4/M for units with kinks (MAP); for a linearised system at least 1e-8, and 1e-3/√M
+    /// where sampled.
     pub tolerance: f64,
     /// Per population.
     pub populations: Vec<PopulationReport>,
@@ -359,8 +361,14 @@ fn layered_kernels(
     // the solution on the training patterns, and on all patterns when there are test ones
     let solve =
         |from: State, z: &Array2<f64>, m: usize| -> Result<(Solved, State), FiniteWidthError> {
+            // the linear system's differences move no sample across a kink (the jumps scale
+            // with the step), so only the MAP needs the kinks' resolution
             let run = MapSettings {
-                tolerance: settings.tolerance.max(resolution(m)),
+                tolerance: if linear.is_some() {
+                    settings.tolerance
+                } else {
+                    settings.tolerance.max(resolution(m))
+                },
                 ..settings.clone()
             };
             let z_train = z.slice(ndarray::s![.., ..p_train]);
@@ -430,13 +438,24 @@ fn layered_kernels(
         Some((joint, start_all)) => (joint, start_all),
         None => (&problem, &start),
     };
-    let prediction = reporter.predict(&full, report_start)?;
+    // C* + δC of the linearised system need not be positive definite (the linearisation
+    // fails where the shift is not small): say so rather than pass on the GP's complaint
+    let linearised = |e: FiniteWidthError| match (linear, e) {
+        (Some(_), FiniteWidthError::Unsupported(reason)) => FiniteWidthError::Unsupported(format!(
+            "the linearised readout kernel C* + δC cannot be used for GP regression ({reason}): \
+             the linearisation does not hold at this width; `--method map` solves the full \
+             saddle point"
+        )),
+        (_, e) => e,
+    };
+    let prediction = reporter.predict(&full, report_start).map_err(linearised)?;
     let prediction = match prediction {
         Some(mut prediction) if replica_states.len() >= 2 => {
             let replicas = replica_states
                 .iter()
                 .map(|s| reporter.predict(s, report_start))
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(linearised)?;
             let means: Vec<Array2<f64>> =
                 replicas.iter().flatten().map(|r| r.mean.clone()).collect();
             let variances: Vec<Array2<f64>> = replicas
@@ -470,10 +489,11 @@ fn layered_kernels(
             }
         })
         .collect();
-    let mut main_tolerance = settings.tolerance.max(resolution(settings.samples));
-    if linear.is_some() {
-        main_tolerance = main_tolerance.max(problem.linear_tolerance(settings, settings.samples));
-    }
+    let main_tolerance = if linear.is_some() {
+        problem.linear_tolerance(settings, settings.samples)
+    } else {
+        settings.tolerance.max(resolution(settings.samples))
+    };
     Ok(MapSolution {
         width: theory.param("N").map(|id| params[id]),
         layers,
@@ -1501,8 +1521,9 @@ impl<'a> Problem<'a> {
 }
 
 /// The smallest relative change a linearised system is iterated to: its Jacobian–vector
-/// products are central differences of sampled maps, whose rounding (~1e-16 of the map over
-/// a step of 1e-4) limits the relative resolution to ~1e-10 at large N.
+/// products are central differences of sampled maps, whose rounding over the step
+/// ([`DIFFERENCE_STEP`] here, 1e-4 in the recurrent solver) limits the relative resolution
+/// to ~1e-10 at large N.
 pub(super) const LINEAR_TOLERANCE: f64 = 1e-8;
 
 /// The central differences' step, relative to the size of the conjugates (at least 1): their
@@ -1515,21 +1536,26 @@ const DIFFERENCE_STEP: f64 = 1e-5;
 pub(super) enum Iteration {
     /// A nonlinear map (the saddle point): restarted where the extrapolation goes astray.
     Nonlinear,
-    /// An affine map x ↦ b + Jx (a linearised system): Anderson with a long memory is GMRES
-    /// on (I − J)x = b, which converges where J's spectral radius exceeds 1 as well.
+    /// An affine map x ↦ b + Jx (a linearised system): Anderson with a long memory is, until
+    /// iterates are dropped, GMRES on (I − J)x = b, which converges where J's spectral radius
+    /// exceeds 1 as well.
     Linear,
 }
 
-/// Past iterates Anderson keeps for a linear map (the Krylov space's dimension).
-const LINEAR_MEMORY: usize = 40;
+/// Past iterates Anderson keeps for a linear map (the Krylov space's dimension; each costs
+/// four vectors of every conjugate entry, and replicas run in parallel).
+const LINEAR_MEMORY: usize = 20;
 
 /// A map of flattened iterates, with what it reports beside (an ESS).
 pub(super) type IterateMap<'m, E> =
     dyn Fn(&Array1<f64>) -> Result<(Array1<f64>, E), FiniteWidthError> + 'm;
 
 /// The fixed point x = map(x) from `from` by Anderson-accelerated damped iteration (for a
-/// linear map this is a Krylov method, equivalent to GMRES): the solution, the iterations,
-/// the last relative change (`residual(x, map(x))`) and what the map reported there. A step
+/// linear map this is a Krylov method, equivalent to GMRES while no iterate is dropped):
+/// the solution, the iterations,
+/// the last relative change (`residual(x, map(x))`) and what the map reported there; a small
+/// change bounds the residual of an affine map, not its error, which can be ‖(I − J)⁻¹‖ times
+/// larger. A step
 /// the map cannot take (a tilted measure that is not normalisable, collapsed importance
 /// weights, an indefinite covariance) falls back to plain damped steps, shorter each time.
 pub(super) fn fixed_point<E>(
