@@ -65,10 +65,18 @@ fn linear_fixed_point(
         let mut new = ct.clone();
         let a = inverse(&(&train(&c[layers]) + &(&eye_t * kappa)));
         let ay = a.dot(y);
-        new[layers] = pad((ay.dot(&ay.t()) - &a) * 0.5 - inverse(&train(&c[layers])) * measure);
+        // the measure term's inverse only where it is switched on (C may be rank-deficient)
+        let term = |c: &Array2<f64>| {
+            if measure == 0.0 {
+                Array2::zeros((t, t))
+            } else {
+                inverse(&train(c)) * measure
+            }
+        };
+        new[layers] = pad((ay.dot(&ay.t()) - &a) * 0.5 - term(&c[layers]));
         for l in (1..layers).rev() {
             let m = &eye - &(c[l].dot(&ct[l + 1]) * (2.0 * g / n));
-            new[l] = ct[l + 1].dot(&inverse(&m)) * g - pad(inverse(&train(&c[l])) * measure);
+            new[l] = ct[l + 1].dot(&inverse(&m)) * g - pad(term(&c[l]));
         }
         let mut change = 0.0;
         for l in 1..=layers {
@@ -127,6 +135,33 @@ fn deep_linear_map_at_p100_equals_the_linear_closed_form_fixed_point() {
             );
         }
     }
+}
+
+#[test]
+fn deep_linear_with_more_patterns_than_input_dimensions() {
+    // XOR's corners: P = 4 patterns in d = 2 dimensions, so every kernel has rank 2. The
+    // measure term's inv(C) is switched off by `wishart = 0` and must not be evaluated.
+    let theory = example("deep_linear");
+    let x = array![[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]];
+    let y = array![[-1.0], [-1.0], [1.0], [1.0]];
+    let c0 = x.dot(&x.t()) / 2.0;
+    let settings = MapSettings {
+        overrides: set(&[("N", 20.0), ("L", 2.0), ("kappa", 0.1)]),
+        tolerance: 1e-13,
+        ..MapSettings::default()
+    };
+    let solution = map_kernels(&theory, x.view(), y.view(), None, &settings).unwrap();
+    let reference = linear_fixed_point(&c0, &y, 2, 20.0, 0.1, 0.0);
+    for (l, layer) in solution.layers.iter().enumerate() {
+        let error = frobenius(&(&layer.kernel - &reference[l + 1]));
+        assert!(
+            error <= 1e-9 * frobenius(&reference[l + 1]),
+            "layer {}: {error:e}",
+            l + 1
+        );
+    }
+    let linear = linear_kernels(&theory, x.view(), y.view(), None, Order::Full, &settings);
+    assert!(linear.is_ok(), "{:?}", linear.err());
 }
 
 #[test]

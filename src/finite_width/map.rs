@@ -40,7 +40,7 @@ use super::gaussian::GaussianForms;
 use super::price::{Regularity, TiltForm, builtin_regularity};
 use super::tilted::{Estimator, PopulationContext, TiltedMeasure};
 use crate::check::ir::{Callee, Expr, ExprKind, FieldKind, Theory};
-use crate::derive::build::{add, neg, node, substitute, zero};
+use crate::derive::build::{add, neg, node, number, substitute, zero};
 use crate::derive::equations::backward_equations_of;
 use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, unroll};
@@ -632,12 +632,22 @@ pub(super) fn rest_gradients(
                 && matches!(&eq.unknown, Variable::Conjugate(c, _) if Some(*c) == conj)
         });
         rest_of.push(match eq.map(|eq| &eq.rhs) {
-            Some(Ok(rhs)) => Some(conjugates_as_fields(rhs)),
+            Some(Ok(rhs)) => Some(with_parameter_values(&conjugates_as_fields(rhs), params)),
             Some(Err(e)) => return Err(FiniteWidthError::Derive(e.clone())),
             None => None,
         });
     }
     Ok(rest_of)
+}
+
+/// `e` with every parameter replaced by its bound value, folded: a term switched off by a
+/// parameter (`wishart = 0` in `wishart · inv(C)`) disappears instead of being evaluated
+/// (the inverse of a rank-deficient kernel where P exceeds the input dimension).
+fn with_parameter_values(e: &Expr, params: &[f64]) -> Expr {
+    substitute(e, &|x| match &x.kind {
+        ExprKind::Param(id) => params.get(*id).map(|v| number(*v)),
+        _ => None,
+    })
 }
 
 /// The conjugate of a field entry as written: `Ct[2]`, `Ct[1,3]`.
