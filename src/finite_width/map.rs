@@ -411,25 +411,14 @@ fn layered_kernels(
 
     // replicas: fresh normals, warm start from the solution
     let replicas = if sampled { settings.replicas } else { 0 };
-    let mut replica_states = Vec::with_capacity(replicas);
-    // sd/√R is the error of an estimate from R·m samples; the solution has M
-    let mut rescale = 1.0;
-    let mut replica_samples = 0;
-    if let Some(per) = settings.samples.checked_div(replicas) {
-        // a replica needs enough samples for its own importance weights
-        let per = per.max(settings.samples.min(MIN_REPLICA_SAMPLES));
-        rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
-        replica_samples = per;
-        // independent solves: in parallel, collected in replica order (so the errors do not
-        // depend on the thread count)
-        replica_states = (0..replicas)
-            .into_par_iter()
-            .map(|r| {
-                let z = draw(per, r as u64 + 1);
-                solve(state.clone(), &z, per).map(|(_, s)| s)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-    }
+    let Replicas {
+        states: replica_states,
+        rescale,
+        samples: replica_samples,
+    } = replicas_of(settings.samples, replicas, |r, per| {
+        let z = draw(per, r as u64 + 1);
+        solve(state.clone(), &z, per).map(|(_, s)| s)
+    })?;
     let error = |pick: &dyn Fn(&State) -> &Array2<f64>| -> Option<Array2<f64>> {
         let values: Vec<Array2<f64>> = replica_states.iter().map(|s| pick(s).clone()).collect();
         standard_error(&values).map(|e| e * rescale)
@@ -528,6 +517,44 @@ impl MapPrediction {
             score(&self.nngp_mean, &self.nngp_variance)?,
         ))
     }
+}
+
+/// Independent replicas of a solution, for its Monte Carlo standard errors.
+pub(super) struct Replicas<S> {
+    /// The replicas' solutions, in replica order.
+    pub states: Vec<S>,
+    /// √(R·m/M): sd/√R is the error of an estimate from R·m samples, the solution has M.
+    pub rescale: f64,
+    /// Samples m per replica (0 without replicas).
+    pub samples: usize,
+}
+
+/// `replicas` independent solves `solve(r, m)` (replica r on fresh normals of m samples):
+/// m = M/R, but at least 2000 (or M), so that each replica's importance weights stand on
+/// their own. Solved in parallel and collected in replica order, so the errors do not
+/// depend on the thread count.
+pub(super) fn replicas_of<S: Send>(
+    samples: usize,
+    replicas: usize,
+    solve: impl Fn(usize, usize) -> Result<S, FiniteWidthError> + Sync,
+) -> Result<Replicas<S>, FiniteWidthError> {
+    let Some(per) = samples.checked_div(replicas) else {
+        return Ok(Replicas {
+            states: Vec::new(),
+            rescale: 1.0,
+            samples: 0,
+        });
+    };
+    let per = per.max(samples.min(MIN_REPLICA_SAMPLES));
+    let states = (0..replicas)
+        .into_par_iter()
+        .map(|r| solve(r, per))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Replicas {
+        states,
+        rescale: ((per * replicas) as f64 / samples as f64).sqrt(),
+        samples: per,
+    })
 }
 
 /// sd over replicas / √R, entry by entry (None with fewer than two).

@@ -43,14 +43,12 @@
 use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
-use rayon::prelude::*;
 
 use super::FiniteWidthError;
 use super::map::{
-    CONJUGATE_BASE, Iteration, LINEAR_TOLERANCE, MIN_REPLICA_SAMPLES, MapLayer, MapPrediction,
-    MapSettings, MapSolution, PopulationReport, check_settings, conjugate_name,
-    conjugates_as_fields, fixed_point, has_jumps, normals, relative_change, rest_gradients,
-    standard_error,
+    CONJUGATE_BASE, Iteration, LINEAR_TOLERANCE, MapLayer, MapPrediction, MapSettings, MapSolution,
+    PopulationReport, Replicas, check_settings, conjugate_name, conjugates_as_fields, fixed_point,
+    has_jumps, normals, relative_change, replicas_of, rest_gradients, standard_error,
 };
 use super::tilted::{Estimator, sampling_factor};
 use crate::check::ir::Theory;
@@ -832,22 +830,14 @@ pub fn recurrent_kernels(
     let z = draw(settings.samples, 0);
     let ((state, sweeps, residual, ess), full) = solve(&start, &z)?;
     let replicas = settings.replicas;
-    let mut replica_states = Vec::with_capacity(replicas);
-    let mut rescale = 1.0;
-    let mut replica_samples = 0;
-    if let Some(per) = settings.samples.checked_div(replicas) {
-        let per = per.max(settings.samples.min(MIN_REPLICA_SAMPLES));
-        rescale = ((per * replicas) as f64 / settings.samples as f64).sqrt();
-        replica_samples = per;
-        // independent solves: in parallel, collected in replica order
-        replica_states = (0..replicas)
-            .into_par_iter()
-            .map(|r| {
-                let z = draw(per, r as u64 + 1);
-                solve(&state, &z).map(|(_, s)| s)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-    }
+    let Replicas {
+        states: replica_states,
+        rescale,
+        samples: replica_samples,
+    } = replicas_of(settings.samples, replicas, |r, per| {
+        let z = draw(per, r as u64 + 1);
+        solve(&state, &z).map(|(_, s)| s)
+    })?;
     let error = |values: Vec<Array2<f64>>| standard_error(&values).map(|e| e * rescale);
     let (reporter, report_start) = match &joint {
         Some((joint, start_all)) => (joint, start_all),
