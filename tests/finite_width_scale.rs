@@ -162,6 +162,17 @@ fn deep_linear_with_more_patterns_than_input_dimensions() {
     }
     let linear = linear_kernels(&theory, x.view(), y.view(), None, Order::Full, &settings);
     assert!(linear.is_ok(), "{:?}", linear.err());
+    // with the measure term on, its inv(C) is needed and does not exist: said in words
+    let measure = MapSettings {
+        overrides: set(&[("N", 20.0), ("L", 2.0), ("kappa", 0.1), ("wishart", 1.0)]),
+        ..MapSettings::default()
+    };
+    let err = map_kernels(&theory, x.view(), y.view(), None, &measure).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("more patterns than input dimensions"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -30,6 +30,12 @@ pub enum MatrixEvalError {
     /// Shapes that do not fit (a bug upstream or inconsistent data).
     #[error("shapes do not fit: {0}")]
     Shape(String),
+    /// A matrix to invert that has no inverse.
+    #[error(
+        "a matrix to invert is singular (a kernel of rank below P: more patterns than input \
+         dimensions, or repeated patterns)"
+    )]
+    Singular,
     /// A construct this evaluator does not handle.
     #[error("cannot evaluate {0} numerically here")]
     Unsupported(String),
@@ -239,9 +245,7 @@ pub fn inverse(m: &Array2<f64>) -> Result<Array2<f64>, MatrixEvalError> {
     if out.iter().all(|v| v.is_finite()) {
         Ok(out)
     } else {
-        Err(MatrixEvalError::Shape(
-            "the inverse of a singular matrix".into(),
-        ))
+        Err(MatrixEvalError::Singular)
     }
 }
 
