@@ -310,6 +310,44 @@ fn map_and_linearised_system_differ_by_one_over_n() {
 }
 
 #[test]
+fn leading_order_conjugate_of_the_readout_is_the_data_gradient() {
+    // to leading order the readout block's conjugate is ∂S_D/∂C at the NNGP point,
+    // ½(A Y Yᵀ A − D·A) with A = (C*[T,T] + κI)⁻¹ (THEORY.md §4.3 (O)), whatever the samples
+    let theory = example("recurrent_erf");
+    let (x, y) = digits(4);
+    let settings = MapSettings {
+        overrides: set(&[("N", 100.0), ("T", 3.0)]),
+        samples: 4000,
+        replicas: 0,
+        ..MapSettings::default()
+    };
+    let solve = |method| {
+        recurrent_kernels(&theory, x.view(), y.view(), None, method, &settings).expect("solves")
+    };
+    let (leading, full) = (
+        solve(RecurrentMethod::LinearLeading),
+        solve(RecurrentMethod::Linear),
+    );
+    let last = leading.layers.len() - 1;
+    let readout = &leading.layers[last];
+    assert_eq!(readout.name, "C[3,3]");
+    let kappa = 0.1;
+    let a = inverse(&(&readout.nngp + &(Array2::<f64>::eye(4) * kappa)));
+    let ay = a.dot(&y);
+    let gradient = (ay.dot(&ay.t()) - &a * y.ncols() as f64) * 0.5;
+    let gap = (&readout.conjugate - &gradient).mapv(f64::abs).sum();
+    assert!(gap < 1e-9 * gradient.mapv(f64::abs).sum(), "gap {gap}");
+    // the full system adds H·δC: a different conjugate, by O(P/N)
+    let full_gap = (&full.layers[last].conjugate - &gradient)
+        .mapv(f64::abs)
+        .sum();
+    assert!(
+        full_gap > 1e-4 * gradient.mapv(f64::abs).sum(),
+        "{full_gap}"
+    );
+}
+
+#[test]
 fn cli_solves_recurrent_theories_and_refuses_what_it_cannot() {
     let (x, y) = digits(4);
     let xf = temp_file("rfw_x.csv", &csv(&x));

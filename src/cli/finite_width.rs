@@ -142,13 +142,6 @@ pub fn run(
         ));
     }
     let order: Order = args.order.unwrap_or(LinearOrder::Full).into();
-    if recurrent && order == Order::Leading {
-        return Err(CliError::Usage(
-            "--order leading: the linearised system of a recurrent theory is solved in full; \
-             leave out --order"
-                .into(),
-        ));
-    }
     if test.is_some() && recurrent && !map {
         return Err(CliError::Usage(
             "--x-test: the linearised system of a recurrent theory reports the kernels on the \
@@ -211,10 +204,10 @@ pub fn run(
             ..MapSettings::default()
         };
         let s = if recurrent {
-            let method = if map {
-                RecurrentMethod::Map
-            } else {
-                RecurrentMethod::Linear
+            let method = match (map, order) {
+                (true, _) => RecurrentMethod::Map,
+                (false, Order::Full) => RecurrentMethod::Linear,
+                (false, Order::Leading) => RecurrentMethod::LinearLeading,
             };
             recurrent_kernels(theory, x, y, test.map(|t| t.0), method, &settings)
         } else if map {

@@ -68,6 +68,9 @@ pub enum RecurrentMethod {
     Map,
     /// The linearised system around the NNGP point (one Newton step of the action).
     Linear,
+    /// The linearised system to leading order: without its (C, C) blocks (the rest of the
+    /// action read at the NNGP point).
+    LinearLeading,
 }
 
 type Entries = BTreeMap<EntryKey, Array2<f64>>;
@@ -407,12 +410,14 @@ impl<'a> Problem<'a> {
     }
 
     /// Φ(C, C̃) on the normals z: (F) every block from the tilted averages (uncorrected),
-    /// and with `gradients` (B) every conjugate.
+    /// and with `gradients` (B) every conjugate, the rest of the action read at the fields
+    /// `rest_at` where given (the linearised system's leading order), at `state`'s otherwise.
     fn step(
         &self,
         state: &State,
         z: ArrayView2<'_, f64>,
         gradients: bool,
+        rest_at: Option<&Entries>,
     ) -> Result<Step, FiniteWidthError> {
         let (p, m) = (self.patterns, z.nrows());
         let k = self.covariance(&state.fields)?;
@@ -478,7 +483,16 @@ impl<'a> Problem<'a> {
                 }
                 if let Some(rest) = &self.rest[r] {
                     let what = format!("the backward equation of {}", self.sim.network.name(key));
-                    value += &self.matrix(state, rest, &what)?;
+                    value += &match rest_at {
+                        Some(fields) => {
+                            let at = State {
+                                fields: fields.clone(),
+                                conjugates: state.conjugates.clone(),
+                            };
+                            self.matrix(&at, rest, &what)?
+                        }
+                        None => self.matrix(state, rest, &what)?,
+                    };
                 }
                 if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
                     return Err(FiniteWidthError::Evaluate {
@@ -533,8 +547,9 @@ impl<'a> Problem<'a> {
         state: &State,
         z: ArrayView2<'_, f64>,
         correction: &Entries,
+        rest_at: Option<&Entries>,
     ) -> Result<(State, f64), FiniteWidthError> {
-        let step = self.step(state, z, true)?;
+        let step = self.step(state, z, true, rest_at)?;
         let mut fields = step.fields;
         for (key, v) in fields.iter_mut() {
             *v += &correction[key];
@@ -554,7 +569,7 @@ impl<'a> Problem<'a> {
         nngp: &State,
         z: ArrayView2<'_, f64>,
     ) -> Result<Entries, FiniteWidthError> {
-        let at_start = self.step(nngp, z, false)?;
+        let at_start = self.step(nngp, z, false, None)?;
         Ok(at_start
             .fields
             .iter()
@@ -585,8 +600,10 @@ impl<'a> Problem<'a> {
         settings: &MapSettings,
     ) -> Result<(State, usize, f64, f64), FiniteWidthError> {
         let correction = self.correction(nngp, z)?;
+        // to leading order the rest of the action (the data term's H) is read at C*
+        let rest_at = (method == RecurrentMethod::LinearLeading).then_some(&nngp.fields);
         let map = |x: &Array1<f64>| -> Result<(Array1<f64>, f64), FiniteWidthError> {
-            let (next, ess) = self.corrected(&self.unflatten(x), z, &correction)?;
+            let (next, ess) = self.corrected(&self.unflatten(x), z, &correction, rest_at)?;
             Ok((self.flatten(&next), ess))
         };
         let start = self.flatten(nngp);
@@ -601,7 +618,7 @@ impl<'a> Problem<'a> {
                 )?;
                 Ok((self.unflatten(&x), sweeps, residual, ess))
             }
-            RecurrentMethod::Linear => {
+            RecurrentMethod::Linear | RecurrentMethod::LinearLeading => {
                 // δx = r₀ + DΦ(x*)·δx, DΦ·v by central differences on the same normals
                 let (at_start, ess) = map(&start)?;
                 let r0 = &at_start - &start;
@@ -685,7 +702,7 @@ impl<'a> Problem<'a> {
                 fields: self.unflatten(x).fields,
                 conjugates: conjugates.clone(),
             };
-            let step = self.step(&state, z, false)?;
+            let step = self.step(&state, z, false, None)?;
             let mut fields = step.fields;
             for (key, v) in fields.iter_mut() {
                 *v += &correction[key];
@@ -766,7 +783,7 @@ pub fn recurrent_kernels(
             x.nrows()
         )));
     }
-    if x_test.is_some() && method == RecurrentMethod::Linear {
+    if x_test.is_some() && method != RecurrentMethod::Map {
         return Err(FiniteWidthError::Unsupported(
             "test patterns: the linearised system reports the kernels on the training \
              patterns; the MAP predicts"
@@ -895,7 +912,9 @@ pub fn recurrent_kernels(
         residual,
         tolerance: match method {
             RecurrentMethod::Map => settings.tolerance,
-            RecurrentMethod::Linear => settings.tolerance.max(LINEAR_TOLERANCE),
+            RecurrentMethod::Linear | RecurrentMethod::LinearLeading => {
+                settings.tolerance.max(LINEAR_TOLERANCE)
+            }
         },
         populations: vec![PopulationReport {
             term: 1,
