@@ -142,6 +142,10 @@ pub fn run(
         ));
     }
     let order: Order = args.order.unwrap_or(LinearOrder::Full).into();
+    let order_name = match order {
+        Order::Full => "full",
+        Order::Leading => "leading",
+    };
     if test.is_some() && recurrent && !map {
         return Err(CliError::Usage(
             "--x-test: the linearised system of a recurrent theory reports the kernels on the \
@@ -299,12 +303,7 @@ pub fn run(
         });
         let mut extra = extra;
         if !map && let Some(object) = extra.as_object_mut() {
-            let name = if order == Order::Full {
-                "full"
-            } else {
-                "leading"
-            };
-            object.insert("order".into(), json!(name));
+            object.insert("order".into(), json!(order_name));
         }
         let layers = s
             .layers
@@ -362,12 +361,7 @@ pub fn run(
                 errors: None,
             })
             .collect::<Vec<_>>();
-        let name = if order == Order::Full {
-            "full"
-        } else {
-            "leading"
-        };
-        (layers, f.width, json!({ "order": name }))
+        (layers, f.width, json!({ "order": order_name }))
     };
     spinner.finish_and_clear();
     let scaled = |l: &LayerOut| (&l.kernel - &l.nngp) * width.unwrap_or(1.0);

@@ -1440,7 +1440,9 @@ impl<'a> Problem<'a> {
             };
             Ok(self.flatten(&self.backward(&state, rest_at, z)?))
         };
-        let g0 = sweep(&self.flatten(&nngp.conjugates))?;
+        // g(0): the backward equations at the NNGP point itself (the forward pass at C̃ = 0
+        // returns C*, so it need not run)
+        let g0 = self.flatten(&self.backward(nngp, rest_at, z)?);
         let scale = g0.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         let linear = |v: &Array1<f64>| -> Result<(Array1<f64>, ()), FiniteWidthError> {
             let size = v.iter().fold(0.0f64, |m, a| m.max(a.abs()));

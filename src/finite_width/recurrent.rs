@@ -472,6 +472,11 @@ impl<'a> Problem<'a> {
                     grad[[a, b]] = 0.25 * (whitened[[i, j]] + whitened[[j, i]]);
                 }
             }
+            let rest_state = rest_at.map(|fields| State {
+                fields: fields.clone(),
+                conjugates: state.conjugates.clone(),
+            });
+            let rest_state = rest_state.as_ref().unwrap_or(state);
             for (r, key) in self.keys.iter().enumerate() {
                 let (t, s) = Self::block(key);
                 let mut value = Array2::<f64>::zeros((p, p));
@@ -483,16 +488,7 @@ impl<'a> Problem<'a> {
                 }
                 if let Some(rest) = &self.rest[r] {
                     let what = format!("the backward equation of {}", self.sim.network.name(key));
-                    value += &match rest_at {
-                        Some(fields) => {
-                            let at = State {
-                                fields: fields.clone(),
-                                conjugates: state.conjugates.clone(),
-                            };
-                            self.matrix(&at, rest, &what)?
-                        }
-                        None => self.matrix(state, rest, &what)?,
-                    };
+                    value += &self.matrix(rest_state, rest, &what)?;
                 }
                 if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
                     return Err(FiniteWidthError::Evaluate {
