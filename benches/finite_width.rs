@@ -9,7 +9,8 @@
 //!   3·P trajectory) at P = 12 and 24, N = 100, M = 4000, MAP and linearised system, beside
 //!   deep erf at L = 3 on the same digits (three P-dimensional populations);
 //! * the layered linearised system at scale (`linear_kernels`, deep erf, L = 3, M = 4000) at
-//!   P = 24 and 50, full and leading order, beside the MAP at P = 50.
+//!   P = 24 and 50, full and leading order, beside the MAP at P = 50 and, at P = 50, the
+//!   same system by central differences of the sampled maps (the expansion's speed-up).
 //!
 //! `cargo run --release --example linear_scaling -- 100000 100 200` times the linearised
 //! system at M = 10⁵ against P and fits the scaling exponent.
@@ -101,8 +102,8 @@ fn bench(c: &mut Criterion) {
             b.iter(|| map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves"))
         });
     }
-    // the layered linearised system at scale (central differences of the MAP's sweep map),
-    // full and leading order, beside the MAP on the same problem
+    // the layered linearised system at scale (the expansion at the NNGP point), full and
+    // leading order, beside the MAP on the same problem
     for p in [24, 50] {
         let (x, y) = digits(p);
         let s = settings(&[("N", 100.0), ("L", 3.0)], 4000, 6);
@@ -125,6 +126,21 @@ fn bench(c: &mut Criterion) {
             group.bench_function("MAP deep erf L = 3 (M = 4000), P = 50", |b| {
                 b.iter(|| map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves"))
             });
+            // the same linearised system by central differences of the sampled maps (every
+            // product re-evaluates the units), against the expansion at the NNGP point
+            let differences = MapSettings {
+                linear_by_differences: true,
+                ..s.clone()
+            };
+            group.bench_function(
+                "linear (Full) by differences deep erf L = 3 (M = 4000), P = 50",
+                |b| {
+                    b.iter(|| {
+                        linear_kernels(&erf, x.view(), y.view(), None, Order::Full, &differences)
+                            .expect("solves")
+                    })
+                },
+            );
         }
     }
     group.finish();

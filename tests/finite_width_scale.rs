@@ -504,6 +504,113 @@ fn linearised_system_at_scale_agrees_with_quadrature_for_sampled_erf_units() {
     }
 }
 
+/// The expansion at the NNGP point (the default path of a sampled linearised system)
+/// against the sampled maps' central differences on the same normals.
+/// * One hidden layer: its units read the data's kernel only (no δK), so both use the same
+///   estimators (the importance weights' derivative, Price's ½⟨∇²A⟩) and agree to the
+///   differences' resolution.
+/// * Two hidden layers: ∂⟨φφᵀ⟩/∂K is Price's ½⟨∇²(φφᵀ)⟩ in the expansion and the pathwise
+///   derivative in the differences, two estimators from the same samples: within the
+///   reported Monte Carlo errors.
+/// * Test rows: every block of a joint run, as the differences give them.
+#[test]
+fn expansion_at_the_nngp_point_agrees_with_the_central_differences() {
+    let theory = example("deep_erf");
+    let (x, y) = digits(6);
+    let run = |layers: f64, differences: bool, replicas: usize| {
+        let settings = MapSettings {
+            overrides: set(&[("L", layers), ("N", 50.0)]),
+            samples: 20_000,
+            seed: 5,
+            replicas,
+            linear_by_differences: differences,
+            ..MapSettings::default()
+        };
+        linear_kernels(&theory, x.view(), y.view(), None, Order::Full, &settings).unwrap()
+    };
+    let (fast, slow) = (run(1.0, false, 0), run(1.0, true, 0));
+    for (f, d) in fast.layers.iter().zip(&slow.layers) {
+        for (what, a, b) in [
+            ("δC", &f.kernel - &f.nngp, &d.kernel - &d.nngp),
+            ("C̃", f.conjugate.clone(), d.conjugate.clone()),
+        ] {
+            let gap = frobenius(&(&a - &b));
+            assert!(
+                gap <= 1e-7 * frobenius(&b),
+                "{} {what}: {gap} of {}",
+                f.name,
+                frobenius(&b)
+            );
+        }
+    }
+
+    let (fast, slow) = (run(2.0, false, 16), run(2.0, true, 0));
+    let mut worst = 0.0f64;
+    for (f, d) in fast.layers.iter().zip(&slow.layers) {
+        for (what, a, b, err) in [
+            (
+                "δC",
+                &f.kernel - &f.nngp,
+                &d.kernel - &d.nngp,
+                f.kernel_error.as_ref(),
+            ),
+            (
+                "C̃",
+                f.conjugate.clone(),
+                d.conjugate.clone(),
+                f.conjugate_error.as_ref(),
+            ),
+        ] {
+            let err = err.expect("replicas give standard errors");
+            for ((a, b), e) in a.iter().zip(b.iter()).zip(err.iter()) {
+                let z = (a - b) / e;
+                assert!(z.abs() < 4.0, "{} {what}: {a} vs {b} ± {e}", f.name);
+                worst = worst.max(z.abs());
+            }
+        }
+    }
+    // not the same numbers: the two estimators of ∂⟨φφᵀ⟩/∂K differ by sampling noise
+    assert!(worst > 1e-3, "largest |z| = {worst}");
+
+    // test rows (one layer: the same estimators), every block to the differences' resolution
+    let (x_test, _) = digits(10);
+    let x_test = x_test.slice(ndarray::s![6.., ..]).to_owned();
+    let joint = |differences: bool| {
+        let settings = MapSettings {
+            overrides: set(&[("L", 1.0), ("N", 50.0)]),
+            samples: 20_000,
+            seed: 5,
+            replicas: 0,
+            linear_by_differences: differences,
+            ..MapSettings::default()
+        };
+        linear_kernels(
+            &theory,
+            x.view(),
+            y.view(),
+            Some(x_test.view()),
+            Order::Full,
+            &settings,
+        )
+        .unwrap()
+    };
+    let (fast, slow) = (joint(false), joint(true));
+    for (f, d) in fast.layers.iter().zip(&slow.layers) {
+        assert_eq!(f.kernel.dim(), (10, 10));
+        let (a, b) = (&f.kernel - &f.nngp, &d.kernel - &d.nngp);
+        let gap = frobenius(&(&a - &b));
+        assert!(
+            gap <= 1e-7 * frobenius(&b),
+            "{}: {gap} of {}",
+            f.name,
+            frobenius(&b)
+        );
+        // the test rows moved too
+        let test = b.slice(ndarray::s![6.., ..]).to_owned();
+        assert!(frobenius(&test) > 0.1 * frobenius(&b), "{}", f.name);
+    }
+}
+
 #[test]
 fn test_rows_of_the_linearised_system_leave_its_training_block_alone() {
     // the test rows join the kernels without conjugate entries: the training block is the

@@ -28,6 +28,8 @@
 //! C − C* = O(1/N) rather than in C. Standard errors come from independent replicas (fresh
 //! normals, m = M/R samples each, at least 2000): s.e. = sd over replicas · √(m/M).
 
+mod expansion;
+
 use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
@@ -37,7 +39,7 @@ use rayon::prelude::*;
 
 use super::FiniteWidthError;
 use super::gaussian::GaussianForms;
-use super::price::{Regularity, TiltForm, builtin_regularity};
+use super::price::{EvaluatedTilt, Regularity, TiltForm, builtin_regularity};
 use super::tilted::{Estimator, PopulationContext, TiltedMeasure};
 use crate::check::ir::{Callee, Expr, ExprKind, FieldKind, Theory};
 use crate::derive::build::{add, neg, node, number, substitute, zero};
@@ -50,6 +52,7 @@ use crate::simulate::stream_seed;
 use crate::solve::fluctuation::Order;
 use crate::solve::gp::{Prediction, TestMetrics};
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
+use expansion::Expansion;
 
 /// A solution of the sweeps: the state, the sweeps taken, the last relative change and each
 /// population's effective sample size there (None where exact).
@@ -89,6 +92,9 @@ pub struct MapSettings {
     pub anderson_memory: usize,
     /// Generated pair formulas for the NNGP point ([`NngpSettings::native`]).
     pub native: &'static [crate::generated::NativePairMap],
+    /// Solve the linearised system by central differences of the sampled maps even where
+    /// the expansion at the NNGP point applies (a check of it; much slower).
+    pub linear_by_differences: bool,
 }
 
 impl Default for MapSettings {
@@ -104,6 +110,7 @@ impl Default for MapSettings {
             force_sampling: false,
             anderson_memory: 6,
             native: &[],
+            linear_by_differences: false,
         }
     }
 }
@@ -386,7 +393,12 @@ fn layered_kernels(
                     }
                     let fields = match linear {
                         None => joint.corrected_fields(start_all, &conjugates, z.view())?,
-                        Some(_) => joint.linear_fields(start_all, &conjugates, z.view())?,
+                        Some(_) => joint.linear_fields(
+                            start_all,
+                            &conjugates,
+                            z.view(),
+                            settings.linear_by_differences,
+                        )?,
                     };
                     State { fields, conjugates }
                 }
@@ -1377,14 +1389,24 @@ impl<'a> Problem<'a> {
     }
 
     /// C* + DF(0)·C̃: the fields of the linearised system at the conjugates `conjugates`, DF
-    /// the forward pass's derivative in the conjugates at the NNGP point `nngp`, by a central
-    /// difference on normals `z` (the sampled map's error at C* cancels in it).
+    /// the forward pass's derivative in the conjugates at the NNGP point `nngp`: from the
+    /// expansion at the NNGP point where it applies, otherwise by a central difference on
+    /// normals `z` (the sampled map's error at C* cancels in it).
     fn linear_fields(
         &self,
         nngp: &State,
         conjugates: &Entries,
         z: ArrayView2<'_, f64>,
+        by_differences: bool,
     ) -> Result<Entries, FiniteWidthError> {
+        if !by_differences && let Some(expansion) = Expansion::new(self, nngp, z)? {
+            let shift = expansion.field_shift(conjugates)?;
+            return Ok(nngp
+                .fields
+                .iter()
+                .map(|(k, c)| (k.clone(), c + &shift[k]))
+                .collect());
+        }
         let size = conjugates
             .values()
             .flat_map(|c| c.iter())
@@ -1409,6 +1431,74 @@ impl<'a> Problem<'a> {
             .collect())
     }
 
+    /// The tilt of population `k` with its terms evaluated at the conjugates `conjugates`
+    /// (the fields at `at`).
+    fn tilt_terms(
+        &self,
+        at: &State,
+        conjugates: &Entries,
+        k: usize,
+    ) -> Result<EvaluatedTilt, FiniteWidthError> {
+        let what = || format!("the tilt of term {}", k + 1);
+        let form = self.price[k]
+            .as_ref()
+            .ok_or_else(|| FiniteWidthError::Unsupported(format!("{} is not a form", what())))?;
+        let p = self.x.nrows();
+        self.with_context(&at.fields, conjugates, &[], |ctx| {
+            form.terms(ctx, p)
+                .map_err(|reason| FiniteWidthError::Evaluate {
+                    what: what(),
+                    reason,
+                })
+        })
+    }
+
+    /// Whether the tilt of population `k` is linear in the conjugates (the expansion at the
+    /// NNGP point assumes it): zero at zero, additive and homogeneous on probe directions.
+    fn tilt_is_linear(&self, at: &State, k: usize) -> Result<bool, FiniteWidthError> {
+        let probe = |seed: f64, t: f64| -> Entries {
+            at.conjugates
+                .iter()
+                .map(|(key, v)| {
+                    let direction = Array2::from_shape_fn(v.dim(), |(i, j)| {
+                        let (a, b) = (i.min(j) as f64, i.max(j) as f64);
+                        t * (((a + seed) * 12.9898 + (b + 2.0 * seed) * 78.233).sin() * 43_758.547)
+                            .fract()
+                    });
+                    (key.clone(), direction)
+                })
+                .collect()
+        };
+        let flat = |t: &EvaluatedTilt| -> Vec<f64> {
+            t.bilinear
+                .iter()
+                .flat_map(|(m, _, _)| m.iter().copied())
+                .chain(t.linear.iter().flat_map(|(r, _)| r.iter().copied()))
+                .collect()
+        };
+        let zero = flat(&self.tilt_terms(at, &probe(0.0, 0.0), k)?);
+        let one = flat(&self.tilt_terms(at, &probe(1.0, 1.0), k)?);
+        let two = flat(&self.tilt_terms(at, &probe(2.0, 1.0), k)?);
+        let both = {
+            let (a, b) = (probe(1.0, 1.0), probe(2.0, 1.0));
+            let sum: Entries = a
+                .iter()
+                .map(|(key, v)| (key.clone(), v + &b[key]))
+                .collect();
+            flat(&self.tilt_terms(at, &sum, k)?)
+        };
+        let doubled = flat(&self.tilt_terms(at, &probe(1.0, 2.0), k)?);
+        let scale = one.iter().chain(&two).fold(0.0f64, |m, v| m.max(v.abs()));
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * scale.max(f64::MIN_POSITIVE);
+        Ok(zero.iter().all(|v| *v == 0.0)
+            && one
+                .iter()
+                .zip(&two)
+                .zip(&both)
+                .all(|((a, b), c)| close(a + b, *c))
+            && one.iter().zip(&doubled).all(|(a, d)| close(2.0 * a, *d)))
+    }
+
     /// The linearised system (THEORY.md §4.4) on normals `z`, from the conjugates of
     /// `from`: C̃ = g(0) + Dg(0)·C̃ for the sweep map g(C̃) = B(F(C̃), C̃) at the NNGP point
     /// `nngp`, Dg·v a central difference on the same normals, iterated to its fixed point
@@ -1421,13 +1511,52 @@ impl<'a> Problem<'a> {
         settings: &MapSettings,
         order: Order,
     ) -> Result<Solved, FiniteWidthError> {
-        let correction = self.correction(nngp, z)?;
         // to leading order the rest of the action (its (C, C) blocks: the data term's H, a
         // measure term) is read at C*
         let rest_at = match order {
             Order::Full => None,
             Order::Leading => Some(nngp),
         };
+        // g(0): the backward equations at the NNGP point itself (the forward pass at C̃ = 0
+        // returns C*, so it need not run)
+        let g0 = self.flatten(&self.backward(nngp, rest_at, z)?);
+        let floor = MapSettings {
+            tolerance: self.linear_tolerance(settings, z.nrows()),
+            ..settings.clone()
+        };
+        let expansion = match settings.linear_by_differences {
+            true => None,
+            false => Expansion::new(self, nngp, z)?,
+        };
+        if let Some(expansion) = expansion {
+            let linear = |v: &Array1<f64>| -> Result<(Array1<f64>, ()), FiniteWidthError> {
+                let conjugates = self.unflatten(v, &nngp.conjugates);
+                let shift = expansion.field_shift(&conjugates)?;
+                let back = expansion.conjugate_shift(&shift, &conjugates, order)?;
+                Ok((&g0 + &self.flatten(&back), ()))
+            };
+            let (x, sweeps, residual, ()) = fixed_point(
+                self.flatten(&from.conjugates),
+                &linear,
+                &|a, b| relative_change(a.view(), b.view()),
+                &floor,
+                Iteration::Linear,
+            )?;
+            let conjugates = self.unflatten(&x, &nngp.conjugates);
+            let shift = expansion.field_shift(&conjugates)?;
+            let fields = nngp
+                .fields
+                .iter()
+                .map(|(k, c)| (k.clone(), c + &shift[k]))
+                .collect();
+            return Ok((
+                State { fields, conjugates },
+                sweeps,
+                residual,
+                vec![None; self.network.populations.len()],
+            ));
+        }
+        let correction = self.correction(nngp, z)?;
         let sweep = |x: &Array1<f64>| -> Result<Array1<f64>, FiniteWidthError> {
             let at = State {
                 fields: nngp.fields.clone(),
@@ -1440,9 +1569,6 @@ impl<'a> Problem<'a> {
             };
             Ok(self.flatten(&self.backward(&state, rest_at, z)?))
         };
-        // g(0): the backward equations at the NNGP point itself (the forward pass at C̃ = 0
-        // returns C*, so it need not run)
-        let g0 = self.flatten(&self.backward(nngp, rest_at, z)?);
         let scale = g0.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         let linear = |v: &Array1<f64>| -> Result<(Array1<f64>, ()), FiniteWidthError> {
             let size = v.iter().fold(0.0f64, |m, a| m.max(a.abs()));
@@ -1453,10 +1579,6 @@ impl<'a> Problem<'a> {
             let (plus, minus) = rayon::join(|| sweep(&(v * eps)), || sweep(&(v * -eps)));
             Ok((&g0 + &((&plus? - &minus?) / (2.0 * eps)), ()))
         };
-        let floor = MapSettings {
-            tolerance: self.linear_tolerance(settings, z.nrows()),
-            ..settings.clone()
-        };
         let (x, sweeps, residual, ()) = fixed_point(
             self.flatten(&from.conjugates),
             &linear,
@@ -1465,7 +1587,7 @@ impl<'a> Problem<'a> {
             Iteration::Linear,
         )?;
         let conjugates = self.unflatten(&x, &nngp.conjugates);
-        let fields = self.linear_fields(nngp, &conjugates, z)?;
+        let fields = self.linear_fields(nngp, &conjugates, z, true)?;
         Ok((
             State { fields, conjugates },
             sweeps,

@@ -154,6 +154,50 @@ impl TiltForm {
         self.second_order
     }
 
+    /// The distinct entry-wise functions the tilt is made of.
+    pub fn functions(&self) -> &[Expr] {
+        &self.functions
+    }
+
+    /// The tilt's terms with their coefficients and matrices evaluated in `constants` (on P
+    /// patterns): A = Σ uᵀ·Mv + Σ rᵀw.
+    pub fn terms(&self, constants: &MatrixContext<'_>, p: usize) -> Result<EvaluatedTilt, String> {
+        let bilinear = self
+            .bilinear
+            .iter()
+            .map(|b| {
+                let c = scalar(&b.coefficient, constants)?;
+                let matrix = match &b.matrix {
+                    None => Array2::eye(p),
+                    Some(e) => match constants.eval(e).map_err(|e| e.to_string())? {
+                        Value::Matrix(x) if x.dim() == (p, p) => x,
+                        Value::Scalar(s) => Array2::from_elem((p, p), s),
+                        Value::Matrix(x) => {
+                            return Err(format!("a {}×{} matrix", x.nrows(), x.ncols()));
+                        }
+                    },
+                };
+                Ok((matrix * c, b.left, b.right))
+            })
+            .collect::<Result<_, String>>()?;
+        let linear = self
+            .linear
+            .iter()
+            .map(|l| {
+                let c = scalar(&l.coefficient, constants)?;
+                let r = match constants.eval(&l.vector).map_err(|e| e.to_string())? {
+                    Value::Matrix(x) if x.len() == p => Array1::from_iter(x.iter().copied()) * c,
+                    Value::Scalar(s) => Array1::from_elem(p, s * c),
+                    Value::Matrix(x) => {
+                        return Err(format!("a {}×{} vector", x.nrows(), x.ncols()));
+                    }
+                };
+                Ok((r, l.function))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(EvaluatedTilt { bilinear, linear })
+    }
+
     /// ∂ ln Z/∂K and ∂ ln Z/∂m under sample weights `w` (summing to one) on the samples
     /// `h` (M×P): ½⟨∇²A + ∇A∇Aᵀ⟩ (Price) or, for functions with kinks, ½ sym⟨∇A ĥᵀ⟩ with
     /// the rows ĥ = K⁻¹(h − m) of `whitened` (one Stein step); and ⟨∇A⟩.
@@ -172,38 +216,16 @@ impl TiltForm {
             .iter()
             .map(|f| jet(theory, var, f, h, constants))
             .collect::<Result<_, _>>()?;
-        let scalar = |coefficient: &[(Expr, bool)]| -> Result<f64, String> {
-            let mut c = 1.0;
-            for (e, inverse) in coefficient {
-                match constants.eval(e).map_err(|e| e.to_string())? {
-                    Value::Scalar(v) if *inverse => c /= v,
-                    Value::Scalar(v) => c *= v,
-                    Value::Matrix(_) => return Err("a matrix where a number was expected".into()),
-                }
-            }
-            Ok(c)
-        };
-        let matrix = |e: &Option<Expr>| -> Result<Array2<f64>, String> {
-            match e {
-                None => Ok(Array2::eye(p)),
-                Some(e) => match constants.eval(e).map_err(|e| e.to_string())? {
-                    Value::Matrix(x) if x.dim() == (p, p) => Ok(x),
-                    Value::Scalar(s) => Ok(Array2::from_elem((p, p), s)),
-                    Value::Matrix(x) => Err(format!("a {}×{} matrix", x.nrows(), x.ncols())),
-                },
-            }
-        };
+        let terms = self.terms(constants, p)?;
         let weighted = |a: &Array2<f64>| a * &w.insert_axis(Axis(1));
         let mut gradient = Array2::<f64>::zeros((m, p));
         let mut hessian = Array2::<f64>::zeros((p, p));
         let mut diagonal = Array1::<f64>::zeros(p);
-        for b in &self.bilinear {
-            let c = scalar(&b.coefficient)?;
-            let mm = matrix(&b.matrix)? * c;
-            let [u, u1, u2] = &jets[b.left];
-            let [v, v1, v2] = &jets[b.right];
+        for (mm, left, right) in &terms.bilinear {
+            let [u, u1, u2] = &jets[*left];
+            let [v, v1, v2] = &jets[*right];
             let mv = v.dot(&mm.t()); // rows (M v)ᵀ
-            let mtu = u.dot(&mm); // rows (Mᵀ u)ᵀ
+            let mtu = u.dot(mm); // rows (Mᵀ u)ᵀ
             Zip::from(&mut gradient)
                 .and(u1)
                 .and(&mv)
@@ -212,19 +234,13 @@ impl TiltForm {
                 .for_each(|g, &a, &b, &c, &d| *g += a * b + c * d);
             diagonal += &(u2 * &mv + v2 * &mtu).t().dot(&w);
             let cross = u1.t().dot(&weighted(v1)); // ⟨u′v′ᵀ⟩
-            hessian += &(&mm * &cross);
+            hessian += &(mm * &cross);
             hessian += &(&mm.t() * &cross.t());
         }
-        for l in &self.linear {
-            let c = scalar(&l.coefficient)?;
-            let r = match constants.eval(&l.vector).map_err(|e| e.to_string())? {
-                Value::Matrix(x) if x.len() == p => Array1::from_iter(x.iter().copied()) * c,
-                Value::Scalar(s) => Array1::from_elem(p, s * c),
-                Value::Matrix(x) => return Err(format!("a {}×{} vector", x.nrows(), x.ncols())),
-            };
-            let [_, w1, w2] = &jets[l.function];
+        for (r, function) in &terms.linear {
+            let [_, w1, w2] = &jets[*function];
             gradient += &(w1 * &r.view().insert_axis(Axis(0)));
-            diagonal += &(w2.t().dot(&w) * &r);
+            diagonal += &(w2.t().dot(&w) * r);
         }
         let mean = gradient.t().dot(&w);
         if !self.second_order {
@@ -237,6 +253,123 @@ impl TiltForm {
         second.diag_mut().zip_mut_with(&diagonal, |a, b| *a += b);
         let second = (&second + &second.t()) * 0.25;
         Ok((second, mean))
+    }
+}
+
+/// A tilt's terms at given conjugates: (c·M, u, v) for each c·uᵀMv and (c·r, w) for each
+/// c·rᵀw, functions by their index in [`TiltForm::functions`].
+#[derive(Debug, Clone)]
+pub struct EvaluatedTilt {
+    /// The bilinear terms.
+    pub bilinear: Vec<(Array2<f64>, usize, usize)>,
+    /// The linear terms.
+    pub linear: Vec<(Array1<f64>, usize)>,
+}
+
+/// The product of scalar factors (true: divide by it).
+fn scalar(coefficient: &[(Expr, bool)], constants: &MatrixContext<'_>) -> Result<f64, String> {
+    let mut c = 1.0;
+    for (e, inverse) in coefficient {
+        match constants.eval(e).map_err(|e| e.to_string())? {
+            Value::Scalar(v) if *inverse => c /= v,
+            Value::Scalar(v) => c *= v,
+            Value::Matrix(_) => return Err("a matrix where a number was expected".into()),
+        }
+    }
+    Ok(c)
+}
+
+/// One term of an average's integrand: c·f(h)g(h)ᵀ or c·f(h), functions by index.
+#[derive(Debug, Clone)]
+pub enum BodyTerm {
+    /// c·f gᵀ (P×P).
+    Outer {
+        /// The coefficient c.
+        coefficient: f64,
+        /// f.
+        left: usize,
+        /// g.
+        right: usize,
+    },
+    /// c·f (a P-vector).
+    Vector {
+        /// The coefficient c.
+        coefficient: f64,
+        /// f.
+        function: usize,
+    },
+}
+
+/// An average's integrand as outer products and vectors of twice continuously
+/// differentiable entry-wise functions (plus constants, which no expectation moves), so
+/// that Price's theorem gives its derivative in the kernel:
+/// ∂⟨f_α g_β⟩ = δK_αβ⟨f′_α g′_β⟩ + ½δK_αα⟨f″_α g_β⟩ + ½δK_ββ⟨f_α g″_β⟩ (+ the mean's).
+#[derive(Debug, Clone)]
+pub struct BodyForm {
+    /// The terms, functions indexing `functions`.
+    pub terms: Vec<BodyTerm>,
+    /// The distinct functions.
+    pub functions: Vec<Expr>,
+}
+
+impl BodyForm {
+    /// Reads `body` (in `var`) with its scalar coefficients evaluated in `constants`, or
+    /// None when it is not of this form.
+    pub fn read(
+        theory: &Theory,
+        var: &str,
+        body: &Expr,
+        constants: &MatrixContext<'_>,
+    ) -> Option<BodyForm> {
+        let mut form = BodyForm {
+            terms: Vec::new(),
+            functions: Vec::new(),
+        };
+        let mut split = Vec::new();
+        split_terms(body, var, Vec::new(), &mut split)?;
+        for (coefficient, factors) in split {
+            let mut coefficient = coefficient;
+            let mut rest = Vec::new();
+            for f in factors {
+                match f {
+                    Factor::Scalar(e, inverse) => coefficient.push((e, inverse)),
+                    other => rest.push(other),
+                }
+            }
+            let c = scalar(&coefficient, constants).ok()?;
+            match rest.as_slice() {
+                [Factor::Random(f, false), Factor::Random(g, true)] => {
+                    let left = form.function(theory, var, f)?;
+                    let right = form.function(theory, var, g)?;
+                    form.terms.push(BodyTerm::Outer {
+                        coefficient: c,
+                        left,
+                        right,
+                    });
+                }
+                [Factor::Random(f, false)] => {
+                    let function = form.function(theory, var, f)?;
+                    form.terms.push(BodyTerm::Vector {
+                        coefficient: c,
+                        function,
+                    });
+                }
+                [] => {} // a constant
+                _ => return None,
+            }
+        }
+        Some(form)
+    }
+
+    fn function(&mut self, theory: &Theory, var: &str, e: &Expr) -> Option<usize> {
+        if regularity(theory, var, e, false)? != Regularity::Smooth {
+            return None;
+        }
+        if let Some(i) = self.functions.iter().position(|f| f == e) {
+            return Some(i);
+        }
+        self.functions.push(e.clone());
+        Some(self.functions.len() - 1)
     }
 }
 
@@ -428,7 +561,7 @@ impl Jet {
 
 /// f(h), f′(h), f″(h) entry by entry (M×P each), by second-order dual numbers, one pass
 /// over all entries per node of the expression.
-fn jet(
+pub fn jet(
     theory: &Theory,
     var: &str,
     f: &Expr,

@@ -295,6 +295,14 @@ impl TiltedMeasure {
         }
     }
 
+    /// The samples h (M×P) of a sampled measure (None when exact).
+    pub fn samples(&self) -> Option<&Array2<f64>> {
+        match &self.state {
+            State::Gaussian { .. } => None,
+            State::Sampled { h, .. } => Some(h),
+        }
+    }
+
     /// The effective sample size of the importance weights (None when exact).
     pub fn effective_samples(&self) -> Option<f64> {
         match &self.state {
