@@ -35,6 +35,28 @@ fn fmt_output_is_canonical() {
 }
 
 #[test]
+fn fmt_write_rewrites_the_file_in_place_through_a_rename() {
+    let (_, canonical, _) = saddle(&["fmt", "examples/binary_threshold.action"]);
+    let source = std::fs::read_to_string("examples/binary_threshold.action").expect("example");
+    // the same theory with its layout spoiled: trailing spaces
+    let messy: String = source.lines().map(|l| format!("{l}   \n")).collect();
+    let file = temp_file("fmt_write.action", &messy);
+    let (code, _, err) = saddle(&["fmt", "--write", path_str(&file)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("rewritten"),
+        canonical
+    );
+    let dir = file.parent().expect("a folder");
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.contains("fmt_write.saddle-tmp"))
+        .collect();
+    assert!(left.is_empty(), "a temporary file left beside it: {left:?}");
+}
+
+#[test]
 fn kernel_json_has_params_kernels_and_means() {
     let x = temp_file("x.csv", X);
     let (code, out, err) = saddle(&[

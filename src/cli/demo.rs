@@ -61,7 +61,7 @@ fn write_curves(dir: &Path, stem: &str, figure: &CurveFigure) -> Result<PathBuf,
     let spec = serde_json::to_string_pretty(figure)
         .map_err(|e| CliError::Usage(format!("the figure spec of {stem}: {e}")))?;
     let json = dir.join(format!("{stem}.json"));
-    std::fs::write(&json, spec).map_err(|source| CliError::Io {
+    crate::data::atomic::write(&json, spec).map_err(|source| CliError::Io {
         action: "write",
         path: json,
         source,
@@ -163,7 +163,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     print_figures(dir, &written);
     if args.name == Demo::Tour {
         let theory_file = dir.join("deep_erf.action");
-        std::fs::write(&theory_file, DEEP_ERF).map_err(|source| CliError::Io {
+        crate::data::atomic::write(&theory_file, DEEP_ERF).map_err(|source| CliError::Io {
             action: "write",
             path: theory_file.clone(),
             source,

@@ -69,7 +69,7 @@ pub fn run(args: &FmtArgs) -> Result<(), CliError> {
                 "`--write` rewrites the `.action` file itself; drop `--to`".into(),
             ));
         }
-        return std::fs::write(&args.file, text).map_err(|source| CliError::Io {
+        return write_in_place(&args.file, &text).map_err(|source| CliError::Io {
             action: "write",
             path: args.file.clone(),
             source,
@@ -77,4 +77,15 @@ pub fn run(args: &FmtArgs) -> Result<(), CliError> {
     }
     out!("{text}");
     Ok(())
+}
+
+/// Rewrites `file` atomically (a temporary sibling renamed over it, so an interrupted write
+/// keeps the old text): through a symbolic link to the file it names, with its permissions.
+fn write_in_place(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let target = std::fs::canonicalize(file)?;
+    let permissions = std::fs::metadata(&target)?.permissions();
+    let staged = crate::data::atomic::Staged::new(&target);
+    std::fs::write(staged.path(), text)?;
+    std::fs::set_permissions(staged.path(), permissions)?;
+    staged.commit()
 }

@@ -138,7 +138,7 @@ pub fn write(
     }
     let html = report.html().map_err(|e| CliError::Usage(e.to_string()))?;
     let page = out.join("report.html");
-    std::fs::write(&page, html).map_err(io(&page))?;
+    crate::data::atomic::write(&page, html).map_err(io(&page))?;
     Ok(page)
 }
 

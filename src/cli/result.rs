@@ -9,6 +9,7 @@
 //! `{"file": "kernels/C_1.npy", "shape": [P, P]}` in its place, so a P = 4000 kernel is not
 //! printed as text. [`inline_files`] turns such a directory back into the inline form.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2};
@@ -17,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::CliError;
 use super::options::matrix_json;
+use crate::data::atomic::{self, Staged};
 
 /// The members every result may have, in the order they are written; anything a method adds
 /// follows them.
@@ -172,6 +174,10 @@ impl RunResult {
 
     /// Writes `dir/result.json` and every array as `.npy` under `dir` (one folder per
     /// member: `kernels/C_1.npy`, `prediction/mean.npy`); returns the JSON written.
+    ///
+    /// A stale `result.json` is removed first and the new one written last, each file under a
+    /// temporary name renamed when whole: a `result.json` present is complete, and so is
+    /// every file it names, whenever the writing stops.
     pub fn write_dir(&self, dir: &Path) -> Result<Value, CliError> {
         let io = |path: &Path, source: std::io::Error| CliError::Io {
             action: "write",
@@ -179,6 +185,12 @@ impl RunResult {
             source,
         };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let path = dir.join("result.json");
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path, e)),
+        }
         let mut taken: Vec<PathBuf> = Vec::new();
         let value = self.assemble(|path, values| {
             let relative = unique_file(path, &taken);
@@ -187,13 +199,18 @@ impl RunResult {
             if let Some(parent) = file.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
             }
-            let writer = std::fs::File::create(&file).map_err(|e| io(&file, e))?;
-            let writer = std::io::BufWriter::new(writer);
+            let staged = Staged::new(&file);
+            let writer = std::fs::File::create(staged.path()).map_err(|e| io(&file, e))?;
+            let mut writer = std::io::BufWriter::new(writer);
             match values {
-                Values::Matrix(m) => m.write_npy(writer),
-                Values::Vector(v) => v.write_npy(writer),
+                Values::Matrix(m) => m.write_npy(&mut writer),
+                Values::Vector(v) => v.write_npy(&mut writer),
             }
             .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", file.display())))?;
+            writer
+                .flush()
+                .and_then(|()| staged.commit())
+                .map_err(|e| io(&file, e))?;
             let relative = relative
                 .iter()
                 .map(|c| c.to_string_lossy())
@@ -201,10 +218,9 @@ impl RunResult {
                 .join("/");
             Ok(json!({ "file": relative, "shape": values.shape() }))
         })?;
-        let path = dir.join("result.json");
         let text = serde_json::to_string_pretty(&value)
             .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
-        std::fs::write(&path, text + "\n").map_err(|e| io(&path, e))?;
+        atomic::write(&path, text + "\n").map_err(|e| io(&path, e))?;
         Ok(value)
     }
 

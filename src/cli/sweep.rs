@@ -389,7 +389,7 @@ fn run(
         )));
     } else {
         let text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
-        std::fs::write(&meta_path, text).map_err(io("write", &meta_path))?;
+        crate::data::atomic::write(&meta_path, text).map_err(io("write", &meta_path))?;
     }
     // the rows of earlier runs, without a line a kill cut short
     write_sorted(&rows_path, &done)?;
@@ -522,14 +522,11 @@ fn write_sorted(path: &Path, rows: &[(usize, String)]) -> Result<(), CliError> {
     let mut sorted: Vec<&(usize, String)> = rows.iter().collect();
     sorted.sort_by_key(|(i, _)| *i);
     let text: String = sorted.iter().map(|(_, line)| format!("{line}\n")).collect();
-    let temporary = path.with_extension("jsonl.tmp");
-    let io = |source| CliError::Io {
+    crate::data::atomic::write(path, text).map_err(|source| CliError::Io {
         action: "write",
         path: path.to_path_buf(),
         source,
-    };
-    std::fs::write(&temporary, text).map_err(io)?;
-    std::fs::rename(&temporary, path).map_err(io)
+    })
 }
 
 /// The numbers of a result worth a column: every top-level number, the NNGP's scores beside

@@ -8,6 +8,7 @@
 //!
 //! | file | job |
 //! |---|---|
+//! | [`atomic`] | files written under a temporary name and renamed over the target when whole |
 //! | [`load`] | `load_matrix(path)`: `.npy` or `.csv` by extension, validated |
 //! | [`npy`] | float64 / float32 `.npy` in, float64 `.npy` out |
 //! | [`csv`] | headerless comma-separated numbers, errors with `file:line:column` |
@@ -16,6 +17,7 @@
 //! | [`preprocess`] | per-sample standardisation, centred one-hot targets, balanced subsets |
 //! | [`validate`] | checks shared by all loaders: non-empty, finite, consistent shapes |
 
+pub mod atomic;
 pub mod csv;
 mod error;
 pub mod idx;

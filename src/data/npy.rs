@@ -7,7 +7,7 @@
 //! little-endian float64 C-order array that `numpy.load` reads back bit for bit.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use ndarray::{Array2, ArrayBase, ArrayD, Data, Ix2};
@@ -54,14 +54,25 @@ pub fn write_npy_matrix<S: Data<Elem = f64>>(
     path: &Path,
     matrix: &ArrayBase<S, Ix2>,
 ) -> Result<(), DataError> {
-    let file = File::create(path).map_err(|source| DataError::Io {
+    // under a temporary name, renamed when whole: an interrupted write keeps the old file
+    let staged = super::atomic::Staged::new(path);
+    let file = File::create(staged.path()).map_err(|source| DataError::Io {
         action: "create",
         path: path.to_owned(),
         source,
     })?;
+    let mut writer = BufWriter::new(file);
     matrix
-        .write_npy(BufWriter::new(file))
-        .map_err(|e| npy_format(path, format!("write failed: {e}")))
+        .write_npy(&mut writer)
+        .map_err(|e| npy_format(path, format!("write failed: {e}")))?;
+    writer
+        .flush()
+        .and_then(|()| staged.commit())
+        .map_err(|source| DataError::Io {
+            action: "write",
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Reads any-dimensional array with element type `T`. The outer `Result` is a hard failure;

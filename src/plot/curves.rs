@@ -31,6 +31,7 @@ use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use super::{FONT, Format, PlotError, backend_error, register_font};
+use crate::data::atomic::Staged;
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -199,10 +200,14 @@ pub fn render_row(figures: &[CurveFigure], path: &Path) -> Result<(), PlotError>
             root.present().map_err(|e| fail(&e))
         }};
     }
-    match Format::of(path)? {
-        Format::Svg => draw!(SVGBackend::new(path, size)),
-        Format::Png => draw!(BitMapBackend::new(path, size)),
-    }
+    let format = Format::of(path)?;
+    // drawn under a temporary name (the same extension), renamed when whole
+    let staged = Staged::new(path);
+    match format {
+        Format::Svg => draw!(SVGBackend::new(staged.path(), size)),
+        Format::Png => draw!(BitMapBackend::new(staged.path(), size)),
+    }?;
+    staged.commit().map_err(|e| fail(&e))
 }
 
 impl CurveFigure {

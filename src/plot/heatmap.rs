@@ -22,6 +22,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{FONT, Format, PlotError, backend_error, register_font};
+use crate::data::atomic::Staged;
 
 /// One matrix with its title.
 #[derive(Debug, Clone)]
@@ -56,16 +57,20 @@ impl Heatmap {
         let size = (PANEL * self.panels.len() as u32 + BAR, HEIGHT);
         // text is measured for the layout in either format
         register_font()?;
-        match Format::of(path)? {
+        let format = Format::of(path)?;
+        // drawn under a temporary name (the same extension), renamed when whole
+        let staged = Staged::new(path);
+        match format {
             Format::Svg => {
-                let root = SVGBackend::new(path, size).into_drawing_area();
-                self.draw_on(&root, &prepared, path)
+                let root = SVGBackend::new(staged.path(), size).into_drawing_area();
+                self.draw_on(&root, &prepared, path)?;
             }
             Format::Png => {
-                let root = BitMapBackend::new(path, size).into_drawing_area();
-                self.draw_on(&root, &prepared, path)
+                let root = BitMapBackend::new(staged.path(), size).into_drawing_area();
+                self.draw_on(&root, &prepared, path)?;
             }
         }
+        staged.commit().map_err(|e| backend_error(path, e))
     }
 
     /// The reordered, block-averaged matrices and the shared colour range.
