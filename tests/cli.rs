@@ -1647,3 +1647,85 @@ fn compare_kernels_checks_the_deep_recurrent_identity() {
     assert_eq!(code, 1);
     assert!(err.contains("neither theory"), "{err}");
 }
+
+/// Waits (at most 60 s) until process `pid` catches SIGINT (bit 2 of `SigCgt` in
+/// /proc/PID/status), so the signal reaches the command's handler, not the default action;
+/// where there is no /proc, one second.
+fn wait_for_sigint_handler(pid: u32) {
+    let start = std::time::Instant::now();
+    let status = format!("/proc/{pid}/status");
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        let Ok(text) = std::fs::read_to_string(&status) else {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            return;
+        };
+        let caught = text
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+        if caught.is_some_and(|mask| mask & (1 << 1) != 0) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Every file under `dir` (none when it does not exist), relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                found.push(rel.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_ends_a_long_command_with_130_and_no_partial_files() {
+    let (x, _) = common::digits(20);
+    let x = temp_file("ctrl_c_x.csv", &common::csv(&x));
+    let out = common::fresh_dir("ctrl-c-out");
+    // a million prior draws of the deep network: minutes, interrupted after its start
+    let child = Command::new(env!("CARGO_BIN_EXE_saddle"))
+        .args([
+            "simulate",
+            "examples/deep_erf.action",
+            "--x",
+            path_str(&x),
+            "--prior",
+            "--samples",
+            "1000000",
+            "--out",
+            path_str(&out),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    wait_for_sigint_handler(child.id());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let output = child.wait_with_output().expect("ends");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("saddle: interrupted: nothing was written"),
+        "{err}"
+    );
+    assert!(output.stdout.is_empty(), "no table printed");
+    let left = files_under(&out);
+    assert!(left.is_empty(), "--out holds {left:?} after Ctrl-C");
+}

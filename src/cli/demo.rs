@@ -133,6 +133,10 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let dir = &args.out;
     create_dir(dir)?;
+    super::interrupt::on_interrupt(format!(
+        "every file already in {} is whole; run the demo again for the rest",
+        dir.display()
+    ));
     let mut written = Written::new();
     let parts: &[Demo] = match args.name {
         Demo::Tour => &[Demo::Mnist, Demo::FeatureLearning, Demo::Simulation],

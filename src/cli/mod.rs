@@ -31,6 +31,7 @@ mod derive;
 mod finite_width;
 mod fit;
 mod fmt;
+mod interrupt;
 mod kernel;
 mod options;
 mod plot;
@@ -135,7 +136,8 @@ pub enum CliError {
     /// Anything else the user can fix, said in one line.
     #[error("{0}")]
     Usage(String),
-    /// Ctrl-C stopped a sweep; what was written is consistent (exit code 130).
+    /// Ctrl-C stopped a sweep; what was written is consistent (exit code 130; any other
+    /// command a Ctrl-C ends at once, with the same code: [`interrupt`]).
     #[error("{0}")]
     Interrupted(String),
 }
@@ -161,6 +163,8 @@ pub fn run() -> ExitCode {
             };
         }
     };
+    // Ctrl-C: a sweep stops at a consistent point, any other command at once (exit 130)
+    interrupt::install();
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
@@ -183,7 +187,7 @@ pub fn run() -> ExitCode {
         Err(error) => {
             report(&error);
             if matches!(error, CliError::Interrupted(_)) {
-                ExitCode::from(130)
+                ExitCode::from(interrupt::EXIT_CODE as u8)
             } else {
                 ExitCode::FAILURE
             }

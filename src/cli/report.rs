@@ -42,6 +42,10 @@ pub fn run(args: &ReportArgs) -> Result<(), CliError> {
         .as_ref()
         .map(|p| load("--labels", p))
         .transpose()?;
+    super::interrupt::on_interrupt(format!(
+        "no report written (a figure already in {} is whole)",
+        args.out.display()
+    ));
     let page = write(
         &args.file,
         args.result.as_deref(),

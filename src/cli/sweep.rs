@@ -20,7 +20,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -310,9 +310,6 @@ pub fn run_or_sweep<A: Sync>(
     })
 }
 
-/// Whether a Ctrl-C asked the sweep to stop.
-static STOP: AtomicBool = AtomicBool::new(false);
-
 /// Runs `execute` (the command with extra `--set`s, its result returned rather than printed)
 /// at every point of the sweep in `args`, writing into `out`.
 fn run(
@@ -405,16 +402,13 @@ fn run(
         .map_err(io("write", &rows_path))?;
     let rows = Mutex::new((rows_file, done));
     let bar = progress_bar(total as u64, finished.len() as u64);
-    // A second Ctrl-C ends the process at once; the rows written so far stay consistent.
-    let _ = ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
+    // The first Ctrl-C stops starting points; a second ends the process at once. The rows
+    // written so far stay consistent either way.
+    let graceful = super::interrupt::Graceful::new();
     let failed = AtomicUsize::new(0);
     let width = total.saturating_sub(1).to_string().len().max(4);
     let job = |index: usize| -> Result<(), CliError> {
-        if STOP.load(Ordering::SeqCst) {
+        if super::interrupt::stopped() {
             return Ok(());
         }
         let mut row = Map::new();
@@ -466,7 +460,8 @@ fn run(
     summarise(&grid, &written, dir);
     let remaining = total - written.len();
     let failed = failed.load(Ordering::SeqCst);
-    if STOP.load(Ordering::SeqCst) {
+    drop(graceful);
+    if super::interrupt::stopped() {
         return Err(CliError::Interrupted(format!(
             "interrupted: {} of {total} points done, {remaining} to go — `--resume` continues",
             written.len()
