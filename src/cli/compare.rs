@@ -185,7 +185,7 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         .map_err(|e| e.to_string());
         (map, linear)
     };
-    spinner.finish_and_clear();
+    spinner.done();
     let nngp = crate::solve::nngp::nngp_kernels(
         &theory,
         x.view(),
@@ -433,7 +433,7 @@ fn run_recurrent(
         recurrent_kernels(theory, x, y, None, method, &settings).map_err(|e| e.to_string())
     };
     let (map, linear) = (solve(RecurrentMethod::Map), solve(RecurrentMethod::Linear));
-    spinner.finish_and_clear();
+    spinner.done();
     let layer = |solved: &Solved, name: &str| {
         solved
             .as_ref()
@@ -584,18 +584,8 @@ fn posterior_steps(settings: &PosteriorSettings) -> u64 {
 
 /// A spinner with the elapsed time while the theories are solved (hidden for `--json` or
 /// when stderr is not a terminal).
-fn theory_spinner(json: bool) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let spinner = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
-        spinner.set_style(style);
-    }
-    spinner.set_message("solving the theories (NNGP, linearised, MAP)…");
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    spinner
+fn theory_spinner(json: bool) -> super::progress::Spinner {
+    super::progress::Spinner::new("solving the theories (NNGP, linearised, MAP)…", json)
 }
 
 /// Mixed into the seed of the prior draws, so that they are independent of the chains'.

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory};
+use super::progress::Spinner;
 use super::result::RunResult;
 use crate::check::ir::Theory;
 use crate::solve::nngp::{Kernels, NngpSettings, nngp_kernels};
@@ -108,8 +109,16 @@ pub fn run(args: &CompareKernelsArgs) -> Result<(), CliError> {
         }
     }
     let x = load("--x", &args.x)?;
+    let spinner = Spinner::new(
+        format!(
+            "computing both theories' kernels on {} patterns…",
+            x.nrows()
+        ),
+        args.json,
+    );
     let a = chain(&args.first, first, &args.set, &args.set_first, &x)?;
     let b = chain(&args.second, second, &args.set, &args.set_second, &x)?;
+    spinner.done();
     let pairs: Vec<(usize, f64, f64)> = a
         .steps
         .iter()

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::CliError;
 use super::options::{params_json, parse_set, theory};
+use super::progress::Spinner;
 use super::result::RunResult;
 use super::sweep::{Grid, ScanPoint, Sweep, parse_sweep};
 use crate::check::ir::Theory;
@@ -72,10 +73,15 @@ pub fn run(args: &CriticalityArgs) -> Result<(), CliError> {
         };
         Point { scan, outcome }
     };
+    let spinner = Spinner::new(
+        format!("analysing {} point(s) of the scan…", grid.points.len()),
+        args.json || grid.points.len() < 2,
+    );
     let points: Vec<Point> = (0..grid.points.len())
         .into_par_iter()
         .map(|i| analyse(grid.overrides(i)))
         .collect();
+    spinner.done();
     to_result(&theory, &params, &map, &grid, &points).emit(
         args.out.as_deref(),
         args.plot.as_deref().map(|f| (f, draw as _)),

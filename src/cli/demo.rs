@@ -84,6 +84,18 @@ fn write_heatmap(dir: &Path, stem: &str, figure: &Heatmap) -> Result<PathBuf, Cl
     Ok(dir.join(format!("{stem}.png")))
 }
 
+/// A bar with the rate, the elapsed time and the time left, then what is being done.
+fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len}  {per_sec}  {elapsed_precise} (eta {eta})  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// Creates the output folder.
 fn create_dir(dir: &Path) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
@@ -176,8 +188,8 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         outln!("report: {}", page.display());
     }
     outln!(
-        "done in {:.0} s — everything is in {}",
-        started.elapsed().as_secs_f64(),
+        "done in {} — everything is in {}",
+        super::progress::duration(started.elapsed()),
         dir.display()
     );
     Ok(())
@@ -204,11 +216,7 @@ fn depth_scan(args: &DemoArgs) -> Result<Written, CliError> {
         split.x_test.nrows(),
         split.x_train.ncols()
     );
-    let bar = ProgressBar::new((theories.len() * DEPTHS.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar((theories.len() * DEPTHS.len()) as u64);
     let mut rows: Vec<DepthRow> = Vec::new();
     for (name, theory) in &theories {
         for &depth in &DEPTHS {
@@ -413,11 +421,7 @@ fn simulation(args: &DemoArgs) -> Result<Written, CliError> {
         let block = e.slice(ndarray::s![..p, ..p]);
         target_weighted_off_diagonal(block, products.mapv(f64::abs).view())
     };
-    let bar = ProgressBar::new(SIMULATED_WIDTHS.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(SIMULATED_WIDTHS.len() as u64);
     let readout = "C[2] target-weighted off-diagonal";
     // (N, simulated N·δ and its s.e., ESS, R-hat, MAP N·δ and its bound)
     let mut rows: Vec<(f64, f64, f64, f64, f64, f64, f64)> = Vec::new();
@@ -564,11 +568,7 @@ fn feature_learning(args: &DemoArgs) -> Result<Written, CliError> {
         split.x_test.nrows(),
         split.x_train.ncols()
     );
-    let bar = ProgressBar::new((models.len() * WIDTHS.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar((models.len() * WIDTHS.len()) as u64);
     let mut lines = Vec::new();
     // (network, N, MSE, ln p) per solved width; (network, MSE, ln p) of the NNGP
     let mut points: Vec<(&str, f64, f64, f64)> = Vec::new();

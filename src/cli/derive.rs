@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 
 use super::CliError;
 use super::options::{parse_set, theory};
+use super::progress::Spinner;
 use crate::derive::report::{Report, json_report, latex_report, text_report};
 
 /// Output formats.
@@ -37,9 +38,11 @@ pub fn run(args: &DeriveArgs) -> Result<(), CliError> {
     let theory = theory(&args.file)?;
     crate::solve::nngp::parameter_values(&theory, &args.set)
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    let spinner = Spinner::new(format!("deriving the equations of {}…", theory.name), false);
     let equations =
         crate::derive::derive(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = Report::new(&theory, &equations);
+    spinner.done();
     match args.format {
         Format::Text => out!("{}", text_report(&report)),
         Format::Latex => out!("{}", latex_report(&report)),

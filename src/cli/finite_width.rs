@@ -3,8 +3,6 @@
 //! linearised fluctuation system around the NNGP point ([`crate::solve::fluctuation`]); for a
 //! recurrent theory both over time ([`crate::finite_width::recurrent`]).
 
-use std::io::IsTerminal;
-
 use ndarray::{Array2, ArrayView2};
 use serde_json::{Value, json};
 
@@ -183,21 +181,14 @@ pub fn run(
     let method = if map { "map" } else { "linear" };
     let mut result = RunResult::new("solve", method, &theory.name, params_json(theory, &params));
     // no total is known in advance (the sweeps stop at convergence): a spinner with the time
-    let spinner = if json_out || capture || !std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let bar = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
-            bar.set_style(style);
-        }
-        bar.set_message(if map {
+    let spinner = super::progress::Spinner::new(
+        if map {
             "solving the saddle point (MAP kernels)…"
         } else {
             "solving the linearised system…"
-        });
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    };
+        },
+        json_out || capture,
+    );
     let mut prediction_lines = Vec::new();
     let (layers, width, extra) = if scalable || recurrent {
         let settings = MapSettings {
@@ -363,7 +354,7 @@ pub fn run(
             .collect::<Vec<_>>();
         (layers, f.width, json!({ "order": order_name }))
     };
-    spinner.finish_and_clear();
+    spinner.done();
     let scaled = |l: &LayerOut| (&l.kernel - &l.nngp) * width.unwrap_or(1.0);
     // the readout is the data term's kernel: the last layer of a layered theory, and for a
     // recurrent one the block (or blocks) it reads

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::CliError;
 use super::options::{matrix_json, params_json, parse_set, theory};
+use super::progress::Spinner;
 use super::result::RunResult;
 use crate::check::ir::Theory;
 use crate::plot::{Curve, CurveFigure, Marker};
@@ -77,7 +78,16 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
         seed: args.seed,
         max_iterations: args.iterations as usize,
     };
+    let spinner = Spinner::new(
+        format!(
+            "fitting {} parameter(s) from {} start(s)…",
+            problem.free.len(),
+            settings.starts
+        ),
+        args.json,
+    );
     let found = fit(&problem, &settings).map_err(|e| CliError::Usage(e.to_string()))?;
+    spinner.say("predicting the separability…");
     let readout = match problem.readout {
         Some(_) => Some(
             separability(&problem, &found.values, &found.covariance)
@@ -85,6 +95,7 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
         ),
         None => None,
     };
+    spinner.done();
     let values = problem.parameters(&found.values);
     to_result(&theory, &values, args, &problem, &found, readout.as_ref()).emit(
         args.out.as_deref(),

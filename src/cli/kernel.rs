@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory, write_npy};
+use super::progress::Spinner;
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
@@ -96,8 +97,13 @@ fn execute(args: &KernelArgs, capture: bool) -> Result<Option<RunResult>, CliErr
     }
     let params =
         parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
+    let spinner = Spinner::new(
+        format!("computing the NNGP kernels of {} patterns…", x.nrows()),
+        args.json || capture,
+    );
     let (readout, noise, kernels) = readout_kernel(&theory, x.view(), None, &settings)
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    spinner.done();
     let readout_field = readout_name(&theory, &kernels, &readout);
     let mut result = RunResult::new(
         "kernel",

@@ -35,6 +35,7 @@ mod interrupt;
 mod kernel;
 mod options;
 mod plot;
+mod progress;
 mod report;
 mod result;
 mod separation;

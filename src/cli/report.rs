@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::CliError;
 use super::options::{load, parse_set, theory};
+use super::progress::Spinner;
 use crate::check::ir::{ParamType, Theory};
 use crate::derive::report::{Report as DerivedReport, latex_report};
 use crate::render::{Latex, render_theory};
@@ -46,6 +47,7 @@ pub fn run(args: &ReportArgs) -> Result<(), CliError> {
         "no report written (a figure already in {} is whole)",
         args.out.display()
     ));
+    let spinner = Spinner::new("deriving and typesetting the report…", false);
     let page = write(
         &args.file,
         args.result.as_deref(),
@@ -53,6 +55,7 @@ pub fn run(args: &ReportArgs) -> Result<(), CliError> {
         labels.as_ref(),
         &args.out,
     )?;
+    spinner.done();
     outln!("report written to {}", page.display());
     Ok(())
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory};
+use super::progress::Spinner;
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::solve::gp::regress;
@@ -190,6 +191,14 @@ fn execute(args: &SolveArgs, capture: bool) -> Result<Option<RunResult>, CliErro
     let usage = |e: crate::solve::predict::PredictError| CliError::Usage(e.to_string());
     let y_test_view = y_test.as_ref().map(|y| y.view());
     check_targets(x.view(), y.view(), x_test.view(), y_test_view).map_err(usage)?;
+    let spinner = Spinner::new(
+        format!(
+            "computing the NNGP kernels of {} + {} patterns…",
+            x.nrows(),
+            x_test.nrows()
+        ),
+        args.json || capture,
+    );
     let kernels = prediction_kernels(&theory, x.view(), x_test.view(), y.ncols(), &settings)
         .map_err(usage)?;
     let readout = match readout_fields(&theory, &settings).as_deref() {
@@ -202,6 +211,7 @@ fn execute(args: &SolveArgs, capture: bool) -> Result<Option<RunResult>, CliErro
     if args.json || args.out.is_some() {
         result.matrix(&["kernels", &readout], kernels.train.clone());
     }
+    spinner.say("GP prediction…");
     if let Some(figure) = &args.plot {
         crate::plot::Heatmap {
             title: format!(
@@ -228,6 +238,7 @@ fn execute(args: &SolveArgs, capture: bool) -> Result<Option<RunResult>, CliErro
         y_test_view,
     )
     .map_err(|e| CliError::Usage(e.to_string()))?;
+    spinner.done();
     let prediction = &gp.prediction;
     let metrics = gp.metrics.as_ref();
     result.matrix(&["prediction", "mean"], prediction.mean.clone());
