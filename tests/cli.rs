@@ -57,6 +57,42 @@ fn fmt_write_rewrites_the_file_in_place_through_a_rename() {
 }
 
 #[test]
+fn kernel_out_npy_writes_the_readout_kernel() {
+    let x = temp_file("k_npy_x.csv", X);
+    // a stale file of the same name is replaced whole
+    let npy = temp_file("k_readout.npy", "not a kernel");
+    let base = ["kernel", "examples/deep_erf.action", "--x", path_str(&x)];
+    let (code, out, err) = saddle(&[&base[..], &["--out", path_str(&npy)]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("readout kernel written to"), "{out}");
+    let (code, out, err) = saddle(&[&base[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let readout = v["kernels"][v["readout"].as_str().expect("readout")]
+        .as_array()
+        .expect("the readout kernel");
+    let written: ndarray::Array2<f64> = ndarray_npy::read_npy(&npy).expect("a float64 .npy");
+    assert_eq!(written.dim(), (4, 4));
+    for (i, row) in readout.iter().enumerate() {
+        for (j, value) in row.as_array().expect("row").iter().enumerate() {
+            let value = value.as_f64().expect("number");
+            let file = written[[i, j]];
+            assert!(
+                (file - value).abs() <= 1e-15 * value.abs().max(1.0),
+                "({i}, {j}): file {file}, JSON {value}"
+            );
+        }
+    }
+    let dir = npy.parent().expect("a folder");
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.contains("k_readout.saddle-tmp"))
+        .collect();
+    assert!(left.is_empty(), "a temporary file left beside it: {left:?}");
+}
+
+#[test]
 fn kernel_json_has_params_kernels_and_means() {
     let x = temp_file("x.csv", X);
     let (code, out, err) = saddle(&[

@@ -331,3 +331,39 @@ fn the_command_line_names_bad_targets_and_fits_the_bundled_file() {
         assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
     }
 }
+
+#[test]
+fn the_fit_figure_says_what_it_shows() {
+    let theory_path = format!(
+        "{}/examples/binary_threshold.action",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bundled = format!(
+        "{}/examples/binary_targets.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let figure = temp_file("fit_figure.svg", "");
+    let (code, _, err) = saddle(&[
+        "fit",
+        &theory_path,
+        "--targets",
+        &bundled,
+        "--set",
+        "N=1000",
+        "--starts",
+        "2",
+        "--plot",
+        path_str(&figure),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
+    for t in [
+        "binary_threshold: separability by a linear readout",
+        "P(correct), held-out stimulus",
+        "step (Q[1] … Q[3])",
+        "predicted (fitted parameters), ± s.e.",
+    ] {
+        assert!(text.iter().any(|s| s == t), "{t} in {text:?}");
+    }
+    insta::assert_debug_snapshot!("fit_svg_text", text);
+}

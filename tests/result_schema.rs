@@ -8,30 +8,12 @@ use std::path::Path;
 use serde_json::Value;
 
 mod common;
-use common::{fresh_dir, path_str, saddle, temp_file};
+use common::{assert_valid, fresh_dir, path_str, saddle, schema_validator as validator, temp_file};
 
 const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
 const Y: &str = "-1\n-1\n1\n1\n";
 const XT: &str = "0.8,1.2\n-0.7,0.9\n0.3,-0.2\n";
 const YT: &str = "-1\n1\n1\n";
-
-fn validator() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/result.schema.json"),
-    )
-    .expect("schema file");
-    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    jsonschema::validator_for(&schema).expect("a valid JSON Schema")
-}
-
-/// Fails with every violation, each at its place in the instance.
-fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str) {
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{what}:\n{}", errors.join("\n"));
-}
 
 /// The NPY header of a file: (descr, fortran_order, shape), read by hand from the format
 /// numpy documents (magic, version 1.0, little-endian header length, a Python dict literal).
@@ -453,6 +435,91 @@ fn every_command_writes_the_one_schema() {
     assert_valid(&validator, &v, "compare --json (grouped)");
     assert!(v["groups"].as_array().is_some_and(|g| g.len() == 3));
     assert!(v["map_standard_errors"]["C[1]"].is_array());
+}
+
+#[test]
+fn recurrent_theories_and_the_default_paths_write_the_one_schema() {
+    let validator = validator();
+    let (x, y) = (temp_file("rx.csv", X), temp_file("ry.csv", Y));
+    let (x, y) = (path_str(&x), path_str(&y));
+    let x2 = temp_file("rx2.csv", "1,1\n-1,0.5\n");
+    let y2 = temp_file("ry2.csv", "1\n-1\n");
+    let (x2, y2) = (path_str(&x2), path_str(&y2));
+
+    // a recurrent theory: the MAP and the linearised system over time, and its network
+    for method in ["map", "linear"] {
+        let v = run_both(
+            &validator,
+            &format!("recurrent-{method}"),
+            &[
+                "solve",
+                "examples/recurrent_erf.action",
+                "--x",
+                x,
+                "--y",
+                y,
+                "--method",
+                method,
+                "--set",
+                "N=50",
+                "--samples",
+                "2000",
+            ],
+        );
+        assert_eq!(v["method"].as_str(), Some(method));
+        assert_eq!(v["readout"].as_str(), Some("C[3,3]"));
+        assert!(v["kernels"]["C[3,3]"].is_array() && v["nngp"]["C[3,3]"].is_array());
+    }
+    let v = run_both(
+        &validator,
+        "recurrent-simulate",
+        &[
+            "simulate",
+            "examples/recurrent_erf.action",
+            "--x",
+            x,
+            "--y",
+            y,
+            "--set",
+            "N=30",
+            "--samples",
+            "40",
+        ],
+    );
+    assert_eq!(v["method"].as_str(), Some("simulate-ess"));
+    assert!(v["rhat"].is_object() && v["kernels"]["C[3,3]"].is_array());
+
+    // `kernel` with the default `--layers last`: the readout kernel alone
+    let v = run_both(
+        &validator,
+        "kernel-last",
+        &["kernel", "examples/deep_erf.action", "--x", x],
+    );
+    let kernels = v["kernels"].as_object().expect("kernels");
+    assert_eq!(kernels.len(), 1, "{kernels:?}");
+    assert!(kernels.contains_key(v["readout"].as_str().expect("readout")));
+
+    // the MAP at P ≤ 3: the exact quadrature path, no sampling
+    let v = run_both(
+        &validator,
+        "solve-map-quadrature",
+        &[
+            "solve",
+            "examples/deep_erf.action",
+            "--x",
+            x2,
+            "--y",
+            y2,
+            "--method",
+            "map",
+            "--set",
+            "N=50",
+            "--set",
+            "L=2",
+        ],
+    );
+    assert_eq!(v["method"].as_str(), Some("map"));
+    assert!(v["kernels"]["C[2]"].is_array() && v["iterations"].is_u64());
 }
 
 #[test]

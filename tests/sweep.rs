@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fresh_dir, path_str, saddle, temp_file};
+use common::{assert_valid, fresh_dir, path_str, saddle, schema_validator, temp_file};
 
 const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
 const Y: &str = "-1\n-1\n1\n1\n";
@@ -68,6 +68,7 @@ fn a_grid_writes_one_row_per_point_and_plots() {
         temp_file("yt.csv", YT),
     );
     let out = fresh_dir("grid");
+    let validator = schema_validator();
     let (code, stdout, err) = saddle(&[
         "solve",
         "examples/deep_erf.action",
@@ -113,6 +114,8 @@ fn a_grid_writes_one_row_per_point_and_plots() {
                 .unwrap();
         assert_eq!(result["params"]["g"], row["point"]["g"]);
         assert_eq!(result["test_mse"], row["test_mse"]);
+        // every point's result is the one result format
+        assert_valid(&validator, &result, &format!("point {i}'s result.json"));
     }
     // a row is the command's own number: point 5 (g = 1.5, L = 3) by hand
     let (code, single, err) = saddle(&[
@@ -150,6 +153,7 @@ fn a_grid_writes_one_row_per_point_and_plots() {
     for text in ["deep_erf: test MSE against g", "L = 1", "L = 3", "test MSE"] {
         assert!(svg.contains(text), "{text} in the figure");
     }
+    insta::assert_debug_snapshot!("sweep_svg_text", saddle::plot::svg_text(&svg));
     let (code, _, err) = saddle(&[
         "plot",
         path_str(&out),

@@ -78,3 +78,22 @@ pub fn csv(m: &Array2<f64>) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The validator of `schema/result.schema.json`, the one result format.
+pub fn schema_validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/result.schema.json"),
+    )
+    .expect("schema file");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+}
+
+/// Fails with every violation of the schema, each at its place in the instance.
+pub fn assert_valid(validator: &jsonschema::Validator, instance: &serde_json::Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what}:\n{}", errors.join("\n"));
+}
