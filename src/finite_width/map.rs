@@ -1517,9 +1517,6 @@ impl<'a> Problem<'a> {
             Order::Full => None,
             Order::Leading => Some(nngp),
         };
-        // g(0): the backward equations at the NNGP point itself (the forward pass at C̃ = 0
-        // returns C*, so it need not run)
-        let g0 = self.flatten(&self.backward(nngp, rest_at, z)?);
         let floor = MapSettings {
             tolerance: self.linear_tolerance(settings, z.nrows()),
             ..settings.clone()
@@ -1529,11 +1526,12 @@ impl<'a> Problem<'a> {
             false => Expansion::new(self, nngp, z)?,
         };
         if let Some(expansion) = expansion {
+            let g0 = expansion.sweep_at_nngp()?;
             let linear = |v: &Array1<f64>| -> Result<(Array1<f64>, ()), FiniteWidthError> {
                 let conjugates = self.unflatten(v, &nngp.conjugates);
                 let shift = expansion.field_shift(&conjugates)?;
-                let back = expansion.conjugate_shift(&shift, &conjugates, order)?;
-                Ok((&g0 + &self.flatten(&back), ()))
+                let next = expansion.next_conjugates(&shift, &conjugates, &g0, order)?;
+                Ok((self.flatten(&next), ()))
             };
             let (x, sweeps, residual, ()) = fixed_point(
                 self.flatten(&from.conjugates),
@@ -1556,6 +1554,9 @@ impl<'a> Problem<'a> {
                 vec![None; self.network.populations.len()],
             ));
         }
+        // g(0): the backward equations at the NNGP point itself (the forward pass at C̃ = 0
+        // returns C*, so it need not run)
+        let g0 = self.flatten(&self.backward(nngp, rest_at, z)?);
         let correction = self.correction(nngp, z)?;
         let sweep = |x: &Array1<f64>| -> Result<Array1<f64>, FiniteWidthError> {
             let at = State {

@@ -128,7 +128,7 @@ impl TiltForm {
                         function,
                     });
                 }
-                [] => {} // a constant: no gradient
+                [Factor::Constant(_)] => {} // a constant: no gradient
                 _ => return None,
             }
         }
@@ -310,6 +310,8 @@ pub struct BodyForm {
     pub terms: Vec<BodyTerm>,
     /// The distinct functions.
     pub functions: Vec<Expr>,
+    /// Terms without the random variable: (c, e) for c·e.
+    pub constants: Vec<(f64, Expr)>,
 }
 
 impl BodyForm {
@@ -324,6 +326,7 @@ impl BodyForm {
         let mut form = BodyForm {
             terms: Vec::new(),
             functions: Vec::new(),
+            constants: Vec::new(),
         };
         let mut split = Vec::new();
         split_terms(body, var, Vec::new(), &mut split)?;
@@ -354,7 +357,7 @@ impl BodyForm {
                         function,
                     });
                 }
-                [] => {} // a constant
+                [Factor::Constant(e)] => form.constants.push((c, e.clone())),
                 _ => return None,
             }
         }
@@ -423,7 +426,7 @@ fn split_terms(
             split_terms(a, var, c, out)
         }
         _ if !random(e) => {
-            out.push((coefficient, Vec::new()));
+            out.push((coefficient, vec![Factor::Constant(e.clone())]));
             Some(())
         }
         _ => {

@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use super::{DIFFERENCE_STEP, Entries, Problem, State, column};
 use crate::finite_width::FiniteWidthError;
 use crate::finite_width::price::{BodyForm, BodyTerm, EvaluatedTilt, jet};
-use crate::finite_width::tilted::{Estimator, PopulationContext, TiltedMeasure};
+use crate::finite_width::tilted::{Estimator, sampling_factor};
 use crate::numeric::matrix::Value;
 use crate::simulate::network::Step;
 use crate::solve::fluctuation::Order;
@@ -40,8 +40,12 @@ use crate::solve::fluctuation::Order;
 /// pieces, and blocks run on all threads).
 const BLOCK: usize = 1024;
 
-/// Blocks summed in one partial sum of [`weighted_gram`].
-const GROUP: usize = 8;
+/// Rows per block of [`jet_in_blocks`].
+const JET_BLOCK: usize = 4096;
+
+/// Output rows per band of [`weighted_gram`] (bands run in parallel; the triangle's shrinking
+/// bands balance over the threads).
+const BAND: usize = 32;
 
 /// One population's samples at the NNGP point and their moments.
 struct PopulationExpansion {
@@ -112,40 +116,53 @@ impl<'p, 'a> Expansion<'p, 'a> {
                 return Ok(None);
             }
             let (cov, mean) = problem.moments(nngp, k)?;
-            // the untilted measure at C* (its weights are uniform), for h* and ⟨q⟩ at h*
-            let (h, values_at_start, forms) =
-                problem.with_context(&nngp.fields, &nngp.conjugates, &[], |ctx| {
-                    let pc = PopulationContext {
-                        theory: problem.theory,
-                        var: &pop.var,
-                        constants: ctx,
-                        term: k + 1,
-                    };
-                    let measure = TiltedMeasure::sampled(
-                        &pc,
-                        &problem.tilts[k],
-                        &cov,
-                        &mean,
-                        z,
-                        None,
-                        false,
-                    )?;
-                    let h = measure.samples().map(|h| h.to_owned());
-                    let mut values = Vec::new();
-                    let mut forms = Vec::new();
-                    for (r, rule) in problem.network.rules.iter().enumerate() {
-                        for (i, average) in rule.averages.iter().enumerate() {
-                            if average.population != k {
-                                continue;
-                            }
-                            values.push(((r, i), measure.average(&pc, &average.body)?));
-                            let form = BodyForm::read(problem.theory, &pop.var, &average.body, ctx);
-                            forms.push(form);
-                        }
-                    }
-                    Ok((h, values, forms))
+            // the samples h* = L*z + m* of the untilted measure at C*
+            let factor =
+                sampling_factor(&cov, samples).map_err(|reason| FiniteWidthError::Evaluate {
+                    what: format!("the covariance of term {}", k + 1),
+                    reason,
                 })?;
-            let (Some(h), Some(forms)) = (h, forms.into_iter().collect::<Option<Vec<_>>>()) else {
+            let mut h = product_rows(z, &factor.t().as_standard_layout().into_owned());
+            h += &mean.view().insert_axis(Axis(0));
+            let mut keys = Vec::new();
+            let mut forms = Vec::new();
+            let mut constants = Vec::new();
+            problem.with_context(&nngp.fields, &nngp.conjugates, &[], |ctx| {
+                for (r, rule) in problem.network.rules.iter().enumerate() {
+                    for (i, average) in rule.averages.iter().enumerate() {
+                        if average.population != k {
+                            continue;
+                        }
+                        let form = BodyForm::read(problem.theory, &pop.var, &average.body, ctx);
+                        // the terms without h, for the average's value at h*
+                        let mut constant: Option<Value> = None;
+                        for (c, e) in form.iter().flat_map(|f| &f.constants) {
+                            let v = ctx.eval(e).map_err(|err| FiniteWidthError::Evaluate {
+                                what: format!("an average over the units of term {}", k + 1),
+                                reason: err.to_string(),
+                            })?;
+                            let v = match v {
+                                Value::Scalar(s) => Value::Scalar(c * s),
+                                Value::Matrix(m) => Value::Matrix(m * *c),
+                            };
+                            constant = Some(match (constant, v) {
+                                (None, v) => v,
+                                (Some(Value::Scalar(a)), Value::Scalar(b)) => Value::Scalar(a + b),
+                                (Some(Value::Matrix(a)), Value::Scalar(b))
+                                | (Some(Value::Scalar(b)), Value::Matrix(a)) => {
+                                    Value::Matrix(a + b)
+                                }
+                                (Some(Value::Matrix(a)), Value::Matrix(b)) => Value::Matrix(a + &b),
+                            });
+                        }
+                        keys.push((r, i));
+                        forms.push(form);
+                        constants.push(constant);
+                    }
+                }
+                Ok(())
+            })?;
+            let Some(forms) = forms.into_iter().collect::<Option<Vec<_>>>() else {
                 return Ok(None);
             };
             // one table of functions: the tilt's, then the averages' new ones
@@ -182,6 +199,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
                     match *term {
                         BodyTerm::Outer { left, right, .. } => {
                             let (f, g) = (map[left], map[right]);
+                            needs.moment((0, f, 0, g));
                             needs.moment((1, f, 1, g));
                             needs.moment((2, f, 0, g));
                             needs.moment((0, f, 2, g));
@@ -191,6 +209,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
                             }
                         }
                         BodyTerm::Vector { function, .. } => {
+                            needs.mean((0, map[function]));
                             needs.mean((2, map[function]));
                             needs.mean((1, map[function]));
                         }
@@ -200,7 +219,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
             let jets = problem.with_context(&nngp.fields, &nngp.conjugates, &[], |ctx| {
                 functions
                     .iter()
-                    .map(|f| jet(problem.theory, &pop.var, f, h.view(), ctx).ok())
+                    .map(|f| jet_in_blocks(problem.theory, &pop.var, f, h.view(), ctx))
                     .collect::<Option<Vec<[Array2<f64>; 3]>>>()
                     .map_or(Ok(None), |j| Ok(Some(j)))
             })?;
@@ -208,16 +227,19 @@ impl<'p, 'a> Expansion<'p, 'a> {
                 return Ok(None);
             };
             let m = samples as f64;
-            let moments = needs
-                .moments
-                .iter()
-                .map(|&(a, f, b, g)| {
-                    let gram =
-                        weighted_gram(jets[f][a as usize].view(), jets[g][b as usize].view(), None);
-                    ((a, f, b, g), gram / m)
-                })
-                .collect();
-            let means = needs
+            // ⟨f⁽ᵃ⁾g⁽ᵇ⁾ᵀ⟩ = ⟨g⁽ᵇ⁾f⁽ᵃ⁾ᵀ⟩ᵀ: each product once
+            let mut moments: BTreeMap<(u8, usize, u8, usize), Array2<f64>> = BTreeMap::new();
+            for &(a, f, b, g) in &needs.moments {
+                let value = match moments.get(&(b, g, a, f)) {
+                    Some(t) => t.t().to_owned(),
+                    None => {
+                        weighted_gram(jets[f][a as usize].view(), jets[g][b as usize].view(), None)
+                            / m
+                    }
+                };
+                moments.insert((a, f, b, g), value);
+            }
+            let means: BTreeMap<(u8, usize), Array1<f64>> = needs
                 .means
                 .iter()
                 .map(|&(a, f)| {
@@ -227,13 +249,43 @@ impl<'p, 'a> Expansion<'p, 'a> {
                     )
                 })
                 .collect();
-            let values = jets.into_iter().map(|[v, _, _]| v).collect();
-            let averages = forms
+            // each average at h*: its terms' moments, and its constants
+            let mut averages = BTreeMap::new();
+            for (((key, form), map), constant) in keys
                 .into_iter()
+                .zip(forms)
                 .zip(averages_functions)
-                .zip(values_at_start)
-                .map(|((form, map), (key, value))| (key, (form, map, value)))
-                .collect();
+                .zip(constants)
+            {
+                let mut value: Option<Array2<f64>> = None;
+                for term in &form.terms {
+                    let part = match *term {
+                        BodyTerm::Outer {
+                            coefficient,
+                            left,
+                            right,
+                        } => &moments[&(0, map[left], 0, map[right])] * coefficient,
+                        BodyTerm::Vector {
+                            coefficient,
+                            function,
+                        } => (&means[&(0, map[function])] * coefficient).insert_axis(Axis(1)),
+                    };
+                    value = Some(match value {
+                        None => part,
+                        Some(v) if v.dim() == part.dim() => v + part,
+                        Some(_) => return Ok(None), // a matrix plus a vector: not an average
+                    });
+                }
+                let value = match (value, constant) {
+                    (Some(v), None) => Value::Matrix(v),
+                    (Some(v), Some(Value::Scalar(c))) => Value::Matrix(v + c),
+                    (Some(v), Some(Value::Matrix(c))) if c.dim() == v.dim() => Value::Matrix(v + c),
+                    (None, Some(c)) => c,
+                    _ => return Ok(None),
+                };
+                averages.insert(key, (form, map, value));
+            }
+            let values = jets.into_iter().map(|[v, _, _]| v).collect();
             populations.push(PopulationExpansion {
                 values,
                 tilt_functions,
@@ -400,34 +452,37 @@ impl<'p, 'a> Expansion<'p, 'a> {
         Ok(shift)
     }
 
-    /// Dg(0)·C̃ for the sweep map g: the conjugates' backward equations at the fields
-    /// C* + `shift` (`shift` = DF(0)·C̃), linear in (`shift`, `conjugates`); to leading
-    /// order the rest of the action is read at C*.
-    pub(super) fn conjugate_shift(
+    /// The next conjugates of the linearised system, g(0) + Dg(0)·C̃, from the fields
+    /// C* + `shift` (`shift` = DF(0)·C̃ at the conjugates `conjugates`) and `g0` = g(0); to
+    /// leading order the rest of the action is read at C*.
+    ///
+    /// The backward equations run from the last entry to the first, each reading the
+    /// conjugates already updated (Gauss–Seidel): a layer's C̃ is then Gᵀ applied to the new
+    /// C̃ of the layer above, so the back-propagation is exact within one pass (the leading
+    /// order converges in two) and the iteration has only the data's coupling H left to
+    /// resolve. The fixed point is the same as with every conjugate from the last pass.
+    pub(super) fn next_conjugates(
         &self,
         shift: &Entries,
         conjugates: &Entries,
+        g0: &Entries,
         order: Order,
     ) -> Result<Entries, FiniteWidthError> {
         let problem = self.problem;
         let p = problem.x.nrows();
-        // ½⟨∇²A⟩ and ⟨∇A⟩ per population
-        let gradients = (0..self.populations.len())
-            .map(|k| {
-                let terms = problem.tilt_terms(self.nngp, conjugates, k)?;
-                Ok(self.tilt_gradients(&self.populations[k], &terms, p))
-            })
-            .collect::<Result<Vec<_>, FiniteWidthError>>()?;
-        let size = shift
-            .values()
-            .chain(conjugates.values())
-            .flat_map(|d| d.iter())
-            .fold(0.0f64, |acc, v| acc.max(v.abs()));
-        let mut out = Entries::new();
-        for (r, rule) in problem.network.rules.iter().enumerate() {
+        let mut current = conjugates.clone();
+        // ½⟨∇²A⟩ and ⟨∇A⟩ per population, at the conjugates when first needed
+        let mut gradients: Vec<Option<(Array2<f64>, Array1<f64>)>> =
+            vec![None; self.populations.len()];
+        for (r, rule) in problem.network.rules.iter().enumerate().rev() {
             let key = &rule.key;
             let shape = self.nngp.fields[key].dim();
-            let mut value = Array2::<f64>::zeros(shape);
+            let mut value = g0[key].clone();
+            let size = shift
+                .values()
+                .chain(current.values())
+                .flat_map(|d| d.iter())
+                .fold(0.0f64, |acc, v| acc.max(v.abs()));
             if let (Some(rest), true) = (&problem.rest[r], size > 0.0) {
                 let what = || format!("the backward equation of {}", problem.network.name(key));
                 let at = |t: f64| -> Result<Array2<f64>, FiniteWidthError> {
@@ -437,7 +492,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
                     };
                     let state = State {
                         fields,
-                        conjugates: moved(&self.nngp.conjugates, conjugates, t),
+                        conjugates: moved(&self.nngp.conjugates, &current, t),
                     };
                     Ok(match problem.eval_training(&state, rest, what)? {
                         Value::Matrix(m) => m,
@@ -450,12 +505,20 @@ impl<'p, 'a> Expansion<'p, 'a> {
                 let eps = DIFFERENCE_STEP / size;
                 let rest = (at(eps)? - at(-eps)?) / (2.0 * eps);
                 let (rows, cols) = rest.dim();
-                value.slice_mut(s![..rows, ..cols]).assign(&rest);
+                value
+                    .slice_mut(s![..rows, ..cols])
+                    .zip_mut_with(&rest, |v, r| *v += r);
             }
             for (k, links) in problem.links.iter().enumerate() {
                 for link in links.iter().filter(|l| &l.field == key) {
+                    if gradients[k].is_none() {
+                        let terms = problem.tilt_terms(self.nngp, &current, k)?;
+                        gradients[k] = Some(self.tilt_gradients(&self.populations[k], &terms, p));
+                    }
+                    let Some((second, first)) = &gradients[k] else {
+                        continue;
+                    };
                     let n = problem.network.populations[k].units as f64;
-                    let (second, first) = &gradients[k];
                     if link.mean {
                         for (i, v) in first.iter().enumerate() {
                             value[[i, 0]] += n * link.coefficient * v;
@@ -464,6 +527,38 @@ impl<'p, 'a> Expansion<'p, 'a> {
                         value.scaled_add(n * link.coefficient, second);
                     }
                 }
+            }
+            current.insert(key.clone(), value);
+        }
+        Ok(current)
+    }
+
+    /// g(0): the backward equations at the NNGP point, where the tilts vanish and with them
+    /// every ∂ ln Z: the rest of the action alone.
+    pub(super) fn sweep_at_nngp(&self) -> Result<Entries, FiniteWidthError> {
+        let problem = self.problem;
+        let mut out = Entries::new();
+        for (r, rule) in problem.network.rules.iter().enumerate() {
+            let key = &rule.key;
+            let shape = self.nngp.fields[key].dim();
+            let mut value = Array2::<f64>::zeros(shape);
+            if let Some(rest) = &problem.rest[r] {
+                let what = || format!("the backward equation of {}", problem.network.name(key));
+                let rest = match problem.eval_training(self.nngp, rest, what)? {
+                    Value::Matrix(m) => m,
+                    Value::Scalar(s) => {
+                        let t = problem.training;
+                        Array2::from_elem((t, if shape.1 == 1 { 1 } else { t }), s)
+                    }
+                };
+                let (rows, cols) = rest.dim();
+                value.slice_mut(s![..rows, ..cols]).assign(&rest);
+            }
+            if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
+                return Err(FiniteWidthError::Evaluate {
+                    what: format!("the conjugate of {}", problem.network.name(key)),
+                    reason: format!("an entry came out {bad}"),
+                });
             }
             out.insert(key.clone(), value);
         }
@@ -523,6 +618,34 @@ impl<'p, 'a> Expansion<'p, 'a> {
     }
 }
 
+/// f, f′ and f″ on every sample (M×P each), a block of rows at a time: the dual numbers of
+/// one block stay in cache between the expression's nodes. None where `f` is not an
+/// entry-wise function the jets evaluate.
+fn jet_in_blocks(
+    theory: &crate::check::ir::Theory,
+    var: &str,
+    f: &crate::check::ir::Expr,
+    h: ArrayView2<'_, f64>,
+    constants: &crate::numeric::matrix::MatrixContext<'_>,
+) -> Option<[Array2<f64>; 3]> {
+    let dim = h.dim();
+    let mut out = [
+        Array2::<f64>::zeros(dim),
+        Array2::<f64>::zeros(dim),
+        Array2::<f64>::zeros(dim),
+    ];
+    let mut start = 0;
+    while start < dim.0 {
+        let stop = (start + JET_BLOCK).min(dim.0);
+        let block = jet(theory, var, f, h.slice(s![start..stop, ..]), constants).ok()?;
+        for (o, b) in out.iter_mut().zip(block) {
+            o.slice_mut(s![start..stop, ..]).assign(&b);
+        }
+        start = stop;
+    }
+    Some(out)
+}
+
 /// `base + t·shift` entry by entry (entries `shift` lacks stay).
 fn moved(base: &Entries, shift: &Entries, t: f64) -> Entries {
     base.iter()
@@ -533,56 +656,92 @@ fn moved(base: &Entries, shift: &Entries, t: f64) -> Entries {
         .collect()
 }
 
-/// aᵀ diag(w) b (aᵀb without weights) over the rows: blocks of rows on every thread, summed
-/// in a fixed order (the result does not depend on the number of threads).
+/// aᵀ diag(w) b (aᵀb without weights): bands of output rows on every thread, each one
+/// sequential product over all samples (faer), so the sums do not depend on the number of
+/// threads; for a = b only the upper triangle is computed (half the flops) and mirrored.
 pub(super) fn weighted_gram(
     a: ArrayView2<'_, f64>,
     b: ArrayView2<'_, f64>,
     w: Option<ArrayView1<'_, f64>>,
 ) -> Array2<f64> {
-    let (p, q) = (a.ncols(), b.ncols());
-    let rows = a.nrows();
-    let groups = rows.div_ceil(GROUP * BLOCK).max(1);
-    let partial: Vec<Array2<f64>> = (0..groups)
-        .into_par_iter()
-        .map(|group| {
-            let mut acc = Array2::<f64>::zeros((p, q));
-            let end = ((group + 1) * GROUP * BLOCK).min(rows);
-            let mut start = group * GROUP * BLOCK;
-            while start < end {
-                let stop = (start + BLOCK).min(end);
-                let (a, b) = (a.slice(s![start..stop, ..]), b.slice(s![start..stop, ..]));
-                match w {
-                    Some(w) => {
-                        let weighted = &a * &w.slice(s![start..stop]).insert_axis(Axis(1));
-                        ndarray::linalg::general_mat_mul(1.0, &weighted.t(), &b, 1.0, &mut acc);
-                    }
-                    None => ndarray::linalg::general_mat_mul(1.0, &a.t(), &b, 1.0, &mut acc),
-                }
-                start = stop;
+    let (rows, p, q) = (a.nrows(), a.ncols(), b.ncols());
+    let symmetric = std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.dim() == b.dim();
+    let weighted = match w {
+        Some(w) => &a * &w.insert_axis(Axis(1)),
+        None => a.as_standard_layout().into_owned(),
+    };
+    let b = b.as_standard_layout();
+    let mut out = Array2::<f64>::zeros((p, q));
+    let (Some(left), Some(right)) = (weighted.as_slice(), b.as_slice()) else {
+        return out;
+    };
+    let left = faer::MatRef::from_row_major_slice(left, rows, p).transpose();
+    let right = faer::MatRef::from_row_major_slice(right, rows, q);
+    if let Some(entries) = out.as_slice_mut() {
+        entries
+            .par_chunks_mut(BAND * q)
+            .enumerate()
+            .for_each(|(band, chunk)| {
+                let first = band * BAND;
+                let height = chunk.len() / q;
+                let from = if symmetric { first } else { 0 };
+                let dst = faer::MatMut::from_row_major_slice_mut(chunk, height, q)
+                    .subcols_mut(from, q - from);
+                faer::linalg::matmul::matmul(
+                    dst,
+                    faer::Accum::Replace,
+                    left.subrows(first, height),
+                    right.subcols(from, q - from),
+                    1.0,
+                    faer::Par::Seq,
+                );
+            });
+    }
+    if symmetric {
+        for i in 0..p {
+            for j in 0..i {
+                out[[i, j]] = out[[j, i]];
             }
-            acc
-        })
-        .collect();
-    partial
-        .into_iter()
-        .fold(Array2::zeros((p, q)), |total, part| total + part)
+        }
+    }
+    out
 }
 
-/// uᵢᵀ M vᵢ for every row i of `u` and `v`, in blocks of rows on every thread.
+/// a·b for a tall `a` (M×P) and a small `b` (P×Q), in blocks of rows on every thread.
+fn product_rows(a: ArrayView2<'_, f64>, b: &Array2<f64>) -> Array2<f64> {
+    let (rows, p) = a.dim();
+    let q = b.ncols();
+    let a = a.as_standard_layout();
+    let b = b.as_standard_layout();
+    let mut out = Array2::<f64>::zeros((rows, q));
+    let (Some(left), Some(right), Some(dst)) = (a.as_slice(), b.as_slice(), out.as_slice_mut())
+    else {
+        return out;
+    };
+    let right = faer::MatRef::from_row_major_slice(right, p, q);
+    dst.par_chunks_mut(BLOCK * q)
+        .zip(left.par_chunks(BLOCK * p))
+        .for_each(|(dst, left)| {
+            let height = left.len() / p;
+            faer::linalg::matmul::matmul(
+                faer::MatMut::from_row_major_slice_mut(dst, height, q),
+                faer::Accum::Replace,
+                faer::MatRef::from_row_major_slice(left, height, p),
+                right,
+                1.0,
+                faer::Par::Seq,
+            );
+        });
+    out
+}
+
+/// uᵢᵀ M vᵢ for every row i of `u` and `v`.
 fn bilinear_rows(u: ArrayView2<'_, f64>, m: &Array2<f64>, v: ArrayView2<'_, f64>) -> Array1<f64> {
-    let rows = u.nrows();
-    let mt = m.t();
-    let parts: Vec<Array1<f64>> = (0..rows.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|i| {
-            let range = s![i * BLOCK..((i + 1) * BLOCK).min(rows), ..];
-            let (u, v) = (u.slice(range), v.slice(range));
-            let mv = v.dot(&mt);
-            Zip::from(u.rows())
-                .and(mv.rows())
-                .map_collect(|u, mv| u.dot(&mv))
-        })
-        .collect();
-    parts.into_iter().flatten().collect()
+    let mv = product_rows(v, &m.t().to_owned());
+    let mut out = Array1::<f64>::zeros(u.nrows());
+    Zip::from(&mut out)
+        .and(u.rows())
+        .and(mv.rows())
+        .for_each(|o, u, mv| *o = u.dot(&mv));
+    out
 }
