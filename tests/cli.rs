@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
-use common::{path_str, saddle, temp_file};
+use common::{csv, digits, path_str, saddle, temp_file};
 
 const X: &str = "1,1\n-1,-1\n1,-1\n-1,1\n";
 const Y: &str = "-1\n-1\n1\n1\n";
@@ -1549,6 +1549,71 @@ fn simulate_shows_the_one_loop_variance_beside_the_sampled_one() {
             "{sampled} ± {se} vs {want}"
         );
     }
+}
+
+#[test]
+fn simulate_one_loop_at_four_patterns_pair_by_pair_matches_the_sampled_network() {
+    // P = 4 real digits: N·Var and the mean shift m = N·(E[C] − C*) at one loop (pattern
+    // pair by pair) against 20 000 prior draws of the network at N = 50, every entry of both
+    // layers within 4 standard errors (plus an O(1/N) allowance for the next order)
+    let (x, _) = digits(4);
+    let x = temp_file("one_loop_p4_x.csv", &csv(&x));
+    let (code, out, err) = saddle(&[
+        "simulate",
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&x),
+        "--prior",
+        "--one-loop",
+        "--set",
+        "N=50",
+        "--set",
+        "L=2",
+        "--samples",
+        "20000",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let at = |section: &str, name: &str, i: usize, j: usize| {
+        v[section][name][i][j]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{section} {name}"))
+    };
+    let n = 50.0;
+    let mut largest_shift = 0.0f64;
+    for name in ["C[1]", "C[2]"] {
+        for i in 0..4 {
+            for j in i..4 {
+                let (theory, sampled, se) = (
+                    at("one_loop_variance", name, i, j),
+                    at("variance", name, i, j) * n,
+                    at("variance_standard_errors", name, i, j) * n,
+                );
+                assert!(
+                    (sampled - theory).abs() < 4.0 * se + 0.02 * theory.abs(),
+                    "{name} {i}{j}: N·Var {sampled} ± {se} vs {theory}"
+                );
+                let (theory, sampled, se) = (
+                    at("one_loop_shift", name, i, j),
+                    n * (at("kernels", name, i, j) - at("nngp", name, i, j)),
+                    n * at("standard_errors", name, i, j),
+                );
+                assert!(
+                    (sampled - theory).abs() < 4.0 * se + 0.02 * theory.abs(),
+                    "{name} {i}{j}: N·shift {sampled} ± {se} vs {theory}"
+                );
+                assert!(se < 0.05, "{name} {i}{j}: s.e. {se}");
+                if name == "C[2]" {
+                    largest_shift = largest_shift.max(theory.abs());
+                }
+            }
+        }
+    }
+    // the second layer's shift is resolved: larger than the sampling error
+    assert!(largest_shift > 0.05, "{largest_shift}");
 }
 
 #[test]

@@ -363,6 +363,7 @@ fn every_command_writes_the_one_schema() {
             "--x",
             x,
             "--prior",
+            "--one-loop",
             "--set",
             "N=20",
             "--samples",
@@ -370,6 +371,8 @@ fn every_command_writes_the_one_schema() {
         ],
     );
     assert!(v["variance"].is_object());
+    assert!(v["one_loop_variance"]["C[2]"].is_array());
+    assert!(v["one_loop_shift"]["C[2]"].is_array());
     let v = run_both(
         &validator,
         "simulate-posterior",

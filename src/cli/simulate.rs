@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory};
+use super::progress::Spinner;
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
@@ -24,7 +25,7 @@ use crate::simulate::{
 };
 use crate::solve::gp::accuracy;
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
-use crate::solve::one_loop::{EntryVariance, prior_variances};
+use crate::solve::one_loop::{EntryVariance, prior_one_loop};
 use crate::syntax::{Diagnostic, Diagnostics};
 
 /// Arguments of `saddle simulate`.
@@ -50,8 +51,10 @@ pub struct SimulateArgs {
     /// Sample the prior (independent draws, no targets) instead of the posterior.
     #[arg(long)]
     pub prior: bool,
-    /// With `--prior`: also the one-loop N·Var of every entry (THEORY.md §4.5) from the
-    /// action's exact Hessian, beside the sampled one (layered theories, at most 3 patterns).
+    /// With `--prior`: also the one-loop N·Var and mean shift N·(E[C] − C*) of every entry
+    /// (THEORY.md §4.5) from the action's derivatives, beside the sampled ones, with the
+    /// distance in standard errors (layered theories: pattern pair by pair, any P;
+    /// recurrent theories: N·Var).
     #[arg(long, requires = "prior")]
     pub one_loop: bool,
     /// Independent chains (posterior).
@@ -176,23 +179,29 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     let units_of = |key: &EntryKey| network.units_of(key);
     let mut tables = Tables::new(&theory, &units_of, &nngp);
     if args.prior {
-        // the one-loop N·Var beside the sampled one, where the P-dimensional quadrature of
-        // the action's Hessian is cheap
+        // the one-loop N·Var and mean shift beside the sampled ones, pattern pair by pair
+        // (the action's derivatives on a 2-D grid)
         if args.one_loop {
             let settings = NngpSettings {
                 overrides: args.set.clone(),
                 ..NngpSettings::default()
             };
-            if x.nrows() > 3 {
-                return Err(CliError::Usage(format!(
-                    "--one-loop: {} patterns; the action's Hessian is integrated on a \
-                     P-dimensional grid, so at most 3",
-                    x.nrows()
-                )));
-            }
-            let order = if x.nrows() <= 2 { 48 } else { 20 };
-            tables.one_loop = prior_variances(&theory, x.view(), &settings, order)
+            let spinner = Spinner::new("one-loop corrections, pattern pair by pair…", args.json);
+            let corrections = prior_one_loop(&theory, x.view(), &settings, 48)
                 .map_err(|e| CliError::Usage(format!("--one-loop: {e}")))?;
+            spinner.done();
+            tables.one_loop_shift = corrections
+                .iter()
+                .map(|e| (e.key.clone(), e.n_shift.clone()))
+                .collect();
+            tables.one_loop = corrections
+                .into_iter()
+                .map(|e| EntryVariance {
+                    key: e.key,
+                    name: e.name,
+                    n_variance: e.n_variance,
+                })
+                .collect();
         }
         return report_prior(args, capture, &simulator, tables, out, &left_out);
     }
@@ -371,6 +380,8 @@ struct Row {
     n_variance: Option<(Array2<f64>, Array2<f64>)>,
     /// N·Var at one loop (THEORY.md §4.5), where computed.
     one_loop: Option<Array2<f64>>,
+    /// The one-loop mean shift N·(E[C] − C*), where computed.
+    one_loop_shift: Option<Array2<f64>>,
     units: f64,
     /// A mean field (a vector in the result).
     is_mean: bool,
@@ -381,6 +392,7 @@ struct Row {
 struct Tables<'a> {
     theory: &'a crate::Theory,
     one_loop: Vec<EntryVariance>,
+    one_loop_shift: Vec<(EntryKey, Array2<f64>)>,
     units_of: &'a dyn Fn(&EntryKey) -> Option<usize>,
     nngp: &'a Kernels,
     rows: Vec<Row>,
@@ -395,6 +407,7 @@ impl<'a> Tables<'a> {
         Tables {
             theory,
             one_loop: Vec::new(),
+            one_loop_shift: Vec::new(),
             units_of,
             nngp,
             rows: Vec::new(),
@@ -420,6 +433,11 @@ impl<'a> Tables<'a> {
                 .iter()
                 .find(|v| &v.key == key)
                 .map(|v| v.n_variance.clone()),
+            one_loop_shift: self
+                .one_loop_shift
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone()),
             is_mean: self.theory.fields[key.0].kind == FieldKind::Mean,
         });
     }
@@ -443,6 +461,9 @@ impl<'a> Tables<'a> {
             put(out, "standard_errors", &row.std_error);
             if let Some(v) = &row.one_loop {
                 put(out, "one_loop_variance", v);
+            }
+            if let Some(v) = &row.one_loop_shift {
+                put(out, "one_loop_shift", v);
             }
             if let Some(r) = &row.nngp {
                 put(out, "nngp", r);
@@ -477,8 +498,9 @@ fn print_posterior(rows: &[Row]) {
 fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance: bool) {
     let variance_header = if with_variance { "N·Var" } else { "" };
     let one_loop = rows.iter().any(|r| r.one_loop.is_some());
+    let one_loop_shift = rows.iter().any(|r| r.one_loop_shift.is_some());
     let header = format!(
-        "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16} {:>16} {:>9}",
+        "{:<8} {:<8} {:>12} {:>10} {:>12} {:>16} {:>16} {:>9} {:>18}",
         "field",
         "entry",
         value,
@@ -486,7 +508,12 @@ fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance
         "NNGP",
         shift,
         variance_header,
-        if one_loop { "one-loop" } else { "" }
+        if one_loop { "one-loop" } else { "" },
+        if one_loop_shift {
+            "one-loop N·shift"
+        } else {
+            ""
+        }
     );
     outln!("{}", header.trim_end());
     for row in rows {
@@ -523,8 +550,23 @@ fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance
                 .one_loop
                 .as_ref()
                 .map_or(String::new(), |v| format!("{:.4}", v[[i, j]]));
+            // the theory's shift, and how many standard errors the sampled one lies from it
+            let theory_shift = match (&row.one_loop_shift, &row.nngp) {
+                (Some(m), Some(r)) => {
+                    let sampled = row.units * (row.mean[[i, j]] - r[[i, j]]);
+                    let error = row.units * row.std_error[[i, j]];
+                    let distance = if error > 0.0 {
+                        format!(" ({:+.1}σ)", (sampled - m[[i, j]]) / error)
+                    } else {
+                        String::new()
+                    };
+                    format!("{:+.4}{distance}", m[[i, j]])
+                }
+                (Some(m), None) => format!("{:+.4}", m[[i, j]]),
+                _ => String::new(),
+            };
             let line = format!(
-                "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16} {:>16} {:>9}",
+                "{:<8} {:<8} {:>12.6} {:>10.2e} {:>12} {:>16} {:>16} {:>9} {:>18}",
                 row.name,
                 label,
                 row.mean[[i, j]],
@@ -532,7 +574,8 @@ fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance
                 nngp,
                 shift,
                 variance,
-                theory
+                theory,
+                theory_shift
             );
             outln!("{}", line.trim_end());
         }
