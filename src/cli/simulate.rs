@@ -14,7 +14,6 @@ use serde_json::{Map, Value, json};
 
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory};
-use super::progress::Spinner;
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
@@ -25,7 +24,7 @@ use crate::simulate::{
 };
 use crate::solve::gp::accuracy;
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
-use crate::solve::one_loop::{EntryVariance, prior_one_loop};
+use crate::solve::one_loop::{EntryVariance, prior_one_loop_with_progress};
 use crate::syntax::{Diagnostic, Diagnostics};
 
 /// Arguments of `saddle simulate`.
@@ -186,10 +185,14 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
                 overrides: args.set.clone(),
                 ..NngpSettings::default()
             };
-            let spinner = Spinner::new("one-loop corrections, pattern pair by pair…", args.json);
-            let corrections = prior_one_loop(&theory, x.view(), &settings, 48)
+            let p = x.nrows() as u64;
+            let bar = progress_bar(p * p.saturating_sub(1) / 2, args.json || p <= 2);
+            let corrections =
+                prior_one_loop_with_progress(&theory, x.view(), &settings, 48, &|k| {
+                    bar.set_position(k)
+                })
                 .map_err(|e| CliError::Usage(format!("--one-loop: {e}")))?;
-            spinner.done();
+            bar.finish_and_clear();
             tables.one_loop_shift = corrections
                 .iter()
                 .map(|e| (e.key.clone(), e.n_shift.clone()))
