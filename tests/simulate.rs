@@ -365,6 +365,20 @@ fn compare_puts_theory_and_simulation_side_by_side() {
             "{i}{j}: MAP {map}, simulation {sim} ± {se}"
         );
     }
+    // the comparison drawn: NNGP, linearised, MAP and the networks side by side
+    let result = temp_file("compare.json", &out);
+    let figure = temp_file("compare.svg", "");
+    let (code, _, err) = saddle(&["plot", path_str(&result), "--out", path_str(&figure)]);
+    assert_eq!(code, 0, "{err}");
+    let text = saddle::plot::svg_text(&std::fs::read_to_string(&figure).expect("written"));
+    for panel in [
+        "C[1], NNGP (N = ∞)",
+        "C[1], linearised",
+        "C[1], MAP",
+        "C[1], simulated posterior mean",
+    ] {
+        assert!(text.iter().any(|t| t == panel), "{panel} in {text:?}");
+    }
 }
 
 /// `saddle compare` beyond three patterns: the scalable MAP and linearised system against the

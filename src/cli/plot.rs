@@ -180,7 +180,8 @@ pub(crate) fn draw_kernels(
     .map_err(|e| CliError::Usage(e.to_string()))
 }
 
-/// The panels a result holds: every kernel, or the NNGP beside one finite-width kernel.
+/// The panels a result holds: every kernel, or the NNGP beside one finite-width kernel (and,
+/// for `compare`, the linearised and MAP kernels beside the simulated networks').
 fn kernel_panels(
     json: &Value,
     entries: &[String],
@@ -240,22 +241,31 @@ fn kernel_panels(
         };
         let what = match method {
             "simulate-prior" => "simulated prior mean".to_string(),
-            "simulate-ess" => "simulated posterior mean".to_string(),
+            "simulate-ess" | "compare" => "simulated posterior mean".to_string(),
             other => match json.get("width").and_then(Value::as_f64) {
                 Some(n) => format!("{other}, N = {n}"),
                 None => other.to_string(),
             },
         };
-        return Ok(vec![
-            Panel {
-                title: format!("{name}, NNGP (N = ∞)"),
-                matrix: matrix(&name, reference)?,
-            },
-            Panel {
-                title: format!("{name}, {what}"),
-                matrix: matrix(&name, value)?,
-            },
-        ]);
+        let mut panels = vec![Panel {
+            title: format!("{name}, NNGP (N = ∞)"),
+            matrix: matrix(&name, reference)?,
+        }];
+        // a comparison holds the theories beside the simulated network: NNGP, linearised,
+        // MAP and the networks, on one colour scale
+        for (section, label) in [("linear", "linearised"), ("map", "MAP")] {
+            if let Some(theory) = json.get(section).and_then(|s| s.get(&name)) {
+                panels.push(Panel {
+                    title: format!("{name}, {label}"),
+                    matrix: matrix(&name, theory)?,
+                });
+            }
+        }
+        panels.push(Panel {
+            title: format!("{name}, {what}"),
+            matrix: matrix(&name, value)?,
+        });
+        return Ok(panels);
     }
     let kernels = json
         .get("kernels")
