@@ -188,11 +188,23 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
             let p = x.nrows() as u64;
             let bar = progress_bar(p * p.saturating_sub(1) / 2, args.json || p <= 2);
             let corrections =
-                prior_one_loop_with_progress(&theory, x.view(), &settings, 48, &|k| {
-                    bar.set_position(k)
-                })
-                .map_err(|e| CliError::Usage(format!("--one-loop: {e}")))?;
+                prior_one_loop_with_progress(&theory, x.view(), &settings, 48, &|_| bar.inc(1))
+                    .map_err(|e| CliError::Usage(format!("--one-loop: {e}")))?;
             bar.finish_and_clear();
+            // the theory's N·Var and N·shift are per the width N; the table scales each entry
+            // by its population's units n (a layer of 2N units fluctuates half as much)
+            let width = theory.param("N").map(|id| params[id]);
+            let corrections: Vec<_> = corrections
+                .into_iter()
+                .map(|mut e| {
+                    if let (Some(n), Some(width)) = (units_of(&e.key), width) {
+                        let factor = n as f64 / width;
+                        e.n_variance *= factor;
+                        e.n_shift *= factor;
+                    }
+                    e
+                })
+                .collect();
             tables.one_loop_shift = corrections
                 .iter()
                 .map(|e| (e.key.clone(), e.n_shift.clone()))

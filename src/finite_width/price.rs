@@ -339,6 +339,15 @@ impl BodyForm {
                     other => rest.push(other),
                 }
             }
+            // a coefficient or constant that reads a field would move with it: not this form
+            let reads_fields = |e: &Expr| e.any(&mut |x| matches!(x.kind, ExprKind::Field { .. }));
+            if coefficient.iter().any(|(e, _)| reads_fields(e))
+                || rest
+                    .iter()
+                    .any(|f| matches!(f, Factor::Constant(e) if reads_fields(e)))
+            {
+                return None;
+            }
             let c = scalar(&coefficient, constants).ok()?;
             match rest.as_slice() {
                 [Factor::Random(f, false), Factor::Random(g, true)] => {

@@ -27,6 +27,11 @@ use crate::numeric::action::{ActionError, ActionEvaluator, Owner};
 
 use super::nngp::{EntryKey, Kernels, NngpError, NngpSettings, nngp_kernels};
 
+/// How closely two pairs must agree on a pattern's own values. Each pair's 2-D grid differs
+/// (its nodes follow the pair's kernel), so they agree to the grid's accuracy (about 1e-6
+/// relative); fluctuations that mix patterns differ at order one.
+const DIAGONAL_AGREEMENT: f64 = 1e-4;
+
 /// Why the one-loop covariance could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum OneLoopError {
@@ -76,14 +81,16 @@ pub fn prior_variances(
     settings: &NngpSettings,
     quadrature_order: usize,
 ) -> Result<Vec<EntryVariance>, OneLoopError> {
-    Ok(prior_one_loop(theory, x, settings, quadrature_order)?
-        .into_iter()
-        .map(|e| EntryVariance {
-            key: e.key,
-            name: e.name,
-            n_variance: e.n_variance,
-        })
-        .collect())
+    Ok(
+        one_loop(theory, x, settings, quadrature_order, false, &|_| {})?
+            .into_iter()
+            .map(|e| EntryVariance {
+                key: e.key,
+                name: e.name,
+                n_variance: e.n_variance,
+            })
+            .collect(),
+    )
 }
 
 /// N·Var and the mean shift m of every entry a forward equation determines, in order
@@ -116,6 +123,19 @@ pub fn prior_one_loop_with_progress(
     quadrature_order: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<EntryOneLoop>, OneLoopError> {
+    one_loop(theory, x, settings, quadrature_order, true, progress)
+}
+
+/// [`prior_one_loop_with_progress`]; without `with_shift` the mean shift is left at zero
+/// (the variances alone cost a Hessian per pair, the shift n² more action evaluations).
+fn one_loop(
+    theory: &Theory,
+    x: ArrayView2<f64>,
+    settings: &NngpSettings,
+    quadrature_order: usize,
+    with_shift: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<EntryOneLoop>, OneLoopError> {
     let params = theory
         .bind(&settings.overrides)
         .map_err(|e| OneLoopError::Unsupported(e.to_string()))?;
@@ -137,6 +157,7 @@ pub fn prior_one_loop_with_progress(
         equations: &equations,
         settings,
         quadrature_order,
+        with_shift,
     };
     let p = x.nrows();
     if p <= 2 {
@@ -206,8 +227,14 @@ pub fn prior_one_loop_with_progress(
             }
         })
         .collect();
+    // a pattern's own values (diagonal, mean) come from every pair that holds it: they agree
+    // unless the fluctuations mix patterns
+    let mut seen: Vec<Array2<bool>> = out
+        .iter()
+        .map(|e| Array2::from_elem(e.n_variance.dim(), false))
+        .collect();
     for (&(a, b), block) in pairs.iter().zip(&blocks) {
-        for (entry, pair) in out.iter_mut().zip(block) {
+        for ((entry, pair), seen) in out.iter_mut().zip(block).zip(seen.iter_mut()) {
             let pick = |k: usize| if k == 0 { a } else { b };
             for ((i, j), v) in pair.n_variance.indexed_iter() {
                 let (r, c) = if entry.n_variance.ncols() == 1 {
@@ -215,8 +242,24 @@ pub fn prior_one_loop_with_progress(
                 } else {
                     (pick(i), pick(j))
                 };
+                let shift = pair.n_shift[[i, j]];
+                if seen[[r, c]] {
+                    let (v0, m0) = (entry.n_variance[[r, c]], entry.n_shift[[r, c]]);
+                    let scale = v0.abs().max(m0.abs()).max(1e-12);
+                    if (v - v0).abs() > DIAGONAL_AGREEMENT * scale
+                        || (shift - m0).abs() > DIAGONAL_AGREEMENT * scale
+                    {
+                        return Err(OneLoopError::Unsupported(format!(
+                            "{} at pattern {}: the pairs disagree (N·Var {v0} and {v}) — the \
+                             fluctuations mix patterns, so they are not computed pair by pair",
+                            entry.name,
+                            r + 1
+                        )));
+                    }
+                }
+                seen[[r, c]] = true;
                 entry.n_variance[[r, c]] = *v;
-                entry.n_shift[[r, c]] = pair.n_shift[[i, j]];
+                entry.n_shift[[r, c]] = shift;
             }
         }
     }
@@ -231,6 +274,7 @@ struct Prepared<'a> {
     equations: &'a crate::derive::equations::Equations,
     settings: &'a NngpSettings,
     quadrature_order: usize,
+    with_shift: bool,
 }
 
 impl Prepared<'_> {
@@ -324,6 +368,22 @@ impl Prepared<'_> {
             }
         }
         let n = coordinates.len();
+        // the conjugate pairing −tr(C̃ᵀC) (∂²S/∂C̃∂C = −1 on an entry's own coordinate): what
+        // F(u) = u + ∂S/∂C̃ assumes
+        for c in &coordinates {
+            let own = if c.field[0] == c.field[1] {
+                hessian[c.conjugate][c.field[0]]
+            } else {
+                hessian[c.conjugate][c.field[0]] + hessian[c.conjugate][c.field[1]]
+            };
+            if (own + 1.0).abs() > 1e-9 {
+                return Err(OneLoopError::Unsupported(format!(
+                    "{}: ∂²S/∂C̃∂C on its own entry is {own}, not −1 — the one-loop corrections \
+                     assume the conjugate term −tr(C̃ᵀC)",
+                    Kernels::name(theory, &entries[c.entry])
+                )));
+            }
+        }
         // M = I − G and the noise covariance, in the free coordinates
         let m = faer::Mat::from_fn(n, n, |a, b| {
             let (ca, cb) = (&coordinates[a], &coordinates[b]);
@@ -364,7 +424,7 @@ impl Prepared<'_> {
         let (values, vectors) = (eigen.S().column_vector(), eigen.U());
         let largest = (0..n).map(|k| values[k].abs()).fold(0.0, f64::max);
         let mut curvature = faer::Mat::<f64>::zeros(n, 1);
-        for k in 0..n {
+        for k in (0..n).filter(|_| self.with_shift) {
             let lambda = values[k];
             if lambda.abs() <= 1e-14 * largest {
                 continue;
@@ -509,6 +569,7 @@ mod tests {
             equations: &equations,
             settings: &settings,
             quadrature_order: 8,
+            with_shift: true,
         }
         .block(x.view())
         .expect("3-D")

@@ -116,6 +116,9 @@ impl<'p, 'a> Expansion<'p, 'a> {
                 return Ok(None);
             }
             let (cov, mean) = problem.moments(nngp, k)?;
+            if cov.dim() != (p, p) || mean.len() != p {
+                return Ok(None);
+            }
             // the samples h* = L*z + m* of the untilted measure at C*
             let factor =
                 sampling_factor(&cov, samples).map_err(|reason| FiniteWidthError::Evaluate {
@@ -329,6 +332,8 @@ impl<'p, 'a> Expansion<'p, 'a> {
                             dk.scaled_add(link.coefficient, d);
                         }
                     }
+                    // a covariance moves symmetrically (a field f gᵀ with f ≠ g need not)
+                    let dk = (&dk + &dk.t()) * 0.5;
                     let terms = problem.tilt_terms(self.nngp, conjugates, k)?;
                     // the importance weights' derivative: A − Ā
                     let mut tilt = self.tilt_values(pop, &terms);
@@ -478,36 +483,50 @@ impl<'p, 'a> Expansion<'p, 'a> {
             let key = &rule.key;
             let shape = self.nngp.fields[key].dim();
             let mut value = g0[key].clone();
-            let size = shift
-                .values()
-                .chain(current.values())
-                .flat_map(|d| d.iter())
-                .fold(0.0f64, |acc, v| acc.max(v.abs()));
-            if let (Some(rest), true) = (&problem.rest[r], size > 0.0) {
+            let largest = |e: &Entries| {
+                e.values()
+                    .flat_map(|d| d.iter())
+                    .fold(0.0f64, |acc, v| acc.max(v.abs()))
+            };
+            if let Some(rest) = &problem.rest[r] {
                 let what = || format!("the backward equation of {}", problem.network.name(key));
-                let at = |t: f64| -> Result<Array2<f64>, FiniteWidthError> {
+                // the rest's derivative in the fields (full order) and in the conjugates, each
+                // differenced on its own scale (the fields' shift is ~1/N of the conjugates)
+                let at = |fields_by: f64, conjugates_by: f64| {
                     let fields = match order {
-                        Order::Full => moved(&self.nngp.fields, shift, t),
+                        Order::Full => moved(&self.nngp.fields, shift, fields_by),
                         Order::Leading => self.nngp.fields.clone(),
                     };
                     let state = State {
                         fields,
-                        conjugates: moved(&self.nngp.conjugates, &current, t),
+                        conjugates: moved(&self.nngp.conjugates, &current, conjugates_by),
                     };
-                    Ok(match problem.eval_training(&state, rest, what)? {
-                        Value::Matrix(m) => m,
-                        Value::Scalar(s) => {
+                    match problem.eval_training(&state, rest, what) {
+                        Ok(Value::Matrix(m)) => Ok(m),
+                        Ok(Value::Scalar(s)) => {
                             let t = problem.training;
-                            Array2::from_elem((t, if shape.1 == 1 { 1 } else { t }), s)
+                            Ok(Array2::from_elem((t, if shape.1 == 1 { 1 } else { t }), s))
                         }
-                    })
+                        Err(e) => Err(e),
+                    }
                 };
-                let eps = DIFFERENCE_STEP / size;
-                let rest = (at(eps)? - at(-eps)?) / (2.0 * eps);
-                let (rows, cols) = rest.dim();
-                value
-                    .slice_mut(s![..rows, ..cols])
-                    .zip_mut_with(&rest, |v, r| *v += r);
+                let mut add = |part: Array2<f64>| {
+                    let (rows, cols) = part.dim();
+                    value
+                        .slice_mut(s![..rows, ..cols])
+                        .zip_mut_with(&part, |v, r| *v += r);
+                };
+                let fields_size = largest(shift);
+                if order == Order::Full && fields_size > 0.0 {
+                    let scale = largest(&self.nngp.fields).max(1.0);
+                    let eps = DIFFERENCE_STEP * scale / fields_size;
+                    add((at(eps, 0.0)? - at(-eps, 0.0)?) / (2.0 * eps));
+                }
+                let conjugates_size = largest(&current);
+                if conjugates_size > 0.0 {
+                    let eps = DIFFERENCE_STEP / conjugates_size;
+                    add((at(0.0, eps)? - at(0.0, -eps)?) / (2.0 * eps));
+                }
             }
             for (k, links) in problem.links.iter().enumerate() {
                 for link in links.iter().filter(|l| &l.field == key) {
@@ -527,6 +546,12 @@ impl<'p, 'a> Expansion<'p, 'a> {
                         value.scaled_add(n * link.coefficient, second);
                     }
                 }
+            }
+            if let Some(bad) = value.iter().find(|v| !v.is_finite()) {
+                return Err(FiniteWidthError::Evaluate {
+                    what: format!("the conjugate of {}", problem.network.name(key)),
+                    reason: format!("an entry came out {bad}"),
+                });
             }
             current.insert(key.clone(), value);
         }
@@ -665,7 +690,8 @@ pub(super) fn weighted_gram(
     w: Option<ArrayView1<'_, f64>>,
 ) -> Array2<f64> {
     let (rows, p, q) = (a.nrows(), a.ncols(), b.ncols());
-    let symmetric = std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.dim() == b.dim();
+    let symmetric =
+        std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.dim() == b.dim() && a.strides() == b.strides();
     let weighted = match w {
         Some(w) => &a * &w.insert_axis(Axis(1)),
         None => a.as_standard_layout().into_owned(),
