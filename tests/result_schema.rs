@@ -323,6 +323,35 @@ fn every_command_writes_the_one_schema() {
     assert!(v["standard_errors"]["C[2]"].is_array() && v["iterations"].is_u64());
     assert!(v["prediction"]["standard_errors"]["mean"].is_array());
 
+    // the posterior mean: the MAP beside it, the shift m on training and test rows
+    let v = run_both(
+        &validator,
+        "solve-posterior",
+        &[
+            "solve",
+            "examples/deep_erf.action",
+            "--x",
+            x,
+            "--y",
+            y,
+            "--x-test",
+            xt,
+            "--y-test",
+            yt,
+            "--method",
+            "posterior",
+            "--set",
+            "N=50",
+            "--set",
+            "L=2",
+            "--samples",
+            "2000",
+        ],
+    );
+    let rows = v["kernels"]["C[2]"].as_array().map(Vec::len);
+    assert!(rows.is_some() && v["one_loop_shift"]["C[2]"].as_array().map(Vec::len) == rows);
+    assert!(v["map"]["C[2]"].is_array() && v["prediction"]["mean"].is_array());
+
     // the linearised system at P = 4 (matrix-free, sampled)
     let v = run_both(
         &validator,

@@ -468,3 +468,102 @@ fn the_readout_is_the_data_terms_kernel_not_a_measure_terms() {
     let (_, noise) = simulator.readout(&draw).unwrap();
     assert_eq!(noise, 0.02);
 }
+
+/// The posterior-mean kernels MAP + m/N against the network's posterior mean (P = 2 digits'
+/// worth of inputs, erf, L = 2, N = 50, 4 × 80 000 draws): on the readout layer's diagonals
+/// the MAP alone misses the network by the prior one-loop shift m/N (THEORY.md §4.5; ≈ −0.055
+/// in N·C, 6σ), which the posterior mean adds; and `solve --method posterior` gives the same
+/// kernels, with the MAP and m beside them.
+#[test]
+fn the_posterior_mean_is_the_map_plus_the_one_loop_shift() {
+    let x = temp_file(
+        "px.csv",
+        "1.4142135623730951,0\n0.848528137423857,1.50996688705415\n",
+    );
+    let y = temp_file("py.csv", "1\n-1\n");
+    let common = [
+        "examples/deep_erf.action",
+        "--x",
+        path_str(&x),
+        "--y",
+        path_str(&y),
+        "--set",
+        "L=2",
+        "--set",
+        "N=50",
+        "--json",
+    ];
+    let mut args = vec!["compare"];
+    args.extend(common);
+    args.extend(["--chains", "4", "--samples", "80000", "--seed", "0"]);
+    let (code, out, err) = saddle(&args);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let n = 50.0;
+    let at = |key: &str, layer: &str, i: usize, j: usize| {
+        json[key][layer][i][j]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} {layer}: {json}"))
+    };
+    // the first layer has no prior shift (its units read the data directly): m = 0 exactly
+    for (i, j) in [(0, 0), (0, 1), (1, 1)] {
+        assert_eq!(at("posterior", "C[1]", i, j), at("map", "C[1]", i, j));
+        assert_eq!(at("one_loop_shift", "C[1]", i, j), 0.0);
+        let (post, map) = (at("posterior", "C[2]", i, j), at("map", "C[2]", i, j));
+        let m = at("one_loop_shift", "C[2]", i, j);
+        assert!(
+            (n * (post - map) - m).abs() < 1e-12,
+            "{i}{j}: {post} − {map} ≠ {m}/N"
+        );
+    }
+    // the readout layer's mean diagonal: its standard error bounded by the entries' mean
+    let diagonal = |key: &str| (at(key, "C[2]", 0, 0) + at(key, "C[2]", 1, 1)) / 2.0;
+    let (sim, se) = (diagonal("kernels"), diagonal("standard_errors"));
+    let (map, post) = (diagonal("map"), diagonal("posterior"));
+    assert!(
+        diagonal("one_loop_shift") < -0.04,
+        "m = {}",
+        diagonal("one_loop_shift")
+    );
+    assert!(
+        (map - sim).abs() > 4.0 * se,
+        "the MAP alone is {:.1}σ from the network",
+        (map - sim) / se
+    );
+    assert!(
+        (post - sim).abs() < 3.0 * se,
+        "MAP + m/N: N·(C − simulation) = {:.4} ± {:.4}",
+        n * (post - sim),
+        n * se
+    );
+
+    // solve --method posterior: the same kernels (both by quadrature at P = 2)
+    let mut args = vec!["solve", "--method", "posterior"];
+    args.extend(common);
+    let (code, out, err) = saddle(&args);
+    assert_eq!(code, 0, "{err}");
+    let solved: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(solved["method"], "posterior");
+    for (i, j) in [(0, 0), (0, 1), (1, 1)] {
+        let kernel = solved["kernels"]["C[2]"][i][j].as_f64().unwrap();
+        let map = solved["map"]["C[2]"][i][j].as_f64().unwrap();
+        let m = solved["one_loop_shift"]["C[2]"][i][j].as_f64().unwrap();
+        assert!((kernel - at("posterior", "C[2]", i, j)).abs() < 1e-12);
+        assert!((map - at("map", "C[2]", i, j)).abs() < 1e-12);
+        assert!((n * (kernel - map) - m).abs() < 1e-12);
+    }
+
+    // a recurrent theory's shift is over time: refused, with the reason
+    let (code, _, err) = saddle(&[
+        "solve",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--y",
+        path_str(&y),
+        "--method",
+        "posterior",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("layered theories"), "{err}");
+}

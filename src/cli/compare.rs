@@ -6,6 +6,10 @@
 //! the posterior mean less the prior mean against the theories' shift (the recurrent prior
 //! mean is itself shifted at O(1/N)).
 //!
+//! For a layered theory the posterior-mean kernels MAP + m/N (the prior one-loop shift,
+//! [`crate::finite_width::posterior`]) stand beside the MAP: up to three patterns always,
+//! beyond with `--posterior` (the shift costs seconds per pattern pair).
+//!
 //! Up to three patterns the layered theories are solved by P-dimensional quadrature and
 //! compared entry by entry. Beyond, they are solved by the scalable solvers
 //! ([`crate::finite_width`], importance sampled with their own standard errors) and compared
@@ -56,6 +60,10 @@ pub struct CompareArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Beyond three patterns, add the posterior-mean kernels MAP + m/N (the prior one-loop
+    /// shift, integrated pattern pair by pair: seconds a pair); up to three always.
+    #[arg(long)]
+    pub posterior: bool,
 }
 
 /// One method's kernels by name with their Monte Carlo standard errors (sampled), or why it
@@ -185,6 +193,27 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         .map_err(|e| e.to_string());
         (map, linear)
     };
+    // the posterior mean: the MAP plus the prior one-loop shift m/N, entry by entry
+    let shifts = (!grouped || args.posterior).then(|| {
+        crate::finite_width::posterior::one_loop_shifts(&theory, x.view(), &args.set)
+            .map(|s| s.into_values().collect::<Vec<_>>())
+            .map_err(|e| e.to_string())
+    });
+    let posterior_kernels: MethodKernels = match (&map, &shifts) {
+        (_, None) => Err("beyond three patterns it needs `--posterior`".into()),
+        (_, Some(Err(e))) => Err(e.clone()),
+        (Err(e), _) => Err(e.clone()),
+        (Ok(layers), Some(Ok(shifts))) => Ok(layers
+            .iter()
+            .map(|(name, k, e)| {
+                let shifted = shifts
+                    .iter()
+                    .find(|s| &s.name == name && s.n_shift.dim() == k.dim())
+                    .map_or_else(|| k.clone(), |s| k + &s.shift());
+                (name.clone(), shifted, e.clone())
+            })
+            .collect()),
+    };
     spinner.done();
     let nngp = crate::solve::nngp::nngp_kernels(
         &theory,
@@ -227,10 +256,20 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         }
         let n = network.units_of(key).unwrap_or(1) as f64;
         let (map_k, linear_k) = (find(&map, &name), find(&linear, &name));
+        let posterior_k = find(&posterior_kernels, &name);
         result.matrix(&["kernels", &name], stats.mean.clone());
         result.matrix(&["standard_errors", &name], stats.std_error.clone());
         result.matrix(&["nngp", &name], reference.clone());
-        for (key, solved) in [("linear", &linear_k), ("map", &map_k)] {
+        if let Some(Ok(shifts)) = &shifts
+            && let Some(s) = shifts.iter().find(|s| s.name == name)
+        {
+            result.matrix(&["one_loop_shift", &name], s.n_shift.clone());
+        }
+        for (key, solved) in [
+            ("linear", &linear_k),
+            ("map", &map_k),
+            ("posterior", &posterior_k),
+        ] {
             if let Some((k, error)) = solved {
                 result.matrix(&[key, &name], k.clone());
                 if let Some(e) = error {
@@ -266,20 +305,21 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
                         (value, bound, z(value, bound))
                     })
                 };
-                let (lin, mp) = (method(&linear_k), method(&map_k));
+                let (lin, mp, post) = (method(&linear_k), method(&map_k), method(&posterior_k));
                 let show = |m: Option<(f64, f64, f64)>| {
                     m.map_or("—".to_string(), |(v, _, z)| {
                         format!("{:+.4} ({z:+.1})", n * (v - star))
                     })
                 };
                 rows.push(format!(
-                    "{:<6} {:<14} {:>18} {:>16} {:>16} {:>16}",
+                    "{:<6} {:<14} {:>18} {:>16} {:>16} {:>16} {:>16}",
                     name,
                     ["diagonal", "off-diagonal", "same − cross"][which],
                     format!("{:+.4} ± {:.4}", n * (sim.mean - star), n * sim.std_error),
                     format!("{:+.4} ({:+.1})", 0.0, z(star, 0.0)),
                     show(lin),
                     show(mp),
+                    show(post),
                 ));
                 let pair = |m: Option<(f64, f64, f64)>| {
                     m.map_or(
@@ -297,11 +337,16 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
                     "nngp": star,
                     "linear": pair(lin),
                     "map": pair(mp),
+                    "posterior": pair(post),
                 }));
             }
             continue;
         }
-        let (map_k, linear_k) = (map_k.map(|k| k.0), linear_k.map(|k| k.0));
+        let (map_k, linear_k, posterior_k) = (
+            map_k.map(|k| k.0),
+            linear_k.map(|k| k.0),
+            posterior_k.map(|k| k.0),
+        );
         for i in 0..reference.nrows() {
             for j in i..reference.ncols() {
                 let sim = stats.mean[[i, j]];
@@ -315,13 +360,14 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
                     })
                 };
                 rows.push(format!(
-                    "{:<6} {:<6} {:>18} {:>16} {:>16} {:>16}",
+                    "{:<6} {:<6} {:>18} {:>16} {:>16} {:>16} {:>16}",
                     name,
                     format!("{},{}", i + 1, j + 1),
                     format!("{:+.4} ± {:.4}", shift(sim), n * se),
                     format!("{:+.4} ({:+.1})", 0.0, z(star)),
                     method(&linear_k),
                     method(&map_k),
+                    method(&posterior_k),
                 ));
             }
         }
@@ -333,6 +379,10 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         }
         result.set("linear_error", linear.as_ref().err().map(|e| json!(e)));
         result.set("map_error", map.as_ref().err().map(|e| json!(e)));
+        result.set(
+            "posterior_error",
+            posterior_kernels.as_ref().err().map(|e| json!(e)),
+        );
         result.set(
             "simulation",
             Some(
@@ -372,14 +422,15 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
     print_table(
         (6, if grouped { 14 } else { 6 }),
         &rows,
-        [
+        &[
             ("linearised", linear.as_ref().err()),
             ("MAP", map.as_ref().err()),
+            ("MAP + m/N", posterior_kernels.as_ref().err()),
         ],
     );
     outln!(
-        "The MAP omits the prior one-loop shift m/N of THEORY.md §4.5: the posterior mean is \
-         MAP + m/N to leading order."
+        "The MAP is the posterior's mode; its mean is MAP + m/N to leading order, m the prior \
+         one-loop shift of THEORY.md §4.5."
     );
     Ok(())
 }
@@ -543,7 +594,7 @@ fn run_recurrent(
     print_table(
         (8, 6),
         &rows,
-        [
+        &[
             ("linearised", linear.as_ref().err()),
             ("MAP", map.as_ref().err()),
         ],
@@ -556,21 +607,23 @@ fn run_recurrent(
 fn print_table(
     (width, entry): (usize, usize),
     rows: &[String],
-    failures: [(&str, Option<&String>); 2],
+    methods: &[(&str, Option<&String>)],
 ) {
-    outln!(
-        "{:<width$} {:<entry$} {:>18} {:>16} {:>16} {:>16}",
+    let mut header = format!(
+        "{:<width$} {:<entry$} {:>18} {:>16}",
         "kernel",
         if entry > 6 { "statistic" } else { "entry" },
         "simulation",
         "NNGP",
-        "linearised",
-        "MAP"
     );
+    for (name, _) in methods {
+        header.push_str(&format!(" {name:>16}"));
+    }
+    outln!("{header}");
     for row in rows {
         outln!("{row}");
     }
-    for (name, why) in failures {
+    for (name, why) in methods {
         if let Some(why) = why {
             outln!("{name}: not computed — {why}");
         }
@@ -585,7 +638,10 @@ fn posterior_steps(settings: &PosteriorSettings) -> u64 {
 /// A spinner with the elapsed time while the theories are solved (hidden for `--json` or
 /// when stderr is not a terminal).
 fn theory_spinner(json: bool) -> super::progress::Spinner {
-    super::progress::Spinner::new("solving the theories (NNGP, linearised, MAP)…", json)
+    super::progress::Spinner::new(
+        "solving the theories (NNGP, linearised, MAP, the one-loop shift)…",
+        json,
+    )
 }
 
 /// Mixed into the seed of the prior draws, so that they are independent of the chains'.

@@ -1,7 +1,8 @@
-//! `saddle solve --method map|linear`: the kernels of every layer at finite width N — the full
-//! saddle point ([`crate::solve::saddle_point`], [`crate::finite_width::map`]) or the
-//! linearised fluctuation system around the NNGP point ([`crate::solve::fluctuation`]); for a
-//! recurrent theory both over time ([`crate::finite_width::recurrent`]).
+//! `saddle solve --method map|posterior|linear`: the kernels of every layer at finite width N
+//! — the full saddle point ([`crate::solve::saddle_point`], [`crate::finite_width::map`]), the
+//! posterior mean MAP + m/N ([`crate::finite_width::posterior`]) or the linearised
+//! fluctuation system around the NNGP point ([`crate::solve::fluctuation`]); for a recurrent
+//! theory the MAP and the linear system over time ([`crate::finite_width::recurrent`]).
 
 use ndarray::{Array2, ArrayView2};
 use serde_json::{Value, json};
@@ -104,6 +105,8 @@ struct LayerOut {
     conjugate: Array2<f64>,
     /// Monte Carlo standard errors of `kernel` and `conjugate` (sampled expectations).
     errors: Option<(Array2<f64>, Array2<f64>)>,
+    /// `--method posterior`: the MAP (`kernel` is MAP + m/N) and the shift m.
+    posterior: Option<(Array2<f64>, Array2<f64>)>,
 }
 
 /// Solves at finite width and reports (`map`: full saddle point; otherwise the linear system).
@@ -116,7 +119,8 @@ pub fn run(
     capture: bool,
 ) -> Result<Option<RunResult>, CliError> {
     let overrides = args.set.as_slice();
-    let map = args.method == Method::Map;
+    let posterior = args.method == Method::Posterior;
+    let map = args.method == Method::Map || posterior;
     let quadrature = args.quadrature.unwrap_or(64);
     let (json_out, out) = (args.json, args.out.as_deref());
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
@@ -178,11 +182,17 @@ pub fn run(
             )));
         }
     }
-    let method = if map { "map" } else { "linear" };
+    let method = match args.method {
+        Method::Posterior => "posterior",
+        Method::Map => "map",
+        _ => "linear",
+    };
     let mut result = RunResult::new("solve", method, &theory.name, params_json(theory, &params));
     // no total is known in advance (the sweeps stop at convergence): a spinner with the time
     let spinner = super::progress::Spinner::new(
-        if map {
+        if posterior {
+            "solving the saddle point and the prior one-loop shift (posterior-mean kernels)…"
+        } else if map {
             "solving the saddle point (MAP kernels)…"
         } else {
             "solving the linearised system…"
@@ -196,6 +206,7 @@ pub fn run(
             samples: args.samples,
             seed: args.seed,
             force_sampling: args.expectations == Expectations::MonteCarlo,
+            posterior_mean: posterior,
             ..MapSettings::default()
         };
         let s = if recurrent {
@@ -244,7 +255,11 @@ pub fn run(
                 object.insert("test_accuracy".into(), json!(accuracy));
             }
             result.set("nngp_prediction", Some(nngp_prediction));
-            let label = if map { "MAP" } else { "linearised" };
+            let label = match method {
+                "posterior" => "posterior-mean",
+                "map" => "MAP",
+                _ => "linearised",
+            };
             prediction_lines.push(format!(
                 "  ln p(Y|X): {label} kernel {:.4}, NNGP {:.4}",
                 p.log_marginal_likelihood, p.nngp_log_marginal_likelihood
@@ -301,6 +316,7 @@ pub fn run(
             .into_iter()
             .map(|l| LayerOut {
                 errors: l.kernel_error.zip(l.conjugate_error),
+                posterior: l.map_kernel.zip(l.n_shift),
                 name: l.name,
                 conjugate_name: l.conjugate_name,
                 nngp: l.nngp,
@@ -318,16 +334,32 @@ pub fn run(
         let s = saddle_point(theory, x, Some(y), &settings)
             .map_err(|e| solver_error(&e, &args.file))?;
         let extra = json!({ "iterations": s.iterations, "residual": s.residual });
+        // the posterior mean: m/N of the prior one loop on the same patterns, by entry name
+        let shifts = if posterior {
+            crate::finite_width::posterior::one_loop_shifts(theory, x, overrides)
+                .map_err(|e| solver_error(&e, &args.file))?
+                .into_values()
+                .map(|s| (s.name.clone(), s))
+                .collect()
+        } else {
+            std::collections::BTreeMap::new()
+        };
         let layers = s
             .layers
             .into_iter()
-            .map(|l| LayerOut {
-                name: l.name,
-                conjugate_name: l.conjugate_name,
-                nngp: l.nngp,
-                kernel: l.kernel,
-                conjugate: l.conjugate,
-                errors: None,
+            .map(|l| {
+                let shift = shifts
+                    .get(&l.name)
+                    .filter(|s| s.n_shift.dim() == l.kernel.dim());
+                LayerOut {
+                    kernel: shift.map_or_else(|| l.kernel.clone(), |s| &l.kernel + &s.shift()),
+                    posterior: shift.map(|s| (l.kernel, s.n_shift.clone())),
+                    name: l.name,
+                    conjugate_name: l.conjugate_name,
+                    nngp: l.nngp,
+                    conjugate: l.conjugate,
+                    errors: None,
+                }
             })
             .collect::<Vec<_>>();
         (layers, s.width, extra)
@@ -350,6 +382,7 @@ pub fn run(
                 nngp: l.nngp,
                 conjugate: l.conjugate,
                 errors: None,
+                posterior: None,
             })
             .collect::<Vec<_>>();
         (layers, f.width, json!({ "order": order_name }))
@@ -379,6 +412,10 @@ pub fn run(
         if let Some((k, c)) = &l.errors {
             result.matrix(&["standard_errors", &l.name], k.clone());
             result.matrix(&["standard_errors", &l.conjugate_name], c.clone());
+        }
+        if let Some((map_kernel, n_shift)) = &l.posterior {
+            result.matrix(&["map", &l.name], map_kernel.clone());
+            result.matrix(&["one_loop_shift", &l.name], n_shift.clone());
         }
         if let (Some(a), Some(b)) = (alignment(&l.kernel, y), alignment(&l.nngp, y)) {
             alignments.insert(l.name.clone(), json!({ "kernel": a, "nngp": b }));
@@ -410,7 +447,9 @@ pub fn run(
     outln!(
         "theory `{}`: {} on {} training patterns{}",
         theory.name,
-        if map {
+        if posterior {
+            "posterior-mean kernels (MAP + m/N, the prior one-loop shift)"
+        } else if map {
             "full saddle point (MAP kernels)"
         } else {
             "linearised fluctuation system around the NNGP point"
@@ -474,6 +513,15 @@ pub fn run(
             l.name,
             compact(&scaled(l), kernel_error.as_ref())
         );
+        if let Some((map_kernel, n_shift)) = &l.posterior {
+            let n = width.unwrap_or(1.0);
+            outln!(
+                "  {}: of which MAP {shift} = {} and the one-loop shift m = {}",
+                l.name,
+                compact(&((map_kernel - &l.nngp) * n), kernel_error.as_ref()),
+                compact(n_shift, None)
+            );
+        }
         if let (Some(a), Some(b)) = (alignment(&l.kernel, y), alignment(&l.nngp, y)) {
             outln!("  {}: alignment with YYᵀ {a:.6} (NNGP {b:.6})", l.name);
         }

@@ -25,6 +25,10 @@ pub enum Method {
     /// Newton's method with P-dimensional quadrature for P ≤ 3, forward–backward sweeps
     /// with Gaussian closed forms or importance sampling for any P (`--expectations`).
     Map,
+    /// Finite width N: the posterior-mean kernels, the MAP plus the prior one-loop shift m/N
+    /// (THEORY.md §4.5) — what a trained network's kernels average to; the MAP beside them.
+    /// The shift is integrated pattern pair by pair (seconds a pair: tens of patterns).
+    Posterior,
     /// Finite width N: the linearised fluctuation system around the NNGP point (one Newton
     /// step): P-dimensional quadrature for P ≤ 3, matrix-free with the expectations of
     /// `map` (closed forms or importance sampling) for any P (`--expectations`).

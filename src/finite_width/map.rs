@@ -95,6 +95,9 @@ pub struct MapSettings {
     /// Solve the linearised system by central differences of the sampled maps even where
     /// the expansion at the NNGP point applies (a check of it; much slower).
     pub linear_by_differences: bool,
+    /// Add the prior one-loop mean shift m/N to the MAP ([`super::posterior`]): the kernels
+    /// a trained network averages to, rather than their mode.
+    pub posterior_mean: bool,
 }
 
 impl Default for MapSettings {
@@ -111,6 +114,7 @@ impl Default for MapSettings {
             anderson_memory: 6,
             native: &[],
             linear_by_differences: false,
+            posterior_mean: false,
         }
     }
 }
@@ -132,6 +136,10 @@ pub struct MapLayer {
     pub kernel_error: Option<Array2<f64>>,
     /// Monte Carlo standard error of each entry of `conjugate`.
     pub conjugate_error: Option<Array2<f64>>,
+    /// With [`MapSettings::posterior_mean`]: `kernel` is the posterior mean, this the MAP.
+    pub map_kernel: Option<Array2<f64>>,
+    /// With [`MapSettings::posterior_mean`]: the prior one-loop shift m (`kernel` − MAP = m/N).
+    pub n_shift: Option<Array2<f64>>,
 }
 
 /// How one population's expectations were computed.
@@ -407,7 +415,7 @@ fn layered_kernels(
             Ok(((state, sweeps, residual, ess), full))
         };
     let z = draw(settings.samples, 0);
-    let ((state, sweeps, residual, ess), full) = solve(start.clone(), &z, settings.samples)?;
+    let ((state, sweeps, residual, ess), mut full) = solve(start.clone(), &z, settings.samples)?;
     let populations = problem
         .network
         .populations
@@ -424,13 +432,39 @@ fn layered_kernels(
     // replicas: fresh normals, warm start from the solution
     let replicas = if sampled { settings.replicas } else { 0 };
     let Replicas {
-        states: replica_states,
+        states: mut replica_states,
         rescale,
         samples: replica_samples,
     } = replicas_of(settings.samples, replicas, |r, per| {
         let z = draw(per, r as u64 + 1);
         solve(state.clone(), &z, per).map(|(_, s)| s)
     })?;
+    // the posterior mean: the MAP (and every replica's) plus the deterministic m/N, so the
+    // prediction is made with it and the standard errors are the MAP's
+    let shifts = match (settings.posterior_mean, linear) {
+        (false, _) => None,
+        (true, Some(_)) => {
+            return Err(FiniteWidthError::Unsupported(
+                "the posterior-mean shift m/N is added to the MAP, not to the linearised system"
+                    .into(),
+            ));
+        }
+        (true, None) => {
+            let all = joined.as_ref().map_or(x, |a| a.view());
+            Some(super::posterior::one_loop_shifts(
+                theory,
+                all,
+                &settings.overrides,
+            )?)
+        }
+    };
+    let map_fields = shifts.as_ref().map(|_| full.fields.clone());
+    if let Some(shifts) = &shifts {
+        super::posterior::add_shifts(&mut full.fields, shifts);
+        for replica in &mut replica_states {
+            super::posterior::add_shifts(&mut replica.fields, shifts);
+        }
+    }
     let error = |pick: &dyn Fn(&State) -> &Array2<f64>| -> Option<Array2<f64>> {
         let values: Vec<Array2<f64>> = replica_states.iter().map(|s| pick(s).clone()).collect();
         standard_error(&values).map(|e| e * rescale)
@@ -487,6 +521,11 @@ fn layered_kernels(
                 conjugate: full.conjugates[key].clone(),
                 kernel_error: error(&|s: &State| &s.fields[key]),
                 conjugate_error: error(&|s: &State| &s.conjugates[key]),
+                map_kernel: map_fields.as_ref().map(|f| f[key].clone()),
+                n_shift: shifts
+                    .as_ref()
+                    .and_then(|s| s.get(key))
+                    .map(|s| s.n_shift.clone()),
             }
         })
         .collect();

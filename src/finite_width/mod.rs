@@ -13,11 +13,14 @@
 //! * [`map`] solves the forward–backward equations by damped sweeps from the NNGP point
 //!   (THEORY.md §4.3), and the linearised system around it (§4.4) matrix-free, with Monte
 //!   Carlo standard errors from independent replicas;
+//! * [`posterior`] adds the prior one-loop mean shift m/N to the MAP: the posterior-mean
+//!   kernels a trained network averages to;
 //! * [`recurrent`] solves them, and the linearised system, for a recurrent theory, whose one
 //!   population of units is shared over time (one tilted measure over the trajectory).
 
 pub mod gaussian;
 pub mod map;
+pub mod posterior;
 pub mod price;
 pub mod recurrent;
 pub mod tilted;

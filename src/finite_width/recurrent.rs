@@ -779,6 +779,14 @@ pub fn recurrent_kernels(
             x.nrows()
         )));
     }
+    if settings.posterior_mean {
+        return Err(FiniteWidthError::Unsupported(
+            "the posterior-mean kernels (MAP + m/N) are built for layered theories: a recurrent \
+             theory's prior one-loop shift is over time, not pattern pair by pattern pair; \
+             `saddle simulate` samples its posterior mean"
+                .into(),
+        ));
+    }
     if x_test.is_some() && method != RecurrentMethod::Map {
         return Err(FiniteWidthError::Unsupported(
             "test patterns: the linearised system reports the kernels on the training \
@@ -870,6 +878,8 @@ pub fn recurrent_kernels(
                 conjugate: full.conjugates[key].clone(),
                 kernel_error: pick(&|s: &State| s.fields[key].clone()),
                 conjugate_error: pick(&|s: &State| s.conjugates[key].clone()),
+                map_kernel: None,
+                n_shift: None,
             }
         })
         .collect();
