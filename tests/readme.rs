@@ -148,3 +148,97 @@ fn every_readme_command_runs() {
         );
     }
 }
+
+/// The README's synopsis (the ```text block of `cargo run --release -- …` lines, written with
+/// `[optional]` parts and `a|b` alternatives, so not run as it stands) matches the command
+/// line: every subcommand exists, every `--flag` it names is in that subcommand's `--help`,
+/// and every alternative of a `--flag a|b|c` is one of its possible values.
+#[test]
+fn the_readme_synopsis_matches_the_command_line() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    // the synopsis lines, `\` continuations joined, comments (`# …`) dropped
+    let mut lines: Vec<String> = Vec::new();
+    let mut in_text = false;
+    let mut pending = String::new();
+    for line in readme.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") {
+            in_text = trimmed == "```text";
+            continue;
+        }
+        if !in_text {
+            continue;
+        }
+        let code = trimmed.split(" # ").next().unwrap_or("");
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        if let Some(head) = code.trim_end().strip_suffix('\\') {
+            pending.push_str(head);
+            pending.push(' ');
+        } else if !pending.is_empty() || code.starts_with("cargo run --release -- ") {
+            pending.push_str(code);
+            lines.push(std::mem::take(&mut pending));
+        }
+    }
+    let lines: Vec<String> = lines
+        .into_iter()
+        .filter(|l| l.starts_with("cargo run --release -- "))
+        .collect();
+    assert!(lines.len() >= 15, "the synopsis: {lines:#?}");
+    let help = |sub: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_saddle"))
+            .args([sub, "--help"])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("saddle runs");
+        assert!(out.status.success(), "`saddle {sub}` is not a command");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+    };
+    let mut checked = 0;
+    for line in &lines {
+        let rest = &line["cargo run --release -- ".len()..];
+        let tokens: Vec<&str> = rest.split_whitespace().collect();
+        let Some(&sub) = tokens.first() else { continue };
+        if sub.starts_with('-') {
+            continue; // `--help`
+        }
+        let text = help(sub);
+        for (i, token) in tokens.iter().enumerate() {
+            let flag = token.trim_start_matches('[').trim_end_matches([']', ',']);
+            let Some(name) = flag.strip_prefix("--") else {
+                continue;
+            };
+            let name = name.split('=').next().unwrap_or(name);
+            if !word(name) {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("--{name}")),
+                "README synopsis `{line}`: `saddle {sub}` has no --{name}"
+            );
+            checked += 1;
+            let Some(value) = tokens.get(i + 1) else {
+                continue;
+            };
+            let value = value.trim_end_matches(']');
+            let alternatives: Vec<&str> = value.split('|').collect();
+            if alternatives.len() > 1 && alternatives.iter().all(|a| word(a)) {
+                for a in alternatives {
+                    assert!(
+                        text.contains(a),
+                        "README synopsis `{line}`: `{a}` is not a value of `saddle {sub} --{name}`"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 60, "only {checked} flags and values checked");
+}
