@@ -1788,45 +1788,114 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
     found
 }
 
+/// Starts `saddle ARGS` in the crate folder, waits until its Ctrl-C handler is installed and
+/// `after` more, sends SIGINT and returns (exit code, stdout, stderr).
 #[cfg(unix)]
-#[test]
-fn ctrl_c_ends_a_long_command_with_130_and_no_partial_files() {
-    let (x, _) = common::digits(20);
-    let x = temp_file("ctrl_c_x.csv", &common::csv(&x));
-    let out = common::fresh_dir("ctrl-c-out");
-    // a million prior draws of the deep network: minutes, interrupted after its start
+fn interrupted(args: &[&str], after: std::time::Duration) -> (Option<i32>, String, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_saddle"))
-        .args([
-            "simulate",
-            "examples/deep_erf.action",
-            "--x",
-            path_str(&x),
-            "--prior",
-            "--samples",
-            "1000000",
-            "--out",
-            path_str(&out),
-        ])
+        .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("starts");
     wait_for_sigint_handler(child.id());
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::thread::sleep(after);
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(sent.success());
     let output = child.wait_with_output().expect("ends");
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{err}");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_ends_a_long_command_with_130_and_no_partial_files() {
+    let (x, y) = common::digits(20);
+    let x = temp_file("ctrl_c_x.csv", &common::csv(&x));
+    let y = temp_file("ctrl_c_y.csv", &common::csv(&y));
+    let out = common::fresh_dir("ctrl-c-out");
+    // the MAP of 20 digits with a million importance samples: minutes, interrupted early
+    let (code, stdout, err) = interrupted(
+        &[
+            "solve",
+            "examples/deep_erf.action",
+            "--x",
+            path_str(&x),
+            "--y",
+            path_str(&y),
+            "--method",
+            "map",
+            "--set",
+            "N=50",
+            "--samples",
+            "1000000",
+            "--out",
+            path_str(&out),
+        ],
+        std::time::Duration::from_millis(200),
+    );
+    assert_eq!(code, Some(130), "{err}");
     assert!(
         err.contains("saddle: interrupted: nothing was written"),
         "{err}"
     );
-    assert!(output.stdout.is_empty(), "no table printed");
+    assert!(stdout.is_empty(), "no table printed");
     let left = files_under(&out);
     assert!(left.is_empty(), "--out holds {left:?} after Ctrl-C");
+}
+
+/// Ctrl-C stops a simulation at a consistent point: the prior draws made so far are written
+/// with `"interrupted": true` (exit code 130).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_keeps_the_draws_a_simulation_made() {
+    let (x, _) = common::digits(6);
+    let x = temp_file("ctrl_c_sim_x.csv", &common::csv(&x));
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/result.schema.json"),
+        )
+        .expect("the schema"),
+    )
+    .expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    // the posterior's partial result (the batches every chain completed) is tested in
+    // tests/simulate.rs with a deterministic stop: its batches are a tenth of the draws asked
+    let asked = 10_000_000u64;
+    let out = common::fresh_dir("ctrl-c-sim-prior");
+    let (code, _, err) = interrupted(
+        &[
+            "simulate",
+            "examples/deep_erf.action",
+            "--x",
+            path_str(&x),
+            "--set",
+            "N=20",
+            "--prior",
+            "--samples",
+            "10000000",
+            "--out",
+            path_str(&out),
+        ],
+        std::time::Duration::from_millis(1500),
+    );
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("interrupted: the result holds"), "{err}");
+    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert!(validator.is_valid(&json), "the schema");
+    assert_eq!(json["interrupted"], true);
+    let made = json["samples"].as_u64().expect("the draws made");
+    assert!(made >= 2 && made < asked, "{made} draws");
+    let means = json["kernels"]["C[1]"]["file"]
+        .as_str()
+        .expect("a .npy file");
+    assert!(out.join(means).exists(), "{means}");
 }

@@ -567,3 +567,62 @@ fn the_posterior_mean_is_the_map_plus_the_one_loop_shift() {
     assert_eq!(code, 1);
     assert!(err.contains("layered theories"), "{err}");
 }
+
+/// Stopped early (Ctrl-C in `simulate`), the posterior sampler reports the batches every chain
+/// completed — an even number, so split-R-hat still compares half-chains — flagged as
+/// interrupted, and its means agree with the whole run's (whose prefix they are).
+#[test]
+fn a_stopped_posterior_keeps_the_batches_every_chain_completed() {
+    use saddle::simulate::posterior::{BATCHES, sample_posterior_until};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (theory, params) = theory("deep_erf", &[("L", 2.0), ("N", 20.0)]);
+    let network = Network::new(&theory, &params).unwrap();
+    let x = t1_inputs();
+    let simulator = Simulator::new(&network, x.view()).unwrap();
+    let y = array![[1.0], [-1.0]];
+    let settings = PosteriorSettings {
+        chains: 2,
+        samples: 4000,
+        burn_in: 200,
+        thin: 1,
+        seed: 5,
+    };
+    let whole = sample_posterior(&simulator, Targets { y: y.view() }, settings, &no_progress)
+        .expect("the whole run");
+    assert!(!whole.interrupted && whole.draws_per_chain == 4000);
+    // stop once both chains together made burn-in and about 65 % of their draws
+    let steps = AtomicU64::new(0);
+    let tick = |n: u64| {
+        steps.fetch_add(n, Ordering::SeqCst);
+    };
+    let threshold = 2 * (200 + 2600);
+    let stop = || steps.load(Ordering::SeqCst) >= threshold;
+    let part = sample_posterior_until(&simulator, Targets { y: y.view() }, settings, &tick, &stop)
+        .expect("a partial result");
+    assert!(part.interrupted);
+    let batch = 4000 / BATCHES;
+    assert!(
+        part.draws_per_chain.is_multiple_of(2 * batch)
+            && part.draws_per_chain >= 2 * batch
+            && part.draws_per_chain < 4000,
+        "{} draws per chain",
+        part.draws_per_chain
+    );
+    for ((key, a), (_, b)) in whole.entries.iter().zip(&part.entries) {
+        for ((m, s), (pm, ps)) in a
+            .mean
+            .iter()
+            .zip(&a.std_error)
+            .zip(b.mean.iter().zip(&b.std_error))
+        {
+            assert!(pm.is_finite() && *ps > 0.0, "{key:?}");
+            assert!(
+                (m - pm).abs() < 4.0 * s.hypot(*ps),
+                "{key:?}: {m} ± {s} vs {pm} ± {ps}"
+            );
+        }
+    }
+    for (_, s) in &part.summaries {
+        assert!(s.rhat.is_finite() && s.ess > 1.0);
+    }
+}

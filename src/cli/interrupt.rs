@@ -1,8 +1,8 @@
 //! Ctrl-C, the same for every command: one handler, installed when the command line starts.
 //!
 //! A command that can stop on its own at a consistent point (a sweep: the running points
-//! finish, the rows are sorted) holds a [`Graceful`] while it runs and asks [`stopped`]
-//! between steps; the first Ctrl-C then only raises the flag, a second one ends the process
+//! finish, the rows are sorted; `simulate`: the draws made are reported, flagged
+//! `"interrupted"`) holds a [`Graceful`] while it runs and asks [`stopped`] between steps; the first Ctrl-C then only raises the flag, a second one ends the process
 //! at once. Every other command ends at the first Ctrl-C: the temporary files still being
 //! written are removed (every result file is written under a temporary name and renamed
 //! when whole, [`crate::data::atomic`]), one line says so on stderr, and the exit code is 130

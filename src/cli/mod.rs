@@ -137,7 +137,7 @@ pub enum CliError {
     /// Anything else the user can fix, said in one line.
     #[error("{0}")]
     Usage(String),
-    /// Ctrl-C stopped a sweep; what was written is consistent (exit code 130; any other
+    /// Ctrl-C stopped a sweep or a simulation; what was written is consistent (exit code 130; any other
     /// command a Ctrl-C ends at once, with the same code: [`interrupt`]).
     #[error("{0}")]
     Interrupted(String),

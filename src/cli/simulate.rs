@@ -17,8 +17,10 @@ use super::options::{load, params_json, parse_set, theory};
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
-use crate::simulate::posterior::{PosteriorSettings, Targets, WhitenedNetwork, sample_posterior};
-use crate::simulate::prior::sample_prior;
+use crate::simulate::posterior::{
+    PosteriorSettings, Targets, WhitenedNetwork, sample_posterior_until,
+};
+use crate::simulate::prior::sample_prior_until;
 use crate::simulate::{
     Network, PriorDraws, RecurrentNetwork, RecurrentSimulator, SimulateError, Simulator,
 };
@@ -261,15 +263,23 @@ fn report_posterior(
     let steps = (settings.chains * (settings.burn_in + settings.samples * settings.thin)) as u64;
     let bar = progress_bar(steps, args.json);
     let tick = |n: u64| bar.inc(n);
-    let posterior = sample_posterior(simulator, Targets { y: y.view() }, settings, &tick)
-        .map_err(|e| simulate_error(&e, args))?;
+    // Ctrl-C stops the chains and keeps the batches they completed (not inside a sweep,
+    // whose points must be whole: there the sweep stops between points)
+    let graceful = (!capture).then(super::interrupt::Graceful::new);
+    let stop = || graceful.is_some() && super::interrupt::stopped();
+    let posterior =
+        sample_posterior_until(simulator, Targets { y: y.view() }, settings, &tick, &stop)
+            .map_err(|e| simulate_error(&e, args))?;
     bar.finish_and_clear();
+    if posterior.interrupted {
+        out.set("interrupted", Some(json!(true)));
+    }
     out.set(
         "sampler",
         Some(json!({
             "name": "elliptical slice sampling",
             "chains": settings.chains,
-            "samples_per_chain": settings.samples,
+            "samples_per_chain": posterior.draws_per_chain,
             "burn_in": settings.burn_in,
             "thin": settings.thin,
             "likelihood_evaluations_per_step": posterior.evaluations_per_step,
@@ -326,9 +336,18 @@ fn report_posterior(
         return Ok(Some(out));
     }
     write_out(args, &out)?;
+    let done = || {
+        stopped_early(
+            posterior.interrupted,
+            format!(
+                "{} of {} draws per chain",
+                posterior.draws_per_chain, settings.samples
+            ),
+        )
+    };
     if args.json {
         outln!("{}", out.to_json());
-        return Ok(None);
+        return done();
     }
     outln!(
         "theory {} — the finite network's posterior given {} training targets: elliptical slice \
@@ -337,7 +356,7 @@ fn report_posterior(
         tables_theory.name,
         train,
         settings.chains,
-        settings.samples,
+        posterior.draws_per_chain,
         settings.burn_in,
         settings.thin,
         settings.seed,
@@ -382,7 +401,7 @@ fn report_posterior(
             100.0 * acc
         );
     }
-    Ok(None)
+    done()
 }
 
 /// One field entry's table row.
@@ -715,10 +734,16 @@ fn report_prior(
     let samples = args.samples.unwrap_or(4000);
     let bar = progress_bar(samples as u64, args.json);
     let tick = |n: u64| bar.inc(n);
-    let prior =
-        sample_prior(simulator, samples, args.seed, &tick).map_err(|e| simulate_error(&e, args))?;
+    // Ctrl-C skips the draws not yet started and reports the ones made (not inside a sweep)
+    let graceful = (!capture).then(super::interrupt::Graceful::new);
+    let stop = || graceful.is_some() && super::interrupt::stopped();
+    let prior = sample_prior_until(simulator, samples, args.seed, &tick, &stop)
+        .map_err(|e| simulate_error(&e, args))?;
     bar.finish_and_clear();
-    out.set("samples", Some(json!(samples)));
+    out.set("samples", Some(json!(prior.samples)));
+    if prior.interrupted {
+        out.set("interrupted", Some(json!(true)));
+    }
     for (key, stats) in &prior.entries {
         let name = simulator.entry_name(key);
         out.matrix(&["variance", &name], stats.variance.clone());
@@ -736,19 +761,36 @@ fn report_prior(
         return Ok(Some(out));
     }
     write_out(args, &out)?;
+    let done = || {
+        stopped_early(
+            prior.interrupted,
+            format!("{} of {samples} draws", prior.samples),
+        )
+    };
     if args.json {
         outln!("{}", out.to_json());
-        return Ok(None);
+        return done();
     }
     outln!(
         "theory {} — the finite network, {} independent prior draws (seed {}), {} patterns",
         theory.name,
-        samples,
+        prior.samples,
         args.seed,
         simulator.inputs().nrows()
     );
     print_prior(&report);
     print_left_out(left_out);
+    done()
+}
+
+/// After a result was written and printed: a Ctrl-C that stopped the sampling early is
+/// reported as an interruption (exit code 130) that says what the result holds.
+fn stopped_early(interrupted: bool, held: String) -> Result<Option<RunResult>, CliError> {
+    if interrupted {
+        return Err(CliError::Interrupted(format!(
+            "interrupted: the result holds {held} (`\"interrupted\": true`)"
+        )));
+    }
     Ok(None)
 }
 

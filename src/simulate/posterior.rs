@@ -89,6 +89,10 @@ pub struct PosteriorSample {
     pub evaluations_per_step: f64,
     /// Proposals whose fields could not be evaluated (rejected), over all chains.
     pub failed_evaluations: usize,
+    /// Draws per chain behind the estimates (`settings.samples` unless interrupted).
+    pub draws_per_chain: usize,
+    /// Stopped early ([`sample_posterior_until`]): the estimates hold the draws made.
+    pub interrupted: bool,
 }
 
 /// A network whose draw is a deterministic function of standard normals — the sampler's
@@ -150,8 +154,9 @@ struct State {
 /// Streamed sums of one tracked array: per-batch sums, per-half sums of squares.
 struct Stream {
     batches: Vec<Array2<f64>>,
-    half_squares: [Array2<f64>; 2],
-    half_counts: [usize; 2],
+    /// Σ x² per batch: the half-chains of split-R-hat are any even number of leading batches
+    /// (all of them, or the complete ones of an interrupted run).
+    batch_squares: Vec<Array2<f64>>,
     batch_counts: Vec<usize>,
 }
 
@@ -159,8 +164,7 @@ impl Stream {
     fn new(dim: (usize, usize)) -> Self {
         Stream {
             batches: (0..BATCHES).map(|_| Array2::zeros(dim)).collect(),
-            half_squares: [Array2::zeros(dim), Array2::zeros(dim)],
-            half_counts: [0, 0],
+            batch_squares: (0..BATCHES).map(|_| Array2::zeros(dim)).collect(),
             batch_counts: vec![0; BATCHES],
         }
     }
@@ -168,10 +172,25 @@ impl Stream {
     fn add(&mut self, batch: usize, value: &Array2<f64>) {
         self.batches[batch] += value;
         self.batch_counts[batch] += 1;
-        let half = usize::from(batch >= BATCHES / 2);
-        self.half_squares[half].zip_mut_with(value, |s, v| *s += v * v);
-        self.half_counts[half] += 1;
+        self.batch_squares[batch].zip_mut_with(value, |s, v| *s += v * v);
     }
+}
+
+/// The batch of the `recorded`-th draw (0-based) of `samples`.
+fn batch_of(recorded: usize, samples: usize) -> usize {
+    recorded * BATCHES / samples
+}
+
+/// How many leading batches `recorded` draws fill completely.
+fn complete_batches(recorded: usize, samples: usize) -> usize {
+    (1..=BATCHES)
+        .take_while(|&k| draws_in(k, samples) <= recorded)
+        .count()
+}
+
+/// Draws in the first `batches` batches: the first draw of batch k is ⌈k·samples/BATCHES⌉.
+fn draws_in(batches: usize, samples: usize) -> usize {
+    (batches * samples).div_ceil(BATCHES)
 }
 
 struct ChainRecord {
@@ -182,6 +201,8 @@ struct ChainRecord {
     evaluations: usize,
     steps: usize,
     failures: usize,
+    /// Draws recorded (fewer than asked when stopped early).
+    recorded: usize,
 }
 
 /// Samples the posterior of the simulator's network given `targets` on its first
@@ -192,6 +213,21 @@ pub fn sample_posterior(
     targets: Targets<'_>,
     settings: PosteriorSettings,
     progress: &(dyn Fn(u64) + Sync),
+) -> Result<PosteriorSample, SimulateError> {
+    sample_posterior_until(simulator, targets, settings, progress, &|| false)
+}
+
+/// [`sample_posterior`], stopping early when `stop()` turns true (Ctrl-C): every chain ends
+/// its step, and the result is made of the batches every chain completed — an even number,
+/// so split-R-hat still compares half-chains — with [`PosteriorSample::interrupted`] set and
+/// [`PosteriorSample::draws_per_chain`] saying how many draws it holds. Stopped before two
+/// batches are complete (during burn-in, say), it is an error: there is nothing to report.
+pub fn sample_posterior_until(
+    simulator: &dyn WhitenedNetwork,
+    targets: Targets<'_>,
+    settings: PosteriorSettings,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<PosteriorSample, SimulateError> {
     let train = targets.y.nrows();
     let patterns = simulator.patterns();
@@ -230,10 +266,28 @@ pub fn sample_posterior(
     }
     let records: Vec<Result<ChainRecord, SimulateError>> = (0..settings.chains)
         .into_par_iter()
-        .map(|chain| run_chain(simulator, targets, settings, chain, progress))
+        .map(|chain| run_chain(simulator, targets, settings, chain, progress, stop))
         .collect();
     let records = records.into_iter().collect::<Result<Vec<_>, _>>()?;
-    combine(simulator, settings, records)
+    let complete = records
+        .iter()
+        .map(|r| complete_batches(r.recorded, settings.samples))
+        .min()
+        .unwrap_or(0);
+    let used = if complete == BATCHES {
+        BATCHES
+    } else {
+        complete - complete % 2
+    };
+    if used < 2 {
+        let least = records.iter().map(|r| r.recorded).min().unwrap_or(0);
+        return Err(SimulateError::Setting(format!(
+            "stopped after {least} recorded draws per chain (of {}): fewer than two of the {BATCHES} \
+             batches are complete, so there is no estimate to report",
+            settings.samples
+        )));
+    }
+    combine(simulator, settings, records, used)
 }
 
 fn evaluate(
@@ -261,6 +315,7 @@ fn run_chain(
     settings: PosteriorSettings,
     chain: usize,
     progress: &(dyn Fn(u64) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<ChainRecord, SimulateError> {
     let train = targets.y.nrows();
     let patterns = simulator.patterns();
@@ -284,7 +339,12 @@ fn run_chain(
     let (mut evaluations, mut failures) = (0usize, 0usize);
     let steps = settings.burn_in + settings.samples * settings.thin;
     let mut recorded = 0usize;
+    let mut done = 0usize;
     for step in 0..steps {
+        if stop() {
+            break;
+        }
+        done += 1;
         let nu = simulator.standard_normals(&mut rng);
         let level = state.log_likelihood + rng.random::<f64>().ln();
         let mut theta = rng.random::<f64>() * TAU;
@@ -320,7 +380,7 @@ fn run_chain(
         if step < settings.burn_in || !(step - settings.burn_in + 1).is_multiple_of(settings.thin) {
             continue;
         }
-        let batch = recorded * BATCHES / settings.samples;
+        let batch = batch_of(recorded, settings.samples);
         recorded += 1;
         traces[0].push(state.log_likelihood);
         for (i, key) in keys.iter().enumerate() {
@@ -348,8 +408,9 @@ fn run_chain(
         streams,
         traces,
         evaluations,
-        steps,
+        steps: done,
         failures,
+        recorded,
     })
 }
 
@@ -388,15 +449,19 @@ pub fn diagonal_and_off_diagonal_means(block: ArrayView2<'_, f64>) -> (f64, f64)
     (diagonal / p, off)
 }
 
+/// The statistics of the first `used` batches of every chain (all [`BATCHES`], or the even
+/// number every chain completed before a stop).
 fn combine(
     simulator: &dyn WhitenedNetwork,
     settings: PosteriorSettings,
     records: Vec<ChainRecord>,
+    used: usize,
 ) -> Result<PosteriorSample, SimulateError> {
     // every chain draws the same entries (the network's schedule)
     let keys = records[0].keys.clone();
     let chains = records.len();
-    let total_draws = (chains * settings.samples) as f64;
+    let draws_per_chain = draws_in(used, settings.samples);
+    let total_draws = (chains * draws_per_chain) as f64;
     let stream_statistics = |index: usize| -> Result<EntryPosterior, SimulateError> {
         let dim = records[0].streams[index].batches[0].dim();
         let mut out = EntryPosterior {
@@ -405,7 +470,7 @@ fn combine(
             ess: Array2::zeros(dim),
             rhat: Array2::zeros(dim),
         };
-        let mut batch_means = vec![vec![0.0; BATCHES]; chains];
+        let mut batch_means = vec![vec![0.0; used]; chains];
         let mut halves = Vec::with_capacity(2 * chains);
         for (idx, _) in out.mean.clone().indexed_iter() {
             halves.clear();
@@ -414,11 +479,11 @@ fn combine(
             for (c, record) in records.iter().enumerate() {
                 let stream = &record.streams[index];
                 for half in 0..2 {
-                    let range = half * BATCHES / 2..(half + 1) * BATCHES / 2;
+                    let range = half * used / 2..(half + 1) * used / 2;
                     let count: usize = stream.batch_counts[range.clone()].iter().sum();
                     let total: f64 = range.clone().map(|b| stream.batches[b][idx]).sum();
                     let mean = total / count as f64;
-                    let squares = stream.half_squares[half][idx];
+                    let squares: f64 = range.map(|b| stream.batch_squares[b][idx]).sum();
                     let variance =
                         ((squares - count as f64 * mean * mean) / (count as f64 - 1.0)).max(0.0);
                     halves.push((mean, variance, count));
@@ -466,7 +531,10 @@ fn combine(
             ]
         }));
     for (t, name) in trace_names.enumerate() {
-        let chains_of: Vec<&[f64]> = records.iter().map(|r| r.traces[t].as_slice()).collect();
+        let chains_of: Vec<&[f64]> = records
+            .iter()
+            .map(|r| &r.traces[t][..draws_per_chain.min(r.traces[t].len())])
+            .collect();
         let constant = chains_of
             .iter()
             .all(|c| c.iter().all(|v| *v == chains_of[0][0]));
@@ -513,6 +581,8 @@ fn combine(
         prediction,
         evaluations_per_step: evaluations as f64 / steps.max(1) as f64,
         failed_evaluations: records.iter().map(|r| r.failures).sum(),
+        draws_per_chain,
+        interrupted: used < BATCHES,
     })
 }
 
@@ -524,4 +594,27 @@ fn not_mixing(what: &str) -> SimulateError {
          between them, so the posterior was not sampled (R-hat is infinite); use more units \
          (`--set N=…`), more noise (κ) or longer chains (`--samples`, `--burn-in`)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_boundaries_agree_with_the_batch_of_each_draw() {
+        for samples in [20, 37, 1000, 1001] {
+            for k in 0..=BATCHES {
+                let counted = (0..samples).filter(|&r| batch_of(r, samples) < k).count();
+                assert_eq!(
+                    draws_in(k, samples),
+                    counted,
+                    "{samples} draws, {k} batches"
+                );
+                assert_eq!(complete_batches(counted, samples), k);
+                if counted > 0 && k > 0 {
+                    assert_eq!(complete_batches(counted - 1, samples), k - 1);
+                }
+            }
+        }
+    }
 }

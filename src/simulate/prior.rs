@@ -34,11 +34,16 @@ pub struct EntryStatistics {
 /// The result of [`sample_prior`].
 #[derive(Debug, Clone)]
 pub struct PriorSample {
-    /// Draws made.
+    /// Draws made (fewer than asked when stopped early).
     pub samples: usize,
+    /// Stopped early ([`sample_prior_until`]): the statistics are of the draws made.
+    pub interrupted: bool,
     /// Every entry a draw computes, in the order computed.
     pub entries: Vec<(EntryKey, EntryStatistics)>,
 }
+
+/// A chunk's moments and how many draws it made (None: skipped after a stop).
+type ChunkMoments = (Vec<Moments>, usize);
 
 #[derive(Clone)]
 struct Moments {
@@ -85,6 +90,20 @@ pub fn sample_prior(
     seed: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PriorSample, SimulateError> {
+    sample_prior_until(simulator, samples, seed, progress, &|| false)
+}
+
+/// [`sample_prior`], stopping early when `stop()` turns true (Ctrl-C): chunks of draws not
+/// yet started are skipped, and the statistics are of the draws made (each is its own seeded
+/// stream, so they are independent draws all the same), with [`PriorSample::interrupted`]
+/// set. Fewer than 2 draws made is an error.
+pub fn sample_prior_until(
+    simulator: &(impl PriorDraws + ?Sized),
+    samples: usize,
+    seed: u64,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<PriorSample, SimulateError> {
     if samples < 2 {
         return Err(SimulateError::Setting(format!(
             "--samples {samples}: the prior needs at least 2 draws for a standard error"
@@ -98,9 +117,12 @@ pub fn sample_prior(
     let keys: Vec<EntryKey> = first.entries.keys().cloned().collect();
     let shifts: Vec<Array2<f64>> = keys.iter().map(|k| first.entries[k].clone()).collect();
     let chunks: Vec<usize> = (0..samples.div_ceil(CHUNK)).collect();
-    let partial: Vec<Result<Vec<Moments>, SimulateError>> = chunks
+    let partial: Vec<Result<Option<ChunkMoments>, SimulateError>> = chunks
         .par_iter()
         .map(|&c| {
+            if stop() {
+                return Ok(None);
+            }
             let mut moments: Vec<Moments> =
                 shifts.iter().map(|s| Moments::zeros(s.dim())).collect();
             let end = ((c + 1) * CHUNK).min(samples);
@@ -111,16 +133,25 @@ pub fn sample_prior(
                 }
             }
             progress((end - c * CHUNK) as u64);
-            Ok(moments)
+            Ok(Some((moments, end - c * CHUNK)))
         })
         .collect();
     let mut total: Vec<Moments> = shifts.iter().map(|s| Moments::zeros(s.dim())).collect();
+    let mut made = 0;
     for chunk in partial {
-        for (t, m) in total.iter_mut().zip(&chunk?) {
-            t.merge(m);
+        if let Some((moments, count)) = chunk? {
+            made += count;
+            for (t, m) in total.iter_mut().zip(&moments) {
+                t.merge(m);
+            }
         }
     }
-    let n = samples as f64;
+    if made < 2 {
+        return Err(SimulateError::Setting(format!(
+            "stopped after {made} of {samples} draws: at least 2 are needed for a standard error"
+        )));
+    }
+    let n = made as f64;
     let entries = keys
         .into_iter()
         .zip(total)
@@ -151,5 +182,9 @@ pub fn sample_prior(
             (key, stats)
         })
         .collect();
-    Ok(PriorSample { samples, entries })
+    Ok(PriorSample {
+        samples: made,
+        interrupted: made < samples,
+        entries,
+    })
 }
