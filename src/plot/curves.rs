@@ -216,6 +216,24 @@ impl CurveFigure {
         render_row(std::slice::from_ref(self), path)
     }
 
+    /// The ticks of a logarithmic x axis: the points' own x values when there are few (a
+    /// width sweep N = 50, 100, 200, 400 labels each N), 1–2–5 per decade otherwise.
+    fn log_key_points(&self, lo: f64, hi: f64) -> Vec<f64> {
+        let mut xs: Vec<f64> = self
+            .curves
+            .iter()
+            .flat_map(|s| s.x.iter().copied())
+            .filter(|x| x.is_finite() && *x >= lo && *x <= hi)
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        xs.dedup();
+        if (2..=8).contains(&xs.len()) {
+            xs
+        } else {
+            log_ticks(lo, hi)
+        }
+    }
+
     /// The data ranges (errors included), padded by 5 %, checked.
     fn ranges(&self) -> Result<(Span, Span), PlotError> {
         let mut xs = Vec::new();
@@ -278,16 +296,23 @@ impl CurveFigure {
     ) -> Result<(), PlotError> {
         let fail = |e: &dyn std::fmt::Display| backend_error(path, e);
         root.fill(&WHITE).map_err(|e| fail(&e))?;
+        // a long title shrinks to the panel's width (≈ 0.55 em a character) rather than
+        // running off both edges
+        let width = root.dim_in_pixel().0 as f64;
+        let chars = self.title.chars().count().max(1) as f64;
+        let caption = (24.0f64).min((width - 24.0) / (0.55 * chars)).max(12.0);
         let mut builder = ChartBuilder::on(root);
         builder
-            .caption(&self.title, (FONT, 24))
+            .caption(&self.title, (FONT, caption))
             .margin(16)
             .x_label_area_size(56)
             .y_label_area_size(84);
         if self.log_x {
             let mut chart = builder
                 .build_cartesian_2d(
-                    (x0..x1).log_scale().with_key_points(log_ticks(x0, x1)),
+                    (x0..x1)
+                        .log_scale()
+                        .with_key_points(self.log_key_points(x0, x1)),
                     y0..y1,
                 )
                 .map_err(|e| fail(&e))?;
