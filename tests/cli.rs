@@ -1884,7 +1884,7 @@ fn ctrl_c_keeps_the_draws_a_simulation_made() {
             "--out",
             path_str(&out),
         ],
-        std::time::Duration::from_millis(1500),
+        std::time::Duration::from_millis(3000),
     );
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("interrupted: the result holds"), "{err}");

@@ -626,3 +626,59 @@ fn a_stopped_posterior_keeps_the_batches_every_chain_completed() {
         assert!(s.rhat.is_finite() && s.ess > 1.0);
     }
 }
+
+/// With more chains than threads the later chains start only when the first end: stopped in
+/// between, the result keeps the chains that completed two batches or more (here on one
+/// thread: chain 1 whole, chain 2 at 60 %, chains 3 and 4 never started), and a split
+/// sample count (45: batches of 4, five draws left out) still gives equal half-chains.
+#[test]
+fn a_stopped_posterior_keeps_the_chains_that_ran() {
+    use saddle::simulate::posterior::sample_posterior_until;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (theory, params) = theory("deep_erf", &[("L", 2.0), ("N", 20.0)]);
+    let network = Network::new(&theory, &params).unwrap();
+    let x = t1_inputs();
+    let simulator = Simulator::new(&network, x.view()).unwrap();
+    let y = array![[1.0], [-1.0]];
+    let settings = PosteriorSettings {
+        chains: 4,
+        samples: 45,
+        burn_in: 10,
+        thin: 1,
+        seed: 7,
+    };
+    let whole = sample_posterior(&simulator, Targets { y: y.view() }, settings, &no_progress)
+        .expect("45 draws: batches of 4");
+    assert_eq!((whole.draws_per_chain, whole.interrupted), (40, false));
+    let steps = AtomicU64::new(0);
+    let tick = |n: u64| {
+        steps.fetch_add(n, Ordering::SeqCst);
+    };
+    // chain 1: 55 steps; chain 2: 10 burn-in + 27 draws (6 batches of 4), then stop
+    let stop = || steps.load(Ordering::SeqCst) >= 55 + 37;
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let part = one_thread
+        .install(|| {
+            sample_posterior_until(&simulator, Targets { y: y.view() }, settings, &tick, &stop)
+        })
+        .expect("two chains ran");
+    assert!(part.interrupted);
+    assert_eq!((part.settings.chains, part.draws_per_chain), (2, 24));
+    // stopped before any chain completed two batches: a Stopped error, not a result
+    let none = one_thread.install(|| {
+        sample_posterior_until(
+            &simulator,
+            Targets { y: y.view() },
+            settings,
+            &no_progress,
+            &|| true,
+        )
+    });
+    assert!(
+        matches!(none, Err(saddle::simulate::SimulateError::Stopped(_))),
+        "{none:?}"
+    );
+}

@@ -108,6 +108,13 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
     }
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
     if crate::simulate::recurrent::is_recurrent(&theory) {
+        if args.posterior {
+            return Err(CliError::Usage(
+                "--posterior: the posterior-mean kernels (MAP + m/N) are built for layered \
+                 theories; a recurrent theory's prior one-loop shift is over time"
+                    .into(),
+            ));
+        }
         return run_recurrent(args, &theory, &params, x.view(), y.view());
     }
     let network = Network::new(&theory, &params).map_err(|e| usage(&e))?;
@@ -428,10 +435,12 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
             ("MAP + m/N", posterior_kernels.as_ref().err()),
         ],
     );
-    outln!(
-        "The MAP is the posterior's mode; its mean is MAP + m/N to leading order, m the prior \
-         one-loop shift of THEORY.md §4.5."
-    );
+    if posterior_kernels.is_ok() {
+        outln!(
+            "The MAP is the posterior's mode; its mean is MAP + m/N to leading order, m the \
+             prior one-loop shift of THEORY.md §4.5."
+        );
+    }
     Ok(())
 }
 

@@ -362,6 +362,13 @@ pub fn run(
                 }
             })
             .collect::<Vec<_>>();
+        if posterior && layers.iter().all(|l| l.posterior.is_none()) {
+            return Err(CliError::Usage(
+                "--method posterior: the prior one-loop shift matched none of the kernels \
+                 (their names or shapes differ), so there is no posterior mean to report"
+                    .into(),
+            ));
+        }
         (layers, s.width, extra)
     } else {
         let settings = FluctuationSettings {

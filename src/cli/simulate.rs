@@ -278,7 +278,7 @@ fn report_posterior(
         "sampler",
         Some(json!({
             "name": "elliptical slice sampling",
-            "chains": settings.chains,
+            "chains": posterior.settings.chains,
             "samples_per_chain": posterior.draws_per_chain,
             "burn_in": settings.burn_in,
             "thin": settings.thin,
@@ -355,7 +355,7 @@ fn report_posterior(
          evaluations per step",
         tables_theory.name,
         train,
-        settings.chains,
+        posterior.settings.chains,
         posterior.draws_per_chain,
         settings.burn_in,
         settings.thin,
@@ -704,6 +704,9 @@ fn write_out(args: &SimulateArgs, out: &RunResult) -> Result<(), CliError> {
 
 /// A simulation error; one about a term of the action is shown where it is written.
 fn simulate_error(error: &SimulateError, args: &SimulateArgs) -> CliError {
+    if let SimulateError::Stopped(why) = error {
+        return CliError::Interrupted(format!("interrupted: {why}"));
+    }
     if let SimulateError::NotSimulable { reason, span } = error
         && !span.is_empty()
         && let Ok(source) = super::read_source(&args.file)

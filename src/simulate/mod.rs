@@ -124,6 +124,9 @@ pub enum SimulateError {
     /// The chains' diagnostics could not be computed.
     #[error(transparent)]
     Diagnostics(#[from] diagnostics::DiagnosticsError),
+    /// Stopped (Ctrl-C) before there was anything to estimate from.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// A seed for draw (or chain) `index` of a run seeded with `seed` (SplitMix64 finaliser):

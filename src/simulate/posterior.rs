@@ -89,7 +89,8 @@ pub struct PosteriorSample {
     pub evaluations_per_step: f64,
     /// Proposals whose fields could not be evaluated (rejected), over all chains.
     pub failed_evaluations: usize,
-    /// Draws per chain behind the estimates (`settings.samples` unless interrupted).
+    /// Draws per chain behind the estimates: ⌊samples/BATCHES⌋·BATCHES, or the batches every
+    /// kept chain completed when interrupted (`settings.chains` is then the chains kept).
     pub draws_per_chain: usize,
     /// Stopped early ([`sample_posterior_until`]): the estimates hold the draws made.
     pub interrupted: bool,
@@ -176,21 +177,22 @@ impl Stream {
     }
 }
 
-/// The batch of the `recorded`-th draw (0-based) of `samples`.
+/// The batch of the `recorded`-th draw (0-based) of `samples`: [`BATCHES`] batches of
+/// ⌊samples/BATCHES⌋ draws each, so any even number of leading batches splits into two
+/// half-chains of equal length (split-R-hat); the last samples mod BATCHES draws fall in no
+/// batch (≥ BATCHES) and are left out.
 fn batch_of(recorded: usize, samples: usize) -> usize {
-    recorded * BATCHES / samples
+    recorded / (samples / BATCHES).max(1)
 }
 
 /// How many leading batches `recorded` draws fill completely.
 fn complete_batches(recorded: usize, samples: usize) -> usize {
-    (1..=BATCHES)
-        .take_while(|&k| draws_in(k, samples) <= recorded)
-        .count()
+    (recorded / (samples / BATCHES).max(1)).min(BATCHES)
 }
 
-/// Draws in the first `batches` batches: the first draw of batch k is ⌈k·samples/BATCHES⌉.
+/// Draws in the first `batches` batches.
 fn draws_in(batches: usize, samples: usize) -> usize {
-    (batches * samples).div_ceil(BATCHES)
+    batches * (samples / BATCHES)
 }
 
 struct ChainRecord {
@@ -218,10 +220,11 @@ pub fn sample_posterior(
 }
 
 /// [`sample_posterior`], stopping early when `stop()` turns true (Ctrl-C): every chain ends
-/// its step, and the result is made of the batches every chain completed — an even number,
-/// so split-R-hat still compares half-chains — with [`PosteriorSample::interrupted`] set and
-/// [`PosteriorSample::draws_per_chain`] saying how many draws it holds. Stopped before two
-/// batches are complete (during burn-in, say), it is an error: there is nothing to report.
+/// its step, and the result is made of the chains that completed two batches or more, on the
+/// batches all of them completed — an even number, so split-R-hat still compares equal
+/// half-chains — with [`PosteriorSample::interrupted`] set, `settings.chains` the chains kept
+/// and [`PosteriorSample::draws_per_chain`] the draws each holds. With fewer than two such
+/// chains (stopped during burn-in, say) it is [`SimulateError::Stopped`].
 pub fn sample_posterior_until(
     simulator: &dyn WhitenedNetwork,
     targets: Targets<'_>,
@@ -269,25 +272,29 @@ pub fn sample_posterior_until(
         .map(|chain| run_chain(simulator, targets, settings, chain, progress, stop))
         .collect();
     let records = records.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let complete = records
-        .iter()
-        .map(|r| complete_batches(r.recorded, settings.samples))
-        .min()
-        .unwrap_or(0);
-    let used = if complete == BATCHES {
-        BATCHES
-    } else {
-        complete - complete % 2
-    };
-    if used < 2 {
-        let least = records.iter().map(|r| r.recorded).min().unwrap_or(0);
-        return Err(SimulateError::Setting(format!(
-            "stopped after {least} recorded draws per chain (of {}): fewer than two of the {BATCHES} \
-             batches are complete, so there is no estimate to report",
+    let complete = |r: &ChainRecord| complete_batches(r.recorded, settings.samples);
+    if records.iter().all(|r| complete(r) == BATCHES) {
+        return combine(simulator, settings, records, BATCHES, false);
+    }
+    // stopped: the chains that completed two batches or more (with more chains than threads
+    // the later ones may not have started), on the batches all of them completed
+    let most = records.iter().map(|r| r.recorded).max().unwrap_or(0);
+    let kept: Vec<ChainRecord> = records.into_iter().filter(|r| complete(r) >= 2).collect();
+    let least = kept.iter().map(complete).min().unwrap_or(0);
+    let used = least - least % 2;
+    if kept.len() < 2 || used < 2 {
+        return Err(SimulateError::Stopped(format!(
+            "stopped with {} chain(s) past two of their {BATCHES} batches (the most draws a \
+             chain recorded: {most} of {}): nothing to estimate from, nothing was written",
+            kept.len(),
             settings.samples
         )));
     }
-    combine(simulator, settings, records, used)
+    let settings = PosteriorSettings {
+        chains: kept.len(),
+        ..settings
+    };
+    combine(simulator, settings, kept, used, true)
 }
 
 fn evaluate(
@@ -382,6 +389,9 @@ fn run_chain(
         }
         let batch = batch_of(recorded, settings.samples);
         recorded += 1;
+        if batch >= BATCHES {
+            continue; // the last samples mod BATCHES draws: in no batch
+        }
         traces[0].push(state.log_likelihood);
         for (i, key) in keys.iter().enumerate() {
             let value = &state.draw.entries[key];
@@ -456,6 +466,7 @@ fn combine(
     settings: PosteriorSettings,
     records: Vec<ChainRecord>,
     used: usize,
+    interrupted: bool,
 ) -> Result<PosteriorSample, SimulateError> {
     // every chain draws the same entries (the network's schedule)
     let keys = records[0].keys.clone();
@@ -582,7 +593,7 @@ fn combine(
         evaluations_per_step: evaluations as f64 / steps.max(1) as f64,
         failed_evaluations: records.iter().map(|r| r.failures).sum(),
         draws_per_chain,
-        interrupted: used < BATCHES,
+        interrupted,
     })
 }
 

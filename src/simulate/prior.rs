@@ -18,6 +18,9 @@ use crate::solve::nngp::EntryKey;
 /// Draws per parallel task.
 const CHUNK: usize = 16;
 
+/// Chunks run in parallel before their moments are merged.
+const CHUNKS_PER_BLOCK: usize = 1024;
+
 /// Statistics of one field entry (P×P or P×1 arrays, entry by entry).
 #[derive(Debug, Clone)]
 pub struct EntryStatistics {
@@ -116,39 +119,48 @@ pub fn sample_prior_until(
     let first = draw_at(0)?;
     let keys: Vec<EntryKey> = first.entries.keys().cloned().collect();
     let shifts: Vec<Array2<f64>> = keys.iter().map(|k| first.entries[k].clone()).collect();
-    let chunks: Vec<usize> = (0..samples.div_ceil(CHUNK)).collect();
-    let partial: Vec<Result<Option<ChunkMoments>, SimulateError>> = chunks
-        .par_iter()
-        .map(|&c| {
-            if stop() {
-                return Ok(None);
+    let run_chunk = |c: usize| -> Result<Option<ChunkMoments>, SimulateError> {
+        if stop() {
+            return Ok(None);
+        }
+        let mut moments: Vec<Moments> = shifts.iter().map(|s| Moments::zeros(s.dim())).collect();
+        let end = ((c + 1) * CHUNK).min(samples);
+        for s in c * CHUNK..end {
+            let draw = draw_at(s)?;
+            for ((m, key), shift) in moments.iter_mut().zip(&keys).zip(&shifts) {
+                m.add_draw(&draw.entries[key], shift);
             }
-            let mut moments: Vec<Moments> =
-                shifts.iter().map(|s| Moments::zeros(s.dim())).collect();
-            let end = ((c + 1) * CHUNK).min(samples);
-            for s in c * CHUNK..end {
-                let draw = draw_at(s)?;
-                for ((m, key), shift) in moments.iter_mut().zip(&keys).zip(&shifts) {
-                    m.add_draw(&draw.entries[key], shift);
-                }
-            }
-            progress((end - c * CHUNK) as u64);
-            Ok(Some((moments, end - c * CHUNK)))
-        })
-        .collect();
+        }
+        progress((end - c * CHUNK) as u64);
+        Ok(Some((moments, end - c * CHUNK)))
+    };
+    // blocks of chunks in parallel, merged in chunk order (the same sums on any number of
+    // threads) as each block ends, so memory stays one block's moments however many draws
     let mut total: Vec<Moments> = shifts.iter().map(|s| Moments::zeros(s.dim())).collect();
     let mut made = 0;
-    for chunk in partial {
-        if let Some((moments, count)) = chunk? {
-            made += count;
-            for (t, m) in total.iter_mut().zip(&moments) {
-                t.merge(m);
+    let chunks = samples.div_ceil(CHUNK);
+    for block in (0..chunks).step_by(CHUNKS_PER_BLOCK) {
+        let partial: Vec<Result<Option<ChunkMoments>, SimulateError>> = (block
+            ..(block + CHUNKS_PER_BLOCK).min(chunks))
+            .into_par_iter()
+            .map(run_chunk)
+            .collect();
+        for chunk in partial {
+            if let Some((moments, count)) = chunk? {
+                made += count;
+                for (t, m) in total.iter_mut().zip(&moments) {
+                    t.merge(m);
+                }
             }
+        }
+        if stop() {
+            break;
         }
     }
     if made < 2 {
-        return Err(SimulateError::Setting(format!(
-            "stopped after {made} of {samples} draws: at least 2 are needed for a standard error"
+        return Err(SimulateError::Stopped(format!(
+            "stopped after {made} of {samples} draws: at least 2 are needed for a standard \
+             error, nothing was written"
         )));
     }
     let n = made as f64;
