@@ -182,6 +182,16 @@ pub fn run(
             )));
         }
     }
+    // the one-loop shift is one 2-D integral per pair of patterns (training and test):
+    // say what that costs before the spinner hides it
+    let patterns = x.nrows() + test.map_or(0, |t| t.0.nrows());
+    let pairs = patterns * patterns.saturating_sub(1) / 2;
+    if posterior && pairs > 100 && !(json_out || capture) {
+        super::emit_error(format_args!(
+            "note: --method posterior integrates the prior one-loop shift over {pairs} pattern \
+             pairs (seconds each on one core): this takes a while\n"
+        ));
+    }
     let method = match args.method {
         Method::Posterior => "posterior",
         Method::Map => "map",

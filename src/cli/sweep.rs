@@ -758,6 +758,7 @@ pub fn figure(dir: &Path, metric: Option<&str>) -> Result<crate::plot::CurveFigu
         } else {
             match method.as_str() {
                 "map" => "MAP kernel, finite N".to_string(),
+                "posterior" => "posterior-mean kernel (MAP + m/N), finite N".to_string(),
                 "linear" => "linearised, finite N".to_string(),
                 "nngp" | "" => metric_label(&metric),
                 other => other.to_string(),
