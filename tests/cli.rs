@@ -1858,14 +1858,7 @@ fn ctrl_c_ends_a_long_command_with_130_and_no_partial_files() {
 fn ctrl_c_keeps_the_draws_a_simulation_made() {
     let (x, _) = common::digits(6);
     let x = temp_file("ctrl_c_sim_x.csv", &common::csv(&x));
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/result.schema.json"),
-        )
-        .expect("the schema"),
-    )
-    .expect("JSON");
-    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let validator = common::schema_validator();
     // the posterior's partial result (the batches every chain completed) is tested in
     // tests/simulate.rs with a deterministic stop: its batches are a tenth of the draws asked
     let asked = 10_000_000u64;
@@ -1890,7 +1883,7 @@ fn ctrl_c_keeps_the_draws_a_simulation_made() {
     assert!(err.contains("interrupted: the result holds"), "{err}");
     let text = std::fs::read_to_string(out.join("result.json")).expect("result.json");
     let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-    assert!(validator.is_valid(&json), "the schema");
+    common::assert_valid(&validator, &json, "simulate interrupted");
     assert_eq!(json["interrupted"], true);
     let made = json["samples"].as_u64().expect("the draws made");
     assert!(made >= 2 && made < asked, "{made} draws");

@@ -215,8 +215,9 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
             .map(|(name, k, e)| {
                 let shifted = shifts
                     .iter()
-                    .find(|s| &s.name == name && s.n_shift.dim() == k.dim())
-                    .map_or_else(|| k.clone(), |s| k + &s.shift());
+                    .filter(|s| &s.name == name)
+                    .find_map(|s| s.added_to(k))
+                    .unwrap_or_else(|| k.clone());
                 (name.clone(), shifted, e.clone())
             })
             .collect()),

@@ -358,12 +358,17 @@ pub fn run(
             .layers
             .into_iter()
             .map(|l| {
-                let shift = shifts
+                let shifted = shifts
                     .get(&l.name)
-                    .filter(|s| s.n_shift.dim() == l.kernel.dim());
+                    .and_then(|s| Some((s.added_to(&l.kernel)?, s.n_shift.clone())));
+                // the posterior mean as the kernel, the MAP and m beside it
+                let (kernel, posterior) = match shifted {
+                    Some((mean, n_shift)) => (mean, Some((l.kernel, n_shift))),
+                    None => (l.kernel, None),
+                };
                 LayerOut {
-                    kernel: shift.map_or_else(|| l.kernel.clone(), |s| &l.kernel + &s.shift()),
-                    posterior: shift.map(|s| (l.kernel, s.n_shift.clone())),
+                    kernel,
+                    posterior,
                     name: l.name,
                     conjugate_name: l.conjugate_name,
                     nngp: l.nngp,

@@ -525,7 +525,7 @@ fn layered_kernels(
                 n_shift: shifts
                     .as_ref()
                     .and_then(|s| s.get(key))
-                    .filter(|s| s.n_shift.dim() == full.fields[key].dim())
+                    .filter(|s| s.fits(&full.fields[key]))
                     .map(|s| s.n_shift.clone()),
             }
         })

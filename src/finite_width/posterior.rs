@@ -36,9 +36,15 @@ pub struct OneLoopShift {
 }
 
 impl OneLoopShift {
-    /// m/N, the shift itself.
-    pub fn shift(&self) -> Array2<f64> {
-        &self.n_shift / self.width
+    /// Whether it is the shift of `value` (the same entry on the same patterns).
+    pub fn fits(&self, value: &Array2<f64>) -> bool {
+        self.n_shift.dim() == value.dim()
+    }
+
+    /// `value` + m/N, where the shift [`fits`](Self::fits) it.
+    pub fn added_to(&self, value: &Array2<f64>) -> Option<Array2<f64>> {
+        self.fits(value)
+            .then(|| value + &(&self.n_shift / self.width))
     }
 }
 
@@ -78,19 +84,14 @@ pub fn one_loop_shifts(
 }
 
 /// Adds m/N to every field in `fields` that has a shift of its shape (kernels and mean fields
-/// of the patterns `one_loop_shifts` was given); returns how many it shifted.
+/// of the patterns `one_loop_shifts` was given).
 pub(crate) fn add_shifts(
     fields: &mut BTreeMap<EntryKey, Array2<f64>>,
     shifts: &BTreeMap<EntryKey, OneLoopShift>,
-) -> usize {
-    let mut shifted = 0;
+) {
     for (key, value) in fields.iter_mut() {
-        if let Some(s) = shifts.get(key)
-            && s.n_shift.dim() == value.dim()
-        {
-            *value += &s.shift();
-            shifted += 1;
+        if let Some(shifted) = shifts.get(key).and_then(|s| s.added_to(value)) {
+            *value = shifted;
         }
     }
-    shifted
 }
