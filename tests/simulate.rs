@@ -573,7 +573,7 @@ fn the_posterior_mean_is_the_map_plus_the_one_loop_shift() {
 /// interrupted, and its means agree with the whole run's (whose prefix they are).
 #[test]
 fn a_stopped_posterior_keeps_the_batches_every_chain_completed() {
-    use saddle::simulate::posterior::{BATCHES, sample_posterior_until};
+    use saddle::simulate::posterior::{BATCHES, EllipticalSlice, sample_posterior_until};
     use std::sync::atomic::{AtomicU64, Ordering};
     let (theory, params) = theory("deep_erf", &[("L", 2.0), ("N", 20.0)]);
     let network = Network::new(&theory, &params).unwrap();
@@ -597,8 +597,16 @@ fn a_stopped_posterior_keeps_the_batches_every_chain_completed() {
     };
     let threshold = 2 * (200 + 2600);
     let stop = || steps.load(Ordering::SeqCst) >= threshold;
-    let part = sample_posterior_until(&simulator, Targets { y: y.view() }, settings, &tick, &stop)
-        .expect("a partial result");
+    let part = sample_posterior_until(
+        &EllipticalSlice {
+            network: &simulator,
+        },
+        Targets { y: y.view() },
+        settings,
+        &tick,
+        &stop,
+    )
+    .expect("a partial result");
     assert!(part.interrupted);
     let batch = 4000 / BATCHES;
     assert!(
@@ -633,7 +641,7 @@ fn a_stopped_posterior_keeps_the_batches_every_chain_completed() {
 /// sample count (45: batches of 4, five draws left out) still gives equal half-chains.
 #[test]
 fn a_stopped_posterior_keeps_the_chains_that_ran() {
-    use saddle::simulate::posterior::sample_posterior_until;
+    use saddle::simulate::posterior::{EllipticalSlice, sample_posterior_until};
     use std::sync::atomic::{AtomicU64, Ordering};
     let (theory, params) = theory("deep_erf", &[("L", 2.0), ("N", 20.0)]);
     let network = Network::new(&theory, &params).unwrap();
@@ -662,7 +670,15 @@ fn a_stopped_posterior_keeps_the_chains_that_ran() {
         .unwrap();
     let part = one_thread
         .install(|| {
-            sample_posterior_until(&simulator, Targets { y: y.view() }, settings, &tick, &stop)
+            sample_posterior_until(
+                &EllipticalSlice {
+                    network: &simulator,
+                },
+                Targets { y: y.view() },
+                settings,
+                &tick,
+                &stop,
+            )
         })
         .expect("two chains ran");
     assert!(part.interrupted);
@@ -670,7 +686,9 @@ fn a_stopped_posterior_keeps_the_chains_that_ran() {
     // stopped before any chain completed two batches: a Stopped error, not a result
     let none = one_thread.install(|| {
         sample_posterior_until(
-            &simulator,
+            &EllipticalSlice {
+                network: &simulator,
+            },
             Targets { y: y.view() },
             settings,
             &no_progress,

@@ -158,6 +158,7 @@ pub(crate) fn draw_kernels(
         || {
             let method = match json.get("method").and_then(Value::as_str) {
                 Some("simulate-ess") => "finite network, posterior (elliptical slice sampling):",
+                Some("simulate-langevin") => "finite network, posterior (Langevin dynamics):",
                 Some("simulate-prior") => "finite network, prior draws:",
                 Some(other) => other,
                 None => "nngp",
@@ -241,7 +242,9 @@ fn kernel_panels(
         };
         let what = match method {
             "simulate-prior" => "simulated prior mean".to_string(),
-            "simulate-ess" | "compare" => "simulated posterior mean".to_string(),
+            "simulate-ess" | "simulate-langevin" | "compare" => {
+                "simulated posterior mean".to_string()
+            }
             other => match json.get("width").and_then(Value::as_f64) {
                 Some(n) => format!("{other}, N = {n}"),
                 None => other.to_string(),

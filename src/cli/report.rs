@@ -262,7 +262,7 @@ fn kernel_caption(json: &Value) -> String {
     let method = json["method"].as_str().unwrap_or("nngp");
     match method {
         "nngp" => "NNGP kernels, one colour scale".into(),
-        "simulate-prior" | "simulate-ess" => {
+        "simulate-prior" | "simulate-ess" | "simulate-langevin" => {
             "The readout kernel's NNGP beside the simulated network's mean".into()
         }
         other => format!("The readout kernel: NNGP beside the finite-width kernel ({other})"),

@@ -17,8 +17,9 @@ use super::options::{load, params_json, parse_set, theory};
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
+use crate::simulate::langevin::{Langevin, WeightNetwork};
 use crate::simulate::posterior::{
-    PosteriorSettings, Targets, WhitenedNetwork, sample_posterior_until,
+    EllipticalSlice, PosteriorSampler, PosteriorSettings, Targets, sample_posterior_until,
 };
 use crate::simulate::prior::sample_prior_until;
 use crate::simulate::{
@@ -58,6 +59,15 @@ pub struct SimulateArgs {
     /// recurrent theories: N·Var).
     #[arg(long, requires = "prior")]
     pub one_loop: bool,
+    /// Posterior sampler: `ess`, elliptical slice sampling of the whitened pre-activations
+    /// (exact); `langevin`, unadjusted Langevin dynamics of the weights (noisy gradient
+    /// descent with weight decay at temperature κ; biased by O(step size); layered theories).
+    #[arg(long, value_enum, default_value_t = Sampler::Ess)]
+    pub sampler: Sampler,
+    /// Langevin step size ε (default 0.05/λ_max, λ_max = 1 + λ_max(K_train)/κ the stiffest
+    /// curvature of the potential).
+    #[arg(long = "step-size", value_name = "EPS")]
+    pub step_size: Option<f64>,
     /// Independent chains (posterior).
     #[arg(long, default_value_t = 4)]
     pub chains: usize,
@@ -87,6 +97,15 @@ pub struct SimulateArgs {
     pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub sweep: SweepArgs,
+}
+
+/// How `simulate` samples the posterior.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sampler {
+    /// Elliptical slice sampling in the whitened coordinates (exact).
+    Ess,
+    /// Unadjusted Langevin dynamics of the network's weights.
+    Langevin,
 }
 
 /// Simulates and reports (at every point of a `--sweep`).
@@ -145,10 +164,10 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     let simulator = Simulator::new(&network, x.view()).map_err(|e| simulate_error(&e, args))?;
     let nngp = compared_nngp(&theory, &x, args, y.as_ref().map(|y| y.ncols()))?;
 
-    let method = if args.prior {
-        "simulate-prior"
-    } else {
-        "simulate-ess"
+    let method = match (args.prior, args.sampler) {
+        (true, _) => "simulate-prior",
+        (false, Sampler::Ess) => "simulate-ess",
+        (false, Sampler::Langevin) => "simulate-langevin",
     };
     let mut out = RunResult::new(
         "simulate",
@@ -223,10 +242,31 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         return report_prior(args, capture, &simulator, tables, out, &left_out);
     }
 
+    let y = y.ok_or_else(|| {
+        CliError::Usage("--y is needed to sample the posterior (or pass --prior)".into())
+    })?;
+    let ess = EllipticalSlice {
+        network: &simulator,
+    };
+    let langevin;
+    let sampler: (&dyn PosteriorSampler, SamplerInfo) = match args.sampler {
+        Sampler::Ess => (&ess, SamplerInfo::elliptical_slice()),
+        Sampler::Langevin => {
+            let weights = WeightNetwork::new(&simulator).map_err(|e| simulate_error(&e, args))?;
+            let targets = Targets { y: y.view() };
+            let stiffest = Langevin::stiffest(&weights, targets, args.seed)
+                .map_err(|e| simulate_error(&e, args))?;
+            let parameters = weights.weight_count(y.ncols());
+            langevin = Langevin::new(weights, targets, args.step_size, args.seed)
+                .map_err(|e| simulate_error(&e, args))?;
+            let info = SamplerInfo::langevin(&langevin, stiffest, parameters);
+            (&langevin, info)
+        }
+    };
     report_posterior(
         args,
         capture,
-        &simulator,
+        sampler,
         tables,
         out,
         &left_out,
@@ -235,23 +275,74 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
     )
 }
 
+/// How the posterior was sampled, for the result and the table's heading.
+struct SamplerInfo {
+    /// In words.
+    name: String,
+    /// A line more, in words.
+    detail: Option<String>,
+    /// Its settings beyond chains and draws.
+    settings: Map<String, Value>,
+}
+
+impl SamplerInfo {
+    fn elliptical_slice() -> Self {
+        SamplerInfo {
+            name: "elliptical slice sampling".into(),
+            detail: None,
+            settings: Map::new(),
+        }
+    }
+
+    fn langevin(sampler: &Langevin<'_>, stiffest: f64, parameters: usize) -> Self {
+        let eps = sampler.step_size;
+        let kappa = sampler.weights.noise();
+        // ULA's stationary variance on a direction of curvature λ: 1/(λ(1 − ελ/2))
+        let inflation = |lambda: f64| 1.0 / (1.0 - eps * lambda / 2.0);
+        let mut settings = Map::new();
+        settings.insert("step_size".into(), json!(eps));
+        settings.insert("temperature".into(), json!(kappa));
+        settings.insert("weight_decay".into(), json!(kappa));
+        settings.insert("weights".into(), json!(parameters));
+        settings.insert("stiffest_curvature".into(), json!(stiffest));
+        settings.insert(
+            "variance_inflation".into(),
+            json!({ "prior_directions": inflation(1.0),
+                    "stiffest_direction": if eps * stiffest < 2.0 { json!(inflation(stiffest)) } else { Value::Null } }),
+        );
+        let stiff = if eps * stiffest < 2.0 {
+            format!("×{:.4}", inflation(stiffest))
+        } else {
+            "unbounded (the step is past 2/λ_max)".into()
+        };
+        SamplerInfo {
+            name: format!("unadjusted Langevin dynamics of {parameters} weights"),
+            detail: Some(format!(
+                "step ε = {eps:.3e} (λ_max = {stiffest:.4}): loss ½‖Y − f‖² with weight decay \
+                 κ = {kappa} at temperature κ; the O(ε) bias: variances ×{:.4} along the \
+                 prior, {stiff} along the stiffest direction",
+                inflation(1.0)
+            )),
+            settings,
+        }
+    }
+}
+
 /// The posterior of `simulator`'s network given the training targets, reported into `out`
 /// beside the NNGP in `tables`.
 #[allow(clippy::too_many_arguments)]
 fn report_posterior(
     args: &SimulateArgs,
     capture: bool,
-    simulator: &dyn WhitenedNetwork,
+    (sampler, info): (&dyn PosteriorSampler, SamplerInfo),
     mut tables: Tables<'_>,
     mut out: RunResult,
     left_out: &[String],
-    (y, y_test): (Option<Array2<f64>>, Option<Array2<f64>>),
+    (y, y_test): (Array2<f64>, Option<Array2<f64>>),
     train: usize,
 ) -> Result<Option<RunResult>, CliError> {
+    let simulator = sampler.network();
     let tables_theory = tables.theory;
-    let y = y.ok_or_else(|| {
-        CliError::Usage("--y is needed to sample the posterior (or pass --prior)".into())
-    })?;
     let samples = args.samples.unwrap_or(200);
     let settings = PosteriorSettings {
         chains: args.chains,
@@ -268,24 +359,25 @@ fn report_posterior(
     let graceful = (!capture).then(super::interrupt::Graceful::new);
     let stop = || graceful.is_some() && super::interrupt::stopped();
     let posterior =
-        sample_posterior_until(simulator, Targets { y: y.view() }, settings, &tick, &stop)
+        sample_posterior_until(sampler, Targets { y: y.view() }, settings, &tick, &stop)
             .map_err(|e| simulate_error(&e, args))?;
     bar.finish_and_clear();
     if posterior.interrupted {
         out.set("interrupted", Some(json!(true)));
     }
-    out.set(
-        "sampler",
-        Some(json!({
-            "name": "elliptical slice sampling",
-            "chains": posterior.settings.chains,
-            "samples_per_chain": posterior.draws_per_chain,
-            "burn_in": settings.burn_in,
-            "thin": settings.thin,
-            "likelihood_evaluations_per_step": posterior.evaluations_per_step,
-            "failed_evaluations": posterior.failed_evaluations,
-        })),
-    );
+    let mut described = json!({
+        "name": info.name,
+        "chains": posterior.settings.chains,
+        "samples_per_chain": posterior.draws_per_chain,
+        "burn_in": settings.burn_in,
+        "thin": settings.thin,
+        "likelihood_evaluations_per_step": posterior.evaluations_per_step,
+        "failed_evaluations": posterior.failed_evaluations,
+    });
+    if let Value::Object(m) = &mut described {
+        m.extend(info.settings);
+    }
+    out.set("sampler", Some(described));
     let mut worst_rhat: f64 = 1.0;
     let mut least_ess = f64::INFINITY;
     for (key, stats) in &posterior.entries {
@@ -350,11 +442,11 @@ fn report_posterior(
         return done();
     }
     outln!(
-        "theory {} — the finite network's posterior given {} training targets: elliptical slice \
-         sampling, {} chains × {} draws (burn-in {}, thin {}, seed {}), {:.2} likelihood \
-         evaluations per step",
+        "theory {} — the finite network's posterior given {} training targets: {}, {} chains × \
+         {} draws (burn-in {}, thin {}, seed {}), {:.2} network evaluations per step",
         tables_theory.name,
         train,
+        info.name,
         posterior.settings.chains,
         posterior.draws_per_chain,
         settings.burn_in,
@@ -362,6 +454,9 @@ fn report_posterior(
         settings.seed,
         posterior.evaluations_per_step
     );
+    if let Some(detail) = &info.detail {
+        outln!("{detail}");
+    }
     print_posterior(&report);
     print_left_out(left_out);
     outln!();
@@ -854,10 +949,22 @@ fn execute_recurrent(
     if args.prior {
         return report_prior(args, capture, &simulator, tables, out, &[]);
     }
+    if args.sampler == Sampler::Langevin {
+        return Err(CliError::Usage(
+            "--sampler langevin: recurrent theories are sampled by elliptical slice sampling              only (Langevin dynamics of a weight matrix shared over time is not built yet);              use --sampler ess"
+                .into(),
+        ));
+    }
+    let y = y.ok_or_else(|| {
+        CliError::Usage("--y is needed to sample the posterior (or pass --prior)".into())
+    })?;
+    let ess = EllipticalSlice {
+        network: &simulator,
+    };
     report_posterior(
         args,
         capture,
-        &simulator,
+        (&ess, SamplerInfo::elliptical_slice()),
         tables,
         out,
         &[],

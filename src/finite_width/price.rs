@@ -323,6 +323,18 @@ impl BodyForm {
         body: &Expr,
         constants: &MatrixContext<'_>,
     ) -> Option<BodyForm> {
+        Self::read_up_to(theory, var, body, constants, Regularity::Smooth)
+    }
+
+    /// [`BodyForm::read`], its functions allowed to be as rough as `roughest` (kinks: a
+    /// first derivative almost everywhere is all a gradient needs).
+    pub fn read_up_to(
+        theory: &Theory,
+        var: &str,
+        body: &Expr,
+        constants: &MatrixContext<'_>,
+        roughest: Regularity,
+    ) -> Option<BodyForm> {
         let mut form = BodyForm {
             terms: Vec::new(),
             functions: Vec::new(),
@@ -351,8 +363,8 @@ impl BodyForm {
             let c = scalar(&coefficient, constants).ok()?;
             match rest.as_slice() {
                 [Factor::Random(f, false), Factor::Random(g, true)] => {
-                    let left = form.function(theory, var, f)?;
-                    let right = form.function(theory, var, g)?;
+                    let left = form.function(theory, var, f, roughest)?;
+                    let right = form.function(theory, var, g, roughest)?;
                     form.terms.push(BodyTerm::Outer {
                         coefficient: c,
                         left,
@@ -360,7 +372,7 @@ impl BodyForm {
                     });
                 }
                 [Factor::Random(f, false)] => {
-                    let function = form.function(theory, var, f)?;
+                    let function = form.function(theory, var, f, roughest)?;
                     form.terms.push(BodyTerm::Vector {
                         coefficient: c,
                         function,
@@ -373,8 +385,14 @@ impl BodyForm {
         Some(form)
     }
 
-    fn function(&mut self, theory: &Theory, var: &str, e: &Expr) -> Option<usize> {
-        if regularity(theory, var, e, false)? != Regularity::Smooth {
+    fn function(
+        &mut self,
+        theory: &Theory,
+        var: &str,
+        e: &Expr,
+        roughest: Regularity,
+    ) -> Option<usize> {
+        if regularity(theory, var, e, false)? > roughest {
             return None;
         }
         if let Some(i) = self.functions.iter().position(|f| f == e) {

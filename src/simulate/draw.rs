@@ -29,6 +29,10 @@ pub struct Draw {
     pub entries: BTreeMap<EntryKey, Array2<f64>>,
 }
 
+/// Population k's pre-activations given the entries drawn before it.
+type UnitsOf<'f> =
+    dyn FnMut(usize, &BTreeMap<EntryKey, Array2<f64>>) -> Result<Array2<f64>, SimulateError> + 'f;
+
 /// A draw and the pre-activations of every population.
 pub type DrawnUnits = (Draw, Vec<Option<Array2<f64>>>);
 
@@ -89,6 +93,55 @@ impl<'a> Simulator<'a> {
     /// The fields at standard normals `z` and the pre-activations of every population
     /// (nₖ×P; `None` for a population the schedule did not reach).
     pub fn draw_with_units(&self, z: &[Array2<f64>]) -> Result<DrawnUnits, SimulateError> {
+        self.fields_with(&mut |k, entries| self.population_units(k, entries, &z[k]))
+    }
+
+    /// The fields of a network whose populations' pre-activations are given (nₖ×P each, in
+    /// population order) — by weights, say, instead of whitened normals.
+    pub fn fields_of_units(&self, units: &[Array2<f64>]) -> Result<Draw, SimulateError> {
+        self.fields_with(&mut |k, _| Ok(units[k].clone()))
+            .map(|(draw, _)| draw)
+    }
+
+    /// Population `k`'s pre-activations Z Lᵀ + 𝟏mᵀ at standard normals `z`, given the
+    /// entries drawn before.
+    fn population_units(
+        &self,
+        k: usize,
+        entries: &BTreeMap<EntryKey, Array2<f64>>,
+        z: &Array2<f64>,
+    ) -> Result<Array2<f64>, SimulateError> {
+        let pop = &self.network.populations[k];
+        let what = format!("the covariance of the units of term {}", k + 1);
+        let cov = self.matrix(entries, &[], &pop.cov, &what)?;
+        let factor = covariance_factor(&cov, &what)?;
+        let mut h = z.dot(&factor.t());
+        match self.value(entries, &[], &pop.mean, "the mean of the units")? {
+            Value::Scalar(m) => h += m,
+            Value::Matrix(m) if m.len() == h.ncols() => {
+                h += &m.column(0).insert_axis(Axis(0));
+            }
+            Value::Matrix(m) => {
+                return Err(SimulateError::Evaluate {
+                    what: "the mean of the units".into(),
+                    reason: format!("a {}×{} matrix, not a P-vector", m.nrows(), m.ncols()),
+                });
+            }
+        }
+        if let Some(bad) = h.iter().find(|v| !v.is_finite()) {
+            return Err(SimulateError::Evaluate {
+                what,
+                reason: format!("a pre-activation came out {bad}"),
+            });
+        }
+        Ok(h)
+    }
+
+    /// Runs the network's schedule, population k's units given by `units_of(k, entries)`.
+    fn fields_with(
+        &self,
+        units_of: &mut UnitsOf<'_>,
+    ) -> Result<DrawnUnits, SimulateError> {
         let network = self.network;
         let mut entries: BTreeMap<EntryKey, Array2<f64>> = BTreeMap::new();
         let mut units: Vec<Option<Array2<f64>>> = vec![None; network.populations.len()];
@@ -100,34 +153,7 @@ impl<'a> Simulator<'a> {
                     entries.insert(def.key.clone(), value);
                 }
                 Step::Population(k) => {
-                    let pop = &network.populations[k];
-                    let what = format!("the covariance of the units of term {}", k + 1);
-                    let cov = self.matrix(&entries, &[], &pop.cov, &what)?;
-                    let factor = covariance_factor(&cov, &what)?;
-                    let mut h = z[k].dot(&factor.t());
-                    match self.value(&entries, &[], &pop.mean, "the mean of the units")? {
-                        Value::Scalar(m) => h += m,
-                        Value::Matrix(m) if m.len() == h.ncols() => {
-                            h += &m.column(0).insert_axis(Axis(0));
-                        }
-                        Value::Matrix(m) => {
-                            return Err(SimulateError::Evaluate {
-                                what: "the mean of the units".into(),
-                                reason: format!(
-                                    "a {}×{} matrix, not a P-vector",
-                                    m.nrows(),
-                                    m.ncols()
-                                ),
-                            });
-                        }
-                    }
-                    if let Some(bad) = h.iter().find(|v| !v.is_finite()) {
-                        return Err(SimulateError::Evaluate {
-                            what: what.clone(),
-                            reason: format!("a pre-activation came out {bad}"),
-                        });
-                    }
-                    units[k] = Some(h);
+                    units[k] = Some(units_of(k, &entries)?);
                 }
                 Step::Field(r) => {
                     let rule = &network.rules[r];

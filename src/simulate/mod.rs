@@ -11,6 +11,8 @@
 //! * [`posterior`]: the posterior given training targets by elliptical slice sampling in the
 //!   whitened coordinates, the readout integrated out (likelihood 𝒩(Y; 0, K + κI)); several
 //!   chains, R-hat and effective sample sizes ([`diagnostics`]), predictions on test patterns.
+//! * [`langevin`]: the same posterior by unadjusted Langevin dynamics of the network's weights
+//!   (noisy gradient descent with weight decay at temperature κ), its O(step) bias stated.
 //!
 //! * [`recurrent`]: a recurrent theory (an expectation over a time family) as one network
 //!   whose weight matrix is shared over time, h(t) = W f(h(t−1)) + ξ(t).
@@ -27,6 +29,7 @@
 pub mod diagnostics;
 pub mod draw;
 pub mod glauber;
+pub mod langevin;
 pub mod network;
 pub mod posterior;
 pub mod prior;

@@ -142,14 +142,154 @@ pub struct Targets<'a> {
     pub y: ArrayView2<'a, f64>,
 }
 
-struct State {
-    z: Vec<Array2<f64>>,
-    draw: Draw,
+/// What a chain records at a step: the network's fields, its readout kernel on every pattern
+/// and the GP given it on the training block (the likelihood with the readout weights
+/// integrated out, and the prediction's factor).
+pub struct Observation {
+    /// Every field entry of the network.
+    pub draw: Draw,
     /// The readout kernel on all patterns (the test blocks predict).
-    kernel: Array2<f64>,
-    /// The GP fitted on the training block: the likelihood, and the prediction's factor.
-    gp: GpPosterior,
-    log_likelihood: f64,
+    pub kernel: Array2<f64>,
+    /// The GP fitted on the training block.
+    pub gp: GpPosterior,
+    /// ln 𝒩(Y; 0, K_train + κI).
+    pub log_likelihood: f64,
+}
+
+impl Observation {
+    /// The observation of a drawn network: its readout kernel and the GP on `targets`.
+    pub fn of(
+        simulator: &dyn WhitenedNetwork,
+        targets: Targets<'_>,
+        draw: Draw,
+    ) -> Result<Observation, SimulateError> {
+        let train = targets.y.nrows();
+        let (kernel, noise) = simulator.readout(&draw)?;
+        let k_train = kernel.slice(s![..train, ..train]).to_owned();
+        let gp = GpPosterior::fit(k_train, targets.y, noise)?;
+        Ok(Observation {
+            draw,
+            kernel,
+            log_likelihood: gp.log_marginal_likelihood(),
+            gp,
+        })
+    }
+}
+
+/// A Markov chain whose stationary distribution is the posterior of the network's fields.
+pub trait PosteriorChain {
+    /// One step.
+    fn advance(&mut self, rng: &mut StdRng) -> Result<(), SimulateError>;
+    /// The current state as the sampler reports it.
+    fn observe(&mut self) -> Result<&Observation, SimulateError>;
+    /// Evaluations of the network (likelihood or gradient) so far.
+    fn evaluations(&self) -> usize;
+    /// Proposals whose fields could not be evaluated (rejected) so far.
+    fn failures(&self) -> usize;
+}
+
+/// A way of sampling the posterior: it starts chains on the network's patterns.
+pub trait PosteriorSampler: Sync {
+    /// The network sampled.
+    fn network(&self) -> &dyn WhitenedNetwork;
+    /// A chain started from a prior draw made with `rng`.
+    fn start<'s>(
+        &'s self,
+        targets: Targets<'_>,
+        rng: &mut StdRng,
+    ) -> Result<Box<dyn PosteriorChain + 's>, SimulateError>;
+}
+
+/// Elliptical slice sampling in the whitened coordinates Z of a [`WhitenedNetwork`].
+pub struct EllipticalSlice<'a> {
+    /// The network.
+    pub network: &'a dyn WhitenedNetwork,
+}
+
+impl PosteriorSampler for EllipticalSlice<'_> {
+    fn network(&self) -> &dyn WhitenedNetwork {
+        self.network
+    }
+
+    fn start<'s>(
+        &'s self,
+        targets: Targets<'_>,
+        rng: &mut StdRng,
+    ) -> Result<Box<dyn PosteriorChain + 's>, SimulateError> {
+        let z = self.network.standard_normals(rng);
+        let draw = self.network.draw(&z)?;
+        let observation = Observation::of(self.network, targets, draw)?;
+        Ok(Box::new(SliceChain {
+            network: self.network,
+            y: targets.y.to_owned(),
+            z,
+            observation,
+            evaluations: 0,
+            failures: 0,
+        }))
+    }
+}
+
+struct SliceChain<'a> {
+    network: &'a dyn WhitenedNetwork,
+    y: Array2<f64>,
+    z: Vec<Array2<f64>>,
+    observation: Observation,
+    evaluations: usize,
+    failures: usize,
+}
+
+impl PosteriorChain for SliceChain<'_> {
+    fn advance(&mut self, rng: &mut StdRng) -> Result<(), SimulateError> {
+        let nu = self.network.standard_normals(rng);
+        let level = self.observation.log_likelihood + rng.random::<f64>().ln();
+        let mut theta = rng.random::<f64>() * TAU;
+        let (mut low, mut high) = (theta - TAU, theta);
+        loop {
+            let (c, sn) = (theta.cos(), theta.sin());
+            let proposal: Vec<Array2<f64>> = self
+                .z
+                .iter()
+                .zip(&nu)
+                .map(|(z, n)| z * c + n * sn)
+                .collect();
+            self.evaluations += 1;
+            let evaluated = self
+                .network
+                .draw(&proposal)
+                .and_then(|draw| Observation::of(self.network, Targets { y: self.y.view() }, draw));
+            match evaluated {
+                Ok(next) if next.log_likelihood > level => {
+                    self.z = proposal;
+                    self.observation = next;
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(_) => self.failures += 1,
+            }
+            if theta < 0.0 {
+                low = theta;
+            } else {
+                high = theta;
+            }
+            if high - low < 1e-12 {
+                return Ok(());
+            }
+            theta = low + rng.random::<f64>() * (high - low);
+        }
+    }
+
+    fn observe(&mut self) -> Result<&Observation, SimulateError> {
+        Ok(&self.observation)
+    }
+
+    fn evaluations(&self) -> usize {
+        self.evaluations
+    }
+
+    fn failures(&self) -> usize {
+        self.failures
+    }
 }
 
 /// Streamed sums of one tracked array: per-batch sums, per-half sums of squares.
@@ -216,7 +356,8 @@ pub fn sample_posterior(
     settings: PosteriorSettings,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PosteriorSample, SimulateError> {
-    sample_posterior_until(simulator, targets, settings, progress, &|| false)
+    let sampler = EllipticalSlice { network: simulator };
+    sample_posterior_until(&sampler, targets, settings, progress, &|| false)
 }
 
 /// [`sample_posterior`], stopping early when `stop()` turns true (Ctrl-C): every chain ends
@@ -226,12 +367,13 @@ pub fn sample_posterior(
 /// and [`PosteriorSample::draws_per_chain`] the draws each holds. With fewer than two such
 /// chains (stopped during burn-in, say) it is [`SimulateError::Stopped`].
 pub fn sample_posterior_until(
-    simulator: &dyn WhitenedNetwork,
+    sampler: &dyn PosteriorSampler,
     targets: Targets<'_>,
     settings: PosteriorSettings,
     progress: &(dyn Fn(u64) + Sync),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<PosteriorSample, SimulateError> {
+    let simulator = sampler.network();
     let train = targets.y.nrows();
     let patterns = simulator.patterns();
     if settings.chains < 2 {
@@ -269,7 +411,7 @@ pub fn sample_posterior_until(
     }
     let records: Vec<Result<ChainRecord, SimulateError>> = (0..settings.chains)
         .into_par_iter()
-        .map(|chain| run_chain(simulator, targets, settings, chain, progress, stop))
+        .map(|chain| run_chain(sampler, targets, settings, chain, progress, stop))
         .collect();
     let records = records.into_iter().collect::<Result<Vec<_>, _>>()?;
     let complete = |r: &ChainRecord| complete_batches(r.recorded, settings.samples);
@@ -297,27 +439,8 @@ pub fn sample_posterior_until(
     combine(simulator, settings, kept, used, true)
 }
 
-fn evaluate(
-    simulator: &dyn WhitenedNetwork,
-    targets: Targets<'_>,
-    z: Vec<Array2<f64>>,
-) -> Result<State, SimulateError> {
-    let train = targets.y.nrows();
-    let draw = simulator.draw(&z)?;
-    let (kernel, noise) = simulator.readout(&draw)?;
-    let k_train = kernel.slice(s![..train, ..train]).to_owned();
-    let gp = GpPosterior::fit(k_train, targets.y, noise)?;
-    Ok(State {
-        z,
-        draw,
-        kernel,
-        log_likelihood: gp.log_marginal_likelihood(),
-        gp,
-    })
-}
-
 fn run_chain(
-    simulator: &dyn WhitenedNetwork,
+    sampler: &dyn PosteriorSampler,
     targets: Targets<'_>,
     settings: PosteriorSettings,
     chain: usize,
@@ -325,14 +448,15 @@ fn run_chain(
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<ChainRecord, SimulateError> {
     let train = targets.y.nrows();
-    let patterns = simulator.patterns();
+    let patterns = sampler.network().patterns();
     let mut rng = StdRng::seed_from_u64(stream_seed(settings.seed, chain as u64));
-    let mut state = evaluate(simulator, targets, simulator.standard_normals(&mut rng))?;
-    let keys: Vec<EntryKey> = state.draw.entries.keys().cloned().collect();
+    let mut state = sampler.start(targets, &mut rng)?;
+    let first = state.observe()?;
+    let keys: Vec<EntryKey> = first.draw.entries.keys().cloned().collect();
     let has_test = patterns > train;
     let mut streams: Vec<Stream> = keys
         .iter()
-        .map(|k| Stream::new(state.draw.entries[k].dim()))
+        .map(|k| Stream::new(first.draw.entries[k].dim()))
         .collect();
     if has_test {
         // μ, μ² (for Var[μ] and its error) and σ² of the GP prediction given the kernels
@@ -343,7 +467,6 @@ fn run_chain(
     }
     let mut traces: Vec<Vec<f64>> = vec![Vec::with_capacity(settings.samples); 1 + 3 * keys.len()];
     let target_products = targets.y.dot(&targets.y.t());
-    let (mut evaluations, mut failures) = (0usize, 0usize);
     let steps = settings.burn_in + settings.samples * settings.thin;
     let mut recorded = 0usize;
     let mut done = 0usize;
@@ -352,37 +475,7 @@ fn run_chain(
             break;
         }
         done += 1;
-        let nu = simulator.standard_normals(&mut rng);
-        let level = state.log_likelihood + rng.random::<f64>().ln();
-        let mut theta = rng.random::<f64>() * TAU;
-        let (mut low, mut high) = (theta - TAU, theta);
-        loop {
-            let (c, sn) = (theta.cos(), theta.sin());
-            let proposal: Vec<Array2<f64>> = state
-                .z
-                .iter()
-                .zip(&nu)
-                .map(|(z, n)| z * c + n * sn)
-                .collect();
-            evaluations += 1;
-            match evaluate(simulator, targets, proposal) {
-                Ok(next) if next.log_likelihood > level => {
-                    state = next;
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => failures += 1,
-            }
-            if theta < 0.0 {
-                low = theta;
-            } else {
-                high = theta;
-            }
-            if high - low < 1e-12 {
-                break;
-            }
-            theta = low + rng.random::<f64>() * (high - low);
-        }
+        state.advance(&mut rng)?;
         progress(1);
         if step < settings.burn_in || !(step - settings.burn_in + 1).is_multiple_of(settings.thin) {
             continue;
@@ -392,9 +485,10 @@ fn run_chain(
         if batch >= BATCHES {
             continue; // the last samples mod BATCHES draws: in no batch
         }
-        traces[0].push(state.log_likelihood);
+        let observed = state.observe()?;
+        traces[0].push(observed.log_likelihood);
         for (i, key) in keys.iter().enumerate() {
-            let value = &state.draw.entries[key];
+            let value = &observed.draw.entries[key];
             streams[i].add(batch, value);
             let block = value.slice(s![..train.min(value.nrows()), ..train.min(value.ncols())]);
             let (diagonal, off) = diagonal_and_off_diagonal_means(block);
@@ -403,9 +497,13 @@ fn run_chain(
             traces[3 + 3 * i].push(target_weighted_off_diagonal(block, target_products.view()));
         }
         if has_test {
-            let cross = state.kernel.slice(s![..train, train..]);
-            let diagonal = state.kernel.slice(s![train.., train..]).diag().to_owned();
-            let prediction = state.gp.predict(cross, diagonal.view())?;
+            let cross = observed.kernel.slice(s![..train, train..]);
+            let diagonal = observed
+                .kernel
+                .slice(s![train.., train..])
+                .diag()
+                .to_owned();
+            let prediction = observed.gp.predict(cross, diagonal.view())?;
             let first = streams.len() - 3;
             streams[first].add(batch, &prediction.mean);
             streams[first + 1].add(batch, &prediction.mean.mapv(|m| m * m));
@@ -417,9 +515,9 @@ fn run_chain(
         keys,
         streams,
         traces,
-        evaluations,
+        evaluations: state.evaluations(),
         steps: done,
-        failures,
+        failures: state.failures(),
         recorded,
     })
 }

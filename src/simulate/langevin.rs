@@ -1,0 +1,971 @@
+//! Langevin dynamics of the weights of the network an action describes — noisy gradient
+//! descent with weight decay, the way the field trains Bayesian networks.
+//!
+//! **The network with weights.** Every population's covariance is read as a Gram matrix of
+//! features: K = Σₜ cₜ ⟨fₜ(h)fₜ(h)ᵀ⟩_q + K₀ over the averages the fields it reads are made of
+//! (cₜ ≥ 0) plus a constant K₀ ⪰ 0 (data definitions, biases). With the features as rows,
+//! Fᵀ = [G₀; √(cₜ/n_q)·fₜ(H_q); …] (G₀ᵀG₀ = K₀), a population of n units is
+//! H = W Fᵀ + 𝟏mᵀ with W (n×width) standard normal: the same law as the whitened draw, since
+//! E[H Hᵀ]/n = F Fᵀ = K — in the weights' own coordinates, so that a hidden layer's
+//! pre-activations move with the layers below (backpropagation). The readout is explicit,
+//! f = F_R a with a ~ 𝒩(0, I), F_R the features of the readout kernel. Which averages a
+//! covariance is made of is found numerically: each expression is probed for being affine in
+//! the entries it reads (the coefficients recovered and checked on a second probe), so any
+//! action whose covariances are non-negative combinations of kernels and constants is
+//! trained — deep, residual, with biases; others are refused with the term named.
+//!
+//! **The dynamics.** The posterior of θ = (W's, a) given targets Y on the training rows is
+//! exp(−U), U(θ) = ‖Y − f‖²/(2κ) + ½‖θ‖²: gradient descent on the squared loss ½‖Y − f‖² with
+//! weight decay κ (prior variance 1) at temperature T = κ. The unadjusted Langevin algorithm
+//! θ ← θ − ε∇U + √(2ε) ξ samples it up to a bias of order ε: on a direction of curvature λ the
+//! stationary variance is 1/(λ(1 − ελ/2)) instead of 1/λ, so the prior-dominated weights are
+//! inflated by 1/(1 − ε/2) and the stiffest direction (λ_max = 1 + λ_max(K_train)/κ) by
+//! 1/(1 − ελ_max/2); ε > 2/λ_max diverges. The default ε = 0.05/λ_max keeps the stiffest
+//! direction within 2.6 %. The readout integrated out (Rao–Blackwell), the recorded state is the
+//! same as elliptical slice sampling's: every field of the network and the GP given its
+//! readout kernel — so the two samplers line up key by key.
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array1, Array2, Axis, s};
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+
+use super::SimulateError;
+use super::draw::{Simulator, factor_clipped};
+use super::network::field_reads;
+use super::posterior::{Observation, PosteriorChain, PosteriorSampler, Targets, WhitenedNetwork};
+use crate::check::ir::Expr;
+use crate::finite_width::price::{BodyForm, BodyTerm, Regularity, jet};
+use crate::numeric::matrix::Value;
+use crate::solve::nngp::EntryKey;
+use crate::syntax::Span;
+
+/// A covariance as a Gram matrix: Σ c·⟨f fᵀ⟩ over populations' averages plus a constant.
+#[derive(Debug, Clone)]
+struct Gram {
+    /// (population, function, coefficient c ≥ 0).
+    terms: Vec<(usize, Expr, f64)>,
+    constant: Array2<f64>,
+}
+
+impl Gram {
+    fn constant(value: Array2<f64>) -> Gram {
+        Gram {
+            terms: Vec::new(),
+            constant: value,
+        }
+    }
+
+    fn add_scaled(&mut self, other: &Gram, c: f64) {
+        self.constant.scaled_add(c, &other.constant);
+        for (population, function, coefficient) in &other.terms {
+            match self
+                .terms
+                .iter_mut()
+                .find(|(p, f, _)| p == population && f == function)
+            {
+                Some(term) => term.2 += c * coefficient,
+                None => self
+                    .terms
+                    .push((*population, function.clone(), c * coefficient)),
+            }
+        }
+    }
+}
+
+/// A block of features from an earlier population: `scale · f(H_q)` (n_q rows).
+#[derive(Debug, Clone)]
+struct Source {
+    population: usize,
+    /// Index into the population's functions.
+    function: usize,
+    scale: f64,
+}
+
+/// The features of a covariance, as rows: a constant block, then the sources.
+#[derive(Debug, Clone)]
+struct Features {
+    /// r×P, G₀ᵀG₀ = K₀.
+    fixed: Array2<f64>,
+    sources: Vec<Source>,
+    /// Rows in all.
+    width: usize,
+}
+
+/// One population as a layer of weights.
+#[derive(Debug, Clone)]
+struct Layer {
+    units: usize,
+    features: Features,
+    /// The units' mean (a constant P-vector).
+    mean: Array1<f64>,
+}
+
+/// The network an action describes, with weights: see the module documentation.
+pub struct WeightNetwork<'a> {
+    simulator: &'a Simulator<'a>,
+    /// By population index.
+    layers: Vec<Layer>,
+    /// Populations in the order a forward pass computes them.
+    order: Vec<usize>,
+    /// The distinct entry-wise functions whose values feed later layers, by population.
+    functions: Vec<Vec<Expr>>,
+    readout: Features,
+    noise: f64,
+}
+
+/// The weights θ: one n×width matrix per population, and the readout (width×D).
+#[derive(Debug, Clone)]
+pub struct Weights {
+    /// By population index.
+    pub layers: Vec<Array2<f64>>,
+    /// The readout weights.
+    pub readout: Array2<f64>,
+}
+
+impl Weights {
+    /// ½‖θ‖²: the prior's part of U.
+    fn half_square_norm(&self) -> f64 {
+        0.5 * (self
+            .layers
+            .iter()
+            .map(|w| w.iter().map(|v| v * v).sum::<f64>())
+            .sum::<f64>()
+            + self.readout.iter().map(|v| v * v).sum::<f64>())
+    }
+
+    /// The number of weights.
+    pub fn count(&self) -> usize {
+        self.layers.iter().map(Array2::len).sum::<usize>() + self.readout.len()
+    }
+}
+
+/// A forward pass: every population's pre-activations and its functions' values and slopes.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// H_k (n_k×P) by population.
+    pub units: Vec<Array2<f64>>,
+    /// f(H_k), f′(H_k) per function of population k.
+    values: Vec<Vec<(Array2<f64>, Array2<f64>)>>,
+    /// The readout features Fᵀ_R (width×P).
+    readout_features: Array2<f64>,
+    /// The network output f = F_R a (P×D).
+    pub output: Array2<f64>,
+}
+
+fn refuse(span: Span, reason: String) -> SimulateError {
+    SimulateError::NotSimulable { reason, span }
+}
+
+/// An expression's P×P value at given values of the matrices it reads.
+type MatrixOf<'f> = dyn Fn(&[Array2<f64>]) -> Result<Array2<f64>, SimulateError> + 'f;
+
+/// Symmetric probe matrices with entries in [0.5, 1.5), different for every index.
+fn probe(p: usize, index: usize) -> Array2<f64> {
+    let mut state = super::stream_seed(0x5eed_u64, index as u64);
+    let mut next = || {
+        state = super::stream_seed(state, 1);
+        0.5 + (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut m = Array2::zeros((p, p));
+    for a in 0..p {
+        for b in a..p {
+            let v = next();
+            m[[a, b]] = v;
+            m[[b, a]] = v;
+        }
+    }
+    m
+}
+
+/// The coefficients cⱼ and constant K₀ of an expression affine in `inputs` P×P matrices,
+/// E(X₁, …) = Σ cⱼXⱼ + K₀, recovered by probing `eval` and checked on a joint probe; None
+/// when it is not of that form.
+fn affine_in(
+    inputs: usize,
+    p: usize,
+    eval: &MatrixOf<'_>,
+) -> Option<(Vec<f64>, Array2<f64>)> {
+    let zeros = vec![Array2::zeros((p, p)); inputs];
+    let constant = eval(&zeros).ok()?;
+    if constant.dim() != (p, p) {
+        return None;
+    }
+    let norm = |m: &Array2<f64>| m.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let mut coefficients = Vec::with_capacity(inputs);
+    for j in 0..inputs {
+        let mut at = zeros.clone();
+        at[j] = probe(p, j);
+        let moved = eval(&at).ok()? - &constant;
+        let c = (&moved * &at[j]).sum() / (&at[j] * &at[j]).sum();
+        if norm(&(&moved - &(&at[j] * c))) > 1e-9 * (norm(&moved) + norm(&constant) + 1.0) {
+            return None;
+        }
+        coefficients.push(c);
+    }
+    let joint: Vec<Array2<f64>> = (0..inputs).map(|j| probe(p, inputs + j) * 0.7).collect();
+    let mut expected = constant.clone();
+    for (c, x) in coefficients.iter().zip(&joint) {
+        expected.scaled_add(*c, x);
+    }
+    let got = eval(&joint).ok()?;
+    (norm(&(&got - &expected)) <= 1e-9 * (norm(&expected) + 1.0))
+        .then_some((coefficients, constant))
+}
+
+impl<'a> WeightNetwork<'a> {
+    /// Reads the weights of `simulator`'s network; refuses (naming the term) a network whose
+    /// covariances are not non-negative combinations of kernels, whose units' means move with
+    /// the fields, or whose functions jump (their gradient is zero almost everywhere).
+    pub fn new(simulator: &'a Simulator<'a>) -> Result<Self, SimulateError> {
+        let network = simulator.network;
+        let readout = network.readout.as_ref().ok_or(SimulateError::NoReadout)?;
+        let order: Vec<usize> = network
+            .schedule
+            .iter()
+            .filter_map(|step| match step {
+                super::network::Step::Population(k) => Some(*k),
+                _ => None,
+            })
+            .collect();
+        let mut reader = GramReader {
+            simulator,
+            memo: BTreeMap::new(),
+        };
+        let mut functions: Vec<Vec<Expr>> = vec![Vec::new(); network.populations.len()];
+        let mut layers = Vec::with_capacity(network.populations.len());
+        for (k, pop) in network.populations.iter().enumerate() {
+            let mut mean_reads = Default::default();
+            field_reads(&pop.mean, &mut mean_reads);
+            if mean_reads
+                .iter()
+                .any(|key| !simulator.fixed.contains_key(key))
+            {
+                return Err(refuse(
+                    pop.span,
+                    format!(
+                        "Langevin dynamics: the mean of the units of term {} moves with the \
+                         fields (a mean field); weights cannot represent it — use --sampler ess",
+                        k + 1
+                    ),
+                ));
+            }
+            let mean = match simulator.value(&BTreeMap::new(), &[], &pop.mean, "the mean")? {
+                Value::Scalar(m) => Array1::from_elem(simulator.patterns(), m),
+                Value::Matrix(m) => m.column(0).to_owned(),
+            };
+            let what = format!("the covariance of the units of term {}", k + 1);
+            let gram = reader.expression(&pop.cov, &pop.reads, pop.span, &what)?;
+            let features = features_of(&gram, &mut functions, network, pop.span, &what)?;
+            layers.push(Layer {
+                units: pop.units,
+                features,
+                mean,
+            });
+        }
+        let mut reads = Default::default();
+        field_reads(&readout.kernel, &mut reads);
+        let reads: Vec<EntryKey> = reads.into_iter().collect();
+        let span = readout.kernel.span;
+        let gram = reader.expression(&readout.kernel, &reads, span, "the readout kernel")?;
+        let readout_features = features_of(&gram, &mut functions, network, span, "the readout")?;
+        let mut noise_reads = Default::default();
+        field_reads(&readout.noise, &mut noise_reads);
+        let noise = match simulator.value(&BTreeMap::new(), &[], &readout.noise, "κ") {
+            Ok(Value::Scalar(k)) if noise_reads.is_empty() && k > 0.0 && k.is_finite() => k,
+            _ => {
+                return Err(refuse(
+                    readout.noise.span,
+                    "Langevin dynamics: the readout noise κ must be a positive constant (it \
+                     sets the temperature)"
+                        .into(),
+                ));
+            }
+        };
+        for (k, fs) in functions.iter().enumerate() {
+            let var = &network.populations[k].var;
+            for f in fs {
+                if crate::finite_width::price::regularity(&network.theory, var, f, false)
+                    .is_none_or(|r| r > Regularity::Kinked)
+                {
+                    return Err(refuse(
+                        f.span,
+                        "Langevin dynamics: this function jumps (its gradient is zero almost \
+                         everywhere, so noisy gradient descent cannot train it) — use \
+                         --sampler ess"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(WeightNetwork {
+            simulator,
+            layers,
+            order,
+            functions,
+            readout: readout_features,
+            noise,
+        })
+    }
+
+    /// The readout noise κ: the temperature.
+    pub fn noise(&self) -> f64 {
+        self.noise
+    }
+
+    /// The number of weights with `outputs` readout columns.
+    pub fn weight_count(&self, outputs: usize) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.units * l.features.width)
+            .sum::<usize>()
+            + self.readout.width * outputs
+    }
+
+    /// Weights drawn from the prior, for `outputs` readout columns.
+    pub fn prior_draw(&self, outputs: usize, rng: &mut impl Rng) -> Weights {
+        let mut normal = |rows: usize, cols: usize| {
+            Array2::from_shape_simple_fn((rows, cols), || rng.sample::<f64, _>(StandardNormal))
+        };
+        Weights {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| normal(l.units, l.features.width))
+                .collect(),
+            readout: normal(self.readout.width, outputs),
+        }
+    }
+
+    fn features(
+        &self,
+        features: &Features,
+        values: &[Vec<(Array2<f64>, Array2<f64>)>],
+    ) -> Array2<f64> {
+        let p = self.simulator.patterns();
+        let mut out = Array2::zeros((features.width, p));
+        let r = features.fixed.nrows();
+        out.slice_mut(s![..r, ..]).assign(&features.fixed);
+        let mut row = r;
+        for source in &features.sources {
+            let f = &values[source.population][source.function].0;
+            out.slice_mut(s![row..row + f.nrows(), ..])
+                .assign(&(f * source.scale));
+            row += f.nrows();
+        }
+        out
+    }
+
+    /// The forward pass at `weights`.
+    pub fn forward(&self, weights: &Weights) -> Result<Forward, SimulateError> {
+        let network = self.simulator.network;
+        let p = self.simulator.patterns();
+        let mut units = vec![Array2::zeros((0, p)); self.layers.len()];
+        let mut values: Vec<Vec<(Array2<f64>, Array2<f64>)>> = vec![Vec::new(); self.layers.len()];
+        for &k in &self.order {
+            let layer = &self.layers[k];
+            let features = self.features(&layer.features, &values);
+            let mut h = weights.layers[k].dot(&features);
+            h += &layer.mean.view().insert_axis(Axis(0));
+            if let Some(bad) = h.iter().find(|v| !v.is_finite()) {
+                return Err(SimulateError::Evaluate {
+                    what: format!("the pre-activations of term {}", k + 1),
+                    reason: format!("a value came out {bad} (the dynamics diverged)"),
+                });
+            }
+            let var = &network.populations[k].var;
+            values[k] = self.functions[k]
+                .iter()
+                .map(|f| {
+                    self.simulator.with_context(&BTreeMap::new(), &[], |ctx| {
+                        jet(&network.theory, var, f, h.view(), ctx)
+                            .map(|[v, d, _]| (v, d))
+                            .map_err(|reason| SimulateError::Evaluate {
+                                what: format!("a function of the units of term {}", k + 1),
+                                reason,
+                            })
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            units[k] = h;
+        }
+        let readout_features = self.features(&self.readout, &values);
+        let output = readout_features.t().dot(&weights.readout);
+        Ok(Forward {
+            units,
+            values,
+            readout_features,
+            output,
+        })
+    }
+
+    /// U(θ) = ‖Y − f‖²/(2κ) + ½‖θ‖² over the training rows (the first `y.nrows()`).
+    pub fn potential(&self, weights: &Weights, forward: &Forward, y: &Array2<f64>) -> f64 {
+        let train = y.nrows();
+        let residual = &forward.output.slice(s![..train, ..]) - y;
+        residual.iter().map(|r| r * r).sum::<f64>() / (2.0 * self.noise)
+            + weights.half_square_norm()
+    }
+
+    /// ∇U at `weights` by backpropagation through `forward` (made at `weights`).
+    pub fn gradient(&self, weights: &Weights, forward: &Forward, y: &Array2<f64>) -> Weights {
+        let train = y.nrows();
+        let mut d_output = Array2::zeros(forward.output.dim());
+        d_output
+            .slice_mut(s![..train, ..])
+            .assign(&((&forward.output.slice(s![..train, ..]) - y) / self.noise));
+        let mut d_units: Vec<Array2<f64>> = forward
+            .units
+            .iter()
+            .map(|h| Array2::zeros(h.dim()))
+            .collect();
+        let readout = forward.readout_features.dot(&d_output) + &weights.readout;
+        let d_features = weights.readout.dot(&d_output.t());
+        self.distribute(&self.readout, &d_features, forward, &mut d_units);
+        let mut layers: Vec<Array2<f64>> = weights.layers.clone();
+        for &k in self.order.iter().rev() {
+            let layer = &self.layers[k];
+            let features = self.features(&layer.features, &forward.values);
+            let d_h = std::mem::take(&mut d_units[k]);
+            layers[k] = d_h.dot(&features.t()) + &weights.layers[k];
+            let d_features = weights.layers[k].t().dot(&d_h);
+            self.distribute(&layer.features, &d_features, forward, &mut d_units);
+        }
+        Weights { layers, readout }
+    }
+
+    /// Adds ∂U/∂H_q of every source block of `features` given ∂U/∂Fᵀ.
+    fn distribute(
+        &self,
+        features: &Features,
+        d_features: &Array2<f64>,
+        forward: &Forward,
+        d_units: &mut [Array2<f64>],
+    ) {
+        let mut row = features.fixed.nrows();
+        for source in &features.sources {
+            let slope = &forward.values[source.population][source.function].1;
+            let n = slope.nrows();
+            let block = d_features.slice(s![row..row + n, ..]);
+            ndarray::Zip::from(&mut d_units[source.population])
+                .and(&block)
+                .and(slope)
+                .for_each(|d, &g, &s| *d += source.scale * s * g);
+            row += n;
+        }
+    }
+
+    /// The largest eigenvalue of the readout kernel's training block at `forward`: with κ it
+    /// sets the stiffest curvature 1 + λ/κ of U.
+    pub fn stiffness(&self, forward: &Forward, train: usize) -> f64 {
+        let f = forward.readout_features.slice(s![.., ..train]);
+        let k = f.t().dot(&f);
+        // power iteration on a PSD matrix from the all-ones vector (no orthogonality risk
+        // for a kernel with positive entries; otherwise it still converges from below)
+        let mut v = Array1::from_elem(train, 1.0 / (train as f64).sqrt());
+        let mut lambda = 0.0;
+        for _ in 0..200 {
+            let w = k.dot(&v);
+            let norm = w.dot(&w).sqrt();
+            if norm == 0.0 {
+                return 0.0;
+            }
+            let next = w.dot(&v);
+            v = w / norm;
+            if (next - lambda).abs() <= 1e-10 * next.abs() {
+                return next;
+            }
+            lambda = next;
+        }
+        k.diag().sum().min(lambda * 1.01 + 1e-12).max(lambda)
+    }
+}
+
+/// Reads expressions as Gram matrices, memoising each entry's.
+struct GramReader<'a> {
+    simulator: &'a Simulator<'a>,
+    memo: BTreeMap<EntryKey, Gram>,
+}
+
+impl GramReader<'_> {
+    /// The Gram form of `e` (affine in the entries `reads`).
+    fn expression(
+        &mut self,
+        e: &Expr,
+        reads: &[EntryKey],
+        span: Span,
+        what: &str,
+    ) -> Result<Gram, SimulateError> {
+        let simulator = self.simulator;
+        let p = simulator.patterns();
+        let reads: Vec<EntryKey> = reads
+            .iter()
+            .filter(|k| !simulator.fixed.contains_key(*k))
+            .cloned()
+            .collect();
+        let eval = |inputs: &[Array2<f64>]| {
+            let entries: BTreeMap<EntryKey, Array2<f64>> =
+                reads.iter().cloned().zip(inputs.iter().cloned()).collect();
+            simulator.matrix(&entries, &[], e, what)
+        };
+        let (coefficients, constant) = affine_in(reads.len(), p, &eval).ok_or_else(|| {
+            refuse(
+                span,
+                format!(
+                    "Langevin dynamics: {what} is not a linear combination of kernels plus a \
+                     constant, so it is not the Gram matrix of a layer's features — use \
+                     --sampler ess"
+                ),
+            )
+        })?;
+        let mut gram = Gram::constant(constant);
+        for (key, c) in reads.iter().zip(coefficients) {
+            if c == 0.0 {
+                continue;
+            }
+            let part = self.entry(key, span)?;
+            if c < 0.0 && !part.terms.is_empty() {
+                return Err(refuse(
+                    span,
+                    format!(
+                        "Langevin dynamics: {what} subtracts {} (coefficient {c}): a difference \
+                         of kernels is not the Gram matrix of features — use --sampler ess",
+                        simulator.network.name(key)
+                    ),
+                ));
+            }
+            gram.add_scaled(&part, c);
+        }
+        Ok(gram)
+    }
+
+    /// The Gram form of one field entry.
+    fn entry(&mut self, key: &EntryKey, span: Span) -> Result<Gram, SimulateError> {
+        if let Some(g) = self.memo.get(key) {
+            return Ok(g.clone());
+        }
+        let simulator = self.simulator;
+        let network = simulator.network;
+        let name = network.name(key);
+        let gram = if let Some(value) = simulator.fixed.get(key) {
+            Gram::constant(value.clone())
+        } else if let Some(def) = network.definitions.iter().find(|d| &d.key == key) {
+            self.expression(&def.body, &def.reads, def.body.span, &name)?
+        } else if let Some(rule) = network.rules.iter().find(|r| &r.key == key) {
+            self.rule(rule, &name)?
+        } else {
+            return Err(refuse(
+                span,
+                format!("Langevin dynamics: {name} is not drawn by the network"),
+            ));
+        };
+        self.memo.insert(key.clone(), gram.clone());
+        Ok(gram)
+    }
+
+    /// A field's rule: affine in its averages (each Σ c⟨f fᵀ⟩ + constants) and the entries it
+    /// reads.
+    fn rule(
+        &mut self,
+        rule: &super::network::FieldRule,
+        name: &str,
+    ) -> Result<Gram, SimulateError> {
+        let simulator = self.simulator;
+        let network = simulator.network;
+        let p = simulator.patterns();
+        let span = rule.rhs.span;
+        let mut slot_grams = Vec::with_capacity(rule.averages.len());
+        for average in &rule.averages {
+            let pop = &network.populations[average.population];
+            let form = simulator.with_context(&BTreeMap::new(), &[], |ctx| {
+                Ok(BodyForm::read_up_to(
+                    &network.theory,
+                    &pop.var,
+                    &average.body,
+                    ctx,
+                    Regularity::Jumps,
+                ))
+            })?;
+            let not_gram = || {
+                refuse(
+                    average.body.span,
+                    format!(
+                        "Langevin dynamics: the average in {name} is not of the form \
+                         c·⟨f(h) f(h)ᵀ⟩ (+ constants), the Gram matrix of a layer's features — \
+                         use --sampler ess"
+                    ),
+                )
+            };
+            let form = form.ok_or_else(not_gram)?;
+            let mut gram = Gram::constant(Array2::zeros((p, p)));
+            for term in &form.terms {
+                match *term {
+                    BodyTerm::Outer {
+                        coefficient,
+                        left,
+                        right,
+                    } if left == right && coefficient >= 0.0 => gram.terms.push((
+                        average.population,
+                        form.functions[left].clone(),
+                        coefficient,
+                    )),
+                    _ => return Err(not_gram()),
+                }
+            }
+            for (c, e) in &form.constants {
+                let value = simulator.matrix(&BTreeMap::new(), &[], e, name)?;
+                gram.constant.scaled_add(*c, &value);
+            }
+            slot_grams.push(gram);
+        }
+        let reads: Vec<EntryKey> = rule
+            .reads
+            .iter()
+            .filter(|k| !simulator.fixed.contains_key(*k))
+            .cloned()
+            .collect();
+        let slots = slot_grams.len();
+        let eval = |inputs: &[Array2<f64>]| {
+            let values: Vec<Value> = inputs[..slots].iter().cloned().map(Value::Matrix).collect();
+            let entries: BTreeMap<EntryKey, Array2<f64>> = reads
+                .iter()
+                .cloned()
+                .zip(inputs[slots..].iter().cloned())
+                .collect();
+            simulator.matrix(&entries, &values, &rule.rhs, name)
+        };
+        let (coefficients, constant) =
+            affine_in(slots + reads.len(), p, &eval).ok_or_else(|| {
+                refuse(
+                    span,
+                    format!(
+                        "Langevin dynamics: {name} is not a linear combination of averages and \
+                         kernels plus a constant — use --sampler ess"
+                    ),
+                )
+            })?;
+        let mut gram = Gram::constant(constant);
+        for (j, c) in coefficients.into_iter().enumerate() {
+            if c == 0.0 {
+                continue;
+            }
+            let part = if j < slots {
+                slot_grams[j].clone()
+            } else {
+                self.entry(&reads[j - slots], span)?
+            };
+            if c < 0.0 && !part.terms.is_empty() {
+                return Err(refuse(
+                    span,
+                    format!(
+                        "Langevin dynamics: {name} has a negative weight ({c}) on an average: \
+                         not the Gram matrix of features — use --sampler ess"
+                    ),
+                ));
+            }
+            gram.add_scaled(&part, c);
+        }
+        Ok(gram)
+    }
+}
+
+/// The features of `gram`: its constant factored, its terms as sources.
+fn features_of(
+    gram: &Gram,
+    functions: &mut [Vec<Expr>],
+    network: &super::Network,
+    span: Span,
+    what: &str,
+) -> Result<Features, SimulateError> {
+    let factor = factor_clipped(&gram.constant, 1e-9).map_err(|reason| {
+        refuse(
+            span,
+            format!(
+                "Langevin dynamics: the constant part of {what} is not a covariance ({reason})"
+            ),
+        )
+    })?;
+    // rows of G₀ = columns of the factor above rounding (a rank-one bias 𝟏𝟏ᵀ's
+    // eigendecomposition leaves columns of order 1e-9 that would be weights of nothing)
+    let square = |j: usize| factor.column(j).iter().map(|v| v * v).sum::<f64>();
+    let largest = (0..factor.ncols()).map(square).fold(0.0, f64::max);
+    let keep: Vec<usize> = (0..factor.ncols())
+        .filter(|&j| square(j) > 1e-13 * largest)
+        .collect();
+    let fixed = factor.select(Axis(1), &keep).reversed_axes();
+    let mut width = fixed.nrows();
+    let mut sources = Vec::with_capacity(gram.terms.len());
+    for (population, function, coefficient) in &gram.terms {
+        if *coefficient == 0.0 {
+            continue;
+        }
+        let list = &mut functions[*population];
+        let index = match list.iter().position(|f| f == function) {
+            Some(i) => i,
+            None => {
+                list.push(function.clone());
+                list.len() - 1
+            }
+        };
+        let units = network.populations[*population].units;
+        sources.push(Source {
+            population: *population,
+            function: index,
+            scale: (coefficient / units as f64).sqrt(),
+        });
+        width += units;
+    }
+    Ok(Features {
+        fixed,
+        sources,
+        width,
+    })
+}
+
+/// Unadjusted Langevin dynamics of the weights: a [`PosteriorSampler`].
+pub struct Langevin<'a> {
+    /// The network with weights.
+    pub weights: WeightNetwork<'a>,
+    /// The step size ε.
+    pub step_size: f64,
+}
+
+impl<'a> Langevin<'a> {
+    /// The sampler with step size `step_size`, or (None) 0.05/λ_max with λ_max = 1 +
+    /// λ_max(K_train)/κ the stiffest curvature of U at a prior draw seeded with `seed`.
+    pub fn new(
+        weights: WeightNetwork<'a>,
+        targets: Targets<'_>,
+        step_size: Option<f64>,
+        seed: u64,
+    ) -> Result<Self, SimulateError> {
+        let step_size = match step_size {
+            Some(e) if e > 0.0 && e.is_finite() => e,
+            Some(e) => {
+                return Err(SimulateError::Setting(format!(
+                    "--step-size {e}: the Langevin step size must be positive"
+                )));
+            }
+            None => {
+                let lambda = Self::stiffest(&weights, targets, seed)?;
+                0.05 / lambda
+            }
+        };
+        Ok(Langevin { weights, step_size })
+    }
+
+    /// λ_max = 1 + λ_max(K_train)/κ at a prior draw seeded with `seed`.
+    pub fn stiffest(
+        weights: &WeightNetwork<'_>,
+        targets: Targets<'_>,
+        seed: u64,
+    ) -> Result<f64, SimulateError> {
+        let mut rng = StdRng::seed_from_u64(super::stream_seed(seed, u64::MAX));
+        let theta = weights.prior_draw(targets.y.ncols(), &mut rng);
+        let forward = weights.forward(&theta)?;
+        Ok(1.0 + weights.stiffness(&forward, targets.y.nrows()) / weights.noise)
+    }
+}
+
+impl PosteriorSampler for Langevin<'_> {
+    fn network(&self) -> &dyn WhitenedNetwork {
+        self.weights.simulator
+    }
+
+    fn start<'s>(
+        &'s self,
+        targets: Targets<'_>,
+        rng: &mut StdRng,
+    ) -> Result<Box<dyn PosteriorChain + 's>, SimulateError> {
+        let theta = self.weights.prior_draw(targets.y.ncols(), rng);
+        let forward = self.weights.forward(&theta)?;
+        Ok(Box::new(LangevinChain {
+            sampler: self,
+            y: targets.y.to_owned(),
+            theta,
+            forward,
+            observation: None,
+            steps: 0,
+        }))
+    }
+}
+
+struct LangevinChain<'s, 'a> {
+    sampler: &'s Langevin<'a>,
+    y: Array2<f64>,
+    theta: Weights,
+    /// The forward pass at `theta`.
+    forward: Forward,
+    observation: Option<Observation>,
+    steps: usize,
+}
+
+impl PosteriorChain for LangevinChain<'_, '_> {
+    fn advance(&mut self, rng: &mut StdRng) -> Result<(), SimulateError> {
+        let network = &self.sampler.weights;
+        let eps = self.sampler.step_size;
+        let grad = network.gradient(&self.theta, &self.forward, &self.y);
+        let noise = (2.0 * eps).sqrt();
+        let mut step = |w: &mut Array2<f64>, g: &Array2<f64>| {
+            ndarray::Zip::from(w).and(g).for_each(|w, &g| {
+                *w += -eps * g + noise * rng.sample::<f64, _>(StandardNormal);
+            });
+        };
+        for (w, g) in self.theta.layers.iter_mut().zip(&grad.layers) {
+            step(w, g);
+        }
+        step(&mut self.theta.readout, &grad.readout);
+        self.steps += 1;
+        self.observation = None;
+        self.forward = network.forward(&self.theta).map_err(|_| self.diverged())?;
+        if !network
+            .potential(&self.theta, &self.forward, &self.y)
+            .is_finite()
+        {
+            return Err(self.diverged());
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self) -> Result<&Observation, SimulateError> {
+        if self.observation.is_none() {
+            let simulator = self.sampler.weights.simulator;
+            let draw = simulator.fields_of_units(&self.forward.units)?;
+            self.observation = Some(Observation::of(
+                simulator,
+                Targets { y: self.y.view() },
+                draw,
+            )?);
+        }
+        Ok(self.observation.as_ref().expect("just made"))
+    }
+
+    fn evaluations(&self) -> usize {
+        self.steps
+    }
+
+    fn failures(&self) -> usize {
+        0
+    }
+}
+
+impl LangevinChain<'_, '_> {
+    fn diverged(&self) -> SimulateError {
+        SimulateError::Setting(format!(
+            "Langevin dynamics diverged at step {} with --step-size {}: a step must stay below \
+             2/λ_max of U's curvature (λ_max ≈ 1 + λ_max(K_train)/κ); leave --step-size out \
+             for 0.05/λ_max",
+            self.steps, self.sampler.step_size
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::Network;
+    use ndarray::array;
+
+    fn network(source: &str, overrides: &[(&str, f64)]) -> Network {
+        let theory = crate::compile(source, "test").expect("checks");
+        let overrides: Vec<(String, f64)> =
+            overrides.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+        let params = theory.bind(&overrides).expect("binds");
+        Network::new(&theory, &params).expect("a network")
+    }
+
+    fn inputs() -> Array2<f64> {
+        array![[1.0, 0.3, -0.2], [0.4, -1.1, 0.5], [-0.7, 0.2, 0.9]]
+    }
+
+    /// The weights' features make the network's own fields: the readout kernel a forward pass
+    /// computes from its features is the one the rules compute from its units.
+    #[test]
+    fn the_features_of_the_weights_are_the_networks_kernels() {
+        for source in [
+            include_str!("../../examples/deep_erf.action"),
+            include_str!("../../examples/deep_relu.action"),
+        ] {
+            let network = network(source, &[("L", 2.0), ("N", 7.0)]);
+            let x = inputs();
+            let simulator = Simulator::new(&network, x.view()).unwrap();
+            let weights = WeightNetwork::new(&simulator).unwrap();
+            let mut rng = StdRng::seed_from_u64(3);
+            let theta = weights.prior_draw(1, &mut rng);
+            let forward = weights.forward(&theta).unwrap();
+            let draw = simulator.fields_of_units(&forward.units).unwrap();
+            let (kernel, _) = simulator.readout(&draw).unwrap();
+            let gram = forward.readout_features.t().dot(&forward.readout_features);
+            let error = (&gram - &kernel).iter().fold(0.0f64, |a, b| a.max(b.abs()));
+            assert!(error < 1e-12, "{error}\n{gram}\n{kernel}");
+            // units, features and weights: L layers of 7 units on 3 fixed features (C[0] is
+            // full rank) and 7 + 1 (a bias) features each after
+            assert_eq!(theta.count(), 7 * 3 + 7 * 8 + 8);
+        }
+    }
+
+    /// ∇U by backpropagation equals central differences of U, weight by weight.
+    #[test]
+    fn the_gradient_is_the_derivative_of_the_potential() {
+        let network = network(
+            include_str!("../../examples/deep_erf.action"),
+            &[("L", 2.0), ("N", 4.0)],
+        );
+        let x = inputs();
+        let simulator = Simulator::new(&network, x.view()).unwrap();
+        let weights = WeightNetwork::new(&simulator).unwrap();
+        // two training rows: the third pattern is a test row, outside the loss
+        let y = array![[1.0, 0.5], [-1.0, 0.2]];
+        let mut rng = StdRng::seed_from_u64(11);
+        let theta = weights.prior_draw(2, &mut rng);
+        let forward = weights.forward(&theta).unwrap();
+        let grad = weights.gradient(&theta, &forward, &y);
+        let u = |t: &Weights| weights.potential(t, &weights.forward(t).unwrap(), &y);
+        let h = 1e-6;
+        let mut checked = 0;
+        let mut check = |get: &dyn Fn(&mut Weights) -> &mut f64, analytic: f64| {
+            let (mut up, mut down) = (theta.clone(), theta.clone());
+            *get(&mut up) += h;
+            *get(&mut down) -= h;
+            let numeric = (u(&up) - u(&down)) / (2.0 * h);
+            assert!(
+                (numeric - analytic).abs() < 1e-6 * (1.0 + analytic.abs()),
+                "{numeric} vs {analytic}"
+            );
+            checked += 1;
+        };
+        for k in 0..theta.layers.len() {
+            let (rows, cols) = theta.layers[k].dim();
+            for (i, j) in [(0, 0), (rows - 1, cols - 1), (rows / 2, cols / 2)] {
+                check(
+                    &|t: &mut Weights| &mut t.layers[k][[i, j]],
+                    grad.layers[k][[i, j]],
+                );
+            }
+        }
+        for (i, j) in [(0, 0), (4, 1), (2, 1)] {
+            check(
+                &|t: &mut Weights| &mut t.readout[[i, j]],
+                grad.readout[[i, j]],
+            );
+        }
+        assert_eq!(checked, 9);
+    }
+
+    /// Units that jump have no gradient: refused with the function named.
+    #[test]
+    fn units_that_jump_are_refused() {
+        let network = network(include_str!("../../examples/binary_sign.action"), &[]);
+        let x = inputs();
+        let simulator = Simulator::new(&network, x.view()).unwrap();
+        match WeightNetwork::new(&simulator) {
+            Err(SimulateError::NotSimulable { reason, .. }) => {
+                assert!(reason.contains("jumps"), "{reason}")
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+}
