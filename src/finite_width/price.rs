@@ -589,6 +589,35 @@ impl Jet {
     }
 }
 
+/// erf or exp of every entry, composed with the entries' own derivatives: the values and
+/// slopes by the vectorised kernels of [`crate::numeric::vector_math`] (the libm calls of the
+/// generic path dominate a jet over many samples), f″ from them (erf″ = −2x·erf′, exp″ = exp).
+fn vectorised_builtin(b: Builtin, x: &[Dual2_64]) -> Vec<Dual2_64> {
+    use crate::numeric::vector_math::{Isa, erf_slice, exp_slice};
+    const CHUNK: usize = 4096;
+    let isa = Isa::detect();
+    let re: Vec<f64> = x.iter().map(|d| d.re).collect();
+    let mut value = vec![0.0; re.len()];
+    let mut slope = vec![0.0; re.len()];
+    re.par_chunks(CHUNK)
+        .zip(value.par_chunks_mut(CHUNK))
+        .zip(slope.par_chunks_mut(CHUNK))
+        .for_each(|((r, v), d)| match b {
+            Builtin::Erf => erf_slice(isa, r, v, d),
+            _ => exp_slice(isa, r, v),
+        });
+    x.par_iter()
+        .zip(value.par_iter().zip(slope.par_iter()))
+        .map(|(x, (&f, &d))| {
+            let (first, second) = match b {
+                Builtin::Erf => (d, -2.0 * x.re * d),
+                _ => (f, f),
+            };
+            Dual2_64::new(f, first * x.v1, second * x.v1 * x.v1 + first * x.v2)
+        })
+        .collect()
+}
+
 /// f(h), f′(h), f″(h) entry by entry (M×P each), by second-order dual numbers, one pass
 /// over all entries per node of the expression.
 pub fn jet(
@@ -659,7 +688,12 @@ fn eval_jet(
                     let (Some(v), true) = (values.pop(), values.is_empty()) else {
                         return Err("a built-in with several arguments".into());
                     };
-                    v.map(|x| crate::numeric::action::ops::builtin(b, &x))
+                    match v {
+                        Jet::Entries(x) if matches!(b, Builtin::Erf | Builtin::Exp) => {
+                            Jet::Entries(vectorised_builtin(b, &x))
+                        }
+                        v => v.map(|x| crate::numeric::action::ops::builtin(b, &x)),
+                    }
                 }
                 Callee::User(id) => {
                     let refs: Vec<&Jet> = values.iter().collect();
