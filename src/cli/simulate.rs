@@ -75,12 +75,14 @@ pub struct SimulateArgs {
     /// (default 200).
     #[arg(long)]
     pub samples: Option<usize>,
-    /// Steps discarded at the start of every chain (default: as many as recorded draws).
+    /// Steps discarded at the start of every chain (default: as many as recorded draws;
+    /// Langevin: five relaxation times of the weights, ⌈5/ε⌉).
     #[arg(long = "burn-in")]
     pub burn_in: Option<usize>,
-    /// Steps per recorded draw.
-    #[arg(long, default_value_t = 1)]
-    pub thin: usize,
+    /// Steps per recorded draw (default 1; Langevin: half a relaxation time of the weights,
+    /// ⌈0.5/ε⌉).
+    #[arg(long)]
+    pub thin: Option<usize>,
     /// Seed: the same seed gives the same numbers, bit for bit.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -129,6 +131,19 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
 
 /// Simulates; with `capture`, returns the result instead of printing it.
 fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliError> {
+    if args.prior && args.sampler == Sampler::Langevin {
+        return Err(CliError::Usage(
+            "--sampler langevin samples the posterior given --y; --prior draws independent \
+             networks, with no sampler"
+                .into(),
+        ));
+    }
+    if let (Some(eps), Sampler::Ess) = (args.step_size, args.sampler) {
+        return Err(CliError::Usage(format!(
+            "--step-size {eps}: only --sampler langevin takes a step size (elliptical slice \
+             sampling has none)"
+        )));
+    }
     let theory = theory(&args.file)?;
     let params =
         parameter_values(&theory, &args.set).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -253,13 +268,10 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         Sampler::Ess => (&ess, SamplerInfo::elliptical_slice()),
         Sampler::Langevin => {
             let weights = WeightNetwork::new(&simulator).map_err(|e| simulate_error(&e, args))?;
-            let targets = Targets { y: y.view() };
-            let stiffest = Langevin::stiffest(&weights, targets, args.seed)
-                .map_err(|e| simulate_error(&e, args))?;
             let parameters = weights.weight_count(y.ncols());
-            langevin = Langevin::new(weights, targets, args.step_size, args.seed)
+            langevin = Langevin::new(weights, Targets { y: y.view() }, args.step_size, args.seed)
                 .map_err(|e| simulate_error(&e, args))?;
-            let info = SamplerInfo::langevin(&langevin, stiffest, parameters);
+            let info = SamplerInfo::langevin(&langevin, parameters);
             (&langevin, info)
         }
     };
@@ -283,6 +295,12 @@ struct SamplerInfo {
     detail: Option<String>,
     /// Its settings beyond chains and draws.
     settings: Map<String, Value>,
+    /// Steps for the prior's directions to relax (1/ε of Langevin dynamics), which set the
+    /// default burn-in (5 relaxations) and thinning (half of one); None: as many burn-in
+    /// steps as draws, no thinning.
+    relaxation: Option<f64>,
+    /// The result's key for the network evaluations per step.
+    evaluations: &'static str,
 }
 
 impl SamplerInfo {
@@ -291,14 +309,19 @@ impl SamplerInfo {
             name: "elliptical slice sampling".into(),
             detail: None,
             settings: Map::new(),
+            relaxation: None,
+            evaluations: "likelihood_evaluations_per_step",
         }
     }
 
-    fn langevin(sampler: &Langevin<'_>, stiffest: f64, parameters: usize) -> Self {
+    fn langevin(sampler: &Langevin<'_>, parameters: usize) -> Self {
         let eps = sampler.step_size;
+        let stiffest = sampler.stiffest;
         let kappa = sampler.weights.noise();
-        // ULA's stationary variance on a direction of curvature λ: 1/(λ(1 − ελ/2))
-        let inflation = |lambda: f64| 1.0 / (1.0 - eps * lambda / 2.0);
+        let (prior, stiff) = (
+            sampler.variance_inflation(1.0),
+            sampler.variance_inflation(stiffest),
+        );
         let mut settings = Map::new();
         settings.insert("step_size".into(), json!(eps));
         settings.insert("temperature".into(), json!(kappa));
@@ -307,23 +330,18 @@ impl SamplerInfo {
         settings.insert("stiffest_curvature".into(), json!(stiffest));
         settings.insert(
             "variance_inflation".into(),
-            json!({ "prior_directions": inflation(1.0),
-                    "stiffest_direction": if eps * stiffest < 2.0 { json!(inflation(stiffest)) } else { Value::Null } }),
+            json!({ "prior_directions": prior, "stiffest_direction": stiff }),
         );
-        let stiff = if eps * stiffest < 2.0 {
-            format!("×{:.4}", inflation(stiffest))
-        } else {
-            "unbounded (the step is past 2/λ_max)".into()
-        };
         SamplerInfo {
             name: format!("unadjusted Langevin dynamics of {parameters} weights"),
             detail: Some(format!(
-                "step ε = {eps:.3e} (λ_max = {stiffest:.4}): loss ½‖Y − f‖² with weight decay \
-                 κ = {kappa} at temperature κ; the O(ε) bias: variances ×{:.4} along the \
-                 prior, {stiff} along the stiffest direction",
-                inflation(1.0)
+                "step ε = {eps:.3e} (λ_max = {stiffest:.4} at a prior draw): loss ½‖Y − f‖² \
+                 with weight decay κ = {kappa} at temperature κ; the O(ε) bias: variances \
+                 ×{prior:.4} along the prior, ×{stiff:.4} along the stiffest direction"
             )),
             settings,
+            relaxation: Some(1.0 / eps),
+            evaluations: "gradient_evaluations_per_step",
         }
     }
 }
@@ -344,13 +362,25 @@ fn report_posterior(
     let simulator = sampler.network();
     let tables_theory = tables.theory;
     let samples = args.samples.unwrap_or(200);
+    let steps_of = |times: f64| info.relaxation.map(|r| (times * r).ceil() as usize);
     let settings = PosteriorSettings {
         chains: args.chains,
         samples,
-        burn_in: args.burn_in.unwrap_or(samples),
-        thin: args.thin,
+        burn_in: args.burn_in.or(steps_of(5.0)).unwrap_or(samples),
+        thin: args.thin.or(steps_of(0.5)).unwrap_or(1),
         seed: args.seed,
     };
+    if let (Some(relaxation), Some(burn_in)) = (info.relaxation, args.burn_in)
+        && (burn_in as f64) < 5.0 * relaxation
+    {
+        eprintln!(
+            "note: --burn-in {burn_in} is {:.1} relaxation times of the weights (1/ε = {:.0} \
+             steps each); the chains may still remember their prior draws — 5 or more \
+             (the default) are safer",
+            burn_in as f64 / relaxation,
+            relaxation
+        );
+    }
     let steps = (settings.chains * (settings.burn_in + settings.samples * settings.thin)) as u64;
     let bar = progress_bar(steps, args.json);
     let tick = |n: u64| bar.inc(n);
@@ -371,11 +401,14 @@ fn report_posterior(
         "samples_per_chain": posterior.draws_per_chain,
         "burn_in": settings.burn_in,
         "thin": settings.thin,
-        "likelihood_evaluations_per_step": posterior.evaluations_per_step,
         "failed_evaluations": posterior.failed_evaluations,
     });
     if let Value::Object(m) = &mut described {
-        m.extend(info.settings);
+        m.insert(
+            info.evaluations.into(),
+            json!(posterior.evaluations_per_step),
+        );
+        m.extend(info.settings.clone());
     }
     out.set("sampler", Some(described));
     let mut worst_rhat: f64 = 1.0;
@@ -951,7 +984,9 @@ fn execute_recurrent(
     }
     if args.sampler == Sampler::Langevin {
         return Err(CliError::Usage(
-            "--sampler langevin: recurrent theories are sampled by elliptical slice sampling              only (Langevin dynamics of a weight matrix shared over time is not built yet);              use --sampler ess"
+            "--sampler langevin: recurrent theories are sampled by elliptical slice sampling \
+             only (Langevin dynamics of a weight matrix shared over time is not built yet); \
+             use --sampler ess"
                 .into(),
         ));
     }

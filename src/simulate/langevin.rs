@@ -19,9 +19,11 @@
 //! weight decay κ (prior variance 1) at temperature T = κ. The unadjusted Langevin algorithm
 //! θ ← θ − ε∇U + √(2ε) ξ samples it up to a bias of order ε: on a direction of curvature λ the
 //! stationary variance is 1/(λ(1 − ελ/2)) instead of 1/λ, so the prior-dominated weights are
-//! inflated by 1/(1 − ε/2) and the stiffest direction (λ_max = 1 + λ_max(K_train)/κ) by
-//! 1/(1 − ελ_max/2); ε > 2/λ_max diverges. The default ε = 0.05/λ_max keeps the stiffest
-//! direction within 2.6 %. The readout integrated out (Rao–Blackwell), the recorded state is the
+//! inflated by 1/(1 − ε/2) and the stiffest direction by 1/(1 − ελ_max/2), where λ_max =
+//! 1 + λ_max(J Jᵀ)/κ, J = ∂f_train/∂θ (the network's tangent kernel: the readout kernel plus a
+//! term per hidden layer), found by power iteration at a prior draw; ε ≥ 2/λ_max diverges and
+//! is refused. The default ε = 0.05/λ_max keeps the stiffest direction within 2.6 % there (the
+//! curvature moves along the chain; a chain that runs away is stopped and reported). The readout integrated out (Rao–Blackwell), the recorded state is the
 //! same as elliptical slice sampling's: every field of the network and the GP given its
 //! readout kernel — so the two samplers line up key by key.
 
@@ -147,6 +149,8 @@ impl Weights {
 pub struct Forward {
     /// H_k (n_k×P) by population.
     pub units: Vec<Array2<f64>>,
+    /// The features Fᵀ_k (width×P) each population's weights multiplied.
+    features: Vec<Array2<f64>>,
     /// f(H_k), f′(H_k) per function of population k.
     values: Vec<Vec<(Array2<f64>, Array2<f64>)>>,
     /// The readout features Fᵀ_R (width×P).
@@ -162,12 +166,13 @@ fn refuse(span: Span, reason: String) -> SimulateError {
 /// An expression's P×P value at given values of the matrices it reads.
 type MatrixOf<'f> = dyn Fn(&[Array2<f64>]) -> Result<Array2<f64>, SimulateError> + 'f;
 
-/// Symmetric probe matrices with entries in [0.5, 1.5), different for every index.
+/// Symmetric probe matrices with signed entries in [−1.5, 1.5), different for every index
+/// (signed, so that entry-wise |·|, relu or clipping are not mistaken for linear maps).
 fn probe(p: usize, index: usize) -> Array2<f64> {
     let mut state = super::stream_seed(0x5eed_u64, index as u64);
     let mut next = || {
         state = super::stream_seed(state, 1);
-        0.5 + (state >> 11) as f64 / (1u64 << 53) as f64
+        3.0 * ((state >> 11) as f64 / (1u64 << 53) as f64) - 1.5
     };
     let mut m = Array2::zeros((p, p));
     for a in 0..p {
@@ -181,16 +186,13 @@ fn probe(p: usize, index: usize) -> Array2<f64> {
 }
 
 /// The coefficients cⱼ and constant K₀ of an expression affine in `inputs` P×P matrices,
-/// E(X₁, …) = Σ cⱼXⱼ + K₀, recovered by probing `eval` and checked on a joint probe; None
-/// when it is not of that form.
-fn affine_in(
-    inputs: usize,
-    p: usize,
-    eval: &MatrixOf<'_>,
-) -> Option<(Vec<f64>, Array2<f64>)> {
+/// E(X₁, …) = Σ cⱼXⱼ + K₀, recovered by probing `eval` one input at a time and checked on
+/// two joint probes of different scales (×1 and ×10: a clipped or saturating map fails one);
+/// None when it is not of that form or cannot be evaluated at a probe.
+fn affine_in(inputs: usize, p: usize, eval: &MatrixOf<'_>) -> Option<(Vec<f64>, Array2<f64>)> {
     let zeros = vec![Array2::zeros((p, p)); inputs];
     let constant = eval(&zeros).ok()?;
-    if constant.dim() != (p, p) {
+    if constant.dim() != (p, p) || constant.iter().any(|v| !v.is_finite()) {
         return None;
     }
     let norm = |m: &Array2<f64>| m.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -200,19 +202,26 @@ fn affine_in(
         at[j] = probe(p, j);
         let moved = eval(&at).ok()? - &constant;
         let c = (&moved * &at[j]).sum() / (&at[j] * &at[j]).sum();
-        if norm(&(&moved - &(&at[j] * c))) > 1e-9 * (norm(&moved) + norm(&constant) + 1.0) {
+        if !c.is_finite()
+            || norm(&(&moved - &(&at[j] * c))) > 1e-9 * (norm(&moved) + norm(&constant) + 1.0)
+        {
             return None;
         }
         coefficients.push(c);
     }
-    let joint: Vec<Array2<f64>> = (0..inputs).map(|j| probe(p, inputs + j) * 0.7).collect();
-    let mut expected = constant.clone();
-    for (c, x) in coefficients.iter().zip(&joint) {
-        expected.scaled_add(*c, x);
+    for (scale, offset) in [(0.7, inputs), (10.0, 2 * inputs)] {
+        let joint: Vec<Array2<f64>> = (0..inputs).map(|j| probe(p, offset + j) * scale).collect();
+        let mut expected = constant.clone();
+        for (c, x) in coefficients.iter().zip(&joint) {
+            expected.scaled_add(*c, x);
+        }
+        let got = eval(&joint).ok()?;
+        let miss = norm(&(&got - &expected));
+        if miss.is_nan() || miss > 1e-9 * (norm(&expected) + 1.0) {
+            return None;
+        }
     }
-    let got = eval(&joint).ok()?;
-    (norm(&(&got - &expected)) <= 1e-9 * (norm(&expected) + 1.0))
-        .then_some((coefficients, constant))
+    Some((coefficients, constant))
 }
 
 impl<'a> WeightNetwork<'a> {
@@ -252,9 +261,16 @@ impl<'a> WeightNetwork<'a> {
                     ),
                 ));
             }
+            let p = simulator.patterns();
             let mean = match simulator.value(&BTreeMap::new(), &[], &pop.mean, "the mean")? {
-                Value::Scalar(m) => Array1::from_elem(simulator.patterns(), m),
-                Value::Matrix(m) => m.column(0).to_owned(),
+                Value::Scalar(m) => Array1::from_elem(p, m),
+                Value::Matrix(m) if m.len() == p => Array1::from_iter(m.iter().copied()),
+                Value::Matrix(m) => {
+                    return Err(SimulateError::Evaluate {
+                        what: format!("the mean of the units of term {}", k + 1),
+                        reason: format!("a {}×{} matrix, not a P-vector", m.nrows(), m.ncols()),
+                    });
+                }
             };
             let what = format!("the covariance of the units of term {}", k + 1);
             let gram = reader.expression(&pop.cov, &pop.reads, pop.span, &what)?;
@@ -275,12 +291,19 @@ impl<'a> WeightNetwork<'a> {
         field_reads(&readout.noise, &mut noise_reads);
         let noise = match simulator.value(&BTreeMap::new(), &[], &readout.noise, "κ") {
             Ok(Value::Scalar(k)) if noise_reads.is_empty() && k > 0.0 && k.is_finite() => k,
-            _ => {
+            other => {
+                let value = match other {
+                    _ if !noise_reads.is_empty() => "it reads the fields".to_string(),
+                    Ok(Value::Scalar(k)) => format!("it is {k}"),
+                    Ok(Value::Matrix(_)) => "it is a matrix".to_string(),
+                    Err(e) => e.to_string(),
+                };
                 return Err(refuse(
                     readout.noise.span,
-                    "Langevin dynamics: the readout noise κ must be a positive constant (it \
-                     sets the temperature)"
-                        .into(),
+                    format!(
+                        "Langevin dynamics: the readout noise κ must be a positive constant (it \
+                         sets the temperature); {value}"
+                    ),
                 ));
             }
         };
@@ -363,16 +386,17 @@ impl<'a> WeightNetwork<'a> {
         let network = self.simulator.network;
         let p = self.simulator.patterns();
         let mut units = vec![Array2::zeros((0, p)); self.layers.len()];
+        let mut features = vec![Array2::zeros((0, p)); self.layers.len()];
         let mut values: Vec<Vec<(Array2<f64>, Array2<f64>)>> = vec![Vec::new(); self.layers.len()];
         for &k in &self.order {
             let layer = &self.layers[k];
-            let features = self.features(&layer.features, &values);
-            let mut h = weights.layers[k].dot(&features);
+            let rows = self.features(&layer.features, &values);
+            let mut h = product(weights.layers[k].view(), rows.view());
             h += &layer.mean.view().insert_axis(Axis(0));
             if let Some(bad) = h.iter().find(|v| !v.is_finite()) {
                 return Err(SimulateError::Evaluate {
                     what: format!("the pre-activations of term {}", k + 1),
-                    reason: format!("a value came out {bad} (the dynamics diverged)"),
+                    reason: format!("a value came out {bad}"),
                 });
             }
             let var = &network.populations[k].var;
@@ -390,11 +414,13 @@ impl<'a> WeightNetwork<'a> {
                 })
                 .collect::<Result<_, _>>()?;
             units[k] = h;
+            features[k] = rows;
         }
         let readout_features = self.features(&self.readout, &values);
-        let output = readout_features.t().dot(&weights.readout);
+        let output = product(readout_features.t(), weights.readout.view());
         Ok(Forward {
             units,
+            features,
             values,
             readout_features,
             output,
@@ -416,21 +442,39 @@ impl<'a> WeightNetwork<'a> {
         d_output
             .slice_mut(s![..train, ..])
             .assign(&((&forward.output.slice(s![..train, ..]) - y) / self.noise));
+        let mut grad = self.backpropagate(weights, forward, &d_output);
+        for (g, w) in grad.layers.iter_mut().zip(&weights.layers) {
+            *g += w;
+        }
+        grad.readout += &weights.readout;
+        grad
+    }
+
+    /// Jᵀv: the derivative of ⟨v, f(θ)⟩ in every weight, `v` P×D (the network's output
+    /// cotangent), by backpropagation through `forward`.
+    pub fn backpropagate(
+        &self,
+        weights: &Weights,
+        forward: &Forward,
+        d_output: &Array2<f64>,
+    ) -> Weights {
         let mut d_units: Vec<Array2<f64>> = forward
             .units
             .iter()
             .map(|h| Array2::zeros(h.dim()))
             .collect();
-        let readout = forward.readout_features.dot(&d_output) + &weights.readout;
-        let d_features = weights.readout.dot(&d_output.t());
+        let readout = product(forward.readout_features.view(), d_output.view());
+        let d_features = product(weights.readout.view(), d_output.t());
         self.distribute(&self.readout, &d_features, forward, &mut d_units);
-        let mut layers: Vec<Array2<f64>> = weights.layers.clone();
+        let mut layers: Vec<Array2<f64>> = vec![Array2::zeros((0, 0)); weights.layers.len()];
         for &k in self.order.iter().rev() {
             let layer = &self.layers[k];
-            let features = self.features(&layer.features, &forward.values);
             let d_h = std::mem::take(&mut d_units[k]);
-            layers[k] = d_h.dot(&features.t()) + &weights.layers[k];
-            let d_features = weights.layers[k].t().dot(&d_h);
+            layers[k] = product(d_h.view(), forward.features[k].t());
+            if layer.features.sources.is_empty() {
+                continue; // fixed features only: nothing below to reach
+            }
+            let d_features = product(weights.layers[k].t(), d_h.view());
             self.distribute(&layer.features, &d_features, forward, &mut d_units);
         }
         Weights { layers, readout }
@@ -457,30 +501,63 @@ impl<'a> WeightNetwork<'a> {
         }
     }
 
-    /// The largest eigenvalue of the readout kernel's training block at `forward`: with κ it
-    /// sets the stiffest curvature 1 + λ/κ of U.
-    pub fn stiffness(&self, forward: &Forward, train: usize) -> f64 {
-        let f = forward.readout_features.slice(s![.., ..train]);
-        let k = f.t().dot(&f);
-        // power iteration on a PSD matrix from the all-ones vector (no orthogonality risk
-        // for a kernel with positive entries; otherwise it still converges from below)
-        let mut v = Array1::from_elem(train, 1.0 / (train as f64).sqrt());
+    /// The stiffest curvature of U at `weights`: 1 + λ_max(J Jᵀ)/κ, J = ∂f_train/∂θ (the
+    /// network's tangent kernel on the training rows: the readout kernel plus one term per
+    /// hidden layer), by power iteration — Jᵀv by backpropagation, J u by a central
+    /// difference of the forward pass along u.
+    pub fn stiffness(&self, weights: &Weights, y: &Array2<f64>) -> Result<f64, SimulateError> {
+        let train = y.nrows();
+        let forward = self.forward(weights)?;
+        let mut v = Array2::<f64>::zeros(forward.output.dim());
+        v.slice_mut(s![..train, ..]).fill(1.0);
+        let norm = |m: &Array2<f64>| m.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v /= norm(&v);
+        let scale = (2.0 * weights.half_square_norm() / weights.count() as f64)
+            .sqrt()
+            .max(1.0);
         let mut lambda = 0.0;
-        for _ in 0..200 {
-            let w = k.dot(&v);
-            let norm = w.dot(&w).sqrt();
-            if norm == 0.0 {
-                return 0.0;
+        for _ in 0..100 {
+            let u = self.backpropagate(weights, &forward, &v);
+            let size = (2.0 * u.half_square_norm()).sqrt();
+            if size == 0.0 {
+                break;
             }
-            let next = w.dot(&v);
-            v = w / norm;
-            if (next - lambda).abs() <= 1e-10 * next.abs() {
-                return next;
+            let h = 1e-5 * scale / size;
+            let shifted = |sign: f64| {
+                let mut w = weights.clone();
+                for (a, b) in w.layers.iter_mut().zip(&u.layers) {
+                    a.scaled_add(sign * h, b);
+                }
+                w.readout.scaled_add(sign * h, &u.readout);
+                self.forward(&w).map(|f| f.output)
+            };
+            let mut ju = (shifted(1.0)? - shifted(-1.0)?) / (2.0 * h);
+            ju.slice_mut(s![train.., ..]).fill(0.0);
+            let next = (&ju * &v).sum();
+            let length = norm(&ju);
+            if !next.is_finite() || length == 0.0 {
+                break;
             }
+            v = ju / length;
+            let converged = (next - lambda).abs() <= 1e-4 * next.abs();
             lambda = next;
+            if converged {
+                break;
+            }
         }
-        k.diag().sum().min(lambda * 1.01 + 1e-12).max(lambda)
+        if !lambda.is_finite() {
+            return Err(SimulateError::Evaluate {
+                what: "the curvature of the Langevin potential".into(),
+                reason: format!("it came out {lambda}"),
+            });
+        }
+        Ok(1.0 + lambda.max(0.0) / self.noise)
     }
+}
+
+/// a·b by faer (cache-blocked; the views may be transposed).
+fn product(a: ndarray::ArrayView2<'_, f64>, b: ndarray::ArrayView2<'_, f64>) -> Array2<f64> {
+    crate::numeric::matrix::matmul(a, b).expect("the layers' shapes agree by construction")
 }
 
 /// Reads expressions as Gram matrices, memoising each entry's.
@@ -730,42 +807,50 @@ pub struct Langevin<'a> {
     pub weights: WeightNetwork<'a>,
     /// The step size ε.
     pub step_size: f64,
+    /// Whether ε was given (or is the default 0.05/λ_max).
+    pub given: bool,
+    /// λ_max = 1 + λ_max(J Jᵀ)/κ at a prior draw: the stiffest curvature of U.
+    pub stiffest: f64,
 }
 
 impl<'a> Langevin<'a> {
-    /// The sampler with step size `step_size`, or (None) 0.05/λ_max with λ_max = 1 +
-    /// λ_max(K_train)/κ the stiffest curvature of U at a prior draw seeded with `seed`.
+    /// The sampler with step size `step_size`, or (None) 0.05/λ_max with λ_max the stiffest
+    /// curvature of U at a prior draw seeded with `seed` ([`WeightNetwork::stiffness`]); a
+    /// step of 2/λ_max or more, where the dynamics diverge, is refused.
     pub fn new(
         weights: WeightNetwork<'a>,
         targets: Targets<'_>,
         step_size: Option<f64>,
         seed: u64,
     ) -> Result<Self, SimulateError> {
-        let step_size = match step_size {
-            Some(e) if e > 0.0 && e.is_finite() => e,
-            Some(e) => {
-                return Err(SimulateError::Setting(format!(
-                    "--step-size {e}: the Langevin step size must be positive"
-                )));
-            }
-            None => {
-                let lambda = Self::stiffest(&weights, targets, seed)?;
-                0.05 / lambda
-            }
-        };
-        Ok(Langevin { weights, step_size })
-    }
-
-    /// λ_max = 1 + λ_max(K_train)/κ at a prior draw seeded with `seed`.
-    pub fn stiffest(
-        weights: &WeightNetwork<'_>,
-        targets: Targets<'_>,
-        seed: u64,
-    ) -> Result<f64, SimulateError> {
+        if let Some(e) = step_size.filter(|e| !(*e > 0.0 && e.is_finite())) {
+            return Err(SimulateError::Setting(format!(
+                "--step-size {e}: the Langevin step size must be positive"
+            )));
+        }
         let mut rng = StdRng::seed_from_u64(super::stream_seed(seed, u64::MAX));
         let theta = weights.prior_draw(targets.y.ncols(), &mut rng);
-        let forward = weights.forward(&theta)?;
-        Ok(1.0 + weights.stiffness(&forward, targets.y.nrows()) / weights.noise)
+        let stiffest = weights.stiffness(&theta, &targets.y.to_owned())?;
+        if let Some(e) = step_size.filter(|e| e * stiffest >= 2.0) {
+            return Err(SimulateError::Setting(format!(
+                "--step-size {e}: at or past 2/λ_max = {:.4e}, where the dynamics diverge \
+                 (λ_max = {stiffest:.4} is the stiffest curvature of the potential at a prior \
+                 draw, 1 + λ_max(J Jᵀ)/κ); leave --step-size out for 0.05/λ_max",
+                2.0 / stiffest
+            )));
+        }
+        Ok(Langevin {
+            weights,
+            step_size: step_size.unwrap_or(0.05 / stiffest),
+            given: step_size.is_some(),
+            stiffest,
+        })
+    }
+
+    /// The stationary variance of ULA on a direction of curvature λ, relative to the exact
+    /// 1/λ: 1/(1 − ελ/2) (the recursion x ← (1 − ελ)x + √(2ε)ξ).
+    pub fn variance_inflation(&self, lambda: f64) -> f64 {
+        1.0 / (1.0 - self.step_size * lambda / 2.0)
     }
 }
 
@@ -853,11 +938,20 @@ impl PosteriorChain for LangevinChain<'_, '_> {
 
 impl LangevinChain<'_, '_> {
     fn diverged(&self) -> SimulateError {
+        let sampler = self.sampler;
+        let step = if sampler.given {
+            format!("--step-size {}", sampler.step_size)
+        } else {
+            format!(
+                "the default step size {:.4e} (0.05/λ_max)",
+                sampler.step_size
+            )
+        };
         SimulateError::Setting(format!(
-            "Langevin dynamics diverged at step {} with --step-size {}: a step must stay below \
-             2/λ_max of U's curvature (λ_max ≈ 1 + λ_max(K_train)/κ); leave --step-size out \
-             for 0.05/λ_max",
-            self.steps, self.sampler.step_size
+            "Langevin dynamics diverged at step {} with {step}: ‖θ‖² ran past a hundred times \
+             the number of weights; the curvature along the chain exceeds λ_max = {:.4} of the \
+             prior draw — give a smaller --step-size",
+            self.steps, sampler.stiffest
         ))
     }
 }
@@ -880,29 +974,102 @@ mod tests {
         array![[1.0, 0.3, -0.2], [0.4, -1.1, 0.5], [-0.7, 0.2, 0.9]]
     }
 
-    /// The weights' features make the network's own fields: the readout kernel a forward pass
-    /// computes from its features is the one the rules compute from its units.
+    /// Every covariance's Gram matrix of features, computed from the same units, against
+    /// the network's own fields: each population's covariance and the readout kernel.
+    fn assert_features_make_the_fields(network: &Network, x: &Array2<f64>) -> Weights {
+        let simulator = Simulator::new(network, x.view()).unwrap();
+        let weights = WeightNetwork::new(&simulator).unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        let theta = weights.prior_draw(1, &mut rng);
+        let forward = weights.forward(&theta).unwrap();
+        let draw = simulator.fields_of_units(&forward.units).unwrap();
+        let close = |a: &Array2<f64>, b: &Array2<f64>, what: &str| {
+            let error = (a - b).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(error < 1e-12, "{what}: {error}\n{a}\n{b}");
+        };
+        for (k, pop) in network.populations.iter().enumerate() {
+            let cov = simulator
+                .matrix(&draw.entries, &[], &pop.cov, "cov")
+                .unwrap();
+            let f = &forward.features[k];
+            close(&f.t().dot(f), &cov, &format!("population {k}"));
+        }
+        let (kernel, _) = simulator.readout(&draw).unwrap();
+        let f = &forward.readout_features;
+        close(&f.t().dot(f), &kernel, "readout");
+        theta
+    }
+
+    /// The weights' features make the network's own fields, for erf and ReLU units; the
+    /// first layer's weights multiply a factor of C⁽⁰⁾ (rank P = 3, not d = 4).
     #[test]
     fn the_features_of_the_weights_are_the_networks_kernels() {
+        let x = array![
+            [1.0, 0.3, -0.2, 0.5],
+            [0.4, -1.1, 0.5, 0.1],
+            [-0.7, 0.2, 0.9, -0.3]
+        ];
         for source in [
             include_str!("../../examples/deep_erf.action"),
             include_str!("../../examples/deep_relu.action"),
         ] {
             let network = network(source, &[("L", 2.0), ("N", 7.0)]);
-            let x = inputs();
-            let simulator = Simulator::new(&network, x.view()).unwrap();
-            let weights = WeightNetwork::new(&simulator).unwrap();
-            let mut rng = StdRng::seed_from_u64(3);
-            let theta = weights.prior_draw(1, &mut rng);
-            let forward = weights.forward(&theta).unwrap();
-            let draw = simulator.fields_of_units(&forward.units).unwrap();
-            let (kernel, _) = simulator.readout(&draw).unwrap();
-            let gram = forward.readout_features.t().dot(&forward.readout_features);
-            let error = (&gram - &kernel).iter().fold(0.0f64, |a, b| a.max(b.abs()));
-            assert!(error < 1e-12, "{error}\n{gram}\n{kernel}");
-            // units, features and weights: L layers of 7 units on 3 fixed features (C[0] is
-            // full rank) and 7 + 1 (a bias) features each after
+            let theta = assert_features_make_the_fields(&network, &x);
+            // 7 units on 3 fixed features, then 7 units and the readout on 7 + 1 (a bias)
             assert_eq!(theta.count(), 7 * 3 + 7 * 8 + 8);
+        }
+    }
+
+    const RESIDUAL: &str = "theory residual
+param g = 1.2
+param a = 0.5
+param kappa = 0.1
+param N = 6
+param L: int = 2
+phi(x) = erf(x)
+data X, Y
+kernel C[l] for l in 0..=L
+conj Ct[l] of C[l] for l in 1..=L
+C[0] = X X^T / d
+action S = sum(l in 1..=L,
+               - tr(Ct[l]^T C[l])
+               + N * ln E[ exp(g / N * phi(h)^T Ct[l] phi(h)) | h ~ N(0, C[l-1]) ]
+               + a * tr(Ct[l]^T C[l-1]))
+         - 1/2 * tr(Y^T inv(C[L] + kappa * I) Y)
+         - D/2 * logdet(C[L] + kappa * I)
+";
+
+    /// A residual network, C⁽ˡ⁾ = g⟨φφᵀ⟩ + a·C⁽ˡ⁻¹⁾: every layer below is a feature of the
+    /// readout (coefficients a·g and a²), found by probing the rules.
+    #[test]
+    fn a_residual_network_reads_every_layer_below_as_features() {
+        let x = inputs();
+        let network = network(RESIDUAL, &[]);
+        let theta = assert_features_make_the_fields(&network, &x);
+        // layer 1: 6 × 3 (C⁽⁰⁾); layer 2: 6 × (6 + 3); the readout: 6 + 6 + 3
+        assert_eq!(theta.count(), 6 * 3 + 6 * 9 + 15);
+    }
+
+    /// Covariances that are not Gram matrices of features are refused with the reason.
+    #[test]
+    fn covariances_that_are_not_gram_matrices_are_refused() {
+        let x = inputs();
+        for (cov, why) in [
+            ("2 * C[0] - 0.5 * C[l-1]", "subtracts"),
+            ("C[l-1] C[l-1] / 2", "not a linear combination"),
+        ] {
+            let source = RESIDUAL
+                .replace("N(0, C[l-1])", &format!("N(0, {cov})"))
+                .replace("+ a * tr(Ct[l]^T C[l-1])", "");
+            let network = network(&source, &[]);
+            let simulator = Simulator::new(&network, x.view()).unwrap();
+            match WeightNetwork::new(&simulator) {
+                Err(SimulateError::NotSimulable { reason, .. }) => {
+                    assert!(reason.contains(why), "{cov}: {reason}")
+                }
+                Err(other) => panic!("{cov}: {other}"),
+                Ok(_) => panic!("{cov}: accepted"),
+            }
         }
     }
 
