@@ -138,10 +138,7 @@ impl<'a> Simulator<'a> {
     }
 
     /// Runs the network's schedule, population k's units given by `units_of(k, entries)`.
-    fn fields_with(
-        &self,
-        units_of: &mut UnitsOf<'_>,
-    ) -> Result<DrawnUnits, SimulateError> {
+    fn fields_with(&self, units_of: &mut UnitsOf<'_>) -> Result<DrawnUnits, SimulateError> {
         let network = self.network;
         let mut entries: BTreeMap<EntryKey, Array2<f64>> = BTreeMap::new();
         let mut units: Vec<Option<Array2<f64>>> = vec![None; network.populations.len()];
