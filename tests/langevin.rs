@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{path_str, saddle, t1_inputs, temp_file};
+use common::{example, path_str, saddle, set, t1_inputs, temp_file};
 use ndarray::{Array2, array, concatenate};
 use saddle::simulate::langevin::{Langevin, WeightNetwork};
 use saddle::simulate::posterior::{
@@ -22,12 +22,8 @@ use saddle::simulate::{Network, Simulator};
 use saddle::solve::nngp::{NngpSettings, nngp_kernels};
 
 fn theory(name: &str, overrides: &[(&str, f64)]) -> (saddle::Theory, Vec<f64>) {
-    let path = format!("{}/examples/{name}.action", env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(&path).expect("example");
-    let theory = saddle::compile(&source, name).expect("checks");
-    let overrides: Vec<(String, f64)> =
-        overrides.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-    let params = theory.bind(&overrides).expect("binds");
+    let theory = example(name);
+    let params = theory.bind(&set(overrides)).expect("binds");
     (theory, params)
 }
 

@@ -257,9 +257,7 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         return report_prior(args, capture, &simulator, tables, out, &left_out);
     }
 
-    let y = y.ok_or_else(|| {
-        CliError::Usage("--y is needed to sample the posterior (or pass --prior)".into())
-    })?;
+    let y = posterior_targets(y)?;
     let ess = EllipticalSlice {
         network: &simulator,
     };
@@ -285,6 +283,13 @@ fn execute(args: &SimulateArgs, capture: bool) -> Result<Option<RunResult>, CliE
         (y, y_test),
         train,
     )
+}
+
+/// The training targets a posterior needs.
+fn posterior_targets(y: Option<Array2<f64>>) -> Result<Array2<f64>, CliError> {
+    y.ok_or_else(|| {
+        CliError::Usage("--y is needed to sample the posterior (or pass --prior)".into())
+    })
 }
 
 /// How the posterior was sampled, for the result and the table's heading.
@@ -990,9 +995,7 @@ fn execute_recurrent(
                 .into(),
         ));
     }
-    let y = y.ok_or_else(|| {
-        CliError::Usage("--y is needed to sample the posterior (or pass --prior)".into())
-    })?;
+    let y = posterior_targets(y)?;
     let ess = EllipticalSlice {
         network: &simulator,
     };

@@ -597,25 +597,13 @@ impl GramReader<'_> {
                 ),
             )
         })?;
-        let mut gram = Gram::constant(constant);
+        let mut parts = Vec::new();
         for (key, c) in reads.iter().zip(coefficients) {
-            if c == 0.0 {
-                continue;
+            if c != 0.0 {
+                parts.push((simulator.network.name(key), c, self.entry(key, span)?));
             }
-            let part = self.entry(key, span)?;
-            if c < 0.0 && !part.terms.is_empty() {
-                return Err(refuse(
-                    span,
-                    format!(
-                        "Langevin dynamics: {what} subtracts {} (coefficient {c}): a difference \
-                         of kernels is not the Gram matrix of features — use --sampler ess",
-                        simulator.network.name(key)
-                    ),
-                ));
-            }
-            gram.add_scaled(&part, c);
         }
-        Ok(gram)
+        combine(constant, parts, span, what)
     }
 
     /// The Gram form of one field entry.
@@ -723,29 +711,46 @@ impl GramReader<'_> {
                     ),
                 )
             })?;
-        let mut gram = Gram::constant(constant);
+        let mut parts = Vec::new();
         for (j, c) in coefficients.into_iter().enumerate() {
             if c == 0.0 {
                 continue;
             }
-            let part = if j < slots {
-                slot_grams[j].clone()
+            parts.push(if j < slots {
+                let population = rule.averages[j].population;
+                let what = format!("an average over the units of term {}", population + 1);
+                (what, c, slot_grams[j].clone())
             } else {
-                self.entry(&reads[j - slots], span)?
-            };
-            if c < 0.0 && !part.terms.is_empty() {
-                return Err(refuse(
-                    span,
-                    format!(
-                        "Langevin dynamics: {name} has a negative weight ({c}) on an average: \
-                         not the Gram matrix of features — use --sampler ess"
-                    ),
-                ));
-            }
-            gram.add_scaled(&part, c);
+                let key = &reads[j - slots];
+                (network.name(key), c, self.entry(key, span)?)
+            });
         }
-        Ok(gram)
+        combine(constant, parts, span, name)
     }
+}
+
+/// K₀ + Σ cⱼ·partⱼ (each part named), refusing a negative weight on a part that holds
+/// averages: a difference of kernels is not a Gram matrix of features.
+fn combine(
+    constant: Array2<f64>,
+    parts: Vec<(String, f64, Gram)>,
+    span: Span,
+    what: &str,
+) -> Result<Gram, SimulateError> {
+    let mut gram = Gram::constant(constant);
+    for (name, c, part) in parts {
+        if c < 0.0 && !part.terms.is_empty() {
+            return Err(refuse(
+                span,
+                format!(
+                    "Langevin dynamics: {what} subtracts {name} (coefficient {c}): a difference \
+                     of kernels is not the Gram matrix of features — use --sampler ess"
+                ),
+            ));
+        }
+        gram.add_scaled(&part, c);
+    }
+    Ok(gram)
 }
 
 /// The features of `gram`: its constant factored, its terms as sources.
