@@ -29,6 +29,7 @@
 //! normals, m = M/R samples each, at least 2000): s.e. = sd over replicas · √(m/M).
 
 mod expansion;
+mod tilt_pass;
 
 use std::collections::BTreeMap;
 

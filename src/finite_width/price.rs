@@ -558,31 +558,29 @@ enum Jet {
 }
 
 impl Jet {
-    fn map(self, f: impl Fn(Dual2_64) -> Dual2_64 + Sync) -> Jet {
+    fn map(self, f: impl Fn(Dual2_64) -> Dual2_64) -> Jet {
         match self {
             Jet::Scalar(x) => Jet::Scalar(f(x)),
             Jet::Entries(mut v) => {
-                v.par_iter_mut().for_each(|x| *x = f(*x));
+                v.iter_mut().for_each(|x| *x = f(*x));
                 Jet::Entries(v)
             }
         }
     }
 
-    fn zip(self, other: Jet, f: impl Fn(Dual2_64, Dual2_64) -> Dual2_64 + Sync) -> Jet {
+    fn zip(self, other: Jet, f: impl Fn(Dual2_64, Dual2_64) -> Dual2_64) -> Jet {
         match (self, other) {
             (Jet::Scalar(a), Jet::Scalar(b)) => Jet::Scalar(f(a, b)),
             (Jet::Scalar(a), Jet::Entries(mut v)) => {
-                v.par_iter_mut().for_each(|x| *x = f(a, *x));
+                v.iter_mut().for_each(|x| *x = f(a, *x));
                 Jet::Entries(v)
             }
             (Jet::Entries(mut v), Jet::Scalar(b)) => {
-                v.par_iter_mut().for_each(|x| *x = f(*x, b));
+                v.iter_mut().for_each(|x| *x = f(*x, b));
                 Jet::Entries(v)
             }
             (Jet::Entries(mut a), Jet::Entries(b)) => {
-                a.par_iter_mut()
-                    .zip(b.par_iter())
-                    .for_each(|(x, y)| *x = f(*x, *y));
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x = f(*x, *y));
                 Jet::Entries(a)
             }
         }
@@ -592,34 +590,31 @@ impl Jet {
 /// erf or exp of every entry, composed with the entries' own derivatives: the values and
 /// slopes by the vectorised kernels of [`crate::numeric::vector_math`] (the libm calls of the
 /// generic path dominate a jet over many samples), f″ from them (erf″ = −2x·erf′, exp″ = exp).
-fn vectorised_builtin(b: Builtin, x: &[Dual2_64]) -> Vec<Dual2_64> {
-    use crate::numeric::vector_math::{Isa, erf_slice, exp_slice};
-    const CHUNK: usize = 4096;
-    let isa = Isa::detect();
+fn vectorised_builtin(b: Builtin, x: &mut [Dual2_64], isa: crate::numeric::vector_math::Isa) {
+    use crate::numeric::vector_math::{erf_slice, exp_slice};
     let re: Vec<f64> = x.iter().map(|d| d.re).collect();
     let mut value = vec![0.0; re.len()];
     let mut slope = vec![0.0; re.len()];
-    re.par_chunks(CHUNK)
-        .zip(value.par_chunks_mut(CHUNK))
-        .zip(slope.par_chunks_mut(CHUNK))
-        .for_each(|((r, v), d)| match b {
-            Builtin::Erf => erf_slice(isa, r, v, d),
-            _ => exp_slice(isa, r, v),
-        });
-    x.par_iter()
-        .zip(value.par_iter().zip(slope.par_iter()))
-        .map(|(x, (&f, &d))| {
-            let (first, second) = match b {
-                Builtin::Erf => (d, -2.0 * x.re * d),
-                _ => (f, f),
-            };
-            Dual2_64::new(f, first * x.v1, second * x.v1 * x.v1 + first * x.v2)
-        })
-        .collect()
+    match b {
+        Builtin::Erf => erf_slice(isa, &re, &mut value, &mut slope),
+        _ => exp_slice(isa, &re, &mut value),
+    }
+    for ((x, &f), &d) in x.iter_mut().zip(&value).zip(&slope) {
+        let (first, second) = match b {
+            Builtin::Erf => (d, -2.0 * x.re * d),
+            _ => (f, f),
+        };
+        *x = Dual2_64::new(f, first * x.v1, second * x.v1 * x.v1 + first * x.v2);
+    }
 }
 
-/// f(h), f′(h), f″(h) entry by entry (M×P each), by second-order dual numbers, one pass
-/// over all entries per node of the expression.
+/// Entries per block of [`jet`]: a block's dual numbers (24 bytes each, one vector per node
+/// of the expression) stay in cache, and blocks run on every thread.
+const JET_BLOCK: usize = 1 << 14;
+
+/// f(h), f′(h), f″(h) entry by entry (M×P each), by second-order dual numbers: the entry-wise
+/// function is compiled once (its constants evaluated, user functions inlined), then run on
+/// blocks of rows in parallel, one pass over a block per node of the expression.
 pub fn jet(
     theory: &Theory,
     var: &str,
@@ -627,87 +622,139 @@ pub fn jet(
     h: ArrayView2<'_, f64>,
     constants: &MatrixContext<'_>,
 ) -> Result<[Array2<f64>; 3], String> {
+    let program = JetProgram::compile(theory, var, f, &[], constants)?;
     let (m, p) = h.dim();
-    let seeds: Vec<Dual2_64> = h.iter().map(|&x| Dual2_64::new(x, 1.0, 0.0)).collect();
-    let value = eval_jet(theory, var, f, &seeds, &[], constants)?;
-    let entries = match value {
-        Jet::Entries(v) => v,
-        Jet::Scalar(x) => vec![x; m * p],
+    let h = h.as_standard_layout();
+    let mut out = [
+        Array2::<f64>::zeros((m, p)),
+        Array2::<f64>::zeros((m, p)),
+        Array2::<f64>::zeros((m, p)),
+    ];
+    let isa = crate::numeric::vector_math::Isa::detect();
+    let rows = (JET_BLOCK / p.max(1)).max(1);
+    let [v, d1, d2] = &mut out;
+    let (Some(input), Some(v), Some(d1), Some(d2)) = (
+        h.as_slice(),
+        v.as_slice_mut(),
+        d1.as_slice_mut(),
+        d2.as_slice_mut(),
+    ) else {
+        return Err("a jet of arrays not in standard layout".into());
     };
-    let part = |g: fn(&Dual2_64) -> f64| {
-        Array2::from_shape_vec((m, p), entries.iter().map(g).collect()).map_err(|e| e.to_string())
-    };
-    Ok([part(|d| d.re)?, part(|d| d.v1)?, part(|d| d.v2)?])
-}
-
-fn eval_jet(
-    theory: &Theory,
-    var: &str,
-    e: &Expr,
-    seeds: &[Dual2_64],
-    args: &[&Jet],
-    constants: &MatrixContext<'_>,
-) -> Result<Jet, String> {
-    let depends =
-        mentions_random(e, Some(var)) || e.any(&mut |x| matches!(x.kind, ExprKind::FunctionArg(_)));
-    if !depends {
-        return match constants.eval(e).map_err(|err| err.to_string())? {
-            Value::Scalar(v) => Ok(Jet::Scalar(Dual2_64::from(v))),
-            Value::Matrix(_) => Err("a matrix inside an entry-wise function".into()),
-        };
-    }
-    let go = |y: &Expr| eval_jet(theory, var, y, seeds, args, constants);
-    Ok(match &e.kind {
-        ExprKind::RandomVar { .. } => Jet::Entries(seeds.to_vec()),
-        ExprKind::FunctionArg(i) => match args.get(*i) {
-            Some(Jet::Scalar(x)) => Jet::Scalar(*x),
-            Some(Jet::Entries(v)) => Jet::Entries(v.clone()),
-            None => return Err("a function argument out of range".into()),
-        },
-        ExprKind::Neg(a) => go(a)?.map(|x| -x),
-        ExprKind::Add(a, b) => go(a)?.zip(go(b)?, |x, y| x + y),
-        ExprKind::Sub(a, b) => go(a)?.zip(go(b)?, |x, y| x - y),
-        ExprKind::Mul(a, b) => go(a)?.zip(go(b)?, |x, y| x * y),
-        ExprKind::Div(a, b) => go(a)?.zip(go(b)?, |x, y| x / y),
-        ExprKind::Pow(a, b) => go(a)?.zip(go(b)?, |x, y| {
-            if y.v1 == 0.0 && y.v2 == 0.0 {
-                x.powf(y.re)
-            } else {
-                x.powd(y)
-            }
-        }),
-        ExprKind::Apply {
-            callee,
-            args: inner,
-        } => {
-            let values = inner.iter().map(go).collect::<Result<Vec<_>, _>>()?;
-            match callee {
-                Callee::Builtin(b) => {
-                    let b = *b;
-                    let mut values = values;
-                    let (Some(v), true) = (values.pop(), values.is_empty()) else {
-                        return Err("a built-in with several arguments".into());
-                    };
-                    match v {
-                        Jet::Entries(x) if matches!(b, Builtin::Erf | Builtin::Exp) => {
-                            Jet::Entries(vectorised_builtin(b, &x))
-                        }
-                        v => v.map(|x| crate::numeric::action::ops::builtin(b, &x)),
+    let block = rows * p.max(1);
+    input
+        .par_chunks(block)
+        .zip(v.par_chunks_mut(block))
+        .zip(d1.par_chunks_mut(block))
+        .zip(d2.par_chunks_mut(block))
+        .for_each(|(((x, v), d1), d2)| {
+            let seeds: Vec<Dual2_64> = x.iter().map(|&x| Dual2_64::new(x, 1.0, 0.0)).collect();
+            match program.eval(&seeds, isa) {
+                Jet::Scalar(y) => {
+                    v.fill(y.re);
+                    d1.fill(y.v1);
+                    d2.fill(y.v2);
+                }
+                Jet::Entries(y) => {
+                    for (((y, v), d1), d2) in y.iter().zip(v).zip(d1).zip(d2) {
+                        (*v, *d1, *d2) = (y.re, y.v1, y.v2);
                     }
                 }
-                Callee::User(id) => {
-                    let refs: Vec<&Jet> = values.iter().collect();
-                    eval_jet(
-                        theory,
-                        var,
-                        &theory.functions[*id].body,
-                        seeds,
-                        &refs,
-                        constants,
-                    )?
-                }
             }
+        });
+    Ok(out)
+}
+
+/// An entry-wise function of one random variable, its constants evaluated.
+#[derive(Debug, Clone)]
+enum JetProgram {
+    Input,
+    Constant(f64),
+    Neg(Box<JetProgram>),
+    Add(Box<JetProgram>, Box<JetProgram>),
+    Sub(Box<JetProgram>, Box<JetProgram>),
+    Mul(Box<JetProgram>, Box<JetProgram>),
+    Div(Box<JetProgram>, Box<JetProgram>),
+    Pow(Box<JetProgram>, Box<JetProgram>),
+    Builtin(Builtin, Box<JetProgram>),
+}
+
+impl JetProgram {
+    /// `e` with user functions inlined (`args` the compiled arguments of the function whose
+    /// body `e` is) and every subexpression free of the random variable evaluated.
+    fn compile(
+        theory: &Theory,
+        var: &str,
+        e: &Expr,
+        args: &[JetProgram],
+        constants: &MatrixContext<'_>,
+    ) -> Result<JetProgram, String> {
+        let depends = mentions_random(e, Some(var))
+            || e.any(&mut |x| matches!(x.kind, ExprKind::FunctionArg(_)));
+        if !depends {
+            return match constants.eval(e).map_err(|err| err.to_string())? {
+                Value::Scalar(v) => Ok(JetProgram::Constant(v)),
+                Value::Matrix(_) => Err("a matrix inside an entry-wise function".into()),
+            };
         }
-        _ => return Err("a construct outside an entry-wise function".into()),
-    })
+        let go = |y: &Expr| Self::compile(theory, var, y, args, constants).map(Box::new);
+        Ok(match &e.kind {
+            ExprKind::RandomVar { .. } => JetProgram::Input,
+            ExprKind::FunctionArg(i) => match args.get(*i) {
+                Some(a) => a.clone(),
+                None => return Err("a function argument out of range".into()),
+            },
+            ExprKind::Neg(a) => JetProgram::Neg(go(a)?),
+            ExprKind::Add(a, b) => JetProgram::Add(go(a)?, go(b)?),
+            ExprKind::Sub(a, b) => JetProgram::Sub(go(a)?, go(b)?),
+            ExprKind::Mul(a, b) => JetProgram::Mul(go(a)?, go(b)?),
+            ExprKind::Div(a, b) => JetProgram::Div(go(a)?, go(b)?),
+            ExprKind::Pow(a, b) => JetProgram::Pow(go(a)?, go(b)?),
+            ExprKind::Apply {
+                callee,
+                args: inner,
+            } => match callee {
+                Callee::Builtin(b) => match inner.as_slice() {
+                    [a] => JetProgram::Builtin(*b, go(a)?),
+                    _ => return Err("a built-in with several arguments".into()),
+                },
+                Callee::User(id) => {
+                    let inner = inner
+                        .iter()
+                        .map(|a| Self::compile(theory, var, a, args, constants))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Self::compile(theory, var, &theory.functions[*id].body, &inner, constants)?
+                }
+            },
+            _ => return Err("a construct outside an entry-wise function".into()),
+        })
+    }
+
+    /// The function's jet on every entry of `seeds` (the variable's jets).
+    fn eval(&self, seeds: &[Dual2_64], isa: crate::numeric::vector_math::Isa) -> Jet {
+        let go = |a: &JetProgram| a.eval(seeds, isa);
+        match self {
+            JetProgram::Input => Jet::Entries(seeds.to_vec()),
+            JetProgram::Constant(v) => Jet::Scalar(Dual2_64::from(*v)),
+            JetProgram::Neg(a) => go(a).map(|x| -x),
+            JetProgram::Add(a, b) => go(a).zip(go(b), |x, y| x + y),
+            JetProgram::Sub(a, b) => go(a).zip(go(b), |x, y| x - y),
+            JetProgram::Mul(a, b) => go(a).zip(go(b), |x, y| x * y),
+            JetProgram::Div(a, b) => go(a).zip(go(b), |x, y| x / y),
+            JetProgram::Pow(a, b) => go(a).zip(go(b), |x, y| {
+                if y.v1 == 0.0 && y.v2 == 0.0 {
+                    x.powf(y.re)
+                } else {
+                    x.powd(y)
+                }
+            }),
+            JetProgram::Builtin(b, a) => match (b, go(a)) {
+                (Builtin::Erf | Builtin::Exp, Jet::Entries(mut x)) => {
+                    vectorised_builtin(*b, &mut x, isa);
+                    Jet::Entries(x)
+                }
+                (b, v) => v.map(|x| crate::numeric::action::ops::builtin(*b, &x)),
+            },
+        }
+    }
 }

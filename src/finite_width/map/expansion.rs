@@ -15,8 +15,9 @@
 //!   second order in C̃).
 //!
 //! The P×P moments ⟨f′g′ᵀ⟩, ⟨f″gᵀ⟩, … come from one pass over the samples; a product then
-//! costs two M×P×P matrix products per population (the tilt on every sample, and its
-//! covariance with the averages) and no transcendental function. The forward equations'
+//! costs one pass over the samples per population ([`super::tilt_pass`]: the tilt on every
+//! sample and its covariance with the averages, about M·P² flops each) and no transcendental
+//! function. The forward equations'
 //! right-hand sides, and the rest of the action (the data term), are differenced centrally
 //! in the fields: P×P evaluations, exact for the affine ones. The estimators are those of
 //! the sampled maps' central differences ([`super::Problem::solve_linear`]) except for
@@ -25,9 +26,10 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip, s};
+use ndarray::{Array1, Array2, ArrayView2, Axis, Zip, s};
 use rayon::prelude::*;
 
+use super::tilt_pass::{QuadraticTilt, tilt_sums};
 use super::{DIFFERENCE_STEP, Entries, Problem, State, column};
 use crate::finite_width::FiniteWidthError;
 use crate::finite_width::price::{BodyForm, BodyTerm, EvaluatedTilt, jet};
@@ -39,9 +41,6 @@ use crate::solve::fluctuation::Order;
 /// Rows per block of the sample products (a block's P-wide scratch stays in cache-sized
 /// pieces, and blocks run on all threads).
 const BLOCK: usize = 1024;
-
-/// Rows per block of [`jet_in_blocks`].
-const JET_BLOCK: usize = 4096;
 
 /// Output rows per band of [`weighted_gram`] (bands run in parallel; the triangle's shrinking
 /// bands balance over the threads).
@@ -222,7 +221,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
             let jets = problem.with_context(&nngp.fields, &nngp.conjugates, &[], |ctx| {
                 functions
                     .iter()
-                    .map(|f| jet_in_blocks(problem.theory, &pop.var, f, h.view(), ctx))
+                    .map(|f| jet(problem.theory, &pop.var, f, h.view(), ctx).ok())
                     .collect::<Option<Vec<[Array2<f64>; 3]>>>()
                     .map_or(Ok(None), |j| Ok(Some(j)))
             })?;
@@ -235,10 +234,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
             for &(a, f, b, g) in &needs.moments {
                 let value = match moments.get(&(b, g, a, f)) {
                     Some(t) => t.t().to_owned(),
-                    None => {
-                        weighted_gram(jets[f][a as usize].view(), jets[g][b as usize].view(), None)
-                            / m
-                    }
+                    None => gram(jets[f][a as usize].view(), jets[g][b as usize].view()) / m,
                 };
                 moments.insert((a, f, b, g), value);
             }
@@ -335,11 +331,38 @@ impl<'p, 'a> Expansion<'p, 'a> {
                     // a covariance moves symmetrically (a field f gᵀ with f ≠ g need not)
                     let dk = (&dk + &dk.t()) * 0.5;
                     let terms = problem.tilt_terms(self.nngp, conjugates, k)?;
-                    // the importance weights' derivative: A − Ā
-                    let mut tilt = self.tilt_values(pop, &terms);
-                    let tilt_mean = tilt.mean().unwrap_or(0.0);
-                    tilt.mapv_inplace(|a| a - tilt_mean);
+                    // the importance weights' derivative: cov(·, A) = ⟨· A⟩ − ⟨·⟩Ā
+                    let mut outer = Vec::new();
+                    let mut vector = Vec::new();
+                    for (form, map, _) in pop.averages.values() {
+                        for term in &form.terms {
+                            match *term {
+                                BodyTerm::Outer { left, right, .. } => {
+                                    let pair = (map[left], map[right]);
+                                    if !outer.contains(&pair) {
+                                        outer.push(pair);
+                                    }
+                                }
+                                BodyTerm::Vector { function, .. } => {
+                                    if !vector.contains(&map[function]) {
+                                        vector.push(map[function]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let tilt = QuadraticTilt::new(&terms, |i| pop.tilt_functions[i]);
+                    let sums = tilt_sums(&pop.values, &tilt, &outer, &vector);
                     let m = self.samples as f64;
+                    let tilt_mean = sums.total / m;
+                    let covariance_outer = |f: usize, g: usize| -> Array2<f64> {
+                        let i = outer.iter().position(|&q| q == (f, g)).unwrap_or(0);
+                        &sums.outer[i] / m - &(&pop.moments[&(0, f, 0, g)] * tilt_mean)
+                    };
+                    let covariance_vector = |f: usize| -> Array1<f64> {
+                        let i = vector.iter().position(|&q| q == f).unwrap_or(0);
+                        &sums.vector[i] / m - &(&pop.means[&(0, f)] * tilt_mean)
+                    };
                     for (key, (form, map, _)) in &pop.averages {
                         let mut delta = Array2::<f64>::zeros((p, p));
                         let mut vector = Array1::<f64>::zeros(p);
@@ -367,12 +390,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
                                             *v += dm[a] * f1g[[a, b]] + dm[b] * fg1[[a, b]];
                                         });
                                     }
-                                    // cov(f gᵀ, A)
-                                    d += &(weighted_gram(
-                                        pop.values[f].view(),
-                                        pop.values[g].view(),
-                                        Some(tilt.view()),
-                                    ) / m);
+                                    d += &covariance_outer(f, g);
                                     delta.scaled_add(coefficient, &d);
                                 }
                                 BodyTerm::Vector {
@@ -383,7 +401,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
                                     let f = map[function];
                                     let mut d = &dk.diag() * &pop.means[&(2, f)] * 0.5
                                         + &dm * &pop.means[&(1, f)];
-                                    d += &(pop.values[f].t().dot(&tilt) / m);
+                                    d += &covariance_vector(f);
                                     vector.scaled_add(coefficient, &d);
                                 }
                             }
@@ -590,22 +608,6 @@ impl<'p, 'a> Expansion<'p, 'a> {
         Ok(out)
     }
 
-    /// A(h*) on every sample: Σ uᵀMv + Σ rᵀw.
-    fn tilt_values(&self, pop: &PopulationExpansion, terms: &EvaluatedTilt) -> Array1<f64> {
-        let mut a = Array1::<f64>::zeros(self.samples);
-        for (mm, u, v) in &terms.bilinear {
-            a += &bilinear_rows(
-                pop.values[pop.tilt_functions[*u]].view(),
-                mm,
-                pop.values[pop.tilt_functions[*v]].view(),
-            );
-        }
-        for (r, w) in &terms.linear {
-            a += &pop.values[pop.tilt_functions[*w]].dot(r);
-        }
-        a
-    }
-
     /// ½⟨∇²A⟩ (symmetrised) and ⟨∇A⟩ at h*, from the moments.
     fn tilt_gradients(
         &self,
@@ -643,34 +645,6 @@ impl<'p, 'a> Expansion<'p, 'a> {
     }
 }
 
-/// f, f′ and f″ on every sample (M×P each), a block of rows at a time: the dual numbers of
-/// one block stay in cache between the expression's nodes. None where `f` is not an
-/// entry-wise function the jets evaluate.
-fn jet_in_blocks(
-    theory: &crate::check::ir::Theory,
-    var: &str,
-    f: &crate::check::ir::Expr,
-    h: ArrayView2<'_, f64>,
-    constants: &crate::numeric::matrix::MatrixContext<'_>,
-) -> Option<[Array2<f64>; 3]> {
-    let dim = h.dim();
-    let mut out = [
-        Array2::<f64>::zeros(dim),
-        Array2::<f64>::zeros(dim),
-        Array2::<f64>::zeros(dim),
-    ];
-    let mut start = 0;
-    while start < dim.0 {
-        let stop = (start + JET_BLOCK).min(dim.0);
-        let block = jet(theory, var, f, h.slice(s![start..stop, ..]), constants).ok()?;
-        for (o, b) in out.iter_mut().zip(block) {
-            o.slice_mut(s![start..stop, ..]).assign(&b);
-        }
-        start = stop;
-    }
-    Some(out)
-}
-
 /// `base + t·shift` entry by entry (entries `shift` lacks stay).
 fn moved(base: &Entries, shift: &Entries, t: f64) -> Entries {
     base.iter()
@@ -681,21 +655,14 @@ fn moved(base: &Entries, shift: &Entries, t: f64) -> Entries {
         .collect()
 }
 
-/// aᵀ diag(w) b (aᵀb without weights): bands of output rows on every thread, each one
-/// sequential product over all samples (faer), so the sums do not depend on the number of
-/// threads; for a = b only the upper triangle is computed (half the flops) and mirrored.
-pub(super) fn weighted_gram(
-    a: ArrayView2<'_, f64>,
-    b: ArrayView2<'_, f64>,
-    w: Option<ArrayView1<'_, f64>>,
-) -> Array2<f64> {
+/// aᵀb: bands of output rows on every thread, each one sequential product over all samples
+/// (faer), so the sums do not depend on the number of threads; for a = b only the upper
+/// triangle is computed (half the flops) and mirrored.
+fn gram(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> {
     let (rows, p, q) = (a.nrows(), a.ncols(), b.ncols());
     let symmetric =
         std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.dim() == b.dim() && a.strides() == b.strides();
-    let weighted = match w {
-        Some(w) => &a * &w.insert_axis(Axis(1)),
-        None => a.as_standard_layout().into_owned(),
-    };
+    let weighted = a.as_standard_layout();
     let b = b.as_standard_layout();
     let mut out = Array2::<f64>::zeros((p, q));
     let (Some(left), Some(right)) = (weighted.as_slice(), b.as_slice()) else {
@@ -758,16 +725,5 @@ fn product_rows(a: ArrayView2<'_, f64>, b: &Array2<f64>) -> Array2<f64> {
                 faer::Par::Seq,
             );
         });
-    out
-}
-
-/// uᵢᵀ M vᵢ for every row i of `u` and `v`.
-fn bilinear_rows(u: ArrayView2<'_, f64>, m: &Array2<f64>, v: ArrayView2<'_, f64>) -> Array1<f64> {
-    let mv = product_rows(v, &m.t().to_owned());
-    let mut out = Array1::<f64>::zeros(u.nrows());
-    Zip::from(&mut out)
-        .and(u.rows())
-        .and(mv.rows())
-        .for_each(|o, u, mv| *o = u.dot(&mv));
     out
 }
