@@ -757,6 +757,88 @@ fn bad_settings_and_unsupported_theories_are_named_errors() {
     );
 }
 
+/// THEORY.md §5.4: with the Wishart term, scaling every layer's kernel by t changes S by
+/// P(N − L(P+1))/2 · ln t, so for N < L(P+1) the action has no maximum; the MAP names the
+/// fields and the slope instead of sweeping into a degenerate kernel, and solves just above
+/// the edge. Without the measure term, and for the linearised system, nothing is refused.
+#[test]
+fn an_action_without_a_maximum_is_named_not_iterated() {
+    let theory = example("deep_linear");
+    let (x, y) = digits(20);
+    let p = 20.0;
+    for (layers, n) in [(2.0, 41.0), (2.0, 30.0), (3.0, 50.0)] {
+        let settings = MapSettings {
+            overrides: set(&[("N", n), ("L", layers), ("wishart", 1.0)]),
+            ..MapSettings::default()
+        };
+        match map_kernels(&theory, x.view(), y.view(), None, &settings) {
+            Err(FiniteWidthError::NoMaximum {
+                fields,
+                slope,
+                rest,
+                needed,
+                ..
+            }) => {
+                let expected = p * (n - layers * (p + 1.0)) / 2.0;
+                assert!((slope - expected).abs() < 1e-6, "{slope} vs {expected}");
+                assert!((rest + layers * (p + 1.0) * p / 2.0).abs() < 1e-6, "{rest}");
+                assert_eq!(needed as f64, layers * (p + 1.0) + 1.0);
+                let names: Vec<String> = (1..=layers as usize).map(|l| format!("C[{l}]")).collect();
+                assert_eq!(fields, names.join(", "));
+            }
+            other => panic!("L = {layers}, N = {n}: {:?}", other.map(|s| s.sweeps)),
+        }
+    }
+    // just above the edge the maximum exists and the sweeps reach it; without the measure
+    // term any width is fine; the linearised system needs no maximum
+    for (n, wishart) in [(43.0, 1.0), (5.0, 0.0)] {
+        let settings = MapSettings {
+            overrides: set(&[("N", n), ("L", 2.0), ("wishart", wishart)]),
+            ..MapSettings::default()
+        };
+        let solution = map_kernels(&theory, x.view(), y.view(), None, &settings)
+            .unwrap_or_else(|e| panic!("N = {n}, wishart = {wishart}: {e}"));
+        assert!(
+            solution
+                .layers
+                .iter()
+                .all(|l| l.kernel.iter().all(|v| v.is_finite()))
+        );
+    }
+    let settings = MapSettings {
+        overrides: set(&[("N", 41.0), ("L", 2.0), ("wishart", 1.0)]),
+        ..MapSettings::default()
+    };
+    linear_kernels(&theory, x.view(), y.view(), None, Order::Full, &settings).unwrap();
+
+    // on the command line: exit 1, the fields, the slope and the width needed
+    let xf = temp_file("fw_nomax_x.csv", &csv(&x));
+    let yf = temp_file("fw_nomax_y.csv", &csv(&y));
+    let action = format!("{}/examples/deep_linear.action", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = saddle(&[
+        "solve",
+        &action,
+        "--x",
+        path_str(&xf),
+        "--y",
+        path_str(&yf),
+        "--method",
+        "map",
+        "--set",
+        "N=41",
+        "--set",
+        "wishart=1",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("no maximum"), "{err}");
+    assert!(
+        err.contains("C[1], C[2]") && err.contains("-10·ln t"),
+        "{err}"
+    );
+    assert!(err.contains("n ≥ 43"), "{err}");
+    assert!(!err.contains("NaN"), "{err}");
+}
+
 #[test]
 fn cli_solves_the_map_for_many_patterns_and_reports_its_estimators() {
     let (x, y) = digits(8);

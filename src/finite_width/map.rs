@@ -30,6 +30,7 @@
 
 mod expansion;
 mod tilt_pass;
+mod unbounded;
 
 use std::collections::BTreeMap;
 
@@ -323,6 +324,10 @@ fn layered_kernels(
     let nngp = nngp_kernels(theory, x, Some(y), &nngp_settings)?;
     let problem = Problem::new(theory, &params, x, Some(y), &nngp, settings.force_sampling)?;
     let start = problem.nngp_state(&nngp)?;
+    if linear.is_none() {
+        // the MAP is a maximum: refuse an action that has none before sweeping towards it
+        problem.check_bounded(&start)?;
+    }
     let joined = match x_test {
         Some(t) if t.ncols() != x.ncols() => {
             return Err(FiniteWidthError::Unsupported(format!(

@@ -76,6 +76,28 @@ pub enum FiniteWidthError {
     /// the recurrent sweeps; recoverable by a shorter step).
     #[error("the units' covariance over time is not a covariance: {0}")]
     IndefiniteCovariance(String),
+    /// An action that grows without bound as some kernels shrink: it has no maximum, so
+    /// there is no MAP to iterate to (THEORY.md §5.4: a measure term against too few units).
+    #[error(
+        "the action has no maximum: scaling {fields} by t changes S by {slope}·ln t as t → 0 \
+         (the units: +{populations}, n·P/2 per population whose covariance does not shrink \
+         with its kernel; the rest of the action: {rest}), so S grows without bound as these \
+         kernels shrink and the sweeps would only chase a degenerate kernel (THEORY.md §5.4). \
+         The rest (a measure term such as −(P+1)/2·ln det C per layer) outweighs the units: \
+         widen the network (every width n ≥ {needed} here) or drop the term"
+    )]
+    NoMaximum {
+        /// The kernels scaled, by name.
+        fields: String,
+        /// dS/d ln t as t → 0.
+        slope: f64,
+        /// The populations' part of the slope.
+        populations: f64,
+        /// The rest of the action's part.
+        rest: f64,
+        /// The smallest common width that makes the slope positive.
+        needed: usize,
+    },
     /// Importance sampling with too few effective samples.
     #[error(
         "importance sampling of term {term} collapsed: an effective sample size of {ess:.1} of \
