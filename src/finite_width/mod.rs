@@ -84,7 +84,7 @@ pub enum FiniteWidthError {
          with its kernel; the rest of the action: {rest}), so S grows without bound as these \
          kernels shrink and the sweeps would only chase a degenerate kernel (THEORY.md §5.4). \
          The rest (a measure term such as −(P+1)/2·ln det C per layer) outweighs the units: \
-         widen the network (every width n ≥ {needed} here) or drop the term"
+         {remedy}"
     )]
     NoMaximum {
         /// The kernels scaled, by name.
@@ -95,8 +95,9 @@ pub enum FiniteWidthError {
         populations: f64,
         /// The rest of the action's part.
         rest: f64,
-        /// The smallest common width that makes the slope positive.
-        needed: usize,
+        /// What to change: the smallest common width that makes the slope positive, or
+        /// dropping the term.
+        remedy: String,
     },
     /// Importance sampling with too few effective samples.
     #[error(

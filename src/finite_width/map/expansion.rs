@@ -42,7 +42,7 @@ use crate::solve::fluctuation::Order;
 /// pieces, and blocks run on all threads).
 const BLOCK: usize = 1024;
 
-/// Output rows per band of [`weighted_gram`] (bands run in parallel; the triangle's shrinking
+/// Output rows per band of [`gram`] (bands run in parallel; the triangle's shrinking
 /// bands balance over the threads).
 const BAND: usize = 32;
 
@@ -356,11 +356,17 @@ impl<'p, 'a> Expansion<'p, 'a> {
                     let m = self.samples as f64;
                     let tilt_mean = sums.total / m;
                     let covariance_outer = |f: usize, g: usize| -> Array2<f64> {
-                        let i = outer.iter().position(|&q| q == (f, g)).unwrap_or(0);
+                        let i = outer
+                            .iter()
+                            .position(|&q| q == (f, g))
+                            .expect("every outer pair of the averages is summed");
                         &sums.outer[i] / m - &(&pop.moments[&(0, f, 0, g)] * tilt_mean)
                     };
                     let covariance_vector = |f: usize| -> Array1<f64> {
-                        let i = vector.iter().position(|&q| q == f).unwrap_or(0);
+                        let i = vector
+                            .iter()
+                            .position(|&q| q == f)
+                            .expect("every vector of the averages is summed");
                         &sums.vector[i] / m - &(&pop.means[&(0, f)] * tilt_mean)
                     };
                     for (key, (form, map, _)) in &pop.averages {

@@ -60,11 +60,20 @@ impl QuadraticTilt {
         let mut prepared = Vec::new();
         for (m, u, v) in &terms.bilinear {
             let p = m.nrows();
+            let (u, v) = (function(*u), function(*v));
             let largest = m.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+            if m.iter().any(|x| !x.is_finite()) {
+                // the full product carries the NaN to the caller's finiteness check
+                prepared.push(Term::General {
+                    left: u,
+                    right: v,
+                    transposed: Mat::from_fn(p, p, |i, j| m[[j, i]]),
+                });
+                continue;
+            }
             if largest == 0.0 {
                 continue;
             }
-            let (u, v) = (function(*u), function(*v));
             let general = || Term::General {
                 left: u,
                 right: v,
@@ -202,6 +211,10 @@ pub(super) struct TiltSums {
     pub(super) total: f64,
 }
 
+/// One group's sums: the outer products (a square pair's lower triangle only), the
+/// vectors, Σ a.
+type GroupSums = (Vec<Mat<f64>>, Vec<Array1<f64>>, f64);
+
 /// The sums of [`TiltSums`] for the tilt `tilt` on the samples' function values `values`
 /// (each M×P, row-major).
 ///
@@ -219,7 +232,7 @@ pub(super) fn tilt_sums(
         .map(|v| v.as_slice().expect("sample values in standard layout"))
         .collect();
     let per_group = samples.div_ceil(GROUPS).max(1);
-    let groups: Vec<TiltSums> = (0..GROUPS)
+    let groups: Vec<GroupSums> = (0..GROUPS)
         .into_par_iter()
         .map(|g| {
             let start = (g * per_group).min(samples);
@@ -272,24 +285,7 @@ pub(super) fn tilt_sums(
                 }
                 first += rows;
             }
-            let outer = outer_sums
-                .iter()
-                .zip(outer)
-                .map(|(sum, &(f, g))| {
-                    Array2::from_shape_fn((p, p), |(i, j)| {
-                        if f == g && j > i {
-                            sum[(j, i)]
-                        } else {
-                            sum[(i, j)]
-                        }
-                    })
-                })
-                .collect();
-            TiltSums {
-                outer,
-                vector: vector_sums,
-                total,
-            }
+            (outer_sums, vector_sums, total)
         })
         .collect();
     let mut sums = TiltSums {
@@ -297,14 +293,21 @@ pub(super) fn tilt_sums(
         vector: vec![Array1::zeros(p); vector.len()],
         total: 0.0,
     };
-    for group in groups {
-        for (s, g) in sums.outer.iter_mut().zip(&group.outer) {
+    for (outer_sums, vector_sums, total) in groups {
+        for ((s, g), &(f, h)) in sums.outer.iter_mut().zip(&outer_sums).zip(outer) {
+            // a square pair's lower triangle, mirrored
+            s.indexed_iter_mut().for_each(|((i, j), v)| {
+                *v += if f == h && j > i {
+                    g[(j, i)]
+                } else {
+                    g[(i, j)]
+                };
+            });
+        }
+        for (s, g) in sums.vector.iter_mut().zip(&vector_sums) {
             *s += g;
         }
-        for (s, g) in sums.vector.iter_mut().zip(&group.vector) {
-            *s += g;
-        }
-        sums.total += group.total;
+        sums.total += total;
     }
     sums
 }
@@ -370,5 +373,20 @@ mod tests {
         assert!(sums.outer[0].iter().all(|x| *x == 0.0));
         assert!(sums.vector[0].iter().all(|x| *x == 0.0));
         assert_eq!(sums.total, 0.0);
+    }
+
+    /// A tilt matrix with a NaN is not dropped: the sums come out NaN for the caller's
+    /// finiteness check.
+    #[test]
+    fn a_non_finite_tilt_propagates() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let values = vec![random(50, 3, &mut rng)];
+        let terms = EvaluatedTilt {
+            bilinear: vec![(Array2::from_elem((3, 3), f64::NAN), 0, 0)],
+            linear: vec![],
+        };
+        let sums = tilt_sums(&values, &QuadraticTilt::new(&terms, |i| i), &[(0, 0)], &[]);
+        assert!(sums.total.is_nan());
+        assert!(sums.outer[0].iter().all(|x| x.is_nan()));
     }
 }

@@ -4,7 +4,7 @@
 //! (THEORY.md §5.4). With C̃ at its stationary point each population contributes −n·I(C|K):
 //! for units linear at the origin (a Gaussian closed form, averages homogeneous of degree 2
 //! in h, zero mean), whose field shrinks while its covariance K tends to a non-singular
-//! limit, I contains −(n/2)·ln det C, so S gains (n·P/2)·ln t; a population whose K shrinks
+//! limit, n·I contains −(n/2)·ln det C, so S gains (n·P/2)·ln t; a population whose K shrinks
 //! with its field (K ∝ C_f) keeps its ratio and contributes nothing. The rest R of the
 //! action (a data term with κ > 0 stays bounded; a measure term −c·ln det C gives −c·P·ln t)
 //! contributes dR/d ln t = Σ_{f∈T} ⟨∂R/∂C_f, C_f⟩ at the scaled fields, evaluated from the
@@ -47,12 +47,16 @@ impl Problem<'_> {
     pub(super) fn check_bounded(&self, at: &State) -> Result<(), FiniteWidthError> {
         let mut worst: Option<Slope> = None;
         for start in 0..self.network.rules.len() {
-            let Some(slope) = self.slope(at, start)? else {
+            // a failed evaluation is no claim: this is a check before the sweeps, which say
+            // for themselves what fails
+            let Some(slope) = self.slope(at, start).ok().flatten() else {
                 continue;
             };
             let total = slope.populations + slope.rest;
             let scale = slope.populations.abs() + slope.rest.abs();
-            if total < -1e-9 * scale
+            // the rest's slope is read to ~1e-6 of its size: at the edge (a slope of zero)
+            // nothing is claimed
+            if total < -1e-6 * (1.0 + scale)
                 && worst
                     .as_ref()
                     .is_none_or(|w| total < w.populations + w.rest)
@@ -65,8 +69,13 @@ impl Problem<'_> {
         };
         let p = self.training as f64;
         // the smallest common width n with (#populations)·n·P/2 + rest > 0
-        let count = worst.units.len().max(1) as f64;
-        let needed = round(-worst.rest / (count * p / 2.0)).floor() as usize + 1;
+        let remedy = if worst.units.is_empty() {
+            "drop the term (no population's width enters the slope)".to_string()
+        } else {
+            let count = worst.units.len() as f64;
+            let needed = round(-worst.rest / (count * p / 2.0)).floor() as usize + 1;
+            format!("widen the network (every width n ≥ {needed} here) or drop the term")
+        };
         Err(FiniteWidthError::NoMaximum {
             fields: worst
                 .fields
@@ -77,7 +86,7 @@ impl Problem<'_> {
             slope: round(worst.populations + worst.rest),
             populations: round(worst.populations),
             rest: round(worst.rest),
-            needed,
+            remedy,
         })
     }
 
@@ -160,6 +169,12 @@ impl Problem<'_> {
                 if !seen.insert(k) {
                     continue;
                 }
+                // a population whose other averages stay put cannot shrink one of them alone
+                if rules.iter().any(|r| {
+                    !scaled.contains(&r.key) && r.averages.iter().any(|a| a.population == k)
+                }) {
+                    return Ok(None);
+                }
                 let (limit, _) = self.moments(&origin, k)?;
                 let largest = cov.iter().fold(0.0f64, |m, v| m.max(v.abs()));
                 if limit.iter().all(|v| v.abs() <= 1e-12 * largest) {
@@ -188,7 +203,7 @@ impl Problem<'_> {
                 return Ok(None);
             }
         }
-        // the rest: Σ ⟨∂R/∂C_f, C_f⟩ at two small scales
+        // the rest: Σ ⟨∂R/∂C_f, C_f⟩ at three small scales
         let mut rest_slopes = Vec::new();
         for t in SCALES {
             let state = shrunk(t);
