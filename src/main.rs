@@ -6,7 +6,18 @@
 /// as they are touched.
 const STACK_BYTES: usize = 1 << 30;
 
+/// The commands that sweep or sample, allocating and freeing M×P sample matrices every
+/// sweep or step: their freed memory is kept for reuse
+/// ([`saddle::numeric::buffer::retain_freed_memory`]), set before any thread allocates.
+const SAMPLING_COMMANDS: [&str; 3] = ["solve", "simulate", "compare"];
+
 fn main() -> std::process::ExitCode {
+    if std::env::args()
+        .nth(1)
+        .is_some_and(|c| SAMPLING_COMMANDS.contains(&c.as_str()))
+    {
+        saddle::numeric::buffer::retain_freed_memory();
+    }
     let command = std::thread::Builder::new()
         .name("saddle".into())
         .stack_size(STACK_BYTES)

@@ -171,18 +171,9 @@ pub fn run() -> ExitCode {
         Command::Fmt(args) => fmt::run(&args),
         Command::Derive(args) => derive::run(&args),
         Command::Kernel(args) => kernel::run(&args),
-        Command::Solve(args) => {
-            crate::numeric::buffer::retain_freed_memory();
-            solve::run(&args)
-        }
-        Command::Simulate(args) => {
-            crate::numeric::buffer::retain_freed_memory();
-            simulate::run(&args)
-        }
-        Command::Compare(args) => {
-            crate::numeric::buffer::retain_freed_memory();
-            compare::run(&args)
-        }
+        Command::Solve(args) => solve::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Criticality(args) => criticality::run(&args),
         Command::CompareKernels(args) => compare_kernels::run(&args),
         Command::Separation(args) => separation::run(&args),

@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use crate::check::ir::{Builtin, Callee, Expr, ExprKind, Theory};
 use crate::derive::build::mentions_random;
 use crate::numeric::matrix::{MatrixContext, Value};
+use crate::numeric::tall::{tall_gram, tall_times};
 
 /// `coefficient · u(h)ᵀ M v(h)` (M the identity when None).
 #[derive(Debug, Clone)]
@@ -224,8 +225,8 @@ impl TiltForm {
         for (mm, left, right) in &terms.bilinear {
             let [u, u1, u2] = &jets[*left];
             let [v, v1, v2] = &jets[*right];
-            let mv = v.dot(&mm.t()); // rows (M v)ᵀ
-            let mtu = u.dot(mm); // rows (Mᵀ u)ᵀ
+            let mv = tall_times(v.view(), mm.t()); // rows (M v)ᵀ
+            let mtu = tall_times(u.view(), mm.view()); // rows (Mᵀ u)ᵀ
             Zip::from(&mut gradient)
                 .and(u1)
                 .and(&mv)
@@ -233,7 +234,7 @@ impl TiltForm {
                 .and(&mtu)
                 .for_each(|g, &a, &b, &c, &d| *g += a * b + c * d);
             diagonal += &(u2 * &mv + v2 * &mtu).t().dot(&w);
-            let cross = u1.t().dot(&weighted(v1)); // ⟨u′v′ᵀ⟩
+            let cross = tall_gram(u1.view(), weighted(v1).view()); // ⟨u′v′ᵀ⟩
             hessian += &(mm * &cross);
             hessian += &(&mm.t() * &cross.t());
         }
@@ -245,10 +246,10 @@ impl TiltForm {
         let mean = gradient.t().dot(&w);
         if !self.second_order {
             let whitened = whitened.ok_or("the whitened samples are needed")?;
-            let first = weighted(&gradient).t().dot(&whitened);
+            let first = tall_gram(weighted(&gradient).view(), whitened);
             return Ok(((&first + &first.t()) * 0.25, mean));
         }
-        let mut second = gradient.t().dot(&weighted(&gradient));
+        let mut second = tall_gram(gradient.view(), weighted(&gradient).view());
         second += &hessian;
         second.diag_mut().zip_mut_with(&diagonal, |a, b| *a += b);
         let second = (&second + &second.t()) * 0.25;

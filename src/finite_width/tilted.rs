@@ -25,6 +25,7 @@ use super::gaussian::{GaussianForms, outer};
 use super::price::TiltForm;
 use crate::check::ir::{Expr, Theory};
 use crate::numeric::matrix::{MatrixContext, Value, inverse};
+use crate::numeric::tall::{tall_gram, tall_times};
 use crate::simulate::draw::{covariance_factor, factor_clipped};
 use crate::simulate::units::{UnitEvaluator, UnitMemo};
 
@@ -153,7 +154,7 @@ impl TiltedMeasure {
                 what: what.clone(),
                 reason,
             })?;
-        let mut h = z.dot(&factor.t());
+        let mut h = tall_times(z, factor.t());
         h += &m.view().insert_axis(Axis(0));
         let memo = UnitMemo::default();
         let units = UnitEvaluator {
@@ -194,7 +195,7 @@ impl TiltedMeasure {
                 let whitened = if form.second_order() {
                     None
                 } else {
-                    Some(z.dot(&inverse_factor()?))
+                    Some(tall_times(z, inverse_factor()?.view()))
                 };
                 form.gradients(
                     ctx.theory,
@@ -215,7 +216,7 @@ impl TiltedMeasure {
                 // ½ L⁻ᵀ Zᵀ diag(w − 1/M) Z L⁻¹ and L⁻ᵀ Zᵀ (w − 1/M)
                 let inv_factor = inverse_factor()?;
                 let weighted = &z * &excess.view().insert_axis(Axis(1));
-                let second = z.t().dot(&weighted);
+                let second = tall_gram(z, weighted.view());
                 (
                     symmetric(&inv_factor.t().dot(&second).dot(&inv_factor)) * 0.5,
                     inv_factor.t().dot(&z.t().dot(&excess)),

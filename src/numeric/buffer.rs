@@ -63,9 +63,12 @@ fn advise_huge_pages(_entries: &Vec<f64>) {}
 /// from a fresh mapping, whose pages fault in and are zeroed on first write, and unmaps it
 /// on free. The finite-width sweeps and the samplers allocate and free M×P sample matrices
 /// (10–400 MB) every sweep or step: in `perf` those faults were a third of a MAP run (deep
-/// erf, L = 2, P = 50, M = 10⁵: 49 → 26 s with this, peak RSS 448 → 502 MB). Serving large
-/// blocks from the heap and not trimming it keeps their pages mapped for the next sweep.
-/// Called by the commands that sweep or sample; glibc on Linux only, a no-op elsewhere.
+/// erf, L = 2, P = 50, M = 10⁵: 49 → 26 s with this, peak RSS 448 → 502 MB; at P = 200,
+/// 10.5 M page faults in the first 40 s without, 0.47 M with). Serving large blocks from
+/// one heap and not trimming it keeps their pages mapped for the next sweep.
+/// Called at the start of the commands that sweep or sample, before any other thread
+/// allocates (arenas already made keep their settings); glibc on Linux only, a no-op
+/// elsewhere.
 pub fn retain_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's tuning parameters, and is valid at any
@@ -73,6 +76,9 @@ pub fn retain_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        // one arena: a worker thread's own arena lives in 64 MB heaps that cannot hold
+        // a sample matrix without mmap and give pages back as they shrink
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

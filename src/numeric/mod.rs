@@ -53,6 +53,7 @@ pub mod quad;
 pub(crate) mod reference_values;
 pub mod singularity;
 pub mod special;
+pub mod tall;
 pub mod tanh_sinh;
 pub mod term_eval;
 pub mod vector_math;

@@ -12,6 +12,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use crate::check::ir::{Callee, Expr, ExprKind, MatrixFunction, Theory};
 use crate::derive::build::mentions_random;
 use crate::numeric::matrix::{MatrixContext, Value, builtin_f64};
+use crate::numeric::tall::{tall_gram, tall_times};
 
 /// Why an integrand cannot be evaluated unit by unit.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -118,7 +119,7 @@ impl UnitEvaluator<'_, '_> {
                         Some(w) => (&t.left * &w.view().insert_axis(Axis(1)), 1.0),
                         None => (t.left, 1.0 / n),
                     };
-                    let product = left.t().dot(&t.right);
+                    let product = tall_gram(left.view(), t.right.view());
                     total.scaled_add(t.scale * factor, &product);
                 }
                 Value::Matrix(total)
@@ -554,7 +555,7 @@ fn multiply(e: &Expr, a: Units, b: Units) -> Result<Units, UnitError> {
         }
         // M u(i): rows U Mᵀ
         (Constant(Value::Matrix(m)), Columns(u)) if m.ncols() == u.ncols() => {
-            Columns(u.dot(&m.t()))
+            Columns(tall_times(u.view(), m.t()))
         }
         // c u(i)ᵀ with a constant column c
         (Constant(Value::Matrix(c)), Rows(v)) if c.ncols() == 1 => {
@@ -573,7 +574,9 @@ fn multiply(e: &Expr, a: Units, b: Units) -> Result<Units, UnitError> {
         // c · u(i) with a constant row c: a number per unit
         (Constant(Value::Matrix(c)), Columns(u)) if c.nrows() == 1 => Scalars(u.dot(&c.row(0))),
         (Rows(v), Constant(Value::Matrix(m))) if m.ncols() == 1 => Scalars(v.dot(&m.column(0))),
-        (Rows(v), Constant(Value::Matrix(m))) if m.nrows() == v.ncols() => Rows(v.dot(&m)),
+        (Rows(v), Constant(Value::Matrix(m))) if m.nrows() == v.ncols() => {
+            Rows(tall_times(v.view(), m.view()))
+        }
         (Columns(u), Constant(Value::Matrix(c))) if c.nrows() == 1 => {
             let right = broadcast_rows(&c.row(0).to_owned(), u.nrows())
                 .ok_or_else(|| unsupported(e, "shapes do not fit"))?;
@@ -592,7 +595,7 @@ fn multiply(e: &Expr, a: Units, b: Units) -> Result<Units, UnitError> {
                 terms: terms
                     .into_iter()
                     .map(|t| Outer {
-                        right: t.right.dot(&m),
+                        right: tall_times(t.right.view(), m.view()),
                         ..t
                     })
                     .collect(),

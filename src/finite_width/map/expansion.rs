@@ -27,7 +27,6 @@
 use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip, s};
-use rayon::prelude::*;
 
 use super::tilt_pass::{QuadraticTilt, tilt_sums};
 use super::{DIFFERENCE_STEP, Entries, Problem, State, column};
@@ -35,16 +34,9 @@ use crate::finite_width::FiniteWidthError;
 use crate::finite_width::price::{BodyForm, BodyTerm, EvaluatedTilt, jet};
 use crate::finite_width::tilted::{Estimator, sampling_factor};
 use crate::numeric::matrix::Value;
+use crate::numeric::tall::{tall_gram, tall_times};
 use crate::simulate::network::Step;
 use crate::solve::fluctuation::Order;
-
-/// Rows per block of the sample products (a block's P-wide scratch stays in cache-sized
-/// pieces, and blocks run on all threads).
-const BLOCK: usize = 1024;
-
-/// Output rows per band of [`gram`] (bands run in parallel; the triangle's shrinking
-/// bands balance over the threads).
-const BAND: usize = 32;
 
 /// One population's samples at the NNGP point and their moments.
 struct PopulationExpansion {
@@ -124,7 +116,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
                     what: format!("the covariance of term {}", k + 1),
                     reason,
                 })?;
-            let mut h = product_rows(z, &factor.t().as_standard_layout().into_owned());
+            let mut h = tall_times(z, factor.t());
             h += &mean.view().insert_axis(Axis(0));
             let mut keys = Vec::new();
             let mut forms = Vec::new();
@@ -234,7 +226,7 @@ impl<'p, 'a> Expansion<'p, 'a> {
             for &(a, f, b, g) in &needs.moments {
                 let value = match moments.get(&(b, g, a, f)) {
                     Some(t) => t.t().to_owned(),
-                    None => gram(jets[f][a as usize].view(), jets[g][b as usize].view()) / m,
+                    None => tall_gram(jets[f][a as usize].view(), jets[g][b as usize].view()) / m,
                 };
                 moments.insert((a, f, b, g), value);
             }
@@ -659,77 +651,4 @@ fn moved(base: &Entries, shift: &Entries, t: f64) -> Entries {
             _ => (k.clone(), v.clone()),
         })
         .collect()
-}
-
-/// aᵀb: bands of output rows on every thread, each one sequential product over all samples
-/// (faer), so the sums do not depend on the number of threads; for a = b only the upper
-/// triangle is computed (half the flops) and mirrored.
-fn gram(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> {
-    let (rows, p, q) = (a.nrows(), a.ncols(), b.ncols());
-    let symmetric =
-        std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.dim() == b.dim() && a.strides() == b.strides();
-    let weighted = a.as_standard_layout();
-    let b = b.as_standard_layout();
-    let mut out = Array2::<f64>::zeros((p, q));
-    let (Some(left), Some(right)) = (weighted.as_slice(), b.as_slice()) else {
-        return out;
-    };
-    let left = faer::MatRef::from_row_major_slice(left, rows, p).transpose();
-    let right = faer::MatRef::from_row_major_slice(right, rows, q);
-    if let Some(entries) = out.as_slice_mut() {
-        entries
-            .par_chunks_mut(BAND * q)
-            .enumerate()
-            .for_each(|(band, chunk)| {
-                let first = band * BAND;
-                let height = chunk.len() / q;
-                let from = if symmetric { first } else { 0 };
-                let dst = faer::MatMut::from_row_major_slice_mut(chunk, height, q)
-                    .subcols_mut(from, q - from);
-                faer::linalg::matmul::matmul(
-                    dst,
-                    faer::Accum::Replace,
-                    left.subrows(first, height),
-                    right.subcols(from, q - from),
-                    1.0,
-                    faer::Par::Seq,
-                );
-            });
-    }
-    if symmetric {
-        for i in 0..p {
-            for j in 0..i {
-                out[[i, j]] = out[[j, i]];
-            }
-        }
-    }
-    out
-}
-
-/// a·b for a tall `a` (M×P) and a small `b` (P×Q), in blocks of rows on every thread.
-fn product_rows(a: ArrayView2<'_, f64>, b: &Array2<f64>) -> Array2<f64> {
-    let (rows, p) = a.dim();
-    let q = b.ncols();
-    let a = a.as_standard_layout();
-    let b = b.as_standard_layout();
-    let mut out = Array2::<f64>::zeros((rows, q));
-    let (Some(left), Some(right), Some(dst)) = (a.as_slice(), b.as_slice(), out.as_slice_mut())
-    else {
-        return out;
-    };
-    let right = faer::MatRef::from_row_major_slice(right, p, q);
-    dst.par_chunks_mut(BLOCK * q)
-        .zip(left.par_chunks(BLOCK * p))
-        .for_each(|(dst, left)| {
-            let height = left.len() / p;
-            faer::linalg::matmul::matmul(
-                faer::MatMut::from_row_major_slice_mut(dst, height, q),
-                faer::Accum::Replace,
-                faer::MatRef::from_row_major_slice(left, height, p),
-                right,
-                1.0,
-                faer::Par::Seq,
-            );
-        });
-    out
 }
