@@ -51,6 +51,10 @@ struct PopulationExpansion {
     /// Per average of this population, by (rule, average of the rule): its form, its
     /// functions as indices in `values`, and its value at h*.
     averages: BTreeMap<(usize, usize), (BodyForm, Vec<usize>, Value)>,
+    /// The distinct (f, g) of the averages' outer products and f of their vectors, as
+    /// indices in `values`: what each product's tilt pass sums.
+    summed_outer: Vec<(usize, usize)>,
+    summed_vectors: Vec<usize>,
 }
 
 /// The linearised system's maps of a [`Problem`] at its NNGP point, on fixed normals.
@@ -276,6 +280,25 @@ impl<'p, 'a> Expansion<'p, 'a> {
                 };
                 averages.insert(key, (form, map, value));
             }
+            let mut summed_outer = Vec::new();
+            let mut summed_vectors = Vec::new();
+            for (form, map, _) in averages.values() {
+                for term in &form.terms {
+                    match *term {
+                        BodyTerm::Outer { left, right, .. } => {
+                            let pair = (map[left], map[right]);
+                            if !summed_outer.contains(&pair) {
+                                summed_outer.push(pair);
+                            }
+                        }
+                        BodyTerm::Vector { function, .. } => {
+                            if !summed_vectors.contains(&map[function]) {
+                                summed_vectors.push(map[function]);
+                            }
+                        }
+                    }
+                }
+            }
             let values = jets.into_iter().map(|[v, _, _]| v).collect();
             populations.push(PopulationExpansion {
                 values,
@@ -283,6 +306,8 @@ impl<'p, 'a> Expansion<'p, 'a> {
                 moments,
                 means,
                 averages,
+                summed_outer,
+                summed_vectors,
             });
         }
         Ok(Some(Expansion {
@@ -324,27 +349,9 @@ impl<'p, 'a> Expansion<'p, 'a> {
                     let dk = (&dk + &dk.t()) * 0.5;
                     let terms = problem.tilt_terms(self.nngp, conjugates, k)?;
                     // the importance weights' derivative: cov(·, A) = ⟨· A⟩ − ⟨·⟩Ā
-                    let mut outer = Vec::new();
-                    let mut vector = Vec::new();
-                    for (form, map, _) in pop.averages.values() {
-                        for term in &form.terms {
-                            match *term {
-                                BodyTerm::Outer { left, right, .. } => {
-                                    let pair = (map[left], map[right]);
-                                    if !outer.contains(&pair) {
-                                        outer.push(pair);
-                                    }
-                                }
-                                BodyTerm::Vector { function, .. } => {
-                                    if !vector.contains(&map[function]) {
-                                        vector.push(map[function]);
-                                    }
-                                }
-                            }
-                        }
-                    }
                     let tilt = QuadraticTilt::new(&terms, |i| pop.tilt_functions[i]);
-                    let sums = tilt_sums(&pop.values, &tilt, &outer, &vector);
+                    let (outer, vector) = (&pop.summed_outer, &pop.summed_vectors);
+                    let sums = tilt_sums(&pop.values, &tilt, outer, vector);
                     let m = self.samples as f64;
                     let tilt_mean = sums.total / m;
                     let covariance_outer = |f: usize, g: usize| -> Array2<f64> {

@@ -61,25 +61,18 @@ impl QuadraticTilt {
         for (m, u, v) in &terms.bilinear {
             let p = m.nrows();
             let (u, v) = (function(*u), function(*v));
-            let largest = m.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-            if m.iter().any(|x| !x.is_finite()) {
-                // the full product carries the NaN to the caller's finiteness check
-                prepared.push(Term::General {
-                    left: u,
-                    right: v,
-                    transposed: Mat::from_fn(p, p, |i, j| m[[j, i]]),
-                });
-                continue;
-            }
-            if largest == 0.0 {
-                continue;
-            }
             let general = || Term::General {
                 left: u,
                 right: v,
                 transposed: Mat::from_fn(p, p, |i, j| m[[j, i]]),
             };
-            if u != v {
+            let largest = m.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+            // a NaN goes the full product's way, to the caller's finiteness check
+            let finite = m.iter().all(|x| x.is_finite());
+            if finite && largest == 0.0 {
+                continue;
+            }
+            if u != v || !finite {
                 prepared.push(general());
                 continue;
             }
