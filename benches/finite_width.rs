@@ -2,8 +2,9 @@
 //! on standardised MNIST 0 vs 3 digits, L = 2:
 //! * deep linear (Gaussian closed forms, exact) at P = 100 and 200, N = 100;
 //! * deep erf (importance sampling, M = 4000 samples, no replicas) at P = 24, 50, 100,
-//!   N = 100 — the scaling in P — with Anderson-accelerated and with plain damped sweeps
-//!   (the ratio of the two is the acceleration; the sweep counts are printed).
+//!   N = 100 — the scaling in P — with Anderson-accelerated sweeps, and at P = 50 also with
+//!   plain damped sweeps and Newton–Krylov (the ratios are the acceleration; the sweep
+//!   counts are printed).
 //!
 //! * recurrent erf (`saddle::finite_width::recurrent`, T = 3: one tilted measure over the
 //!   3·P trajectory) at P = 12 and 24, N = 100, M = 4000, MAP and linearised system, beside
@@ -21,7 +22,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use saddle::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
-use saddle::finite_width::{MapSettings, linear_kernels, map_kernels};
+use saddle::finite_width::{MapSettings, SaddleIteration, linear_kernels, map_kernels};
 use saddle::solve::fluctuation::Order;
 
 fn digits(p: usize) -> (Array2<f64>, Array2<f64>) {
@@ -63,11 +64,18 @@ fn bench(c: &mut Criterion) {
     let erf = theory("deep_erf");
     for p in [24, 50, 100] {
         let (x, y) = digits(p);
-        for (memory, name) in [(6, "Anderson"), (0, "damped")] {
-            if memory == 0 && p != 50 {
+        for (memory, iteration, name) in [
+            (6, SaddleIteration::Anderson, "Anderson"),
+            (0, SaddleIteration::Anderson, "damped"),
+            (6, SaddleIteration::NewtonKrylov, "Newton–Krylov"),
+        ] {
+            if name != "Anderson" && p != 50 {
                 continue;
             }
-            let s = settings(&[("N", 100.0), ("L", 2.0)], 4000, memory);
+            let s = MapSettings {
+                iteration,
+                ..settings(&[("N", 100.0), ("L", 2.0)], 4000, memory)
+            };
             let once = map_kernels(&erf, x.view(), y.view(), None, &s).expect("solves");
             eprintln!("deep erf P = {p}, {name}: {} sweeps", once.sweeps);
             group.bench_function(

@@ -19,7 +19,9 @@ mod common;
 use common::{csv, digits, example, path_str, saddle, set, t1_inputs, temp_file};
 use ndarray::{Array2, array};
 use saddle::finite_width::tilted::Estimator;
-use saddle::finite_width::{FiniteWidthError, MapSettings, linear_kernels, map_kernels};
+use saddle::finite_width::{
+    FiniteWidthError, MapSettings, SaddleIteration, linear_kernels, map_kernels,
+};
 use saddle::solve::fluctuation::{FluctuationSettings, Order, linear_response};
 use saddle::solve::saddle_point::{SaddleSettings, saddle_point};
 
@@ -102,13 +104,17 @@ fn deep_linear_map_at_p100_equals_the_linear_closed_form_fixed_point() {
     let (x, y) = digits(100);
     let d = x.ncols() as f64;
     let c0 = x.dot(&x.t()) / d;
-    for wishart in [0.0, 1.0] {
+    let cases = [0.0, 1.0].into_iter().flat_map(|wishart| {
+        [SaddleIteration::Anderson, SaddleIteration::NewtonKrylov].map(|it| (wishart, it))
+    });
+    for (wishart, iteration) in cases {
         // with the measure term the kernels shrink by 1 − (P+1)/N: N = 400 keeps them away
         // from the edge N = L(P+1) where the action has no maximum
         let n = if wishart == 0.0 { 100.0 } else { 400.0 };
         let settings = MapSettings {
             overrides: set(&[("N", n), ("L", 2.0), ("kappa", 0.01), ("wishart", wishart)]),
             tolerance: 1e-13,
+            iteration,
             ..MapSettings::default()
         };
         let solution = map_kernels(&theory, x.view(), y.view(), None, &settings).unwrap();
@@ -125,7 +131,7 @@ fn deep_linear_map_at_p100_equals_the_linear_closed_form_fixed_point() {
             let shift = frobenius(&(&reference[l + 1] - &layer.nngp));
             assert!(
                 error <= 1e-9 * frobenius(&reference[l + 1]),
-                "wishart = {wishart}, layer {}: ‖C − C_ref‖ = {error:e}",
+                "wishart = {wishart}, {iteration:?}, layer {}: ‖C − C_ref‖ = {error:e}",
                 l + 1
             );
             // the kernels did adapt (the comparison is not NNGP against NNGP)
@@ -689,6 +695,65 @@ fn map_minus_linearised_shrinks_like_one_over_n_at_p50() {
 }
 
 #[test]
+fn newton_krylov_reaches_the_sweeps_fixed_point_on_sampled_units() {
+    // deep erf on 12 digits, importance-sampled: both iterations solve the same
+    // deterministic map (common random numbers), so they agree far below the Monte Carlo
+    // error; and where the sweeps crawl (small N, strong tilt) Newton takes fewer of them
+    let theory = example("deep_erf");
+    let (x, y) = digits(12);
+    let solve = |n: f64, iteration, anderson_memory| {
+        let settings = MapSettings {
+            overrides: set(&[("N", n), ("L", 2.0)]),
+            samples: 4000,
+            replicas: 0,
+            tolerance: 1e-11,
+            iteration,
+            anderson_memory,
+            ..MapSettings::default()
+        };
+        map_kernels(&theory, x.view(), y.view(), None, &settings).unwrap()
+    };
+    for n in [100.0, 30.0] {
+        let anderson = solve(n, SaddleIteration::Anderson, 6);
+        let newton = solve(n, SaddleIteration::NewtonKrylov, 6);
+        let damped = solve(n, SaddleIteration::Anderson, 0);
+        assert!(newton.residual <= 1e-11, "{}", newton.residual);
+        for ((a, b), c) in anderson
+            .layers
+            .iter()
+            .zip(&newton.layers)
+            .zip(&damped.layers)
+        {
+            let shift = frobenius(&(&a.kernel - &a.nngp));
+            assert!(
+                shift > 1e-3 * frobenius(&a.nngp),
+                "no adaptation at N = {n}"
+            );
+            for other in [b, c] {
+                let gap = frobenius(&(&a.kernel - &other.kernel));
+                assert!(
+                    gap <= 1e-8 * shift,
+                    "N = {n}, {}: {gap:e} of {shift:e}",
+                    a.name
+                );
+                let gap = frobenius(&(&a.conjugate - &other.conjugate));
+                assert!(
+                    gap <= 1e-8 * frobenius(&a.conjugate),
+                    "{}: {gap:e}",
+                    a.conjugate_name
+                );
+            }
+        }
+        assert!(
+            newton.sweeps < damped.sweeps,
+            "N = {n}: Newton–Krylov {} sweeps, damped {}",
+            newton.sweeps,
+            damped.sweeps
+        );
+    }
+}
+
+#[test]
 fn bad_settings_and_unsupported_theories_are_named_errors() {
     let theory = example("deep_erf");
     let x = t1_inputs();
@@ -870,7 +935,49 @@ fn cli_solves_the_map_for_many_patterns_and_reports_its_estimators() {
     assert_eq!(v["populations"][0]["estimator"], "importance sampling");
     assert!(v["standard_errors"]["C[2]"][0][0].as_f64().unwrap() > 0.0);
 
+    // the same MAP by Newton–Krylov: the same kernels (the same normals), another count
     let linear = format!("{}/examples/deep_linear.action", env!("CARGO_MANIFEST_DIR"));
+    let args = |iterate: &'static str, method: &'static str| {
+        [
+            "solve",
+            linear.as_str(),
+            "--x",
+            path_str(&xf),
+            "--y",
+            path_str(&yf),
+            "--method",
+            method,
+            "--iterate",
+            iterate,
+            "--json",
+        ]
+        .map(str::to_string)
+    };
+    let run = |a: [String; 11]| saddle(&a.each_ref().map(String::as_str));
+    let (code, anderson, err) = run(args("anderson", "map"));
+    assert_eq!(code, 0, "{err}");
+    let (code, newton, err) = run(args("newton-krylov", "map"));
+    assert_eq!(code, 0, "{err}");
+    let (a, b): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&anderson).unwrap(),
+        serde_json::from_str(&newton).unwrap(),
+    );
+    let readout = |v: &serde_json::Value| -> Vec<f64> {
+        v["kernels"]["C[2]"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter().map(|e| e.as_f64().unwrap()))
+            .collect()
+    };
+    for (x, y) in readout(&a).iter().zip(readout(&b)) {
+        assert!((x - y).abs() < 1e-9, "{x} vs {y}");
+    }
+    assert_ne!(a["iterations"], b["iterations"]);
+    let (code, _, err) = run(args("damped", "linear"));
+    assert_eq!(code, 1);
+    assert!(err.contains("--iterate"), "{err}");
+
     let (code, out, err) = saddle(&[
         "solve",
         &linear,

@@ -14,7 +14,7 @@ mod common;
 use common::{csv, digits, example, path_str, saddle, set, temp_file};
 use ndarray::{Array2, s};
 use saddle::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
-use saddle::finite_width::{MapSettings, map_kernels};
+use saddle::finite_width::{MapSettings, SaddleIteration, map_kernels};
 
 const LINEAR: &str = "theory recurrent_linear
 param g     = 0.8
@@ -275,6 +275,50 @@ fn one_step_is_one_layer_of_a_deep_network() {
     assert!(diff < 1e-7 * dl.conjugate.mapv(f64::abs).sum(), "{diff}");
     // and the shift is a real one
     assert!((&dl.kernel - &dl.nngp).mapv(f64::abs).sum() > 1e-3 * scale);
+}
+
+#[test]
+fn newton_krylov_and_anderson_reach_the_same_recurrent_map() {
+    // the recurrent sweeps through `fixed_point`'s Newton–Krylov branch: the same
+    // deterministic map (common random numbers), so the same fixed point far below the
+    // Monte Carlo error
+    let theory = example("recurrent_erf");
+    let (x, y) = digits(4);
+    let solve = |iteration| {
+        let settings = MapSettings {
+            overrides: set(&[("N", 50.0), ("T", 3.0)]),
+            samples: 6000,
+            replicas: 0,
+            tolerance: 1e-11,
+            iteration,
+            ..MapSettings::default()
+        };
+        recurrent_kernels(
+            &theory,
+            x.view(),
+            y.view(),
+            None,
+            RecurrentMethod::Map,
+            &settings,
+        )
+        .expect("solves")
+    };
+    let (anderson, newton) = (
+        solve(SaddleIteration::Anderson),
+        solve(SaddleIteration::NewtonKrylov),
+    );
+    assert!(newton.residual <= 1e-11, "{}", newton.residual);
+    for (a, b) in anderson.layers.iter().zip(&newton.layers) {
+        let shift = (&a.kernel - &a.nngp).mapv(f64::abs).sum();
+        let gap = (&a.kernel - &b.kernel).mapv(f64::abs).sum();
+        assert!(
+            gap <= 1e-7 * shift.max(1e-3),
+            "{}: {gap:e} of {shift:e}",
+            a.name
+        );
+    }
+    let last = &anderson.layers[anderson.layers.len() - 1];
+    assert!((&last.kernel - &last.nngp).mapv(f64::abs).sum() > 1e-3);
 }
 
 #[test]

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use super::CliError;
 use super::options::params_json;
 use super::result::RunResult;
-use super::solve::{Expectations, LinearOrder, Method, SolveArgs};
+use super::solve::{Expectations, Iterate, LinearOrder, Method, SolveArgs};
 use crate::check::ir::Theory;
 use crate::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
-use crate::finite_width::{MapSettings, linear_kernels, map_kernels};
+use crate::finite_width::{MapSettings, SaddleIteration, linear_kernels, map_kernels};
 use crate::numeric::action::ActionError;
 use crate::solve::fluctuation::{FluctuationSettings, Order, linear_response};
 use crate::solve::nngp::parameter_values;
@@ -155,6 +155,13 @@ pub fn run(
                 .into(),
         ));
     }
+    if args.iterate.is_some() && !(scalable || recurrent) {
+        return Err(CliError::Usage(
+            "--iterate: the quadrature path (P ≤ 3) has its own Newton iteration; \
+             `--expectations scalable` iterates the sweeps as asked"
+                .into(),
+        ));
+    }
     if test.is_some() && !(scalable || recurrent) {
         return Err(CliError::Usage(
             "--x-test: the quadrature path (P ≤ 3) reports the kernels on the training \
@@ -218,6 +225,17 @@ pub fn run(
             force_sampling: args.expectations == Expectations::MonteCarlo,
             posterior_mean: posterior,
             ..MapSettings::default()
+        };
+        let settings = match args.iterate {
+            None | Some(Iterate::Anderson) => settings,
+            Some(Iterate::Damped) => MapSettings {
+                anderson_memory: 0,
+                ..settings
+            },
+            Some(Iterate::NewtonKrylov) => MapSettings {
+                iteration: SaddleIteration::NewtonKrylov,
+                ..settings
+            },
         };
         let s = if recurrent {
             let method = match (map, order) {

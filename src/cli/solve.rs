@@ -67,6 +67,17 @@ impl From<LinearOrder> for crate::solve::fluctuation::Order {
     }
 }
 
+/// How `map` and `posterior` iterate to the saddle point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Iterate {
+    /// Damped sweeps with Anderson acceleration.
+    Anderson,
+    /// Plain damped sweeps (no acceleration).
+    Damped,
+    /// Newton's method, its linear systems by GMRES on differenced sweeps.
+    NewtonKrylov,
+}
+
 /// Arguments of `saddle solve`.
 #[derive(Debug, Clone, Args)]
 pub struct SolveArgs {
@@ -121,6 +132,10 @@ pub struct SolveArgs {
     /// Which terms of the linearised system enter (`--method linear`; default full).
     #[arg(long, value_enum)]
     pub order: Option<LinearOrder>,
+    /// How `map` and `posterior` iterate to the saddle point (default anderson); every
+    /// evaluation of the sweep map counts as one sweep.
+    #[arg(long, value_enum)]
+    pub iterate: Option<Iterate>,
     #[command(flatten)]
     pub sweep: SweepArgs,
 }
@@ -150,6 +165,11 @@ fn execute(args: &SolveArgs, capture: bool) -> Result<Option<RunResult>, CliErro
     if args.order.is_some() && args.method != Method::Linear {
         return Err(CliError::Usage(
             "--order: the order of the linearised system (`--method linear`)".into(),
+        ));
+    }
+    if args.iterate.is_some() && !matches!(args.method, Method::Map | Method::Posterior) {
+        return Err(CliError::Usage(
+            "--iterate: how the saddle point is iterated to (`--method map` or `posterior`)".into(),
         ));
     }
     if args.method != Method::Nngp {

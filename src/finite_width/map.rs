@@ -29,6 +29,7 @@
 //! normals, m = M/R samples each, at least 2000): s.e. = sd over replicas · √(m/M).
 
 mod expansion;
+mod newton_krylov;
 mod tilt_pass;
 mod unbounded;
 
@@ -55,6 +56,7 @@ use crate::solve::fluctuation::Order;
 use crate::solve::gp::{Prediction, TestMetrics};
 use crate::solve::nngp::{EntryKey, Kernels, NngpSettings, nngp_kernels, parameter_values};
 use expansion::Expansion;
+use newton_krylov::newton_krylov;
 
 /// A solution of the sweeps: the state, the sweeps taken, the last relative change and each
 /// population's effective sample size there (None where exact).
@@ -92,6 +94,9 @@ pub struct MapSettings {
     /// Past iterates the Anderson acceleration keeps (0: plain damped sweeps; a linearised
     /// system keeps at least 20).
     pub anderson_memory: usize,
+    /// How the saddle point is iterated to (the linearised systems always use Anderson's
+    /// Krylov form).
+    pub iteration: SaddleIteration,
     /// Generated pair formulas for the NNGP point ([`NngpSettings::native`]).
     pub native: &'static [crate::generated::NativePairMap],
     /// Solve the linearised system by central differences of the sampled maps even where
@@ -114,11 +119,26 @@ impl Default for MapSettings {
             replicas: 16,
             force_sampling: false,
             anderson_memory: 6,
+            iteration: SaddleIteration::Anderson,
             native: &[],
             linear_by_differences: false,
             posterior_mean: false,
         }
     }
+}
+
+/// How [`map_kernels`] (and the recurrent MAP) move towards the saddle point; each counts
+/// an evaluation of the sweep map (a forward and a backward pass) as one sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SaddleIteration {
+    /// Damped sweeps with Anderson acceleration (`anderson_memory` past iterates; plain
+    /// damped sweeps with none).
+    #[default]
+    Anderson,
+    /// Newton's method on the sweep map's residual, its linear systems solved by GMRES with
+    /// differenced products (one sweep each) and a backtracking line search
+    /// ([`newton_krylov`]).
+    NewtonKrylov,
 }
 
 /// One field entry at the MAP.
@@ -671,7 +691,7 @@ pub(super) fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthEr
 }
 
 /// Whether `e` applies a function with jumps (step, sign), also inside user functions.
-pub(super) fn has_jumps(theory: &Theory, e: &Expr) -> bool {
+pub(crate) fn has_jumps(theory: &Theory, e: &Expr) -> bool {
     e.any(&mut |x| match &x.kind {
         ExprKind::Apply {
             callee: Callee::Builtin(b),
@@ -1657,6 +1677,30 @@ impl<'a> Problem<'a> {
         let forward = |s: &State| self.corrected_forward(s, z, &correction);
         let flatten = |c: &Entries| self.flatten(c);
         let unflatten = |v: &Array1<f64>| self.unflatten(v, &from.conjugates);
+        if settings.iteration == SaddleIteration::NewtonKrylov {
+            // one sweep: the fields at the conjugates x, then the conjugates they imply
+            let sweep = |x: &Array1<f64>| {
+                let state = State {
+                    fields: from.fields.clone(),
+                    conjugates: unflatten(x),
+                };
+                let (fields, ess) = forward(&state)?;
+                let state = State {
+                    fields,
+                    conjugates: state.conjugates,
+                };
+                let next = flatten(&self.backward(&state, None, z)?);
+                Ok((next, (state.fields, ess)))
+            };
+            let change = |x: &Array1<f64>, g: &Array1<f64>| relative_change(x.view(), g.view());
+            let found = newton_krylov(flatten(&from.conjugates), &sweep, &change, settings)?;
+            let (fields, ess) = found.report;
+            let state = State {
+                fields,
+                conjugates: unflatten(&found.x),
+            };
+            return Ok((state, found.sweeps, found.change, ess));
+        }
         let (fields, mut ess) = forward(&from)?;
         let mut state = State {
             fields,
@@ -1766,6 +1810,7 @@ pub(super) type IterateMap<'m, E> =
 /// larger. A step
 /// the map cannot take (a tilted measure that is not normalisable, collapsed importance
 /// weights, an indefinite covariance) falls back to plain damped steps, shorter each time.
+/// A nonlinear map goes to [`newton_krylov`] instead where the settings ask for it.
 pub(super) fn fixed_point<E>(
     from: Array1<f64>,
     map: &IterateMap<'_, E>,
@@ -1774,6 +1819,10 @@ pub(super) fn fixed_point<E>(
     kind: Iteration,
 ) -> Result<(Array1<f64>, usize, f64, E), FiniteWidthError> {
     let linear = kind == Iteration::Linear;
+    if !linear && settings.iteration == SaddleIteration::NewtonKrylov {
+        let found = newton_krylov(from, map, residual, settings)?;
+        return Ok((found.mapped, found.sweeps, found.change, found.report));
+    }
     let memory_size = if linear {
         settings.anderson_memory.max(LINEAR_MEMORY)
     } else {

@@ -25,7 +25,9 @@ pub mod price;
 pub mod recurrent;
 pub mod tilted;
 
-pub use map::{MapPrediction, MapSettings, MapSolution, linear_kernels, map_kernels};
+pub use map::{
+    MapPrediction, MapSettings, MapSolution, SaddleIteration, linear_kernels, map_kernels,
+};
 
 /// Why finite-width kernels could not be computed.
 #[derive(Debug, thiserror::Error)]

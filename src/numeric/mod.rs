@@ -20,6 +20,8 @@
 //!   the jumps and kinks of their integrand (`action`).
 //! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
+//! * [`krylov`]: GMRES on an operator known only through its products (the Newton–Krylov
+//!   saddle point of `finite_width`).
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
 //! * [`term_eval`]: the `f64` value of a symbolic term; the symbolic stage's closed forms,
 //!   derivatives and canonical forms are checked numerically with it here.
@@ -41,6 +43,7 @@ pub mod gauss_rule;
 pub mod hermite_expansion;
 pub mod hermite_kernel_map;
 pub mod kernel_map;
+pub mod krylov;
 pub mod matrix;
 pub mod monte_carlo;
 pub mod pair;
