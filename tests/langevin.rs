@@ -7,6 +7,9 @@
 //! * the step-size bias: in the prior-dominated regime (κ = 100) the unadjusted algorithm
 //!   inflates every weight's variance by 1/(1 − ε/2), so a deep linear network's kernel by the
 //!   same factor — measured at ε = 0.5 and ε = 0.05 against the exact sampler;
+//! * recurrent erf, T = 2, N = 10: the weight matrix shared over time (backpropagation through
+//!   time) against elliptical slice sampling of the same network, every block C[t, s] and the
+//!   test prediction within 4 standard errors;
 //! * the command line: the sampler named in the result, refusals with the reason.
 
 mod common;
@@ -18,6 +21,8 @@ use saddle::simulate::posterior::{
     EllipticalSlice, PosteriorSample, PosteriorSampler, PosteriorSettings, Targets,
     sample_posterior_until,
 };
+use saddle::simulate::recurrent::{RecurrentNetwork, RecurrentSimulator};
+use saddle::simulate::recurrent_langevin::RecurrentWeights;
 use saddle::simulate::{Network, Simulator};
 use saddle::solve::nngp::{NngpSettings, nngp_kernels};
 
@@ -150,6 +155,102 @@ fn langevin_dynamics_of_the_weights_agrees_with_the_exact_sampler() {
     );
 }
 
+#[test]
+fn langevin_dynamics_of_a_shared_recurrent_matrix_agrees_with_the_exact_sampler() {
+    // recurrent erf, T = 2, N = 10: one weight matrix shared over both steps, trained by
+    // backpropagation through time; every block C[t, s] and the test prediction against
+    // elliptical slice sampling of the same network
+    let (theory, params) = theory("recurrent_erf", &[("T", 2.0), ("N", 10.0)]);
+    let network = RecurrentNetwork::new(&theory, &params).unwrap();
+    let x = concatenate![ndarray::Axis(0), t1_inputs(), array![[-0.5, 1.0]]];
+    let simulator = RecurrentSimulator::new(&network, x.view()).unwrap();
+    let y = array![[1.0], [-1.0]];
+    let exact = run(
+        &EllipticalSlice {
+            network: &simulator,
+        },
+        &y,
+        PosteriorSettings {
+            chains: 4,
+            samples: 4000,
+            burn_in: 2000,
+            thin: 2,
+            seed: 2,
+        },
+    );
+    let weights = RecurrentWeights::new(&simulator).unwrap();
+    let langevin = Langevin::new(weights, Targets { y: y.view() }, None, 2).unwrap();
+    let dynamics = run(
+        &langevin,
+        &y,
+        PosteriorSettings {
+            chains: 4,
+            samples: 2000,
+            burn_in: 20_000,
+            thin: 40,
+            seed: 2,
+        },
+    );
+    let mut compared = 0;
+    let mut largest_shift: f64 = 0.0;
+    for ((key, a), (other, b)) in exact.entries.iter().zip(&dynamics.entries) {
+        assert_eq!(key, other);
+        for ((i, j), m) in a.mean.indexed_iter() {
+            let (se_a, mb, se_b) = (a.std_error[[i, j]], b.mean[[i, j]], b.std_error[[i, j]]);
+            assert!(
+                (m - mb).abs() < 4.0 * se_a.hypot(se_b),
+                "{key:?} {i}{j}: slice sampling {m} ± {se_a}, Langevin {mb} ± {se_b}"
+            );
+            assert!(b.rhat[[i, j]] < 1.05 && b.ess[[i, j]] > 100.0);
+            compared += 1;
+        }
+        // the data move the readout block's training cross entry (against the prior mean)
+        if key.1 == vec![2, 2] {
+            let prior = run_prior_mean(&simulator, key);
+            largest_shift = (b.mean[[0, 1]] - prior).abs() / b.std_error[[0, 1]];
+        }
+    }
+    eprintln!(
+        "readout block C[2,2]: slice sampling {:.4} ± {:.4}, Langevin {:.4} ± {:.4} (ε = {:.3e}); \
+         the data moved its entry 12 by {largest_shift:.1} s.e.",
+        exact.entries.last().unwrap().1.mean[[0, 1]],
+        exact.entries.last().unwrap().1.std_error[[0, 1]],
+        dynamics.entries.last().unwrap().1.mean[[0, 1]],
+        dynamics.entries.last().unwrap().1.std_error[[0, 1]],
+        langevin.step_size
+    );
+    assert_eq!(
+        compared,
+        4 * 9,
+        "C[1,1], C[1,2], C[2,1], C[2,2] on three patterns"
+    );
+    assert!(
+        largest_shift > 10.0,
+        "the posterior moved C[2,2]₁₂ by {largest_shift} s.e."
+    );
+    let (pa, pb) = (
+        exact.prediction.as_ref().unwrap(),
+        dynamics.prediction.as_ref().unwrap(),
+    );
+    let (m, se_a) = (pa.mean.mean[[0, 0]], pa.mean.std_error[[0, 0]]);
+    let (mb, se_b) = (pb.mean.mean[[0, 0]], pb.mean.std_error[[0, 0]]);
+    assert!(
+        (m - mb).abs() < 4.0 * se_a.hypot(se_b),
+        "{m} ± {se_a} vs {mb} ± {se_b}"
+    );
+}
+
+/// The prior mean of an entry's training cross term (0, 1), from independent draws.
+fn run_prior_mean(simulator: &RecurrentSimulator<'_>, key: &saddle::solve::nngp::EntryKey) -> f64 {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let draws = 4000;
+    (0..draws)
+        .map(|_| simulator.draw_with(&mut rng).unwrap().entries[key][[0, 1]])
+        .sum::<f64>()
+        / draws as f64
+}
+
 /// ULA on a potential ½‖w‖² has the stationary variance 1/(1 − ε/2) (the recursion
 /// w ← (1 − ε)w + √(2ε)ξ), so in the prior-dominated regime the kernel of a deep linear
 /// network, (g/N)Σ hhᵀ with h linear in the weights, is inflated by that factor.
@@ -246,6 +347,38 @@ fn the_command_line_names_the_sampler_and_refuses_what_it_cannot_train() {
     let lambda = sampler["stiffest_curvature"].as_f64().unwrap();
     assert!((eps * lambda - 0.05).abs() < 1e-12, "{eps} {lambda}");
     assert!(json["ess"].is_object() && json["rhat"].is_object());
+    common::assert_valid(&common::schema_validator(), &json, "simulate-langevin");
+
+    // a recurrent theory: its shared weight matrix under the same dynamics
+    let (code, out, err) = saddle(&[
+        "simulate",
+        "examples/recurrent_erf.action",
+        "--x",
+        path_str(&x),
+        "--y",
+        path_str(&y),
+        "--set",
+        "N=10",
+        "--set",
+        "T=2",
+        "--sampler",
+        "langevin",
+        "--samples",
+        "40",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["method"], "simulate-langevin");
+    // weights: the drive's 10 × 3·2, the shared 10 × 10, the readout's 1 (the bias gb·𝟏𝟏ᵀ
+    // has rank one) + 10
+    assert_eq!(
+        json["sampler"]["weights"],
+        10 * 6 + 100 + 11,
+        "{}",
+        json["sampler"]
+    );
+    assert!(json["recurrent"].is_object() && json["ess"].is_object());
     common::assert_valid(&common::schema_validator(), &json, "simulate-langevin");
 
     // units that jump have no gradient: named, exit 1

@@ -17,11 +17,12 @@ use super::options::{load, params_json, parse_set, theory};
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
-use crate::simulate::langevin::{Langevin, WeightNetwork};
+use crate::simulate::langevin::{Langevin, WeightModel, WeightNetwork};
 use crate::simulate::posterior::{
     EllipticalSlice, PosteriorSampler, PosteriorSettings, Targets, sample_posterior_until,
 };
 use crate::simulate::prior::sample_prior_until;
+use crate::simulate::recurrent_langevin::RecurrentWeights;
 use crate::simulate::{
     Network, PriorDraws, RecurrentNetwork, RecurrentSimulator, SimulateError, Simulator,
 };
@@ -319,7 +320,7 @@ impl SamplerInfo {
         }
     }
 
-    fn langevin(sampler: &Langevin<'_>, parameters: usize) -> Self {
+    fn langevin<M: WeightModel>(sampler: &Langevin<M>, parameters: usize) -> Self {
         let eps = sampler.step_size;
         let stiffest = sampler.stiffest;
         let kappa = sampler.weights.noise();
@@ -950,10 +951,10 @@ fn execute_recurrent(
     } else {
         None
     };
-    let method = if args.prior {
-        "simulate-prior"
-    } else {
-        "simulate-ess"
+    let method = match (args.prior, args.sampler) {
+        (true, _) => "simulate-prior",
+        (false, Sampler::Ess) => "simulate-ess",
+        (false, Sampler::Langevin) => "simulate-langevin",
     };
     let mut out = RunResult::new(
         "simulate",
@@ -987,28 +988,24 @@ fn execute_recurrent(
     if args.prior {
         return report_prior(args, capture, &simulator, tables, out, &[]);
     }
-    if args.sampler == Sampler::Langevin {
-        return Err(CliError::Usage(
-            "--sampler langevin: recurrent theories are sampled by elliptical slice sampling \
-             only (Langevin dynamics of a weight matrix shared over time is not built yet); \
-             use --sampler ess"
-                .into(),
-        ));
-    }
     let y = posterior_targets(y)?;
     let ess = EllipticalSlice {
         network: &simulator,
     };
-    report_posterior(
-        args,
-        capture,
-        (&ess, SamplerInfo::elliptical_slice()),
-        tables,
-        out,
-        &[],
-        (y, y_test),
-        train,
-    )
+    let langevin;
+    let sampler: (&dyn PosteriorSampler, SamplerInfo) = match args.sampler {
+        Sampler::Ess => (&ess, SamplerInfo::elliptical_slice()),
+        Sampler::Langevin => {
+            let weights =
+                RecurrentWeights::new(&simulator).map_err(|e| simulate_error(&e, args))?;
+            let parameters = weights.weight_count(y.ncols());
+            langevin = Langevin::new(weights, Targets { y: y.view() }, args.step_size, args.seed)
+                .map_err(|e| simulate_error(&e, args))?;
+            let info = SamplerInfo::langevin(&langevin, parameters);
+            (&langevin, info)
+        }
+    };
+    report_posterior(args, capture, sampler, tables, out, &[], (y, y_test), train)
 }
 
 /// The one-loop N·Var of every block C[t, s] (t, s ≥ 1) of a recurrent network

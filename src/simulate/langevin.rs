@@ -35,7 +35,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
 use super::SimulateError;
-use super::draw::{Simulator, factor_clipped};
+use super::draw::{Draw, Simulator, factor_clipped};
 use super::network::field_reads;
 use super::posterior::{Observation, PosteriorChain, PosteriorSampler, Targets, WhitenedNetwork};
 use crate::check::ir::Expr;
@@ -164,7 +164,7 @@ fn refuse(span: Span, reason: String) -> SimulateError {
 }
 
 /// An expression's P×P value at given values of the matrices it reads.
-type MatrixOf<'f> = dyn Fn(&[Array2<f64>]) -> Result<Array2<f64>, SimulateError> + 'f;
+pub(super) type MatrixOf<'f> = dyn Fn(&[Array2<f64>]) -> Result<Array2<f64>, SimulateError> + 'f;
 
 /// Symmetric probe matrices with signed entries in [−1.5, 1.5), different for every index
 /// (signed, so that entry-wise |·|, relu or clipping are not mistaken for linear maps).
@@ -189,7 +189,11 @@ fn probe(p: usize, index: usize) -> Array2<f64> {
 /// E(X₁, …) = Σ cⱼXⱼ + K₀, recovered by probing `eval` one input at a time and checked on
 /// two joint probes of different scales (×1 and ×10: a clipped or saturating map fails one);
 /// None when it is not of that form or cannot be evaluated at a probe.
-fn affine_in(inputs: usize, p: usize, eval: &MatrixOf<'_>) -> Option<(Vec<f64>, Array2<f64>)> {
+pub(super) fn affine_in(
+    inputs: usize,
+    p: usize,
+    eval: &MatrixOf<'_>,
+) -> Option<(Vec<f64>, Array2<f64>)> {
     let zeros = vec![Array2::zeros((p, p)); inputs];
     let constant = eval(&zeros).ok()?;
     if constant.dim() != (p, p) || constant.iter().any(|v| !v.is_finite()) {
@@ -333,11 +337,6 @@ impl<'a> WeightNetwork<'a> {
         })
     }
 
-    /// The readout noise κ: the temperature.
-    pub fn noise(&self) -> f64 {
-        self.noise
-    }
-
     /// The number of weights with `outputs` readout columns.
     pub fn weight_count(&self, outputs: usize) -> usize {
         self.layers
@@ -427,29 +426,6 @@ impl<'a> WeightNetwork<'a> {
         })
     }
 
-    /// U(θ) = ‖Y − f‖²/(2κ) + ½‖θ‖² over the training rows (the first `y.nrows()`).
-    pub fn potential(&self, weights: &Weights, forward: &Forward, y: &Array2<f64>) -> f64 {
-        let train = y.nrows();
-        let residual = &forward.output.slice(s![..train, ..]) - y;
-        residual.iter().map(|r| r * r).sum::<f64>() / (2.0 * self.noise)
-            + weights.half_square_norm()
-    }
-
-    /// ∇U at `weights` by backpropagation through `forward` (made at `weights`).
-    pub fn gradient(&self, weights: &Weights, forward: &Forward, y: &Array2<f64>) -> Weights {
-        let train = y.nrows();
-        let mut d_output = Array2::zeros(forward.output.dim());
-        d_output
-            .slice_mut(s![..train, ..])
-            .assign(&((&forward.output.slice(s![..train, ..]) - y) / self.noise));
-        let mut grad = self.backpropagate(weights, forward, &d_output);
-        for (g, w) in grad.layers.iter_mut().zip(&weights.layers) {
-            *g += w;
-        }
-        grad.readout += &weights.readout;
-        grad
-    }
-
     /// Jᵀv: the derivative of ⟨v, f(θ)⟩ in every weight, `v` P×D (the network's output
     /// cotangent), by backpropagation through `forward`.
     pub fn backpropagate(
@@ -500,15 +476,65 @@ impl<'a> WeightNetwork<'a> {
             row += n;
         }
     }
+}
+
+/// A network with explicit weights θ whose posterior exp(−U), U(θ) = ‖Y − f(θ)‖²/(2κ) +
+/// ½‖θ‖², [`Langevin`] samples: the layered networks ([`WeightNetwork`]) and the recurrent
+/// ones, whose weight matrix is shared over time
+/// ([`super::recurrent_langevin::RecurrentWeights`]). A model supplies its forward pass and
+/// Jᵀv by backpropagation; U, ∇U and the stiffest curvature follow from them.
+pub trait WeightModel: Sync {
+    /// What a forward pass keeps for backpropagation.
+    type Pass;
+    /// The network whose fields a state reports (and the posterior's key names).
+    fn network(&self) -> &dyn WhitenedNetwork;
+    /// The readout noise κ: the temperature.
+    fn noise(&self) -> f64;
+    /// The number of weights with `outputs` readout columns.
+    fn weight_count(&self, outputs: usize) -> usize;
+    /// Weights drawn from the prior (standard normal), for `outputs` readout columns.
+    fn prior_draw(&self, outputs: usize, rng: &mut StdRng) -> Weights;
+    /// The forward pass at `weights`.
+    fn forward(&self, weights: &Weights) -> Result<Self::Pass, SimulateError>;
+    /// The network output f (P×D) of a pass.
+    fn output<'p>(&self, pass: &'p Self::Pass) -> &'p Array2<f64>;
+    /// Jᵀv: the derivative of ⟨v, f(θ)⟩ in every weight, `v` P×D.
+    fn backpropagate(&self, weights: &Weights, pass: &Self::Pass, v: &Array2<f64>) -> Weights;
+    /// Every field of the network at `weights` (made by `pass`).
+    fn fields(&self, weights: &Weights, pass: &Self::Pass) -> Result<Draw, SimulateError>;
+
+    /// U(θ) = ‖Y − f‖²/(2κ) + ½‖θ‖² over the training rows (the first `y.nrows()`).
+    fn potential(&self, weights: &Weights, forward: &Self::Pass, y: &Array2<f64>) -> f64 {
+        let train = y.nrows();
+        let residual = &self.output(forward).slice(s![..train, ..]) - y;
+        residual.iter().map(|r| r * r).sum::<f64>() / (2.0 * self.noise())
+            + weights.half_square_norm()
+    }
+
+    /// ∇U at `weights` by backpropagation through `forward` (made at `weights`).
+    fn gradient(&self, weights: &Weights, forward: &Self::Pass, y: &Array2<f64>) -> Weights {
+        let train = y.nrows();
+        let output = self.output(forward);
+        let mut d_output = Array2::zeros(output.dim());
+        d_output
+            .slice_mut(s![..train, ..])
+            .assign(&((&output.slice(s![..train, ..]) - y) / self.noise()));
+        let mut grad = self.backpropagate(weights, forward, &d_output);
+        for (g, w) in grad.layers.iter_mut().zip(&weights.layers) {
+            *g += w;
+        }
+        grad.readout += &weights.readout;
+        grad
+    }
 
     /// The stiffest curvature of U at `weights`: 1 + λ_max(J Jᵀ)/κ, J = ∂f_train/∂θ (the
     /// network's tangent kernel on the training rows: the readout kernel plus one term per
     /// hidden layer), by power iteration — Jᵀv by backpropagation, J u by a central
     /// difference of the forward pass along u.
-    pub fn stiffness(&self, weights: &Weights, y: &Array2<f64>) -> Result<f64, SimulateError> {
+    fn stiffness(&self, weights: &Weights, y: &Array2<f64>) -> Result<f64, SimulateError> {
         let train = y.nrows();
         let forward = self.forward(weights)?;
-        let mut v = Array2::<f64>::zeros(forward.output.dim());
+        let mut v = Array2::<f64>::zeros(self.output(&forward).dim());
         v.slice_mut(s![..train, ..]).fill(1.0);
         let norm = |m: &Array2<f64>| m.iter().map(|x| x * x).sum::<f64>().sqrt();
         v /= norm(&v);
@@ -529,7 +555,7 @@ impl<'a> WeightNetwork<'a> {
                     a.scaled_add(sign * h, b);
                 }
                 w.readout.scaled_add(sign * h, &u.readout);
-                self.forward(&w).map(|f| f.output)
+                self.forward(&w).map(|f| self.output(&f).clone())
             };
             let mut ju = (shifted(1.0)? - shifted(-1.0)?) / (2.0 * h);
             ju.slice_mut(s![train.., ..]).fill(0.0);
@@ -551,7 +577,43 @@ impl<'a> WeightNetwork<'a> {
                 reason: format!("it came out {lambda}"),
             });
         }
-        Ok(1.0 + lambda.max(0.0) / self.noise)
+        Ok(1.0 + lambda.max(0.0) / self.noise())
+    }
+}
+
+impl WeightModel for WeightNetwork<'_> {
+    type Pass = Forward;
+
+    fn network(&self) -> &dyn WhitenedNetwork {
+        self.simulator
+    }
+
+    fn noise(&self) -> f64 {
+        self.noise
+    }
+
+    fn weight_count(&self, outputs: usize) -> usize {
+        WeightNetwork::weight_count(self, outputs)
+    }
+
+    fn prior_draw(&self, outputs: usize, rng: &mut StdRng) -> Weights {
+        WeightNetwork::prior_draw(self, outputs, rng)
+    }
+
+    fn forward(&self, weights: &Weights) -> Result<Forward, SimulateError> {
+        WeightNetwork::forward(self, weights)
+    }
+
+    fn output<'p>(&self, pass: &'p Forward) -> &'p Array2<f64> {
+        &pass.output
+    }
+
+    fn backpropagate(&self, weights: &Weights, pass: &Forward, v: &Array2<f64>) -> Weights {
+        WeightNetwork::backpropagate(self, weights, pass, v)
+    }
+
+    fn fields(&self, _: &Weights, pass: &Forward) -> Result<Draw, SimulateError> {
+        self.simulator.fields_of_units(&pass.units)
     }
 }
 
@@ -807,9 +869,9 @@ fn features_of(
 }
 
 /// Unadjusted Langevin dynamics of the weights: a [`PosteriorSampler`].
-pub struct Langevin<'a> {
+pub struct Langevin<M> {
     /// The network with weights.
-    pub weights: WeightNetwork<'a>,
+    pub weights: M,
     /// The step size ε.
     pub step_size: f64,
     /// Whether ε was given (or is the default 0.05/λ_max).
@@ -818,12 +880,12 @@ pub struct Langevin<'a> {
     pub stiffest: f64,
 }
 
-impl<'a> Langevin<'a> {
+impl<M: WeightModel> Langevin<M> {
     /// The sampler with step size `step_size`, or (None) 0.05/λ_max with λ_max the stiffest
     /// curvature of U at a prior draw seeded with `seed` ([`WeightNetwork::stiffness`]); a
     /// step of 2/λ_max or more, where the dynamics diverge, is refused.
     pub fn new(
-        weights: WeightNetwork<'a>,
+        weights: M,
         targets: Targets<'_>,
         step_size: Option<f64>,
         seed: u64,
@@ -859,9 +921,9 @@ impl<'a> Langevin<'a> {
     }
 }
 
-impl PosteriorSampler for Langevin<'_> {
+impl<M: WeightModel> PosteriorSampler for Langevin<M> {
     fn network(&self) -> &dyn WhitenedNetwork {
-        self.weights.simulator
+        self.weights.network()
     }
 
     fn start<'s>(
@@ -882,17 +944,17 @@ impl PosteriorSampler for Langevin<'_> {
     }
 }
 
-struct LangevinChain<'s, 'a> {
-    sampler: &'s Langevin<'a>,
+struct LangevinChain<'s, M: WeightModel> {
+    sampler: &'s Langevin<M>,
     y: Array2<f64>,
     theta: Weights,
     /// The forward pass at `theta`.
-    forward: Forward,
+    forward: M::Pass,
     observation: Option<Observation>,
     steps: usize,
 }
 
-impl PosteriorChain for LangevinChain<'_, '_> {
+impl<M: WeightModel> PosteriorChain for LangevinChain<'_, M> {
     fn advance(&mut self, rng: &mut StdRng) -> Result<(), SimulateError> {
         let network = &self.sampler.weights;
         let eps = self.sampler.step_size;
@@ -921,10 +983,10 @@ impl PosteriorChain for LangevinChain<'_, '_> {
 
     fn observe(&mut self) -> Result<&Observation, SimulateError> {
         if self.observation.is_none() {
-            let simulator = self.sampler.weights.simulator;
-            let draw = simulator.fields_of_units(&self.forward.units)?;
+            let weights = &self.sampler.weights;
+            let draw = weights.fields(&self.theta, &self.forward)?;
             self.observation = Some(Observation::of(
-                simulator,
+                weights.network(),
                 Targets { y: self.y.view() },
                 draw,
             )?);
@@ -941,7 +1003,7 @@ impl PosteriorChain for LangevinChain<'_, '_> {
     }
 }
 
-impl LangevinChain<'_, '_> {
+impl<M: WeightModel> LangevinChain<'_, M> {
     fn diverged(&self) -> SimulateError {
         let sampler = self.sampler;
         let step = if sampler.given {

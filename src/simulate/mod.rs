@@ -15,7 +15,9 @@
 //!   (noisy gradient descent with weight decay at temperature κ), its O(step) bias stated.
 //!
 //! * [`recurrent`]: a recurrent theory (an expectation over a time family) as one network
-//!   whose weight matrix is shared over time, h(t) = W f(h(t−1)) + ξ(t).
+//!   whose weight matrix is shared over time, h(t) = W f(h(t−1)) + ξ(t);
+//!   [`recurrent_langevin`]: its weights under Langevin dynamics (backpropagation through
+//!   time).
 //! * [`separation`]: pattern separation Δ(l) measured on independent draws.
 //! * [`glauber`]: the same network under asynchronous (Glauber) updates with couplings shared
 //!   over time — the continuous-time version of a theory's step (THEORY.md §7.4).
@@ -23,8 +25,8 @@
 //!   covariance, as a recording would give them — the input of a fit.
 //!
 //! Layered theories (deep, binary with mean fields) and zero-mean recurrent theories are
-//! simulated exactly; [`PriorDraws`] is what prior sampling needs of either. The posterior
-//! sampler takes layered theories.
+//! simulated exactly; [`PriorDraws`] is what prior sampling needs of either. Both posterior
+//! samplers take layered and recurrent theories.
 
 pub mod diagnostics;
 pub mod draw;
@@ -34,6 +36,7 @@ pub mod network;
 pub mod posterior;
 pub mod prior;
 pub mod recurrent;
+pub mod recurrent_langevin;
 pub mod separation;
 pub mod statistics;
 pub mod units;

@@ -78,15 +78,15 @@ pub struct RecurrentNetwork {
     pub family: FieldId,
     /// The last time T (times 0…T).
     pub last_time: usize,
-    var: String,
+    pub(super) var: String,
     /// The exponent of the cumulant-generating term (the random variable is `var`).
     tilt: Expr,
     /// The data term's readout kernel and noise, when the action has one.
-    readout: Option<crate::solve::readout::Readout>,
+    pub(super) readout: Option<crate::solve::readout::Readout>,
     rules: Vec<BlockRule>,
     definitions: Vec<(EntryKey, Expr)>,
     /// The unit output f(h[u]) with u = `output_time`.
-    output: Expr,
+    pub(super) output: Expr,
     output_time: i64,
 }
 
@@ -352,7 +352,7 @@ pub struct RecurrentSimulator<'a> {
     /// g = n·Var(Wᵢⱼ).
     pub gain: f64,
     /// The drive's covariance factor L (LLᵀ = D over (time, pattern), time-major).
-    drive: Array2<f64>,
+    pub(super) drive: Array2<f64>,
     /// D itself, ((T+1)P)² time-major: the definitions' blocks and the part of every
     /// block's equation that does not come from the units.
     pub drive_covariance: Array2<f64>,
@@ -723,7 +723,7 @@ impl<'a> RecurrentSimulator<'a> {
         }
     }
 
-    fn with_context<T>(
+    pub(super) fn with_context<T>(
         &self,
         entries: &BTreeMap<EntryKey, Array2<f64>>,
         slot: Option<&Array2<f64>>,
@@ -733,7 +733,7 @@ impl<'a> RecurrentSimulator<'a> {
         self.values().with_context(entries, &slots, f)
     }
 
-    fn matrix(
+    pub(super) fn matrix(
         &self,
         entries: &BTreeMap<EntryKey, Array2<f64>>,
         slot: Option<Array2<f64>>,
