@@ -27,6 +27,9 @@ const BLOCK: usize = 1024;
 /// bands balance over the threads).
 const BAND: usize = 32;
 
+/// Multiply–adds below which a product runs on the calling thread.
+const SEQUENTIAL_WORK: usize = 1 << 20;
+
 /// aᵀb: bands of output rows on every thread, each one sequential product over all samples
 /// (faer), so the sums do not depend on the number of threads; for a = b only the upper
 /// triangle is computed (half the flops) and mirrored.
@@ -55,6 +58,21 @@ pub fn tall_gram(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> 
     };
     let left = faer::MatRef::from_row_major_slice(left, rows, p).transpose();
     let right = faer::MatRef::from_row_major_slice(right, rows, q);
+    if rows * p * q <= SEQUENTIAL_WORK {
+        // a network's units (n×P, P ~ 50): the threads' wake-ups would cost more than the
+        // product, and the chains already run on every thread
+        if let Some(entries) = out.as_slice_mut() {
+            faer::linalg::matmul::matmul(
+                faer::MatMut::from_row_major_slice_mut(entries, p, q),
+                faer::Accum::Replace,
+                left,
+                right,
+                1.0,
+                faer::Par::Seq,
+            );
+        }
+        return out;
+    }
     if let Some(entries) = out.as_slice_mut() {
         entries
             .par_chunks_mut(BAND * q)

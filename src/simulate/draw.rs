@@ -16,7 +16,7 @@ use rand_distr::StandardNormal;
 
 use super::SimulateError;
 use super::network::{Network, Step};
-use super::units::UnitEvaluator;
+use super::units::{UnitEvaluator, UnitMemo};
 use crate::check::ir::Expr;
 use crate::numeric::matrix::{MatrixContext, Value};
 use crate::solve::nngp::EntryKey;
@@ -142,6 +142,13 @@ impl<'a> Simulator<'a> {
         let network = self.network;
         let mut entries: BTreeMap<EntryKey, Array2<f64>> = BTreeMap::new();
         let mut units: Vec<Option<Array2<f64>>> = vec![None; network.populations.len()];
+        // φ(h) once per population and draw, however many averages read it (⟨φφᵀ⟩ reads it
+        // twice)
+        let memos: Vec<UnitMemo> = network
+            .populations
+            .iter()
+            .map(|_| UnitMemo::default())
+            .collect();
         for step in &network.schedule {
             match *step {
                 Step::Definition(i) => {
@@ -170,7 +177,7 @@ impl<'a> Simulator<'a> {
                                 var: &pop.var,
                                 h: h.view(),
                                 constants: ctx,
-                                memo: None,
+                                memo: Some(&memos[average.population]),
                                 times: &[],
                             }
                             .average(&average.body)
