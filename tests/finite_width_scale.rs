@@ -699,6 +699,7 @@ fn newton_krylov_reaches_the_sweeps_fixed_point_on_sampled_units() {
     // deep erf on 12 digits, importance-sampled: both iterations solve the same
     // deterministic map (common random numbers), so they agree far below the Monte Carlo
     // error; and where the sweeps crawl (small N, strong tilt) Newton takes fewer of them
+    // than plain damped sweeps
     let theory = example("deep_erf");
     let (x, y) = digits(12);
     let solve = |n: f64, iteration, anderson_memory| {
@@ -750,6 +751,30 @@ fn newton_krylov_reaches_the_sweeps_fixed_point_on_sampled_units() {
             newton.sweeps,
             damped.sweeps
         );
+    }
+    // relu: the sampled map jumps by O(1/M) where a sample crosses the kink, so both stop
+    // at a relative change of 4/M, and Newton's products difference over √(4/M)
+    let relu = example("deep_relu");
+    let solve = |iteration| {
+        let settings = MapSettings {
+            overrides: set(&[("N", 100.0), ("L", 2.0)]),
+            samples: 4000,
+            replicas: 0,
+            iteration,
+            ..MapSettings::default()
+        };
+        map_kernels(&relu, x.view(), y.view(), None, &settings).unwrap()
+    };
+    let (anderson, newton) = (
+        solve(SaddleIteration::Anderson),
+        solve(SaddleIteration::NewtonKrylov),
+    );
+    assert!(newton.residual <= 4.0 / 4000.0, "{}", newton.residual);
+    for (a, b) in anderson.layers.iter().zip(&newton.layers) {
+        let shift = frobenius(&(&a.kernel - &a.nngp));
+        let gap = frobenius(&(&a.kernel - &b.kernel));
+        assert!(shift > 1e-3 * frobenius(&a.nngp), "no adaptation");
+        assert!(gap <= 0.02 * shift, "relu {}: {gap:e} of {shift:e}", a.name);
     }
 }
 

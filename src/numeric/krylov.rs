@@ -39,7 +39,8 @@ pub type Product<'a, E> = dyn FnMut(&Array1<f64>) -> Result<Array1<f64>, E> + 'a
 
 /// GMRES from x₀ = 0 until ‖b − A x‖ ≤ `tolerance`·‖b‖ or `max_dimension` products, with
 /// `apply` the product v ↦ A v (an error from it is passed on). Stops early where the
-/// Krylov space is invariant (the solution is then exact in it).
+/// Krylov space is invariant (the solution is then exact in it), and where a product is not
+/// finite (the iterate is then the one before it).
 pub fn gmres<E>(
     apply: &mut Product<'_, E>,
     b: &Array1<f64>,
@@ -67,6 +68,11 @@ pub fn gmres<E>(
         let k = basis.len() - 1;
         let mut w = apply(&basis[k])?;
         products += 1;
+        if w.iter().any(|v| !v.is_finite()) {
+            // a product that failed numerically: keep the iterate of the space before it
+            break;
+        }
+        let before = w.dot(&w).sqrt();
         let mut h = vec![0.0; k + 2];
         for _ in 0..2 {
             for (i, v) in basis.iter().enumerate() {
@@ -94,7 +100,7 @@ pub fn gmres<E>(
         residual = rhs[k + 1].abs() / beta;
         r_columns.push(h);
         // an invariant subspace (or a product that vanished): the solution lies in it
-        if norm <= 1e-14 * beta || !norm.is_finite() {
+        if norm <= 1e-14 * before {
             break;
         }
         basis.push(w / norm);
@@ -202,5 +208,27 @@ mod tests {
         assert_eq!((s.products, s.residual), (0, 0.0));
         let failed = gmres(&mut |_: &Array1<f64>| Err("no"), &Array1::ones(3), 1e-8, 5);
         assert_eq!(failed.err(), Some("no"));
+        // the second product is NaN: the iterate of the first space, finite
+        let mut calls = 0;
+        let b = Array1::from_vec(vec![1.0, 2.0, 3.0]);
+        let s = gmres(
+            &mut |v: &Array1<f64>| {
+                calls += 1;
+                Ok::<_, ()>(if calls == 2 {
+                    v * f64::NAN
+                } else {
+                    v * 2.0 + 0.1 * v.sum()
+                })
+            },
+            &b,
+            1e-12,
+            5,
+        )
+        .unwrap();
+        assert_eq!(s.products, 2);
+        assert!(
+            s.x.iter().all(|v| v.is_finite()) && s.residual < 1.0,
+            "{s:?}"
+        );
     }
 }

@@ -71,6 +71,9 @@ pub fn tall_gram(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> 
                 faer::Par::Seq,
             );
         }
+        if symmetric {
+            mirror_upper(&mut out);
+        }
         return out;
     }
     if let Some(entries) = out.as_slice_mut() {
@@ -94,13 +97,18 @@ pub fn tall_gram(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> 
             });
     }
     if symmetric {
-        for i in 0..p {
-            for j in 0..i {
-                out[[i, j]] = out[[j, i]];
-            }
-        }
+        mirror_upper(&mut out);
     }
     out
+}
+
+/// The lower triangle set to the upper one's transpose: aᵀa exactly symmetric.
+fn mirror_upper(out: &mut Array2<f64>) {
+    for i in 0..out.nrows() {
+        for j in 0..i {
+            out[[i, j]] = out[[j, i]];
+        }
+    }
 }
 
 /// a·b for a tall `a` (M×P) and a small `b` (P×Q), in blocks of rows on every thread.

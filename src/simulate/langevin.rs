@@ -499,6 +499,10 @@ pub trait WeightModel: Sync {
     /// The network output f (P×D) of a pass.
     fn output<'p>(&self, pass: &'p Self::Pass) -> &'p Array2<f64>;
     /// Jᵀv: the derivative of ⟨v, f(θ)⟩ in every weight, `v` P×D.
+    ///
+    /// # Panics
+    /// If `weights` or `v` do not have the shapes of this model's (as
+    /// [`Self::prior_draw`] makes them, and the pass's output).
     fn backpropagate(&self, weights: &Weights, pass: &Self::Pass, v: &Array2<f64>) -> Weights;
     /// Every field of the network at `weights` (made by `pass`).
     fn fields(&self, weights: &Weights, pass: &Self::Pass) -> Result<Draw, SimulateError>;

@@ -106,7 +106,12 @@ impl<'a> RecurrentWeights<'a> {
             .filter(|&j| size(j) > 1e-8 * largest)
             .collect();
         let fixed = factor.select(ndarray::Axis(1), &kept);
-        let (values, vectors) = symmetric_eigen(&mix);
+        let (values, vectors) = symmetric_eigen(&mix).ok_or_else(|| {
+            refuse(format!(
+                "the readout kernel's weights of the units' outputs over time ({mix}) have no \
+                 eigendecomposition"
+            ))
+        })?;
         let largest = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         if let Some(bad) = values.iter().find(|v| **v < -1e-10 * largest.max(1e-300)) {
             return Err(refuse(format!(
@@ -201,18 +206,18 @@ impl<'a> RecurrentWeights<'a> {
     }
 }
 
-/// Eigenvalues and eigenvectors (columns) of a small symmetric matrix.
-fn symmetric_eigen(m: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
+/// Eigenvalues and eigenvectors (columns) of a small symmetric matrix; None where the
+/// decomposition fails (a non-finite entry).
+fn symmetric_eigen(m: &Array2<f64>) -> Option<(Vec<f64>, Array2<f64>)> {
     let n = m.nrows();
-    let a = faer::Mat::from_fn(n, n, |i, j| m[[i, j]]);
-    match a.self_adjoint_eigen(faer::Side::Lower) {
-        Ok(eigen) => {
-            let values = (0..n).map(|i| eigen.S()[i]).collect();
-            let vectors = Array2::from_shape_fn((n, n), |(i, j)| eigen.U()[(i, j)]);
-            (values, vectors)
-        }
-        Err(_) => (vec![f64::NAN; n], Array2::zeros((n, n))),
+    if m.iter().any(|v| !v.is_finite()) {
+        return None;
     }
+    let a = faer::Mat::from_fn(n, n, |i, j| m[[i, j]]);
+    let eigen = a.self_adjoint_eigen(faer::Side::Lower).ok()?;
+    let values = (0..n).map(|i| eigen.S()[i]).collect();
+    let vectors = Array2::from_shape_fn((n, n), |(i, j)| eigen.U()[(i, j)]);
+    Some((values, vectors))
 }
 
 fn product(a: ndarray::ArrayView2<'_, f64>, b: ndarray::ArrayView2<'_, f64>) -> Array2<f64> {
@@ -277,12 +282,15 @@ impl WeightModel for RecurrentWeights<'_> {
                     reason,
                 })
             })?;
-            h = product(w.view(), f.view()) + xi.slice(s![.., (t + 1) * p..(t + 2) * p]);
-            if let Some(bad) = h.iter().find(|v| !v.is_finite()) {
-                return Err(SimulateError::Evaluate {
-                    what: format!("the units at time {}", t + 1),
-                    reason: format!("a pre-activation came out {bad}"),
-                });
+            // h(T) feeds no output the readout reads
+            if t + 1 < network.last_time {
+                h = product(w.view(), f.view()) + xi.slice(s![.., (t + 1) * p..(t + 2) * p]);
+                if let Some(bad) = h.iter().find(|v| !v.is_finite()) {
+                    return Err(SimulateError::Evaluate {
+                        what: format!("the units at time {}", t + 1),
+                        reason: format!("a pre-activation came out {bad}"),
+                    });
+                }
             }
             outputs.push((f, slope));
         }
