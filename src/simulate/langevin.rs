@@ -622,7 +622,10 @@ impl WeightModel for WeightNetwork<'_> {
 }
 
 /// a·b by faer (cache-blocked; the views may be transposed).
-fn product(a: ndarray::ArrayView2<'_, f64>, b: ndarray::ArrayView2<'_, f64>) -> Array2<f64> {
+pub(super) fn product(
+    a: ndarray::ArrayView2<'_, f64>,
+    b: ndarray::ArrayView2<'_, f64>,
+) -> Array2<f64> {
     crate::numeric::matrix::matmul(a, b).expect("the layers' shapes agree by construction")
 }
 

@@ -29,11 +29,10 @@ use rand_distr::StandardNormal;
 
 use super::SimulateError;
 use super::draw::{Draw, factor_clipped};
-use super::langevin::{WeightModel, Weights, affine_in};
+use super::langevin::{WeightModel, Weights, affine_in, product};
 use super::posterior::WhitenedNetwork;
 use super::recurrent::RecurrentSimulator;
 use crate::finite_width::price::jet;
-use crate::numeric::matrix::matmul;
 use crate::solve::nngp::EntryKey;
 
 /// A recurrent network with explicit weights: see the module documentation.
@@ -218,10 +217,6 @@ fn symmetric_eigen(m: &Array2<f64>) -> Option<(Vec<f64>, Array2<f64>)> {
     let values = (0..n).map(|i| eigen.S()[i]).collect();
     let vectors = Array2::from_shape_fn((n, n), |(i, j)| eigen.U()[(i, j)]);
     Some((values, vectors))
-}
-
-fn product(a: ndarray::ArrayView2<'_, f64>, b: ndarray::ArrayView2<'_, f64>) -> Array2<f64> {
-    matmul(a, b).expect("the shapes agree by construction")
 }
 
 impl WeightModel for RecurrentWeights<'_> {
