@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::{Array2, s};
 use rayon::prelude::*;
 use saddle::numeric::activation::Activation;
-use saddle::numeric::hermite_kernel_map::{HermiteSettings, apply_into};
+use saddle::numeric::kernel_map::hermite::{HermiteSettings, apply_into};
 use saddle::numeric::matrix::matmul;
 use saddle::numeric::pair_quadrature::pair_expectation_or_quadrature;
 use saddle::numeric::quad::GaussHermite;

@@ -126,7 +126,7 @@ pub fn run(args: &CompareArgs) -> Result<(), CliError> {
         thin: 1,
         seed: args.seed,
     };
-    let bar = super::simulate::progress_bar(posterior_steps(&settings), args.json);
+    let bar = super::progress::progress_bar(posterior_steps(&settings), args.json);
     let posterior = sample_posterior(&simulator, Targets { y: y.view() }, settings, &|n| {
         bar.inc(n)
     })
@@ -475,7 +475,7 @@ fn run_recurrent(
     };
     let prior_draws = args.chains * args.samples;
     let bar =
-        super::simulate::progress_bar(posterior_steps(&settings) + prior_draws as u64, args.json);
+        super::progress::progress_bar(posterior_steps(&settings) + prior_draws as u64, args.json);
     let tick = |n: u64| bar.inc(n);
     let posterior =
         sample_posterior(&simulator, Targets { y }, settings, &tick).map_err(|e| usage(&e))?;

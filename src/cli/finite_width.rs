@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::CliError;
 use super::options::params_json;
 use super::result::RunResult;
-use super::solve::{Expectations, Iterate, LinearOrder, Method, SolveArgs};
+use super::solve_args::{Expectations, Iterate, LinearOrder, Method, SolveArgs};
 use crate::check::ir::Theory;
 use crate::finite_width::recurrent::{RecurrentMethod, recurrent_kernels};
 use crate::finite_width::{MapSettings, SaddleIteration, linear_kernels, map_kernels};

@@ -12,7 +12,7 @@ use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
 use crate::numeric::hermite_expansion::Parity;
-use crate::numeric::hermite_kernel_map::ExpansionReport;
+use crate::numeric::kernel_map::hermite::ExpansionReport;
 use crate::solve::nngp::{Keep, Kernels, NngpSettings, parameter_values};
 use crate::solve::predict::{readout_fields, readout_kernel};
 

@@ -41,6 +41,7 @@ mod result;
 mod separation;
 mod simulate;
 mod solve;
+mod solve_args;
 mod sweep;
 
 use std::io::IsTerminal;
@@ -80,7 +81,7 @@ pub enum Command {
     /// The NNGP kernels of a theory on inputs X (closed forms or quadrature, per pattern pair).
     Kernel(kernel::KernelArgs),
     /// GP prediction with the theory's NNGP kernel: test MSE, accuracy, log marginal likelihood.
-    Solve(solve::SolveArgs),
+    Solve(solve_args::SolveArgs),
     /// Sample the finite network the action describes: prior draws (`--prior`) or the
     /// posterior given training targets (elliptical slice sampling, several chains), with
     /// standard errors, ESS and R-hat, beside the NNGP kernels.

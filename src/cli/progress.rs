@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A spinner `{spinner} {msg} {elapsed}`, cleared from the terminal when dropped (also on an
 /// error's early return), so that the output that follows starts on a clean line.
@@ -56,6 +56,21 @@ pub(crate) fn duration(elapsed: Duration) -> String {
         (0, m, s) => format!("{m} min {s} s"),
         (h, m, _) => format!("{h} h {m} min"),
     }
+}
+
+/// A bar of `len` steps with rate and ETA (hidden with `json` or when stderr is no terminal).
+pub(crate) fn progress_bar(len: u64, json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} steps  {per_sec}  {elapsed_precise} (eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ pub fn run(args: &SeparationArgs) -> Result<(), CliError> {
             args.samples
         )));
     }
-    let bar = super::simulate::progress_bar(
+    let bar = super::progress::progress_bar(
         if args.simulate {
             (args.samples * grid.points.len()) as u64
         } else {

@@ -4,16 +4,15 @@
 //! several chains), with standard errors, effective sample sizes and R-hat, side by side with
 //! the NNGP kernels.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::{Array2, concatenate};
 use serde_json::{Map, Value, json};
 
 use super::CliError;
 use super::options::{load, params_json, parse_set, theory};
+use super::progress::progress_bar;
 use super::result::RunResult;
 use super::sweep::SweepArgs;
 use crate::check::ir::FieldKind;
@@ -748,20 +747,6 @@ fn print_rows(rows: &[Row], value: &str, error: &str, shift: &str, with_variance
             outln!("{}", line.trim_end());
         }
     }
-}
-
-pub(crate) fn progress_bar(len: u64, json: bool) -> ProgressBar {
-    if json || !std::io::stderr().is_terminal() {
-        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} steps  {per_sec}  {elapsed_precise} (eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 fn check_shapes(

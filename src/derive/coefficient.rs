@@ -13,7 +13,7 @@ use crate::check::ir::{Builtin, Callee, Expr, ExprKind, Shape, Size};
 use crate::symbolic::canonical::canonical;
 use crate::symbolic::lang::{Constant, Math};
 
-use super::build::node;
+use crate::syntax::Span;
 
 /// Whether `e` is a scalar coefficient (see the module docs).
 pub fn is_coefficient(e: &Expr) -> bool {
@@ -81,7 +81,11 @@ fn to_math(e: &Expr, out: &mut RecExpr<Math>) -> Option<Id> {
 }
 
 fn scalar(kind: ExprKind) -> Expr {
-    node(kind, Shape::SCALAR)
+    Expr {
+        kind,
+        shape: Shape::SCALAR,
+        span: Span::default(),
+    }
 }
 
 fn from_math(expr: &RecExpr<Math>, id: Id) -> Option<Expr> {

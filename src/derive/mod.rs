@@ -18,7 +18,6 @@ pub mod hessian;
 pub mod linearised;
 pub mod report;
 pub mod show;
-pub mod symmetry;
 pub mod unroll;
 
 pub use equations::{Equations, FieldEquation, derive, derive_forward};

@@ -42,14 +42,15 @@ use rayon::prelude::*;
 
 use super::FiniteWidthError;
 use super::gaussian::GaussianForms;
-use super::price::{EvaluatedTilt, Regularity, TiltForm, builtin_regularity};
 use super::tilted::{Estimator, PopulationContext, TiltedMeasure};
-use crate::check::ir::{Callee, Expr, ExprKind, FieldKind, Theory};
+use crate::check::ir::{Expr, ExprKind, FieldKind, Theory};
 use crate::derive::build::{add, neg, node, number, substitute, zero};
 use crate::derive::equations::backward_equations_of;
 use crate::derive::grad::Variable;
 use crate::derive::unroll::{IndexEnv, unroll};
+use crate::numeric::jet::has_jumps;
 use crate::numeric::matrix::{MatrixContext, Value};
+use crate::numeric::price::{EvaluatedTilt, TiltForm};
 use crate::simulate::network::{Network, Step, additive_terms};
 use crate::simulate::stream_seed;
 use crate::solve::fluctuation::Order;
@@ -688,21 +689,6 @@ pub(super) fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthEr
         );
     }
     Ok(())
-}
-
-/// Whether `e` applies a function with jumps (step, sign), also inside user functions.
-pub(crate) fn has_jumps(theory: &Theory, e: &Expr) -> bool {
-    e.any(&mut |x| match &x.kind {
-        ExprKind::Apply {
-            callee: Callee::Builtin(b),
-            ..
-        } => builtin_regularity(*b) == Regularity::Jumps,
-        ExprKind::Apply {
-            callee: Callee::User(id),
-            ..
-        } => has_jumps(theory, &theory.functions[*id].body),
-        _ => false,
-    })
 }
 
 pub(super) fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {

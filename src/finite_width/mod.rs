@@ -21,7 +21,6 @@
 pub mod gaussian;
 pub mod map;
 pub mod posterior;
-pub mod price;
 pub mod recurrent;
 pub mod tilted;
 

@@ -48,10 +48,11 @@ use super::FiniteWidthError;
 use super::map::{
     CONJUGATE_BASE, Iteration, LINEAR_TOLERANCE, MapLayer, MapPrediction, MapSettings, MapSolution,
     PopulationReport, Replicas, check_settings, conjugate_name, conjugates_as_fields, fixed_point,
-    has_jumps, normals, relative_change, replicas_of, rest_gradients, standard_error,
+    normals, relative_change, replicas_of, rest_gradients, standard_error,
 };
 use super::tilted::{Estimator, sampling_factor};
 use crate::check::ir::Theory;
+use crate::numeric::jet::has_jumps;
 use crate::numeric::matrix::{MatrixContext, Value, inverse};
 use crate::simulate::SimulateError;
 use crate::simulate::draw::Draw;

@@ -22,9 +22,9 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use super::FiniteWidthError;
 use super::gaussian::{GaussianForms, outer};
-use super::price::TiltForm;
 use crate::check::ir::{Expr, Theory};
 use crate::numeric::matrix::{MatrixContext, Value, inverse};
+use crate::numeric::price::TiltForm;
 use crate::numeric::tall::{tall_gram, tall_times};
 use crate::simulate::draw::{covariance_factor, factor_clipped};
 use crate::simulate::units::{UnitEvaluator, UnitMemo};

@@ -9,7 +9,8 @@
 //! * [`pair`], [`pair_derivative`]: closed forms of $K_\phi$, $\langle\phi'\phi'\rangle$,
 //!   $\langle\phi''\phi\rangle$ and the diagonal $\frac{d}{dq}\langle\phi^2\rangle$;
 //!   [`pair_quadrature`]: $K_\phi$ for every activation (Gauss–Hermite where no closed form).
-//! * [`hermite_expansion`], [`hermite_kernel_map`]: $K_\phi$ of tanh and smooth user functions
+//! * [`kernel_map`]: one pair formula over all pattern pairs — the fused closed-form loop,
+//!   the symmetric write, and ([`kernel_map::hermite`] with [`hermite_expansion`]) $K_\phi$ of tanh and smooth user functions
 //!   over all pattern pairs by the Mehler expansion, with an error bound per pair; the
 //!   pairs it cannot bound by nested Gauss–Hermite (`pair_fallback`).
 //! * [`bvn`]: bivariate normal CDF $\Phi_2(h,k;\rho)$ (threshold units, THEORY.md §7).
@@ -20,13 +21,19 @@
 //!   the jumps and kinks of their integrand (`action`).
 //! * [`quad`]: Gauss–Hermite $\langle f(u)\rangle$, $\langle f(u)g(v)\rangle$ for smooth $\phi$;
 //!   [`tanh_sinh`]: adaptive 1-D quadrature on an interval.
+//! * [`jet`]: entry-wise functions of pre-activations — their regularity and jets f, f′, f″
+//!   over samples; [`price`]: the tilts and averages of a cumulant-generating term as forms of
+//!   them, so that Price's theorem gives ∂ ln Z/∂K without an inverse kernel.
 //! * [`krylov`]: GMRES on an operator known only through its products (the Newton–Krylov
 //!   saddle point of `finite_width`).
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.
 //! * [`term_eval`]: the `f64` value of a symbolic term; the symbolic stage's closed forms,
 //!   derivatives and canonical forms are checked numerically with it here.
 //! * [`vector_math`]: branch-free asin / acos for SIMD loops, and the run-time choice of
-//!   instruction set; [`kernel_map`] uses them in the closed-form pair loop.
+//!   instruction set, and the vector-state reset after foreign AVX-512 kernels; [`kernel_map`]
+//!   uses them in the closed-form pair loop.
+//! * [`program`]: entry formulas of the symbolic stage compiled to op trees and evaluated per
+//!   pair.
 
 pub mod action;
 pub mod activation;
@@ -41,7 +48,7 @@ pub mod dense;
 mod diff_checks;
 pub mod gauss_rule;
 pub mod hermite_expansion;
-pub mod hermite_kernel_map;
+pub mod jet;
 pub mod kernel_map;
 pub mod krylov;
 pub mod matrix;
@@ -50,6 +57,7 @@ pub mod pair;
 pub mod pair_derivative;
 mod pair_fallback;
 pub mod pair_quadrature;
+pub mod price;
 pub mod program;
 pub mod quad;
 #[cfg(test)]

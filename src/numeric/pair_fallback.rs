@@ -1,4 +1,4 @@
-//! The per-pair fallback of the Mehler path ([`super::hermite_kernel_map`]): pairs whose
+//! The per-pair fallback of the Mehler path ([`super::kernel_map::hermite`]): pairs whose
 //! expansion bound fails (|ρ| → 1, non-smooth user functions) by nested Gauss–Hermite,
 //! $$\langle\phi(u)\phi(v)\rangle=\tfrac1\pi\sum_i w_i\,\phi(\sqrt{2a}\,x_i)\sum_j w_j\,
 //! \phi\big(\tfrac ca\sqrt{2a}\,x_i+\sqrt{2\sigma^2}\,z_j\big),\qquad \sigma^2=b-c^2/a,$$

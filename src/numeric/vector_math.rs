@@ -413,6 +413,23 @@ dispatch_by_isa! {
     pub fn erf_slice(x: &[f64], value: &mut [f64], slope: &mut [f64]) => erf_into
 }
 
+/// Clears the upper halves of the vector registers (`vzeroupper`).
+///
+/// faer's AVX-512 matrix kernels can leave them dirty on a rayon worker; every later
+/// SSE-encoded instruction on that thread then pays a state-transition penalty (measured:
+/// the pair loop ran 10× slower after an X Xᵀ product). One `vzeroupper` per row restores
+/// full speed; it is a no-op where AVX is absent.
+#[inline]
+pub fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX (checked above), which is all `vzeroupper` needs.
+            unsafe { std::arch::x86_64::_mm256_zeroupper() }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

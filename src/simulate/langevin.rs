@@ -39,8 +39,9 @@ use super::draw::{Draw, Simulator, factor_clipped};
 use super::network::field_reads;
 use super::posterior::{Observation, PosteriorChain, PosteriorSampler, Targets, WhitenedNetwork};
 use crate::check::ir::Expr;
-use crate::finite_width::price::{BodyForm, BodyTerm, Regularity, jet};
+use crate::numeric::jet::{Regularity, jet, regularity};
 use crate::numeric::matrix::Value;
+use crate::numeric::price::{BodyForm, BodyTerm};
 use crate::solve::nngp::EntryKey;
 use crate::syntax::Span;
 
@@ -314,8 +315,7 @@ impl<'a> WeightNetwork<'a> {
         for (k, fs) in functions.iter().enumerate() {
             let var = &network.populations[k].var;
             for f in fs {
-                if crate::finite_width::price::regularity(&network.theory, var, f, false)
-                    .is_none_or(|r| r > Regularity::Kinked)
+                if regularity(&network.theory, var, f, false).is_none_or(|r| r > Regularity::Kinked)
                 {
                     return Err(refuse(
                         f.span,

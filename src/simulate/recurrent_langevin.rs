@@ -32,7 +32,7 @@ use super::draw::{Draw, factor_clipped};
 use super::langevin::{WeightModel, Weights, affine_in, product};
 use super::posterior::WhitenedNetwork;
 use super::recurrent::RecurrentSimulator;
-use crate::finite_width::price::jet;
+use crate::numeric::jet::{has_jumps, jet};
 use crate::solve::nngp::EntryKey;
 
 /// A recurrent network with explicit weights: see the module documentation.
@@ -159,7 +159,7 @@ impl<'a> RecurrentWeights<'a> {
     /// Units that jump (sign, step) have no gradient.
     fn check_units_have_slopes(&self) -> Result<(), SimulateError> {
         let network = self.simulator.network;
-        let jumps = crate::finite_width::map::has_jumps(&network.theory, &network.output);
+        let jumps = has_jumps(&network.theory, &network.output);
         if jumps {
             return Err(SimulateError::NotSimulable {
                 reason: "the units jump (sign, step): their outputs have no gradient for \

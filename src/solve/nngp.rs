@@ -28,8 +28,8 @@ use crate::derive::grad::Variable;
 
 use crate::derive::{DeriveError, derive_forward};
 use crate::generated::NativePairMap;
-use crate::numeric::hermite_kernel_map::ExpansionReport;
 pub use crate::numeric::kernel_map::PairSet;
+use crate::numeric::kernel_map::hermite::ExpansionReport;
 use crate::numeric::kernel_map::{PairKernelMap, mirror_upper};
 use crate::numeric::matrix::{MatrixContext, MatrixEvalError, Value};
 use crate::numeric::program::{Program, ProgramError};

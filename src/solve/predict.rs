@@ -10,7 +10,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, concatenate, s};
 
 use crate::check::ir::{ExprKind, Theory};
 use crate::derive::unroll::{IndexEnv, unroll};
-use crate::numeric::hermite_kernel_map::ExpansionReport;
+use crate::numeric::kernel_map::hermite::ExpansionReport;
 use crate::numeric::matrix::Value;
 use crate::solve::gp::{GpResult, regress};
 use crate::solve::nngp::{

@@ -5,7 +5,7 @@
 use pest::error::{Error, ErrorVariant, InputLocation};
 
 use super::diagnostic::Diagnostic;
-use super::parser::Rule;
+use super::grammar::Rule;
 use super::span::Span;
 
 /// Words that cannot be used as names.

@@ -9,6 +9,7 @@ pub mod ast;
 pub mod comments;
 pub mod diagnostic;
 pub mod errors;
+pub mod grammar;
 pub mod limits;
 pub mod parser;
 pub mod print;

@@ -12,17 +12,7 @@ use super::span::Span;
 use pest::Parser as _;
 use pest::iterators::Pair;
 
-pub use generated::{ActionParser, Rule};
-
-mod generated {
-    // The grammar's `///` comments document the rules; pest adds items of its own.
-    #![allow(missing_docs)]
-    use pest_derive::Parser;
-    /// The pest parser generated from `grammars/action.pest`.
-    #[derive(Parser)]
-    #[grammar = "../grammars/action.pest"]
-    pub struct ActionParser;
-}
+pub use super::grammar::{ActionParser, Rule};
 
 /// Parses a whole `.action` source text.
 ///

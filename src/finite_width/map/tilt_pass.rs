@@ -20,8 +20,8 @@ use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
-use crate::finite_width::price::EvaluatedTilt;
 use crate::numeric::dense::cholesky_lower_in_place;
+use crate::numeric::price::EvaluatedTilt;
 
 /// Groups of samples summed separately (in parallel) and then in order.
 const GROUPS: usize = 8;

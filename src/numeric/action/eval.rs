@@ -16,19 +16,14 @@ use num_dual::DualNum;
 
 use super::ActionError;
 use super::dense::Dense;
-use super::expectation::{Mode, PieceRules};
 use super::ops::{self, context};
+use super::quadrature::{Mode, PieceRules, piece_order};
 use super::variables::{Variables, eval_index, integer_params};
 use crate::check::ir::{
     Callee, DataRole, Dim, Expr, ExprKind, FieldId, IndexExpr, Size, Theory, log_mgf,
 };
 use crate::numeric::gauss_rule;
 use crate::numeric::quad::GaussHermite;
-
-/// Nodes per piece of a line cut at breakpoints, for quadrature order `order`.
-pub(super) fn piece_order(order: usize) -> usize {
-    order.div_ceil(2)
-}
 
 /// Evaluates the action of one theory on fixed data and parameters, for any scalar type.
 #[derive(Clone, Debug)]

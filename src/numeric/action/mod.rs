@@ -55,6 +55,7 @@ mod factor;
 mod fields;
 mod integrand;
 pub(crate) mod ops;
+mod quadrature;
 #[cfg(test)]
 mod split_tests;
 #[cfg(test)]

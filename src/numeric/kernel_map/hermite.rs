@@ -12,10 +12,10 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::activation::Activation;
-use super::hermite_expansion::{DEFAULT_TOLERANCE, Expansion, ExpansionError, Parity};
-use super::pair_fallback::{FallbackRules, MAX_FALLBACK_OUTER};
-use super::program::ProgramError;
+use crate::numeric::activation::Activation;
+use crate::numeric::hermite_expansion::{DEFAULT_TOLERANCE, Expansion, ExpansionError, Parity};
+use crate::numeric::pair_fallback::{FallbackRules, MAX_FALLBACK_OUTER};
+use crate::numeric::program::error::ProgramError;
 
 /// Pairs per block of the vectorised Horner loop (the block's coefficients stay in cache).
 const BLOCK: usize = 64;
@@ -113,7 +113,7 @@ pub fn apply_into(
         .par_chunks_mut(p)
         .enumerate()
         .map(|(a, row)| {
-            super::kernel_map::clear_upper_vector_state();
+            crate::numeric::vector_math::clear_upper_vector_state();
             let mut fallback = Vec::new();
             let mut worst: f64 = 0.0;
             row[a] = if needed(a, a) {
@@ -187,7 +187,7 @@ pub fn apply_into(
             worst_bound = worst_bound.max(error);
         }
     }
-    crate::numeric::kernel_map::mirror_upper(out);
+    super::tiles::mirror_upper(out);
     Ok(ExpansionReport {
         terms: expansion.terms(),
         parity: expansion.parity(),
