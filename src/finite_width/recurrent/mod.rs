@@ -86,39 +86,39 @@ type Solved = (State, usize, f64, f64);
 /// Fields and conjugates by the block's key.
 #[derive(Debug, Clone)]
 struct State {
-    pub(super) fields: Entries,
-    pub(super) conjugates: Entries,
+    fields: Entries,
+    conjugates: Entries,
 }
 
 /// The recurrent theory read for the sweeps, at bound parameters on the training inputs.
 struct Problem<'a> {
-    pub(super) theory: &'a Theory,
-    pub(super) sim: RecurrentSimulator<'a>,
-    pub(super) params: Vec<f64>,
-    pub(super) x: ArrayView2<'a, f64>,
-    pub(super) y: ArrayView2<'a, f64>,
-    pub(super) units: f64,
-    pub(super) patterns: usize,
+    theory: &'a Theory,
+    sim: RecurrentSimulator<'a>,
+    params: Vec<f64>,
+    x: ArrayView2<'a, f64>,
+    y: ArrayView2<'a, f64>,
+    units: f64,
+    patterns: usize,
     /// T: the tilt reads h[0…T−1].
-    pub(super) times: usize,
+    times: usize,
     /// The first `training` patterns carry targets; the rest are test rows (no conjugate
     /// entries: they adapt through the tilted measure only).
-    pub(super) training: usize,
+    training: usize,
     /// The sampling order of the trajectory's T·P coordinates: every time's training rows,
     /// then every time's test rows — so the Cholesky factor's leading block, and with it
     /// every training sample, is the training-only problem's.
-    pub(super) order: Vec<usize>,
-    pub(super) keys: Vec<EntryKey>,
+    order: Vec<usize>,
+    keys: Vec<EntryKey>,
     /// ∂R/∂C per key, conjugates as fields at [`CONJUGATE_BASE`].
-    pub(super) rest: Vec<Option<crate::check::ir::Expr>>,
-    pub(super) conjugate_of: Vec<Option<usize>>,
+    rest: Vec<Option<crate::check::ir::Expr>>,
+    conjugate_of: Vec<Option<usize>>,
 }
 
 /// One evaluation of the map: the fields' and conjugates' new values and the weights' ESS.
 struct Step {
-    pub(super) fields: Entries,
-    pub(super) conjugates: Entries,
-    pub(super) ess: f64,
+    fields: Entries,
+    conjugates: Entries,
+    ess: f64,
 }
 
 /// The NNGP point of `problem` (fields at the NNGP kernels, conjugates zero).
