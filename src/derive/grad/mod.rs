@@ -14,18 +14,27 @@
 //! whitened field ĥ = Σ⁻¹(h − m) (`ExprKind::Whitened`): the block `C[a, b]` gets
 //! ½ (E[f ĥ\[a\] ĥ\[b\]ᵀ] − E\[f\] E[ĥ\[a\] ĥ\[b\]ᵀ]). A cross-time block enters as
 //! ½ (C[t, s] + C[s, t]ᵀ), so [`gradient`] symmetrises over the pair, not within the block.
-
-use std::collections::HashMap;
+//!
+//! Here: [`Variable`], the gradient entry points and the recursion over expressions;
+//! `chain_rule`: traces, products, built-ins and whitened expectations (`grad_trace`);
+//! `measure`: the measure terms (Stein's lemma, alone and over a time family);
+//! `dependence`: [`DependenceIndex`], which sub-expressions can depend on a variable.
 
 use crate::check::ir::{
-    Builtin, Callee, ConjId, Covariance, Expr, ExprKind, FieldId, FieldKind, IndexExpr,
-    MatrixFunction, Shape, Theory,
+    Builtin, Callee, ConjId, Expr, ExprKind, FieldId, FieldKind, IndexExpr, MatrixFunction, Shape,
+    Theory,
 };
+
+mod chain_rule;
+mod dependence;
+mod measure;
+use chain_rule::*;
+pub use dependence::DependenceIndex;
 
 use super::DeriveError;
 use super::build::{
-    add, apply, div, expectation, inverse, is_zero, mul, neg, node, number, sub, symmetric_part,
-    trace, transpose, zero,
+    add, div, expectation, inverse, is_zero, mul, neg, node, number, sub, symmetric_part,
+    transpose, zero,
 };
 
 /// What a gradient is taken with respect to: one concrete entry of a field or conjugate.
@@ -169,110 +178,6 @@ pub fn raw_gradient_indexed(
     .grad(e)
 }
 
-/// Which entries each node of one expression may mention, by the node's address: per field
-/// or conjugate, the lexicographic range of the index lists below the node (any index for a
-/// time family whose joint covariance an expectation uses). A gradient skips a node whose
-/// ranges exclude its variable: the partial sums of an unrolled `sum(l in 1..=L, …)`, a
-/// chain L deep, mention the layers up to their own only, so the gradient with respect to
-/// layer l stops at once on each of those below l instead of walking it.
-///
-/// Addresses are stable because the expression is borrowed for the index's lifetime: no
-/// other expression can live at the address of one of its nodes meanwhile, so a lookup of
-/// any other expression (one built while differentiating) finds nothing and is not pruned.
-pub struct DependenceIndex<'e> {
-    mentions: HashMap<*const Expr, Vec<Mention>>,
-    _expression: std::marker::PhantomData<&'e Expr>,
-}
-
-/// The entries of one field (`conjugate` false) or conjugate mentioned below a node.
-#[derive(Clone, Debug, PartialEq)]
-struct Mention {
-    conjugate: bool,
-    id: usize,
-    /// `None`: any index.
-    range: Option<(Vec<i64>, Vec<i64>)>,
-}
-
-impl<'e> DependenceIndex<'e> {
-    /// Indexes every node of `e`.
-    pub fn new(e: &'e Expr) -> Self {
-        let mut index = DependenceIndex {
-            mentions: HashMap::new(),
-            _expression: std::marker::PhantomData,
-        };
-        index.visit(e);
-        index
-    }
-
-    fn visit(&mut self, e: &Expr) -> Vec<Mention> {
-        let constants = |indices: &[IndexExpr]| indices.iter().map(|i| i.constant).collect();
-        let single = |idx: Vec<i64>| Some((idx.clone(), idx));
-        let own = match &e.kind {
-            ExprKind::Field { field, indices } => Some((false, *field, single(constants(indices)))),
-            ExprKind::Conjugate { conj, indices } => {
-                Some((true, *conj, single(constants(indices))))
-            }
-            ExprKind::Expectation {
-                cov: Covariance::Family(f),
-                ..
-            } => Some((false, *f, None)),
-            _ => None,
-        };
-        let mut mentions = Vec::new();
-        if let Some((conjugate, id, range)) = own {
-            mentions.push(Mention {
-                conjugate,
-                id,
-                range,
-            });
-        }
-        let mut children = Vec::new();
-        crate::check::for_each_child(e, |c| children.push(c));
-        for child in children {
-            for mention in self.visit(child) {
-                merge(&mut mentions, mention);
-            }
-        }
-        self.mentions.insert(e as *const Expr, mentions.clone());
-        mentions
-    }
-
-    /// Whether `e` (a node of the indexed expression) certainly does not mention `var`;
-    /// false for any other expression.
-    fn excludes(&self, e: &Expr, var: &Variable) -> bool {
-        let Some(mentions) = self.mentions.get(&(e as *const Expr)) else {
-            return false;
-        };
-        let (conjugate, id, idx) = match var {
-            Variable::Field(f, idx) => (false, *f, idx),
-            Variable::Conjugate(c, idx) => (true, *c, idx),
-        };
-        !mentions.iter().any(|m| {
-            m.conjugate == conjugate
-                && m.id == id
-                && m.range
-                    .as_ref()
-                    .is_none_or(|(low, high)| low <= idx && idx <= high)
-        })
-    }
-}
-
-/// Adds `mention` to `mentions`, widening the range of the same field or conjugate.
-fn merge(mentions: &mut Vec<Mention>, mention: Mention) {
-    match mentions
-        .iter_mut()
-        .find(|m| m.conjugate == mention.conjugate && m.id == mention.id)
-    {
-        None => mentions.push(mention),
-        Some(existing) => {
-            existing.range = match (existing.range.take(), mention.range) {
-                (Some((low, high)), Some((l, h))) => Some((low.min(l), high.max(h))),
-                _ => None,
-            }
-        }
-    }
-}
-
 /// The partner `C[s, t]` of a block `C[t, s]` of a time family (itself on the diagonal).
 fn family_partner(theory: &Theory, var: &Variable) -> Option<Variable> {
     match var {
@@ -412,200 +317,6 @@ impl Gradient<'_> {
         })
     }
 
-    /// The part of ∇E[f(h)] that comes from the Gaussian measure 𝒩(m, K) (Stein's lemma):
-    /// ∂E/∂K = ½ K⁻¹ E[f (h − m)(h − m)ᵀ] K⁻¹ − ½ K⁻¹ E[f], ∂E/∂m = K⁻¹ E[f (h − m)],
-    /// chained through K(X) and m(X).
-    fn measure_gradient(
-        &self,
-        var: &str,
-        f: &Expr,
-        mean: &Expr,
-        cov: &Covariance,
-    ) -> Result<Expr, DeriveError> {
-        let k = match cov {
-            Covariance::Matrix(k) => (**k).clone(),
-            Covariance::Family(field) => return self.family_measure_gradient(var, f, mean, *field),
-        };
-        let (k_depends, m_depends) = (self.depends(&k), self.depends(mean));
-        if !k_depends && !m_depends {
-            return Ok(zero(self.shape));
-        }
-        let h = node(
-            ExprKind::RandomVar {
-                name: var.to_string(),
-                time: None,
-            },
-            Shape::VECTOR,
-        );
-        let centred = sub(h, mean.clone());
-        let k_inv = inverse(k.clone());
-        let e = |body: Expr| expectation(var, body, mean.clone(), cov.clone());
-        let mut total = zero(self.shape);
-        if k_depends {
-            let second = e(mul(
-                f.clone(),
-                mul(centred.clone(), transpose(centred.clone())),
-            ));
-            let g = mul(
-                number(0.5),
-                sub(
-                    mul(k_inv.clone(), mul(second, k_inv.clone())),
-                    mul(e(f.clone()), k_inv.clone()),
-                ),
-            );
-            total = add(total, self.grad_trace(Some(g), &k)?);
-        }
-        if m_depends {
-            let gm = mul(k_inv, e(mul(f.clone(), centred)));
-            total = add(total, self.grad_trace(Some(transpose(gm)), mean)?);
-        }
-        Ok(total)
-    }
-
-    /// The part of ∇E[f(h)] from the measure of a time family `h ~ N(m, C)` (Stein's lemma
-    /// over the joint covariance Σ of the times U that f reads): with ĥ = Σ⁻¹(h − m),
-    /// ∂E[f]/∂Σ = ½ (E[f ĥ ĥᵀ] − E[f] Σ⁻¹) and Σ⁻¹ = E[ĥ ĥᵀ], so the block `C[a, b]` gets
-    /// ½ (E[f ĥ[a] ĥ[b]ᵀ] − E[f] E[ĥ[a] ĥ[b]ᵀ]), zero unless a, b ∈ U. This is symmetric over
-    /// the family (the (b, a) block is its transpose), which [`gradient`] relies on.
-    fn family_measure_gradient(
-        &self,
-        var: &str,
-        f: &Expr,
-        mean: &Expr,
-        family: FieldId,
-    ) -> Result<Expr, DeriveError> {
-        if self.depends(mean) {
-            return Err(DeriveError::Unsupported(
-                "the mean of an expectation over a time family depends on the variable".into(),
-            ));
-        }
-        let (a, b) = match self.var {
-            Variable::Field(v, idx) if *v == family && self.family != FamilyMeasure::Exclude => {
-                match idx.as_slice() {
-                    [a, b] => (*a, *b),
-                    _ => return Ok(zero(self.shape)),
-                }
-            }
-            _ => return Ok(zero(self.shape)),
-        };
-        if mentions_whitened(f) {
-            return Err(DeriveError::Unsupported(
-                "second derivatives of an expectation over a time family with respect to its kernel blocks are not derived symbolically".into(),
-            ));
-        }
-        let mut times = std::collections::BTreeSet::new();
-        random_times(f, var, &mut times)?;
-        if !times.contains(&a) || !times.contains(&b) {
-            return Ok(zero(self.shape));
-        }
-        let over: Vec<i64> = times.into_iter().collect();
-        let whitened = |time: i64| {
-            node(
-                ExprKind::Whitened {
-                    name: var.to_string(),
-                    time,
-                    over: over.clone(),
-                },
-                Shape::VECTOR,
-            )
-        };
-        let outer = mul(whitened(a), transpose(whitened(b)));
-        let e = |body: Expr| expectation(var, body, mean.clone(), Covariance::Family(family));
-        Ok(mul(
-            number(0.5),
-            sub(
-                e(mul(f.clone(), outer.clone())),
-                mul(e(f.clone()), e(outer)),
-            ),
-        ))
-    }
-
-    /// ∇_X tr(W F); `w = None` stands for the identity.
-    fn grad_trace(&self, w: Option<Expr>, f: &Expr) -> Result<Expr, DeriveError> {
-        if !self.depends(f) {
-            return Ok(zero(self.shape));
-        }
-        if self.var.matches(f) {
-            if self.family == FamilyMeasure::Only {
-                return Ok(zero(self.shape));
-            }
-            return Ok(match w {
-                Some(w) => transpose(w),
-                None => node(ExprKind::Identity, self.shape),
-            });
-        }
-        let matrix_product =
-            matches!(&f.kind, ExprKind::Mul(a, b) if !a.shape.is_scalar() && !b.shape.is_scalar());
-        if f.shape.is_scalar() && !matrix_product {
-            let g = self.grad(f)?;
-            return Ok(match w {
-                Some(w) if w.shape.is_scalar() => mul(w, g),
-                Some(w) => mul(trace(w), g),
-                None => g,
-            });
-        }
-        Ok(match &f.kind {
-            ExprKind::Transpose(g) => self.grad_trace(w.map(transpose), g)?,
-            ExprKind::Neg(a) => neg(self.grad_trace(w, a)?),
-            ExprKind::Add(a, b) => add(self.grad_trace(w.clone(), a)?, self.grad_trace(w, b)?),
-            ExprKind::Sub(a, b) => sub(self.grad_trace(w.clone(), a)?, self.grad_trace(w, b)?),
-            ExprKind::Mul(a, b) if a.shape.is_scalar() => {
-                let value = trace(times(w.clone(), (**b).clone()));
-                add(
-                    mul((**a).clone(), self.grad_trace(w, b)?),
-                    mul(value, self.grad(a)?),
-                )
-            }
-            ExprKind::Mul(a, b) if b.shape.is_scalar() => {
-                let value = trace(times(w.clone(), (**a).clone()));
-                add(
-                    mul((**b).clone(), self.grad_trace(w, a)?),
-                    mul(value, self.grad(b)?),
-                )
-            }
-            ExprKind::Mul(a, b) => {
-                // tr(W A B): through A with B W, through B with W A
-                let via_a = self.grad_trace(Some(times_right((**b).clone(), w.clone())), a)?;
-                let via_b = self.grad_trace(Some(times(w, (**a).clone())), b)?;
-                add(via_a, via_b)
-            }
-            ExprKind::Div(a, s) => {
-                let first = div(self.grad_trace(w.clone(), a)?, (**s).clone());
-                if self.depends(s) {
-                    let value = trace(times(w, (**a).clone()));
-                    sub(
-                        first,
-                        div(mul(value, self.grad(s)?), mul((**s).clone(), (**s).clone())),
-                    )
-                } else {
-                    first
-                }
-            }
-            ExprKind::Matrix(MatrixFunction::Inverse, z) => {
-                // d tr(W Z⁻¹) = −tr(Z⁻¹ W Z⁻¹ dZ)
-                let zi = inverse((**z).clone());
-                let w_next = mul(times_right(zi.clone(), w), zi);
-                self.grad_trace(Some(neg(w_next)), z)?
-            }
-            ExprKind::Expectation {
-                var,
-                body,
-                mean,
-                cov,
-            } => {
-                // tr(W E[B]) = E[tr(W B)]
-                let scalar = expectation(
-                    var,
-                    trace(times(w, (**body).clone())),
-                    (**mean).clone(),
-                    cov.clone(),
-                );
-                self.grad(&scalar)?
-            }
-            _ => return Err(self.unsupported(f)),
-        })
-    }
-
     fn unsupported(&self, e: &Expr) -> DeriveError {
         let _ = self.theory;
         DeriveError::Unsupported(format!(
@@ -615,93 +326,10 @@ impl Gradient<'_> {
     }
 }
 
-/// `W F` with `None` standing for the identity.
-fn times(w: Option<Expr>, f: Expr) -> Expr {
-    match w {
-        Some(w) => mul(w, f),
-        None => f,
-    }
-}
-
-/// `F W` with `None` standing for the identity.
-fn times_right(f: Expr, w: Option<Expr>) -> Expr {
-    match w {
-        Some(w) => mul(f, w),
-        None => f,
-    }
-}
-
-/// d f(s)/ds for the scalar built-ins.
-fn derivative(f: Builtin, s: Expr) -> Result<Expr, DeriveError> {
-    let sq = || mul(s.clone(), s.clone());
-    Ok(match f {
-        Builtin::Exp => apply(Builtin::Exp, s),
-        Builtin::Sqrt => div(number(0.5), apply(Builtin::Sqrt, s)),
-        Builtin::Erf => {
-            let pi = node(ExprKind::Pi, Shape::SCALAR);
-            mul(
-                div(number(2.0), apply(Builtin::Sqrt, pi)),
-                apply(Builtin::Exp, neg(sq())),
-            )
-        }
-        Builtin::Tanh => {
-            let t = apply(Builtin::Tanh, s);
-            sub(number(1.0), mul(t.clone(), t))
-        }
-        Builtin::Asin => div(number(1.0), apply(Builtin::Sqrt, sub(number(1.0), sq()))),
-        Builtin::Acos => neg(div(
-            number(1.0),
-            apply(Builtin::Sqrt, sub(number(1.0), sq())),
-        )),
-        Builtin::Atan => div(number(1.0), add(number(1.0), sq())),
-        // Kinks take their pointwise derivative, as in the symbolic engine
-        // (`symbolic::diff`): relu' = step, |x|' = sign (Price's theorem inside an
-        // expectation gives the same). Jumps have only a δ and are refused.
-        Builtin::Relu => apply(Builtin::Step, s),
-        Builtin::Abs => apply(Builtin::Sign, s),
-        Builtin::Ln => div(number(1.0), s),
-        Builtin::Step | Builtin::Sign => {
-            return Err(DeriveError::Unsupported(format!(
-                "`{}` has no classical derivative",
-                f.name()
-            )));
-        }
-    })
-}
-
-/// Whether `e` reads a whitened random variable.
-fn mentions_whitened(e: &Expr) -> bool {
-    e.any(&mut |x| matches!(x.kind, ExprKind::Whitened { .. }))
-}
-
-/// The times `t` of the family members `var[t]` that `e` reads (after unrolling, constants).
-fn random_times(
-    e: &Expr,
-    var: &str,
-    times: &mut std::collections::BTreeSet<i64>,
-) -> Result<(), DeriveError> {
-    if let ExprKind::RandomVar { name, time } = &e.kind
-        && name == var
-    {
-        let Some(t) = time.as_ref().filter(|t| t.terms.is_empty()) else {
-            return Err(DeriveError::Unsupported(format!(
-                "`{var}` read without a constant time in an expectation over a time family"
-            )));
-        };
-        times.insert(t.constant);
-    }
-    let mut result = Ok(());
-    crate::check::for_each_child(e, |c| {
-        if result.is_ok() {
-            result = random_times(c, var, times);
-        }
-    });
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::derive::build::{apply, trace};
     use crate::derive::unroll::{IndexEnv, unroll};
 
     /// recurrent_erf at T = 2, unrolled: its expectation reads h[0] and h[1].
