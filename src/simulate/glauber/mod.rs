@@ -24,25 +24,31 @@
 //! A recurrent theory already is one population with one W ([`RecurrentGlauber`]): h(0) comes
 //! from the inputs and every later update adds the drive of the last time step (a bias shared
 //! over time). Both kinds run through [`run_glauber`] ([`AsynchronousUnits`]).
+//!
+//! Here: the layered network's asynchronous units ([`GlauberSimulator`]) and the
+//! [`AsynchronousUnits`] interface; `recurrent`: [`RecurrentGlauber`]; `separation`: the
+//! runs over time and the pattern-separation curve.
 
 use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rand_distr::{Exp1, StandardNormal};
-use rayon::prelude::*;
+use rand_distr::StandardNormal;
 
 use super::draw::covariance_factor;
 use super::network::FieldRule;
-use super::separation::{SimulatedSeparation, summarise};
 use super::units::UnitEvaluator;
-use super::{RecurrentSimulator, SimulateError, Simulator, stream_seed};
+use super::{SimulateError, Simulator};
 use crate::check::ir::{Expr, ExprKind, FieldId, Shape};
 use crate::derive::build::mentions_random;
 use crate::numeric::matrix::Value;
-use crate::solve::separation::{GlauberTimes, PairGroups, SeparationCurve, StepValues, curve_of};
 use crate::solve::step_map::StepMap;
+
+mod recurrent;
+mod separation;
+pub use recurrent::RecurrentGlauber;
+pub use separation::{run_glauber, simulate_glauber_separation};
 
 /// A layered network run under Glauber dynamics, ready to draw.
 #[derive(Debug)]
@@ -491,193 +497,6 @@ impl AsynchronousUnits for GlauberSimulator<'_> {
     }
 }
 
-/// A recurrent theory run asynchronously: its own network (weights already shared over
-/// time), h(0) = ξ(0) from the inputs, then hᵢ ← Σⱼ Wᵢⱼ f(hⱼ) + ξᵢ with the drive of the
-/// last time step (a bias shared over time); the state is the equal-time block C[T, T]'s
-/// equation with the average over the units' last pre-activations.
-#[derive(Debug)]
-pub struct RecurrentGlauber<'a> {
-    /// The synchronous recurrent simulator (drive, couplings, unit output, equations).
-    pub simulator: &'a RecurrentSimulator<'a>,
-}
-
-impl<'a> RecurrentGlauber<'a> {
-    /// Checks that the step map's state is the one equal-time kernel the network measures.
-    pub fn new(
-        simulator: &'a RecurrentSimulator<'a>,
-        map: &StepMap,
-    ) -> Result<Self, SimulateError> {
-        let network = simulator.network;
-        let state: Vec<FieldId> = map.fields.iter().map(|f| f.field).collect();
-        if state != [network.family] {
-            return Err(SimulateError::NotSimulable {
-                reason: format!(
-                    "the step {} is not the equal-time kernel of the time family alone",
-                    map.describe()
-                ),
-                span: network.theory.action.body.span,
-            });
-        }
-        Ok(RecurrentGlauber { simulator })
-    }
-}
-
-impl AsynchronousUnits for RecurrentGlauber<'_> {
-    fn units(&self) -> usize {
-        self.simulator.network.units
-    }
-
-    fn patterns(&self) -> usize {
-        self.simulator.x.nrows()
-    }
-
-    fn couplings(&self) -> (f64, f64) {
-        (self.simulator.gain, 0.0)
-    }
-
-    fn start(&self, rng: &mut StdRng) -> Result<(Array2<f64>, Array2<f64>), SimulateError> {
-        self.simulator.glauber_start(rng)
-    }
-
-    fn outputs(&self, h: &Array2<f64>) -> Result<Array2<f64>, SimulateError> {
-        self.simulator.unit_outputs(h)
-    }
-
-    fn state(&self, h: &Array2<f64>) -> Result<Vec<Array2<f64>>, SimulateError> {
-        let block = self
-            .simulator
-            .equal_time_block(h, self.simulator.network.last_time)?;
-        Ok(vec![block])
-    }
-
-    fn measured(&self) -> (usize, Option<usize>) {
-        (0, None)
-    }
-}
-
-/// One network run from t = 0 to `times.end` (in units of τ): its state at
-/// 0, interval, 2·interval, …
-pub fn run_glauber(
-    network: &(impl AsynchronousUnits + ?Sized),
-    times: GlauberTimes,
-    rng: &mut StdRng,
-) -> Result<Vec<Vec<Array2<f64>>>, SimulateError> {
-    check_times(times)?;
-    let n = network.units();
-    let (h0, xi) = network.start(rng)?;
-    let mut h = h0;
-    let mut f = network.outputs(&h)?;
-    let (gain, coupling_mean) = network.couplings();
-    let scale = (gain / n as f64).sqrt();
-    let offset = coupling_mean / n as f64;
-    let w = Array2::from_shape_simple_fn((n, n), || {
-        offset + scale * rng.sample::<f64, _>(StandardNormal)
-    });
-    let reports = report_count(times);
-    let mut states = Vec::with_capacity(reports + 1);
-    states.push(network.state(&h)?);
-    // the Poisson clock of all units together: rate N per τ
-    let mut t = rng.sample::<f64, _>(Exp1) / n as f64;
-    for k in 1..=reports {
-        let until = k as f64 * times.interval;
-        while t < until {
-            let i = rng.random_range(0..n);
-            let field = w.row(i).dot(&f) + xi.row(i);
-            if let Some(bad) = field.iter().find(|v| !v.is_finite()) {
-                return Err(SimulateError::Evaluate {
-                    what: format!("unit {} at t = {t}", i + 1),
-                    reason: format!("a pre-activation came out {bad}"),
-                });
-            }
-            let updated = field.insert_axis(Axis(0));
-            let out = network.outputs(&updated)?;
-            h.row_mut(i).assign(&updated.row(0));
-            f.row_mut(i).assign(&out.row(0));
-            t += rng.sample::<f64, _>(Exp1) / n as f64;
-        }
-        states.push(network.state(&h)?);
-    }
-    Ok(states)
-}
-
-/// The separation curve of one state trajectory.
-fn curve_of_states(
-    network: &(impl AsynchronousUnits + ?Sized),
-    states: &[Vec<Array2<f64>>],
-    times: GlauberTimes,
-    groups: &PairGroups,
-) -> Result<SeparationCurve, crate::solve::separation::SeparationError> {
-    let (kernel, mean) = network.measured();
-    let values: Vec<StepValues> = states
-        .iter()
-        .enumerate()
-        .map(|(k, state)| StepValues {
-            name: time_name(k, times),
-            kernel: state[kernel].view(),
-            mean: mean.map(|m| state[m].view()),
-        })
-        .collect();
-    curve_of(&values, groups)
-}
-
-/// The name of report `k` (`t = 0.5`), as the theory's curve names it.
-fn time_name(k: usize, times: GlauberTimes) -> String {
-    format!(
-        "t = {}",
-        crate::plot::curves::tick(k as f64 * times.interval)
-    )
-}
-
-fn report_count(times: GlauberTimes) -> usize {
-    (times.end / times.interval + 1e-9).floor() as usize
-}
-
-fn check_times(times: GlauberTimes) -> Result<(), SimulateError> {
-    let GlauberTimes { end, interval, .. } = times;
-    if !(end.is_finite() && interval.is_finite() && interval > 0.0 && end >= interval) {
-        return Err(SimulateError::Setting(format!(
-            "Glauber times: the end {end} and the interval {interval} must be finite, \
-             positive and end ≥ interval"
-        )));
-    }
-    Ok(())
-}
-
-/// Pattern separation under Glauber dynamics, measured on `samples` independent networks
-/// (seeded with `seed`, one stream per network): the mean curve over networks and its
-/// standard errors, at the times of `times`.
-pub fn simulate_glauber_separation(
-    glauber: &(impl AsynchronousUnits + ?Sized),
-    groups: &PairGroups,
-    times: GlauberTimes,
-    samples: usize,
-    seed: u64,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<SimulatedSeparation, SimulateError> {
-    if samples < 2 {
-        return Err(SimulateError::Setting(format!(
-            "--samples {samples}: at least 2 networks are needed for a standard error"
-        )));
-    }
-    check_times(times)?;
-    let curves: Vec<SeparationCurve> = (0..samples)
-        .into_par_iter()
-        .map(|s| {
-            let mut rng = StdRng::seed_from_u64(stream_seed(seed, s as u64));
-            let states = run_glauber(glauber, times, &mut rng)?;
-            let curve = curve_of_states(glauber, &states, times, groups).map_err(|e| {
-                SimulateError::Evaluate {
-                    what: format!("the overlaps of network {}", s + 1),
-                    reason: e.to_string(),
-                }
-            })?;
-            progress(1);
-            Ok(curve)
-        })
-        .collect::<Result<_, SimulateError>>()?;
-    Ok(summarise(&curves, report_count(times) + 1))
-}
-
 /// How an average's integrand is shaped per unit.
 enum AverageShape {
     /// f fᵀ: a P×P matrix.
@@ -711,7 +530,10 @@ fn unit_output(body: &Expr, var: &str) -> Option<Expr> {
 mod tests {
     use super::*;
     use crate::simulate::Network;
+    use crate::simulate::RecurrentSimulator;
+    use crate::simulate::separation::SimulatedSeparation;
     use crate::solve::nngp::NngpSettings;
+    use crate::solve::separation::{GlauberTimes, SeparationCurve};
     use crate::solve::separation::{glauber_curve, overlap_patterns};
 
     /// The mean-field Glauber curve and `samples` simulated networks of width 1000 on the
