@@ -1,5 +1,7 @@
 //! Top-level declarations: the symbol table, parameters, data, fields, conjugates,
 //! functions, definitions and the action, in an order that lets each refer to all others.
+//!
+//! One concept, one file: the declarations and the symbol table they build.
 
 use crate::syntax::ast::{self, ItemKind};
 use crate::syntax::{Diagnostic, Span};

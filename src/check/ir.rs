@@ -3,6 +3,9 @@
 //! Shapes are `rows × cols` over the sizes a theory knows: 1, the number of patterns P, the
 //! input dimension d and the number of outputs D. A scalar is 1×1, a pattern vector P×1,
 //! a kernel P×P, the data `X` P×d and the targets `Y` P×D.
+//!
+//! One concept, one file: the IR's types and their traversal (`children`, `any`,
+//! `try_map_children`), which every later stage reads.
 
 use std::collections::BTreeMap;
 use std::fmt;

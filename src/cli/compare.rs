@@ -17,6 +17,9 @@
 //! diagonal entry, the mean off-diagonal entry, and the target-weighted off-diagonal entry
 //! Σ_{α≠β} y_α·y_β K_αβ / (P(P−1)) (for ±1 targets same class minus cross class) — the one
 //! feature learning raises.
+//!
+//! One concept, one file: the `compare` command — every method on the same data, grouped by
+//! entry and printed.
 
 use std::path::PathBuf;
 

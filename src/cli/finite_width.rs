@@ -3,6 +3,9 @@
 //! posterior mean MAP + m/N ([`crate::finite_width::posterior`]) or the linearised
 //! fluctuation system around the NNGP point ([`crate::solve::fluctuation`]); for a recurrent
 //! theory the MAP and the linear system over time ([`crate::finite_width::recurrent`]).
+//!
+//! One concept, one file: the finite-width path of `solve` — settings, checks, runs and reports
+//! of map, posterior and linear.
 
 use ndarray::{Array2, ArrayView2};
 use serde_json::{Value, json};

@@ -4,6 +4,9 @@
 //! with `--simulate`, from independent draws of the finite network (each value with its
 //! standard error and its distance from the theory in standard errors); over `--scan`, l*
 //! against a parameter (e.g. the threshold).
+//!
+//! One concept, one file: the `separation` command — arguments, theory and simulated curves,
+//! table, JSON and figure.
 
 use std::path::{Path, PathBuf};
 

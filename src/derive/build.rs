@@ -7,6 +7,8 @@
 //! that a Gram matrix A Aᵀ is symmetric takes a transpose, so the two are one concept. The
 //! symmetric part sym(X) = (X + Xᵀ)/2 is what the full-matrix convention (THEORY.md §1) takes
 //! of every kernel gradient — written as X itself when X equals its transpose.
+//!
+//! One concept, one file: smart constructors and the symmetry they fold.
 
 use crate::check::ir::{Builtin, Callee, Dim, Expr, ExprKind, MatrixFunction, Shape};
 

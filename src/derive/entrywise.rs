@@ -7,6 +7,8 @@
 //! becomes `(E2 f g μ_α μ_β K_αα K_ββ K_αβ)` with f, g written in the variable `x`
 //! (THEORY.md §2: the map depends on C_αα, C_ββ, C_αβ only); a vector ⟨f(h)⟩ becomes
 //! `(E1 f μ_α K_αα)`. For a time family h\[t\] the blocks are C[t, s].
+//!
+//! One concept, one file: pair reduction of one right-hand side.
 
 use egg::{Id, Language, RecExpr, Symbol};
 

@@ -1,4 +1,6 @@
 //! Derived equations as text (Unicode), LaTeX and JSON — what `saddle derive` prints.
+//!
+//! One concept, one file: derived equations rendered as text, LaTeX and JSON.
 
 use serde_json::{Value, json};
 

@@ -13,6 +13,8 @@
 //! [`find_readout`]) or corrections of the large-deviation rate to finite P/N (the Wishart
 //! measure term of a deep linear network): the network itself has no such term, so they are
 //! listed in [`Network::left_out`] and not simulated.
+//!
+//! One concept, one file: the network read off the action's cumulant-generating terms.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};

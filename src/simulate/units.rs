@@ -6,6 +6,9 @@
 //! matrix, a per-unit P×P matrix as a sum of weighted outer products Σₜ wₜ(i) uₜ(i) vₜ(i)ᵀ,
 //! whose average is Σₜ Uₜᵀ diag(wₜ) Vₜ / n: the kernel φ(h)φ(h)ᵀ of a layer is one n×P by
 //! n×P product, never n P×P matrices.
+//!
+//! One concept, one file: a population's integrand on its units (per-unit values, averages,
+//! their memo).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 

@@ -19,6 +19,8 @@
 //!   ρ* in the chaotic one (Schoenholz et al. 2017), ∞ at criticality.
 //!
 //! Checked against THEORY.md T3 (q*, χ₁ of the unit-slope erf to 1e-8) and §7.1 in the tests.
+//!
+//! One concept, one file: the fixed points, slopes and depth scales of one step map.
 
 use num_dual::Dual64;
 

@@ -30,6 +30,8 @@
 //! the inputs' own covariance `C[0]`), integrated by RK4; one Euler step of length τ is the
 //! synchronous map, so t/τ is comparable to the step l. [`glauber_curve`] gives Δ(t); the
 //! finite network run this way is `simulate::glauber`.
+//!
+//! One concept, one file: the separation curve over a theory's steps.
 
 use ndarray::{Array2, ArrayView2};
 

@@ -1,5 +1,7 @@
 //! Text → [`ast::File`](crate::syntax::ast::File): the pest grammar in `grammars/action.pest`
 //! and the one place where pest's parse tree becomes the typed syntax tree.
+//!
+//! One concept, one file: pest's parse tree turned into the AST, rule by rule.
 
 use super::ast::{
     ActionDecl, BinaryOp, Binding, ConjDecl, Definition, Expr, ExprKind, FieldDecl, FieldKind,

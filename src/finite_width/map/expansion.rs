@@ -23,6 +23,8 @@
 //! the sampled maps' central differences ([`super::Problem::solve_linear`]) except for
 //! ∂⟨q⟩/∂K, which Price's theorem gives from the same samples where the differences move
 //! them: the two agree within their Monte Carlo errors.
+//!
+//! One concept, one file: the linearised maps at the NNGP point on samples drawn once.
 
 use std::collections::BTreeMap;
 
