@@ -7,6 +7,8 @@
 //! closed-form template and per G, plus a [`saddle::generated::NativePairMap`] table that
 //! the run time's NNGP solver looks equations up in. The loops, the linear algebra and the
 //! quadrature stay in the run-time library.
+//!
+//! One concept, one file: the expansion of one `theory!` invocation, step by step as above.
 
 use std::collections::BTreeMap;
 

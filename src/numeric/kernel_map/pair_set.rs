@@ -12,6 +12,7 @@ pub enum PairSet {
 
 impl PairSet {
     /// Whether the pair (α, β) is computed.
+    #[inline]
     pub fn includes(self, a: usize, b: usize) -> bool {
         match self {
             PairSet::All => true,

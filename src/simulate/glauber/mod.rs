@@ -28,6 +28,9 @@
 //! Here: the layered network's asynchronous units ([`GlauberSimulator`]) and the
 //! [`AsynchronousUnits`] interface; `recurrent`: [`RecurrentGlauber`]; `separation`: the
 //! runs over time and the pattern-separation curve.
+//!
+//! One concept, one file: the asynchronous units of a layered binary network and the interface
+//! every Glauber network implements.
 
 use std::collections::BTreeMap;
 
