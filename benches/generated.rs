@@ -66,7 +66,8 @@ fn settings<T: GeneratedTheory>(t: &T, generated: bool, last: (usize, Vec<i64>))
     NngpSettings {
         keep: Keep::Only(vec![last]),
         native: if generated { T::PAIR_MAPS } else { &[] },
-        ..t.settings()
+        overrides: t.overrides(),
+        ..NngpSettings::default()
     }
 }
 

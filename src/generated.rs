@@ -300,13 +300,4 @@ pub trait GeneratedTheory {
     fn constants(&self, patterns: usize, inputs: usize, outputs: Option<usize>) -> Vec<f64> {
         constants(&self.values(), patterns, inputs, outputs)
     }
-
-    /// NNGP settings with these values and the generated formulas.
-    fn settings(&self) -> crate::solve::nngp::NngpSettings {
-        crate::solve::nngp::NngpSettings {
-            overrides: self.overrides(),
-            native: Self::PAIR_MAPS,
-            ..Default::default()
-        }
-    }
 }

@@ -54,8 +54,11 @@ fn modules() -> BTreeMap<String, String> {
             if parts.last().is_some_and(|p| p == "mod") {
                 parts.pop();
             }
-            if parts == ["lib"] || parts == ["main"] {
+            if parts == ["main"] {
                 continue;
+            }
+            if parts == ["lib"] {
+                parts.clear();
             }
             let text = std::fs::read_to_string(&path).expect("a source file");
             out.insert(parts.join("::"), text);
@@ -64,12 +67,20 @@ fn modules() -> BTreeMap<String, String> {
     out
 }
 
-/// The code of a file: comment lines dropped, an inline `#[cfg(test)] mod … { … }` and what
-/// follows it cut off (`#[cfg(test)] mod name;` declares a child, which is exempt anyway).
+/// The code of a file: comment lines dropped, and an inline `#[cfg(test)] mod … { … }` block
+/// skipped to its closing brace (`#[cfg(test)] mod name;` declares a child, which is read as
+/// a file of its own).
 fn code(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut kept = Vec::new();
+    let mut depth = 0i64;
+    let mut in_tests = false;
     for (i, line) in lines.iter().enumerate() {
+        if in_tests {
+            depth += line.matches('{').count() as i64 - line.matches('}').count() as i64;
+            in_tests = depth > 0;
+            continue;
+        }
         let trimmed = line.trim_start();
         if trimmed.starts_with("//") {
             continue;
@@ -79,7 +90,9 @@ fn code(text: &str) -> String {
                 .get(i + 1)
                 .is_some_and(|next| next.trim_start().starts_with("mod ") && next.ends_with('{'))
         {
-            break;
+            in_tests = true;
+            depth = 0;
+            continue;
         }
         kept.push(*line);
     }
@@ -171,29 +184,176 @@ fn expand(path: &str, out: &mut Vec<String>) {
     }
 }
 
-/// The longest module of `known` that `path` starts with.
-fn resolve(path: &str, known: &BTreeMap<String, String>) -> Option<String> {
+/// What a module's own code says about names: the items it defines, the names it imports
+/// (`use` and `pub use`, resolved to full paths inside the crate) and the modules it
+/// glob-imports.
+#[derive(Default)]
+struct Names {
+    defined: BTreeSet<String>,
+    imported: BTreeMap<String, String>,
+    globbed: Vec<String>,
+}
+
+fn names(module: &str, code: &str, known: &BTreeMap<String, String>) -> Names {
+    let mut out = Names::default();
+    let item = |line: &str| -> Option<String> {
+        let mut words = line.split_whitespace().peekable();
+        while words
+            .peek()
+            .is_some_and(|w| w.starts_with("pub") || *w == "unsafe")
+        {
+            words.next();
+        }
+        match words.next()? {
+            "fn" | "struct" | "enum" | "trait" | "type" | "const" | "static" | "mod" => {
+                words.next().map(|n| {
+                    n.chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect()
+                })
+            }
+            "macro_rules!" => words.next().map(str::to_string),
+            _ => None,
+        }
+    };
+    for line in code.lines().filter(|l| !l.starts_with(char::is_whitespace)) {
+        if let Some(name) = item(line) {
+            out.defined.insert(name);
+        }
+    }
+    let mut statements = Vec::new();
+    let mut current: Option<String> = None;
+    for line in code.lines() {
+        let trimmed = line.trim();
+        let text = match current.take() {
+            Some(open) => open + " " + trimmed,
+            None => {
+                let unqualified = match trimmed.strip_prefix("pub(") {
+                    Some(rest) => rest.split_once(") ").map_or("", |(_, r)| r),
+                    None => trimmed.strip_prefix("pub ").unwrap_or(trimmed),
+                };
+                match unqualified.strip_prefix("use ") {
+                    Some(tree) => tree.to_string(),
+                    None => continue,
+                }
+            }
+        };
+        match text.split_once(';') {
+            Some((tree, _)) => statements.push(tree.to_string()),
+            None => current = Some(text),
+        }
+    }
+    for tree in statements {
+        let mut paths = Vec::new();
+        expand(
+            &tree.replace(" as ", "@").replace(char::is_whitespace, ""),
+            &mut paths,
+        );
+        for path in paths {
+            let (path, alias) = match path.split_once('@') {
+                Some((p, a)) => (p.to_string(), Some(a.to_string())),
+                None => (path, None),
+            };
+            let absolute = if let Some(rest) = path.strip_prefix("crate::") {
+                rest.to_string()
+            } else if let Some(rest) = path.strip_prefix("super::") {
+                join(&parent(module), rest)
+            } else if let Some(rest) = path.strip_prefix("self::") {
+                join(module, rest)
+            } else {
+                let first = path.split("::").next().unwrap_or("");
+                let child = join(module, first);
+                if !known.contains_key(&child) {
+                    continue; // another crate
+                }
+                join(module, &path)
+            };
+            if let Some(globbed) = absolute.strip_suffix("::*") {
+                out.globbed.push(globbed.to_string());
+            } else {
+                let name = alias.unwrap_or_else(|| {
+                    absolute.rsplit("::").next().unwrap_or_default().to_string()
+                });
+                out.imported.insert(name, absolute);
+            }
+        }
+    }
+    out
+}
+
+fn join(module: &str, rest: &str) -> String {
+    if module.is_empty() {
+        rest.to_string()
+    } else {
+        format!("{module}::{rest}")
+    }
+}
+
+/// The file that defines what `path` names: the longest module it starts with, followed
+/// through that module's imports and glob imports when it does not define the next segment
+/// itself (a `pub use` of a child's item leads to the child). The crate root ("") when
+/// nothing else matches.
+fn resolve(path: &str, known: &BTreeMap<String, Names>, depth: usize) -> String {
     let segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-    (1..=segments.len())
+    let n = (0..=segments.len())
         .rev()
-        .map(|n| segments[..n].join("::"))
-        .find(|m| known.contains_key(m))
+        .find(|&n| known.contains_key(&segments[..n].join("::")))
+        .unwrap_or(0);
+    let module = segments[..n].join("::");
+    let Some(name) = segments.get(n) else {
+        return module;
+    };
+    let here = &known[&module];
+    if depth > 8 || here.defined.contains(*name) {
+        return module;
+    }
+    if let Some(target) = here.imported.get(*name) {
+        let rest = segments[n + 1..].join("::");
+        let target = if rest.is_empty() {
+            target.clone()
+        } else {
+            format!("{target}::{rest}")
+        };
+        return resolve(&target, known, depth + 1);
+    }
+    for glob in &here.globbed {
+        if let Some(names) = known.get(glob)
+            && (names.defined.contains(*name) || names.imported.contains_key(*name))
+        {
+            return resolve(
+                &format!("{glob}::{}", segments[n..].join("::")),
+                known,
+                depth + 1,
+            );
+        }
+    }
+    module
 }
 
-fn related(a: &str, b: &str) -> bool {
-    a == b || a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"))
+/// `a` is `b` or lies inside it.
+fn within(a: &str, b: &str) -> bool {
+    b.is_empty() || a == b || a.starts_with(&format!("{b}::"))
 }
 
-/// Module → the modules its code imports (parents and children excluded).
+/// Module → the modules its code imports. A module's imports of its own ancestors (a child's
+/// `use super::*`) and of the crate root are not counted; a folder's `mod.rs` importing its
+/// children is, so that two siblings that import each other through it are a circle.
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
-    let known = modules();
-    known
+    let sources = modules();
+    let codes: BTreeMap<String, String> =
+        sources.iter().map(|(m, t)| (m.clone(), code(t))).collect();
+    let known: BTreeMap<String, Names> = codes
         .iter()
-        .map(|(module, text)| {
-            let targets = named_paths(module, &code(text))
+        .map(|(m, c)| (m.clone(), names(m, c, &sources)))
+        .collect();
+    codes
+        .iter()
+        .filter(|(module, _)| !module.is_empty())
+        .map(|(module, code)| {
+            let targets = named_paths(module, code)
                 .iter()
-                .filter_map(|p| resolve(p, &known))
-                .filter(|t| !related(module, t))
+                .map(|p| resolve(p, &known, 0))
+                .filter(|t| !t.is_empty() && !within(module, t))
                 .collect();
             (module.clone(), targets)
         })
@@ -311,6 +471,14 @@ fn import_paths_are_read_as_rust_resolves_them() {
     assert!(of("finite_width::map").contains("simulate::network"));
     assert!(of("cli::solve").contains("cli::finite_width"));
     assert!(!of("cli::finite_width").contains("cli::solve"));
+    // a re-exported item leads to the file that defines it, through `pub use` and globs
+    assert!(of("solve::nngp").contains("numeric::kernel_map::pair_set"));
+    assert!(of("finite_width::map::sweep").contains("finite_width::tilted"));
+    // code after an inline test module is still read
+    assert_eq!(
+        code("a\n#[cfg(test)]\nmod tests {\n    fn t() {}\n}\nb"),
+        "a\nb"
+    );
     assert_eq!(code("a\n// crate::x\n#[cfg(test)]\nmod tests {\n}"), "a");
     assert_eq!(
         code("#[cfg(test)]\nmod split;\nb"),

@@ -278,8 +278,12 @@ fn check_formulas<T: GeneratedTheory>() {
 /// NNGP kernels with the generated formulas vs the interpreter.
 fn check_nngp<T: GeneratedTheory>(theory_values: &T, expect_native: bool) {
     let x = inputs(9, 6);
-    let generated = nngp_kernels(T::theory(), x.view(), None, &theory_values.settings())
-        .expect("generated NNGP");
+    let settings = NngpSettings {
+        overrides: theory_values.overrides(),
+        native: T::PAIR_MAPS,
+        ..NngpSettings::default()
+    };
+    let generated = nngp_kernels(T::theory(), x.view(), None, &settings).expect("generated NNGP");
     let interpreted = nngp_kernels(
         T::theory(),
         x.view(),

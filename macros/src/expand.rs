@@ -489,7 +489,11 @@ fn generate(name: &Ident, theory: &Theory, source: &str, origin: &Origin) -> Tok
 
             /// NNGP solver settings with these parameter values and the generated formulas.
             pub fn settings(&self) -> ::saddle::solve::nngp::NngpSettings {
-                ::saddle::generated::GeneratedTheory::settings(self)
+                ::saddle::solve::nngp::NngpSettings {
+                    overrides: ::saddle::generated::GeneratedTheory::overrides(self),
+                    native: <Self as ::saddle::generated::GeneratedTheory>::PAIR_MAPS,
+                    ..::core::default::Default::default()
+                }
             }
 
             /// NNGP kernels and mean fields of every layer / time step on inputs `x` (P×d).

@@ -6,22 +6,10 @@
 use crate::syntax::ast::{self, ItemKind};
 use crate::syntax::{Diagnostic, Span};
 
-use super::ir::{self, Conjugate, Field, Function, IndexBinding, Param, ParamType, Shape, Theory};
+use super::ir::{
+    self, BUILTIN_NAMES, Conjugate, Field, Function, IndexBinding, Param, ParamType, Shape, Theory,
+};
 use super::{Checker, Symbol};
-
-/// Names with a fixed meaning that no declaration may take.
-pub(super) const BUILTIN_NAMES: &[(&str, &str)] = &[
-    ("P", "the number of patterns"),
-    ("d", "the input dimension"),
-    ("D", "the number of outputs"),
-    ("I", "the P×P identity"),
-    ("ones", "the P×P all-ones matrix"),
-    ("pi", "the constant π"),
-    ("E", "the Gaussian expectation E[ … ]"),
-    ("tr", "the trace"),
-    ("inv", "the matrix inverse"),
-    ("logdet", "the log-determinant"),
-];
 
 impl Checker {
     pub(super) fn check_file(&mut self, file: &ast::File) -> Option<Theory> {

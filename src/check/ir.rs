@@ -733,6 +733,20 @@ impl Theory {
     }
 }
 
+/// Names with a fixed meaning that no declaration may take.
+pub(crate) const BUILTIN_NAMES: &[(&str, &str)] = &[
+    ("P", "the number of patterns"),
+    ("d", "the input dimension"),
+    ("D", "the number of outputs"),
+    ("I", "the P×P identity"),
+    ("ones", "the P×P all-ones matrix"),
+    ("pi", "the constant π"),
+    ("E", "the Gaussian expectation E[ … ]"),
+    ("tr", "the trace"),
+    ("inv", "the matrix inverse"),
+    ("logdet", "the log-determinant"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,7 @@ use crate::syntax::Diagnostic;
 use crate::syntax::ast::Ident;
 
 use super::Checker;
-use super::declarations::BUILTIN_NAMES;
-use super::ir::Builtin;
+use super::ir::{BUILTIN_NAMES, Builtin};
 
 /// Levenshtein distance between two names, in characters.
 pub fn edit_distance(a: &str, b: &str) -> usize {

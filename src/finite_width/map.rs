@@ -61,11 +61,11 @@ use crate::simulate::network::Network;
 use crate::simulate::stream_seed;
 use crate::solve::fluctuation::Order;
 use crate::solve::nngp::{EntryKey, NngpSettings, nngp_kernels, parameter_values};
-pub(crate) use iterate::*;
+pub(super) use iterate::*;
 pub use solution::{
     MapLayer, MapPrediction, MapSettings, MapSolution, PopulationReport, SaddleIteration,
 };
-pub(crate) use support::*;
+pub(super) use support::*;
 
 /// A solution of the sweeps: the state, the sweeps taken, the last relative change and each
 /// population's effective sample size there (None where exact).

@@ -24,6 +24,8 @@
 //! * [`jet`]: entry-wise functions of pre-activations — their regularity and jets f, f′, f″
 //!   over samples; [`price`]: the tilts and averages of a cumulant-generating term as forms of
 //!   them, so that Price's theorem gives ∂ ln Z/∂K without an inverse kernel.
+//! * [`matrix`]: matrix expressions that need no Gaussian integral (definitions, data-only
+//!   matrices, the readout kernel); [`tall`]: products of tall M×P sample matrices.
 //! * [`krylov`]: GMRES on an operator known only through its products (the Newton–Krylov
 //!   saddle point of `finite_width`).
 //! * [`monte_carlo`]: seeded Monte Carlo with standard errors, the independent check.

@@ -3,7 +3,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use super::newton_krylov::newton_krylov;
+use super::newton_krylov::{IterateMap, newton_krylov};
 use super::*;
 use crate::finite_width::FiniteWidthError;
 
@@ -121,7 +121,7 @@ impl Problem<'_> {
 /// products are central differences of sampled maps, whose rounding over the step
 /// ([`DIFFERENCE_STEP`] here, 1e-4 in the recurrent solver) limits the relative resolution
 /// to ~1e-10 at large N.
-pub(crate) const LINEAR_TOLERANCE: f64 = 1e-8;
+pub(in crate::finite_width) const LINEAR_TOLERANCE: f64 = 1e-8;
 
 /// The central differences' step, relative to the size of the conjugates (at least 1): their
 /// error is ~(step·C̃/N)² from the map's curvature (10⁻¹⁰ at N = 1) plus the map's rounding
@@ -130,7 +130,7 @@ pub(super) const DIFFERENCE_STEP: f64 = 1e-5;
 
 /// What [`fixed_point`] iterates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Iteration {
+pub(in crate::finite_width) enum Iteration {
     /// A nonlinear map (the saddle point): restarted where the extrapolation goes astray.
     Nonlinear,
     /// An affine map x ↦ b + Jx (a linearised system): Anderson with a long memory is, until
@@ -143,10 +143,6 @@ pub(crate) enum Iteration {
 /// four vectors of every conjugate entry, and replicas run in parallel).
 pub(super) const LINEAR_MEMORY: usize = 20;
 
-/// A map of flattened iterates, with what it reports beside (an ESS).
-pub(crate) type IterateMap<'m, E> =
-    dyn Fn(&Array1<f64>) -> Result<(Array1<f64>, E), FiniteWidthError> + 'm;
-
 /// The fixed point x = map(x) from `from` by Anderson-accelerated damped iteration (for a
 /// linear map this is a Krylov method, equivalent to GMRES while no iterate is dropped):
 /// the solution, the iterations,
@@ -156,7 +152,7 @@ pub(crate) type IterateMap<'m, E> =
 /// the map cannot take (a tilted measure that is not normalisable, collapsed importance
 /// weights, an indefinite covariance) falls back to plain damped steps, shorter each time.
 /// A nonlinear map goes to [`newton_krylov`] instead where the settings ask for it.
-pub(crate) fn fixed_point<E>(
+pub(in crate::finite_width) fn fixed_point<E>(
     from: Array1<f64>,
     map: &IterateMap<'_, E>,
     residual: &dyn Fn(&Array1<f64>, &Array1<f64>) -> f64,
@@ -232,7 +228,10 @@ pub(crate) fn fixed_point<E>(
 
 /// The relative change ‖next − x‖/‖next‖ (0 when both vanish, ∞ when only `next` does,
 /// NaN when either has a NaN).
-pub(crate) fn relative_change(x: ArrayView1<'_, f64>, next: ArrayView1<'_, f64>) -> f64 {
+pub(in crate::finite_width) fn relative_change(
+    x: ArrayView1<'_, f64>,
+    next: ArrayView1<'_, f64>,
+) -> f64 {
     let d = &next - &x;
     let size = next.dot(&next).sqrt();
     if size.is_nan() || d.iter().any(|v| v.is_nan()) {
@@ -249,7 +248,10 @@ pub(crate) fn relative_change(x: ArrayView1<'_, f64>, next: ArrayView1<'_, f64>)
 /// The next iterate of Anderson mixing from past iterates xᵢ and residuals fᵢ = G(xᵢ) − xᵢ
 /// (the last one current): x + βf − (ΔX + βΔF)γ with γ = argmin ‖f − ΔF γ‖; a plain damped
 /// step x + βf with one iterate, or where the least-squares problem is degenerate.
-pub(crate) fn anderson(memory: &[(Array1<f64>, Array1<f64>)], beta: f64) -> Array1<f64> {
+pub(in crate::finite_width) fn anderson(
+    memory: &[(Array1<f64>, Array1<f64>)],
+    beta: f64,
+) -> Array1<f64> {
     let Some((x, f)) = memory.last() else {
         return Array1::zeros(0);
     };

@@ -1,13 +1,12 @@
 //! The linearised fluctuation system at scale: the tilt's linear terms, the linear fields
 //! and the Krylov solve around the NNGP point.
 
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, ArrayView2};
 
 use super::expansion::Expansion;
 use super::*;
 use crate::finite_width::FiniteWidthError;
 use crate::finite_width::tilted::Estimator;
-use crate::numeric::price::EvaluatedTilt;
 use crate::solve::fluctuation::Order;
 
 impl Problem<'_> {
@@ -65,74 +64,6 @@ impl Problem<'_> {
             .iter()
             .map(|(k, c)| (k.clone(), c + &((&plus[k] - &minus[k]) / (2.0 * eps))))
             .collect())
-    }
-
-    /// The tilt of population `k` with its terms evaluated at the conjugates `conjugates`
-    /// (the fields at `at`).
-    pub(super) fn tilt_terms(
-        &self,
-        at: &State,
-        conjugates: &Entries,
-        k: usize,
-    ) -> Result<EvaluatedTilt, FiniteWidthError> {
-        let what = || format!("the tilt of term {}", k + 1);
-        let form = self.price[k]
-            .as_ref()
-            .ok_or_else(|| FiniteWidthError::Unsupported(format!("{} is not a form", what())))?;
-        let p = self.x.nrows();
-        self.with_context(&at.fields, conjugates, &[], |ctx| {
-            form.terms(ctx, p)
-                .map_err(|reason| FiniteWidthError::Evaluate {
-                    what: what(),
-                    reason,
-                })
-        })
-    }
-
-    /// Whether the tilt of population `k` is linear in the conjugates (the expansion at the
-    /// NNGP point assumes it): zero at zero, additive and homogeneous on probe directions.
-    pub(super) fn tilt_is_linear(&self, at: &State, k: usize) -> Result<bool, FiniteWidthError> {
-        let probe = |seed: f64, t: f64| -> Entries {
-            at.conjugates
-                .iter()
-                .map(|(key, v)| {
-                    let direction = Array2::from_shape_fn(v.dim(), |(i, j)| {
-                        let (a, b) = (i.min(j) as f64, i.max(j) as f64);
-                        t * (((a + seed) * 12.9898 + (b + 2.0 * seed) * 78.233).sin() * 43_758.547)
-                            .fract()
-                    });
-                    (key.clone(), direction)
-                })
-                .collect()
-        };
-        let flat = |t: &EvaluatedTilt| -> Vec<f64> {
-            t.bilinear
-                .iter()
-                .flat_map(|(m, _, _)| m.iter().copied())
-                .chain(t.linear.iter().flat_map(|(r, _)| r.iter().copied()))
-                .collect()
-        };
-        let zero = flat(&self.tilt_terms(at, &probe(0.0, 0.0), k)?);
-        let one = flat(&self.tilt_terms(at, &probe(1.0, 1.0), k)?);
-        let two = flat(&self.tilt_terms(at, &probe(2.0, 1.0), k)?);
-        let both = {
-            let (a, b) = (probe(1.0, 1.0), probe(2.0, 1.0));
-            let sum: Entries = a
-                .iter()
-                .map(|(key, v)| (key.clone(), v + &b[key]))
-                .collect();
-            flat(&self.tilt_terms(at, &sum, k)?)
-        };
-        let doubled = flat(&self.tilt_terms(at, &probe(1.0, 2.0), k)?);
-        let scale = one.iter().chain(&two).fold(0.0f64, |m, v| m.max(v.abs()));
-        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * scale.max(f64::MIN_POSITIVE);
-        Ok(zero.iter().all(|v| *v == 0.0)
-            && one
-                .iter()
-                .zip(&two)
-                .zip(&both)
-                .all(|((a, b), c)| close(a + b, *c))
-            && one.iter().zip(&doubled).all(|(a, d)| close(2.0 * a, *d)))
     }
 
     /// The linearised system (THEORY.md §4.4) on normals `z`, from the conjugates of

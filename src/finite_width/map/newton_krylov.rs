@@ -19,7 +19,7 @@
 
 use ndarray::Array1;
 
-use super::{IterateMap, MapSettings};
+use super::MapSettings;
 use crate::finite_width::FiniteWidthError;
 use crate::numeric::krylov::gmres;
 
@@ -54,6 +54,10 @@ const FORCING: (f64, f64) = (1e-6, 0.1);
 
 /// The shortest step the line search tries before falling back to a damped sweep.
 const SHORTEST_STEP: f64 = 1.0 / 64.0;
+
+/// A map of flattened iterates, with what it reports beside (an ESS).
+pub(in crate::finite_width) type IterateMap<'m, E> =
+    dyn Fn(&Array1<f64>) -> Result<(Array1<f64>, E), FiniteWidthError> + 'm;
 
 /// A fixed point found by [`newton_krylov`].
 pub(in crate::finite_width) struct NewtonSolution<E> {

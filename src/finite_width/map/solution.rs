@@ -7,7 +7,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use crate::finite_width::tilted::Estimator;
 use crate::solve::gp::{Prediction, TestMetrics};
 
-/// Settings of [`map_kernels`].
+/// Settings of [`map_kernels`](super::map_kernels).
 #[derive(Debug, Clone)]
 pub struct MapSettings {
     /// Parameter overrides (`--set`).
@@ -38,7 +38,7 @@ pub struct MapSettings {
     /// Solve the linearised system by central differences of the sampled maps even where
     /// the expansion at the NNGP point applies (a check of it; much slower).
     pub linear_by_differences: bool,
-    /// Add the prior one-loop mean shift m/N to the MAP ([`super::posterior`]): the kernels
+    /// Add the prior one-loop mean shift m/N to the MAP ([`crate::finite_width::posterior`]): the kernels
     /// a trained network averages to, rather than their mode.
     pub posterior_mean: bool,
 }
@@ -63,7 +63,7 @@ impl Default for MapSettings {
     }
 }
 
-/// How [`map_kernels`] (and the recurrent MAP) move towards the saddle point; each counts
+/// How [`map_kernels`](super::map_kernels) (and the recurrent MAP) move towards the saddle point; each counts
 /// an evaluation of the sweep map (a forward and a backward pass) as one sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SaddleIteration {
@@ -73,7 +73,7 @@ pub enum SaddleIteration {
     Anderson,
     /// Newton's method on the sweep map's residual, its linear systems solved by GMRES with
     /// differenced products (one sweep each) and a backtracking line search
-    /// ([`newton_krylov`]).
+    /// (`newton_krylov`).
     NewtonKrylov,
 }
 

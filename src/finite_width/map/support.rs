@@ -19,7 +19,7 @@ use crate::simulate::network::additive_terms;
 use crate::solve::nngp::EntryKey;
 
 /// Independent replicas of a solution, for its Monte Carlo standard errors.
-pub(crate) struct Replicas<S> {
+pub(in crate::finite_width) struct Replicas<S> {
     /// The replicas' solutions, in replica order.
     pub states: Vec<S>,
     /// √(R·m/M): sd/√R is the error of an estimate from R·m samples, the solution has M.
@@ -32,7 +32,7 @@ pub(crate) struct Replicas<S> {
 /// m = M/R, but at least 2000 (or M), so that each replica's importance weights stand on
 /// their own. Solved in parallel and collected in replica order, so the errors do not
 /// depend on the thread count.
-pub(crate) fn replicas_of<S: Send>(
+pub(in crate::finite_width) fn replicas_of<S: Send>(
     samples: usize,
     replicas: usize,
     solve: impl Fn(usize, usize) -> Result<S, FiniteWidthError> + Sync,
@@ -57,7 +57,7 @@ pub(crate) fn replicas_of<S: Send>(
 }
 
 /// sd over replicas / √R, entry by entry (None with fewer than two).
-pub(crate) fn standard_error(values: &[Array2<f64>]) -> Option<Array2<f64>> {
+pub(in crate::finite_width) fn standard_error(values: &[Array2<f64>]) -> Option<Array2<f64>> {
     let r = values.len() as f64;
     let first = values.first()?;
     if values.len() < 2 {
@@ -76,7 +76,9 @@ pub(crate) fn standard_error(values: &[Array2<f64>]) -> Option<Array2<f64>> {
     Some((var / (r - 1.0)).mapv(f64::sqrt) / r.sqrt())
 }
 
-pub(crate) fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthError> {
+pub(in crate::finite_width) fn check_settings(
+    settings: &MapSettings,
+) -> Result<(), FiniteWidthError> {
     let bad = |name: &'static str, value: f64, reason: &'static str| {
         Err(FiniteWidthError::BadSetting {
             name,
@@ -111,7 +113,7 @@ pub(crate) fn check_settings(settings: &MapSettings) -> Result<(), FiniteWidthEr
     Ok(())
 }
 
-pub(crate) fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {
+pub(in crate::finite_width) fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     Array2::from_shape_simple_fn((m, p), || StandardNormal.sample(&mut rng))
 }
@@ -119,7 +121,7 @@ pub(crate) fn normals(m: usize, p: usize, seed: u64) -> Array2<f64> {
 /// ∂R/∂C for each field entry of `keys`, R the action without its cumulant-generating terms
 /// (the data term, measure terms), derived symbolically; conjugates as fields at
 /// [`CONJUGATE_BASE`]. None where R does not read the entry.
-pub(crate) fn rest_gradients(
+pub(in crate::finite_width) fn rest_gradients(
     theory: &Theory,
     params: &[f64],
     keys: &[EntryKey],
@@ -162,7 +164,7 @@ pub(super) fn with_parameter_values(e: &Expr, params: &[f64]) -> Expr {
 }
 
 /// The conjugate of a field entry as written: `Ct[2]`, `Ct[1,3]`.
-pub(crate) fn conjugate_name(
+pub(in crate::finite_width) fn conjugate_name(
     theory: &Theory,
     conjugate_of: &[Option<usize>],
     key: &EntryKey,
@@ -177,7 +179,7 @@ pub(crate) fn conjugate_name(
 }
 
 /// Replaces conjugate entries by fields at [`CONJUGATE_BASE`] + id.
-pub(crate) fn conjugates_as_fields(e: &Expr) -> Expr {
+pub(in crate::finite_width) fn conjugates_as_fields(e: &Expr) -> Expr {
     substitute(e, &|x| match &x.kind {
         ExprKind::Conjugate { conj, indices } => Some(node(
             ExprKind::Field {
@@ -190,7 +192,7 @@ pub(crate) fn conjugates_as_fields(e: &Expr) -> Expr {
     })
 }
 
-pub(crate) fn norm(m: &Array2<f64>) -> f64 {
+pub(in crate::finite_width) fn norm(m: &Array2<f64>) -> f64 {
     m.iter().map(|v| v * v).sum::<f64>().sqrt()
 }
 

@@ -109,7 +109,7 @@ struct Problem<'a> {
     /// every training sample, is the training-only problem's.
     order: Vec<usize>,
     keys: Vec<EntryKey>,
-    /// ∂R/∂C per key, conjugates as fields at [`CONJUGATE_BASE`].
+    /// ∂R/∂C per key, conjugates as fields at [`super::map::CONJUGATE_BASE`].
     rest: Vec<Option<crate::check::ir::Expr>>,
     conjugate_of: Vec<Option<usize>>,
 }

@@ -19,7 +19,14 @@
 //! * [`ActionEvaluator::evaluate_expr`]: any closed (unrolled) checked expression of the theory,
 //!   scalar or matrix, with the same conventions and quadrature — the symbolic gradients and
 //!   derived equations as numbers (`tests/symbolic_vs_ad.rs` compares them with the AD gradient).
-//! * [`dense`]: the small dense matrix the evaluator computes with.
+//! * [`dense`]: the small dense matrix the evaluator computes with; `factor` its Cholesky and
+//!   inverse with derivatives flowing through; `ops` the language's operations on it.
+//! * `eval`: the tree-walking evaluator; `fields`: field and conjugate entries during one
+//!   evaluation; `error`: what can go wrong.
+//! * `expectation`: Gaussian expectations by tensor-product Gauss–Hermite; `integrand`: an
+//!   integrand staged once; `breakpoints`: where it jumps or kinks; `quadrature`: the 1-D
+//!   rules of a line cut there.
+//! * [`derivatives`]: gradient and Hessian by forward-mode AD.
 //!
 //! Note the conventions of the example theories: the data term
 //! $-\tfrac12\operatorname{tr}Y^\top(C+\kappa I)^{-1}Y-\tfrac D2\ln\det(C+\kappa I)$ omits the

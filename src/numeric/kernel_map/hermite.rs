@@ -1,5 +1,5 @@
 //! The layer map $C'=s\,K_\phi(C)+o$ over all pattern pairs for an activation without a
-//! closed form, by the Mehler expansion of [`super::hermite_expansion`]:
+//! closed form, by the Mehler expansion of [`crate::numeric::hermite_expansion`]:
 //! $$K_\phi(C)_{\alpha\beta}=\sum_{k\le K}\rho_{\alpha\beta}^k\,\hat a_k(C_{\alpha\alpha})\,
 //! \hat a_k(C_{\beta\beta}),\qquad \rho_{\alpha\beta}=C_{\alpha\beta}/\sqrt{C_{\alpha\alpha}C_{\beta\beta}},$$
 //! a Horner sum per pair, vectorised over $\beta$ with the coefficients laid out order-major.

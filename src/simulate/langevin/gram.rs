@@ -73,7 +73,8 @@ pub(super) fn refuse(span: Span, reason: String) -> SimulateError {
 }
 
 /// An expression's P×P value at given values of the matrices it reads.
-pub(crate) type MatrixOf<'f> = dyn Fn(&[Array2<f64>]) -> Result<Array2<f64>, SimulateError> + 'f;
+pub(in crate::simulate) type MatrixOf<'f> =
+    dyn Fn(&[Array2<f64>]) -> Result<Array2<f64>, SimulateError> + 'f;
 
 /// Symmetric probe matrices with signed entries in [−1.5, 1.5), different for every index
 /// (signed, so that entry-wise |·|, relu or clipping are not mistaken for linear maps).
@@ -98,7 +99,7 @@ pub(super) fn probe(p: usize, index: usize) -> Array2<f64> {
 /// E(X₁, …) = Σ cⱼXⱼ + K₀, recovered by probing `eval` one input at a time and checked on
 /// two joint probes of different scales (×1 and ×10: a clipped or saturating map fails one);
 /// None when it is not of that form or cannot be evaluated at a probe.
-pub(crate) fn affine_in(
+pub(in crate::simulate) fn affine_in(
     inputs: usize,
     p: usize,
     eval: &MatrixOf<'_>,
@@ -138,7 +139,7 @@ pub(crate) fn affine_in(
 }
 
 /// a·b by faer (cache-blocked; the views may be transposed).
-pub(crate) fn product(
+pub(in crate::simulate) fn product(
     a: ndarray::ArrayView2<'_, f64>,
     b: ndarray::ArrayView2<'_, f64>,
 ) -> Array2<f64> {

@@ -46,7 +46,7 @@ use super::posterior::{Observation, PosteriorChain, PosteriorSampler, Targets, W
 mod gram;
 mod network;
 use gram::*;
-pub(crate) use gram::{affine_in, product};
+pub(super) use gram::{affine_in, product};
 pub use network::{Forward, WeightNetwork, Weights};
 
 /// A network with explicit weights θ whose posterior exp(−U), U(θ) = ‖Y − f(θ)‖²/(2κ) +

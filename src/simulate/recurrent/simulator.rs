@@ -21,10 +21,10 @@ use crate::solve::recurrent_one_loop::{RecurrentOneLoop, recurrent_prior_covaria
 use super::*;
 
 /// The most units the factorisation check of [`RecurrentSimulator::new`] draws.
-pub(crate) const PROBE_UNITS: usize = 64;
+pub(super) const PROBE_UNITS: usize = 64;
 
 /// The states h(0…T) and the unit outputs f(h(0…T−1)) of one network (n×P each).
-pub(crate) type Trajectory = (Vec<Array2<f64>>, Vec<Array2<f64>>);
+pub(super) type Trajectory = (Vec<Array2<f64>>, Vec<Array2<f64>>);
 
 /// A recurrent network on given inputs, ready to draw.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub struct RecurrentSimulator<'a> {
     /// g = n·Var(Wᵢⱼ).
     pub gain: f64,
     /// The drive's covariance factor L (LLᵀ = D over (time, pattern), time-major).
-    pub(crate) drive: Array2<f64>,
+    pub(in crate::simulate) drive: Array2<f64>,
     /// D itself, ((T+1)P)² time-major: the definitions' blocks and the part of every
     /// block's equation that does not come from the units.
     pub drive_covariance: Array2<f64>,
@@ -166,12 +166,12 @@ impl<'a> RecurrentSimulator<'a> {
     }
 
     /// The standard normals of one network: the drive's (n × (T+1)P) and the weights' (n × n).
-    pub(crate) fn normals(&self, rng: &mut StdRng) -> Vec<Array2<f64>> {
+    pub(super) fn normals(&self, rng: &mut StdRng) -> Vec<Array2<f64>> {
         self.normals_of(rng, self.network.units)
     }
 
     /// [`Self::normals`] of `n` units.
-    pub(crate) fn normals_of(&self, rng: &mut StdRng, n: usize) -> Vec<Array2<f64>> {
+    pub(super) fn normals_of(&self, rng: &mut StdRng, n: usize) -> Vec<Array2<f64>> {
         let p = self.x.nrows();
         let times = self.network.last_time + 1;
         let z =
@@ -182,7 +182,7 @@ impl<'a> RecurrentSimulator<'a> {
 
     /// The states h(0…T) (n×P each) and the unit outputs f(h(0…T−1)) of the network the
     /// normals make (the drive's, then the weights'; n = their rows).
-    pub(crate) fn run_from(&self, normals: &[Array2<f64>]) -> Result<Trajectory, SimulateError> {
+    pub(super) fn run_from(&self, normals: &[Array2<f64>]) -> Result<Trajectory, SimulateError> {
         let network = self.network;
         let n = normals.first().map_or(network.units, |z| z.nrows());
         let p = self.x.nrows();
@@ -222,7 +222,7 @@ impl<'a> RecurrentSimulator<'a> {
     }
 
     /// f(h(u)) on every unit (n×P).
-    pub(crate) fn output_at(
+    pub(super) fn output_at(
         &self,
         states: &[Array2<f64>],
         u: i64,
@@ -246,7 +246,7 @@ impl<'a> RecurrentSimulator<'a> {
         })
     }
 
-    pub(crate) fn average(
+    pub(super) fn average(
         &self,
         states: &[Array2<f64>],
         body: &Expr,
@@ -408,7 +408,7 @@ impl<'a> RecurrentSimulator<'a> {
     }
 
     /// What the equations read: parameters, inputs, the definitions.
-    pub(crate) fn values(&self) -> FieldValues<'_> {
+    pub(super) fn values(&self) -> FieldValues<'_> {
         FieldValues {
             theory: &self.network.theory,
             params: &self.network.params,
@@ -417,7 +417,7 @@ impl<'a> RecurrentSimulator<'a> {
         }
     }
 
-    pub(crate) fn with_context<T>(
+    pub(in crate::simulate) fn with_context<T>(
         &self,
         entries: &BTreeMap<EntryKey, Array2<f64>>,
         slot: Option<&Array2<f64>>,
@@ -427,7 +427,7 @@ impl<'a> RecurrentSimulator<'a> {
         self.values().with_context(entries, &slots, f)
     }
 
-    pub(crate) fn matrix(
+    pub(in crate::simulate) fn matrix(
         &self,
         entries: &BTreeMap<EntryKey, Array2<f64>>,
         slot: Option<Array2<f64>>,

@@ -105,7 +105,7 @@ pub struct TargetSpec {
     pub error: Option<f64>,
 }
 
-/// The readout of [`separability`].
+/// The readout of [`separability`](super::separability).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadoutSpec {

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use crate::check::ir::{FieldKind, Theory};
 use crate::derive::entrywise::Position;
 
-pub use crate::numeric::kernel_map::PairSet;
+use crate::numeric::kernel_map::PairSet;
 use crate::numeric::kernel_map::hermite::ExpansionReport;
 use crate::numeric::kernel_map::mirror_upper;
 use crate::numeric::matrix::{MatrixContext, Value};

@@ -23,4 +23,7 @@ mod set;
 mod testing;
 pub mod trig;
 
-pub use set::{RuleSelection, RuleSet, Rw, UnknownRuleSet, rule_sets};
+pub use set::{RuleSelection, RuleSet, UnknownRuleSet, rule_sets};
+
+/// A rewrite of the symbolic stage (every family's rules are of this type).
+pub type Rw = egg::Rewrite<crate::symbolic::lang::Math, crate::symbolic::analysis::ConstantFold>;

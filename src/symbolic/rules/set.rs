@@ -4,14 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use egg::Rewrite;
-
-use super::{algebra, gaussian, matrix, price, trig};
-use crate::symbolic::analysis::ConstantFold;
-use crate::symbolic::lang::Math;
-
-/// A rewrite of the symbolic stage.
-pub type Rw = Rewrite<Math, ConstantFold>;
+use super::{Rw, algebra, gaussian, matrix, price, trig};
 
 /// One family of rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
