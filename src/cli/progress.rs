@@ -60,15 +60,22 @@ pub(crate) fn duration(elapsed: Duration) -> String {
 
 /// A bar of `len` steps with rate and ETA (hidden with `json` or when stderr is no terminal).
 pub(crate) fn progress_bar(len: u64, json: bool) -> ProgressBar {
-    if json || !std::io::stderr().is_terminal() {
+    styled_bar(
+        len,
+        "{bar:40} {pos}/{len} steps  {per_sec}  {elapsed_precise} (eta {eta})",
+        json,
+    )
+}
+
+/// A bar of `len` steps drawn with the indicatif `template` (hidden when `hidden` or stderr
+/// is no terminal).
+pub(crate) fn styled_bar(len: u64, template: &str, hidden: bool) -> ProgressBar {
+    if hidden || !std::io::stderr().is_terminal() {
         return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} steps  {per_sec}  {elapsed_precise} (eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::CliError;
+use super::progress::styled_bar;
 use crate::plot::{Curve, CurveFigure, Heatmap, Marker};
 
 mod depth;
@@ -93,14 +94,11 @@ fn write_heatmap(dir: &Path, stem: &str, figure: &Heatmap) -> Result<PathBuf, Cl
 
 /// A bar with the rate, the elapsed time and the time left, then what is being done.
 fn progress_bar(len: u64) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len}  {per_sec}  {elapsed_precise} (eta {eta})  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+    styled_bar(
+        len,
+        "{bar:40} {pos}/{len}  {per_sec}  {elapsed_precise} (eta {eta})  {msg}",
+        false,
+    )
 }
 
 /// Creates the output folder.

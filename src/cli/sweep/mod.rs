@@ -20,17 +20,18 @@
 //! Here: the arguments and the run over the points (parallel, resumable, interruptible);
 //! `grid`: the grid parsed and its points; `figure`: a sweep's directory read back as curves.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
 use super::CliError;
+use super::progress::styled_bar;
 use super::result::{RunResult, Values};
 use crate::check::ir::Theory;
 
@@ -341,15 +342,10 @@ fn scalars(result: &RunResult) -> Map<String, Value> {
 }
 
 fn progress_bar(len: u64, done: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "sweep {bar:40} {pos}/{len} points  {per_sec}  {elapsed_precise} (eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = styled_bar(
+        len,
+        "sweep {bar:40} {pos}/{len} points  {per_sec}  {elapsed_precise} (eta {eta})",
+        false,
     );
     bar.set_position(done);
     bar.reset_eta();

@@ -133,10 +133,7 @@ pub(super) fn evaluate_forward(
         field: name.to_string(),
         source,
     };
-    let needed = move |a: usize, b: usize| match pairs {
-        PairSet::All => true,
-        PairSet::TrainAndCross(n) => a < n || b < n || a == b,
-    };
+    let needed = move |a: usize, b: usize| pairs.includes(a, b);
     if kind == FieldKind::Mean {
         let values: Vec<f64> = (0..p)
             .into_par_iter()
